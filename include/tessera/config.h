@@ -1,0 +1,40 @@
+/* INI configuration with a fixed schema: sections data, model, train, optim,
+ * runtime. Unknown sections or keys are errors that name the file, line and
+ * the nearest valid key; values are checked against their type. */
+#ifndef TESSERA_CONFIG_H
+#define TESSERA_CONFIG_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_config tsr_config_t;
+
+/* An empty configuration: every key has its default. */
+int tsr_config_create(tsr_config_t **out);
+/* Reads an INI file over the current values. */
+int tsr_config_load(tsr_config_t *cfg, const char *path);
+/* Applies one "section.key=value" override (from --set). */
+int tsr_config_set(tsr_config_t *cfg, const char *assignment);
+void tsr_config_destroy(tsr_config_t *cfg);
+
+/* Typed getters. The key must exist in the schema; values were checked when
+ * set, so these only fail on a schema mistake (TSR_EINTERNAL). */
+const char *tsr_config_get(const tsr_config_t *cfg, const char *section, const char *key);
+long tsr_config_get_long(const tsr_config_t *cfg, const char *section, const char *key);
+double tsr_config_get_double(const tsr_config_t *cfg, const char *section, const char *key);
+int tsr_config_get_bool(const tsr_config_t *cfg, const char *section, const char *key);
+/* Comma-separated positive integers; returns the count, up to max. */
+int tsr_config_get_ints(const tsr_config_t *cfg, const char *section, const char *key, long *vals, int max);
+/* Where a value came from ("examples/digits.ini:7", "--set", "default"). */
+const char *tsr_config_origin(const tsr_config_t *cfg, const char *section, const char *key);
+/* The directory of the last loaded file ("." if none), for relative paths. */
+const char *tsr_config_dir(const tsr_config_t *cfg);
+/* The effective configuration as INI text (malloc'd; caller frees). */
+char *tsr_config_dump(const tsr_config_t *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

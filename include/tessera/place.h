@@ -1,0 +1,39 @@
+/* Placement: a binding plan that splits a node's cores among its local
+ * ranks (whole packages and NUMA domains first), binding, BLAS threads. */
+#ifndef TESSERA_PLACE_H
+#define TESSERA_PLACE_H
+#include <hwloc.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_place_plan tsr_place_plan_t;
+
+/* Builds the plan for nlocal ranks on the node described by topo (which the
+ * caller owns and keeps alive while the plan lives). With more ranks than
+ * cores, ranks share cores round-robin and each owns one. */
+int tsr_place_plan_create(hwloc_topology_t topo, int nlocal, tsr_place_plan_t **out);
+void tsr_place_plan_destroy(tsr_place_plan_t *plan);
+
+int tsr_place_plan_nranks(const tsr_place_plan_t *plan);
+/* The cpuset of a local rank (owned by the plan). */
+hwloc_const_bitmap_t tsr_place_plan_cpuset(const tsr_place_plan_t *plan, int local_rank);
+/* Number of cores (not PUs) the rank owns. */
+int tsr_place_plan_ncores(const tsr_place_plan_t *plan, int local_rank);
+/* OS index of the NUMA node the rank's cores belong to (-1 if they span
+ * several or the machine reports none). */
+int tsr_place_plan_numa(const tsr_place_plan_t *plan, int local_rank);
+/* The cpuset as a list string such as "0-3,8". */
+int tsr_place_plan_cpuset_string(const tsr_place_plan_t *plan, int local_rank, char *buf, size_t len);
+
+/* Binds the calling process to the rank's cpuset. */
+int tsr_place_bind(hwloc_topology_t topo, const tsr_place_plan_t *plan, int local_rank);
+/* Sets the BLAS library's thread count (OpenBLAS). */
+void tsr_place_set_blas_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,68 @@
+/* Thread-local error message behind tsr_last_error(). */
+#include "tessera/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char msg[1024];
+
+const char *tsr_last_error(void)
+{
+    return msg;
+}
+
+int tsr_error_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int tsr_error_prefix(int code, const char *fmt, ...)
+{
+    char old[sizeof msg];
+    memcpy(old, msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, "%s", old);
+    return code;
+}
+
+void tsr_error_clear(void)
+{
+    msg[0] = '\0';
+}
+
+const char *tsr_strerror(int code)
+{
+    switch (code) {
+    case TSR_OK: return "success";
+    case TSR_EINVAL: return "invalid argument or configuration";
+    case TSR_EDATA: return "invalid input data";
+    case TSR_EIO: return "input/output error";
+    case TSR_ENOMEM: return "out of memory";
+    case TSR_EMPI: return "MPI error";
+    case TSR_ESYS: return "system error";
+    case TSR_ENOTSUP: return "not supported by this build";
+    case TSR_EINTERNAL: return "internal error";
+    default: return "unknown error";
+    }
+}
+
+int tsr_error_exit_code(int code)
+{
+    switch (code) {
+    case TSR_OK: return 0;
+    case TSR_EINVAL:
+    case TSR_ENOTSUP: return 2;
+    case TSR_EDATA: return 3;
+    case TSR_EIO: return 4;
+    default: return 1;
+    }
+}

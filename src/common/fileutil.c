@@ -1,0 +1,72 @@
+#include "common/fileutil.h"
+#include "tessera/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int tsr_file_tmpname(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    int n;
+    if (slash)
+        n = snprintf(buf, len, "%.*s/.%s.tmp.%ld", (int)(slash - path), path, slash + 1, (long)getpid());
+    else
+        n = snprintf(buf, len, ".%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= len)
+        return tsr_error_set(TSR_EINVAL, "%s: path too long", path);
+    return TSR_OK;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    /* Some file systems refuse fsync on directories; that is not a failure. */
+    if (rc != 0 && (errno == EINVAL || errno == EBADF) && (flags & O_DIRECTORY))
+        rc = 0;
+    close(fd);
+    return rc;
+}
+
+int tsr_file_commit(const char *tmp, const char *path)
+{
+    char dir[4096];
+    if (fsync_path(tmp, O_RDONLY) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tsr_error_set(TSR_EIO, "%s: fsync failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tsr_error_set(TSR_EIO, "%s: rename from %s failed: %s", path, tmp, strerror(e));
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    if (fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY) != 0)
+        return tsr_error_set(TSR_EIO, "%s: fsync of its directory failed: %s", path, strerror(errno));
+    return TSR_OK;
+}
+
+void tsr_file_discard(const char *tmp)
+{
+    if (tmp && tmp[0])
+        unlink(tmp);
+}
+
+int tsr_path_join(const char *dir, const char *rel, char *buf, size_t len)
+{
+    int n;
+    if (rel[0] == '/' || !dir || !dir[0] || strcmp(dir, ".") == 0)
+        n = snprintf(buf, len, "%s", rel);
+    else
+        n = snprintf(buf, len, "%s/%s", dir, rel);
+    if (n < 0 || (size_t)n >= len)
+        return tsr_error_set(TSR_EINVAL, "%s: path too long", rel);
+    return TSR_OK;
+}
