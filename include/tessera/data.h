@@ -43,6 +43,26 @@ int tsr_dataset_validate(tsr_dataset_t *ds, int classes);
  * the other pointer may be NULL. */
 int tsr_dataset_read(tsr_dataset_t *ds, size_t start, size_t count, float *x, int32_t *labels, float *targets);
 
+/* Additions beyond the core API above. */
+
+/* 1 if the split is streamed from the file per batch, 0 if held in memory. */
+int tsr_dataset_is_streaming(const tsr_dataset_t *ds);
+/* How /X is stored in the file: "float32" or "uint8". */
+const char *tsr_dataset_dtype(const tsr_dataset_t *ds);
+/* The scale applied to uint8 /X (1 for float32). */
+float tsr_dataset_scale(const tsr_dataset_t *ds);
+/* The path the dataset was opened from. */
+const char *tsr_dataset_path(const tsr_dataset_t *ds);
+
+/* Reads the rows listed in rows[0..count) (any order, no repeats) into x,
+ * labels or targets in that same order (as tsr_dataset_read). work is
+ * scratch memory of tsr_dataset_gather_work_size(ds, count) bytes, so the
+ * call allocates nothing; NULL makes it allocate its own. Streamed splits
+ * read the rows with one union of hyperslabs (rows sorted first). */
+size_t tsr_dataset_gather_work_size(const tsr_dataset_t *ds, size_t count);
+int tsr_dataset_gather(tsr_dataset_t *ds, const uint32_t *rows, size_t count, float *x, int32_t *labels,
+                       float *targets, void *work);
+
 /* A batch as the loader hands it out; the memory belongs to the loader and
  * stays valid until the next tsr_loader_next. */
 typedef struct tsr_batch {
@@ -79,6 +99,10 @@ int tsr_loader_next(tsr_loader_t *ld, tsr_batch_t *batch);
  * IDX: image and label files (gzip or plain) -> uint8 /X with scale 1/255;
  * test_images/test_labels may be NULL. */
 int tsr_data_convert_csv(const char *csv, const char *out, int label_col, double test_fraction, uint64_t seed);
+/* As tsr_data_convert_csv, with every feature multiplied by scale (1: as
+ * read), e.g. 0.0625 for pixel values 0..16. */
+int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col, double test_fraction,
+                                uint64_t seed, double scale);
 int tsr_data_convert_idx(const char *images, const char *labels, const char *test_images,
                          const char *test_labels, const char *out);
 

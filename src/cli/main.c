@@ -1,1 +1,55 @@
-int main(void) { return 0; }
+/* The tessera program: one binary, started on every rank. */
+#include "cli/commands.h"
+#include "tessera/error.h"
+#include "tessera/runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tessera COMMAND [ARGS]\n"
+    "Commands:\n"
+    "  train CONFIG [--set section.key=value ...]   train a model data-parallel on every rank\n"
+    "  topo [--bind]                                 print each rank's host, cores and NUMA node\n"
+    "  data convert ... | data info FILE             convert CSV/IDX files to tessera's HDF5 format\n"
+    "  version                                       print the version\n"
+    "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
+    "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
+    "3 bad input data, 4 file I/O failure.\n";
+
+/* Commands that need MPI run inside a runtime; the rest do not start MPI. */
+static int with_runtime(int (*cmd)(tsr_runtime_t *, int, char **), int *argc, char ***argv)
+{
+    tsr_runtime_t *rt = NULL;
+    int rc = tsr_runtime_create(argc, argv, &rt);
+    if (rc) {
+        fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
+        return tsr_error_exit_code(rc);
+    }
+    rc = cmd(rt, *argc - 1, *argv + 1);
+    tsr_runtime_destroy(rt);
+    return tsr_error_exit_code(rc);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("tessera %s\n", TSR_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "train") == 0)
+        return with_runtime(tsr_cmd_train, &argc, &argv);
+    if (strcmp(argv[1], "topo") == 0)
+        return with_runtime(tsr_cmd_topo, &argc, &argv);
+    if (strcmp(argv[1], "data") == 0) {
+        int rc = tsr_cmd_data(argc - 1, argv + 1);
+        return tsr_error_exit_code(rc);
+    }
+    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data or version (see tessera --help)\n",
+            argv[1]);
+    return 2;
+}

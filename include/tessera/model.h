@@ -1,0 +1,77 @@
+/* A feed-forward model: dense layers over one flat parameter buffer and one
+ * flat gradient buffer. Layer i owns W_i [out, in] (row-major, as PyTorch's
+ * Linear) followed by b_i [out]; layers are laid out in order, so backward,
+ * which runs last layer first, finishes the buffer from its end. */
+#ifndef TESSERA_MODEL_H
+#define TESSERA_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tessera/compute.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSR_MODEL_MAX_LAYERS 32
+
+typedef enum { TSR_LOSS_XENT = 0, TSR_LOSS_MSE = 1 } tsr_loss_t;
+
+typedef struct tsr_model_spec {
+    int nlayers;                            /* dense layers */
+    size_t sizes[TSR_MODEL_MAX_LAYERS + 1]; /* sizes[0] inputs ... sizes[nlayers] outputs */
+    tsr_act_t act;                          /* activation after every layer but the last */
+    tsr_loss_t loss;                        /* softmax cross-entropy on labels, or MSE */
+} tsr_model_spec_t;
+
+typedef struct tsr_model tsr_model_t;
+
+/* Called by backward when grads[offset..nparams) are final. */
+typedef void (*tsr_grad_ready_fn)(size_t offset, void *arg);
+
+/* Allocates buffers for batches of up to max_batch rows. */
+int tsr_model_create(const tsr_model_spec_t *spec, size_t max_batch, tsr_model_t **out);
+void tsr_model_destroy(tsr_model_t *m);
+
+const tsr_model_spec_t *tsr_model_spec(const tsr_model_t *m);
+size_t tsr_model_nparams(const tsr_model_t *m);
+float *tsr_model_params(tsr_model_t *m);
+float *tsr_model_grads(tsr_model_t *m);
+/* Offset of layer i's weights in the flat buffers. */
+size_t tsr_model_layer_offset(const tsr_model_t *m, int layer);
+/* FLOPs of one sample's forward+backward (2*in*out per layer forward, twice that backward). */
+double tsr_model_flops_per_sample(const tsr_model_t *m);
+
+/* PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)), from (seed, layer). */
+void tsr_model_init(tsr_model_t *m, uint64_t seed);
+
+/* Forward pass of rows <= max_batch samples; keeps activations for backward. */
+int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
+/* Output of the last forward: logits (cross-entropy) or predictions (MSE). */
+const float *tsr_model_output(const tsr_model_t *m);
+/* Loss and gradient of the last forward. grads = scale * d(sum of per-sample
+ * losses)/d(params); returns that sum, unscaled. ready (may be NULL) is told
+ * as each layer's gradients are done, last layer first. labels for
+ * cross-entropy, targets [rows, outputs] for MSE. */
+double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
+                          tsr_grad_ready_fn ready, void *arg);
+/* Loss sum and correct count (labels only; 0 for MSE) over rows, in chunks of max_batch. */
+int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
+                       double *loss_sum, size_t *correct);
+/* Softmax probabilities (cross-entropy) or predictions (MSE) for rows inputs into out. */
+int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
+
+/* The spec as JSON ({"layers":[...],"loss":...}); returns bytes written or <0. */
+int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
+const char *tsr_loss_name(tsr_loss_t loss);
+
+/* Model file (HDF5): /model/layer_<i>/{weight,bias}, root attributes format
+ * "tessera-model", version, model (spec JSON), created, plus the given text
+ * attributes (pairs of key, value; may be NULL). Written atomically. */
+int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs);
+/* Reads a model file back (max_batch as in tsr_model_create). */
+int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

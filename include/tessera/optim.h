@@ -1,0 +1,44 @@
+/* Optimizers over a flat parameter buffer: SGD with (Nesterov) momentum and
+ * AdamW; linear warmup then constant or cosine decay; global-norm clipping. */
+#ifndef TESSERA_OPTIM_H
+#define TESSERA_OPTIM_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { TSR_OPTIM_SGD = 0, TSR_OPTIM_ADAMW = 1 } tsr_optim_kind_t;
+typedef enum { TSR_SCHED_CONSTANT = 0, TSR_SCHED_COSINE = 1 } tsr_sched_t;
+
+typedef struct tsr_optim_config {
+    tsr_optim_kind_t kind;
+    double lr, momentum, weight_decay;
+    int nesterov;
+    double beta1, beta2, eps;
+    tsr_sched_t schedule;
+    long warmup_steps, total_steps; /* total_steps bounds the cosine */
+    double min_lr;
+    double clip_norm;               /* <= 0: no clipping */
+} tsr_optim_config_t;
+
+typedef struct tsr_optim tsr_optim_t;
+
+int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out);
+void tsr_optim_destroy(tsr_optim_t *o);
+
+/* The learning rate at step (0-based). */
+double tsr_optim_lr(const tsr_optim_t *o, long step);
+/* One update of params from grads (grads may be scaled by clipping).
+ * *grad_norm (may be NULL) gets the global L2 norm before clipping. */
+int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
+long tsr_optim_steps_taken(const tsr_optim_t *o);
+
+/* Optimizer state for checkpoints: nstate floats (0, n or 2n) and the step. */
+float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);
+void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

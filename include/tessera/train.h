@@ -1,0 +1,30 @@
+/* The training step loop: ties runtime, place, data, model, optim and comm. */
+#ifndef TESSERA_TRAIN_H
+#define TESSERA_TRAIN_H
+#include "tessera/config.h"
+#include "tessera/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_train_result {
+    long steps;                /* optimizer steps taken */
+    long epochs;               /* epochs completed */
+    double train_loss;         /* mean loss of the last epoch */
+    double test_loss;          /* mean test loss after the last epoch (NaN without a test split) */
+    double test_accuracy;      /* fraction correct (NaN without a test split or for MSE) */
+    double wall_seconds;       /* from start of training to the model being written */
+    double samples_per_second; /* global training samples per second of step loop */
+    size_t nparams;
+} tsr_train_result_t;
+
+/* Trains as the configuration says. Collective over the runtime's world:
+ * every rank returns the same code, and when it is not TSR_OK *failed_rank
+ * names the rank whose tsr_last_error() explains it. */
+int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

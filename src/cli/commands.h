@@ -1,0 +1,12 @@
+/* Subcommands of the tessera program; main.c dispatches on argv[1]. Each
+ * takes the subcommand's own argv (argv[0] is the subcommand name) and
+ * returns 0 or a TSR_E* code after logging the error. */
+#ifndef TESSERA_CLI_COMMANDS_H
+#define TESSERA_CLI_COMMANDS_H
+#include "tessera/runtime.h"
+
+int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv);
+int tsr_cmd_topo(tsr_runtime_t *rt, int argc, char **argv);
+int tsr_cmd_data(int argc, char **argv);
+
+#endif

@@ -1,0 +1,48 @@
+/* Internal interface between the comm engine (engine.c) and its back-ends,
+ * in the style of Open MPI's components: each back-end is a constant struct
+ * of function pointers; the engine picks one by name at create.
+ *
+ * The engine owns the bucket layout and decides when each bucket starts
+ * (always in bucket order 0,1,2,... on every rank, bucket 0 being the end of
+ * the buffer). A back-end owns everything else: its communicators, scratch
+ * memory, requests and the phases a bucket goes through. It must allocate
+ * all scratch in create; start/progress/wait allocate nothing. */
+#ifndef TESSERA_COMM_BACKEND_H
+#define TESSERA_COMM_BACKEND_H
+#include <mpi.h>
+#include <stddef.h>
+
+/* Bucket b covers buf[start, start + len). */
+typedef struct comm_bucket {
+    size_t start, len;
+} comm_bucket_t;
+
+/* What a back-end is bound to. Pointers stay valid until destroy. */
+typedef struct comm_setup {
+    MPI_Comm comm; /* the caller's communicator: duplicate it, never use it directly */
+    int rank, size;
+    float *buf;
+    size_t n;
+    const comm_bucket_t *buckets;
+    size_t nbuckets;
+} comm_setup_t;
+
+typedef struct comm_backend {
+    const char *name;
+    /* Non-zero when this back-end can run here (auto picks the first). */
+    int (*available)(MPI_Comm comm);
+    /* Collective over comm. Returns a TSR_* code and sets the message. */
+    int (*create)(const comm_setup_t *setup, void **state);
+    void (*destroy)(void *state); /* accepts NULL */
+    /* Starts bucket b; the engine calls this with b = 0, 1, 2, ... in order. */
+    int (*start)(void *state, size_t b);
+    /* Drives buckets in flight forward without blocking. */
+    int (*progress)(void *state);
+    /* Called once every bucket has started: blocks until buf holds the sums
+     * and resets for the next step. */
+    int (*wait)(void *state);
+} comm_backend_t;
+
+extern const comm_backend_t tsr_comm_mpi_component;
+
+#endif

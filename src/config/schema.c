@@ -1,0 +1,65 @@
+/* Every configuration key tessera knows, with its type and default. */
+#include "config/schema.h"
+
+#include <string.h>
+
+static const char *const act_choices[] = {"relu", "tanh", "sigmoid", NULL};
+static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", NULL};
+static const char *const optim_choices[] = {"sgd", "adamw", NULL};
+static const char *const sched_choices[] = {"constant", "cosine", NULL};
+static const char *const comm_choices[] = {"auto", "mpi", NULL};
+static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
+
+const tsr_key_t tsr_schema[] = {
+    {"data", "path", TSR_T_STR, "", 0, 0, NULL, "HDF5 dataset file (relative to the config file)"},
+    {"data", "test_path", TSR_T_STR, "", 0, 0, NULL, "separate test dataset (default: /X_test in path)"},
+    {"data", "memory_limit_mb", TSR_T_INT, "4096", 0, 1L << 30, NULL, "read into memory below this size"},
+    {"data", "prefetch", TSR_T_BOOL, "true", 0, 0, NULL, "fill the next batch on a helper thread"},
+    {"data", "validate", TSR_T_BOOL, "true", 0, 0, NULL, "check every value for NaN/Inf and label range"},
+    {"model", "hidden", TSR_T_INTS, "256,256", 1, 1L << 20, NULL, "hidden layer widths"},
+    {"model", "activation", TSR_T_ENUM, "relu", 0, 0, act_choices, "hidden activation"},
+    {"model", "loss", TSR_T_ENUM, "auto", 0, 0, loss_choices, "loss (auto: by label kind)"},
+    {"model", "outputs", TSR_T_INT, "0", 0, 1L << 20, NULL, "output width (0: from the data)"},
+    {"train", "epochs", TSR_T_INT, "10", 1, 1L << 30, NULL, "passes over the training data"},
+    {"train", "batch_size", TSR_T_INT, "32", 1, 1L << 24, NULL, "samples per rank per step"},
+    {"train", "seed", TSR_T_INT, "42", 0, 1L << 62, NULL, "seed for weights and shuffling"},
+    {"train", "output", TSR_T_STR, "model.h5", 0, 0, NULL, "trained model file (relative to the working directory)"},
+    {"train", "log_every", TSR_T_INT, "50", 0, 1L << 30, NULL, "steps between progress lines (0: per epoch)"},
+    {"train", "eval", TSR_T_BOOL, "true", 0, 0, NULL, "evaluate on the test split every epoch"},
+    {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
+    {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
+    {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},
+    {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "SGD momentum"},
+    {"optim", "nesterov", TSR_T_BOOL, "false", 0, 0, NULL, "Nesterov momentum"},
+    {"optim", "weight_decay", TSR_T_DOUBLE, "0", 0, 0, NULL, "L2 (sgd) or decoupled (adamw) decay"},
+    {"optim", "beta1", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "AdamW beta1"},
+    {"optim", "beta2", TSR_T_DOUBLE, "0.999", 0, 0, NULL, "AdamW beta2"},
+    {"optim", "eps", TSR_T_DOUBLE, "1e-8", 0, 0, NULL, "AdamW epsilon"},
+    {"optim", "schedule", TSR_T_ENUM, "cosine", 0, 0, sched_choices, "learning-rate decay after warmup"},
+    {"optim", "warmup_steps", TSR_T_INT, "0", 0, 1L << 40, NULL, "linear warmup steps"},
+    {"optim", "min_lr", TSR_T_DOUBLE, "0", 0, 0, NULL, "cosine floor"},
+    {"optim", "clip_norm", TSR_T_DOUBLE, "0", 0, 0, NULL, "clip the global gradient norm (0: off)"},
+    {"runtime", "comm", TSR_T_ENUM, "auto", 0, 0, comm_choices, "gradient reduction back-end"},
+    {"runtime", "bucket_kb", TSR_T_INT, "1024", 1, 1L << 30, NULL, "gradient bucket size in KiB"},
+    {"runtime", "bind", TSR_T_BOOL, "true", 0, 0, NULL, "bind ranks to cores with hwloc"},
+    {"runtime", "blas_threads", TSR_T_INT, "0", 0, 4096, NULL, "BLAS threads per rank (0: cores owned)"},
+    {"runtime", "progress", TSR_T_ENUM, "auto", 0, 0, progress_choices, "bar on a terminal, lines in a log"},
+    {"runtime", "verbose", TSR_T_BOOL, "false", 0, 0, NULL, "log from every rank"},
+    {NULL, NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+const tsr_key_t *tsr_schema_find(const char *section, const char *key)
+{
+    for (const tsr_key_t *k = tsr_schema; k->section; k++)
+        if (strcmp(k->section, section) == 0 && strcmp(k->key, key) == 0)
+            return k;
+    return NULL;
+}
+
+int tsr_schema_has_section(const char *section)
+{
+    for (const tsr_key_t *k = tsr_schema; k->section; k++)
+        if (strcmp(k->section, section) == 0)
+            return 1;
+    return 0;
+}

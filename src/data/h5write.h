@@ -1,0 +1,49 @@
+/* Internal helpers for writing tessera's HDF5 files (datasets now, model
+ * files later). Every function takes the HDF5 lock itself (common/h5lock.h),
+ * so callers must NOT hold it. On failure they set the error message
+ * (without the file name; callers prefix it) and return a TSR_E* code.
+ *
+ * Typical use, for a file written whole or not at all:
+ *   tsr_file_tmpname(out, tmp, sizeof tmp);
+ *   tsr_h5w_create(tmp, &f);
+ *   tsr_h5w_dataset(f, "X", H5T_STD_U8LE, 2, dims, H5T_NATIVE_UINT8, data, 1);
+ *   tsr_h5w_attr_float(f, "X", "scale", 1.0f / 255);
+ *   tsr_h5w_root_attrs(f, "tessera-dataset", "train.idx");
+ *   rc = tsr_h5w_close(f);          then tsr_file_commit(tmp, out)
+ * and on any failure tsr_h5w_close(f) + tsr_file_discard(tmp). */
+#ifndef TSR_DATA_H5WRITE_H
+#define TSR_DATA_H5WRITE_H
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates (truncates) an HDF5 file; *out gets its id. */
+int tsr_h5w_create(const char *path, hid_t *out);
+/* Closes a file made by tsr_h5w_create (ignores ids < 0). Returns TSR_EIO
+ * if HDF5 could not flush it. */
+int tsr_h5w_close(hid_t file);
+
+/* Writes a whole dataset `name` (relative to loc) of file type ftype
+ * (e.g. H5T_IEEE_F32LE) with the given rank and dims from data in memory
+ * type mtype. compress: chunked with deflate (level 4) and shuffle where
+ * the filters are available; else contiguous. Rows (dims[0]) of zero are
+ * allowed. */
+int tsr_h5w_dataset(hid_t loc, const char *name, hid_t ftype, int rank, const hsize_t *dims, hid_t mtype,
+                    const void *data, int compress);
+
+/* Attributes on the object `obj` ("." or "/" for loc itself). Strings are
+ * fixed-length, NUL-terminated UTF-8 (read them with a memory type of the
+ * same cset: HDF5 does not convert between ASCII and UTF-8). */
+int tsr_h5w_attr_str(hid_t loc, const char *obj, const char *name, const char *value);
+int tsr_h5w_attr_float(hid_t loc, const char *obj, const char *name, float value);
+int tsr_h5w_attr_double(hid_t loc, const char *obj, const char *name, double value);
+int tsr_h5w_attr_int64(hid_t loc, const char *obj, const char *name, int64_t value);
+
+/* Root attributes every tessera file carries: format, source, created
+ * (ISO 8601, UTC, now). */
+int tsr_h5w_root_attrs(hid_t file, const char *format, const char *source);
+
+/* The current time as ISO 8601 UTC ("2024-05-01T12:00:00Z"). */
+void tsr_h5w_iso8601_now(char *buf, size_t len);
+
+#endif

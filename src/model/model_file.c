@@ -1,0 +1,224 @@
+/* Model files in HDF5: /model/layer_<i>/{weight,bias} and root attributes. */
+#include "tessera/model.h"
+#include "tessera/error.h"
+#include "common/fileutil.h"
+#include "common/h5lock.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MODEL_FORMAT "tessera-model"
+#define MODEL_VERSION 1
+
+static int attr_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
+    int ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0;
+    if (ok) {
+        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+        ok = a >= 0 && H5Awrite(a, t, value) >= 0;
+    }
+    if (a >= 0)
+        H5Aclose(a);
+    if (s >= 0)
+        H5Sclose(s);
+    if (t >= 0)
+        H5Tclose(t);
+    return ok ? 0 : -1;
+}
+
+static int attr_int(hid_t obj, const char *name, long long v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    return ok ? 0 : -1;
+}
+
+static int write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data)
+{
+    hid_t s = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(s);
+    return ok ? 0 : -1;
+}
+
+int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs)
+{
+    char tmp[4096], json[8192], name[64], when[32];
+    const tsr_model_spec_t *s = tsr_model_spec(m);
+    const float *p = tsr_model_params(m);
+    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    if (tsr_model_spec_json(s, json, sizeof json) < 0)
+        return TSR_EINVAL;
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+    tsr_h5_lock();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), g = -1;
+    int ok = f >= 0;
+    ok = ok && attr_str(f, "format", MODEL_FORMAT) == 0 && attr_int(f, "version", MODEL_VERSION) == 0 &&
+         attr_str(f, "model", json) == 0 && attr_str(f, "created", when) == 0;
+    for (int i = 0; ok && i < nattrs; i++)
+        ok = attr_str(f, attrs[2 * i], attrs[2 * i + 1]) == 0;
+    if (ok) {
+        g = H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ok = g >= 0;
+    }
+    for (int i = 0; ok && i < s->nlayers; i++) {
+        size_t in = s->sizes[i], out = s->sizes[i + 1];
+        const float *w = p + tsr_model_layer_offset(m, i);
+        snprintf(name, sizeof name, "layer_%d", i);
+        hid_t lg = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t wd[2] = {out, in}, bd[1] = {out};
+        ok = lg >= 0 && write_f32(lg, "weight", 2, wd, w) == 0 && write_f32(lg, "bias", 1, bd, w + in * out) == 0 &&
+             attr_str(lg, "type", "dense") == 0 &&
+             attr_str(lg, "activation", tsr_act_name(i < s->nlayers - 1 ? s->act : TSR_ACT_NONE)) == 0;
+        if (lg >= 0)
+            H5Gclose(lg);
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    if (f >= 0 && H5Fclose(f) < 0)
+        ok = 0;
+    tsr_h5_unlock();
+    if (!ok) {
+        tsr_file_discard(tmp);
+        return tsr_error_set(TSR_EIO, "%s: writing the model file failed (temporary %s)", path, tmp);
+    }
+    return tsr_file_commit(tmp, path);
+}
+
+static int read_attr_str(hid_t obj, const char *name, char *buf, size_t len)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    int ok = a >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= len;
+    if (ok) {
+        hid_t mt = H5Tcopy(t);
+        ok = H5Aread(a, mt, buf) >= 0;
+        H5Tclose(mt);
+        buf[len - 1] = '\0';
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return ok ? 0 : -1;
+}
+
+/* Reads the dims of a 1-D or 2-D float dataset; returns its id or -1. */
+static hid_t open_f32(hid_t loc, const char *name, int rank, hsize_t *dims)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return -1;
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+    int ok = H5Sget_simple_extent_ndims(s) == rank && H5Tget_class(t) == H5T_FLOAT;
+    if (ok)
+        H5Sget_simple_extent_dims(s, dims, NULL);
+    H5Sclose(s);
+    H5Tclose(t);
+    if (!ok) {
+        H5Dclose(d);
+        return -1;
+    }
+    return d;
+}
+
+int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
+{
+    char buf[64], name[64];
+    tsr_model_spec_t spec = {0};
+    tsr_model_t *m = NULL;
+    hid_t f = -1, wd[TSR_MODEL_MAX_LAYERS] = {0}, bd[TSR_MODEL_MAX_LAYERS] = {0};
+    int rc = TSR_OK;
+
+    tsr_h5_lock();
+    if (H5Fis_hdf5(path) <= 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: not an HDF5 file (or not readable); expected a tessera model file", path);
+        goto out;
+    }
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0 || read_attr_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is not \"%s\"", path, MODEL_FORMAT);
+        goto out;
+    }
+    spec.act = TSR_ACT_NONE;
+    for (int i = 0; i < TSR_MODEL_MAX_LAYERS; i++) {
+        hsize_t w[2], b[1];
+        char act[32] = "none";
+        snprintf(name, sizeof name, "model/layer_%d", i);
+        if (H5Lexists(f, "model", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
+            break;
+        hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+        wd[i] = open_f32(g, "weight", 2, w);
+        bd[i] = open_f32(g, "bias", 1, b);
+        read_attr_str(g, "activation", act, sizeof act);
+        H5Gclose(g);
+        if (wd[i] < 0 || bd[i] < 0 || b[0] != w[0] || (i > 0 && w[1] != spec.sizes[i])) {
+            rc = tsr_error_set(TSR_EDATA, "%s: /%s: expected float weight [out, in] and bias [out] matching the "
+                               "previous layer", path, name);
+            goto out;
+        }
+        if (i == 0)
+            spec.sizes[0] = w[1];
+        spec.sizes[i + 1] = w[0];
+        spec.nlayers = i + 1;
+        if (i == 0 && tsr_act_parse(act) > 0)
+            spec.act = (tsr_act_t)tsr_act_parse(act);
+    }
+    if (spec.nlayers == 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: no /model/layer_0; expected a tessera model file", path);
+        goto out;
+    }
+    /* The loss is not stored per layer; the spec JSON names it. */
+    {
+        char json[8192] = "";
+        read_attr_str(f, "model", json, sizeof json);
+        spec.loss = strstr(json, "\"loss\":\"mse\"") ? TSR_LOSS_MSE : TSR_LOSS_XENT;
+    }
+    tsr_h5_unlock();
+    rc = tsr_model_create(&spec, max_batch, &m);
+    tsr_h5_lock();
+    if (rc)
+        goto out;
+    for (int i = 0; i < spec.nlayers; i++) {
+        float *w = tsr_model_params(m) + tsr_model_layer_offset(m, i);
+        if (H5Dread(wd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0 ||
+            H5Dread(bd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w + spec.sizes[i] * spec.sizes[i + 1]) <
+                0) {
+            rc = tsr_error_set(TSR_EIO, "%s: reading /model/layer_%d failed", path, i);
+            goto out;
+        }
+    }
+out:
+    for (int i = 0; i < TSR_MODEL_MAX_LAYERS; i++) {
+        if (wd[i] > 0)
+            H5Dclose(wd[i]);
+        if (bd[i] > 0)
+            H5Dclose(bd[i]);
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    tsr_h5_unlock();
+    if (rc) {
+        tsr_model_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return TSR_OK;
+}

@@ -1,0 +1,146 @@
+/* SGD with momentum and AdamW, PyTorch's update rules, so runs compare. */
+#include "tessera/optim.h"
+#include "tessera/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tsr_optim {
+    tsr_optim_config_t cfg;
+    size_t n;
+    long step;
+    float *state; /* SGD: velocity [n]; AdamW: m [n] then v [n] */
+    size_t nstate;
+};
+
+int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out)
+{
+    if (!(cfg->lr >= 0) || cfg->momentum < 0 || cfg->momentum >= 1 || cfg->beta1 < 0 || cfg->beta1 >= 1 ||
+        cfg->beta2 < 0 || cfg->beta2 >= 1 || cfg->eps <= 0)
+        return tsr_error_set(TSR_EINVAL, "optim: expected lr >= 0, 0 <= momentum, beta1, beta2 < 1 and eps > 0");
+    tsr_optim_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return tsr_error_set(TSR_ENOMEM, "optim: out of memory");
+    o->cfg = *cfg;
+    o->n = n;
+    o->nstate = cfg->kind == TSR_OPTIM_ADAMW ? 2 * n : (cfg->momentum > 0 ? n : 0);
+    if (o->nstate) {
+        o->state = calloc(o->nstate, sizeof(float));
+        if (!o->state) {
+            size_t ns = o->nstate;
+            free(o);
+            return tsr_error_set(TSR_ENOMEM, "optim: out of memory for %zu state values", ns);
+        }
+    }
+    *out = o;
+    return TSR_OK;
+}
+
+void tsr_optim_destroy(tsr_optim_t *o)
+{
+    if (!o)
+        return;
+    free(o->state);
+    free(o);
+}
+
+double tsr_optim_lr(const tsr_optim_t *o, long step)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    if (c->warmup_steps > 0 && step < c->warmup_steps)
+        return c->lr * (double)(step + 1) / (double)c->warmup_steps;
+    if (c->schedule == TSR_SCHED_CONSTANT || c->total_steps <= c->warmup_steps)
+        return c->lr;
+    double t = (double)(step - c->warmup_steps) / (double)(c->total_steps - c->warmup_steps);
+    if (t > 1.0)
+        t = 1.0;
+    return c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(M_PI * t));
+}
+
+static double global_norm(const float *g, size_t n)
+{
+    /* Four partial sums in double keep it accurate and vectorisable. */
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++)
+            s[k] += (double)g[i + k] * g[i + k];
+    for (; i < n; i++)
+        s[0] += (double)g[i] * g[i];
+    return sqrt(s[0] + s[1] + s[2] + s[3]);
+}
+
+int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double *grad_norm)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    size_t n = o->n;
+    float lr = (float)tsr_optim_lr(o, o->step);
+    if (c->clip_norm > 0 || grad_norm) {
+        double norm = global_norm(g, n);
+        if (grad_norm)
+            *grad_norm = norm;
+        if (c->clip_norm > 0 && norm > c->clip_norm) {
+            float f = (float)(c->clip_norm / (norm + 1e-6));
+            for (size_t i = 0; i < n; i++)
+                g[i] *= f;
+        }
+    }
+    if (c->kind == TSR_OPTIM_SGD) {
+        float wd = (float)c->weight_decay, mu = (float)c->momentum;
+        float *restrict v = o->state;
+        if (!v) {
+            for (size_t i = 0; i < n; i++)
+                p[i] -= lr * (g[i] + wd * p[i]);
+        } else if (c->nesterov) {
+            for (size_t i = 0; i < n; i++) {
+                float gi = g[i] + wd * p[i];
+                v[i] = mu * v[i] + gi;
+                p[i] -= lr * (gi + mu * v[i]);
+            }
+        } else if (o->step == 0) {
+            /* PyTorch starts the buffer at the first gradient. */
+            for (size_t i = 0; i < n; i++) {
+                float gi = g[i] + wd * p[i];
+                v[i] = gi;
+                p[i] -= lr * gi;
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                float gi = g[i] + wd * p[i];
+                v[i] = mu * v[i] + gi;
+                p[i] -= lr * v[i];
+            }
+        }
+    } else {
+        float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
+        double t = (double)(o->step + 1);
+        float bc1 = (float)(1.0 - pow(c->beta1, t));
+        float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
+        float step = lr / bc1, decay = 1.0f - lr * (float)c->weight_decay;
+        float *restrict m = o->state, *restrict v = o->state + n;
+        for (size_t i = 0; i < n; i++) {
+            m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+            p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+        }
+    }
+    o->step++;
+    return TSR_OK;
+}
+
+long tsr_optim_steps_taken(const tsr_optim_t *o)
+{
+    return o->step;
+}
+
+float *tsr_optim_state(tsr_optim_t *o, size_t *nstate)
+{
+    *nstate = o->nstate;
+    return o->state;
+}
+
+void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps)
+{
+    o->step = steps;
+}

@@ -1,0 +1,19 @@
+/* Progress output of rank 0: a bar on a terminal, plain lines in a log. */
+#ifndef TSR_TRAIN_PROGRESS_H
+#define TSR_TRAIN_PROGRESS_H
+
+typedef struct {
+    int mode;           /* 0 none, 1 bar, 2 lines */
+    double last_draw;
+    int drawn;          /* a bar is on screen and needs a newline */
+} tsr_progress_t;
+
+/* mode_name: auto|bar|lines|none; auto picks bar when stdout is a terminal. */
+void tsr_progress_init(tsr_progress_t *p, const char *mode_name);
+/* Redraws the bar (at most 10 times a second). */
+void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, long steps, double loss,
+                      double samples_per_s);
+/* Prints one line, ending any bar first. */
+void tsr_progress_line(tsr_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

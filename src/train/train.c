@@ -1,0 +1,167 @@
+/* The step loop: batch -> forward -> backward (buckets reduced as layers
+ * finish) -> optimizer; evaluation each epoch; the model file at the end. */
+#include "tessera/train.h"
+#include "tessera/error.h"
+#include "train/progress.h"
+#include "train/setup.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Backward tells the engine how much of the gradient buffer is final. */
+static void grads_ready(size_t offset, void *arg)
+{
+    tsr_comm_ready_from(arg, offset);
+}
+
+/* Mean test loss and accuracy over all ranks' slices. */
+static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc)
+{
+    double part[2] = {0, 0}, sum[2];
+    size_t correct = 0;
+    if (ctx->test_rows) {
+        int rc = tsr_model_evaluate(ctx->model, ctx->test_x, ctx->test_y, ctx->test_t, ctx->test_rows, &part[0],
+                                    &correct);
+        if (rc)
+            return rc;
+        part[1] = (double)correct;
+    }
+    if (MPI_Allreduce(part, sum, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt)) != MPI_SUCCESS)
+        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Allreduce of evaluation results failed", ctx->rank);
+    *loss = sum[0] / (double)ctx->test_total;
+    *acc = ctx->test_y ? sum[1] / (double)ctx->test_total : NAN;
+    return TSR_OK;
+}
+
+/* Global mean of a per-rank loss sum over n local samples. */
+static double global_mean(tsr_train_ctx_t *ctx, double local_sum, double local_n)
+{
+    double in[2] = {local_sum, local_n}, out[2] = {0, 0};
+    MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt));
+    return out[1] > 0 ? out[0] / out[1] : NAN;
+}
+
+static int save_model(tsr_train_ctx_t *ctx, const tsr_train_result_t *res)
+{
+    char acc[32], loss[32], steps[32], world[16];
+    char *conf = tsr_config_dump(ctx->cfg);
+    if (!conf)
+        return tsr_error_set(TSR_ENOMEM, "out of memory for the configuration text");
+    snprintf(acc, sizeof acc, "%.6f", res->test_accuracy);
+    snprintf(loss, sizeof loss, "%.6f", res->test_loss);
+    snprintf(steps, sizeof steps, "%ld", res->steps);
+    snprintf(world, sizeof world, "%d", ctx->world);
+    const char *attrs[] = {"config", conf, "test_accuracy", acc, "test_loss", loss,
+                           "steps", steps, "world_size", world, "dataset", ctx->data_path};
+    int rc = tsr_model_save(ctx->model, tsr_config_get(ctx->cfg, "train", "output"), attrs, 6);
+    free(conf);
+    return rc;
+}
+
+static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
+{
+    MPI_Comm world = tsr_runtime_world(ctx->rt);
+    tsr_progress_t prog;
+    long log_every = tsr_config_get_long(ctx->cfg, "train", "log_every");
+    int eval = ctx->test && tsr_config_get_bool(ctx->cfg, "train", "eval");
+    float scale = 1.0f / (float)(ctx->batch * (size_t)ctx->world);
+    float *params = tsr_model_params(ctx->model), *grads = tsr_model_grads(ctx->model);
+    long step = 0;
+    double loop_seconds = 0, samples = 0;
+    int rc = TSR_OK;
+
+    tsr_progress_init(&prog, ctx->rank == 0 ? tsr_config_get(ctx->cfg, "runtime", "progress") : "none");
+    res->test_loss = res->test_accuracy = NAN;
+    for (long epoch = 0; epoch < ctx->epochs && step < ctx->total_steps; epoch++) {
+        double epoch_loss = 0, window_loss = 0, t0 = tsr_time_now();
+        size_t epoch_n = 0, window_n = 0;
+        for (size_t s = 0; s < ctx->steps_per_epoch && step < ctx->total_steps; s++, step++) {
+            tsr_batch_t b;
+            int status = 0, agreed = 0;
+            MPI_Request req;
+            double loss = 0;
+            /* A rank whose batch failed still joins the reduction (with zero
+             * gradients) so nobody hangs, and the flag stops everyone. */
+            if (tsr_loader_next(ctx->loader, &b) != TSR_OK) {
+                status = TSR_STEP_ERROR;
+                rc = TSR_EIO;
+                memset(grads, 0, tsr_model_nparams(ctx->model) * sizeof *grads);
+                tsr_comm_ready_from(ctx->comm, 0);
+            } else {
+                tsr_model_forward(ctx->model, b.x, b.rows);
+                loss = tsr_model_backward(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready, ctx->comm);
+            }
+            MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_BOR, world, &req);
+            int crc = tsr_comm_wait(ctx->comm);
+            MPI_Wait(&req, MPI_STATUS_IGNORE);
+            if (crc)
+                return crc;
+            if (agreed & TSR_STEP_ERROR)
+                return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
+            tsr_optim_step(ctx->optim, params, grads, NULL);
+            epoch_loss += loss;
+            window_loss += loss;
+            epoch_n += b.rows;
+            window_n += b.rows;
+            double el = tsr_time_now() - t0;
+            tsr_progress_bar(&prog, epoch, ctx->epochs, (long)s, (long)ctx->steps_per_epoch, window_loss / window_n,
+                             (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
+            if (log_every > 0 && (step + 1) % log_every == 0) {
+                double gl = global_mean(ctx, window_loss, (double)window_n);
+                if (prog.mode == 2)
+                    tsr_progress_line(&prog, "epoch %ld step %zu/%zu loss %.4f lr %.4g %.0f samples/s", epoch + 1,
+                                      s + 1, ctx->steps_per_epoch, gl, tsr_optim_lr(ctx->optim, step),
+                                      (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
+                window_loss = 0;
+                window_n = 0;
+            }
+        }
+        double el = tsr_time_now() - t0;
+        loop_seconds += el;
+        samples += (double)epoch_n * ctx->world;
+        res->train_loss = global_mean(ctx, epoch_loss, (double)epoch_n);
+        res->epochs = epoch + 1;
+        if (eval && (rc = evaluate(ctx, &res->test_loss, &res->test_accuracy)))
+            return rc;
+        if (eval && ctx->test_y)
+            tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f test loss %.4f accuracy %.2f%% %.0f samples/s",
+                              epoch + 1, ctx->epochs, res->train_loss, res->test_loss, 100 * res->test_accuracy,
+                              (double)epoch_n * ctx->world / el);
+        else
+            tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f%s %.0f samples/s", epoch + 1, ctx->epochs,
+                              res->train_loss, eval ? "" : "", (double)epoch_n * ctx->world / el);
+    }
+    res->steps = step;
+    res->samples_per_second = loop_seconds > 0 ? samples / loop_seconds : 0;
+    return TSR_OK;
+}
+
+int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank)
+{
+    tsr_train_ctx_t ctx;
+    double t0 = tsr_time_now();
+    memset(res, 0, sizeof *res);
+    int rc = tsr_train_setup(&ctx, rt, cfg, failed_rank);
+    if (rc)
+        goto out;
+    res->nparams = tsr_model_nparams(ctx.model);
+    tsr_log(TSR_LOG_INFO, "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu, "
+            "%zu steps/epoch, comm %s (%zu buckets), %d BLAS thread%s per rank",
+            ctx.data_path, tsr_dataset_rows(ctx.train), tsr_dataset_dim(ctx.train), res->nparams, ctx.world,
+            ctx.batch, ctx.steps_per_epoch, tsr_comm_backend(ctx.comm), tsr_comm_nbuckets(ctx.comm),
+            ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
+    tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
+    rc = run_loop(&ctx, res);
+    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+        goto out;
+    /* Every rank holds the same weights; rank 0 writes them. */
+    if (ctx.rank == 0)
+        rc = save_model(&ctx, res);
+    rc = tsr_runtime_agree(rt, rc, failed_rank);
+    res->wall_seconds = tsr_time_now() - t0;
+out:
+    tsr_train_teardown(&ctx);
+    return rc;
+}

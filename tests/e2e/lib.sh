@@ -1,0 +1,21 @@
+# Helpers for the end-to-end tests (sourced). ctest sets TSR_BIN, TSR_SRC, TSR_MPIEXEC.
+set -u
+: "${TSR_BIN:?}" "${TSR_SRC:?}" "${TSR_MPIEXEC:=mpiexec}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+PY=/usr/bin/python3   # Debian's interpreter, which has h5py and numpy
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-e2e.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+FAILS=0
+PASSES=0
+
+mpi() { # mpi NP ARGS...: run tessera on NP ranks
+  local np=$1; shift
+  timeout 120 "$TSR_MPIEXEC" --oversubscribe --bind-to none -n "$np" "$TSR_BIN" "$@"
+}
+ok() { PASSES=$((PASSES + 1)); echo "ok: $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}

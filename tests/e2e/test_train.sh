@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The main job: 2 ranks train the bundled digits model to a useful accuracy,
+# print a summary line and write the model file.
+. "$(dirname "$0")/lib.sh"
+cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
+mpi 2 train digits.ini --set runtime.progress=lines >out.txt 2>err.txt
+rc=$?
+cat out.txt err.txt
+[ $rc -eq 0 ] && ok "exit 0" || bad "exit $rc"
+line=$(grep 'done: test accuracy' out.txt)
+[ -n "$line" ] && ok "summary line" || bad "no summary line"
+acc=$(sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p' out.txt)
+awk -v a="$acc" 'BEGIN{exit !(a >= 95)}' && ok "accuracy $acc% >= 95%" || bad "accuracy '$acc' below 95%"
+grep -q 'samples/s' <<<"$line" && grep -q 'wall' <<<"$line" && ok "throughput and wall time" || bad "summary fields"
+[ -f digits-model.h5 ] && ok "model file written" || bad "no model file"
+ls -a | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary files"
+$PY - <<'PY' && ok "model file readable by h5py" || bad "model file schema"
+import h5py, json
+f = h5py.File("digits-model.h5", "r")
+fmt = f.attrs["format"]
+assert (fmt.decode() if isinstance(fmt, bytes) else fmt) == "tessera-model", fmt
+spec = json.loads(f.attrs["model"])
+assert [l["out"] for l in spec["layers"]] == [128, 128, 10], spec
+assert f["model/layer_0/weight"].shape == (128, 64)
+assert f["model/layer_2/bias"].shape == (10,)
+PY
+# One rank, a progress bar forced on, also works.
+mpi 1 train digits.ini --set train.epochs=2 --set runtime.progress=bar --set train.output=one.h5 >bar.txt 2>&1 \
+  && grep -q $'\r' bar.txt && ok "progress bar" || bad "progress bar run"
+finish

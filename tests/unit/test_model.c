@@ -1,0 +1,190 @@
+/* Model: finite-difference gradient checks for every activation and loss,
+ * shapes, save/load round trip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/error.h"
+#include "tessera/model.h"
+#include "tessera/rng.h"
+
+enum { ROWS = 5 };
+
+static tsr_model_t *make(tsr_act_t act, tsr_loss_t loss, size_t out)
+{
+    tsr_model_spec_t s = {.nlayers = 3, .sizes = {4, 6, 5, out}, .act = act, .loss = loss};
+    tsr_model_t *m = NULL;
+    assert_int_equal(tsr_model_create(&s, ROWS, &m), TSR_OK);
+    tsr_model_init(m, 7);
+    return m;
+}
+
+/* Loss sum over the batch at the current parameters, in double via forward. */
+static double loss_at(tsr_model_t *m, const float *x, const int32_t *y, const float *t)
+{
+    tsr_model_forward(m, x, ROWS);
+    return tsr_model_backward(m, y, t, ROWS, 1.0f, NULL, NULL);
+}
+
+static void gradcheck(tsr_act_t act, tsr_loss_t loss)
+{
+    size_t k = 3;
+    tsr_model_t *m = make(act, loss, k);
+    float x[ROWS * 4], t[ROWS * 3];
+    int32_t y[ROWS];
+    tsr_rng_t r;
+    tsr_rng_seed(&r, 3, 0);
+    for (size_t i = 0; i < ROWS * 4; i++)
+        x[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
+    for (size_t i = 0; i < ROWS * k; i++)
+        t[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
+    for (size_t i = 0; i < ROWS; i++)
+        y[i] = (int32_t)(i % k);
+    size_t n = tsr_model_nparams(m);
+    float *p = tsr_model_params(m);
+    float *g = malloc(n * sizeof *g);
+    loss_at(m, x, y, t);
+    memcpy(g, tsr_model_grads(m), n * sizeof *g);
+    int checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        float save = p[i];
+        const float h = 1e-2f;
+        p[i] = save + h;
+        double lp = loss_at(m, x, y, t);
+        p[i] = save - h;
+        double lm = loss_at(m, x, y, t);
+        p[i] = save;
+        double fd = (lp - lm) / (2 * h);
+        /* relu's kink can sit inside the step; skip those rare points. */
+        double tol = 2e-2 * fmax(1.0, fabs(fd));
+        if (fabs(fd - g[i]) > tol && act == TSR_ACT_RELU)
+            continue;
+        if (fabs(fd - g[i]) > tol)
+            fail_msg("%s/%s: param %zu analytic %g finite-difference %g", tsr_act_name(act), tsr_loss_name(loss), i,
+                     (double)g[i], fd);
+        checked++;
+    }
+    assert_true(checked > (int)n * 9 / 10);
+    free(g);
+    tsr_model_destroy(m);
+}
+
+static void test_grad_relu_xent(void **s) { (void)s; gradcheck(TSR_ACT_RELU, TSR_LOSS_XENT); }
+static void test_grad_tanh_xent(void **s) { (void)s; gradcheck(TSR_ACT_TANH, TSR_LOSS_XENT); }
+static void test_grad_sigmoid_xent(void **s) { (void)s; gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_XENT); }
+static void test_grad_relu_mse(void **s) { (void)s; gradcheck(TSR_ACT_RELU, TSR_LOSS_MSE); }
+static void test_grad_tanh_mse(void **s) { (void)s; gradcheck(TSR_ACT_TANH, TSR_LOSS_MSE); }
+static void test_grad_sigmoid_mse(void **s) { (void)s; gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_MSE); }
+
+static void test_layout_and_ready_order(void **state)
+{
+    (void)state;
+    tsr_model_t *m = make(TSR_ACT_RELU, TSR_LOSS_XENT, 3);
+    /* 4*6+6, 6*5+5, 5*3+3 */
+    assert_int_equal(tsr_model_nparams(m), 30 + 35 + 18);
+    assert_int_equal(tsr_model_layer_offset(m, 1), 30);
+    assert_int_equal(tsr_model_layer_offset(m, 2), 65);
+    float x[ROWS * 4] = {0};
+    int32_t y[ROWS] = {0, 1, 2, 0, 1};
+    assert_int_equal(tsr_model_forward(m, x, ROWS), TSR_OK);
+    tsr_model_backward(m, y, NULL, ROWS, 1.0f, NULL, NULL);
+    /* Batch too large is refused with a message. */
+    assert_int_equal(tsr_model_forward(m, x, ROWS + 1), TSR_EINVAL);
+    assert_non_null(strstr(tsr_last_error(), "batch"));
+    tsr_model_destroy(m);
+}
+
+static size_t order[8];
+static int norder;
+static void record(size_t off, void *arg)
+{
+    (void)arg;
+    order[norder++] = off;
+}
+
+static void test_ready_callback_last_layer_first(void **state)
+{
+    (void)state;
+    tsr_model_t *m = make(TSR_ACT_TANH, TSR_LOSS_XENT, 3);
+    float x[ROWS * 4] = {0.5f};
+    int32_t y[ROWS] = {0, 1, 2, 0, 1};
+    norder = 0;
+    tsr_model_forward(m, x, ROWS);
+    tsr_model_backward(m, y, NULL, ROWS, 1.0f, record, NULL);
+    assert_int_equal(norder, 3);
+    assert_int_equal(order[0], 65);
+    assert_int_equal(order[1], 30);
+    assert_int_equal(order[2], 0);
+    tsr_model_destroy(m);
+}
+
+static void test_bad_spec(void **state)
+{
+    (void)state;
+    tsr_model_spec_t s = {.nlayers = 0};
+    tsr_model_t *m = NULL;
+    assert_int_equal(tsr_model_create(&s, 4, &m), TSR_EINVAL);
+    tsr_model_spec_t s2 = {.nlayers = 1, .sizes = {4, 1}, .loss = TSR_LOSS_XENT};
+    assert_int_equal(tsr_model_create(&s2, 4, &m), TSR_EINVAL);
+    assert_non_null(strstr(tsr_last_error(), "cross-entropy"));
+    tsr_model_destroy(NULL);
+}
+
+static void test_save_load_roundtrip(void **state)
+{
+    (void)state;
+    char path[512], cmd[600];
+    const char *tmp = getenv("TSR_TEST_TMP");
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmp ? tmp : "/tmp");
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/model_roundtrip.h5", tmp ? tmp : "/tmp");
+    tsr_model_t *m = make(TSR_ACT_SIGMOID, TSR_LOSS_MSE, 2), *back = NULL;
+    const char *attrs[] = {"note", "unit test"};
+    assert_int_equal(tsr_model_save(m, path, attrs, 1), TSR_OK);
+    assert_int_equal(tsr_model_load(path, 3, &back), TSR_OK);
+    assert_int_equal(tsr_model_nparams(back), tsr_model_nparams(m));
+    assert_memory_equal(tsr_model_params(back), tsr_model_params(m), tsr_model_nparams(m) * sizeof(float));
+    assert_int_equal(tsr_model_spec(back)->act, TSR_ACT_SIGMOID);
+    assert_int_equal(tsr_model_spec(back)->loss, TSR_LOSS_MSE);
+    tsr_model_destroy(back);
+    /* A non-HDF5 file is refused with its name. */
+    FILE *f = fopen(path, "w");
+    fputs("not hdf5", f);
+    fclose(f);
+    assert_int_equal(tsr_model_load(path, 3, &back), TSR_EDATA);
+    assert_non_null(strstr(tsr_last_error(), path));
+    /* Saving into a missing directory fails cleanly. */
+    assert_int_equal(tsr_model_save(m, "/nonexistent-dir/x.h5", NULL, 0), TSR_EIO);
+    tsr_model_destroy(m);
+}
+
+static void test_spec_json(void **state)
+{
+    (void)state;
+    tsr_model_spec_t s = {.nlayers = 2, .sizes = {64, 32, 10}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
+    char buf[512];
+    assert_true(tsr_model_spec_json(&s, buf, sizeof buf) > 0);
+    assert_string_equal(buf, "{\"layers\":[{\"type\":\"dense\",\"in\":64,\"out\":32,\"activation\":\"relu\"},"
+                             "{\"type\":\"dense\",\"in\":32,\"out\":10,\"activation\":\"none\"}],"
+                             "\"loss\":\"cross_entropy\"}");
+    assert_int_equal(tsr_model_spec_json(&s, buf, 10), TSR_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_relu_xent),    cmocka_unit_test(test_grad_tanh_xent),
+        cmocka_unit_test(test_grad_sigmoid_xent), cmocka_unit_test(test_grad_relu_mse),
+        cmocka_unit_test(test_grad_tanh_mse),     cmocka_unit_test(test_grad_sigmoid_mse),
+        cmocka_unit_test(test_layout_and_ready_order), cmocka_unit_test(test_ready_callback_last_layer_first),
+        cmocka_unit_test(test_bad_spec),          cmocka_unit_test(test_save_load_roundtrip),
+        cmocka_unit_test(test_spec_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
