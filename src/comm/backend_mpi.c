@@ -19,10 +19,17 @@
  * caller's communicator and phase 2 on another, and phase 2 is started in
  * bucket order too (bucket b waits for b-1 to start phase 2 first).
  *
- * Scratch (all allocated at create): per bucket a staging area of
- * (P-1) * ceil(m/P) floats (this rank's own copy is read in place, never
- * sent to itself), two requests; count and displacement arrays per distinct
- * bucket length (at most two: the full size and the shorter first bucket). */
+ * At most WINDOW buckets are in flight per rank; buckets the engine starts
+ * beyond that are queued and launched, still in bucket order, as earlier
+ * ones finish. This bounds memory and, above all, the cost of MPI's
+ * progress engine, which walks every pending nonblocking collective on each
+ * poll (thousands of tiny buckets in flight made a step quadratic).
+ *
+ * Scratch (all allocated at create): a ring of min(nbuckets, WINDOW)
+ * staging slots of (P-1) * ceil(m/P) floats each (this rank's own copy is
+ * read in place, never sent to itself); two requests per bucket; count and
+ * displacement arrays per distinct bucket length (at most two: the full
+ * size and the shorter last bucket). */
 #include "comm/backend.h"
 #include "tessera/error.h"
 
@@ -43,9 +50,10 @@ typedef struct layout {
 typedef struct mbucket {
     float *base;           /* buf + start */
     size_t start, len;
-    float *stage;          /* (P-1) slots of own-slice size */
     const layout_t *lay;
 } mbucket_t;
+
+enum { WINDOW = 16 };
 
 typedef struct mpi_state {
     MPI_Comm comm1, comm2; /* phase 1 and phase 2 */
@@ -54,9 +62,11 @@ typedef struct mpi_state {
     mbucket_t *b;
     layout_t lay[2];
     int *ints;             /* backing store of the layouts' arrays */
-    float *staging;        /* backing store of every bucket's stage */
+    float *staging;        /* nslots slots of slot_floats: bucket b uses slot b % nslots */
+    size_t nslots, slot_floats;
     MPI_Request *req1, *req2;
-    int *indices;          /* for MPI_Testsome */
+    int indices[WINDOW];   /* for MPI_Testsome */
+    size_t ready;          /* buckets [0, ready) were started by the engine */
     size_t started;        /* buckets [0, started) have begun phase 1 */
     size_t next2;          /* buckets [0, next2) have begun phase 2 */
     size_t done2;          /* buckets [0, done2) are finished */
@@ -115,7 +125,6 @@ static void mpi_destroy(void *state)
     free(s->staging);
     free(s->req1);
     free(s->req2);
-    free(s->indices);
     free(s);
 }
 
@@ -160,16 +169,16 @@ static int mpi_create(const comm_setup_t *setup, void **state)
     MPI_Comm_set_errhandler(s->comm1, MPI_ERRORS_RETURN);
     MPI_Comm_set_errhandler(s->comm2, MPI_ERRORS_RETURN);
 
-    size_t stage_total = 0;
-    for (size_t b = 0; b < nb; b++)
-        stage_total += (P - 1) * ((setup->buckets[b].len + P - 1) / P);
+    /* Bucket 0 is the longest (only the last may be shorter). */
+    s->nslots = nb < WINDOW ? nb : WINDOW;
+    s->slot_floats = nb ? (P - 1) * ((setup->buckets[0].len + P - 1) / P) : 0;
+    size_t stage_total = s->nslots * s->slot_floats;
     s->b = calloc(nb ? nb : 1, sizeof *s->b);
     s->ints = calloc(10 * P, sizeof *s->ints);
     s->staging = malloc((stage_total ? stage_total : 1) * sizeof *s->staging);
     s->req1 = malloc((nb ? nb : 1) * sizeof *s->req1);
     s->req2 = malloc((nb ? nb : 1) * sizeof *s->req2);
-    s->indices = malloc((nb ? nb : 1) * sizeof *s->indices);
-    if (!s->b || !s->ints || !s->staging || !s->req1 || !s->req2 || !s->indices) {
+    if (!s->b || !s->ints || !s->staging || !s->req1 || !s->req2) {
         rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory for %zu buckets (%zu staging floats)", nb,
                            stage_total);
         goto fail;
@@ -177,7 +186,6 @@ static int mpi_create(const comm_setup_t *setup, void **state)
     /* Bucket 0 has the full length; only the last one (the start of the
      * buffer) may be shorter. */
     int nlay = 0;
-    float *stage = s->staging;
     for (size_t b = 0; b < nb; b++) {
         size_t m = setup->buckets[b].len;
         const layout_t *lay = NULL;
@@ -196,8 +204,6 @@ static int mpi_create(const comm_setup_t *setup, void **state)
         s->b[b].start = setup->buckets[b].start;
         s->b[b].len = m;
         s->b[b].lay = lay;
-        s->b[b].stage = stage;
-        stage += (P - 1) * ((m + P - 1) / P);
         s->req1[b] = s->req2[b] = MPI_REQUEST_NULL;
     }
     *state = s;
@@ -207,19 +213,9 @@ fail:
     return rc;
 }
 
-static int mpi_start(void *state, size_t b)
+static float *stage_of(const mpi_state_t *s, size_t b)
 {
-    mpi_state_t *s = state;
-    if (s->size == 1)
-        return TSR_OK;
-    mbucket_t *k = &s->b[b];
-    const layout_t *l = k->lay;
-    int err = MPI_Ialltoallv(k->base, l->scount, l->gdispl, MPI_FLOAT, k->stage, l->rcount, l->rdispl, MPI_FLOAT,
-                             s->comm1, &s->req1[b]);
-    if (err != MPI_SUCCESS)
-        return mpi_fail(err, "MPI_Ialltoallv", s, b);
-    s->started = b + 1;
-    return TSR_OK;
+    return s->staging + (b % s->nslots) * s->slot_floats;
 }
 
 enum { SUM_CHUNK = 1024 };
@@ -227,8 +223,10 @@ enum { SUM_CHUNK = 1024 };
 /* Slice r of bucket b = s_0 + s_1 + ... + s_{P-1}, left to right in float.
  * Processed in cache-sized chunks; the accumulation order per element is
  * the same as a scalar loop. */
-static void local_sum(const mpi_state_t *s, const mbucket_t *k)
+static void local_sum(const mpi_state_t *s, size_t b)
 {
+    const mbucket_t *k = &s->b[b];
+    const float *stage = stage_of(s, b);
     const layout_t *l = k->lay;
     int r = s->rank, P = s->size;
     size_t own = (size_t)l->gcount[r];
@@ -237,7 +235,7 @@ static void local_sum(const mpi_state_t *s, const mbucket_t *k)
     for (size_t i0 = 0; i0 < own; i0 += SUM_CHUNK) {
         size_t c = own - i0 < SUM_CHUNK ? own - i0 : SUM_CHUNK;
         for (int j = 0; j < P; j++) {
-            const float *src = j == r ? mine + i0 : k->stage + (size_t)l->rdispl[j] + i0;
+            const float *src = j == r ? mine + i0 : stage + (size_t)l->rdispl[j] + i0;
             if (j == 0)
                 memcpy(acc, src, c * sizeof *acc);
             else
@@ -250,8 +248,8 @@ static void local_sum(const mpi_state_t *s, const mbucket_t *k)
 
 static int begin_phase2(mpi_state_t *s, size_t b)
 {
-    mbucket_t *k = &s->b[b];
-    local_sum(s, k);
+    const mbucket_t *k = &s->b[b];
+    local_sum(s, b);
     int err = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, k->base, k->lay->gcount, k->lay->gdispl,
                               MPI_FLOAT, s->comm2, &s->req2[b]);
     if (err != MPI_SUCCESS)
@@ -259,12 +257,26 @@ static int begin_phase2(mpi_state_t *s, size_t b)
     return TSR_OK;
 }
 
-static int mpi_progress(void *state)
+/* Launches phase 1 of ready buckets, in order, while the window has room. */
+static int launch(mpi_state_t *s)
 {
-    mpi_state_t *s = state;
-    if (s->size == 1)
-        return TSR_OK;
-    /* Phase 1 -> phase 2, strictly in bucket order. */
+    while (s->started < s->ready && s->started - s->done2 < s->nslots) {
+        size_t b = s->started;
+        const mbucket_t *k = &s->b[b];
+        const layout_t *l = k->lay;
+        int err = MPI_Ialltoallv(k->base, l->scount, l->gdispl, MPI_FLOAT, stage_of(s, b), l->rcount, l->rdispl,
+                                 MPI_FLOAT, s->comm1, &s->req1[b]);
+        if (err != MPI_SUCCESS)
+            return mpi_fail(err, "MPI_Ialltoallv", s, b);
+        s->started++;
+    }
+    return TSR_OK;
+}
+
+/* Without blocking: moves buckets whose phase 1 is done to phase 2 (in
+ * bucket order) and retires buckets whose phase 2 is done. */
+static int advance(mpi_state_t *s)
+{
     while (s->next2 < s->started) {
         int flag = 0;
         int err = MPI_Test(&s->req1[s->next2], &flag, MPI_STATUS_IGNORE);
@@ -277,11 +289,10 @@ static int mpi_progress(void *state)
             return rc;
         s->next2++;
     }
-    /* Retire finished phase-2 requests. */
     if (s->done2 < s->next2) {
         int outcount = 0;
-        int cnt = (int)(s->next2 - s->done2 < (size_t)INT_MAX ? s->next2 - s->done2 : (size_t)INT_MAX);
-        int err = MPI_Testsome(cnt, &s->req2[s->done2], &outcount, s->indices, MPI_STATUSES_IGNORE);
+        int err = MPI_Testsome((int)(s->next2 - s->done2), &s->req2[s->done2], &outcount, s->indices,
+                               MPI_STATUSES_IGNORE);
         if (err != MPI_SUCCESS)
             return mpi_fail(err, "MPI_Testsome (MPI_Iallgatherv)", s, s->done2);
         while (s->done2 < s->next2 && s->req2[s->done2] == MPI_REQUEST_NULL)
@@ -290,27 +301,68 @@ static int mpi_progress(void *state)
     return TSR_OK;
 }
 
+static int mpi_start(void *state, size_t b)
+{
+    mpi_state_t *s = state;
+    if (s->size == 1)
+        return TSR_OK;
+    s->ready = b + 1;
+    return launch(s);
+}
+
+static int mpi_progress(void *state)
+{
+    mpi_state_t *s = state;
+    if (s->size == 1)
+        return TSR_OK;
+    int rc = advance(s);
+    if (!rc && s->started < s->ready)
+        rc = launch(s);
+    return rc;
+}
+
 static int mpi_wait(void *state)
 {
     mpi_state_t *s = state;
     if (s->size == 1)
         return TSR_OK;
-    /* While we wait for bucket b's phase 1, earlier buckets' phase 2 and
-     * later buckets' phase 1 progress inside MPI. */
-    for (; s->next2 < s->started; s->next2++) {
-        int err = MPI_Wait(&s->req1[s->next2], MPI_STATUS_IGNORE);
-        if (err != MPI_SUCCESS)
-            return mpi_fail(err, "MPI_Wait (MPI_Ialltoallv)", s, s->next2);
-        int rc = begin_phase2(s, s->next2);
+    for (;;) {
+        /* Retire what has finished so queued buckets can launch. */
+        while (s->done2 < s->next2) {
+            int flag = 0;
+            int err = MPI_Test(&s->req2[s->done2], &flag, MPI_STATUS_IGNORE);
+            if (err != MPI_SUCCESS)
+                return mpi_fail(err, "MPI_Test (MPI_Iallgatherv)", s, s->done2);
+            if (!flag)
+                break;
+            s->done2++;
+        }
+        int rc = launch(s);
         if (rc)
             return rc;
+        if (s->next2 < s->started) {
+            /* While we block here, earlier buckets' phase 2 and later
+             * buckets' phase 1 progress inside MPI. */
+            int err = MPI_Wait(&s->req1[s->next2], MPI_STATUS_IGNORE);
+            if (err != MPI_SUCCESS)
+                return mpi_fail(err, "MPI_Wait (MPI_Ialltoallv)", s, s->next2);
+            rc = begin_phase2(s, s->next2);
+            if (rc)
+                return rc;
+            s->next2++;
+        } else if (s->done2 < s->next2) {
+            int err = MPI_Wait(&s->req2[s->done2], MPI_STATUS_IGNORE);
+            if (err != MPI_SUCCESS)
+                return mpi_fail(err, "MPI_Wait (MPI_Iallgatherv)", s, s->done2);
+            s->done2++;
+        } else {
+            break;
+        }
     }
-    for (; s->done2 < s->next2; s->done2++) {
-        int err = MPI_Wait(&s->req2[s->done2], MPI_STATUS_IGNORE);
-        if (err != MPI_SUCCESS)
-            return mpi_fail(err, "MPI_Wait (MPI_Iallgatherv)", s, s->done2);
-    }
-    s->started = s->next2 = s->done2 = 0;
+    if (s->started != s->ready)
+        return tsr_error_set(TSR_EINTERNAL, "comm: %zu of %zu buckets never started", s->ready - s->started,
+                             s->ready);
+    s->ready = s->started = s->next2 = s->done2 = 0;
     return TSR_OK;
 }
 

@@ -252,9 +252,11 @@ static void take_rows(const table_t *t, const uint32_t *idx, size_t n, float *x,
 static int write_split(hid_t f, const char *xn, const char *yn, const float *x, const int32_t *y, size_t n, size_t d)
 {
     hsize_t xd[2] = {n, d}, yd[1] = {n};
-    int rc = tsr_h5w_dataset(f, xn, H5T_IEEE_F32LE, 2, xd, H5T_NATIVE_FLOAT, x, 1);
+    int rc = tsr_h5w_dataset(f, xn, H5T_IEEE_F32LE, 2, xd, H5T_NATIVE_FLOAT, x,
+                             n * d * sizeof(float) <= TSR_H5W_COMPRESS_MAX_BYTES);
     if (rc == TSR_OK)
-        rc = tsr_h5w_dataset(f, yn, H5T_STD_I32LE, 1, yd, H5T_NATIVE_INT32, y, 1);
+        rc = tsr_h5w_dataset(f, yn, H5T_STD_I32LE, 1, yd, H5T_NATIVE_INT32, y,
+                             n * sizeof(int32_t) <= TSR_H5W_COMPRESS_MAX_BYTES);
     return rc;
 }
 

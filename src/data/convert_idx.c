@@ -213,7 +213,9 @@ done:
 static int write_part(hid_t f, const char *xn, const char *yn, const part_t *p)
 {
     hsize_t xd[2] = {p->n, (hsize_t)p->rows * p->cols}, yd[1] = {p->n};
-    int rc = tsr_h5w_dataset(f, xn, H5T_STD_U8LE, 2, xd, H5T_NATIVE_UINT8, p->x, 1);
+    size_t xbytes = (size_t)p->n * p->rows * p->cols;
+    int rc = tsr_h5w_dataset(f, xn, H5T_STD_U8LE, 2, xd, H5T_NATIVE_UINT8, p->x,
+                             xbytes <= TSR_H5W_COMPRESS_MAX_BYTES);
     if (rc == TSR_OK)
         rc = tsr_h5w_attr_float(f, xn, "scale", 1.0f / 255.0f);
     if (rc == TSR_OK)
@@ -221,7 +223,8 @@ static int write_part(hid_t f, const char *xn, const char *yn, const part_t *p)
     if (rc == TSR_OK)
         rc = tsr_h5w_attr_int64(f, xn, "image_cols", p->cols);
     if (rc == TSR_OK)
-        rc = tsr_h5w_dataset(f, yn, H5T_STD_I32LE, 1, yd, H5T_NATIVE_INT32, p->y, 1);
+        rc = tsr_h5w_dataset(f, yn, H5T_STD_I32LE, 1, yd, H5T_NATIVE_INT32, p->y,
+                             (size_t)p->n * sizeof(int32_t) <= TSR_H5W_COMPRESS_MAX_BYTES);
     return rc;
 }
 

@@ -18,6 +18,13 @@
  * of float at a time. */
 #define READ_CHUNK_BYTES ((size_t)64 << 20)
 
+/* A streamed gather reads this many sorted rows per H5Dread: HDF5 1.10
+ * builds a union of hyperslabs in time quadratic in its parts, so a big
+ * batch is read as several small unions. */
+#ifndef GATHER_GROUP
+#define GATHER_GROUP 64
+#endif
+
 struct tsr_dataset {
     char *path;
     const char *xname; /* "/X" or "/X_test" */
@@ -74,15 +81,17 @@ static int is_int32(hid_t t)
     return H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 4 && H5Tget_sign(t) == H5T_SGN_2;
 }
 
-/* Does the file hold a dataset at name ("/X")? Lock held. */
+/* Does the file hold a dataset at name ("/X")? Lock held. (Opening it,
+ * rather than H5Oget_info, whose signature differs across HDF5 1.10-1.14.) */
 static int has_dataset(hid_t file, const char *name)
 {
     if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
         return 0;
-    H5O_info_t info;
-    if (H5Oget_info_by_name(file, name, &info, H5P_DEFAULT) < 0)
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0)
         return 0;
-    return info.type == H5O_TYPE_DATASET;
+    H5Dclose(d);
+    return 1;
 }
 
 /* Opens dataset name, gets its type, rank and dims (up to 2). Lock held. */
@@ -142,15 +151,21 @@ static void close_handles(tsr_dataset_t *ds)
     ds->xspace = ds->yspace = ds->xset = ds->yset = ds->file = H5I_INVALID_HID;
 }
 
-static void scale_u8(const tsr_dataset_t *ds, float *x, size_t n)
+/* uint8 pixels in the last n bytes of the n-float buffer x become floats
+ * times scale, in place: float i is written after byte i is read, and it
+ * only overwrites bytes already read. (HDF5's own uint8->float conversion
+ * is several times slower.) */
+static void u8_to_float_inplace(float *x, size_t n, float scale)
 {
-    if (ds->x_u8 && ds->scale != 1.0f)
-        for (size_t i = 0; i < n; i++)
-            x[i] *= ds->scale;
+    const uint8_t *u = (const uint8_t *)x + 3 * n;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = u[i];
+        x[i] = (float)v * scale;
+    }
 }
 
-/* Reads rows [start, start+count) of /X (as float) and /y into the given
- * buffers (either may be NULL). Lock held. */
+/* Reads rows [start, start+count) of /X (as float, uint8 scaled) and /y
+ * into the given buffers (any may be NULL). Lock held. */
 static int read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, float *x, int32_t *labels,
                             float *targets)
 {
@@ -159,14 +174,19 @@ static int read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, float
     if (x) {
         hsize_t off[2] = {start, 0}, cnt[2] = {count, ds->d};
         mspace = H5Screate_simple(2, cnt, NULL);
+        /* uint8 goes into the buffer's last quarter, then becomes float. */
+        void *dst = ds->x_u8 ? (void *)((uint8_t *)x + 3 * count * ds->d) : (void *)x;
         if (mspace < 0 || H5Sselect_hyperslab(ds->xspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
-            H5Dread(ds->xset, H5T_NATIVE_FLOAT, mspace, ds->xspace, H5P_DEFAULT, x) < 0) {
+            H5Dread(ds->xset, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, ds->xspace, H5P_DEFAULT,
+                    dst) < 0) {
             rc = tsr_error_set(TSR_EIO, "%s: cannot read rows %zu..%zu of %s", ds->path, start, start + count - 1,
                                ds->xname);
             goto done;
         }
         H5Sclose(mspace);
         mspace = H5I_INVALID_HID;
+        if (ds->x_u8)
+            u8_to_float_inplace(x, count * ds->d, ds->scale);
     }
     void *ybuf = ds->is_labels ? (void *)labels : (void *)targets;
     if (ybuf) {
@@ -212,7 +232,6 @@ static int load_all(tsr_dataset_t *ds)
         if (rc)
             return rc;
     }
-    scale_u8(ds, ds->x, nx);
     if (ds->is_labels) {
         int32_t mx = -1;
         for (size_t i = 0; i < ds->n; i++)
@@ -386,7 +405,7 @@ int tsr_dataset_open(const char *path, tsr_split_t split, size_t memory_limit, t
     if (rc == TSR_OK) {
         /* N*D*4 bytes, saturating (a product that overflows never fits). */
         size_t bytes = SIZE_MAX;
-        if (ds->d <= SIZE_MAX / sizeof(float) / ds->n)
+        if (ds->d <= SIZE_MAX / sizeof(float) / ds->n && ds->k <= SIZE_MAX / sizeof(float) / ds->n)
             bytes = ds->n * ds->d * sizeof(float);
         ds->streaming = memory_limit != 0 && bytes > memory_limit;
         if (!ds->streaming) {
@@ -602,8 +621,6 @@ int tsr_dataset_read(tsr_dataset_t *ds, size_t start, size_t count, float *x, in
     tsr_h5_lock();
     rc = read_rows_locked(ds, start, count, x, lp, tp);
     tsr_h5_unlock();
-    if (rc == TSR_OK && x)
-        scale_u8(ds, x, count * ds->d);
     return rc;
 }
 
@@ -670,12 +687,32 @@ static herr_t select_rows(hid_t space, size_t cols, const uint64_t *keys, size_t
     return 0;
 }
 
+/* Reads the sorted rows keys[0..count) of one dataset into stage (rows
+ * back to back), GATHER_GROUP rows per H5Dread. Lock held. */
+static herr_t read_sorted(hid_t set, hid_t space, hid_t mtype, size_t cols, int rank, size_t elem,
+                          const uint64_t *keys, size_t count, void *stage)
+{
+    for (size_t g = 0; g < count; g += GATHER_GROUP) {
+        size_t gn = count - g < GATHER_GROUP ? count - g : GATHER_GROUP;
+        hsize_t md[2] = {gn, cols};
+        hid_t ms = H5Screate_simple(rank, md, NULL);
+        herr_t e = ms < 0 ? -1 : select_rows(space, cols, keys + g, gn);
+        if (e >= 0)
+            e = H5Dread(set, mtype, ms, space, H5P_DEFAULT, (char *)stage + g * cols * elem);
+        if (ms >= 0)
+            H5Sclose(ms);
+        if (e < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int gather_stream(tsr_dataset_t *ds, const uint32_t *rows, size_t count, float *x, int32_t *labels,
                          float *targets, void *work)
 {
     uint64_t *keys = work;
-    float *sx = (float *)(keys + count);
-    float *sy = sx + count * ds->d; /* int32 labels share this space */
+    float *sx = (float *)(keys + count); /* uint8 rows use its first count*d bytes */
+    float *sy = sx + count * ds->d;      /* int32 labels share this space */
     for (size_t i = 0; i < count; i++)
         keys[i] = ((uint64_t)rows[i] << 32) | (uint64_t)i;
     heapsort_u64(keys, count);
@@ -685,46 +722,30 @@ static int gather_stream(tsr_dataset_t *ds, const uint32_t *rows, size_t count, 
                                  (unsigned long long)(keys[i] >> 32));
     void *ybuf = ds->is_labels ? (void *)labels : (void *)targets;
     int rc = TSR_OK;
-    hid_t mx = H5I_INVALID_HID, my = H5I_INVALID_HID;
     tsr_h5_lock();
-    if (x) {
-        hsize_t md[2] = {count, ds->d};
-        mx = H5Screate_simple(2, md, NULL);
-        if (mx < 0 || select_rows(ds->xspace, ds->d, keys, count) < 0 ||
-            H5Dread(ds->xset, H5T_NATIVE_FLOAT, mx, ds->xspace, H5P_DEFAULT, sx) < 0)
-            rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->xname);
-    }
-    if (rc == TSR_OK && ybuf) {
-        hsize_t md[2] = {count, ds->k};
-        int rank = ds->is_labels ? 1 : 2;
-        my = H5Screate_simple(rank, md, NULL);
-        if (my < 0) {
-            rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->yname);
-        } else {
-            herr_t e = select_rows(ds->yspace, ds->k, keys, count);
-            if (e < 0 || H5Dread(ds->yset, ds->is_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, my, ds->yspace,
-                                 H5P_DEFAULT, sy) < 0)
-                rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->yname);
-        }
-    }
-    if (mx >= 0)
-        H5Sclose(mx);
-    if (my >= 0)
-        H5Sclose(my);
+    if (x && read_sorted(ds->xset, ds->xspace, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, ds->d, 2,
+                         ds->x_u8 ? 1 : sizeof(float), keys, count, sx) < 0)
+        rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->xname);
+    if (rc == TSR_OK && ybuf &&
+        read_sorted(ds->yset, ds->yspace, ds->is_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, ds->k,
+                    ds->is_labels ? 1 : 2, sizeof(float), keys, count, sy) < 0)
+        rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->yname);
     tsr_h5_unlock();
     if (rc)
         return rc;
     /* Scatter from sorted order back to the order asked for. */
+    const uint8_t *ux = (const uint8_t *)sx;
     for (size_t s = 0; s < count; s++) {
         size_t pos = (size_t)(keys[s] & 0xffffffffu);
         if (x) {
             float *dst = x + pos * ds->d;
-            const float *src = sx + s * ds->d;
-            if (ds->x_u8 && ds->scale != 1.0f)
+            if (ds->x_u8) {
+                const uint8_t *src = ux + s * ds->d;
                 for (size_t j = 0; j < ds->d; j++)
-                    dst[j] = src[j] * ds->scale;
-            else
-                memcpy(dst, src, ds->d * sizeof(float));
+                    dst[j] = (float)src[j] * ds->scale;
+            } else {
+                memcpy(dst, sx + s * ds->d, ds->d * sizeof(float));
+            }
         }
         if (ybuf && ds->is_labels)
             labels[pos] = ((const int32_t *)sy)[s];

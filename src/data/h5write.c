@@ -11,7 +11,7 @@
 
 /* Chunks of about this many bytes when compressing: small enough that a
  * streamed random row costs little to decompress, big enough to compress. */
-#define CHUNK_BYTES ((size_t)128 * 1024)
+#define CHUNK_BYTES ((size_t)64 * 1024)
 
 int tsr_h5w_create(const char *path, hid_t *out)
 {

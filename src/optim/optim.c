@@ -6,6 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Runs body for i = 0 .. n-1, in blocks of 8 then the remainder: at -O2 GCC
+ * vectorises the fixed-length inner loop but not a plain loop that would
+ * need a scalar epilogue. Each element's arithmetic is unchanged. */
+#define EACH8(i, n, body)                                                                                      \
+    do {                                                                                                       \
+        size_t i##_blk = 0, i##_n = (n);                                                                       \
+        for (; i##_blk + 8 <= i##_n; i##_blk += 8)                                                             \
+            for (size_t i = i##_blk; i < i##_blk + 8; i++) {                                                   \
+                body;                                                                                          \
+            }                                                                                                  \
+        for (size_t i = i##_blk; i < i##_n; i++) {                                                             \
+            body;                                                                                              \
+        }                                                                                                      \
+    } while (0)
+
 struct tsr_optim {
     tsr_optim_config_t cfg;
     size_t n;
@@ -82,35 +97,33 @@ int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double 
             *grad_norm = norm;
         if (c->clip_norm > 0 && norm > c->clip_norm) {
             float f = (float)(c->clip_norm / (norm + 1e-6));
-            for (size_t i = 0; i < n; i++)
-                g[i] *= f;
+            EACH8(i, n, g[i] *= f);
         }
     }
     if (c->kind == TSR_OPTIM_SGD) {
         float wd = (float)c->weight_decay, mu = (float)c->momentum;
         float *restrict v = o->state;
         if (!v) {
-            for (size_t i = 0; i < n; i++)
-                p[i] -= lr * (g[i] + wd * p[i]);
+            EACH8(i, n, p[i] -= lr * (g[i] + wd * p[i]));
         } else if (c->nesterov) {
-            for (size_t i = 0; i < n; i++) {
+            EACH8(i, n, {
                 float gi = g[i] + wd * p[i];
                 v[i] = mu * v[i] + gi;
                 p[i] -= lr * (gi + mu * v[i]);
-            }
+            });
         } else if (o->step == 0) {
             /* PyTorch starts the buffer at the first gradient. */
-            for (size_t i = 0; i < n; i++) {
+            EACH8(i, n, {
                 float gi = g[i] + wd * p[i];
                 v[i] = gi;
                 p[i] -= lr * gi;
-            }
+            });
         } else {
-            for (size_t i = 0; i < n; i++) {
+            EACH8(i, n, {
                 float gi = g[i] + wd * p[i];
                 v[i] = mu * v[i] + gi;
                 p[i] -= lr * v[i];
-            }
+            });
         }
     } else {
         float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;

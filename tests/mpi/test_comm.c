@@ -290,7 +290,12 @@ int main(int argc, char **argv)
     check_subcomm();
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
+        {
+            double t0 = MPI_Wtime();
             run_case(sizes[i], buckets[j]);
+            if (getenv("TSR_TEST_VERBOSE") && rank == 0)
+                printf("n=%zu bucket_bytes=%zu: %.3f s\n", sizes[i], buckets[j], MPI_Wtime() - t0);
+        }
 
     long total_fail = 0, total_checks = 0;
     MPI_Allreduce(&failures, &total_fail, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Accuracy in bounded time, trained by the tessera program on 2 MPI ranks:
+#   (a) digits (examples/digits.ini, the bundled 8x8 digits): target >= 97% test accuracy in < 10 s;
+#   (b) Fashion-MNIST (Debian package dataset-fashion-mnist, converted with
+#       `tessera data convert --idx-...`), 784-256-256-10 ReLU MLP with
+#       tests/bench/fashion.ini: target >= 88% test accuracy in < 120 s.
+# Wall times are tessera's own (setup, training, evaluation, model file) and
+# the whole mpirun command's (launch included). Builds nothing; every output goes
+# to a temporary directory that is removed at the end.
+#
+# Usage: tests/bench/run_accuracy_bench.sh [BUILD_DIR] [--np N] [--only digits|fashion] [--set KEY=VALUE ...]
+#   BUILD_DIR  the build tree (default: build, relative to the repository root)
+#   --np N     MPI ranks (default 2)
+#   --set      extra override for the Fashion-MNIST run (repeatable), e.g. --set train.epochs=30
+# Exits 0 when every run finished and met its target, 1 otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=build
+np=2
+only=
+fashion_sets=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --np) np=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --set) fashion_sets+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run_accuracy_bench.sh: unknown option $1" >&2; exit 2 ;;
+    *) build=$1; shift ;;
+  esac
+done
+case $build in /*) ;; *) build=$root/$build ;; esac
+tessera=$build/tessera
+[ -x "$tessera" ] || { echo "run_accuracy_bench.sh: $tessera not found; build first" >&2; exit 1; }
+mpirun=$(command -v mpirun || command -v mpiexec) || { echo "run_accuracy_bench.sh: no mpirun" >&2; exit 1; }
+mpiflags=(--oversubscribe)
+[ "$(id -u)" -eq 0 ] && mpiflags+=(--allow-run-as-root)
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tsr-accuracy.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+now() { date +%s.%N; }
+results=()  # "name|accuracy|acc_target|wall|mpirun_wall|wall_target|config"
+status=0
+
+# run NAME ACC_TARGET WALL_TARGET CONFIG_TEXT -- mpirun arguments...
+run() {
+  local name=$1 acc_t=$2 wall_t=$3 conf=$4 log=$tmp/$1.log
+  shift 5
+  echo "== $name: $mpirun ${mpiflags[*]} -n $np $*" >&2
+  local t0 t1
+  t0=$(now)
+  if ! "$mpirun" "${mpiflags[@]}" -n "$np" "$@" >"$log" 2>&1; then
+    tail -20 "$log" >&2
+    echo "run_accuracy_bench.sh: $name: training failed (log above)" >&2
+    results+=("$name|failed|$acc_t|-|-|$wall_t|$conf")
+    status=1
+    return
+  fi
+  t1=$(now)
+  grep -E '^tessera: (epoch|training)' "$log" >&2 || true
+  local done
+  done=$(grep 'tessera: done: test accuracy' "$log" | tail -1)
+  echo "$done" >&2
+  # tessera: done: test accuracy 98.06% loss 0.0679 | 40 epochs, 1760 steps, 2 ranks | wall 0.36 s | ...
+  local acc wall
+  acc=$(sed -nE 's/.*test accuracy ([0-9.]+)%.*/\1/p' <<<"$done")
+  wall=$(sed -nE 's/.*\| wall ([0-9.]+) s.*/\1/p' <<<"$done")
+  if [ -z "$acc" ] || [ -z "$wall" ]; then
+    echo "run_accuracy_bench.sh: $name: no 'done: test accuracy' line in the output" >&2
+    results+=("$name|unparsed|$acc_t|-|-|$wall_t|$conf")
+    status=1
+    return
+  fi
+  results+=("$name|$acc|$acc_t|$wall|$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')|$wall_t|$conf")
+}
+
+if [ -z "$only" ] || [ "$only" = digits ]; then
+  run digits 97 10 "examples/digits.ini" -- \
+    "$tessera" train "$root/examples/digits.ini" --set "train.output=$tmp/digits-model.h5" \
+    --set runtime.progress=lines
+fi
+
+if [ -z "$only" ] || [ "$only" = fashion ]; then
+  # The IDX files of the Debian package.
+  idx_dir=
+  if command -v dpkg >/dev/null && dpkg -L dataset-fashion-mnist >/dev/null 2>&1; then
+    idx_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep 'train-images-idx3-ubyte.gz$' | head -1)")
+  fi
+  [ -n "$idx_dir" ] && [ -d "$idx_dir" ] || idx_dir=/usr/share/datasets/fashion-mnist
+  if [ ! -f "$idx_dir/train-images-idx3-ubyte.gz" ]; then
+    echo "run_accuracy_bench.sh: Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist)" >&2
+    results+=("fashion-mnist|no data|88|-|-|120|")
+    status=1
+  else
+    echo "== converting $idx_dir to HDF5" >&2
+    "$tessera" data convert \
+      --idx-images "$idx_dir/train-images-idx3-ubyte.gz" --idx-labels "$idx_dir/train-labels-idx1-ubyte.gz" \
+      --idx-test-images "$idx_dir/t10k-images-idx3-ubyte.gz" --idx-test-labels "$idx_dir/t10k-labels-idx1-ubyte.gz" \
+      -o "$tmp/fashion.h5" >&2
+    conf="tests/bench/fashion.ini${fashion_sets[*]:+ ${fashion_sets[*]}}"
+    run fashion-mnist 88 120 "$conf" -- \
+      "$tessera" train "$here/fashion.ini" --set "data.path=$tmp/fashion.h5" \
+      --set "train.output=$tmp/fashion-model.h5" "${fashion_sets[@]}"
+  fi
+fi
+
+echo
+printf '%-15s %9s %8s %10s %10s %8s  %-3s %s\n' benchmark accuracy target "wall (s)" "mpirun (s)" target ok config
+for r in "${results[@]}"; do
+  IFS='|' read -r name acc acc_t wall mwall wall_t conf <<<"$r"
+  ok=NO
+  if [ "$wall" != - ] && awk -v a="$acc" -v at="$acc_t" -v w="$wall" -v wt="$wall_t" 'BEGIN{exit !(a >= at && w < wt)}'; then
+    ok=yes
+  else
+    status=1
+  fi
+  [ "$wall" = - ] || acc="$acc%"
+  printf '%-15s %9s %8s %10s %10s %8s  %-3s %s\n' "$name" "$acc" ">= $acc_t%" "$wall" "$mwall" "< $wall_t" "$ok" "$conf"
+done
+echo "($np ranks; wall: tessera's own 'done:' wall time; mpirun: the whole command, launch included)"
+exit $status
