@@ -9,11 +9,13 @@ pkgs=(
   libhwloc-dev hwloc
   libopenblas-dev
   libinih-dev libcmocka-dev zlib1g-dev
-  python3 python3-numpy python3-h5py python3-sklearn
+  libmicrohttpd-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
+  curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx
+  prometheus chromium
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then
-  pkgs+=(python3-torch dataset-fashion-mnist)
+  pkgs+=(python3-torch dataset-fashion-mnist wrk)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

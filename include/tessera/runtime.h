@@ -42,6 +42,15 @@ void tsr_log_set_all_ranks(int on);
 void tsr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tsr_vlog(int level, const char *fmt, va_list ap);
 
+/* Signals: SIGTERM, SIGUSR1 and SIGINT record a stop request (the first
+ * signal's number) that the training loop checks at step boundaries; a
+ * second SIGINT exits at once with status 130. Returns 0 or -1. */
+int tsr_runtime_install_signals(void);
+/* The signal that asked to stop, or 0. */
+int tsr_runtime_stop_signal(void);
+/* Records a stop request as if sig had arrived (walltime margins, tests). */
+void tsr_runtime_request_stop(int sig);
+
 /* Wall-clock seconds from a monotonic clock. */
 double tsr_time_now(void);
 

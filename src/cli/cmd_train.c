@@ -13,8 +13,12 @@ static const char usage[] =
     "usage: tessera train CONFIG [--set section.key=value ...]\n"
     "Trains the model that CONFIG (an INI file) describes on every rank of the job.\n"
     "  --set section.key=value   override one configuration value (repeatable)\n"
+    "  --resume auto|FILE        continue from the newest checkpoint that verifies, or from FILE\n"
     "  --print-config            print the effective configuration and exit\n"
-    "Exit codes: 0 done, 2 bad usage or configuration, 3 bad input data, 4 file I/O failure, 1 other.\n";
+    "SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step and exit 75 (requeue me); a second SIGINT\n"
+    "stops at once.\n"
+    "Exit codes: 0 done, 2 bad usage or configuration, 3 bad input data, 4 file I/O failure,\n"
+    "75 stopped by a signal after a checkpoint, 1 other.\n";
 
 int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
 {
@@ -35,6 +39,8 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
             i++; /* applied after the file, below */
         } else if (strncmp(argv[i], "--set=", 6) == 0) {
             /* ditto */
+        } else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
+            i++;
         } else if (strcmp(argv[i], "--print-config") == 0) {
             print_config = 1;
         } else if (argv[i][0] == '-' || path) {
@@ -53,6 +59,11 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
             rc = tsr_config_set(cfg, argv[++i]);
         else if (strncmp(argv[i], "--set=", 6) == 0)
             rc = tsr_config_set(cfg, argv[i] + 6);
+        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) {
+            char kv[4200];
+            snprintf(kv, sizeof kv, "checkpoint.resume=%s", argv[++i]);
+            rc = tsr_config_set(cfg, kv);
+        }
     }
     /* Every rank parsed the same input, so every rank agrees; rank 0 reports. */
     if ((rc = tsr_runtime_agree(rt, rc, &failed)))
@@ -67,6 +78,7 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
         tsr_config_destroy(cfg);
         return TSR_OK;
     }
+    tsr_runtime_install_signals();
     rc = tsr_train_run(rt, cfg, &res, &failed);
     if (rc)
         goto fail;
@@ -83,7 +95,7 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
     tsr_config_destroy(cfg);
     return TSR_OK;
 fail:
-    if (rank == failed)
+    if (rc != TSR_ESTOPPED && rank == failed)
         tsr_log(TSR_LOG_ERROR, "%s", tsr_last_error());
     tsr_config_destroy(cfg);
     return rc;

@@ -29,7 +29,10 @@ typedef struct comm_setup {
 
 typedef struct comm_backend {
     const char *name;
-    /* Non-zero when this back-end can run here (auto picks the first). */
+    /* 0 when this back-end cannot run here, else its priority: "auto" picks
+     * the highest (the first listed on ties). Collective over comm: the
+     * engine calls it on every rank, for the same back-ends in the same
+     * order, and it must return the same value on every rank. */
     int (*available)(MPI_Comm comm);
     /* Collective over comm. Returns a TSR_* code and sets the message. */
     int (*create)(const comm_setup_t *setup, void **state);
@@ -41,8 +44,13 @@ typedef struct comm_backend {
     /* Called once every bucket has started: blocks until buf holds the sums
      * and resets for the next step. */
     int (*wait)(void *state);
+    /* Optional (may be NULL; the engine does not use it): how many buckets,
+     * 0..k-1, hold their final sums this step. Lets one back-end drive
+     * another ("shm" runs "mpi" between node leaders, chunk by chunk). */
+    size_t (*finished)(void *state);
 } comm_backend_t;
 
 extern const comm_backend_t tsr_comm_mpi_component;
+extern const comm_backend_t tsr_comm_shm_component;
 
 #endif

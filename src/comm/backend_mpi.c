@@ -84,10 +84,11 @@ static int mpi_fail(int err, const char *call, const mpi_state_t *s, size_t b)
     return tsr_error_set(TSR_EMPI, "comm: %s failed: %s", call, text);
 }
 
+/* Always usable; "auto" prefers "shm" (20) where ranks share a node. */
 static int mpi_available(MPI_Comm comm)
 {
     (void)comm;
-    return 1;
+    return 10;
 }
 
 static void layout_fill(layout_t *l, size_t m, int rank, int size, int *ints)
@@ -304,9 +305,9 @@ static int advance(mpi_state_t *s)
 static int mpi_start(void *state, size_t b)
 {
     mpi_state_t *s = state;
+    s->ready = b + 1;
     if (s->size == 1)
         return TSR_OK;
-    s->ready = b + 1;
     return launch(s);
 }
 
@@ -324,8 +325,10 @@ static int mpi_progress(void *state)
 static int mpi_wait(void *state)
 {
     mpi_state_t *s = state;
-    if (s->size == 1)
+    if (s->size == 1) {
+        s->ready = 0;
         return TSR_OK;
+    }
     for (;;) {
         /* Retire what has finished so queued buckets can launch. */
         while (s->done2 < s->next2) {
@@ -366,6 +369,12 @@ static int mpi_wait(void *state)
     return TSR_OK;
 }
 
+static size_t mpi_finished(void *state)
+{
+    const mpi_state_t *s = state;
+    return s->size == 1 ? s->ready : s->done2;
+}
+
 const comm_backend_t tsr_comm_mpi_component = {
     .name = "mpi",
     .available = mpi_available,
@@ -374,4 +383,5 @@ const comm_backend_t tsr_comm_mpi_component = {
     .start = mpi_start,
     .progress = mpi_progress,
     .wait = mpi_wait,
+    .finished = mpi_finished,
 };

@@ -8,9 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Known back-ends, in order of preference for "auto". */
+/* Known back-ends. "auto" asks each for its priority (available()) and
+ * takes the highest, the first listed on ties:
+ *   "shm" (20) when some node holds more than one rank of the communicator
+ *         (all ranks on one node, or hierarchical across nodes), else 1;
+ *   "mpi" (10) always.
+ * So "auto" is "shm" when ranks share a node and "mpi" when every rank is
+ * alone on its node (or there is a single rank). Both stay selectable by
+ * name. */
 static const comm_backend_t *const components[] = {
     &tsr_comm_mpi_component,
+    &tsr_comm_shm_component,
 };
 enum { NCOMPONENTS = sizeof components / sizeof components[0] };
 
@@ -30,12 +38,16 @@ struct tsr_comm {
 static int select_backend(MPI_Comm comm, const char *name, const comm_backend_t **out)
 {
     if (!name || strcmp(name, "auto") == 0) {
-        for (size_t i = 0; i < NCOMPONENTS; i++)
-            if (components[i]->available(comm)) {
+        /* available() is collective: every rank asks every back-end. */
+        int best = 0;
+        for (size_t i = 0; i < NCOMPONENTS; i++) {
+            int prio = components[i]->available(comm);
+            if (prio > best) {
+                best = prio;
                 *out = components[i];
-                return TSR_OK;
             }
-        return tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available");
+        }
+        return best > 0 ? TSR_OK : tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available");
     }
     for (size_t i = 0; i < NCOMPONENTS; i++) {
         if (strcmp(name, components[i]->name) != 0)

@@ -51,6 +51,8 @@ const char *tsr_strerror(int code)
     case TSR_ESYS: return "system error";
     case TSR_ENOTSUP: return "not supported by this build";
     case TSR_EINTERNAL: return "internal error";
+    case TSR_ESTOPPED: return "stopped by a signal after writing a checkpoint";
+    case TSR_ETIMEOUT: return "stalled past the watchdog timeout";
     default: return "unknown error";
     }
 }
@@ -63,6 +65,7 @@ int tsr_error_exit_code(int code)
     case TSR_ENOTSUP: return 2;
     case TSR_EDATA: return 3;
     case TSR_EIO: return 4;
+    case TSR_ESTOPPED: return 75; /* EX_TEMPFAIL: checkpointed, requeue me */
     default: return 1;
     }
 }

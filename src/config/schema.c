@@ -8,6 +8,7 @@ static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", NULL}
 static const char *const optim_choices[] = {"sgd", "adamw", NULL};
 static const char *const sched_choices[] = {"constant", "cosine", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", NULL};
+static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
 
 const tsr_key_t tsr_schema[] = {
@@ -45,6 +46,15 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "blas_threads", TSR_T_INT, "0", 0, 4096, NULL, "BLAS threads per rank (0: cores owned)"},
     {"runtime", "progress", TSR_T_ENUM, "auto", 0, 0, progress_choices, "bar on a terminal, lines in a log"},
     {"runtime", "verbose", TSR_T_BOOL, "false", 0, 0, NULL, "log from every rank"},
+    {"runtime", "watchdog_seconds", TSR_T_DOUBLE, "600", 0, 0, NULL, "abort when a collective or checkpoint stalls this long (0: off)"},
+    {"checkpoint", "dir", TSR_T_STR, "checkpoints", 0, 0, NULL, "checkpoint directory (relative to the working directory)"},
+    {"checkpoint", "every_steps", TSR_T_INT, "0", 0, 1L << 40, NULL, "write every N steps (0: not by steps)"},
+    {"checkpoint", "every_seconds", TSR_T_DOUBLE, "600", 0, 0, NULL, "write every S seconds (0: not by time)"},
+    {"checkpoint", "keep", TSR_T_INT, "3", 1, 1000000, NULL, "newest checkpoints kept"},
+    {"checkpoint", "async", TSR_T_BOOL, "true", 0, 0, NULL, "write on a helper thread while training goes on"},
+    {"checkpoint", "on_error", TSR_T_ENUM, "continue", 0, 0, onerr_choices, "when a write fails: warn or stop"},
+    {"checkpoint", "resume", TSR_T_STR, "none", 0, 0, NULL, "none, auto (newest that verifies) or a file"},
+    {"checkpoint", "final", TSR_T_BOOL, "true", 0, 0, NULL, "write a checkpoint when training ends"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -208,6 +208,10 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     ctx->world = tsr_runtime_size(rt);
     ctx->batch = (size_t)tsr_config_get_long(cfg, "train", "batch_size");
     ctx->epochs = tsr_config_get_long(cfg, "train", "epochs");
+    ctx->fault_rank = -1;
+    const char *fault = getenv("TSR_FAULT_KILL");
+    if (fault && sscanf(fault, "%d:%ld", &ctx->fault_rank, &ctx->fault_step) != 2)
+        ctx->fault_rank = -1;
 
     rc = open_data(ctx);
     if (!rc)
@@ -246,6 +250,8 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
 
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
+    tsr_ckpt_destroy(ctx->ckpt);
+    free(ctx->config_text);
     tsr_comm_destroy(ctx->comm);
     tsr_loader_destroy(ctx->loader);
     tsr_optim_destroy(ctx->optim);

@@ -1,6 +1,7 @@
 /* What tsr_train_run builds before its first step (internal). */
 #ifndef TSR_TRAIN_SETUP_H
 #define TSR_TRAIN_SETUP_H
+#include "tessera/ckpt.h"
 #include "tessera/comm.h"
 #include "tessera/config.h"
 #include "tessera/data.h"
@@ -26,14 +27,40 @@ typedef struct tsr_train_ctx {
     size_t test_rows, test_total;
     int blas_threads;
     char placement[128];
+    /* Checkpoints (the engine lives on rank 0 only: every rank holds the
+     * same weights). Counters are registered as 1-element datasets. */
+    tsr_ckpt_t *ckpt;
+    int64_t ck_steps, ck_epoch, ck_cursor, ck_seed, ck_global_batch;
+    char *config_text;
+    char model_json[8192];
+    int ckpt_failed_warned;
+    /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
+     * SIGKILL itself right after global step STEP. */
+    int fault_rank;
+    long fault_step;
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
-enum { TSR_STEP_ERROR = 1 };
+enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2 };
 
 /* Opens data, binds, builds model, optimizer, loader and engine; collective,
  * agreeing after every phase that can fail on some ranks only. */
 int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t *cfg, int *failed_rank);
 void tsr_train_teardown(tsr_train_ctx_t *ctx);
+
+/* Where training starts: global step, epoch, step within the epoch. */
+typedef struct tsr_train_pos {
+    long step, epoch;
+    size_t cursor;
+} tsr_train_pos_t;
+
+/* Creates the checkpoint engine on rank 0 and registers the training state. */
+int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx);
+/* Restores per checkpoint.resume (none, auto or a path) on rank 0 and
+ * broadcasts the state; collective. pos gets the position to start from. */
+int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *failed_rank);
+/* Rank 0: writes a checkpoint of the state after global step `step`, where
+ * next is the position of the following batch. */
+int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync);
 
 #endif

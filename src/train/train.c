@@ -6,6 +6,7 @@
 #include "train/setup.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,32 @@ static int save_model(tsr_train_ctx_t *ctx, const tsr_train_result_t *res)
     return rc;
 }
 
-static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
+/* Rank 0, every step: periodic checkpoints and the result of the last
+ * asynchronous write. Returns TSR_STEP_* bits to share with the others. */
+static int checkpoint_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
+{
+    if (ctx->rank != 0 || !ctx->ckpt)
+        return 0;
+    int stop_on_error = strcmp(tsr_config_get(ctx->cfg, "checkpoint", "on_error"), "stop") == 0;
+    int rc = TSR_OK;
+    if (!tsr_ckpt_busy(ctx->ckpt))
+        rc = tsr_ckpt_wait(ctx->ckpt);
+    if (!rc && tsr_ckpt_due(ctx->ckpt, step))
+        rc = tsr_train_ckpt_write(ctx, step, next, 0);
+    if (!rc)
+        return 0;
+    if (stop_on_error) {
+        tsr_error_prefix(rc, "checkpoint failed and [checkpoint] on_error = stop: ");
+        return TSR_STEP_ERROR;
+    }
+    if (!ctx->ckpt_failed_warned++)
+        tsr_log(TSR_LOG_WARN, "%s; training goes on ([checkpoint] on_error = continue)", tsr_last_error());
+    /* A failed write must not block the next one. */
+    tsr_ckpt_wait(ctx->ckpt);
+    return 0;
+}
+
+static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res)
 {
     MPI_Comm world = tsr_runtime_world(ctx->rt);
     tsr_progress_t prog;
@@ -68,16 +94,19 @@ static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
     int eval = ctx->test && tsr_config_get_bool(ctx->cfg, "train", "eval");
     float scale = 1.0f / (float)(ctx->batch * (size_t)ctx->world);
     float *params = tsr_model_params(ctx->model), *grads = tsr_model_grads(ctx->model);
-    long step = 0;
+    long step = start->step;
+    tsr_train_pos_t next = *start;
     double loop_seconds = 0, samples = 0;
     int rc = TSR_OK;
 
     tsr_progress_init(&prog, ctx->rank == 0 ? tsr_config_get(ctx->cfg, "runtime", "progress") : "none");
     res->test_loss = res->test_accuracy = NAN;
-    for (long epoch = 0; epoch < ctx->epochs && step < ctx->total_steps; epoch++) {
+    res->steps = step;
+    for (long epoch = start->epoch; epoch < ctx->epochs && step < ctx->total_steps; epoch++) {
         double epoch_loss = 0, window_loss = 0, t0 = tsr_time_now();
         size_t epoch_n = 0, window_n = 0;
-        for (size_t s = 0; s < ctx->steps_per_epoch && step < ctx->total_steps; s++, step++) {
+        size_t s = epoch == start->epoch ? start->cursor : 0;
+        for (; s < ctx->steps_per_epoch && step < ctx->total_steps; s++) {
             tsr_batch_t b;
             int status = 0, agreed = 0;
             MPI_Request req;
@@ -93,6 +122,8 @@ static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
                 tsr_model_forward(ctx->model, b.x, b.rows);
                 loss = tsr_model_backward(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready, ctx->comm);
             }
+            if (tsr_runtime_stop_signal())
+                status |= TSR_STEP_STOP;
             MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_BOR, world, &req);
             int crc = tsr_comm_wait(ctx->comm);
             MPI_Wait(&req, MPI_STATUS_IGNORE);
@@ -101,6 +132,28 @@ static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
             if (agreed & TSR_STEP_ERROR)
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
             tsr_optim_step(ctx->optim, params, grads, NULL);
+            step++;
+            res->steps = step;
+            next = (tsr_train_pos_t){step, epoch, s + 1};
+            if (next.cursor == ctx->steps_per_epoch)
+                next.epoch++, next.cursor = 0;
+            if (agreed & TSR_STEP_STOP) {
+                /* Everyone saw the request at the same step; rank 0 writes. */
+                int wrc = TSR_OK;
+                if (ctx->rank == 0) {
+                    tsr_progress_line(&prog, "stop requested by a signal at step %ld: writing a checkpoint", step);
+                    wrc = ctx->ckpt ? tsr_train_ckpt_write(ctx, step, &next, 1) : TSR_OK;
+                    if (!wrc)
+                        tsr_log(TSR_LOG_INFO, "checkpoint %s written; exiting with status 75 so the job can be "
+                                "requeued", tsr_ckpt_last_path(ctx->ckpt));
+                }
+                return wrc ? wrc : TSR_ESTOPPED;
+            }
+            int cst = checkpoint_step(ctx, step, &next);
+            if (cst)
+                return TSR_EIO;
+            if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
+                raise(SIGKILL);
             epoch_loss += loss;
             window_loss += loss;
             epoch_n += b.rows;
@@ -108,11 +161,11 @@ static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
             double el = tsr_time_now() - t0;
             tsr_progress_bar(&prog, epoch, ctx->epochs, (long)s, (long)ctx->steps_per_epoch, window_loss / window_n,
                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
-            if (log_every > 0 && (step + 1) % log_every == 0) {
+            if (log_every > 0 && step % log_every == 0) {
                 double gl = global_mean(ctx, window_loss, (double)window_n);
                 if (prog.mode == 2)
                     tsr_progress_line(&prog, "epoch %ld step %zu/%zu loss %.4f lr %.4g %.0f samples/s", epoch + 1,
-                                      s + 1, ctx->steps_per_epoch, gl, tsr_optim_lr(ctx->optim, step),
+                                      s + 1, ctx->steps_per_epoch, gl, tsr_optim_lr(ctx->optim, step - 1),
                                       (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
                 window_loss = 0;
                 window_n = 0;
@@ -130,12 +183,22 @@ static int run_loop(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
                               epoch + 1, ctx->epochs, res->train_loss, res->test_loss, 100 * res->test_accuracy,
                               (double)epoch_n * ctx->world / el);
         else
-            tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f%s %.0f samples/s", epoch + 1, ctx->epochs,
-                              res->train_loss, eval ? "" : "", (double)epoch_n * ctx->world / el);
+            tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f %.0f samples/s", epoch + 1, ctx->epochs,
+                              res->train_loss, (double)epoch_n * ctx->world / el);
     }
-    res->steps = step;
+    /* A final checkpoint makes a requeue of a finished job a no-op. */
+    if (ctx->rank == 0 && ctx->ckpt && tsr_config_get_bool(ctx->cfg, "checkpoint", "final") &&
+        tsr_ckpt_last_step(ctx->ckpt) != step) {
+        rc = tsr_train_ckpt_write(ctx, step, &next, 1);
+        if (rc && strcmp(tsr_config_get(ctx->cfg, "checkpoint", "on_error"), "stop") != 0) {
+            tsr_log(TSR_LOG_WARN, "%s; the model file is still written", tsr_last_error());
+            rc = TSR_OK;
+        }
+    } else if (ctx->rank == 0 && ctx->ckpt) {
+        tsr_ckpt_wait(ctx->ckpt);
+    }
     res->samples_per_second = loop_seconds > 0 ? samples / loop_seconds : 0;
-    return TSR_OK;
+    return rc;
 }
 
 int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank)
@@ -153,7 +216,13 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
             ctx.batch, ctx.steps_per_epoch, tsr_comm_backend(ctx.comm), tsr_comm_nbuckets(ctx.comm),
             ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
-    rc = run_loop(&ctx, res);
+    tsr_train_pos_t start;
+    rc = tsr_train_ckpt_setup(&ctx);
+    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+        goto out;
+    if ((rc = tsr_train_ckpt_resume(&ctx, &start, failed_rank)))
+        goto out;
+    rc = run_loop(&ctx, &start, res);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
     /* Every rank holds the same weights; rank 0 writes them. */

@@ -7,7 +7,7 @@
 # Usage: tests/bench/run_train_bench.sh [BUILD_DIR] [--seconds S] [--reps N] [--rounds R]
 #   BUILD_DIR  the build tree (default: build, relative to the repository root)
 #   --seconds  seconds per timed run (default 3)    --reps    runs per program (default 5)
-#   --rounds   tessera/torch alternations (default 2)
+#   --rounds   tessera/torch alternations (default 3)
 # Environment: PYTHON (default /usr/bin/python3, which has python3-torch).
 set -euo pipefail
 
@@ -16,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 build=build
 seconds=3
 reps=5
-rounds=2
+rounds=3
 while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;

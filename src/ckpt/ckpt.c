@@ -1,0 +1,277 @@
+/* The checkpoint engine: regions, snapshots, the writer thread. */
+#include "ckpt/internal.h"
+#include "tessera/error.h"
+#include "tessera/runtime.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_REGIONS 256
+
+struct tsr_ckpt {
+    tsr_ckpt_config_t cfg;
+    char dir[4096];
+    tsr_ckpt_region_t *regions;
+    int nregions;
+    size_t bytes;
+    long last_due_step;
+    double last_due_time;
+    /* writer thread */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, busy, stop;
+    tsr_ckpt_meta_t meta;
+    char *config_copy, *model_copy;
+    char path[4096], last_path[4096];
+    long last_step;
+    int result;
+    char error[1024];
+    double write_seconds;
+};
+
+static int ensure_dir(const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return tsr_error_set(TSR_EIO, "%s: cannot create checkpoint directory %s: %s", dir, buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return tsr_error_set(TSR_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
+    return TSR_OK;
+}
+
+/* Runs one write: file, then retention. Called without the lock held. */
+static int do_write(tsr_ckpt_t *c)
+{
+    double t0 = tsr_time_now();
+    int rc = ensure_dir(c->dir);
+    if (!rc)
+        rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, &c->meta);
+    if (!rc)
+        tsr_ckpt_retain(c->dir, c->cfg.keep);
+    pthread_mutex_lock(&c->mu);
+    c->write_seconds = tsr_time_now() - t0;
+    c->result = rc;
+    if (rc) {
+        snprintf(c->error, sizeof c->error, "%s", tsr_last_error());
+    } else {
+        snprintf(c->last_path, sizeof c->last_path, "%s", c->path);
+        c->last_step = c->meta.step;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void *writer(void *arg)
+{
+    tsr_ckpt_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->pending && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->pending && c->stop)
+            break;
+        c->pending = 0;
+        pthread_mutex_unlock(&c->mu);
+        do_write(c);
+        pthread_mutex_lock(&c->mu);
+        c->busy = 0;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int tsr_ckpt_create(const tsr_ckpt_config_t *cfg, tsr_ckpt_t **out)
+{
+    if (!cfg->dir || !cfg->dir[0])
+        return tsr_error_set(TSR_EINVAL, "checkpoint: no directory given");
+    if (cfg->keep < 1)
+        return tsr_error_set(TSR_EINVAL, "checkpoint: keep = %d; expected at least 1", cfg->keep);
+    tsr_ckpt_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return tsr_error_set(TSR_ENOMEM, "checkpoint: out of memory");
+    c->cfg = *cfg;
+    snprintf(c->dir, sizeof c->dir, "%s", cfg->dir);
+    c->cfg.dir = c->dir;
+    c->regions = calloc(MAX_REGIONS, sizeof *c->regions);
+    c->last_step = -1;
+    c->last_due_step = 0;
+    c->last_due_time = tsr_time_now();
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (!c->regions) {
+        tsr_ckpt_destroy(c);
+        return tsr_error_set(TSR_ENOMEM, "checkpoint: out of memory");
+    }
+    if (cfg->async) {
+        if (pthread_create(&c->thread, NULL, writer, c) != 0) {
+            tsr_ckpt_destroy(c);
+            return tsr_error_set(TSR_ESYS, "checkpoint: cannot start the writer thread");
+        }
+        c->thread_started = 1;
+    }
+    *out = c;
+    return TSR_OK;
+}
+
+void tsr_ckpt_destroy(tsr_ckpt_t *c)
+{
+    if (!c)
+        return;
+    if (c->thread_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    for (int i = 0; c->regions && i < c->nregions; i++)
+        free(c->regions[i].snap);
+    free(c->regions);
+    free(c->config_copy);
+    free(c->model_copy);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_t type, int ndims,
+                      const size_t *dims)
+{
+    if (c->nregions == MAX_REGIONS)
+        return tsr_error_set(TSR_EINVAL, "checkpoint: more than %d regions", MAX_REGIONS);
+    if (!path || path[0] != '/' || strlen(path) >= sizeof c->regions[0].path)
+        return tsr_error_set(TSR_EINVAL, "checkpoint: region path '%s' must start with / and be under 256 bytes",
+                             path ? path : "(null)");
+    if (ndims < 1 || ndims > TSR_CKPT_MAX_DIMS || (unsigned)type > TSR_CKPT_UINT8)
+        return tsr_error_set(TSR_EINVAL, "checkpoint: region %s: %d dimensions; expected 1 to %d", path, ndims,
+                             TSR_CKPT_MAX_DIMS);
+    for (int i = 0; i < c->nregions; i++)
+        if (strcmp(c->regions[i].path, path) == 0)
+            return tsr_error_set(TSR_EINVAL, "checkpoint: region %s registered twice", path);
+    tsr_ckpt_region_t *r = &c->regions[c->nregions];
+    memset(r, 0, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->live = ptr;
+    r->type = type;
+    r->ndims = ndims;
+    r->bytes = tsr_ckpt_type_size(type);
+    for (int d = 0; d < ndims; d++) {
+        r->dims[d] = dims[d];
+        r->bytes *= dims[d];
+    }
+    if (r->bytes && !ptr)
+        return tsr_error_set(TSR_EINVAL, "checkpoint: region %s has no memory", path);
+    r->snap = malloc(r->bytes ? r->bytes : 1);
+    if (!r->snap)
+        return tsr_error_set(TSR_ENOMEM, "checkpoint: out of memory for the snapshot of %s (%zu bytes)", path,
+                             r->bytes);
+    c->nregions++;
+    c->bytes += r->bytes;
+    return TSR_OK;
+}
+
+int tsr_ckpt_due(const tsr_ckpt_t *c, long step)
+{
+    if (c->cfg.every_steps > 0 && step - c->last_due_step >= c->cfg.every_steps)
+        return 1;
+    if (c->cfg.every_seconds > 0 && tsr_time_now() - c->last_due_time >= c->cfg.every_seconds)
+        return 1;
+    return 0;
+}
+
+int tsr_ckpt_wait(tsr_ckpt_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->busy)
+        pthread_cond_wait(&c->cv, &c->mu);
+    int rc = c->result;
+    if (rc)
+        tsr_error_set(rc, "%s", c->error);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int tsr_ckpt_busy(tsr_ckpt_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int b = c->busy;
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
+{
+    /* One write in flight at most: the previous one's result is reported
+     * by tsr_ckpt_wait, so a failure is not lost. */
+    int prev = tsr_ckpt_wait(c);
+    (void)prev;
+    int rc = tsr_ckpt_file_name(c->dir, meta->step, c->path, sizeof c->path);
+    if (rc)
+        return rc;
+    for (int i = 0; i < c->nregions; i++)
+        memcpy(c->regions[i].snap, c->regions[i].live, c->regions[i].bytes);
+    free(c->config_copy);
+    free(c->model_copy);
+    c->config_copy = dup_or_empty(meta->config);
+    c->model_copy = dup_or_empty(meta->model);
+    if (!c->config_copy || !c->model_copy)
+        return tsr_error_set(TSR_ENOMEM, "checkpoint: out of memory");
+    c->meta = *meta;
+    c->meta.config = c->config_copy;
+    c->meta.model = c->model_copy;
+    c->last_due_step = meta->step;
+    c->last_due_time = tsr_time_now();
+    if (!c->thread_started)
+        return do_write(c);
+    pthread_mutex_lock(&c->mu);
+    c->busy = 1;
+    c->pending = 1;
+    c->result = TSR_OK;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return sync ? tsr_ckpt_wait(c) : TSR_OK;
+}
+
+const char *tsr_ckpt_last_path(const tsr_ckpt_t *c) { return c->last_path; }
+long tsr_ckpt_last_step(const tsr_ckpt_t *c) { return c->last_step; }
+double tsr_ckpt_last_write_seconds(const tsr_ckpt_t *c) { return c->write_seconds; }
+size_t tsr_ckpt_bytes(const tsr_ckpt_t *c) { return c->bytes; }
+
+int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info)
+{
+    /* Snapshots double as the read buffers, so a failure leaves the live
+     * regions untouched. */
+    int rc = tsr_ckpt_wait(c);
+    (void)rc;
+    rc = tsr_ckpt_file_read(path, info, c->regions, c->nregions);
+    if (rc)
+        return rc;
+    for (int i = 0; i < c->nregions; i++)
+        memcpy(c->regions[i].live, c->regions[i].snap, c->regions[i].bytes);
+    return TSR_OK;
+}
+
+int tsr_ckpt_verify(const char *path, tsr_ckpt_info_t *info)
+{
+    return tsr_ckpt_file_read(path, info, NULL, 0);
+}

@@ -1,0 +1,347 @@
+/* The checkpoint file format: HDF5 datasets plus root attributes and a
+ * CRC-32 over every dataset, so damage is found before anything is loaded. */
+#include "ckpt/internal.h"
+#include "common/fileutil.h"
+#include "common/h5lock.h"
+#include "tessera/error.h"
+
+#include <hdf5.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+size_t tsr_ckpt_type_size(tsr_ckpt_type_t t)
+{
+    return t == TSR_CKPT_FLOAT64 || t == TSR_CKPT_INT64 ? 8 : t == TSR_CKPT_UINT8 ? 1 : 4;
+}
+
+static hid_t file_type(tsr_ckpt_type_t t)
+{
+    switch (t) {
+    case TSR_CKPT_FLOAT64: return H5T_IEEE_F64LE;
+    case TSR_CKPT_INT64: return H5T_STD_I64LE;
+    case TSR_CKPT_UINT8: return H5T_STD_U8LE;
+    default: return H5T_IEEE_F32LE;
+    }
+}
+
+static hid_t mem_type(tsr_ckpt_type_t t)
+{
+    switch (t) {
+    case TSR_CKPT_FLOAT64: return H5T_NATIVE_DOUBLE;
+    case TSR_CKPT_INT64: return H5T_NATIVE_INT64;
+    case TSR_CKPT_UINT8: return H5T_NATIVE_UINT8;
+    default: return H5T_NATIVE_FLOAT;
+    }
+}
+
+/* The type a stored dataset has, or -1 if tessera does not write it. */
+static int stored_type(hid_t t)
+{
+    static const tsr_ckpt_type_t all[] = {TSR_CKPT_FLOAT32, TSR_CKPT_FLOAT64, TSR_CKPT_INT64, TSR_CKPT_UINT8};
+    for (int i = 0; i < 4; i++)
+        if (H5Tequal(t, file_type(all[i])) > 0)
+            return (int)all[i];
+    return -1;
+}
+
+int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s/ckpt-%010ld.h5", dir, step);
+    if (n < 0 || (size_t)n >= len)
+        return tsr_error_set(TSR_EINVAL, "%s: checkpoint path too long", dir);
+    return TSR_OK;
+}
+
+static int put_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
+    int ok = H5Tset_size(t, strlen(value) + 1) >= 0;
+    if (ok) {
+        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+        ok = a >= 0 && H5Awrite(a, t, value) >= 0;
+    }
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+    return ok ? 0 : -1;
+}
+
+static int put_long(hid_t obj, const char *name, long v)
+{
+    int64_t x = v;
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &x) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    return ok ? 0 : -1;
+}
+
+static uLong crc_update(uLong crc, const void *p, size_t n)
+{
+    const Bytef *b = p;
+    while (n > 0) { /* zlib takes uInt lengths */
+        uInt chunk = n > (1u << 30) ? 1u << 30 : (uInt)n;
+        crc = crc32(crc, b, chunk);
+        b += chunk;
+        n -= chunk;
+    }
+    return crc;
+}
+
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta)
+{
+    char tmp[4096], when[40], sum[32];
+    size_t listlen = 1;
+    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        listlen += strlen(r[i].path) + 1;
+    char *list = calloc(1, listlen);
+    if (!list)
+        return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        crc = crc_update(crc, r[i].snap, r[i].bytes);
+        strcat(list, r[i].path);
+        strcat(list, "\n");
+    }
+    snprintf(sum, sizeof sum, "crc32:%08lx", (unsigned long)crc);
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+    tsr_h5_lock();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    int ok = f >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
+    const char *bad = "file creation";
+    for (int i = 0; ok && i < n; i++) {
+        hsize_t dims[TSR_CKPT_MAX_DIMS];
+        for (int d = 0; d < r[i].ndims; d++)
+            dims[d] = r[i].dims[d];
+        hid_t s = H5Screate_simple(r[i].ndims, dims, NULL);
+        hid_t d = H5Dcreate2(f, r[i].path, file_type(r[i].type), s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        ok = d >= 0 && H5Dwrite(d, mem_type(r[i].type), H5S_ALL, H5S_ALL, H5P_DEFAULT, r[i].snap) >= 0;
+        if (!ok)
+            bad = r[i].path;
+        if (d >= 0)
+            H5Dclose(d);
+        H5Sclose(s);
+    }
+    if (ok) {
+        bad = "root attributes";
+        ok = put_str(f, "format", TSR_CKPT_FORMAT) == 0 && put_long(f, "version", TSR_CKPT_VERSION) == 0 &&
+             put_long(f, "step", meta->step) == 0 && put_long(f, "epoch", meta->epoch) == 0 &&
+             put_long(f, "samples_seen", meta->samples_seen) == 0 &&
+             put_long(f, "world_size", meta->world_size) == 0 && put_long(f, "seed", meta->seed) == 0 &&
+             put_str(f, "created", when) == 0 && put_str(f, "config", meta->config ? meta->config : "") == 0 &&
+             put_str(f, "model", meta->model ? meta->model : "") == 0 && put_str(f, "checksum", sum) == 0 &&
+             put_str(f, "checksum_datasets", list) == 0;
+    }
+    if (lcpl >= 0)
+        H5Pclose(lcpl);
+    if (f >= 0 && H5Fclose(f) < 0 && ok) {
+        ok = 0;
+        bad = "closing the file (disk full?)";
+    }
+    tsr_h5_unlock();
+    free(list);
+    if (!ok) {
+        tsr_file_discard(tmp);
+        return tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched",
+                             path, bad);
+    }
+    return tsr_file_commit(tmp, path);
+}
+
+static int get_str(hid_t obj, const char *name, char **out)
+{
+    *out = NULL;
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
+    int ok = H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t);
+    size_t n = ok ? H5Tget_size(t) : 0;
+    if (ok && (*out = calloc(1, n + 1)) != NULL)
+        ok = H5Aread(a, t, *out) >= 0;
+    else
+        ok = 0;
+    H5Tclose(t);
+    H5Aclose(a);
+    if (!ok) {
+        free(*out);
+        *out = NULL;
+    }
+    return ok ? 0 : -1;
+}
+
+static int get_long(hid_t obj, const char *name, long *v)
+{
+    int64_t x;
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, &x) >= 0;
+    if (a >= 0)
+        H5Aclose(a);
+    if (ok)
+        *v = (long)x;
+    return ok ? 0 : -1;
+}
+
+/* Reads one listed dataset, adds it to the CRC, and into its region if one
+ * is registered under that name. */
+static int read_one(hid_t f, const char *path, const char *name, tsr_ckpt_region_t *r, int n, uLong *crc,
+                    size_t *bytes, int *found)
+{
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0 && !(name[0] == '/' && H5Lexists(f, name + 1, H5P_DEFAULT) > 0))
+        return tsr_error_set(TSR_EDATA, "%s: dataset %s named in checksum_datasets is missing", path, name);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0)
+        return tsr_error_set(TSR_EDATA, "%s: cannot open dataset %s", path, name);
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+    int type = stored_type(t), nd = H5Sget_simple_extent_ndims(s);
+    hsize_t dims[TSR_CKPT_MAX_DIMS] = {0};
+    int rc = TSR_OK;
+    void *buf = NULL, *own = NULL;
+    if (type < 0 || nd < 0 || nd > TSR_CKPT_MAX_DIMS) {
+        rc = tsr_error_set(TSR_EDATA, "%s: dataset %s has a type or rank tessera does not write", path, name);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(s, dims, NULL);
+    size_t count = 1;
+    for (int i = 0; i < nd; i++)
+        count *= dims[i];
+    size_t nb = count * tsr_ckpt_type_size((tsr_ckpt_type_t)type);
+    for (int i = 0; i < n && !buf; i++) {
+        if (strcmp(r[i].path, name) != 0)
+            continue;
+        int same = (int)r[i].type == type && r[i].ndims == nd;
+        for (int k = 0; same && k < nd; k++)
+            same = r[i].dims[k] == dims[k];
+        if (!same) {
+            rc = tsr_error_set(TSR_EDATA, "%s: dataset %s has another type or shape than this run's (%zu values "
+                               "expected, file has %zu)", path, name, r[i].bytes / tsr_ckpt_type_size(r[i].type),
+                               count);
+            goto out;
+        }
+        buf = r[i].snap;
+        found[i] = 1;
+    }
+    if (!buf && nb) {
+        buf = own = malloc(nb);
+        if (!own) {
+            rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory reading %s", path, name);
+            goto out;
+        }
+    }
+    if (nb && H5Dread(d, mem_type((tsr_ckpt_type_t)type), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: reading dataset %s failed (truncated or damaged file)", path, name);
+        goto out;
+    }
+    *crc = crc_update(*crc, buf, nb);
+    *bytes += nb;
+out:
+    free(own);
+    H5Tclose(t);
+    H5Sclose(s);
+    H5Dclose(d);
+    return rc;
+}
+
+int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n)
+{
+    tsr_ckpt_info_t tmp;
+    char *fmt = NULL, *sum = NULL, *list = NULL, want[32];
+    int *found = calloc((size_t)n + 1, sizeof *found);
+    int rc = TSR_OK;
+    hid_t f = -1;
+    if (!info)
+        info = &tmp;
+    memset(info, 0, sizeof *info);
+    if (!found)
+        return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
+
+    tsr_h5_lock();
+    if (H5Fis_hdf5(path) <= 0) {
+        FILE *probe = fopen(path, "rb");
+        if (probe)
+            fclose(probe);
+        rc = tsr_error_set(probe ? TSR_EDATA : TSR_EIO, "%s: %s", path,
+                           probe ? "not an HDF5 file (truncated, empty or another format)" : "cannot be opened");
+        goto out;
+    }
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: HDF5 cannot open it (truncated or damaged)", path);
+        goto out;
+    }
+    if (get_str(f, "format", &fmt) || strcmp(fmt, TSR_CKPT_FORMAT) != 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is %s%s%s; expected \"%s\"", path,
+                           fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", TSR_CKPT_FORMAT);
+        goto out;
+    }
+    if (get_long(f, "version", &info->version) || info->version != TSR_CKPT_VERSION) {
+        rc = tsr_error_set(TSR_EDATA, "%s: checkpoint format version %ld; this tessera reads version %d", path,
+                           info->version, TSR_CKPT_VERSION);
+        goto out;
+    }
+    char *created = NULL;
+    if (get_long(f, "step", &info->step) || get_long(f, "epoch", &info->epoch) ||
+        get_long(f, "samples_seen", &info->samples_seen) || get_long(f, "seed", &info->seed) ||
+        get_long(f, "world_size", &info->world_size) || get_str(f, "checksum", &sum) ||
+        get_str(f, "checksum_datasets", &list) || get_str(f, "created", &created)) {
+        rc = tsr_error_set(TSR_EDATA, "%s: a required root attribute (step, epoch, samples_seen, seed, world_size, "
+                           "created, checksum, checksum_datasets) is missing", path);
+        goto out;
+    }
+    snprintf(info->created, sizeof info->created, "%s", created);
+    free(created);
+    get_str(f, "config", &info->config);
+    get_str(f, "model", &info->model);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    char *save = NULL;
+    for (char *name = strtok_r(list, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+        if ((rc = read_one(f, path, name, r, n, &crc, &info->bytes, found)))
+            goto out;
+        info->ndatasets++;
+    }
+    snprintf(want, sizeof want, "crc32:%08lx", (unsigned long)crc);
+    if (strcmp(want, sum) != 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: checksum mismatch (file says %s, data gives %s); the file is damaged",
+                           path, sum, want);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        if (!found[i]) {
+            rc = tsr_error_set(TSR_EDATA, "%s: has no dataset %s that this run needs", path, r[i].path);
+            goto out;
+        }
+out:
+    if (f >= 0)
+        H5Fclose(f);
+    tsr_h5_unlock();
+    free(fmt);
+    free(sum);
+    free(list);
+    free(found);
+    if (rc || info == &tmp)
+        tsr_ckpt_info_free(info);
+    return rc;
+}
+
+void tsr_ckpt_info_free(tsr_ckpt_info_t *info)
+{
+    if (!info)
+        return;
+    free(info->config);
+    free(info->model);
+    info->config = info->model = NULL;
+}

@@ -1,0 +1,29 @@
+/* Shared between the checkpoint engine, its file format and directory code. */
+#ifndef TSR_CKPT_INTERNAL_H
+#define TSR_CKPT_INTERNAL_H
+#include "tessera/ckpt.h"
+
+#define TSR_CKPT_MAX_DIMS 4
+
+typedef struct tsr_ckpt_region {
+    char path[256];
+    void *live;            /* the caller's memory */
+    void *snap;            /* host snapshot the writer reads */
+    tsr_ckpt_type_t type;
+    int ndims;
+    size_t dims[TSR_CKPT_MAX_DIMS];
+    size_t bytes;
+} tsr_ckpt_region_t;
+
+/* Writes regions' snapshots and meta to path atomically. */
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta);
+/* Verifies path; when regions are given, each must be in the file with the
+ * same type and shape and is read into its snapshot buffer. */
+int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n);
+/* "dir/ckpt-<step>.h5" */
+int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len);
+/* Removes all but the newest keep checkpoints in dir. */
+void tsr_ckpt_retain(const char *dir, int keep);
+size_t tsr_ckpt_type_size(tsr_ckpt_type_t t);
+
+#endif

@@ -1,0 +1,804 @@
+/* The "shm" back-end: ranks on one node sum through an MPI-3 shared-memory
+ * window; across nodes one leader per node runs the "mpi" back-end's
+ * deterministic allreduce on its node's partial sums.
+ *
+ * Order of summation (bit-reproducible run to run, whatever the timing):
+ * within a node, local ranks 0..L-1 in the order of their ranks in the
+ * caller's communicator; then the node sums in node order (nodes ordered by
+ * their lowest rank). With one node this is plain rank order 0..P-1, the
+ * same bits as the "mpi" back-end.
+ *
+ * Chunks. The buffer is cut, from the end as buckets are, into chunks of
+ * `chunk` floats (default 64 KiB; the last one, at the start of the buffer,
+ * may be shorter). Chunks, not buckets, are the unit of work, so thousands
+ * of tiny buckets cost no more than a few big ones, and a chunk is started
+ * once every bucket it overlaps has started. Chunk k of every step has a
+ * global sequence number g = step * nchunks + k and travels through slot
+ * g % SLOTS of a small ring in the window; the window holds only the ring
+ * (SLOTS * chunk floats per local rank, plus one more ring on a leader),
+ * allocated at create, so memory stays bounded whatever the buffer size and
+ * the data stays in cache between the phases below.
+ *
+ * Phases of chunk g on local rank p (slices of a chunk are cut at multiples
+ * of 16 floats, slice q = [q*m/L, (q+1)*m/L) rounded down, so two ranks
+ * never write one cache line):
+ *   copy-in:  p copies the slices q != p of its buffer into its own segment
+ *             of the slot (its own slice is read in place, never copied).
+ *   reduce:   once every local rank has copied g in, p sums slice p over
+ *             local ranks 0..L-1 (its own slice from its buffer, the others'
+ *             from their segments) and writes the sum to its buffer and to
+ *             slice p of its own segment (unused by copy-in).
+ *   copy-out: once every local rank has reduced g, p copies slices q != p
+ *             from segment q into its buffer; the slot is then free for
+ *             chunk g + SLOTS once every local rank has copied out.
+ * Memory traffic per rank is thus: read the buffer once, write it once,
+ * plus about 2(L-1)/L of a chunk through the (cache-resident) ring.
+ *
+ * Across nodes (more than one node): only the leader (local rank 0) copies
+ * out the node's partial sums of chunk g; it then starts chunk g as a bucket
+ * of an inner "mpi" back-end on a communicator of the leaders; when that
+ * finishes, it copies the final sums into slot g % SLOTS of a second ring
+ * in its segment, from which the other local ranks copy them out.
+ *
+ * Synchronisation. Each local rank publishes monotonic counters (chunks
+ * copied in, reduced, released from ring A, published to / copied out of
+ * ring B) in a cache line of its own segment, with C11 release stores; the
+ * others read them with acquire loads. No barrier is needed at step
+ * boundaries: the counters only grow, and a slot is reused only when every
+ * rank has released it. A waiting rank spins briefly with a pause
+ * instruction, then calls sched_yield, then sleeps; when more ranks share
+ * the node than this process may run on cores (oversubscription), it skips
+ * the spinning, which would only steal the core of the rank it waits for.
+ * The window is in a passive-target epoch (MPI_Win_lock_all) for its whole
+ * life, as load/store access to shared windows requires.
+ *
+ * Overlap: tsr_comm_ready_from (the engine's progress call) does every
+ * phase that can be done without waiting: it copies in the chunks just
+ * declared ready (while they are hot in cache) and reduces and copies out
+ * chunks the other local ranks have already provided. tsr_comm_wait does
+ * the rest, blocking.
+ *
+ * Hooks read at create (every rank must see the same values; create
+ * checks that they agree and fails on every rank if not):
+ *   TSR_COMM_FAKE_NODES=K   test hook: split the ranks into K "nodes" by
+ *       rank blocks, within the real nodes, so one machine can exercise the
+ *       hierarchical path. Rank r of P is on fake node floor(((r+1)K-1)/P):
+ *       the first nodes get the smaller blocks (3 ranks, K=2: {0}, {1,2}).
+ *       K larger than P is taken as P; unset or empty: real nodes only.
+ *   TSR_COMM_SHM_CHUNK=BYTES  chunk size (rounded down to 64 bytes; at
+ *       least 64), for tuning and for tests that want many chunks.
+ *   TSR_COMM_SHM_SYNC=barrier benchmarking: single-node steps run in
+ *       tsr_comm_wait in lock step, chunk by chunk, separated by
+ *       MPI_Win_sync + MPI_Barrier on the node communicator instead of the
+ *       counters. ("atomic", the default, is the counter scheme above; the
+ *       hierarchical path always uses it.) */
+#include "comm/backend.h"
+#include "tessera/error.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    SLOTS = 4,                       /* ring depth, in chunks */
+    ALIGN_FLOATS = 16,               /* slice boundaries: one 64-byte line */
+    CTRL_BYTES = 256,                /* counters + padding at each segment's start */
+    SPIN_LIMIT = 2000,               /* pause-spins before yielding */
+    YIELD_LIMIT = 20000,             /* then yields before sleeping */
+    SUM_BLOCK = 1024,                /* floats per block of the L > 2 sum */
+};
+static const size_t default_chunk_bytes = 64u << 10;
+
+/* One local rank's published progress, in chunks (global sequence). Only
+ * its owner writes it. */
+typedef struct shm_ctrl {
+    _Atomic uint64_t copied;  /* copied into its ring A segment */
+    _Atomic uint64_t reduced; /* its slice summed into its segment */
+    _Atomic uint64_t freed;   /* no longer read by it from ring A */
+    _Atomic uint64_t final;   /* leader: final sums published in ring B */
+    _Atomic uint64_t freed_b; /* copied out of the leader's ring B */
+} shm_ctrl_t;
+
+typedef struct shm_state {
+    int rank, size;
+    MPI_Comm node;            /* ranks of this (possibly fake) node */
+    MPI_Comm leaders;         /* local rank 0 of every node; hierarchical only */
+    int lrank, lsize, nnodes;
+    int hier;                 /* nnodes > 1 */
+    int barrier_mode;
+    int oversub;              /* more local ranks than cores to run on */
+    MPI_Win win;
+    int locked;
+    float *buf;
+    size_t n;
+    const comm_bucket_t *buckets; /* the engine's, valid until destroy */
+    size_t chunk;             /* floats per chunk, a multiple of ALIGN_FLOATS */
+    size_t nch;               /* chunks in buf */
+    size_t slots;             /* ring depth in chunks: min(nch, SLOTS), 2 in barrier mode */
+    comm_bucket_t *chunks;    /* chunk k, from the end of buf */
+    shm_ctrl_t **ctrl;        /* [lsize] */
+    float **ring;             /* [lsize]: ring A segment of each local rank */
+    float *ring_b;            /* the leader's ring B (hierarchical, lsize > 1) */
+    const comm_backend_t *inner_be;
+    void *inner;              /* "mpi" back-end over leaders (leader only) */
+    uint64_t base;            /* chunks of all earlier steps */
+    size_t ready_lo;          /* buf[ready_lo..n) may be read this step */
+    size_t kin, kred, kout;   /* chunks [0, k) copied in, reduced, copied out */
+    size_t kstart;            /* leader: chunks started on the inner back-end */
+    size_t kfin;              /* hierarchical: chunks final in buf */
+} shm_state_t;
+
+/* ---- environment hooks ------------------------------------------------- */
+
+/* -1: invalid; 0: unset; else the positive value. */
+static long env_long(const char *name, long max)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 1)
+        return -1;
+    return x > max ? max : x;
+}
+
+/* 0 atomic (default), 1 barrier, -1 invalid. */
+static int env_sync(void)
+{
+    const char *v = getenv("TSR_COMM_SHM_SYNC");
+    if (!v || !*v || strcmp(v, "atomic") == 0)
+        return 0;
+    if (strcmp(v, "barrier") == 0)
+        return 1;
+    return -1;
+}
+
+/* The node communicator: real shared-memory nodes, cut further into K
+ * fake nodes by rank blocks when K > 0. */
+static int node_split(MPI_Comm comm, int rank, int size, long fake, MPI_Comm *node)
+{
+    MPI_Comm real = MPI_COMM_NULL;
+    *node = MPI_COMM_NULL;
+    int err = MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &real);
+    if (err != MPI_SUCCESS)
+        return err;
+    if (fake <= 0) {
+        *node = real;
+        return MPI_SUCCESS;
+    }
+    long k = fake > size ? size : fake;
+    int color = (int)((((long)rank + 1) * k - 1) / size);
+    err = MPI_Comm_split(real, color, rank, node);
+    MPI_Comm_free(&real);
+    return err;
+}
+
+static int shm_fail(int err, const char *call)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(err, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "error code %d", err);
+    return tsr_error_set(TSR_EMPI, "comm: shm: %s failed: %s", call, text);
+}
+
+/* Collective over comm. Usable wherever MPI-3 shared windows are (every
+ * MPI-3 library), so at least 1; preferred (20, above "mpi"'s 10) when some
+ * node holds more than one rank of comm. */
+static int shm_available(MPI_Comm comm)
+{
+    int rank = 0, size = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    long fake = env_long("TSR_COMM_FAKE_NODES", size);
+    MPI_Comm node = MPI_COMM_NULL;
+    int local = 1, most = 1;
+    if (node_split(comm, rank, size, fake < 0 ? 0 : fake, &node) == MPI_SUCCESS && node != MPI_COMM_NULL) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    if (MPI_Allreduce(&local, &most, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
+        most = 1;
+    return most > 1 ? 20 : 1;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* One step of backing off; *tries counts since the last progress. */
+static void backoff(const shm_state_t *s, unsigned *tries)
+{
+    unsigned t = (*tries)++;
+    unsigned spin = s->oversub ? 0 : SPIN_LIMIT;
+    if (t < spin) {
+        for (int i = 0; i < 8; i++)
+            cpu_relax();
+    } else if (t < spin + YIELD_LIMIT) {
+        sched_yield();
+    } else {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int cores_available(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+#endif
+    return 1;
+}
+
+/* ---- arithmetic ----------------------------------------------------------- */
+
+/* Start of slice q of a chunk of m floats split over L ranks. */
+static inline size_t slice_lo(size_t q, size_t m, size_t L)
+{
+    return q >= L ? m : (q * m / L) & ~(size_t)(ALIGN_FLOATS - 1);
+}
+
+/* L == 2: mine and other summed in rank order (first is whichever belongs
+ * to local rank 0); the sum goes to out_a (may be NULL) and out_b. mine and
+ * out_a may be the same memory: each element is read before it is written,
+ * so the loops are written with that pattern and no restrict between them. */
+static void sum2(float *mine, const float *restrict other, float *restrict out_b, size_t m, int mine_first,
+                 int write_mine)
+{
+    if (mine_first && write_mine) {
+        for (size_t i = 0; i < m; i++) {
+            float v = mine[i] + other[i];
+            mine[i] = v;
+            out_b[i] = v;
+        }
+    } else if (write_mine) {
+        for (size_t i = 0; i < m; i++) {
+            float v = other[i] + mine[i];
+            mine[i] = v;
+            out_b[i] = v;
+        }
+    } else if (mine_first) {
+        for (size_t i = 0; i < m; i++)
+            out_b[i] = mine[i] + other[i];
+    } else {
+        for (size_t i = 0; i < m; i++)
+            out_b[i] = other[i] + mine[i];
+    }
+}
+
+static void add_into(float *restrict acc, const float *restrict src, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        acc[i] += src[i];
+}
+
+/* ---- the phases of one chunk ------------------------------------------------ */
+
+static inline size_t slot_of(const shm_state_t *s, size_t k)
+{
+    return (size_t)((s->base + k) % s->slots);
+}
+
+static inline float *seg(const shm_state_t *s, int q, size_t k)
+{
+    return s->ring[q] + slot_of(s, k) * s->chunk;
+}
+
+static void copy_in(shm_state_t *s, size_t k)
+{
+    size_t L = (size_t)s->lsize, p = (size_t)s->lrank, m = s->chunks[k].len;
+    const float *src = s->buf + s->chunks[k].start;
+    float *dst = seg(s, s->lrank, k);
+    size_t lo = slice_lo(p, m, L), hi = slice_lo(p + 1, m, L);
+    if (lo > 0)
+        memcpy(dst, src, lo * sizeof *dst);
+    if (hi < m)
+        memcpy(dst + hi, src + hi, (m - hi) * sizeof *dst);
+}
+
+static void reduce(shm_state_t *s, size_t k)
+{
+    size_t L = (size_t)s->lsize, p = (size_t)s->lrank, m = s->chunks[k].len;
+    size_t lo = slice_lo(p, m, L), hi = slice_lo(p + 1, m, L);
+    if (hi <= lo)
+        return;
+    float *mine = s->buf + s->chunks[k].start + lo;
+    float *out = seg(s, s->lrank, k) + lo;
+    /* Hierarchical: only the leader's buffer needs the node's partial sums. */
+    int write_mine = !s->hier || p == 0;
+    if (L == 2) {
+        sum2(mine, seg(s, (int)(1 - p), k) + lo, out, hi - lo, p == 0, write_mine);
+        return;
+    }
+    float acc[SUM_BLOCK];
+    for (size_t i0 = lo; i0 < hi; i0 += SUM_BLOCK) {
+        size_t c = hi - i0 < SUM_BLOCK ? hi - i0 : SUM_BLOCK;
+        for (size_t q = 0; q < L; q++) {
+            const float *src = q == p ? s->buf + s->chunks[k].start + i0 : seg(s, (int)q, k) + i0;
+            if (q == 0)
+                memcpy(acc, src, c * sizeof *acc);
+            else
+                add_into(acc, src, c);
+        }
+        memcpy(out + (i0 - lo), acc, c * sizeof *acc);
+        if (write_mine)
+            memcpy(mine + (i0 - lo), acc, c * sizeof *acc);
+    }
+}
+
+static void copy_out(shm_state_t *s, size_t k)
+{
+    size_t L = (size_t)s->lsize, m = s->chunks[k].len;
+    float *dst = s->buf + s->chunks[k].start;
+    for (size_t q = 0; q < L; q++) {
+        if (q == (size_t)s->lrank)
+            continue;
+        size_t lo = slice_lo(q, m, L), hi = slice_lo(q + 1, m, L);
+        if (hi > lo)
+            memcpy(dst + lo, seg(s, (int)q, k) + lo, (hi - lo) * sizeof *dst);
+    }
+}
+
+static inline float *seg_b(const shm_state_t *s, size_t k)
+{
+    return s->ring_b + slot_of(s, k) * s->chunk;
+}
+
+/* Every local rank's counter at offset has reached target (self included). */
+static int all_reached(const shm_state_t *s, size_t offset, uint64_t target)
+{
+    for (int q = 0; q < s->lsize; q++) {
+        _Atomic uint64_t *f = (_Atomic uint64_t *)((char *)s->ctrl[q] + offset);
+        if (atomic_load_explicit(f, memory_order_acquire) < target)
+            return 0;
+    }
+    return 1;
+}
+
+static void publish(const shm_state_t *s, size_t offset, uint64_t value)
+{
+    _Atomic uint64_t *f = (_Atomic uint64_t *)((char *)s->ctrl[s->lrank] + offset);
+    atomic_store_explicit(f, value, memory_order_release);
+}
+
+#define OFF(field) offsetof(shm_ctrl_t, field)
+
+static int inner_fail(int rc)
+{
+    return tsr_error_prefix(rc, "comm: shm: between nodes: ");
+}
+
+/* Does every phase that needs no waiting, as long as any can be done.
+ * Sets *moved when something was done. */
+static int advance(shm_state_t *s, int *moved)
+{
+    const int L = s->lsize, p = s->lrank, leader = p == 0;
+    const size_t nch = s->nch;
+    *moved = 0;
+    for (;;) {
+        int any = 0;
+        if (L > 1) {
+            /* copy-out of ring A: every rank on one node, only the leader
+             * (the node's partial sums) across nodes */
+            if ((!s->hier || leader) && s->kout < s->kred &&
+                all_reached(s, OFF(reduced), s->base + s->kout + 1)) {
+                copy_out(s, s->kout);
+                s->kout++;
+                publish(s, OFF(freed), s->base + s->kout);
+                any = 1;
+            }
+            if (s->kred < s->kin && all_reached(s, OFF(copied), s->base + s->kred + 1)) {
+                reduce(s, s->kred);
+                s->kred++;
+                publish(s, OFF(reduced), s->base + s->kred);
+                if (s->hier && !leader) { /* never reads ring A for this chunk again */
+                    s->kout = s->kred;
+                    publish(s, OFF(freed), s->base + s->kout);
+                }
+                any = 1;
+            }
+            if (s->kin < nch && s->chunks[s->kin].start >= s->ready_lo &&
+                (s->base + s->kin < s->slots || all_reached(s, OFF(freed), s->base + s->kin + 1 - s->slots))) {
+                copy_in(s, s->kin);
+                s->kin++;
+                publish(s, OFF(copied), s->base + s->kin);
+                any = 1;
+            }
+        } else {
+            /* alone on the node: the buffer already holds the node's sums */
+            while (s->kout < nch && s->chunks[s->kout].start >= s->ready_lo) {
+                s->kout++;
+                any = 1;
+            }
+            s->kin = s->kred = s->kout;
+        }
+        if (s->hier && leader) {
+            while (s->kstart < s->kout) {
+                int rc = s->inner_be->start(s->inner, s->kstart);
+                if (rc)
+                    return inner_fail(rc);
+                s->kstart++;
+                any = 1;
+            }
+            if (s->kfin < s->kstart) {
+                int rc = s->inner_be->progress(s->inner);
+                if (rc)
+                    return inner_fail(rc);
+                size_t done = s->inner_be->finished(s->inner);
+                while (s->kfin < done) {
+                    if (L > 1) {
+                        uint64_t g = s->base + s->kfin;
+                        if (g >= s->slots && !all_reached(s, OFF(freed_b), g + 1 - s->slots))
+                            break;
+                        memcpy(seg_b(s, s->kfin), s->buf + s->chunks[s->kfin].start,
+                               s->chunks[s->kfin].len * sizeof(float));
+                        publish(s, OFF(final), g + 1);
+                        /* the leader never reads ring B: keep its freed_b
+                         * current so all_reached above may include it */
+                        publish(s, OFF(freed_b), g + 1);
+                    }
+                    s->kfin++;
+                    any = 1;
+                }
+            }
+        } else if (s->hier) {
+            if (s->kfin < s->nch &&
+                atomic_load_explicit(&s->ctrl[0]->final, memory_order_acquire) >= s->base + s->kfin + 1) {
+                memcpy(s->buf + s->chunks[s->kfin].start, seg_b(s, s->kfin), s->chunks[s->kfin].len * sizeof(float));
+                s->kfin++;
+                publish(s, OFF(freed_b), s->base + s->kfin);
+                any = 1;
+            }
+        }
+        if (!any)
+            return TSR_OK;
+        *moved = 1;
+    }
+}
+
+static int step_done(const shm_state_t *s)
+{
+    if (s->hier)
+        return s->kfin == s->nch;
+    return s->kout == s->nch;
+}
+
+/* ---- create / destroy ------------------------------------------------------- */
+
+static void shm_destroy(void *state)
+{
+    shm_state_t *s = state;
+    if (!s)
+        return;
+    if (s->inner)
+        s->inner_be->destroy(s->inner);
+    if (s->locked)
+        MPI_Win_unlock_all(s->win);
+    if (s->win != MPI_WIN_NULL)
+        MPI_Win_free(&s->win);
+    if (s->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&s->leaders);
+    if (s->node != MPI_COMM_NULL)
+        MPI_Comm_free(&s->node);
+    free(s->chunks);
+    free(s->ctrl);
+    free(s->ring);
+    free(s);
+}
+
+/* All ranks of comm learn whether every one of them succeeded; returns the
+ * lowest (most negative) code so each fails alike. */
+static int agree(MPI_Comm comm, int rc)
+{
+    int worst = rc;
+    if (MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return rc ? rc : tsr_error_set(TSR_EMPI, "comm: shm: MPI_Allreduce failed at create");
+    if (worst && !rc)
+        tsr_error_set(worst, "comm: shm: create failed on another rank");
+    return worst;
+}
+
+static int shm_create(const comm_setup_t *setup, void **state)
+{
+    int rc = TSR_OK, err;
+    *state = NULL;
+    MPI_Comm comm = setup->comm;
+    size_t n = setup->n;
+
+    /* The hooks must agree on every rank. */
+    long fake = env_long("TSR_COMM_FAKE_NODES", setup->size);
+    long chunk_bytes = env_long("TSR_COMM_SHM_CHUNK", 1L << 30);
+    int sync = env_sync();
+    long mine[6] = {fake, -fake, chunk_bytes, -chunk_bytes, sync, -sync}, most[6];
+    err = MPI_Allreduce(mine, most, 6, MPI_LONG, MPI_MAX, comm);
+    if (err != MPI_SUCCESS)
+        return shm_fail(err, "MPI_Allreduce");
+    if (most[0] != -most[1] || most[2] != -most[3] || most[4] != -most[5])
+        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_FAKE_NODES, TSR_COMM_SHM_CHUNK or "
+                                         "TSR_COMM_SHM_SYNC differ between ranks");
+    if (fake < 0)
+        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_FAKE_NODES='%s' is not a positive integer",
+                             getenv("TSR_COMM_FAKE_NODES"));
+    if (chunk_bytes < 0)
+        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_SHM_CHUNK='%s' is not a positive byte count",
+                             getenv("TSR_COMM_SHM_CHUNK"));
+    if (sync < 0)
+        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_SHM_SYNC='%s': expected atomic or barrier",
+                             getenv("TSR_COMM_SHM_SYNC"));
+
+    shm_state_t *s = calloc(1, sizeof *s);
+    if (!s)
+        rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory");
+    rc = agree(comm, rc);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->node = s->leaders = MPI_COMM_NULL;
+    s->win = MPI_WIN_NULL;
+    s->rank = setup->rank;
+    s->size = setup->size;
+    s->buf = setup->buf;
+    s->n = n;
+    s->buckets = setup->buckets;
+    s->ready_lo = n;
+
+    /* Chunk layout, from the end of the buffer. */
+    size_t cf = (size_t)(chunk_bytes ? (size_t)chunk_bytes : default_chunk_bytes) / sizeof(float);
+    cf &= ~(size_t)(ALIGN_FLOATS - 1);
+    if (cf < ALIGN_FLOATS)
+        cf = ALIGN_FLOATS;
+    size_t nround = (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1);
+    if (cf > nround)
+        cf = nround > 0 ? nround : ALIGN_FLOATS;
+    s->chunk = cf;
+    s->nch = n == 0 ? 0 : (n + cf - 1) / cf;
+    s->chunks = calloc(s->nch ? s->nch : 1, sizeof *s->chunks);
+    if (!s->chunks)
+        rc = tsr_error_set(TSR_ENOMEM, "comm: shm: out of memory for %zu chunks", s->nch);
+    for (size_t k = 0; !rc && k < s->nch; k++) {
+        size_t end = n - k * cf;
+        s->chunks[k].start = end > cf ? end - cf : 0;
+        s->chunks[k].len = end - s->chunks[k].start;
+    }
+    rc = agree(comm, rc);
+    if (rc)
+        goto fail;
+
+    /* Nodes, and the leaders' communicator. */
+    err = node_split(comm, s->rank, s->size, fake, &s->node);
+    if (err != MPI_SUCCESS) {
+        s->node = MPI_COMM_NULL;
+        rc = shm_fail(err, "MPI_Comm_split_type");
+        goto fail; /* an MPI error here is not survivable anyway */
+    }
+    MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(s->node, &s->lrank);
+    MPI_Comm_size(s->node, &s->lsize);
+    err = MPI_Comm_split(comm, s->lrank == 0 ? 0 : MPI_UNDEFINED, s->rank, &s->leaders);
+    if (err != MPI_SUCCESS) {
+        s->leaders = MPI_COMM_NULL;
+        rc = shm_fail(err, "MPI_Comm_split (leaders)");
+        goto fail;
+    }
+    s->nnodes = 1;
+    if (s->leaders != MPI_COMM_NULL)
+        MPI_Comm_size(s->leaders, &s->nnodes);
+    err = MPI_Bcast(&s->nnodes, 1, MPI_INT, 0, s->node);
+    if (err != MPI_SUCCESS) {
+        rc = shm_fail(err, "MPI_Bcast");
+        goto fail;
+    }
+    s->hier = s->nnodes > 1;
+    if (!s->hier && s->leaders != MPI_COMM_NULL)
+        MPI_Comm_free(&s->leaders);
+    s->barrier_mode = sync == 1 && !s->hier;
+    s->oversub = s->lsize > cores_available();
+
+    /* The inner back-end: chunks are its buckets. Its create is collective
+     * over the leaders; failures are agreed below. */
+    if (s->hier && s->lrank == 0) {
+        comm_setup_t in = {
+            .comm = s->leaders,
+            .buf = s->buf,
+            .n = n,
+            .buckets = s->chunks,
+            .nbuckets = s->nch,
+        };
+        MPI_Comm_rank(s->leaders, &in.rank);
+        MPI_Comm_size(s->leaders, &in.size);
+        s->inner_be = &tsr_comm_mpi_component;
+        rc = s->inner_be->create(&in, &s->inner);
+        if (rc)
+            s->inner = NULL;
+    }
+
+    /* The window: the ring(s), after a cache line of counters. */
+    size_t L = (size_t)s->lsize;
+    /* Barrier mode reuses a slot one chunk after a barrier that only
+     * orders the previous chunk's copy-out: it needs two. */
+    size_t slots = s->nch < SLOTS ? s->nch : SLOTS;
+    if (s->barrier_mode && slots < 2)
+        slots = 2;
+    if (slots < 1)
+        slots = 1;
+    s->slots = slots;
+    size_t ring_floats = L > 1 ? slots * cf : 0;
+    size_t ringb_floats = s->hier && s->lrank == 0 && L > 1 ? slots * cf : 0;
+    MPI_Aint bytes = (MPI_Aint)(CTRL_BYTES + (ring_floats + ringb_floats) * sizeof(float) + 64);
+    s->ctrl = calloc(L, sizeof *s->ctrl);
+    s->ring = calloc(L, sizeof *s->ring);
+    if (!rc && (!s->ctrl || !s->ring))
+        rc = tsr_error_set(TSR_ENOMEM, "comm: shm: out of memory");
+    rc = agree(comm, rc);
+    if (rc)
+        goto fail;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    void *base = NULL;
+    err = MPI_Win_allocate_shared(bytes, 1, info, s->node, &base, &s->win);
+    MPI_Info_free(&info);
+    if (err != MPI_SUCCESS) {
+        s->win = MPI_WIN_NULL;
+        rc = shm_fail(err, "MPI_Win_allocate_shared");
+    }
+    rc = agree(comm, rc);
+    if (rc)
+        goto fail;
+    for (int q = 0; q < s->lsize && !rc; q++) {
+        MPI_Aint qbytes = 0;
+        int disp = 0;
+        void *qbase = NULL;
+        err = MPI_Win_shared_query(s->win, q, &qbytes, &disp, &qbase);
+        if (err != MPI_SUCCESS) {
+            rc = shm_fail(err, "MPI_Win_shared_query");
+            break;
+        }
+        /* Mappings are page-aligned, so rounding up lands on the same
+         * memory in every process. */
+        uintptr_t a = ((uintptr_t)qbase + 63) & ~(uintptr_t)63;
+        s->ctrl[q] = (shm_ctrl_t *)a;
+        s->ring[q] = (float *)(a + CTRL_BYTES);
+        if (q == 0 && s->hier)
+            s->ring_b = s->ring[0] + ring_floats;
+    }
+    if (!rc) {
+        /* Touch our own segment here (first touch places it near us), and
+         * start every counter at zero. */
+        shm_ctrl_t *c = s->ctrl[s->lrank];
+        atomic_init(&c->copied, 0);
+        atomic_init(&c->reduced, 0);
+        atomic_init(&c->freed, 0);
+        atomic_init(&c->final, 0);
+        atomic_init(&c->freed_b, 0);
+        if (ring_floats + ringb_floats)
+            memset(s->ring[s->lrank], 0, (ring_floats + ringb_floats) * sizeof(float));
+        atomic_thread_fence(memory_order_seq_cst);
+        err = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
+        if (err != MPI_SUCCESS)
+            rc = shm_fail(err, "MPI_Win_lock_all");
+        else
+            s->locked = 1;
+    }
+    rc = agree(comm, rc);
+    if (rc)
+        goto fail;
+    MPI_Win_sync(s->win);
+    err = MPI_Barrier(s->node); /* everyone's counters are initialised */
+    if (err != MPI_SUCCESS) {
+        rc = shm_fail(err, "MPI_Barrier");
+        goto fail;
+    }
+    MPI_Win_sync(s->win);
+    *state = s;
+    return TSR_OK;
+fail:
+    shm_destroy(s);
+    return rc;
+}
+
+/* ---- per step ------------------------------------------------------------------ */
+
+/* The engine starts buckets in order and they are suffixes of the buffer
+ * growing downwards: recording how far down the buffer is ready is all
+ * start has to do (O(1), however many tiny buckets there are). */
+static int shm_start(void *state, size_t b)
+{
+    shm_state_t *s = state;
+    if (s->buckets[b].start < s->ready_lo)
+        s->ready_lo = s->buckets[b].start;
+    return TSR_OK;
+}
+
+static int shm_progress(void *state)
+{
+    shm_state_t *s = state;
+    if (s->barrier_mode)
+        return TSR_OK;
+    int moved = 0;
+    return advance(s, &moved);
+}
+
+static void reset_step(shm_state_t *s)
+{
+    s->base += s->nch;
+    s->ready_lo = s->n;
+    s->kin = s->kred = s->kout = s->kstart = s->kfin = 0;
+}
+
+static int barrier_step(shm_state_t *s)
+{
+    for (size_t k = 0; k < s->nch; k++) {
+        copy_in(s, k);
+        MPI_Win_sync(s->win);
+        int err = MPI_Barrier(s->node);
+        if (err != MPI_SUCCESS)
+            return shm_fail(err, "MPI_Barrier");
+        MPI_Win_sync(s->win);
+        reduce(s, k);
+        MPI_Win_sync(s->win);
+        err = MPI_Barrier(s->node);
+        if (err != MPI_SUCCESS)
+            return shm_fail(err, "MPI_Barrier");
+        MPI_Win_sync(s->win);
+        copy_out(s, k);
+    }
+    return TSR_OK;
+}
+
+static int shm_wait(void *state)
+{
+    shm_state_t *s = state;
+    s->ready_lo = 0;
+    int rc = TSR_OK;
+    if (s->barrier_mode && s->lsize > 1) {
+        rc = barrier_step(s);
+    } else {
+        unsigned tries = 0;
+        for (;;) {
+            int moved = 0;
+            rc = advance(s, &moved);
+            if (rc || step_done(s))
+                break;
+            if (moved)
+                tries = 0;
+            else
+                backoff(s, &tries);
+        }
+        if (!rc && s->inner) {
+            rc = s->inner_be->wait(s->inner); /* everything has finished: resets it */
+            if (rc)
+                rc = inner_fail(rc);
+        }
+    }
+    reset_step(s);
+    return rc;
+}
+
+const comm_backend_t tsr_comm_shm_component = {
+    .name = "shm",
+    .available = shm_available,
+    .create = shm_create,
+    .destroy = shm_destroy,
+    .start = shm_start,
+    .progress = shm_progress,
+    .wait = shm_wait,
+    .finished = NULL,
+};

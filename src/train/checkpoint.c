@@ -1,0 +1,200 @@
+/* Training state <-> checkpoints: what is registered, how resume picks a
+ * file, and how the restored state reaches every rank. */
+#include "train/setup.h"
+#include "tessera/error.h"
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int reg1(tsr_ckpt_t *c, const char *path, int64_t *v)
+{
+    size_t one = 1;
+    return tsr_ckpt_register(c, path, v, TSR_CKPT_INT64, 1, &one);
+}
+
+int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
+{
+    const tsr_config_t *cfg = ctx->cfg;
+    const tsr_model_spec_t *spec = tsr_model_spec(ctx->model);
+    float *p = tsr_model_params(ctx->model);
+    size_t nstate;
+    float *state = tsr_optim_state(ctx->optim, &nstate);
+    int rc;
+    ctx->config_text = tsr_config_dump(cfg);
+    if (!ctx->config_text)
+        return tsr_error_set(TSR_ENOMEM, "out of memory for the configuration text");
+    if (tsr_model_spec_json(spec, ctx->model_json, sizeof ctx->model_json) < 0)
+        return TSR_EINVAL;
+    ctx->ck_seed = tsr_config_get_long(cfg, "train", "seed");
+    ctx->ck_global_batch = (int64_t)(ctx->batch * (size_t)ctx->world);
+    if (ctx->rank != 0)
+        return TSR_OK;
+    tsr_ckpt_config_t cc = {
+        .dir = tsr_config_get(cfg, "checkpoint", "dir"),
+        .every_steps = tsr_config_get_long(cfg, "checkpoint", "every_steps"),
+        .every_seconds = tsr_config_get_double(cfg, "checkpoint", "every_seconds"),
+        .keep = (int)tsr_config_get_long(cfg, "checkpoint", "keep"),
+        .async = tsr_config_get_bool(cfg, "checkpoint", "async"),
+    };
+    if ((rc = tsr_ckpt_create(&cc, &ctx->ckpt)))
+        return tsr_error_prefix(rc, "[checkpoint] dir = %s: ", cc.dir);
+    int stale = tsr_ckpt_clean_stale(cc.dir);
+    if (stale > 0)
+        tsr_log(TSR_LOG_WARN, "removed %d temporary file%s left in %s by a writer that was killed", stale,
+                stale == 1 ? "" : "s", cc.dir);
+    for (int i = 0; i < spec->nlayers && !rc; i++) {
+        char name[64];
+        size_t in = spec->sizes[i], out = spec->sizes[i + 1];
+        size_t wd[2] = {out, in}, bd[1] = {out};
+        float *w = p + tsr_model_layer_offset(ctx->model, i);
+        snprintf(name, sizeof name, "/model/layer_%d/weight", i);
+        rc = tsr_ckpt_register(ctx->ckpt, name, w, TSR_CKPT_FLOAT32, 2, wd);
+        snprintf(name, sizeof name, "/model/layer_%d/bias", i);
+        if (!rc)
+            rc = tsr_ckpt_register(ctx->ckpt, name, w + in * out, TSR_CKPT_FLOAT32, 1, bd);
+    }
+    if (!rc && nstate)
+        rc = tsr_ckpt_register(ctx->ckpt, "/optimizer/state", state, TSR_CKPT_FLOAT32, 1, &nstate);
+    if (!rc)
+        rc = reg1(ctx->ckpt, "/optimizer/steps", &ctx->ck_steps);
+    if (!rc)
+        rc = reg1(ctx->ckpt, "/data/epoch", &ctx->ck_epoch);
+    if (!rc)
+        rc = reg1(ctx->ckpt, "/data/cursor", &ctx->ck_cursor);
+    if (!rc)
+        rc = reg1(ctx->ckpt, "/data/global_batch", &ctx->ck_global_batch);
+    if (!rc)
+        rc = reg1(ctx->ckpt, "/rng/seed", &ctx->ck_seed);
+    return rc;
+}
+
+int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync)
+{
+    ctx->ck_steps = tsr_optim_steps_taken(ctx->optim);
+    ctx->ck_epoch = next->epoch;
+    ctx->ck_cursor = (int64_t)next->cursor;
+    ctx->ck_global_batch = (int64_t)(ctx->batch * (size_t)ctx->world);
+    tsr_ckpt_meta_t meta = {
+        .step = step,
+        .epoch = next->epoch,
+        .samples_seen = step * (long)ctx->batch * ctx->world,
+        .seed = ctx->ck_seed,
+        .world_size = ctx->world,
+        .config = ctx->config_text,
+        .model = ctx->model_json,
+    };
+    return tsr_ckpt_write(ctx->ckpt, &meta, sync);
+}
+
+typedef struct {
+    tsr_train_ctx_t *ctx;
+    char path[4096];
+    int skipped;
+} pick_t;
+
+/* Accepts the newest checkpoint that verifies and fits this run. */
+static int pick(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg)
+{
+    pick_t *pk = arg;
+    if (rc) {
+        tsr_log(TSR_LOG_WARN, "skipping %s", tsr_last_error());
+        pk->skipped++;
+        return 0;
+    }
+    if (!info->model || strcmp(info->model, pk->ctx->model_json) != 0) {
+        tsr_log(TSR_LOG_WARN, "skipping %s: its model %s does not match this run's %s", path,
+                info->model ? info->model : "(none)", pk->ctx->model_json);
+        pk->skipped++;
+        return 0;
+    }
+    snprintf(pk->path, sizeof pk->path, "%s", path);
+    return 1;
+}
+
+/* Rank 0: restores from the chosen file; fills pos. */
+static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t *pos, int *found)
+{
+    pick_t pk = {.ctx = ctx};
+    tsr_ckpt_info_t info;
+    const char *dir = tsr_config_get(ctx->cfg, "checkpoint", "dir");
+    int rc;
+    *found = 0;
+    if (strcmp(how, "auto") == 0) {
+        rc = tsr_ckpt_scan(dir, pick, &pk);
+        if (rc < 0)
+            return rc;
+        if (!pk.path[0]) {
+            tsr_log(TSR_LOG_INFO, "resume: no usable checkpoint in %s%s; starting from the beginning", dir,
+                    pk.skipped ? " (see the warnings above)" : "");
+            return TSR_OK;
+        }
+    } else {
+        snprintf(pk.path, sizeof pk.path, "%s", how);
+    }
+    if ((rc = tsr_ckpt_restore(ctx->ckpt, pk.path, &info)))
+        return rc;
+    if (strcmp(info.model ? info.model : "", ctx->model_json) != 0) {
+        tsr_ckpt_info_free(&info);
+        return tsr_error_set(TSR_EDATA, "%s: its model does not match this run's %s", pk.path, ctx->model_json);
+    }
+    if (ctx->ck_seed != tsr_config_get_long(ctx->cfg, "train", "seed"))
+        tsr_log(TSR_LOG_WARN, "resume: %s was written with seed %lld, this run uses %ld; the data order differs",
+                pk.path, (long long)ctx->ck_seed, tsr_config_get_long(ctx->cfg, "train", "seed"));
+    pos->step = info.step;
+    pos->epoch = (long)ctx->ck_epoch;
+    pos->cursor = (size_t)ctx->ck_cursor;
+    int64_t gb = (int64_t)(ctx->batch * (size_t)ctx->world);
+    if (info.world_size != ctx->world || ctx->ck_global_batch != gb) {
+        /* Data-parallel state carries over; the position is kept in samples. */
+        int64_t seen = ctx->ck_cursor * ctx->ck_global_batch;
+        pos->cursor = (size_t)(seen / gb);
+        tsr_log(TSR_LOG_WARN, "resume: %s was written by %ld ranks with global batch %lld; this run has %d ranks "
+                "and global batch %lld, so it continues at step %zu of epoch %ld and is not bit-identical to an "
+                "uninterrupted run", pk.path, info.world_size, (long long)ctx->ck_global_batch, ctx->world,
+                (long long)gb, pos->cursor, pos->epoch + 1);
+    }
+    if (pos->cursor >= ctx->steps_per_epoch) {
+        pos->epoch++;
+        pos->cursor = 0;
+    }
+    tsr_log(TSR_LOG_INFO, "resumed from %s: step %ld, epoch %ld, step %zu of the epoch", pk.path, pos->step,
+            pos->epoch + 1, pos->cursor);
+    tsr_ckpt_info_free(&info);
+    *found = 1;
+    return TSR_OK;
+}
+
+int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *failed_rank)
+{
+    const char *how = tsr_config_get(ctx->cfg, "checkpoint", "resume");
+    int rc = TSR_OK, found = 0;
+    memset(pos, 0, sizeof *pos);
+    if (strcmp(how, "none") == 0 || !how[0])
+        return TSR_OK;
+    if (ctx->rank == 0)
+        rc = restore_rank0(ctx, how, pos, &found);
+    if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
+        return rc;
+    MPI_Comm w = tsr_runtime_world(ctx->rt);
+    MPI_Bcast(&found, 1, MPI_INT, 0, w);
+    if (!found)
+        return TSR_OK;
+    /* Everyone gets rank 0's state, so checkpoints may live on rank 0's node only. */
+    long hdr[3] = {pos->step, pos->epoch, (long)pos->cursor};
+    size_t nstate;
+    float *state = tsr_optim_state(ctx->optim, &nstate);
+    MPI_Bcast(hdr, 3, MPI_LONG, 0, w);
+    MPI_Bcast(&ctx->ck_steps, 1, MPI_INT64_T, 0, w);
+    if (MPI_Bcast(tsr_model_params(ctx->model), (int)tsr_model_nparams(ctx->model), MPI_FLOAT, 0, w) !=
+            MPI_SUCCESS ||
+        (nstate && MPI_Bcast(state, (int)nstate, MPI_FLOAT, 0, w) != MPI_SUCCESS))
+        return tsr_error_set(TSR_EMPI, "rank %d: broadcasting the restored state failed", ctx->rank);
+    pos->step = hdr[0];
+    pos->epoch = hdr[1];
+    pos->cursor = (size_t)hdr[2];
+    tsr_optim_set_steps_taken(ctx->optim, (long)ctx->ck_steps);
+    return tsr_loader_seek(ctx->loader, (uint64_t)pos->epoch, (uint64_t)pos->cursor);
+}
