@@ -38,7 +38,8 @@ float *tsr_model_params(tsr_model_t *m);
 float *tsr_model_grads(tsr_model_t *m);
 /* Offset of layer i's weights in the flat buffers. */
 size_t tsr_model_layer_offset(const tsr_model_t *m, int layer);
-/* FLOPs of one sample's forward+backward (2*in*out per layer forward, twice that backward). */
+/* FLOPs of one sample's forward+backward: 2*in*out per layer forward, the
+ * same for each weight gradient and each input gradient but the first. */
 double tsr_model_flops_per_sample(const tsr_model_t *m);
 
 /* PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)), from (seed, layer). */

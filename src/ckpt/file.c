@@ -3,6 +3,7 @@
 #include "ckpt/internal.h"
 #include "common/fileutil.h"
 #include "common/h5lock.h"
+#include "common/h5mem.h"
 #include "tessera/error.h"
 
 #include <hdf5.h>
@@ -97,11 +98,9 @@ static uLong crc_update(uLong crc, const void *p, size_t n)
 
 int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta)
 {
-    char tmp[4096], when[40], sum[32];
-    size_t listlen = 1;
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
+    char when[40], sum[32];
+    size_t listlen = 1, total = 0;
+    int rc;
     for (int i = 0; i < n; i++)
         listlen += strlen(r[i].path) + 1;
     char *list = calloc(1, listlen);
@@ -110,6 +109,7 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     uLong crc = crc32(0L, Z_NULL, 0);
     for (int i = 0; i < n; i++) {
         crc = crc_update(crc, r[i].snap, r[i].bytes);
+        total += r[i].bytes;
         strcat(list, r[i].path);
         strcat(list, "\n");
     }
@@ -118,7 +118,7 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
     tsr_h5_lock();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = tsr_h5_mem_create(total);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     int ok = f >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
     const char *bad = "file creation";
@@ -147,18 +147,27 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     }
     if (lcpl >= 0)
         H5Pclose(lcpl);
-    if (f >= 0 && H5Fclose(f) < 0 && ok) {
-        ok = 0;
-        bad = "closing the file (disk full?)";
+    void *image = NULL;
+    size_t len = 0;
+    if (f >= 0) {
+        rc = tsr_h5_mem_finish(f, path, &image, &len);
+        if (rc && ok) {
+            ok = 0;
+            bad = "building the file image";
+        }
     }
     tsr_h5_unlock();
     free(list);
     if (!ok) {
-        tsr_file_discard(tmp);
+        free(image);
         return tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched",
                              path, bad);
     }
-    return tsr_file_commit(tmp, path);
+    rc = tsr_file_write_atomic(path, image, len);
+    free(image);
+    if (rc)
+        tsr_error_prefix(rc, "checkpoint write failed, the previous checkpoint is untouched: ");
+    return rc;
 }
 
 static int get_str(hid_t obj, const char *name, char **out)

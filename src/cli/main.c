@@ -12,10 +12,11 @@ static const char usage[] =
     "  train CONFIG [--set section.key=value ...]   train a model data-parallel on every rank\n"
     "  topo [--bind]                                 print each rank's host, cores and NUMA node\n"
     "  data convert ... | data info FILE             convert CSV/IDX files to tessera's HDF5 format\n"
+    "  ckpt list DIR | ckpt verify FILE...          show checkpoints and check them\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
-    "3 bad input data, 4 file I/O failure.\n";
+    "3 bad input data, 4 file I/O failure, 75 checkpointed and stopped by a signal (requeue).\n";
 
 /* Commands that need MPI run inside a runtime; the rest do not start MPI. */
 static int with_runtime(int (*cmd)(tsr_runtime_t *, int, char **), int *argc, char ***argv)
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
         return with_runtime(tsr_cmd_train, &argc, &argv);
     if (strcmp(argv[1], "topo") == 0)
         return with_runtime(tsr_cmd_topo, &argc, &argv);
+    if (strcmp(argv[1], "ckpt") == 0)
+        return tsr_error_exit_code(tsr_cmd_ckpt(argc - 1, argv + 1));
     if (strcmp(argv[1], "data") == 0) {
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);

@@ -70,3 +70,42 @@ int tsr_path_join(const char *dir, const char *rel, char *buf, size_t len)
         return tsr_error_set(TSR_EINVAL, "%s: path too long", rel);
     return TSR_OK;
 }
+
+int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
+{
+    char tmp[4096];
+    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tsr_error_set(TSR_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    const char *p = buf;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(tmp);
+            return tsr_error_set(TSR_EIO, "%s: write failed after %zu of %zu bytes: %s", path, len - left, len,
+                                 strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return tsr_error_set(TSR_EIO, "%s: fsync failed: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return tsr_error_set(TSR_EIO, "%s: close failed: %s", path, strerror(e));
+    }
+    return tsr_file_commit(tmp, path);
+}

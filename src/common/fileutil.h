@@ -9,6 +9,9 @@ int tsr_file_tmpname(const char *path, char *buf, size_t len);
 /* fsyncs tmp, renames it to path, fsyncs path's directory. On failure tmp
  * is removed and path is left as it was. */
 int tsr_file_commit(const char *tmp, const char *path);
+/* Writes len bytes to path whole or not at all (temporary name, write,
+ * fsync, rename, fsync of the directory). */
+int tsr_file_write_atomic(const char *path, const void *buf, size_t len);
 /* Removes tmp if it exists (for failure paths). */
 void tsr_file_discard(const char *tmp);
 /* Joins dir and a relative path ("a/b" + "c" -> "a/b/c"); absolute paths

@@ -103,9 +103,11 @@ size_t tsr_model_layer_offset(const tsr_model_t *m, int layer)
 
 double tsr_model_flops_per_sample(const tsr_model_t *m)
 {
+    /* Forward 2*in*out, weight gradient 2*in*out, input gradient 2*in*out
+     * except for the first layer, whose input needs none. */
     double f = 0;
     for (int i = 0; i < m->spec.nlayers; i++)
-        f += 6.0 * (double)m->spec.sizes[i] * (double)m->spec.sizes[i + 1];
+        f += (i ? 6.0 : 4.0) * (double)m->spec.sizes[i] * (double)m->spec.sizes[i + 1];
     return f;
 }
 

@@ -3,6 +3,7 @@
 #include "tessera/error.h"
 #include "common/fileutil.h"
 #include "common/h5lock.h"
+#include "common/h5mem.h"
 
 #include <hdf5.h>
 #include <stdio.h>
@@ -54,19 +55,17 @@ static int write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims,
 
 int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs)
 {
-    char tmp[4096], json[8192], name[64], when[32];
+    char json[8192], name[64], when[32];
     const tsr_model_spec_t *s = tsr_model_spec(m);
     const float *p = tsr_model_params(m);
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
+    int rc;
     if (tsr_model_spec_json(s, json, sizeof json) < 0)
         return TSR_EINVAL;
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
     tsr_h5_lock();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), g = -1;
+    hid_t f = tsr_h5_mem_create(tsr_model_nparams(m) * sizeof(float)), g = -1;
     int ok = f >= 0;
     ok = ok && attr_str(f, "format", MODEL_FORMAT) == 0 && attr_int(f, "version", MODEL_VERSION) == 0 &&
          attr_str(f, "model", json) == 0 && attr_str(f, "created", when) == 0;
@@ -90,14 +89,18 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     }
     if (g >= 0)
         H5Gclose(g);
-    if (f >= 0 && H5Fclose(f) < 0)
+    void *image = NULL;
+    size_t len = 0;
+    if (f >= 0 && tsr_h5_mem_finish(f, path, &image, &len) != TSR_OK)
         ok = 0;
     tsr_h5_unlock();
     if (!ok) {
-        tsr_file_discard(tmp);
-        return tsr_error_set(TSR_EIO, "%s: writing the model file failed (temporary %s)", path, tmp);
+        free(image);
+        return tsr_error_set(TSR_EIO, "%s: building the model file failed", path);
     }
-    return tsr_file_commit(tmp, path);
+    rc = tsr_file_write_atomic(path, image, len);
+    free(image);
+    return rc;
 }
 
 static int read_attr_str(hid_t obj, const char *name, char *buf, size_t len)

@@ -39,6 +39,15 @@ void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, lon
     p->drawn = 1;
 }
 
+void tsr_progress_clear(tsr_progress_t *p)
+{
+    if (p->drawn) {
+        printf("\r\033[K");
+        fflush(stdout);
+        p->drawn = 0;
+    }
+}
+
 void tsr_progress_line(tsr_progress_t *p, const char *fmt, ...)
 {
     char line[1024];
@@ -46,10 +55,7 @@ void tsr_progress_line(tsr_progress_t *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (p->drawn) {
-        printf("\r\033[K");
-        p->drawn = 0;
-    }
+    tsr_progress_clear(p);
     if (p->mode != 0)
         tsr_log(TSR_LOG_INFO, "%s", line);
 }

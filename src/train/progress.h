@@ -13,6 +13,8 @@ void tsr_progress_init(tsr_progress_t *p, const char *mode_name);
 /* Redraws the bar (at most 10 times a second). */
 void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, long steps, double loss,
                       double samples_per_s);
+/* Erases a bar on screen so other output starts on a clean line. */
+void tsr_progress_clear(tsr_progress_t *p);
 /* Prints one line, ending any bar first. */
 void tsr_progress_line(tsr_progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -34,6 +34,7 @@ typedef struct tsr_train_ctx {
     char *config_text;
     char model_json[8192];
     int ckpt_failed_warned;
+    int pending_status;  /* TSR_STEP_* bits to share at the next step */
     /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
      * SIGKILL itself right after global step STEP. */
     int fault_rank;

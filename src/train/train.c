@@ -108,7 +108,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
         size_t s = epoch == start->epoch ? start->cursor : 0;
         for (; s < ctx->steps_per_epoch && step < ctx->total_steps; s++) {
             tsr_batch_t b;
-            int status = 0, agreed = 0;
+            int status = ctx->pending_status, agreed = 0;
             MPI_Request req;
             double loss = 0;
             /* A rank whose batch failed still joins the reduction (with zero
@@ -141,7 +141,13 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 /* Everyone saw the request at the same step; rank 0 writes. */
                 int wrc = TSR_OK;
                 if (ctx->rank == 0) {
-                    tsr_progress_line(&prog, "stop requested by a signal at step %ld: writing a checkpoint", step);
+                    tsr_progress_clear(&prog);
+                    if (tsr_runtime_stop_signal())
+                        tsr_log(TSR_LOG_INFO, "stop requested by signal %d at step %ld: writing a checkpoint",
+                                tsr_runtime_stop_signal(), step);
+                    else
+                        tsr_log(TSR_LOG_INFO, "stop requested by a signal to another rank at step %ld: writing "
+                                "a checkpoint", step);
                     wrc = ctx->ckpt ? tsr_train_ckpt_write(ctx, step, &next, 1) : TSR_OK;
                     if (!wrc)
                         tsr_log(TSR_LOG_INFO, "checkpoint %s written; exiting with status 75 so the job can be "
@@ -149,9 +155,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 }
                 return wrc ? wrc : TSR_ESTOPPED;
             }
-            int cst = checkpoint_step(ctx, step, &next);
-            if (cst)
-                return TSR_EIO;
+            /* A failed checkpoint stops everyone at the next step's agreement. */
+            ctx->pending_status |= checkpoint_step(ctx, step, &next);
+            if (ctx->pending_status & TSR_STEP_ERROR)
+                rc = TSR_EIO;
             if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
                 raise(SIGKILL);
             epoch_loss += loss;
@@ -186,6 +193,8 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f %.0f samples/s", epoch + 1, ctx->epochs,
                               res->train_loss, (double)epoch_n * ctx->world / el);
     }
+    if (ctx->pending_status & TSR_STEP_ERROR)
+        return TSR_EIO;
     /* A final checkpoint makes a requeue of a finished job a no-op. */
     if (ctx->rank == 0 && ctx->ckpt && tsr_config_get_bool(ctx->cfg, "checkpoint", "final") &&
         tsr_ckpt_last_step(ctx->ckpt) != step) {

@@ -1,17 +1,26 @@
-/* Allreduce bandwidth, nccl-tests style: the tessera comm engine ("mpi"
- * back-end, one bucket and the default 25 MiB buckets) against plain
- * MPI_Allreduce(MPI_IN_PLACE, MPI_FLOAT, MPI_SUM) on the same buffer, in
- * the same run.
+/* Allreduce bandwidth, nccl-tests style: the tessera comm engine against
+ * plain MPI_Allreduce(MPI_IN_PLACE, MPI_FLOAT, MPI_SUM) on the same buffer,
+ * and against single-core memcpy of the same number of bytes, all in the
+ * same run:
+ *   "mpi 1 bkt", "mpi 25 MiB": the "mpi" back-end, one bucket / 25 MiB ones;
+ *   "shm 25 MiB": the "shm" back-end (shared-memory window, counter sync);
+ *   "shm barrier": the same with TSR_COMM_SHM_SYNC=barrier (chunks in lock
+ *       step between MPI_Barrier calls on the node communicator);
+ *   "MPI_Allreduce";
+ *   "memcpy": rank 0 alone copies the buffer into another one (the other
+ *       ranks wait in MPI_Barrier), bandwidth = bytes / time.
  *
  *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F]
  *
- * Sizes go from --min-bytes (4 KiB) to --max-bytes (64 MiB) by factors of
- * 4; N takes K, M, G suffixes (powers of 1024). Time is the median, over
- * timed iterations after a warm-up, of the slowest rank's time; algbw =
- * bytes / time, busbw = algbw * 2(P-1)/P (the traffic a ring allreduce
- * puts on each link), in GB/s (1e9 bytes/s). "speed" is MPI time / tessera
- * time: above 1 tessera is faster. "wrong" counts elements of a check
- * reduction (inputs rank+1) that differ from P(P+1)/2. */
+ * Sizes go from --min-bytes (4 KiB) to --max-bytes (64 MiB; 256M works) by
+ * factors of 4; N takes K, M, G suffixes (powers of 1024). Time is the
+ * median, over timed iterations after a warm-up, of the slowest rank's time;
+ * algbw = bytes / time, busbw = algbw * 2(P-1)/P (the traffic a ring
+ * allreduce puts on each link), in GB/s (1e9 bytes/s); at 2 ranks busbw =
+ * algbw. The last columns are shm's busbw over MPI_Allreduce's and over the
+ * memcpy bandwidth. "wrong" counts elements of a check reduction (inputs
+ * rank+1) that differ from P(P+1)/2, over all tessera methods and
+ * MPI_Allreduce. */
 #include "tessera/comm.h"
 #include "tessera/error.h"
 
@@ -22,8 +31,9 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { METHODS = 3 };
-static const char *const method_name[METHODS] = {"tessera 1 bucket", "tessera 25 MiB", "MPI_Allreduce"};
+enum { M_MPI1, M_MPI25, M_SHM, M_SHMBAR, M_ALLREDUCE, METHODS };
+static const char *const method_name[METHODS] = {"mpi 1 bkt", "mpi 25 MiB", "shm 25 MiB", "shm barrier",
+                                                  "MPI_Allreduce"};
 static const size_t default_bucket_bytes = 25u << 20;
 
 static int rank, size;
@@ -66,7 +76,7 @@ static void die(const char *what)
 /* One reduction of buf[0..n) by method m; c is the engine for tessera. */
 static void reduce_once(int m, tsr_comm_t *c, float *buf, size_t n)
 {
-    if (m == 2) {
+    if (m == M_ALLREDUCE) {
         if (MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
             die("MPI_Allreduce");
     } else if (tsr_comm_allreduce(c) != TSR_OK) {
@@ -107,6 +117,42 @@ static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup
     return iters % 2 ? tmax[iters / 2] : 0.5 * (tmax[iters / 2 - 1] + tmax[iters / 2]);
 }
 
+/* Median memcpy time of rank 0 copying src into dst (bytes), while the
+ * other ranks wait; returned on every rank. */
+static double time_memcpy(float *dst, const float *src, size_t bytes, int warmup, int iters, double *t)
+{
+    double med = 0;
+    if (rank == 0) {
+        for (int i = 0; i < warmup; i++)
+            memcpy(dst, src, bytes);
+        for (int i = 0; i < iters; i++) {
+            double t0 = MPI_Wtime();
+            memcpy(dst, src, bytes);
+            t[i] = MPI_Wtime() - t0;
+        }
+        qsort(t, (size_t)iters, sizeof *t, cmp_double);
+        med = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+        /* keep the copy observable */
+        if (((volatile const float *)dst)[bytes / sizeof(float) / 2] != src[bytes / sizeof(float) / 2])
+            fprintf(stderr, "bench_allreduce: memcpy check failed\n");
+    }
+    MPI_Bcast(&med, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return med;
+}
+
+static tsr_comm_t *make_engine(const char *backend, float *buf, size_t n, size_t bucket_bytes, int barrier)
+{
+    tsr_comm_t *c = NULL;
+    if (barrier)
+        setenv("TSR_COMM_SHM_SYNC", "barrier", 1);
+    int rc = tsr_comm_create(MPI_COMM_WORLD, backend, buf, n, bucket_bytes, &c);
+    if (barrier)
+        unsetenv("TSR_COMM_SHM_SYNC");
+    if (rc != TSR_OK)
+        die("tsr_comm_create");
+    return c;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -135,8 +181,9 @@ int main(int argc, char **argv)
     }
 
     float *buf = malloc(max_bytes > 0 ? max_bytes : 1);
+    float *copy = rank == 0 ? malloc(max_bytes > 0 ? max_bytes : 1) : NULL;
     double *t = malloc(1000 * sizeof *t), *tmax = malloc(1000 * sizeof *tmax);
-    if (!buf || !t || !tmax) {
+    if (!buf || (rank == 0 && !copy) || !t || !tmax) {
         fprintf(stderr, "bench_allreduce[rank %d]: out of memory for %zu bytes\n", rank, max_bytes);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -154,16 +201,17 @@ int main(int argc, char **argv)
             *comma = '\0';
         printf("# bench_allreduce: %d ranks, host %s, %s\n", size, host, lib);
         printf("# float32 sum in place; time: median of the slowest rank over timed iterations after warm-up\n");
-        printf("# algbw = bytes/time, busbw = algbw*2(P-1)/P, GB/s; speed = MPI time / tessera time (>1: tessera "
-               "faster)\n");
-        printf("#%11s %10s %5s", "", "", "");
+        printf("# algbw = bytes/time, busbw = algbw*2(P-1)/P, GB/s; memcpy: rank 0 alone, bytes/time, GB/s\n");
+        printf("# shm/MPI = shm busbw / MPI_Allreduce busbw; shm/cpy = shm busbw / memcpy bandwidth\n");
+        printf("#%10s %9s %5s", "", "", "");
         for (int m = 0; m < METHODS; m++)
-            printf(" | %-25s", method_name[m]);
-        printf(" | %-13s |\n", "speed vs MPI");
-        printf("#%11s %10s %5s", "size(B)", "count", "iters");
+            printf(" | %-17s", method_name[m]);
+        printf(" | %-17s | %-13s | %-13s |\n", "memcpy", "shm 25 MiB", "shm barrier");
+        printf("#%10s %9s %5s", "size(B)", "count", "iters");
         for (int m = 0; m < METHODS; m++)
-            printf(" | %9s %7s %7s", "time(us)", "algbw", "busbw");
-        printf(" | %6s %6s | %5s\n", "1 bkt", "25 MiB", "wrong");
+            printf(" | %9s %7s", "time(us)", "busbw");
+        printf(" | %9s %7s | %6s %6s | %6s %6s | %5s\n", "time(us)", "GB/s", "shm/MPI", "/cpy", "shm/MPI", "/cpy",
+               "wrong");
     }
 
     for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
@@ -172,33 +220,42 @@ int main(int argc, char **argv)
         double want = iters_scale * (double)(64u << 20) / (double)bytes;
         int iters = want < 10 ? 10 : want > 1000 ? 1000 : (int)want;
         int warmup = iters / 10 > 2 ? iters / 10 : 2;
-        tsr_comm_t *one = NULL, *bucketed = NULL;
-        if (tsr_comm_create(MPI_COMM_WORLD, "mpi", buf, n, 0, &one) != TSR_OK ||
-            tsr_comm_create(MPI_COMM_WORLD, "mpi", buf, n, default_bucket_bytes, &bucketed) != TSR_OK)
-            die("tsr_comm_create");
-        tsr_comm_t *engine[METHODS] = {one, bucketed, NULL};
-        double sec[METHODS];
+        tsr_comm_t *engine[METHODS] = {
+            make_engine("mpi", buf, n, 0, 0),
+            make_engine("mpi", buf, n, default_bucket_bytes, 0),
+            make_engine("shm", buf, n, default_bucket_bytes, 0),
+            make_engine("shm", buf, n, default_bucket_bytes, 1),
+            NULL,
+        };
+        double sec[METHODS], busbw[METHODS];
         long wrong = 0;
         for (int m = 0; m < METHODS; m++) {
             wrong += check(m, engine[m], buf, n);
             sec[m] = time_method(m, engine[m], buf, n, warmup, iters, t, tmax);
+            busbw[m] = (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size;
         }
-        tsr_comm_destroy(one);
-        tsr_comm_destroy(bucketed);
+        double cpy = time_memcpy(copy, buf, bytes, warmup, iters, t);
+        double cpybw = (double)bytes / cpy / 1e9;
+        for (int m = 0; m < METHODS; m++)
+            tsr_comm_destroy(engine[m]);
         if (rank == 0) {
-            printf(" %11zu %10zu %5d", bytes, n, iters);
-            for (int m = 0; m < METHODS; m++) {
-                double algbw = (double)bytes / sec[m] / 1e9;
-                double busbw = algbw * 2.0 * (size - 1) / size;
-                printf(" | %9.1f %7.2f %7.2f", sec[m] * 1e6, algbw, busbw);
-            }
-            printf(" | %6.2f %6.2f | %5ld\n", sec[2] / sec[0], sec[2] / sec[1], wrong);
+            printf(" %10zu %9zu %5d", bytes, n, iters);
+            for (int m = 0; m < METHODS; m++)
+                printf(" | %9.1f %7.2f", sec[m] * 1e6, busbw[m]);
+            printf(" | %9.1f %7.2f", cpy * 1e6, cpybw);
+            if (size > 1)
+                printf(" | %6.2f %6.2f | %6.2f %6.2f", busbw[M_SHM] / busbw[M_ALLREDUCE], busbw[M_SHM] / cpybw,
+                       busbw[M_SHMBAR] / busbw[M_ALLREDUCE], busbw[M_SHMBAR] / cpybw);
+            else
+                printf(" | %6s %6s | %6s %6s", "-", "-", "-", "-");
+            printf(" | %5ld\n", wrong);
             fflush(stdout);
         }
         if (bytes > SIZE_MAX / 4)
             break;
     }
     free(buf);
+    free(copy);
     free(t);
     free(tmax);
     MPI_Finalize();

@@ -140,7 +140,9 @@ static void run_case(size_t n, size_t bucket_bytes)
         mem[i] = guard_value;
     float *buf = mem + GUARD;
     tsr_comm_t *c = NULL;
-    int rc = tsr_comm_create(MPI_COMM_WORLD, bucket_bytes % 8 ? "mpi" : "auto", buf, n, bucket_bytes, &c);
+    /* The "mpi" back-end by name ("auto" picks "shm" when ranks share a
+     * node; test_comm_shm.c covers that one and check_auto the choice). */
+    int rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", buf, n, bucket_bytes, &c);
     CHECK(rc == TSR_OK, "create(n=%zu, bucket_bytes=%zu): %s", n, bucket_bytes, tsr_last_error());
     if (rc) {
         free(mem), free(ref), free(first);
@@ -213,7 +215,7 @@ static void check_errors(void)
     int rc = tsr_comm_create(MPI_COMM_WORLD, "x", x, 4, 0, &c);
     CHECK(rc == TSR_EINVAL, "unknown backend: rc %d, want TSR_EINVAL", rc);
     CHECK(c == NULL, "unknown backend: *out not NULL");
-    CHECK(strcmp(tsr_last_error(), "comm: unknown backend 'x'; expected mpi or auto") == 0,
+    CHECK(strcmp(tsr_last_error(), "comm: unknown backend 'x'; expected mpi, shm or auto") == 0,
           "unknown backend message: '%s'", tsr_last_error());
 
     rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", NULL, 4, 0, &c);
@@ -244,6 +246,32 @@ static void check_errors(void)
         CHECK(tsr_comm_ready_from(c, 0) == TSR_OK && tsr_comm_wait(c) == TSR_OK, "empty engine step: %s",
               tsr_last_error());
     }
+    tsr_comm_destroy(c);
+}
+
+/* "auto" is "shm" when some node holds more than one rank, else "mpi". */
+static void check_auto(void)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    int local = 1, most = 1;
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    MPI_Allreduce(&local, &most, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    float x[8] = {0};
+    tsr_comm_t *c = NULL;
+    int rc = tsr_comm_create(MPI_COMM_WORLD, "auto", x, 8, 0, &c);
+    CHECK(rc == TSR_OK, "auto: %s", tsr_last_error());
+    if (!rc) {
+        const char *want = most > 1 ? "shm" : "mpi";
+        CHECK(strcmp(tsr_comm_backend(c), want) == 0, "auto chose '%s', want %s (%d ranks on the fullest node)",
+              tsr_comm_backend(c), want, most);
+    }
+    tsr_comm_destroy(c);
+    c = NULL;
+    rc = tsr_comm_create(MPI_COMM_WORLD, NULL, x, 8, 0, &c); /* NULL means auto */
+    CHECK(rc == TSR_OK && c && strcmp(tsr_comm_backend(c), most > 1 ? "shm" : "mpi") == 0, "NULL backend: %s",
+          rc ? tsr_last_error() : tsr_comm_backend(c));
     tsr_comm_destroy(c);
 }
 
@@ -287,6 +315,7 @@ int main(int argc, char **argv)
     static const size_t buckets[] = {0, 4, 12, 1024, 64 * 1024};
     check_order_matters();
     check_errors();
+    check_auto();
     check_subcomm();
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)

@@ -1,0 +1,91 @@
+/* The rank-0 coordinator: an HTTP server (libmicrohttpd) on its own threads
+ * that answers status, Prometheus metrics, predictions (dynamically batched,
+ * cached), the cache and the model registry. The training loop publishes
+ * snapshots to it; it never calls MPI and never blocks the caller on HTTP
+ * traffic. Routes and their JSON are documented in README.md. */
+#ifndef TESSERA_SERVE_H
+#define TESSERA_SERVE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tessera/config.h"
+#include "tessera/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_serve tsr_serve_t;
+
+typedef struct tsr_serve_config {
+    const char *bind;       /* address to listen on; NULL: "127.0.0.1" */
+    int port;               /* 0: any free port (see the address file) */
+    const char *token_file; /* bearer token file (not world-readable); required unless bind is loopback */
+    const char *run_dir;    /* where "coordinator.addr" (host:port) is written; NULL: "." */
+    const char *registry;   /* model registry directory; NULL or "": the /models routes answer 404 */
+    int max_batch;          /* rows per model call (>= 1) */
+    int max_delay_us;       /* how long the first queued request waits for the batch to fill */
+    size_t cache_mb;        /* prediction cache budget; 0: no cache */
+    double cache_ttl_s;     /* prediction cache TTL; 0: entries never expire */
+    size_t max_body_kb;     /* request body limit (uploads to POST /models: max_upload_mb) */
+    size_t max_upload_mb;   /* model upload limit */
+    int threads;            /* HTTP threads; 0: one per core this process may run on */
+} tsr_serve_config_t;
+
+/* Defaults: 127.0.0.1, port 0, run_dir ".", registry "registry", max_batch
+ * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB. */
+void tsr_serve_config_default(tsr_serve_config_t *cfg);
+/* Fills cfg from the [serve] section; strings point into conf. */
+int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *cfg);
+
+/* One (step, loss, accuracy) point of the dashboard's plot; NaN: unknown. */
+typedef struct tsr_serve_point {
+    int64_t step;
+    double loss, accuracy;
+} tsr_serve_point_t;
+
+/* A training snapshot. Every pointer may be NULL; arrays have world_size
+ * elements; the coordinator copies what it needs before returning. NaN
+ * marks an unknown number (it is shown as null). */
+typedef struct tsr_serve_status {
+    const char *state;          /* "training", "evaluating", "checkpointing", "done", "failed"; NULL: "training" */
+    int64_t step, total_steps;  /* total_steps 0: unknown */
+    int epoch, epochs;
+    int64_t samples_seen;
+    double loss, test_loss, accuracy, samples_per_s, elapsed_s;
+    int world_size;
+    const char *const *placement;          /* per rank, e.g. "node03 cores 0-7 numa 0" */
+    const double *step_time_min, *step_time_mean, *step_time_max; /* per rank, seconds */
+    const double *comm_time_min, *comm_time_mean, *comm_time_max; /* per rank, seconds */
+    const char *checkpoint;                /* e.g. "saved step 400 (ckpt/step-400.h5)"; NULL: "none" */
+    /* Points to append to the plot's history. When NULL, a publish with a
+     * new step appends (step, loss, accuracy) by itself. */
+    const tsr_serve_point_t *history;
+    size_t nhistory;
+} tsr_serve_status_t;
+
+/* Starts the server on its own threads and writes "<host>:<port>\n" to
+ * <run_dir>/coordinator.addr atomically. Refuses a non-loopback bind without
+ * a token file, and a token file that others can read. */
+int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out);
+/* Stops the server, answers queued predictions with 503, removes the
+ * address file. Accepts NULL. */
+void tsr_serve_destroy(tsr_serve_t *s);
+
+/* The port actually bound (useful with port 0). */
+int tsr_serve_port(const tsr_serve_t *s);
+
+/* Copies m's weights for /predict (a new architecture is fine too) and
+ * invalidates the prediction cache. Takes a mutex only for the copy. */
+int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m);
+/* Names the published model in /status (e.g. its file); may be NULL. */
+int tsr_serve_set_model_source(tsr_serve_t *s, const char *source);
+/* Replaces the training snapshot shown by /status, /metrics and the dashboard. */
+int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
+/* Adds a model file to the coordinator's registry as name (NULL: from the
+ * file name); the new id is written to id (may be NULL) of idlen bytes. */
+int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+/* Export entry points: format names, files written atomically. */
+#include "tessera/export.h"
+#include "common/fileutil.h"
+#include "tessera/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int tsr_export_format_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    if (strcmp(name, "onnx") == 0)
+        return TSR_EXPORT_ONNX;
+    if (strcmp(name, "hdf5") == 0 || strcmp(name, "h5") == 0)
+        return TSR_EXPORT_HDF5;
+    return -1;
+}
+
+const char *tsr_export_format_name(tsr_export_format_t fmt)
+{
+    return fmt == TSR_EXPORT_ONNX ? "onnx" : "hdf5";
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes the bytes from either buf or the file src to path atomically. */
+static int write_atomic(const char *path, const unsigned char *buf, size_t len, const char *src)
+{
+    char tmp[4096];
+    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
+    if (rc)
+        return rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tsr_error_set(TSR_EIO, "%s: cannot create: %s", path, strerror(errno));
+    int ok = 1;
+    if (buf) {
+        ok = write_all(fd, buf, len) == 0;
+    } else {
+        int in = open(src, O_RDONLY | O_CLOEXEC);
+        unsigned char chunk[1 << 16];
+        ssize_t n = -1;
+        while (in >= 0 && (n = read(in, chunk, sizeof chunk)) > 0 && (ok = write_all(fd, chunk, (size_t)n) == 0))
+            ;
+        ok = ok && in >= 0 && n == 0;
+        if (in >= 0)
+            close(in);
+    }
+    if (close(fd) != 0)
+        ok = 0;
+    if (!ok) {
+        int e = errno;
+        tsr_file_discard(tmp);
+        return tsr_error_set(TSR_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    return tsr_file_commit(tmp, path);
+}
+
+int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = tsr_export_onnx_buffer(m, name, &buf, &len);
+    if (rc == TSR_OK)
+        rc = write_atomic(path, buf, len, NULL);
+    free(buf);
+    return rc;
+}
+
+int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path)
+{
+    tsr_model_t *m = NULL;
+    int rc = tsr_model_load(model_path, 1, &m);
+    if (rc)
+        return rc;
+    if (fmt == TSR_EXPORT_ONNX) {
+        char name[256];
+        const char *base = strrchr(model_path, '/');
+        snprintf(name, sizeof name, "%s", base ? base + 1 : model_path);
+        char *dot = strrchr(name, '.');
+        if (dot && dot != name)
+            *dot = '\0';
+        rc = tsr_export_onnx(m, name, out_path);
+    } else {
+        rc = write_atomic(out_path, NULL, 0, model_path);
+    }
+    tsr_model_destroy(m);
+    return rc;
+}

@@ -1,0 +1,179 @@
+/* The coordinator's parts: server (life cycle, auth), http (libmicrohttpd
+ * glue), router (routes, methods, bodies), predict (JSON to tensor, cache),
+ * batcher (the one thread that runs the model), status, metrics, models
+ * (registry routes) and dashboard. Requests are plain structs so the router
+ * and parsers run without a network (the fuzz harness drives them). */
+#ifndef TSR_SERVE_INTERNAL_H
+#define TSR_SERVE_INTERNAL_H
+#include "tessera/cache.h"
+#include "tessera/registry.h"
+#include "tessera/serve.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+enum serve_route {
+    RT_DASHBOARD, RT_HEALTH, RT_STATUS, RT_METRICS, RT_PREDICT, RT_CACHE, RT_MODELS, RT_MODEL, RT_EXPORT,
+    RT_OTHER, /* unknown routes and early refusals */
+    RT_COUNT
+};
+enum serve_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PATCH = 8, M_DELETE = 16, M_OTHER = 32 };
+enum serve_phase { PH_NEW, PH_PENDING, PH_COMPUTED };
+
+/* Status codes the metrics count separately (others fall in the last slot). */
+#define SERVE_CODES 13
+extern const int serve_codes[SERVE_CODES];
+int serve_code_index(int status);
+extern const char *const serve_route_names[RT_COUNT];
+
+/* Histogram bounds (seconds / rows) shared by the recorder and /metrics. */
+#define SERVE_LAT_BUCKETS 14
+#define SERVE_BATCH_BUCKETS 10
+extern const double serve_lat_bounds[SERVE_LAT_BUCKETS];
+extern const double serve_batch_bounds[SERVE_BATCH_BUCKETS];
+
+typedef struct serve_resp {
+    int status;                /* 0: not decided yet */
+    const char *ctype;         /* static string */
+    char *body;                /* malloc'd, handed to the HTTP library */
+    size_t len;
+    int fd;                    /* a file body instead, when >= 0 */
+    uint64_t fd_len;
+    const char *allow;         /* Allow header (405) */
+    char disposition[160];     /* Content-Disposition, or "" */
+    char location[160];        /* Location, or "" */
+} serve_resp_t;
+
+/* A prediction waiting for the batcher. */
+typedef struct serve_job {
+    struct serve_job *next;
+    size_t rows, width, outputs;
+    const float *x; /* rows * width */
+    float *y;       /* rows * outputs, filled by the batcher */
+    uint64_t version; /* of the weights that computed y */
+    int status;       /* 0, or the HTTP status of a failure */
+    const char *error;
+    double t_queued;
+    void (*on_queue)(struct serve_job *j); /* under the queue lock, before the batcher can see j */
+    void (*done)(struct serve_job *j);     /* from the batcher thread, once */
+    void *owner;
+} serve_job_t;
+
+enum { REQ_BODY_INLINE = 2048, REQ_X_INLINE = 256, REQ_Y_INLINE = 64 };
+
+typedef struct serve_req {
+    tsr_serve_t *s;
+    void *conn;                                     /* MHD connection, or the harness's */
+    const char *(*arg)(void *conn, const char *key); /* query argument lookup */
+    int route, method, phase;
+    char id[TSR_REGISTRY_ID_MAX];
+    double t0;
+    const char *ctype; /* request Content-Type (may be NULL) */
+    /* Body in memory (JSON routes) or streamed to a file (uploads). */
+    char *body;
+    size_t len, cap, limit, discarded;
+    int overflow;
+    int upload_fd;
+    char *upload_path;
+    unsigned char magic[8]; /* first bytes of an upload */
+    /* Prediction. */
+    serve_job_t job;
+    float *x, *y;
+    float xin[REQ_X_INLINE], yin[REQ_Y_INLINE];
+    serve_resp_t resp;
+    char bodyin[REQ_BODY_INLINE];
+} serve_req_t;
+
+typedef struct serve_batcher serve_batcher_t;
+typedef struct serve_status serve_status_t;
+
+struct tsr_serve {
+    tsr_serve_config_t cfg;
+    char *bind, *run_dir, *registry_dir, *addr_file;
+    char *token;
+    size_t token_len;
+    int port;
+    void *daemon; /* struct MHD_Daemon */
+    tsr_cache_t *cache;
+    tsr_registry_t *registry;
+    serve_batcher_t *batcher;
+    serve_status_t *status;
+    double t_start;
+    /* The published model, read without locks by request threads. */
+    _Atomic uint64_t version;
+    _Atomic size_t in_width, out_width;
+    /* Counters for /metrics. */
+    _Atomic uint64_t http[RT_COUNT][SERVE_CODES];
+    _Atomic uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1], lat_count, lat_sum_ns;
+    _Atomic uint64_t pred_rows, pred_cached_rows;
+};
+
+/* server.c */
+double serve_now(void);
+
+/* router.c */
+serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *));
+void serve_req_free(serve_req_t *r);
+/* Headers are in: route, auth, method and declared length. May decide resp. */
+void serve_begin(serve_req_t *r, const char *method, const char *url, const char *auth,
+                 const char *content_length);
+/* A piece of the body. Returns 0, or -1 when the client should be cut off. */
+int serve_body(serve_req_t *r, const char *data, size_t len);
+/* The whole request is in: decide resp, or set phase PH_PENDING. */
+void serve_end(serve_req_t *r);
+int serve_route_parse(const char *url, int *route, char *id, size_t idlen);
+void serve_error(serve_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void serve_json(serve_req_t *r, int status, json_t *obj); /* steals obj */
+void serve_text(serve_req_t *r, int status, const char *ctype, char *body, size_t len); /* takes body */
+/* Counts a finished response in the metrics. */
+void serve_record(tsr_serve_t *s, const serve_req_t *r);
+
+/* predict.c */
+/* Parses {"inputs": [[...], ...]} with rows of width numbers into x (grown
+ * from inline storage of cap floats as needed; *x may become malloc'd).
+ * Returns 0, or an HTTP status with a message in err. */
+int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
+                       size_t *rows, char *err, size_t errlen);
+/* The fast path alone: 1 if it parsed, 0 if the general parser must decide. */
+int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
+                     size_t *rows);
+void serve_predict(serve_req_t *r);
+void serve_predict_finish(serve_req_t *r);
+/* "[a,b,...]" for a row of k outputs; returns bytes (needs 16*k+2). */
+size_t serve_format_row(const float *y, size_t k, char *buf);
+
+/* batcher.c */
+int serve_batcher_create(tsr_serve_t *s, serve_batcher_t **out);
+/* Stops the thread after failing queued jobs with 503. */
+void serve_batcher_destroy(serve_batcher_t *b);
+/* Queues j; returns 0, or 503 when stopping or overloaded (j untouched). */
+int serve_batcher_submit(serve_batcher_t *b, serve_job_t *j);
+int serve_batcher_publish(serve_batcher_t *b, const tsr_model_t *m, uint64_t version);
+void serve_batcher_stats(serve_batcher_t *b, uint64_t *batches, uint64_t *rows, size_t *queued,
+                         uint64_t bucket[SERVE_BATCH_BUCKETS + 1]);
+
+/* status.c */
+int serve_status_create(serve_status_t **out);
+void serve_status_destroy(serve_status_t *st);
+int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in);
+void serve_status_source(serve_status_t *st, const char *source);
+json_t *serve_status_json(tsr_serve_t *s, long long since); /* since < -1: no history */
+/* Appends the training gauges to a Prometheus text buffer. */
+typedef struct serve_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} serve_buf_t;
+void serve_buf_printf(serve_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void serve_status_metrics(serve_status_t *st, serve_buf_t *b);
+
+/* Route handlers. */
+void serve_route_status(serve_req_t *r);
+void serve_route_metrics(serve_req_t *r);
+void serve_route_cache(serve_req_t *r);
+void serve_route_models(serve_req_t *r);
+void serve_route_dashboard(serve_req_t *r);
+
+#endif
