@@ -13,6 +13,8 @@ static const char usage[] =
     "  topo [--bind]                                 print each rank's host, cores and NUMA node\n"
     "  data convert ... | data info FILE             convert CSV/IDX files to tessera's HDF5 format\n"
     "  ckpt list DIR | ckpt verify FILE...          show checkpoints and check them\n"
+    "  serve MODEL_OR_REGISTRY [--port P ...]        serve predictions and the registry over HTTP\n"
+    "  export MODEL [--format onnx|hdf5] -o OUT      write a model as ONNX or HDF5\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
@@ -48,6 +50,10 @@ int main(int argc, char **argv)
         return with_runtime(tsr_cmd_topo, &argc, &argv);
     if (strcmp(argv[1], "ckpt") == 0)
         return tsr_error_exit_code(tsr_cmd_ckpt(argc - 1, argv + 1));
+    if (strcmp(argv[1], "serve") == 0)
+        return tsr_error_exit_code(tsr_cmd_serve(argc - 1, argv + 1));
+    if (strcmp(argv[1], "export") == 0)
+        return tsr_error_exit_code(tsr_cmd_export(argc - 1, argv + 1));
     if (strcmp(argv[1], "data") == 0) {
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);

@@ -45,10 +45,12 @@
  * ring B) in a cache line of its own segment, with C11 release stores; the
  * others read them with acquire loads. No barrier is needed at step
  * boundaries: the counters only grow, and a slot is reused only when every
- * rank has released it. A waiting rank spins briefly with a pause
- * instruction, then calls sched_yield, then sleeps; when more ranks share
- * the node than this process may run on cores (oversubscription), it skips
- * the spinning, which would only steal the core of the rank it waits for.
+ * rank has released it. A waiting rank spins briefly (~30 us) with a pause
+ * instruction, then calls sched_yield a few times, then sleeps 20 us at a
+ * time (so its core goes idle and a descheduled peer can run there); when
+ * the real node holds more ranks than this process may run on cores
+ * (oversubscription), it skips the spinning, which would only steal the
+ * core of the rank it waits for.
  * The window is in a passive-target epoch (MPI_Win_lock_all) for its whole
  * life, as load/store access to shared windows requires.
  *
@@ -88,8 +90,8 @@ enum {
     SLOTS = 4,                       /* ring depth, in chunks */
     ALIGN_FLOATS = 16,               /* slice boundaries: one 64-byte line */
     CTRL_BYTES = 256,                /* counters + padding at each segment's start */
-    SPIN_LIMIT = 2000,               /* pause-spins before yielding */
-    YIELD_LIMIT = 20000,             /* then yields before sleeping */
+    SPIN_LIMIT = 256,                /* rounds of 8 pauses (~30 us) before yielding */
+    YIELD_LIMIT = 64,                /* then sched_yield calls before sleeping */
     SUM_BLOCK = 1024,                /* floats per block of the L > 2 sum */
 };
 static const size_t default_chunk_bytes = 64u << 10;
@@ -234,6 +236,8 @@ static void backoff(const shm_state_t *s, unsigned *tries)
     } else if (t < spin + YIELD_LIMIT) {
         sched_yield();
     } else {
+        /* The peer is not running (another process holds its core): sleep,
+         * so that this core is idle and the scheduler can run it here. */
         struct timespec ts = {0, 20000};
         nanosleep(&ts, NULL);
     }
@@ -257,47 +261,24 @@ static inline size_t slice_lo(size_t q, size_t m, size_t L)
     return q >= L ? m : (q * m / L) & ~(size_t)(ALIGN_FLOATS - 1);
 }
 
-/* Vectorisable at -O2: gcc's default cost model there only vectorises
- * loops whose trip count is a known multiple of the vector width, so the
- * kernels run in blocks of VEC floats with a scalar tail. Each element is
- * still one float sum in a fixed order: no reassociation, no FMA. */
+/* The sums run in blocks of VEC floats with a scalar tail: at -O2 gcc
+ * only vectorises loops whose trip count is a known multiple of the vector
+ * width. On x86-64 with gcc, the kernels are also cloned for AVX2 and
+ * AVX-512 and picked at load time (the baseline is SSE2). Each element is
+ * still one float addition per contribution in a fixed order: no
+ * reassociation, no FMA, so every clone gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VEC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VEC_CLONES
+#endif
 enum { VEC = 16 };
 
-/* L == 2: slice of local rank 0 plus slice of local rank 1, in that order
- * (mine is this rank's, in place in its buffer; other is the peer's copy);
- * the sum goes to mine (when write_mine) and out. */
-static void sum2(float *restrict mine, const float *restrict other, float *restrict out, size_t m, int mine_first,
-                 int write_mine)
-{
-    size_t i = 0;
-#define SUM2_LOOP(EXPR, STORE_MINE)                                                                                    \
-    for (; i + VEC <= m; i += VEC)                                                                                     \
-        for (size_t j = i; j < i + VEC; j++) {                                                                         \
-            float v = EXPR;                                                                                            \
-            if (STORE_MINE)                                                                                            \
-                mine[j] = v;                                                                                           \
-            out[j] = v;                                                                                                \
-        }                                                                                                              \
-    for (; i < m; i++) {                                                                                               \
-        size_t j = i;                                                                                                  \
-        float v = EXPR;                                                                                                \
-        if (STORE_MINE)                                                                                                \
-            mine[j] = v;                                                                                               \
-        out[j] = v;                                                                                                    \
-    }
-    if (mine_first && write_mine) {
-        SUM2_LOOP(mine[j] + other[j], 1)
-    } else if (write_mine) {
-        SUM2_LOOP(other[j] + mine[j], 1)
-    } else if (mine_first) {
-        SUM2_LOOP(mine[j] + other[j], 0)
-    } else {
-        SUM2_LOOP(other[j] + mine[j], 0)
-    }
-#undef SUM2_LOOP
-}
-
-static void add_into(float *restrict acc, const float *restrict src, size_t m)
+/* acc[i] += src[i]. With two local ranks acc is this rank's slice in its
+ * buffer and src the peer's copy: IEEE addition is commutative, so the sum
+ * has the bits of "local rank 0's value + local rank 1's value" either way
+ * (NaN payloads aside). */
+VEC_CLONES static void add_into(float *restrict acc, const float *restrict src, size_t m)
 {
     size_t i = 0;
     for (; i + VEC <= m; i += VEC)
@@ -331,6 +312,14 @@ static void copy_in(shm_state_t *s, size_t k)
         memcpy(dst + hi, src + hi, (m - hi) * sizeof *dst);
 }
 
+/* Sums slice p of chunk k over the local ranks into this rank's buffer,
+ * then copies it to slice p of its own segment for the others. Summing in
+ * place and then copying (rather than storing both in one loop) matters:
+ * the segment's lines were last read by the other ranks, and ordinary
+ * stores into them stall on the coherence traffic; memcpy's full-line
+ * stores do not (2x faster on a 2-core EPYC VM). Across nodes the
+ * buffer's copy is the node's partial sum and is overwritten by the final
+ * one later. */
 static void reduce(shm_state_t *s, size_t k)
 {
     size_t L = (size_t)s->lsize, p = (size_t)s->lrank, m = s->chunks[k].len;
@@ -339,12 +328,13 @@ static void reduce(shm_state_t *s, size_t k)
         return;
     float *mine = s->buf + s->chunks[k].start + lo;
     float *out = seg(s, s->lrank, k) + lo;
-    /* Hierarchical: only the leader's buffer needs the node's partial sums. */
-    int write_mine = !s->hier || p == 0;
     if (L == 2) {
-        sum2(mine, seg(s, (int)(1 - p), k) + lo, out, hi - lo, p == 0, write_mine);
+        add_into(mine, seg(s, (int)(1 - p), k) + lo, hi - lo);
+        memcpy(out, mine, (hi - lo) * sizeof *out);
         return;
     }
+    /* Local rank order 0, 1, ..., L-1, a block at a time (the block stays in
+     * L1; this rank's own values are read in place). */
     float acc[SUM_BLOCK];
     for (size_t i0 = lo; i0 < hi; i0 += SUM_BLOCK) {
         size_t c = hi - i0 < SUM_BLOCK ? hi - i0 : SUM_BLOCK;
@@ -355,9 +345,8 @@ static void reduce(shm_state_t *s, size_t k)
             else
                 add_into(acc, src, c);
         }
+        memcpy(mine + (i0 - lo), acc, c * sizeof *acc);
         memcpy(out + (i0 - lo), acc, c * sizeof *acc);
-        if (write_mine)
-            memcpy(mine + (i0 - lo), acc, c * sizeof *acc);
     }
 }
 

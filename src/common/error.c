@@ -66,6 +66,7 @@ int tsr_error_exit_code(int code)
     case TSR_EDATA: return 3;
     case TSR_EIO: return 4;
     case TSR_ESTOPPED: return 75; /* EX_TEMPFAIL: checkpointed, requeue me */
+    case TSR_ETIMEOUT: return 76; /* a rank or the file system stalled: resume elsewhere */
     default: return 1;
     }
 }

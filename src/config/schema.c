@@ -55,6 +55,20 @@ const tsr_key_t tsr_schema[] = {
     {"checkpoint", "on_error", TSR_T_ENUM, "continue", 0, 0, onerr_choices, "when a write fails: warn or stop"},
     {"checkpoint", "resume", TSR_T_STR, "none", 0, 0, NULL, "none, auto (newest that verifies) or a file"},
     {"checkpoint", "final", TSR_T_BOOL, "true", 0, 0, NULL, "write a checkpoint when training ends"},
+    /* The rank-0 coordinator (src/serve); paths are relative to the working directory. */
+    {"serve", "enabled", TSR_T_BOOL, "false", 0, 0, NULL, "run the HTTP coordinator on rank 0 while training"},
+    {"serve", "bind", TSR_T_STR, "127.0.0.1", 0, 0, NULL, "listen address (other than loopback needs token_file)"},
+    {"serve", "port", TSR_T_INT, "0", 0, 65535, NULL, "TCP port (0: any free port, written to run_dir/coordinator.addr)"},
+    {"serve", "token_file", TSR_T_STR, "", 0, 0, NULL, "bearer token file, not readable by others (empty: no token)"},
+    {"serve", "run_dir", TSR_T_STR, ".", 0, 0, NULL, "directory for coordinator.addr (host:port)"},
+    {"serve", "registry", TSR_T_STR, "registry", 0, 0, NULL, "model registry directory"},
+    {"serve", "max_batch", TSR_T_INT, "64", 1, 65536, NULL, "most rows per batched model call"},
+    {"serve", "max_delay_us", TSR_T_INT, "500", 0, 10000000, NULL, "longest a prediction waits for its batch to fill"},
+    {"serve", "cache_mb", TSR_T_INT, "64", 0, 1L << 20, NULL, "prediction cache budget in MiB (0: no cache)"},
+    {"serve", "cache_ttl_s", TSR_T_DOUBLE, "300", 0, 0, NULL, "prediction cache time-to-live (0: forever)"},
+    {"serve", "max_body_kb", TSR_T_INT, "1024", 1, 1L << 20, NULL, "request body limit in KiB"},
+    {"serve", "max_upload_mb", TSR_T_INT, "512", 1, 1L << 20, NULL, "model upload limit in MiB (POST /models)"},
+    {"serve", "threads", TSR_T_INT, "0", 0, 1024, NULL, "HTTP threads (0: one per core this process may use)"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -213,7 +213,7 @@ int reg_meta_write(const char *path, json_t *meta)
     int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
     if (rc)
         return rc;
-    if (json_dump_file(meta, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
+    if (json_dump_file(meta, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) != 0) {
         tsr_file_discard(tmp);
         return tsr_error_set(TSR_EIO, "%s: writing metadata failed", path);
     }

@@ -106,6 +106,7 @@ int tsr_registry_tmpfile(tsr_registry_t *r, char *buf, size_t len)
     int fd = mkstemp(buf);
     if (fd < 0)
         return tsr_error_set(TSR_EIO, "registry: cannot create a file in %s: %s", r->dir, strerror(errno));
+    fchmod(fd, 0644); /* mkstemp's 0600 would hide registered models from the rest of a shared project */
     return fd;
 }
 
@@ -322,7 +323,7 @@ static json_t *collect(tsr_registry_t *r, const char *name, const char *tag, con
 char *tsr_registry_list_json(tsr_registry_t *r, const char *name, const char *tag, const char *status)
 {
     json_t *all = collect(r, name, tag, status);
-    char *s = json_dumps(all, JSON_COMPACT);
+    char *s = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(all);
     if (!s)
         tsr_error_set(TSR_ENOMEM, "registry: out of memory");
@@ -351,7 +352,7 @@ char *tsr_registry_get_json(tsr_registry_t *r, const char *id)
         tsr_error_set(TSR_EDATA, "registry: no model '%s'", id);
         return NULL;
     }
-    char *s = json_dumps(m, JSON_COMPACT);
+    char *s = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(m);
     return s;
 }

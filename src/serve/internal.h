@@ -22,8 +22,8 @@ enum serve_route {
 enum serve_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PATCH = 8, M_DELETE = 16, M_OTHER = 32 };
 enum serve_phase { PH_NEW, PH_PENDING, PH_COMPUTED };
 
-/* Status codes the metrics count separately (others fall in the last slot). */
-#define SERVE_CODES 13
+/* Status codes the metrics count separately; the last slot (0) is "other". */
+#define SERVE_CODES 14
 extern const int serve_codes[SERVE_CODES];
 int serve_code_index(int status);
 extern const char *const serve_route_names[RT_COUNT];
@@ -68,6 +68,7 @@ typedef struct serve_req {
     void *conn;                                     /* MHD connection, or the harness's */
     const char *(*arg)(void *conn, const char *key); /* query argument lookup */
     int route, method, phase;
+    int queued; /* set by the request's own thread when the batcher took it: phase may change under us then */
     char id[TSR_REGISTRY_ID_MAX];
     double t0;
     const char *ctype; /* request Content-Type (may be NULL) */
@@ -96,6 +97,8 @@ struct tsr_serve {
     size_t token_len;
     int port;
     void *daemon; /* struct MHD_Daemon */
+    int listen_fd; /* handed back by quiescing, closed after the daemon stops */
+    char http_error[256]; /* libmicrohttpd's last complaint, for start-up errors */
     tsr_cache_t *cache;
     tsr_registry_t *registry;
     serve_batcher_t *batcher;
@@ -146,8 +149,9 @@ size_t serve_format_row(const float *y, size_t k, char *buf);
 
 /* batcher.c */
 int serve_batcher_create(tsr_serve_t *s, serve_batcher_t **out);
-/* Stops the thread after failing queued jobs with 503. */
-void serve_batcher_destroy(serve_batcher_t *b);
+/* Fails queued jobs with 503 and stops the thread; later submits get 503. */
+void serve_batcher_stop(serve_batcher_t *b);
+void serve_batcher_destroy(serve_batcher_t *b); /* after stop, once no request can submit */
 /* Queues j; returns 0, or 503 when stopping or overloaded (j untouched). */
 int serve_batcher_submit(serve_batcher_t *b, serve_job_t *j);
 int serve_batcher_publish(serve_batcher_t *b, const tsr_model_t *m, uint64_t version);

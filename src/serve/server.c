@@ -77,8 +77,8 @@ static int load_token(tsr_serve_t *s, const char *path)
     else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
         rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s", path, strerror(errno));
     close(fd);
-    if (rc)
-        return rc;
+    if (rc || n < 0)
+        return rc ? rc : TSR_EINVAL;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         n--;
     buf[n] = '\0';
@@ -155,6 +155,7 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     if (!s)
         return tsr_error_set(TSR_ENOMEM, "serve: out of memory");
     s->cfg = *cfg;
+    s->listen_fd = -1;
     s->t_start = serve_now();
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
@@ -209,8 +210,9 @@ void tsr_serve_destroy(tsr_serve_t *s)
         return;
     /* Stop accepting, answer what waits on the model, then stop the threads. */
     serve_http_quiesce(s);
-    serve_batcher_destroy(s->batcher);
+    serve_batcher_stop(s->batcher);
     serve_http_stop(s);
+    serve_batcher_destroy(s->batcher);
     if (s->addr_file && s->port)
         unlink(s->addr_file);
     serve_status_destroy(s->status);

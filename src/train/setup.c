@@ -208,10 +208,17 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     ctx->world = tsr_runtime_size(rt);
     ctx->batch = (size_t)tsr_config_get_long(cfg, "train", "batch_size");
     ctx->epochs = tsr_config_get_long(cfg, "train", "epochs");
-    ctx->fault_rank = -1;
+    ctx->fault_rank = ctx->stall_rank = -1;
     const char *fault = getenv("TSR_FAULT_KILL");
     if (fault && sscanf(fault, "%d:%ld", &ctx->fault_rank, &ctx->fault_step) != 2)
         ctx->fault_rank = -1;
+    fault = getenv("TSR_FAULT_STALL");
+    if (fault && sscanf(fault, "%d:%ld", &ctx->stall_rank, &ctx->stall_step) != 2)
+        ctx->stall_rank = -1;
+    ctx->watchdog = tsr_config_get_double(cfg, "runtime", "watchdog_seconds");
+    ctx->wd_comm = MPI_COMM_NULL;
+    if (MPI_Comm_dup(tsr_runtime_world(rt), &ctx->wd_comm) != MPI_SUCCESS)
+        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Comm_dup for the watchdog failed", ctx->rank);
 
     rc = open_data(ctx);
     if (!rc)
@@ -250,6 +257,8 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
 
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
+    if (ctx->wd_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&ctx->wd_comm);
     tsr_ckpt_destroy(ctx->ckpt);
     free(ctx->config_text);
     tsr_comm_destroy(ctx->comm);

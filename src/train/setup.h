@@ -36,9 +36,13 @@ typedef struct tsr_train_ctx {
     int ckpt_failed_warned;
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
     /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
-     * SIGKILL itself right after global step STEP. */
-    int fault_rank;
-    long fault_step;
+     * SIGKILL itself right after global step STEP; TSR_FAULT_STALL likewise
+     * makes it hang (sleep forever), for the watchdog. */
+    int fault_rank, stall_rank;
+    long fault_step, stall_step;
+    /* Stall watchdog: limit in seconds (0: off) and its own communicator. */
+    double watchdog;
+    MPI_Comm wd_comm;
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
@@ -54,6 +58,10 @@ typedef struct tsr_train_pos {
     long step, epoch;
     size_t cursor;
 } tsr_train_pos_t;
+
+/* Waits for the step's status agreement; past the watchdog limit, finds
+ * out which ranks did not arrive, says so and aborts the job (exit 76). */
+int tsr_train_wait_arrival(tsr_train_ctx_t *ctx, MPI_Request *req, long step);
 
 /* Creates the checkpoint engine on rank 0 and registers the training state. */
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx);

@@ -125,8 +125,11 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             if (tsr_runtime_stop_signal())
                 status |= TSR_STEP_STOP;
             MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_BOR, world, &req);
+            /* Arrival first: a rank that never comes is caught by the watchdog. */
+            int wrc = tsr_train_wait_arrival(ctx, &req, step + 1);
+            if (wrc)
+                return wrc;
             int crc = tsr_comm_wait(ctx->comm);
-            MPI_Wait(&req, MPI_STATUS_IGNORE);
             if (crc)
                 return crc;
             if (agreed & TSR_STEP_ERROR)
@@ -139,7 +142,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 next.epoch++, next.cursor = 0;
             if (agreed & TSR_STEP_STOP) {
                 /* Everyone saw the request at the same step; rank 0 writes. */
-                int wrc = TSR_OK;
+                wrc = TSR_OK;
                 if (ctx->rank == 0) {
                     tsr_progress_clear(&prog);
                     if (tsr_runtime_stop_signal())
@@ -161,6 +164,8 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 rc = TSR_EIO;
             if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
                 raise(SIGKILL);
+            while (step == ctx->stall_step && ctx->rank == ctx->stall_rank)
+                pause();
             epoch_loss += loss;
             window_loss += loss;
             epoch_n += b.rows;

@@ -234,7 +234,8 @@ int main(int argc, char **argv)
             sec[m] = time_method(m, engine[m], buf, n, warmup, iters, t, tmax);
             busbw[m] = (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size;
         }
-        double cpy = time_memcpy(copy, buf, bytes, warmup, iters, t);
+        /* memcpy is cheap: at least 30 timed copies, for a steadier median */
+        double cpy = time_memcpy(copy, buf, bytes, warmup, iters < 30 ? 30 : iters, t);
         double cpybw = (double)bytes / cpy / 1e9;
         for (int m = 0; m < METHODS; m++)
             tsr_comm_destroy(engine[m]);

@@ -1,0 +1,80 @@
+/* `tessera export`: a model file (or a registry id) to ONNX or HDF5, the
+ * same files GET /models/{id}/export serves. */
+#include "cli/commands.h"
+#include "tessera/error.h"
+#include "tessera/export.h"
+#include "tessera/registry.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char usage[] =
+    "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR]\n"
+    "\n"
+    "Writes MODEL (an HDF5 model file, or with --registry a model id in that registry) to OUT,\n"
+    "whole or not at all. --format defaults to OUT's extension (.onnx or .h5/.hdf5).\n"
+    "ONNX files use opset 13 standard operators (Gemm, Relu, Tanh, Sigmoid, Softmax): input\n"
+    "\"input\" float [N, inputs], output \"output\" [N, outputs] (softmax probabilities for\n"
+    "classifiers), so any ONNX runtime loads them.\n";
+
+static int fail(int rc)
+{
+    fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+int tsr_cmd_export(int argc, char **argv)
+{
+    const char *model = NULL, *format = NULL, *out = NULL, *registry = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return TSR_OK;
+        } else if (strcmp(a, "--format") == 0 && has) {
+            format = argv[++i];
+        } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has) {
+            out = argv[++i];
+        } else if (strcmp(a, "--registry") == 0 && has) {
+            registry = argv[++i];
+        } else if (a[0] == '-' || model) {
+            return fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
+        } else {
+            model = a;
+        }
+    }
+    if (!model || !out)
+        return fail(tsr_error_set(TSR_EINVAL, "export: expected MODEL and -o OUT (see tessera export --help)"));
+    if (!format)
+        format = ends_with(out, ".onnx") ? "onnx" : (ends_with(out, ".h5") || ends_with(out, ".hdf5")) ? "hdf5" : NULL;
+    int fmt = tsr_export_format_parse(format);
+    if (fmt < 0)
+        return fail(tsr_error_set(TSR_EINVAL, "export: --format %s: expected onnx or hdf5",
+                                  format ? format : "(none, and OUT has no .onnx or .h5 extension)"));
+    char path[4096];
+    if (registry) {
+        tsr_registry_t *reg = NULL;
+        int rc = tsr_registry_create(registry, &reg);
+        if (rc == TSR_OK && !tsr_registry_id_valid(model))
+            rc = tsr_error_set(TSR_EINVAL, "export: '%s' is not a model id", model);
+        if (rc == TSR_OK)
+            rc = tsr_registry_model_path(reg, model, path, sizeof path);
+        tsr_registry_destroy(reg);
+        if (rc)
+            return fail(rc);
+        model = path;
+    }
+    int rc = tsr_export_file(model, (tsr_export_format_t)fmt, out);
+    if (rc)
+        return fail(rc);
+    printf("tessera: wrote %s (%s)\n", out, tsr_export_format_name((tsr_export_format_t)fmt));
+    return TSR_OK;
+}

@@ -1,0 +1,641 @@
+/* Checkpoint benchmarks, each against a peer measured in the same run.
+ *
+ * (a) Write bandwidth. One float32 region of S MiB (random data) written by
+ *     tsr_ckpt_write(sync = 1), timed end to end: snapshot copy, checksum,
+ *     HDF5 image, write, fsync, rename, fsync of the directory. Peer:
+ *     `dd if=/dev/zero of=FILE bs=1M count=S conv=fsync` into the same
+ *     directory, timed around system(). The two alternate (dd first on even
+ *     repetitions, tessera first on odd ones), REPS times each, after one
+ *     untimed warm-up of each; medians. Sizes 16, 64 and 256 MiB by default.
+ *     Also printed, to explain the ratio: the same process's memcpy and
+ *     zlib crc32 rates over the buffer, the rate of touching fresh memory
+ *     (malloc + memset + free of S MiB: page faults), a plain write() +
+ *     fsync() of the buffer from C (the bound for writing this memory to
+ *     this disk), and "HDF5 direct": the same pipeline as tessera's
+ *     (snapshot copy, crc32, HDF5, fsync, rename, fsync of the directory)
+ *     but with HDF5 writing straight to the temporary file (sec2 driver)
+ *     instead of building the file image in memory first.
+ *
+ * (b) Asynchronous checkpoint overhead on training. The 784-256-256-10 ReLU
+ *     MLP, batch 128, SGD momentum 0.9, one BLAS thread, synthetic data (as
+ *     bench_train), STEPS steps per run, with parameters and optimizer state
+ *     checkpointed every EVERY steps the way the training loop does it
+ *     (collect the previous result when the writer is idle, write when due),
+ *     asynchronously, synchronously, or not at all. The three kinds of run
+ *     rotate order each round, ROUNDS rounds; the figure is the median over
+ *     rounds of that round's ratio to its own no-checkpoint run (and the
+ *     ratio of medians is printed too).
+ *
+ * Usage: bench_ckpt [--dir D] [--sizes 16,64,256] [--reps 5] [--steps 3000]
+ *                   [--every 100] [--rounds 5] [--only bw|train] [--json]
+ * Files go to a fresh directory D/bench_ckpt.<pid> that is removed after. */
+#include "common/h5lock.h"
+#include "tessera/ckpt.h"
+#include "tessera/error.h"
+#include "tessera/model.h"
+#include "tessera/optim.h"
+#include "tessera/place.h"
+#include "tessera/rng.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <hdf5.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define MAX_SIZES 8
+#define MAX_REPS 64
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+    double s[MAX_REPS];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_ckpt: %s: %s (%s)\n", what, tsr_last_error(), tsr_strerror(rc));
+    exit(1);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static char workdir[4096];
+
+/* ---- (a) write bandwidth ---- */
+
+typedef struct {
+    double mib;
+    double tsr_s, dd_s, ratio;      /* medians; ratio = median of per-rep dd_s / tsr_s */
+    double async_return_s;          /* tsr_ckpt_write(sync = 0) until it returns: the snapshot */
+    double memcpy_s, crc_s, plain_s; /* diagnostics */
+    double fault_s, direct_s;
+} bw_t;
+
+static double time_dd(const char *file, long mib)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "dd if=/dev/zero of='%s' bs=1M count=%ld conv=fsync status=none", file, mib);
+    unlink(file);
+    double t0 = now();
+    int rc = system(cmd);
+    double t = now() - t0;
+    if (rc != 0) {
+        fprintf(stderr, "bench_ckpt: '%s' failed (status %d)\n", cmd, rc);
+        exit(1);
+    }
+    unlink(file);
+    return t;
+}
+
+static double time_tsr(tsr_ckpt_t *c, long step, int sync)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/ckpt/ckpt-%010ld.h5", workdir, step);
+    unlink(path); /* a fresh file, as dd writes one */
+    tsr_ckpt_meta_t m = {.step = step, .world_size = 1};
+    double t0 = now();
+    int rc = tsr_ckpt_write(c, &m, sync);
+    double t = now() - t0;
+    if (rc)
+        die("checkpoint write", rc);
+    if (!sync && (rc = tsr_ckpt_wait(c)))
+        die("checkpoint write", rc);
+    return t;
+}
+
+/* write() + fsync() + close of buf to a fresh file: what writing this
+ * memory to this directory costs with no format at all. */
+static double time_plain(const void *buf, size_t len)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/plain.bin", workdir);
+    unlink(path);
+    double t0 = now();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        perror(path);
+        exit(1);
+    }
+    const char *p = buf;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            perror(path);
+            exit(1);
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        perror(path);
+        exit(1);
+    }
+    double t = now() - t0;
+    unlink(path);
+    return t;
+}
+
+/* malloc + memset + free: the price of memory the process has not touched
+ * (page faults), which an in-memory file image pays on every write. */
+static double time_fresh(size_t len)
+{
+    double t0 = now();
+    char *p = malloc(len);
+    if (!p) {
+        fprintf(stderr, "bench_ckpt: out of memory\n");
+        exit(1);
+    }
+    memset(p, 0x5A, len); /* not 0: malloc + memset(0) may become calloc */
+    __asm__ volatile("" : : "r"(p) : "memory");
+    free(p);
+    return now() - t0;
+}
+
+static void fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0 || fsync(fd) != 0) {
+        perror(path);
+        exit(1);
+    }
+    close(fd);
+}
+
+/* Tessera's pipeline with HDF5 writing the file itself: snapshot copy,
+ * crc32, H5Fcreate/H5Dwrite/H5Fclose on the temporary name (sec2 driver),
+ * fsync, rename, fsync of the directory. */
+static double time_direct(const float *buf, float *snap, size_t n)
+{
+    char tmp[8192], path[8192];
+    size_t bytes = n * sizeof *buf;
+    snprintf(tmp, sizeof tmp, "%s/.direct.h5.tmp", workdir);
+    snprintf(path, sizeof path, "%s/direct.h5", workdir);
+    unlink(path);
+    double t0 = now();
+    memcpy(snap, buf, bytes);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < bytes; off += 1u << 30)
+        crc = crc32(crc, (const Bytef *)snap + off, (uInt)(bytes - off < (1u << 30) ? bytes - off : 1u << 30));
+    tsr_h5_lock();
+    hsize_t dims[1] = {n};
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    hid_t d = f >= 0 ? H5Dcreate2(f, "/data", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, snap) >= 0;
+    if (d >= 0)
+        H5Dclose(d);
+    H5Sclose(s);
+    if (f >= 0 && H5Fclose(f) < 0)
+        ok = 0;
+    tsr_h5_unlock();
+    if (!ok || crc == 0x12345678) {
+        fprintf(stderr, "bench_ckpt: writing %s with HDF5 failed\n", tmp);
+        exit(1);
+    }
+    fsync_path(tmp, O_RDONLY);
+    if (rename(tmp, path) != 0) {
+        perror(path);
+        exit(1);
+    }
+    fsync_path(workdir, O_RDONLY | O_DIRECTORY);
+    double t = now() - t0;
+    unlink(path);
+    return t;
+}
+
+static void bench_bw(long mib, int reps, bw_t *out)
+{
+    size_t bytes = (size_t)mib << 20, n = bytes / sizeof(float);
+    float *buf = malloc(bytes), *copy = malloc(bytes);
+    if (!buf || !copy) {
+        fprintf(stderr, "bench_ckpt: out of memory for %ld MiB\n", mib);
+        exit(1);
+    }
+    tsr_rng_t rng;
+    tsr_rng_seed(&rng, (uint64_t)mib, 7);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(tsr_rng_uniform(&rng) * 2.0 - 1.0);
+
+    char dir[8192], ddfile[8192];
+    snprintf(dir, sizeof dir, "%s/ckpt", workdir);
+    snprintf(ddfile, sizeof ddfile, "%s/dd.bin", workdir);
+    tsr_ckpt_config_t cfg = {.dir = dir, .keep = 1, .async = 1};
+    tsr_ckpt_t *c;
+    int rc = tsr_ckpt_create(&cfg, &c);
+    if (rc || (rc = tsr_ckpt_register(c, "/data", buf, TSR_CKPT_FLOAT32, 1, &n)))
+        die("checkpoint set-up", rc);
+
+    /* Warm-up: first touch of the snapshot, the directory, dd's binary. */
+    time_tsr(c, 0, 1);
+    time_dd(ddfile, mib);
+
+    double t_tsr[MAX_REPS], t_dd[MAX_REPS], ratio[MAX_REPS], t_async[MAX_REPS];
+    double t_cpy[MAX_REPS], t_crc[MAX_REPS], t_plain[MAX_REPS], t_fresh[MAX_REPS], t_direct[MAX_REPS];
+    for (int r = 0; r < reps; r++) {
+        if (r % 2 == 0) {
+            t_dd[r] = time_dd(ddfile, mib);
+            t_tsr[r] = time_tsr(c, r + 1, 1);
+        } else {
+            t_tsr[r] = time_tsr(c, r + 1, 1);
+            t_dd[r] = time_dd(ddfile, mib);
+        }
+        ratio[r] = t_dd[r] / t_tsr[r];
+        t_async[r] = time_tsr(c, 1000 + r, 0);
+        double t0 = now();
+        memcpy(copy, buf, bytes);
+        double t1 = now();
+        uLong crc = crc32(0L, Z_NULL, 0);
+        for (size_t off = 0; off < bytes; off += 1u << 30)
+            crc = crc32(crc, (const Bytef *)buf + off, (uInt)(bytes - off < (1u << 30) ? bytes - off : 1u << 30));
+        double t2 = now();
+        t_cpy[r] = t1 - t0;
+        t_crc[r] = t2 - t1 + (crc == 0x12345678 ? 1e-12 : 0.0); /* keep crc alive */
+        t_plain[r] = time_plain(buf, bytes);
+        t_fresh[r] = time_fresh(bytes);
+        t_direct[r] = time_direct(buf, copy, n);
+    }
+    out->mib = (double)mib;
+    out->tsr_s = median(t_tsr, reps);
+    out->dd_s = median(t_dd, reps);
+    out->ratio = median(ratio, reps);
+    out->async_return_s = median(t_async, reps);
+    out->memcpy_s = median(t_cpy, reps);
+    out->crc_s = median(t_crc, reps);
+    out->plain_s = median(t_plain, reps);
+    out->fault_s = median(t_fresh, reps);
+    out->direct_s = median(t_direct, reps);
+    tsr_ckpt_destroy(c);
+    free(buf);
+    free(copy);
+}
+
+/* ---- (b) asynchronous checkpoints during training ---- */
+
+#define NLAYERS 3
+#define NBATCHES 60
+static const size_t sizes[NLAYERS + 1] = {784, 256, 256, 10};
+
+typedef struct {
+    tsr_model_t *model;
+    tsr_optim_t *optim;
+    float *x;
+    int32_t *y;
+    size_t batch, next;
+    double loss;
+} trainer_t;
+
+static void train_step(trainer_t *t)
+{
+    size_t b = t->next;
+    t->next = (t->next + 1) % NBATCHES;
+    tsr_model_forward(t->model, t->x + b * t->batch * sizes[0], t->batch);
+    t->loss += tsr_model_backward(t->model, t->y + b * t->batch, NULL, t->batch, 1.0f / (float)t->batch, NULL, NULL);
+    tsr_optim_step(t->optim, tsr_model_params(t->model), tsr_model_grads(t->model), NULL);
+}
+
+enum { MODE_NONE = 0, MODE_ASYNC, MODE_SYNC, NMODES };
+static const char *mode_name[NMODES] = {"none", "async", "sync"};
+
+typedef struct {
+    double step_s;   /* whole run / steps */
+    double caller_s; /* time spent inside tsr_ckpt_* calls on the training thread, per checkpoint */
+    double writer_s; /* the writer's time for the last checkpoint (snapshot excluded) */
+    int writes;
+    size_t bytes;
+} run_t;
+
+static run_t train_run(trainer_t *t, int mode, long steps, long every, long *step_base)
+{
+    run_t res = {0};
+    tsr_ckpt_t *c = NULL;
+    int64_t opt_steps = 0;
+    if (mode != MODE_NONE) {
+        char dir[8192];
+        snprintf(dir, sizeof dir, "%s/train", workdir);
+        tsr_ckpt_config_t cfg = {.dir = dir, .keep = 2, .every_steps = every, .async = mode == MODE_ASYNC};
+        int rc = tsr_ckpt_create(&cfg, &c);
+        float *p = tsr_model_params(t->model);
+        for (int i = 0; i < NLAYERS && !rc; i++) {
+            char name[64];
+            size_t wd[2] = {sizes[i + 1], sizes[i]}, bd[1] = {sizes[i + 1]};
+            float *w = p + tsr_model_layer_offset(t->model, i);
+            snprintf(name, sizeof name, "/model/layer_%d/weight", i);
+            rc = tsr_ckpt_register(c, name, w, TSR_CKPT_FLOAT32, 2, wd);
+            snprintf(name, sizeof name, "/model/layer_%d/bias", i);
+            if (!rc)
+                rc = tsr_ckpt_register(c, name, w + sizes[i] * sizes[i + 1], TSR_CKPT_FLOAT32, 1, bd);
+        }
+        size_t nstate = 0, one = 1;
+        float *state = tsr_optim_state(t->optim, &nstate);
+        if (!rc && nstate)
+            rc = tsr_ckpt_register(c, "/optimizer/state", state, TSR_CKPT_FLOAT32, 1, &nstate);
+        if (!rc)
+            rc = tsr_ckpt_register(c, "/optimizer/steps", &opt_steps, TSR_CKPT_INT64, 1, &one);
+        if (rc)
+            die("checkpoint set-up", rc);
+        res.bytes = tsr_ckpt_bytes(c);
+    }
+    /* Steps are numbered on from earlier runs, so every run writes new file
+     * names, yet each run starts its cadence at its own first step. */
+    long base = *step_base;
+    double in_ckpt = 0;
+    double t0 = now();
+    for (long s = 1; s <= steps; s++) {
+        train_step(t);
+        if (!c)
+            continue;
+        /* As the training loop does it (src/train/train.c). */
+        double c0 = now();
+        int rc = TSR_OK;
+        if (!tsr_ckpt_busy(c))
+            rc = tsr_ckpt_wait(c);
+        if (!rc && s % every == 0) {
+            opt_steps = tsr_optim_steps_taken(t->optim);
+            tsr_ckpt_meta_t m = {.step = base + s, .world_size = 1, .seed = 1};
+            rc = tsr_ckpt_write(c, &m, mode == MODE_SYNC);
+            res.writes++;
+        }
+        in_ckpt += now() - c0;
+        if (rc)
+            die("checkpoint write", rc);
+    }
+    if (c) {
+        double c0 = now();
+        int rc = tsr_ckpt_wait(c); /* the last write is part of the run */
+        in_ckpt += now() - c0;
+        if (rc)
+            die("checkpoint write", rc);
+    }
+    double el = now() - t0;
+    res.step_s = el / (double)steps;
+    res.caller_s = res.writes ? in_ckpt / res.writes : 0.0;
+    if (c) {
+        res.writer_s = tsr_ckpt_last_write_seconds(c);
+        tsr_ckpt_destroy(c);
+    }
+    *step_base = base + steps;
+    return res;
+}
+
+typedef struct {
+    double step_s[NMODES];     /* medians */
+    double overhead[NMODES];   /* median over rounds of (mode / none - 1) */
+    double overhead_of_medians[NMODES];
+    double caller_s[NMODES], writer_s[NMODES];
+    int writes;
+    size_t bytes;
+} train_res_t;
+
+static void bench_train(long steps, long every, int rounds, train_res_t *out)
+{
+    tsr_place_set_blas_threads(1);
+    tsr_model_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.nlayers = NLAYERS;
+    for (int i = 0; i <= NLAYERS; i++)
+        spec.sizes[i] = sizes[i];
+    spec.act = TSR_ACT_RELU;
+    spec.loss = TSR_LOSS_XENT;
+    trainer_t t = {.batch = 128};
+    int rc = tsr_model_create(&spec, t.batch, &t.model);
+    if (rc)
+        die("model", rc);
+    tsr_model_init(t.model, 1);
+    tsr_optim_config_t oc;
+    memset(&oc, 0, sizeof oc);
+    oc.kind = TSR_OPTIM_SGD;
+    oc.lr = 0.01;
+    oc.momentum = 0.9;
+    oc.beta1 = 0.9;
+    oc.beta2 = 0.999;
+    oc.eps = 1e-8;
+    oc.schedule = TSR_SCHED_CONSTANT;
+    if ((rc = tsr_optim_create(&oc, tsr_model_nparams(t.model), &t.optim)))
+        die("optimizer", rc);
+    size_t nx = NBATCHES * t.batch * sizes[0];
+    t.x = malloc(nx * sizeof *t.x);
+    t.y = malloc(NBATCHES * t.batch * sizeof *t.y);
+    if (!t.x || !t.y) {
+        fprintf(stderr, "bench_ckpt: out of memory\n");
+        exit(1);
+    }
+    tsr_rng_t rng;
+    tsr_rng_seed(&rng, 1234, 0);
+    for (size_t i = 0; i < nx; i++)
+        t.x[i] = (float)tsr_rng_uniform(&rng);
+    for (size_t i = 0; i < NBATCHES * t.batch; i++)
+        t.y[i] = (int32_t)tsr_rng_below(&rng, sizes[NLAYERS]);
+
+    long base = 0;
+    train_run(&t, MODE_NONE, steps / 10 + 1, every, &base); /* warm-up */
+    train_run(&t, MODE_ASYNC, every + 1, every, &base);
+    double v[NMODES][MAX_REPS], ov[NMODES][MAX_REPS];
+    double caller[NMODES][MAX_REPS], writer[NMODES][MAX_REPS];
+    for (int r = 0; r < rounds; r++) {
+        run_t res[NMODES];
+        for (int k = 0; k < NMODES; k++) { /* none, async, sync; then rotated */
+            int mode = (k + r) % NMODES;
+            res[mode] = train_run(&t, mode, steps, every, &base);
+            fprintf(stderr, "  round %d %-5s %.4f ms/step\n", r + 1, mode_name[mode], 1e3 * res[mode].step_s);
+        }
+        for (int m = 0; m < NMODES; m++) {
+            v[m][r] = res[m].step_s;
+            ov[m][r] = res[m].step_s / res[MODE_NONE].step_s - 1.0;
+            caller[m][r] = res[m].caller_s;
+            writer[m][r] = res[m].writer_s;
+        }
+        out->writes = res[MODE_ASYNC].writes;
+        out->bytes = res[MODE_ASYNC].bytes;
+    }
+    for (int m = 0; m < NMODES; m++) {
+        out->step_s[m] = median(v[m], rounds);
+        out->overhead[m] = median(ov[m], rounds);
+        out->caller_s[m] = median(caller[m], rounds);
+        out->writer_s[m] = median(writer[m], rounds);
+    }
+    for (int m = 0; m < NMODES; m++)
+        out->overhead_of_medians[m] = out->step_s[m] / out->step_s[MODE_NONE] - 1.0;
+    if (t.loss != t.loss)
+        fprintf(stderr, "bench_ckpt: loss is NaN\n");
+    tsr_model_destroy(t.model);
+    tsr_optim_destroy(t.optim);
+    free(t.x);
+    free(t.y);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: bench_ckpt [--dir D] [--sizes 16,64,256] [--reps 5] [--steps 3000] [--every 100]\n"
+               "                  [--rounds 5] [--only bw|train] [--json]\n"
+               "  (a) checkpoint write bandwidth vs dd conv=fsync to the same directory;\n"
+               "  (b) step-time overhead of async (and sync) checkpoints on MLP training.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = ".", *only = NULL;
+    char sizes_arg[256] = "16,64,256";
+    int reps = 5, rounds = 5, json = 0;
+    long steps = 3000, every = 100;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--dir"))
+            dir = v;
+        else if (!strcmp(a, "--sizes"))
+            snprintf(sizes_arg, sizeof sizes_arg, "%s", v);
+        else if (!strcmp(a, "--reps"))
+            reps = atoi(v);
+        else if (!strcmp(a, "--steps"))
+            steps = atol(v);
+        else if (!strcmp(a, "--every"))
+            every = atol(v);
+        else if (!strcmp(a, "--rounds"))
+            rounds = atoi(v);
+        else if (!strcmp(a, "--only"))
+            only = v;
+        else {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    long mibs[MAX_SIZES];
+    int nsizes = 0;
+    for (char *save = NULL, *tok = strtok_r(sizes_arg, ",", &save); tok && nsizes < MAX_SIZES;
+         tok = strtok_r(NULL, ",", &save))
+        mibs[nsizes++] = atol(tok);
+    int do_bw = !only || !strcmp(only, "bw"), do_train = !only || !strcmp(only, "train");
+    if (reps < 1 || reps > MAX_REPS || rounds < 1 || rounds > MAX_REPS || steps < 1 || every < 1 ||
+        (only && !do_bw && !do_train)) {
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 0; i < nsizes; i++)
+        if (mibs[i] < 1) {
+            usage(stderr);
+            return 2;
+        }
+    snprintf(workdir, sizeof workdir, "%s/bench_ckpt.%ld", dir, (long)getpid());
+    if (mkdir(workdir, 0755) != 0) {
+        fprintf(stderr, "bench_ckpt: cannot create %s: %s\n", workdir, strerror(errno));
+        return 1;
+    }
+
+    bw_t bw[MAX_SIZES] = {0};
+    if (do_bw)
+        for (int i = 0; i < nsizes; i++) {
+            fprintf(stderr, "bench_ckpt: write bandwidth, %ld MiB x %d\n", mibs[i], reps);
+            bench_bw(mibs[i], reps, &bw[i]);
+        }
+    train_res_t tr = {0};
+    if (do_train) {
+        fprintf(stderr, "bench_ckpt: training %ld steps, checkpoint every %ld, %d rounds\n", steps, every, rounds);
+        bench_train(steps, every, rounds, &tr);
+    }
+    nftw(workdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+
+#define MBS(mib, s) ((double)(mib) * 1048576.0 / (s) / 1e6)
+    if (json) {
+        printf("{\"bench\":\"ckpt\",\"dir\":\"%s\"", dir);
+        if (do_bw) {
+            printf(",\"reps\":%d,\"bandwidth\":[", reps);
+            for (int i = 0; i < nsizes; i++)
+                printf("%s{\"mib\":%ld,\"tessera_mb_s\":%.1f,\"dd_mb_s\":%.1f,\"ratio\":%.4f,"
+                       "\"async_return_ms\":%.3f,\"memcpy_mb_s\":%.1f,\"crc32_mb_s\":%.1f,\"plain_write_mb_s\":%.1f,"
+                       "\"fresh_memory_mb_s\":%.1f,\"hdf5_direct_mb_s\":%.1f}",
+                       i ? "," : "", mibs[i], MBS(mibs[i], bw[i].tsr_s), MBS(mibs[i], bw[i].dd_s), bw[i].ratio,
+                       1e3 * bw[i].async_return_s, MBS(mibs[i], bw[i].memcpy_s), MBS(mibs[i], bw[i].crc_s),
+                       MBS(mibs[i], bw[i].plain_s), MBS(mibs[i], bw[i].fault_s), MBS(mibs[i], bw[i].direct_s));
+            printf("]");
+        }
+        if (do_train)
+            printf(",\"train\":{\"steps\":%ld,\"every\":%ld,\"rounds\":%d,\"ckpt_bytes\":%zu,\"writes_per_run\":%d,"
+                   "\"step_ms_none\":%.4f,\"step_ms_async\":%.4f,\"step_ms_sync\":%.4f,"
+                   "\"overhead_async_pct\":%.3f,\"overhead_sync_pct\":%.3f,"
+                   "\"overhead_async_pct_of_medians\":%.3f,\"overhead_sync_pct_of_medians\":%.3f,"
+                   "\"caller_ms_per_ckpt_async\":%.3f,\"caller_ms_per_ckpt_sync\":%.3f,\"writer_ms_async\":%.3f}",
+                   steps, every, rounds, tr.bytes, tr.writes, 1e3 * tr.step_s[MODE_NONE], 1e3 * tr.step_s[MODE_ASYNC],
+                   1e3 * tr.step_s[MODE_SYNC], 100 * tr.overhead[MODE_ASYNC], 100 * tr.overhead[MODE_SYNC],
+                   100 * tr.overhead_of_medians[MODE_ASYNC], 100 * tr.overhead_of_medians[MODE_SYNC],
+                   1e3 * tr.caller_s[MODE_ASYNC], 1e3 * tr.caller_s[MODE_SYNC], 1e3 * tr.writer_s[MODE_ASYNC]);
+        printf("}\n");
+        return 0;
+    }
+    if (do_bw) {
+        printf("(a) checkpoint write bandwidth in %s, median of %d alternating runs each\n", dir, reps);
+        printf("    %6s %13s %13s %8s\n", "MiB", "tessera MB/s", "dd MB/s", "ratio");
+        for (int i = 0; i < nsizes; i++)
+            printf("    %6ld %13.1f %13.1f %8.3f\n", mibs[i], MBS(mibs[i], bw[i].tsr_s), MBS(mibs[i], bw[i].dd_s),
+                   bw[i].ratio);
+        printf("    ratio = median over repetitions of dd time / tessera time (target >= 0.80); tessera:\n"
+               "    tsr_ckpt_write(sync=1) end to end; dd: dd bs=1M conv=fsync, process start included.\n");
+        printf("    diagnostics (same process, same buffer, medians):\n");
+        printf("    %6s %13s %13s %13s %13s %13s %13s\n", "MiB", "async ret ms", "memcpy MB/s", "crc32 MB/s",
+               "fresh-mem MB/s", "write+fsync", "HDF5 direct");
+        for (int i = 0; i < nsizes; i++)
+            printf("    %6ld %13.2f %13.0f %13.0f %13.0f %13.1f %13.1f\n", mibs[i], 1e3 * bw[i].async_return_s,
+                   MBS(mibs[i], bw[i].memcpy_s), MBS(mibs[i], bw[i].crc_s), MBS(mibs[i], bw[i].fault_s),
+                   MBS(mibs[i], bw[i].plain_s), MBS(mibs[i], bw[i].direct_s));
+        printf("    async ret: tsr_ckpt_write(sync=0) until it returns (the snapshot copy); fresh-mem: malloc +\n"
+               "    memset + free (page faults); write+fsync: plain write() of the buffer; HDF5 direct: tessera's\n"
+               "    pipeline with HDF5 writing the temporary file itself instead of an in-memory image.\n");
+    }
+    if (do_train) {
+        printf("(b) checkpoints during training: MLP 784-256-256-10 relu, batch 128, SGD momentum, 1 BLAS thread\n");
+        printf("    %ld steps per run, params + optimizer state (%.2f MB) every %ld steps (%d per run), %d rounds\n",
+               steps, (double)tr.bytes / 1e6, every, tr.writes, rounds);
+        printf("    %-6s %12s %12s %16s %22s\n", "ckpt", "ms/step", "overhead", "(ratio of medians)",
+               "training-thread ms/ckpt");
+        for (int m = 0; m < NMODES; m++)
+            printf("    %-6s %12.4f %11.2f%% %15.2f%% %22.3f\n", mode_name[m], 1e3 * tr.step_s[m], 100 * tr.overhead[m],
+                   100 * tr.overhead_of_medians[m], 1e3 * tr.caller_s[m]);
+        printf("    overhead = median over rounds of (run / same round's no-checkpoint run - 1); async target <= 2%%\n"
+               "    writer thread: %.3f ms per async checkpoint (HDF5 image, write, fsync, rename, retention)\n",
+               1e3 * tr.writer_s[MODE_ASYNC]);
+    }
+    return 0;
+}
