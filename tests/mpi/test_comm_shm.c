@@ -379,8 +379,9 @@ int main(int argc, char **argv)
     check_subcomm();
 
     int verbose = getenv("TSR_TEST_VERBOSE") ? atoi(getenv("TSR_TEST_VERBOSE")) : 0;
-    /* Real nodes, default chunks (64 KiB: 100003 floats is 7 chunks, the
-     * ring of 4 wraps), every bucket size. */
+    /* Real nodes, default chunks (128 KiB = 32768 floats: 100003 floats
+     * is 4 chunks, 2^20 + 5 is 33, so the ring of 4 slots wraps within a
+     * step and across steps), every bucket size. */
     static const size_t sizes[] = {0, 1, 2, 3, 5, 7, 17, 1000, 1023, 4096 + 3, 100003, (1u << 20) + 5};
     static const size_t buckets[] = {0, 4, 12, 1024, 64 * 1024};
     /* Fake nodes, tiny chunks, barrier sync: fewer sizes each. */
@@ -409,7 +410,7 @@ int main(int argc, char **argv)
             if (k->chunk && n > 5000 && (k->chunk == 64 || k->fake || k->barrier))
                 continue;
             for (size_t j = 0; j < nb; j++) {
-                /* the big buffer (16 chunks) once, to keep the test quick */
+                /* the big buffer once, to keep the test quick */
                 if (n > 200000 && j != 0)
                     continue;
                 double t1 = MPI_Wtime();
