@@ -28,6 +28,8 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
     int rank = tsr_runtime_rank(rt);
     tsr_train_result_t res;
 
+    /* Early, so a signal during start-up still ends in a checkpoint at step 1. */
+    tsr_runtime_install_signals();
     rc = tsr_config_create(&cfg);
     for (int i = 1; rc == TSR_OK && i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -78,7 +80,6 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
         tsr_config_destroy(cfg);
         return TSR_OK;
     }
-    tsr_runtime_install_signals();
     rc = tsr_train_run(rt, cfg, &res, &failed);
     if (rc)
         goto fail;

@@ -15,10 +15,20 @@ static const char usage[] =
     "  ckpt list DIR | ckpt verify FILE...          show checkpoints and check them\n"
     "  serve MODEL_OR_REGISTRY [--port P ...]        serve predictions and the registry over HTTP\n"
     "  export MODEL [--format onnx|hdf5] -o OUT      write a model as ONNX or HDF5\n"
+    "  submit CONFIG [--nodes N --time T ...]        submit a SLURM batch job that trains CONFIG\n"
+    "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
-    "3 bad input data, 4 file I/O failure, 75 checkpointed and stopped by a signal (requeue).\n";
+    "3 bad input data, 4 file I/O failure, 5 SLURM refused the job or cannot be reached,\n"
+    "75 checkpointed and stopped by a signal or the walltime margin (requeue), 76 a rank stalled.\n"
+    "See man tessera.\n";
+
+/* The documented exit code; TSR_ESCHED (scheduler refused) is 5. */
+static int exit_code(int rc)
+{
+    return rc == TSR_ESCHED ? 5 : tsr_error_exit_code(rc);
+}
 
 /* Commands that need MPI run inside a runtime; the rest do not start MPI. */
 static int with_runtime(int (*cmd)(tsr_runtime_t *, int, char **), int *argc, char ***argv)
@@ -54,11 +64,15 @@ int main(int argc, char **argv)
         return tsr_error_exit_code(tsr_cmd_serve(argc - 1, argv + 1));
     if (strcmp(argv[1], "export") == 0)
         return tsr_error_exit_code(tsr_cmd_export(argc - 1, argv + 1));
+    if (strcmp(argv[1], "submit") == 0)
+        return exit_code(tsr_cmd_submit(argc - 1, argv + 1));
+    if (strcmp(argv[1], "jobs") == 0)
+        return exit_code(tsr_cmd_jobs(argc - 1, argv + 1));
     if (strcmp(argv[1], "data") == 0) {
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data or version (see tessera --help)\n",
+    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs or version (see tessera --help)\n",
             argv[1]);
     return 2;
 }

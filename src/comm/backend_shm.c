@@ -14,8 +14,9 @@
  * of tiny buckets cost no more than a few big ones, and a chunk is started
  * once every bucket it overlaps has started. Chunk k of every step has a
  * global sequence number g = step * nchunks + k and travels through slot
- * g % SLOTS of a small ring in the window; the window holds only the ring
- * (SLOTS * chunk floats per local rank, plus one more ring on a leader),
+ * g % SLOTS of a small ring in the window (SLOTS = min(4, nchunks)); the
+ * window holds only the ring (SLOTS chunks per local rank, plus one more
+ * ring on a leader across nodes),
  * allocated at create, so memory stays bounded whatever the buffer size and
  * the data stays in cache between the phases below.
  *
@@ -31,8 +32,10 @@
  *   copy-out: once every local rank has reduced g, p copies slices q != p
  *             from segment q into its buffer; the slot is then free for
  *             chunk g + SLOTS once every local rank has copied out.
- * Memory traffic per rank is thus: read the buffer once, write it once,
- * plus about 2(L-1)/L of a chunk through the (cache-resident) ring.
+ * Each rank thus reads its buffer from memory once and writes it once (as
+ * memcpy would); the rest, per chunk, is (L-1)/L of it copied into the ring
+ * plus 1/L summed into it, and 2(L-1)/L read from the others' segments,
+ * all in cache.
  *
  * Across nodes (more than one node): only the leader (local rank 0) copies
  * out the node's partial sums of chunk g; it then starts chunk g as a bucket
@@ -85,6 +88,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     SLOTS = 4,                       /* ring depth, in chunks */
@@ -116,7 +120,7 @@ typedef struct shm_state {
     int lrank, lsize, nnodes;
     int hier;                 /* nnodes > 1 */
     int barrier_mode;
-    int oversub;              /* more local ranks than cores to run on */
+    int oversub;              /* the real node's ranks outnumber its cores */
     MPI_Win win;
     int locked;
     float *buf;
@@ -246,14 +250,22 @@ static void backoff(const shm_state_t *s, unsigned *tries)
     }
 }
 
-static int cores_available(void)
+/* Whether `ranks` processes on this machine outnumber the cores they can
+ * run on: the online CPUs, or this process's affinity mask when it allows
+ * several (a cpuset, or --bind-to none under a container's limit). A mask
+ * of one core means ranks were bound one per core, which says nothing
+ * about oversubscription. */
+static int oversubscribed(int ranks)
 {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0 && ranks > online)
+        return 1;
 #ifdef CPU_COUNT
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1)
+        return ranks > CPU_COUNT(&set);
 #endif
-    return 1;
+    return 0;
 }
 
 /* ---- arithmetic ----------------------------------------------------------- */
@@ -621,7 +633,7 @@ static int shm_create(const comm_setup_t *setup, void **state)
     if (!s->hier && s->leaders != MPI_COMM_NULL)
         MPI_Comm_free(&s->leaders);
     s->barrier_mode = sync == 1 && !s->hier;
-    s->oversub = real_size > cores_available(); /* the real node's ranks share its cores */
+    s->oversub = oversubscribed(real_size); /* the real node's ranks share its cores */
 
     /* The inner back-end: chunks are its buckets. Its create is collective
      * over the leaders; failures are agreed below. */
@@ -791,6 +803,8 @@ static int shm_wait(void *state)
                 break;
             if (moved)
                 tries = 0;
+            else if (s->inner && s->kfin < s->kstart && tries >= SPIN_LIMIT + YIELD_LIMIT)
+                sched_yield(); /* MPI progresses only when polled: never sleep */
             else
                 backoff(s, &tries);
         }

@@ -1,27 +1,12 @@
 /* CPU kernels: GEMM through OpenBLAS's CBLAS, element-wise loops the
  * compiler vectorises. */
 #include "tessera/compute.h"
+#include "common/vec.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-/* Runs body for i = 0 .. n-1, in blocks of 8 then the remainder. At -O2 GCC's
- * "very cheap" vectoriser skips loops that would need a scalar epilogue, so a
- * plain loop stays scalar (and, for the ReLU, branches on every element's
- * sign); the fixed-length inner loop is vectorised. Every element sees the
- * same operations in the same order, so results are unchanged. */
-#define EACH8(i, n, body)                                                                                      \
-    do {                                                                                                       \
-        size_t i##_blk = 0, i##_n = (n);                                                                       \
-        for (; i##_blk + 8 <= i##_n; i##_blk += 8)                                                             \
-            for (size_t i = i##_blk; i < i##_blk + 8; i++) {                                                   \
-                body;                                                                                          \
-            }                                                                                                  \
-        for (size_t i = i##_blk; i < i##_n; i++) {                                                             \
-            body;                                                                                              \
-        }                                                                                                      \
-    } while (0)
 
 void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                       const float *b, float beta, float *c)

@@ -47,6 +47,7 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "progress", TSR_T_ENUM, "auto", 0, 0, progress_choices, "bar on a terminal, lines in a log"},
     {"runtime", "verbose", TSR_T_BOOL, "false", 0, 0, NULL, "log from every rank"},
     {"runtime", "watchdog_seconds", TSR_T_DOUBLE, "600", 0, 0, NULL, "abort when a collective or checkpoint stalls this long (0: off)"},
+    {"runtime", "walltime_margin_seconds", TSR_T_DOUBLE, "120", 0, 0, NULL, "under SLURM, checkpoint and stop (exit 75) this long before the job's end"},
     {"checkpoint", "dir", TSR_T_STR, "checkpoints", 0, 0, NULL, "checkpoint directory (relative to the working directory)"},
     {"checkpoint", "every_steps", TSR_T_INT, "0", 0, 1L << 40, NULL, "write every N steps (0: not by steps)"},
     {"checkpoint", "every_seconds", TSR_T_DOUBLE, "600", 0, 0, NULL, "write every S seconds (0: not by time)"},
@@ -69,6 +70,17 @@ const tsr_key_t tsr_schema[] = {
     {"serve", "max_body_kb", TSR_T_INT, "1024", 1, 1L << 20, NULL, "request body limit in KiB"},
     {"serve", "max_upload_mb", TSR_T_INT, "512", 1, 1L << 20, NULL, "model upload limit in MiB (POST /models)"},
     {"serve", "threads", TSR_T_INT, "0", 0, 1024, NULL, "HTTP threads (0: one per core this process may use)"},
+    /* tessera submit: the SLURM batch job built from this file (--nodes etc. override). */
+    {"submit", "nodes", TSR_T_INT, "1", 1, 1L << 20, NULL, "nodes (sbatch --nodes)"},
+    {"submit", "ntasks_per_node", TSR_T_INT, "1", 1, 1L << 16, NULL, "ranks per node (sbatch --ntasks-per-node)"},
+    {"submit", "cpus_per_task", TSR_T_INT, "0", 0, 1L << 16, NULL, "cores per rank (0: SLURM's default)"},
+    {"submit", "gpus_per_task", TSR_T_INT, "0", 0, 1024, NULL, "GPUs per rank (sbatch --gpus-per-task)"},
+    {"submit", "time", TSR_T_STR, "1:00:00", 0, 0, NULL, "walltime: MM, HH:MM:SS or D-HH:MM:SS"},
+    {"submit", "partition", TSR_T_STR, "", 0, 0, NULL, "partition (empty: the cluster's default)"},
+    {"submit", "account", TSR_T_STR, "", 0, 0, NULL, "account to charge (empty: your default)"},
+    {"submit", "job_name", TSR_T_STR, "", 0, 0, NULL, "job name (empty: tessera-<config name>)"},
+    {"submit", "output", TSR_T_STR, "tessera-%j.out", 0, 0, NULL, "job log, relative to the submit directory (%j: job id)"},
+    {"submit", "mpi", TSR_T_STR, "pmix", 0, 0, NULL, "srun --mpi plugin"},
     {NULL, NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -1,25 +1,12 @@
 /* SGD with momentum and AdamW, PyTorch's update rules, so runs compare. */
 #include "tessera/optim.h"
 #include "tessera/error.h"
+#include "common/vec.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs body for i = 0 .. n-1, in blocks of 8 then the remainder: at -O2 GCC
- * vectorises the fixed-length inner loop but not a plain loop that would
- * need a scalar epilogue. Each element's arithmetic is unchanged. */
-#define EACH8(i, n, body)                                                                                      \
-    do {                                                                                                       \
-        size_t i##_blk = 0, i##_n = (n);                                                                       \
-        for (; i##_blk + 8 <= i##_n; i##_blk += 8)                                                             \
-            for (size_t i = i##_blk; i < i##_blk + 8; i++) {                                                   \
-                body;                                                                                          \
-            }                                                                                                  \
-        for (size_t i = i##_blk; i < i##_n; i++) {                                                             \
-            body;                                                                                              \
-        }                                                                                                      \
-    } while (0)
 
 struct tsr_optim {
     tsr_optim_config_t cfg;

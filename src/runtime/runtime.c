@@ -1,19 +1,10 @@
 /* MPI start-up: world, node-local communicator, node ids. */
-#include "tessera/runtime.h"
+#include "runtime/internal.h"
 #include "tessera/error.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct tsr_runtime {
-    int rank, size;
-    int local_rank, local_size;
-    int node_id, node_count;
-    int we_initialised;
-    MPI_Comm world, node;
-    char host[256];
-};
 
 int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
 {
@@ -60,6 +51,7 @@ int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
     if (gethostname(rt->host, sizeof rt->host - 1) != 0)
         strcpy(rt->host, "unknown");
     tsr_log_set_rank(rt->rank, rt->size);
+    tsr_slurm_facts_read(&rt->slurm);
     *out = rt;
     return TSR_OK;
 fail:
@@ -71,6 +63,7 @@ void tsr_runtime_destroy(tsr_runtime_t *rt)
 {
     if (!rt)
         return;
+    tsr_runtime_slurm_close(rt);
     if (rt->node != MPI_COMM_NULL)
         MPI_Comm_free(&rt->node);
     if (rt->world != MPI_COMM_NULL)

@@ -2,8 +2,8 @@
  * /status?since=STEP once a second and plots loss and accuracy as inline
  * SVG. With a bearer token, open it as /#token=TOKEN: the fragment never
  * leaves the browser, and the script sends it as an Authorization header.
- * body[data-points] and body[data-updates] let a headless browser test see
- * the plot grow. */
+ * body[data-first] (points after the first poll), [data-points] and
+ * [data-updates] let a headless browser test see the plot grow. */
 #include "serve/internal.h"
 
 #include <stdlib.h>
@@ -20,7 +20,7 @@ static const char page[] =
     ".charts{display:flex;flex-wrap:wrap;gap:1em}.chart{background:#fff;border:1px solid #ddd;padding:.5em}\n"
     ".chart h2{font-size:1em;margin:0 0 .3em}svg text{font-size:11px;fill:#555}\n"
     "#err{color:#b00}\n"
-    "</style></head>\n<body data-points=\"0\" data-updates=\"0\">\n"
+    "</style></head>\n<body data-points=\"0\" data-updates=\"0\" data-first=\"0\">\n"
     "<h1>tessera coordinator</h1>\n<div id=\"err\"></div>\n"
     "<table id=\"summary\"><tbody></tbody></table>\n"
     "<div class=\"charts\">\n"
@@ -85,6 +85,7 @@ static const char page[] =
     "    for (const h of s.history || []) if (h[0] > last) { pts.push(h); last = h[0]; }\n"
     "    show(s); plot('loss', 1); plot('accuracy', 2);\n"
     "    document.body.dataset.points = pts.length; document.body.dataset.updates = ++updates;\n"
+    "    if (updates === 1) document.body.dataset.first = pts.length;\n"
     "    document.getElementById('err').textContent = '';\n"
     "  } catch (e) { document.getElementById('err').textContent = String(e); }\n"
     "}\n"

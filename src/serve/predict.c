@@ -135,12 +135,12 @@ static int to_float(double d, float *f)
     return 0;
 }
 
-int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
-                     size_t *rows)
+/* *x is inline_buf (cap floats) or a buffer reserve() made of *have floats. */
+static int parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, float *inline_buf,
+                      size_t cap, size_t *have, size_t *rows)
 {
     const char *p = body, *end = body + len;
-    float *inline_buf = *x;
-    size_t have = cap, n = 0, r = 0;
+    size_t n = 0, r = 0;
     static const char key[] = "\"inputs\"";
     p = ws(p, end);
     if (p >= end || *p++ != '{')
@@ -163,7 +163,7 @@ int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows
             p = ws(p, end);
             if (c >= width || !(p = number(p, end, &d)))
                 goto fallback;
-            if (reserve(x, cap, inline_buf, &have, n + 1) || to_float(d, &(*x)[n]))
+            if (reserve(x, cap, inline_buf, have, n + 1) || to_float(d, &(*x)[n]))
                 goto fallback;
             n++;
             p = ws(p, end);
@@ -201,6 +201,13 @@ fallback:
     return 0;
 }
 
+int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
+                     size_t *rows)
+{
+    size_t have = cap;
+    return parse_fast(body, len, width, max_rows, x, *x, cap, &have, rows);
+}
+
 /* Deepest nesting outside strings; jansson recurses once per level. */
 static int too_deep(const char *p, size_t len)
 {
@@ -227,7 +234,9 @@ static int too_deep(const char *p, size_t len)
 int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
                        size_t *rows, char *err, size_t errlen)
 {
-    if (serve_parse_fast(body, len, width, max_rows, x, cap, rows))
+    float *inline_buf = *x; /* the fast path may swap in a malloc'd buffer before it gives up */
+    size_t have = cap;
+    if (parse_fast(body, len, width, max_rows, x, inline_buf, cap, &have, rows))
         return 0;
     if (too_deep(body, len)) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", MAX_DEPTH);
@@ -241,8 +250,7 @@ int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_ro
     }
     int status = 422;
     json_t *in = json_object_get(root, "inputs");
-    size_t n = json_array_size(in), have = cap;
-    float *inline_buf = *x;
+    size_t n = json_array_size(in);
     if (!json_is_object(root) || !json_is_array(in)) {
         snprintf(err, errlen, "expected a JSON object {\"inputs\": [[x1, ..., x%zu], ...]}", width);
         goto out;

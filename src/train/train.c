@@ -1,6 +1,7 @@
 /* The step loop: batch -> forward -> backward (buckets reduced as layers
  * finish) -> optimizer; evaluation each epoch; the model file at the end. */
 #include "tessera/train.h"
+#include "config/schema.h"
 #include "tessera/error.h"
 #include "train/progress.h"
 #include "train/setup.h"
@@ -86,6 +87,58 @@ static int checkpoint_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_
     return 0;
 }
 
+/* Walltime (rank 0): the margin in seconds, or -1 when there is nothing to
+ * watch. Outside SLURM, says once that SLURM settings the user gave are ignored. */
+static double walltime_margin(tsr_train_ctx_t *ctx)
+{
+    if (ctx->rank != 0)
+        return -1;
+    const tsr_slurm_facts_t *f = tsr_runtime_slurm(ctx->rt);
+    if (f->in_slurm) {
+        double margin = tsr_config_get_double(ctx->cfg, "runtime", "walltime_margin_seconds");
+        double left = tsr_runtime_walltime_left(ctx->rt);
+        char lefts[64] = "unknown";
+        if (left >= 0)
+            snprintf(lefts, sizeof lefts, "%.0f s", left);
+        tsr_log(TSR_LOG_INFO, "SLURM job %ld step %ld (run %d) on %s, %d task%s on this node; walltime left %s, "
+                "margin %.0f s", f->job_id, f->step_id, f->restart_count + 1, f->nodelist, f->tasks_per_node,
+                f->tasks_per_node == 1 ? "" : "s", lefts, margin);
+        double limit = tsr_runtime_walltime_limit(ctx->rt);
+        if (limit > 0 && margin >= limit) {
+            /* Every run would stop at its first step and requeue, forever. */
+            tsr_log(TSR_LOG_WARN, "walltime: the margin of %.0f s is not less than the job's time limit of %.0f s: "
+                    "the margin is off (lower runtime.walltime_margin_seconds or ask for more time)", margin, limit);
+            return -1;
+        }
+        if (limit > 0 && margin > limit / 2)
+            tsr_log(TSR_LOG_WARN, "walltime: the margin of %.0f s is more than half the job's time limit of %.0f s; "
+                    "each run trains for less than the margin", margin, limit);
+        return margin;
+    }
+    char keys[512] = "";
+    size_t n = 0;
+    for (const tsr_key_t *k = tsr_schema; k->section; k++)
+        if ((strcmp(k->section, "submit") == 0 || strcmp(k->key, "walltime_margin_seconds") == 0) &&
+            strcmp(tsr_config_origin(ctx->cfg, k->section, k->key), "default") != 0 && n < sizeof keys - 80)
+            n += (size_t)snprintf(keys + n, sizeof keys - n, "%s%s.%s", n ? ", " : "", k->section, k->key);
+    if (n)
+        tsr_log(TSR_LOG_INFO, "not running under SLURM (no SLURM_JOB_ID): ignoring %s", keys);
+    return -1;
+}
+
+/* Rank 0, every step: under the margin, ask everyone to checkpoint and stop. */
+static void walltime_check(tsr_train_ctx_t *ctx, double margin)
+{
+    if (margin < 0 || tsr_runtime_stop_signal())
+        return;
+    double left = tsr_runtime_walltime_left(ctx->rt);
+    if (left < 0 || left >= margin)
+        return;
+    tsr_log(TSR_LOG_INFO, "walltime: %.0f s left, under the margin of %.0f s: checkpointing and stopping", left,
+            margin);
+    tsr_runtime_request_stop(SIGUSR1);
+}
+
 static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res)
 {
     MPI_Comm world = tsr_runtime_world(ctx->rt);
@@ -97,6 +150,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
     long step = start->step;
     tsr_train_pos_t next = *start;
     double loop_seconds = 0, samples = 0;
+    double margin = walltime_margin(ctx);
     int rc = TSR_OK;
 
     tsr_progress_init(&prog, ctx->rank == 0 ? tsr_config_get(ctx->cfg, "runtime", "progress") : "none");
@@ -122,6 +176,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 tsr_model_forward(ctx->model, b.x, b.rows);
                 loss = tsr_model_backward(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready, ctx->comm);
             }
+            walltime_check(ctx, margin);
             if (tsr_runtime_stop_signal())
                 status |= TSR_STEP_STOP;
             MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_BOR, world, &req);

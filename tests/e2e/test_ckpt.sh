@@ -41,10 +41,10 @@ mpi 2 train digits.ini "${common[@]}" --set checkpoint.dir=ck4 --resume dmg/flip
 [ $? -eq 3 ] && grep -q 'checksum mismatch' e.txt && ok "explicit damaged file refused" || { bad "explicit damaged"; cat e.txt; }
 
 # SIGTERM to one rank: every rank stops at the same step, rank 0 writes a checkpoint, exit 75.
-mpi 2 train digits.ini "${common[@]}" --set train.epochs=100000 --set checkpoint.dir=sig --set train.output=sig.h5 >sig.txt 2>&1 &
+mpi 2 train digits.ini "${common[@]}" --set train.epochs=100000 --set checkpoint.dir=sig --set checkpoint.every_steps=100 --set train.output=sig.h5 >sig.txt 2>&1 &
 job=$!
-for i in $(seq 50); do pgrep -f "$TSR_BIN train digits.ini.*checkpoint.dir=sig" >/dev/null && break; sleep 0.1; done
-sleep 1
+# Signal once training is under way (a checkpoint exists), not during start-up.
+for i in $(seq 600); do ls sig/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.1; done
 pkill -TERM -n -f "$TSR_BIN train digits.ini.*checkpoint.dir=sig"
 wait $job; rc=$?
 [ $rc -eq 75 ] && grep -q 'stop requested by' sig.txt && [ ! -e sig.h5 ] \

@@ -100,7 +100,7 @@ hit 200 "GET /status" "${AUTH[@]}" "$URL/status"
 jq_py 'assert d["model"]["inputs"] == 64 and d["model"]["outputs"] == 10 and d["state"] == "serving"' \
   && ok "/status names the model" || bad "/status: $(cat body.out)"
 hit 200 "GET / (dashboard)" "${AUTH[@]}" "$URL/"
-grep -q '<svg id="loss"' body.out && ! grep -Eqi '<script[^>]+src=|https?://' body.out \
+grep -q '<svg id="loss"' body.out && ! grep -Eqi '<script[^>]+src=|<link|<img|url\(' body.out \
   && ok "dashboard is self-contained" || bad "dashboard page"
 
 # Predictions: shape, probabilities, the cache.
@@ -126,10 +126,13 @@ hit 200 "DELETE /cache" "${AUTH[@]}" -X DELETE "$URL/cache"
 jq_py 'assert d["entries"] == 0 and d["bytes"] == 0' && ok "cache emptied" || bad "DELETE /cache: $(cat body.out)"
 
 # Requests that arrive together share model calls.
+pids=()
 for i in $(seq 0 23); do
-  curl -s -o "r$i.out" -w '%{http_code}\n' "${AUTH[@]}" "${JSON[@]}" --data-binary "@row$i.json" "$URL/predict" >"c$i.out" &
+  curl -s -o "r$i.out" -w '%{http_code}\n' --max-time 30 "${AUTH[@]}" "${JSON[@]}" --data-binary "@row$i.json" \
+    "$URL/predict" >"c$i.out" &
+  pids+=($!)
 done
-wait
+wait "${pids[@]}" # not a bare wait: the server is a child too
 n200=$(cat c*.out | grep -c '^200$')
 [ "$n200" -eq 24 ] && ok "24 concurrent predictions answered" || bad "concurrent predictions: $n200/24 were 200"
 
@@ -180,7 +183,9 @@ hit 200 "DELETE /models/digits-v2" "${AUTH[@]}" -X DELETE "$URL/models/digits-v2
 hit 404 "DELETE it again" "${AUTH[@]}" -X DELETE "$URL/models/digits-v2"
 curl -s -o route.h5 "${AUTH[@]}" "$URL/models/digits-v1/export?format=hdf5"
 cmp -s route.h5 digits-model.h5 && ok "export?format=hdf5 gives the model file" || bad "hdf5 export differs"
-hit 200 "export?format=onnx" "${AUTH[@]}" -o route.onnx "$URL/models/digits-v1/export?format=onnx"
+hit 200 "export?format=onnx" "${AUTH[@]}" "$URL/models/digits-v1/export?format=onnx" && cp body.out route.onnx
+grep -qi '^Content-Disposition: attachment; filename="digits-v1.onnx"' hdr.out && ok "ONNX download name" \
+  || bad "Content-Disposition"
 hit 400 "export?format=pt" "${AUTH[@]}" "$URL/models/digits-v1/export?format=pt"
 
 # tessera export, and both ONNX files checked independently.

@@ -15,6 +15,7 @@
 #include "common/h5lock.h"
 #include "tessera/ckpt.h"
 #include "tessera/error.h"
+#include "tessera/runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -458,16 +459,24 @@ static void test_due_by_seconds(void **state)
     (void)state;
     state_t s;
     fill_state(&s, 0);
+    /* The "not yet" checks are skipped if this process was stalled past the
+     * interval (a loaded machine), never the "due" ones. */
     tsr_ckpt_config_t cfg = {.dir = tpath("due-seconds"), .keep = 1, .every_seconds = 0.5};
     tsr_ckpt_t *c;
+    double t0 = tsr_time_now();
     assert_int_equal(tsr_ckpt_create(&cfg, &c), TSR_OK);
     assert_int_equal(register_state(c, &s), TSR_OK);
-    assert_int_equal(tsr_ckpt_due(c, 1000), 0); /* the clock starts at create */
+    int due = tsr_ckpt_due(c, 1000); /* the clock starts at create */
+    if (tsr_time_now() - t0 < 0.45)
+        assert_int_equal(due, 0);
     sleep_s(0.6);
     assert_int_equal(tsr_ckpt_due(c, 1), 1);
     tsr_ckpt_meta_t m = meta_at(1);
     assert_int_equal(tsr_ckpt_write(c, &m, 1), TSR_OK);
-    assert_int_equal(tsr_ckpt_due(c, 2), 0); /* and restarts at each write */
+    t0 = tsr_time_now();
+    due = tsr_ckpt_due(c, 2); /* and restarts when a write starts */
+    if (tsr_time_now() - t0 < 0.45 && tsr_ckpt_last_write_seconds(c) < 0.45)
+        assert_int_equal(due, 0);
     sleep_s(0.6);
     assert_int_equal(tsr_ckpt_due(c, 2), 1);
     tsr_ckpt_destroy(c);

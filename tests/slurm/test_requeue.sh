@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Preemption and walltime on a private SLURM cluster. jobs/train.sbatch is
+# signalled (scancel --signal=USR1, as preemption or --signal=USR1@N would),
+# checkpoints, exits 75, requeues itself and resumes; another job runs into
+# its walltime margin (libslurm end time) and does the same. Both end with
+# weights byte-identical to an uninterrupted run. Prints the time from
+# requeue to resumed training and the cost of the margin checkpoint.
+. "$TSR_SRC/tests/slurm/lib.sh"
+cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
+common=(--set model.hidden=512,512 --set train.epochs=200 --set runtime.progress=lines)
+
+mpi 2 train digits.ini "${common[@]}" --set train.output=ref.h5 --set checkpoint.dir=ref-ck >ref.txt 2>&1 \
+  && ok "uninterrupted run" || { bad "uninterrupted run failed"; cat ref.txt; }
+slurm_start
+export TESSERA=$TSR_BIN
+
+# 1. A signal to the ranks (preemption, scancel --signal, --signal=USR1@N).
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=5 -o sig-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
+     "${common[@]}" --set train.output=sig.h5 --set checkpoint.dir=sig-ck)
+log=sig-$id.out
+stamp_lines "$log"
+# Early in training, so that a loaded machine still has seconds of training left.
+t_seen=$(wait_line "$log" 'epoch 3/' 60) || { bad "job $id did not start"; cat "$log"; }
+t_sig=$EPOCHREALTIME
+scancel --signal=USR1 "$id"
+echo "scancel --signal=USR1 took $(secs_since "$t_sig") s, $(secs_since "$t_seen" "$t_sig") s after epoch 3 was seen"
+st=$(wait_job "$id" 120 1)
+[ "$st" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] && [ "$(job_field "$id" Restarts)" = 1 ] \
+  && ok "signalled job $id requeued once and completed" || { bad "job $id: $st restarts $(job_field "$id" Restarts)"; cat "$log"; }
+grep -q 'stop requested by signal 10 at step' "$log" && grep -q 'exiting with status 75' "$log" \
+  && grep -q 'requeueing job' "$log" && grep -q 'run 2: 2 ranks' "$log" \
+  && ok "signal -> checkpoint -> exit 75 -> requeue -> run 2" || { bad "requeue sequence"; cat "$log"; }
+same_weights ref.h5 sig.h5 && ok "signalled and requeued: weights byte-identical to the uninterrupted run" \
+  || { bad "weights differ after requeue"; grep -v 'epoch [0-9]*/' "$log"; }
+t_req=$(sed -n 's/.*requeueing job [0-9]* at //p' "$log" | head -1)
+t_run2=$(sed -n 's/.*run 2: .* at //p' "$log" | head -1)
+t_resumed=$(stamp_of "$log" 'resumed from')
+t_step=$(stamp_of "$log" 'SLURM job .*\(run 2\)')
+if [ -n "$t_req" ] && [ -n "$t_run2" ] && [ -n "$t_resumed" ]; then
+  echo "measured: signal to exit 75 $(secs_since "$t_sig" "$t_req") s; requeue to run 2 start $(secs_since "$t_req" "$t_run2") s" \
+       "(cred_expire=5 s here, 120 s by default); requeue to checkpoint loaded $(secs_since "$t_req" "$t_resumed") s," \
+       "to the first step $(secs_since "$t_req" "$t_step") s"
+fi
+
+# 2. The walltime: a 1-minute job with a 58 s margin stops about 2 s after it
+# starts (at its first step on a slow machine); its limit is then raised
+# (scontrol update, as a user would) so that the requeued run can finish.
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=1 -o wall-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
+     "${common[@]}" --set train.output=wall.h5 --set checkpoint.dir=wall-ck --set runtime.walltime_margin_seconds=58)
+log=wall-$id.out
+stamp_lines "$log"
+wait_line "$log" 'walltime: [0-9]+ s left, under the margin of 58 s: checkpointing and stopping' 60 >/dev/null
+t_margin=$(stamp_of "$log" 'walltime: [0-9]+ s left')
+wait_line "$log" 'requeueing job' 60 >/dev/null && scontrol update JobId="$id" TimeLimit=5
+st=$(wait_job "$id" 180 1)
+[ "$st" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] \
+  && ok "walltime job $id completed after $(job_field "$id" Restarts) requeue(s)" \
+  || { bad "walltime job $id: $st restarts $(job_field "$id" Restarts)"; cat "$log"; }
+[ -n "$t_margin" ] && grep -q 'exiting with status 75' "$log" && grep -q 'resumed from' "$log" \
+  && ok "walltime margin -> checkpoint -> exit 75 -> requeue -> resume" || { bad "walltime sequence"; cat "$log"; }
+[ "$(grep -c 'walltime: .* under the margin' "$log")" = 1 ] && [ "$(job_field "$id" Restarts)" = 1 ] \
+  && ok "the margin message once, one requeue" || { bad "margin message count"; grep walltime "$log"; }
+same_weights ref.h5 wall.h5 && ok "walltime-stopped and requeued: weights byte-identical" \
+  || { bad "weights differ after walltime requeue"; grep -v 'epoch [0-9]*/' "$log"; }
+t_req=$(sed -n 's/.*requeueing job [0-9]* at //p' "$log" | head -1)
+t_ck=$(stamp_of "$log" 'exiting with status 75')
+[ -n "$t_margin" ] && [ -n "$t_req" ] && [ -n "$t_ck" ] \
+  && echo "measured: walltime-margin stop request to checkpoint written $(secs_since "$t_margin" "$t_ck") s," \
+          "to srun's exit (every rank gone) $(secs_since "$t_margin" "$t_req") s"
+grep -v 'epoch [0-9]*/' "$log"
+finish
