@@ -10,6 +10,7 @@ pkgs=(
   libopenblas-dev
   libinih-dev libcmocka-dev zlib1g-dev
   libmicrohttpd-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
+  slurm-wlm slurm-client munge libslurm-dev lmod
   curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx
   prometheus chromium
 )

@@ -65,7 +65,8 @@ typedef struct tsr_serve_status {
 
 /* Starts the server on its own threads and writes "<host>:<port>\n" to
  * <run_dir>/coordinator.addr atomically. Refuses a non-loopback bind without
- * a token file, and a token file that others can read. */
+ * a token file, and a token file that others can read. cfg and its strings
+ * need to live only during the call. */
 int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out);
 /* Stops the server, answers queued predictions with 503, removes the
  * address file. Accepts NULL. */

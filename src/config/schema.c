@@ -27,6 +27,7 @@ const tsr_key_t tsr_schema[] = {
     {"train", "output", TSR_T_STR, "model.h5", 0, 0, NULL, "trained model file (relative to the working directory)"},
     {"train", "log_every", TSR_T_INT, "50", 0, 1L << 30, NULL, "steps between progress lines (0: per epoch)"},
     {"train", "eval", TSR_T_BOOL, "true", 0, 0, NULL, "evaluate on the test split every epoch"},
+    {"train", "register", TSR_T_BOOL, "true", 0, 0, NULL, "add the finished model to the [serve] registry"},
     {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
     {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
     {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},

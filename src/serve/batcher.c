@@ -20,6 +20,7 @@ struct serve_batcher {
     serve_job_t *head, *tail;
     size_t queued_rows, max_queue_rows;
     int stop;
+    int clear_cache; /* set by publish: the batcher thread frees the old answers */
     /* Weights: staged by publish, copied into work by the thread. */
     pthread_mutex_t model_mu;
     tsr_model_t *staged, *work;
@@ -66,6 +67,15 @@ int serve_batcher_publish(serve_batcher_t *b, const tsr_model_t *m, uint64_t ver
     if (rc == TSR_OK)
         b->staged_version = version;
     pthread_mutex_unlock(&b->model_mu);
+    if (rc == TSR_OK && b->s->cache) {
+        /* Old answers are already unreachable (keys carry the version);
+         * freeing a full cache takes milliseconds, which the training
+         * thread should not spend, so the batcher does it. */
+        pthread_mutex_lock(&b->mu);
+        b->clear_cache = 1;
+        pthread_cond_signal(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+    }
     return rc;
 }
 
@@ -164,10 +174,17 @@ static void *loop(void *arg)
     serve_batcher_t *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->head && !b->stop)
+        while (!b->head && !b->stop && !b->clear_cache)
             pthread_cond_wait(&b->cv, &b->mu);
         if (b->stop)
             break;
+        if (b->clear_cache) {
+            b->clear_cache = 0;
+            pthread_mutex_unlock(&b->mu);
+            tsr_cache_clear(b->s->cache);
+            pthread_mutex_lock(&b->mu);
+            continue;
+        }
         double deadline = b->head->t_queued + b->max_delay;
         while (!b->stop && b->queued_rows < b->max_batch && serve_now() < deadline) {
             struct timespec ts;

@@ -98,7 +98,7 @@ static int load_token(tsr_serve_t *s, const char *path)
 /* "host:port" for the address file: a wildcard bind is reached by name. */
 static int write_addr_file(tsr_serve_t *s, int v6, int wildcard)
 {
-    char host[256], line[512], tmp[4096];
+    char host[256], line[512];
     if (wildcard) {
         if (gethostname(host, sizeof host) != 0)
             snprintf(host, sizeof host, "localhost");
@@ -114,19 +114,10 @@ static int write_addr_file(tsr_serve_t *s, int v6, int wildcard)
     if (!s->addr_file)
         return tsr_error_set(TSR_ENOMEM, "serve: out of memory");
     snprintf(s->addr_file, plen, "%s/coordinator.addr", s->run_dir);
-    int rc = tsr_file_tmpname(s->addr_file, tmp, sizeof tmp);
+    int rc = tsr_file_write_atomic(s->addr_file, line, (size_t)n);
     if (rc)
-        return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, line, (size_t)n) != n) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        tsr_file_discard(tmp);
-        return tsr_error_set(TSR_EIO, "%s: cannot write the coordinator's address: %s", s->addr_file, strerror(e));
-    }
-    close(fd);
-    return tsr_file_commit(tmp, s->addr_file);
+        tsr_error_prefix(rc, "cannot write the coordinator's address: ");
+    return rc;
 }
 
 static int check_config(const tsr_serve_config_t *c)
@@ -241,11 +232,9 @@ int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m)
     const tsr_model_spec_t *sp = tsr_model_spec(m);
     atomic_store(&s->in_width, sp->sizes[0]);
     atomic_store(&s->out_width, sp->sizes[sp->nlayers]);
-    /* Cache keys start with the version, so old answers can no longer be
-     * found; clearing just returns their memory. */
+    /* Cache keys start with the version, so from here old answers can no
+     * longer be found; the batcher thread frees them. */
     atomic_store(&s->version, v);
-    if (s->cache)
-        tsr_cache_clear(s->cache);
     return TSR_OK;
 }
 

@@ -257,6 +257,7 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
 
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
+    tsr_train_monitor_destroy(ctx);
     if (ctx->wd_comm != MPI_COMM_NULL)
         MPI_Comm_free(&ctx->wd_comm);
     tsr_ckpt_destroy(ctx->ckpt);

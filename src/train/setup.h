@@ -40,6 +40,7 @@ typedef struct tsr_train_ctx {
      * makes it hang (sleep forever), for the watchdog. */
     int fault_rank, stall_rank;
     long fault_step, stall_step;
+    struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
     /* Stall watchdog: limit in seconds (0: off) and its own communicator. */
     double watchdog;
     MPI_Comm wd_comm;
@@ -62,6 +63,21 @@ typedef struct tsr_train_pos {
 /* Waits for the step's status agreement; past the watchdog limit, finds
  * out which ranks did not arrive, says so and aborts the job (exit 76). */
 int tsr_train_wait_arrival(tsr_train_ctx_t *ctx, MPI_Request *req, long step);
+
+/* The coordinator link (src/train/monitor.c). Setup is collective: rank 0
+ * starts the coordinator if [serve] enabled. Step records one step's
+ * timings; publish is collective (gathers per-rank timings) and hands rank
+ * 0's snapshot to the coordinator; finish registers the model file. */
+int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank);
+void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_seconds, double comm_seconds);
+typedef struct tsr_train_snapshot {
+    const char *state;
+    long step, epoch;
+    double loss, test_loss, accuracy, samples_per_s;
+} tsr_train_snapshot_t;
+void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t *snap);
+void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int ok);
+void tsr_train_monitor_destroy(tsr_train_ctx_t *ctx);
 
 /* Creates the checkpoint engine on rank 0 and registers the training state. */
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx);

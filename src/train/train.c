@@ -161,6 +161,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
         size_t epoch_n = 0, window_n = 0;
         size_t s = epoch == start->epoch ? start->cursor : 0;
         for (; s < ctx->steps_per_epoch && step < ctx->total_steps; s++) {
+            double ts = tsr_time_now();
             tsr_batch_t b;
             int status = ctx->pending_status, agreed = 0;
             MPI_Request req;
@@ -190,6 +191,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             if (agreed & TSR_STEP_ERROR)
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
             tsr_optim_step(ctx->optim, params, grads, NULL);
+            tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_wait_seconds(ctx->comm));
             step++;
             res->steps = step;
             next = (tsr_train_pos_t){step, epoch, s + 1};
@@ -230,6 +232,9 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
             if (log_every > 0 && step % log_every == 0) {
                 double gl = global_mean(ctx, window_loss, (double)window_n);
+                tsr_train_snapshot_t snap = {"training", step, epoch, gl, res->test_loss, res->test_accuracy,
+                                             (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9)};
+                tsr_train_monitor_publish(ctx, &snap);
                 if (prog.mode == 2)
                     tsr_progress_line(&prog, "epoch %ld step %zu/%zu loss %.4f lr %.4g %.0f samples/s", epoch + 1,
                                       s + 1, ctx->steps_per_epoch, gl, tsr_optim_lr(ctx->optim, step - 1),
@@ -245,6 +250,9 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
         res->epochs = epoch + 1;
         if (eval && (rc = evaluate(ctx, &res->test_loss, &res->test_accuracy)))
             return rc;
+        tsr_train_snapshot_t snap = {"training", step, epoch + 1, res->train_loss, res->test_loss,
+                                     res->test_accuracy, (double)epoch_n * ctx->world / el};
+        tsr_train_monitor_publish(ctx, &snap);
         if (eval && ctx->test_y)
             tsr_progress_line(&prog, "epoch %ld/%ld train loss %.4f test loss %.4f accuracy %.2f%% %.0f samples/s",
                               epoch + 1, ctx->epochs, res->train_loss, res->test_loss, 100 * res->test_accuracy,
@@ -291,6 +299,8 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         goto out;
     if ((rc = tsr_train_ckpt_resume(&ctx, &start, failed_rank)))
         goto out;
+    if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
+        goto out;
     rc = run_loop(&ctx, &start, res);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
@@ -299,6 +309,12 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         rc = save_model(&ctx, res);
     rc = tsr_runtime_agree(rt, rc, failed_rank);
     res->wall_seconds = tsr_time_now() - t0;
+    if (!rc) {
+        tsr_train_snapshot_t done = {"done", res->steps, res->epochs, res->train_loss, res->test_loss,
+                                     res->test_accuracy, res->samples_per_second};
+        tsr_train_monitor_publish(&ctx, &done);
+        tsr_train_monitor_finish(&ctx, tsr_config_get(cfg, "train", "output"), 1);
+    }
 out:
     tsr_train_teardown(&ctx);
     return rc;

@@ -45,7 +45,7 @@ mpi 2 train digits.ini "${common[@]}" --set train.epochs=100000 --set checkpoint
 job=$!
 # Signal once training is under way (a checkpoint exists), not during start-up.
 for i in $(seq 600); do ls sig/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.1; done
-pkill -TERM -n -f "$TSR_BIN train digits.ini.*checkpoint.dir=sig"
+pkill -TERM -n -f "^$TSR_BIN train digits.ini.*checkpoint.dir=sig"
 wait $job; rc=$?
 [ $rc -eq 75 ] && grep -q 'stop requested by' sig.txt && [ ! -e sig.h5 ] \
   && "$TSR_BIN" ckpt verify sig/ckpt-*.h5 >/dev/null && ok "SIGTERM: checkpoint and exit 75" || { bad "SIGTERM rc $rc"; cat sig.txt; }

@@ -5,7 +5,9 @@
 #   ...sbatch / srun / tessera submit...
 #   cluster_stop DIR           # cancels jobs, stops every daemon it started by PID
 #
-# or as a program: bash tests/slurm/cluster.sh start|stop DIR [CPUS].
+# or as a program: bash tests/slurm/cluster.sh start|stop DIR [CPUS]. A guard
+# process stops the cluster when the shell that started it ends (for the
+# program form, set CLUSTER_OWNER to the PID that owns the cluster).
 # Everything lives under DIR: munge key and socket, slurm.conf, mpi.conf, state,
 # spool, logs, PMIx client directories. Daemons run as root (SlurmUser=root).
 # Needs root and the Debian packages slurm-wlm, slurm-client and munge.
@@ -37,8 +39,17 @@ cluster_wait_gone() { # PID SECONDS
 }
 
 cluster_write_conf() { # DIR CPUS CTLD_PORT SLURMD_PORT
-  local d=$1 cpus=$2 host
+  local d=$1 cpus=$2 host gres="" gres_types=""
   host=$(hostname)
+  # CLUSTER_GPUS=N: N pretend GPUs (character devices that exist everywhere),
+  # enough for SLURM to allocate them and set CUDA_VISIBLE_DEVICES per task.
+  if [ "${CLUSTER_GPUS:-0}" -gt 0 ]; then
+    gres=" Gres=gpu:${CLUSTER_GPUS}" gres_types="GresTypes=gpu
+"
+    local i files=()
+    for i in $(seq 0 $((CLUSTER_GPUS - 1))); do files+=("/dev/tty$i"); done
+    printf 'NodeName=tsrnode Name=gpu File=%s\n' "$(IFS=,; echo "${files[*]}")" > "$d/gres.conf"
+  fi
   cat > "$d/slurm.conf" <<CONF
 ClusterName=tsrtest
 SlurmctldHost=$host(127.0.0.1)
@@ -69,12 +80,13 @@ SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 JobRequeue=1
+EnforcePartLimits=ALL
 ReturnToService=2
 MinJobAge=600
 KillWait=5
 InactiveLimit=0
 MessageTimeout=10
-NodeName=tsrnode NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=4000 State=UNKNOWN
+${gres_types}NodeName=tsrnode NodeHostname=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=4000 State=UNKNOWN$gres
 PartitionName=debug Nodes=tsrnode Default=YES MaxTime=INFINITE State=UP
 CONF
   printf 'PMIxCliTmpDirBase=%s\n' "$d/pmix" > "$d/mpi.conf"
@@ -97,6 +109,9 @@ cluster_start() { # DIR [CPUS]
   echo $! > "$d/slurmctld.pid.own"
   slurmd -D -N tsrnode -f "$SLURM_CONF" >"$d/slurmd.out" 2>&1 &
   echo $! > "$d/slurmd.pid.own"
+  # A guard in its own session stops the cluster if the caller dies without
+  # doing so (killed by a test timeout): daemons never outlive their test.
+  setsid bash "${BASH_SOURCE[0]}" guard "$d" "${CLUSTER_OWNER:-$$}" </dev/null >/dev/null 2>&1 &
   # Ready when the node reports idle (about a second).
   for i in $(seq 300); do
     if sinfo -h -N -o %t 2>/dev/null | grep -qx idle; then return 0; fi
@@ -149,8 +164,12 @@ cluster_stop() { # DIR
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   case "${1:-}" in
-    start) cluster_start "$2" "${3:-8}" && echo "export SLURM_CONF=$2/slurm.conf" ;;
+    start) CLUSTER_OWNER=${CLUSTER_OWNER:-$PPID} cluster_start "$2" "${3:-8}" && echo "export SLURM_CONF=$2/slurm.conf" ;;
     stop) cluster_stop "$2" ;;
+    guard) # DIR PID: waits for PID to end, then stops the cluster in DIR
+      cd / || exit 1
+      while cluster_alive "$3"; do sleep 1; done
+      cluster_stop "$2" ;;
     *) echo "usage: cluster.sh start|stop DIR [CPUS]" >&2; exit 2 ;;
   esac
 fi

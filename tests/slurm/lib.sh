@@ -71,17 +71,6 @@ wait_line() { # FILE REGEX TIMEOUT
   return 1
 }
 
-# Copies FILE to FILE.ts as it grows, each line prefixed with the Unix time
-# it appeared (tail follows by inotify; it stops when this test exits).
-stamp_lines() { # FILE
-  (tail --pid=$$ -n +1 -F "$1" 2>/dev/null | while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "$l"; done \
-     > "$1.ts") &
-}
-# The time the first line matching REGEX appeared in FILE (stamp_lines FILE first).
-stamp_of() { # FILE REGEX
-  grep -E -m1 "$2" "$1.ts" 2>/dev/null | cut -d' ' -f1
-}
-
 secs_since() { awk -v a="$1" -v b="${2:-$(date +%s.%N)}" 'BEGIN { printf "%.2f", b - a }'; }
 
 same_weights() { # A B: the model files' datasets are byte-identical

@@ -7,7 +7,7 @@
 # requeue to resumed training and the cost of the margin checkpoint.
 . "$TSR_SRC/tests/slurm/lib.sh"
 cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
-common=(--set model.hidden=512,512 --set train.epochs=200 --set runtime.progress=lines)
+common=(--set model.hidden=512,512 --set train.epochs=250 --set runtime.progress=lines)
 
 mpi 2 train digits.ini "${common[@]}" --set train.output=ref.h5 --set checkpoint.dir=ref-ck >ref.txt 2>&1 \
   && ok "uninterrupted run" || { bad "uninterrupted run failed"; cat ref.txt; }
@@ -18,12 +18,14 @@ export TESSERA=$TSR_BIN
 id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=5 -o sig-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
      "${common[@]}" --set train.output=sig.h5 --set checkpoint.dir=sig-ck)
 log=sig-$id.out
-stamp_lines "$log"
-# Early in training, so that a loaded machine still has seconds of training left.
-t_seen=$(wait_line "$log" 'epoch 3/' 60) || { bad "job $id did not start"; cat "$log"; }
+# As training starts (the handlers are in place), so that on a loaded machine,
+# where scancel itself can take seconds to start, the signal still lands in time.
+wait_line "$log" 'training data/digits.h5' 60 >/dev/null || { bad "job $id did not start"; cat "$log"; }
 t_sig=$EPOCHREALTIME
 scancel --signal=USR1 "$id"
-echo "scancel --signal=USR1 took $(secs_since "$t_sig") s, $(secs_since "$t_seen" "$t_sig") s after epoch 3 was seen"
+t_75=$(wait_line "$log" 'exiting with status 75' 60)
+t_resumed=$(wait_line "$log" 'resumed from' 120)
+t_step=$(wait_line "$log" 'SLURM job .*\(run 2\)' 60)
 st=$(wait_job "$id" 120 1)
 [ "$st" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] && [ "$(job_field "$id" Restarts)" = 1 ] \
   && ok "signalled job $id requeued once and completed" || { bad "job $id: $st restarts $(job_field "$id" Restarts)"; cat "$log"; }
@@ -34,10 +36,9 @@ same_weights ref.h5 sig.h5 && ok "signalled and requeued: weights byte-identical
   || { bad "weights differ after requeue"; grep -v 'epoch [0-9]*/' "$log"; }
 t_req=$(sed -n 's/.*requeueing job [0-9]* at //p' "$log" | head -1)
 t_run2=$(sed -n 's/.*run 2: .* at //p' "$log" | head -1)
-t_resumed=$(stamp_of "$log" 'resumed from')
-t_step=$(stamp_of "$log" 'SLURM job .*\(run 2\)')
 if [ -n "$t_req" ] && [ -n "$t_run2" ] && [ -n "$t_resumed" ]; then
-  echo "measured: signal to exit 75 $(secs_since "$t_sig" "$t_req") s; requeue to run 2 start $(secs_since "$t_req" "$t_run2") s" \
+  echo "measured: scancel --signal to checkpoint written $(secs_since "$t_sig" "$t_75") s, to srun's exit" \
+       "$(secs_since "$t_sig" "$t_req") s; requeue to run 2 start $(secs_since "$t_req" "$t_run2") s" \
        "(cred_expire=5 s here, 120 s by default); requeue to checkpoint loaded $(secs_since "$t_req" "$t_resumed") s," \
        "to the first step $(secs_since "$t_req" "$t_step") s"
 fi
@@ -48,9 +49,8 @@ fi
 id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=1 -o wall-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
      "${common[@]}" --set train.output=wall.h5 --set checkpoint.dir=wall-ck --set runtime.walltime_margin_seconds=58)
 log=wall-$id.out
-stamp_lines "$log"
-wait_line "$log" 'walltime: [0-9]+ s left, under the margin of 58 s: checkpointing and stopping' 60 >/dev/null
-t_margin=$(stamp_of "$log" 'walltime: [0-9]+ s left')
+t_margin=$(wait_line "$log" 'walltime: [0-9]+ s left, under the margin of 58 s: checkpointing and stopping' 60)
+t_ck=$(wait_line "$log" 'exiting with status 75' 60)
 wait_line "$log" 'requeueing job' 60 >/dev/null && scontrol update JobId="$id" TimeLimit=5
 st=$(wait_job "$id" 180 1)
 [ "$st" = COMPLETED ] && [ "$(job_field "$id" ExitCode)" = 0:0 ] \
@@ -63,7 +63,6 @@ st=$(wait_job "$id" 180 1)
 same_weights ref.h5 wall.h5 && ok "walltime-stopped and requeued: weights byte-identical" \
   || { bad "weights differ after walltime requeue"; grep -v 'epoch [0-9]*/' "$log"; }
 t_req=$(sed -n 's/.*requeueing job [0-9]* at //p' "$log" | head -1)
-t_ck=$(stamp_of "$log" 'exiting with status 75')
 [ -n "$t_margin" ] && [ -n "$t_req" ] && [ -n "$t_ck" ] \
   && echo "measured: walltime-margin stop request to checkpoint written $(secs_since "$t_margin" "$t_ck") s," \
           "to srun's exit (every rank gone) $(secs_since "$t_margin" "$t_req") s"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # sbatch jobs/train.sbatch on a private single-node SLURM cluster: 2 ranks
 # through srun --mpi=pmix train the digits model; the job reads its SLURM
-# facts and walltime (libslurm); outside SLURM, SLURM settings are ignored
-# with one line.
+# facts and walltime (libslurm); jobs/gpu.sbatch gives each rank its own
+# (pretend) GPU; outside SLURM, SLURM settings are ignored with one line.
 . "$TSR_SRC/tests/slurm/lib.sh"
 cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
-slurm_start
+CLUSTER_GPUS=2 slurm_start
 export TESSERA=$TSR_BIN
 
 id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=5 -o train-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
@@ -21,6 +21,14 @@ grep -qE "SLURM job $id step 0 \(run 1\) on tsrnode, 2 tasks on this node; wallt
 $PY -c 'import h5py,sys; f=h5py.File("digits-model.h5"); sys.exit(0 if f.attrs["world_size"] in (b"2","2",2) else 1)' \
   && ok "model file written by 2 ranks" || bad "model file missing or wrong"
 grep -qi 'warning\|error' "$log" && { bad "warnings in the job log"; cat "$log"; } || ok "clean log"
+
+# gpu.sbatch: one rank per GPU; SLURM gives each its own device.
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --cpus-per-task=1 -o gpu-%j.out "$TSR_SRC/jobs/gpu.sbatch" digits.ini \
+     --set train.epochs=3 --set runtime.progress=none --set train.output=gpu-model.h5 --set checkpoint.dir=gpu-ck)
+st=$(wait_job "$id" 120)
+[ "$st" = COMPLETED ] && grep -q '2 ranks, 1 GPU each' "gpu-$id.out" && grep -q 'done: .* 2 ranks' "gpu-$id.out" \
+  && [[ "$(job_field "$id" TresPerTask)" == *gpu:1* ]] && ok "gpu.sbatch: 2 ranks, a GPU each" \
+  || { bad "gpu.sbatch: $st $(job_field "$id" TresPerTask)"; cat "gpu-$id.out"; }
 
 # Outside SLURM: an explicit SLURM setting is ignored and said so once; the defaults say nothing.
 (unset SLURM_JOB_ID SLURM_JOBID; mpi 1 train digits.ini --set train.epochs=1 --set runtime.progress=none \

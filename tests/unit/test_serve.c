@@ -223,10 +223,16 @@ static void test_predict_cache(void **state)
     assert_int_equal(cs.hits, 2);
     for (int i = 0; i < 8; i++)
         assert_float_equal(got[i], want[i], 1e-6);
-    /* New weights: the cache is invalidated and answers change. */
+    /* New weights: the cache is invalidated (and emptied by the batcher)
+     * and answers change. */
     tsr_model_t *m2 = model(2);
     assert_int_equal(tsr_serve_publish_model(s, m2), TSR_OK);
-    tsr_cache_stats(s->cache, &cs);
+    for (int i = 0; i < 1000; i++) {
+        tsr_cache_stats(s->cache, &cs);
+        if (cs.entries == 0)
+            break;
+        usleep(1000);
+    }
     assert_int_equal(cs.entries, 0);
     assert_int_equal(tsr_model_predict(m2, x, 2, want), TSR_OK);
     r = call(s, "POST", "/predict", NULL, NULL, body);
@@ -234,6 +240,8 @@ static void test_predict_cache(void **state)
     serve_req_free(r);
     for (int i = 0; i < 8; i++)
         assert_float_equal(got[i], want[i], 1e-6);
+    tsr_cache_stats(s->cache, &cs);
+    assert_int_equal(cs.entries, 2);
     /* A different architecture is fine too. */
     tsr_model_spec_t wide = {.nlayers = 1, .sizes = {2, 3}, .act = TSR_ACT_NONE, .loss = TSR_LOSS_MSE};
     tsr_model_t *m3 = NULL;
@@ -345,12 +353,34 @@ static void test_status_metrics(void **state)
     tsr_serve_destroy(s);
 }
 
+/* Stopping the coordinator answers what still waits for the batcher. */
+static void test_shutdown(void **state)
+{
+    (void)state;
+    tsr_serve_t *s = start(0, 64, 10000000); /* a batch would wait 10 s to fill */
+    tsr_model_t *m = model(5);
+    assert_int_equal(tsr_serve_publish_model(s, m), TSR_OK);
+    tsr_model_destroy(m);
+    serve_req_t *r = serve_req_new(s, NULL, no_arg);
+    r->job.done = done;
+    serve_begin(r, "POST", "/predict", NULL, NULL);
+    assert_int_equal(serve_body(r, "{\"inputs\":[[1,2,3]]}", 20), 0);
+    serve_end(r);
+    assert_true(r->queued);
+    double t0 = serve_now();
+    tsr_serve_destroy(s);
+    assert_true(serve_now() - t0 < 5);
+    assert_int_equal(r->phase, PH_COMPUTED);
+    assert_int_equal(r->job.status, 503);
+    serve_req_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),      cmocka_unit_test(test_token),
         cmocka_unit_test(test_predict_cache), cmocka_unit_test(test_batching),
-        cmocka_unit_test(test_status_metrics),
+        cmocka_unit_test(test_status_metrics), cmocka_unit_test(test_shutdown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,166 @@
+/* What the training loop tells the rank-0 coordinator: snapshots of the
+ * weights and status, per-rank step and communication times gathered over
+ * MPI here (the coordinator itself never calls MPI), and the finished model
+ * for the registry. */
+#include "train/setup.h"
+#include "tessera/error.h"
+#include "tessera/registry.h"
+#include "tessera/serve.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NSTAT = 6, PLACE_LEN = 160 };
+
+struct tsr_train_monitor {
+    tsr_serve_t *serve;          /* rank 0 with [serve] enabled */
+    double t0;
+    /* this rank's timings since the last publish */
+    double step_sum, step_min, step_max, comm_sum, comm_min, comm_max;
+    long n;
+    /* rank 0: everyone's, gathered */
+    double *all;                 /* world * NSTAT */
+    double *cols[NSTAT];         /* per-statistic arrays for the status */
+    char *place_buf;             /* world * PLACE_LEN */
+    const char **place;
+};
+
+static void reset(struct tsr_train_monitor *m)
+{
+    m->step_sum = m->comm_sum = 0;
+    m->step_min = m->comm_min = INFINITY;
+    m->step_max = m->comm_max = 0;
+    m->n = 0;
+}
+
+int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank)
+{
+    struct tsr_train_monitor *m = calloc(1, sizeof *m);
+    char mine[PLACE_LEN];
+    int rc = TSR_OK;
+    if (!m)
+        return tsr_error_set(TSR_ENOMEM, "out of memory");
+    ctx->mon = m;
+    m->t0 = tsr_time_now();
+    reset(m);
+    snprintf(mine, sizeof mine, "%s %s", tsr_runtime_hostname(ctx->rt), ctx->placement);
+    if (ctx->rank == 0) {
+        size_t w = (size_t)ctx->world;
+        m->all = calloc(w * NSTAT * 2, sizeof *m->all);
+        m->place_buf = calloc(w, PLACE_LEN);
+        m->place = calloc(w, sizeof *m->place);
+        if (!m->all || !m->place_buf || !m->place)
+            rc = tsr_error_set(TSR_ENOMEM, "out of memory for %d ranks' statistics", ctx->world);
+        for (int k = 0; !rc && k < NSTAT; k++)
+            m->cols[k] = m->all + w * NSTAT + w * (size_t)k;
+        for (size_t r = 0; !rc && r < w; r++)
+            m->place[r] = m->place_buf + r * PLACE_LEN;
+        if (!rc && tsr_config_get_bool(ctx->cfg, "serve", "enabled")) {
+            tsr_serve_config_t sc;
+            rc = tsr_serve_config_from(ctx->cfg, &sc);
+            if (!rc)
+                rc = tsr_serve_create(&sc, &m->serve);
+            if (!rc)
+                tsr_serve_set_model_source(m->serve, "training");
+        }
+    }
+    if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
+        return rc;
+    MPI_Gather(mine, PLACE_LEN, MPI_CHAR, m->place_buf, PLACE_LEN, MPI_CHAR, 0, tsr_runtime_world(ctx->rt));
+    return TSR_OK;
+}
+
+void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s)
+{
+    struct tsr_train_monitor *m = ctx->mon;
+    m->step_sum += step_s;
+    m->comm_sum += comm_s;
+    m->step_min = step_s < m->step_min ? step_s : m->step_min;
+    m->step_max = step_s > m->step_max ? step_s : m->step_max;
+    m->comm_min = comm_s < m->comm_min ? comm_s : m->comm_min;
+    m->comm_max = comm_s > m->comm_max ? comm_s : m->comm_max;
+    m->n++;
+}
+
+void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t *snap)
+{
+    struct tsr_train_monitor *m = ctx->mon;
+    double n = m->n ? (double)m->n : 1;
+    double mine[NSTAT] = {m->n ? m->step_min : 0, m->step_sum / n, m->step_max,
+                          m->n ? m->comm_min : 0, m->comm_sum / n, m->comm_max};
+    /* Only the coordinator needs the numbers; without one, skip the gather. */
+    int want = ctx->rank == 0 && m->serve != NULL;
+    MPI_Bcast(&want, 1, MPI_INT, 0, tsr_runtime_world(ctx->rt));
+    if (!want) {
+        reset(m);
+        return;
+    }
+    MPI_Gather(mine, NSTAT, MPI_DOUBLE, m->all, NSTAT, MPI_DOUBLE, 0, tsr_runtime_world(ctx->rt));
+    reset(m);
+    if (ctx->rank != 0)
+        return;
+    for (int r = 0; r < ctx->world; r++)
+        for (int k = 0; k < NSTAT; k++)
+            m->cols[k][r] = m->all[r * NSTAT + k];
+    char ck[4200] = "none";
+    if (ctx->ckpt && tsr_ckpt_last_step(ctx->ckpt) >= 0)
+        snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt), tsr_ckpt_last_path(ctx->ckpt),
+                 tsr_ckpt_busy(ctx->ckpt) ? ", writing the next" : "");
+    tsr_serve_status_t st = {
+        .state = snap->state,
+        .step = snap->step,
+        .total_steps = ctx->total_steps,
+        .epoch = (int)snap->epoch,
+        .epochs = (int)ctx->epochs,
+        .samples_seen = (int64_t)snap->step * (int64_t)ctx->batch * ctx->world,
+        .loss = snap->loss,
+        .test_loss = snap->test_loss,
+        .accuracy = snap->accuracy,
+        .samples_per_s = snap->samples_per_s,
+        .elapsed_s = tsr_time_now() - m->t0,
+        .world_size = ctx->world,
+        .placement = m->place,
+        .step_time_min = m->cols[0], .step_time_mean = m->cols[1], .step_time_max = m->cols[2],
+        .comm_time_min = m->cols[3], .comm_time_mean = m->cols[4], .comm_time_max = m->cols[5],
+        .checkpoint = ck,
+    };
+    tsr_serve_publish_model(m->serve, ctx->model);
+    tsr_serve_publish_status(m->serve, &st);
+}
+
+void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int ok)
+{
+    struct tsr_train_monitor *m = ctx->mon;
+    char id[256] = "";
+    int rc = TSR_OK;
+    if (!m || ctx->rank != 0 || !ok || !tsr_config_get_bool(ctx->cfg, "train", "register"))
+        return;
+    if (m->serve) {
+        rc = tsr_serve_register_model(m->serve, model_path, NULL, id, sizeof id);
+    } else {
+        tsr_registry_t *reg = NULL;
+        rc = tsr_registry_create(tsr_config_get(ctx->cfg, "serve", "registry"), &reg);
+        if (!rc)
+            rc = tsr_registry_add(reg, model_path, NULL, id, sizeof id);
+        tsr_registry_destroy(reg);
+    }
+    if (rc)
+        tsr_log(TSR_LOG_WARN, "the model was written to %s but not registered: %s", model_path, tsr_last_error());
+    else
+        tsr_log(TSR_LOG_INFO, "registered %s as %s in %s", model_path, id, tsr_config_get(ctx->cfg, "serve", "registry"));
+}
+
+void tsr_train_monitor_destroy(tsr_train_ctx_t *ctx)
+{
+    struct tsr_train_monitor *m = ctx->mon;
+    if (!m)
+        return;
+    tsr_serve_destroy(m->serve);
+    free(m->all);
+    free(m->place_buf);
+    free(m->place);
+    free(m);
+    ctx->mon = NULL;
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# tessera submit and tessera jobs through libslurm on a private cluster: a
+# job built from the config runs to completion; bad requests fail with
+# SLURM's own reason and exit 5 (scheduler refused or unreachable), bad usage
+# with exit 2.
+. "$TSR_SRC/tests/slurm/lib.sh"
+cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
+export TESSERA_STATE_DIR=$WORK/state
+if ! "$TSR_BIN" submit digits.ini --print-script >script.sh 2>err.txt; then
+  grep -q 'built without libslurm' err.txt && { echo "SKIP: built without libslurm"; exit 0; }
+fi
+slurm_start
+
+# The generated script: srun through PMIx, requeue on 75, resume when restarted.
+grep -q "^srun --mpi='pmix' " script.sh && grep -q 'scontrol requeue' script.sh && grep -q 'resume=(--resume auto)' script.sh \
+  && bash -n script.sh && ok "--print-script: a valid batch script" || { bad "--print-script"; cat script.sh; }
+
+out=$("$TSR_BIN" submit digits.ini --ntasks-per-node 2 --time 5 --set runtime.progress=lines --set train.epochs=3 \
+      --set train.output=sub.h5 2>&1)
+rc=$?
+id=$(echo "$out" | sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p')
+[ $rc -eq 0 ] && [ -n "$id" ] && ok "submitted job $id through libslurm" || { bad "submit failed (rc $rc)"; echo "$out"; }
+[ "$(job_field "$id" NumTasks)" = 2 ] && [ "$(job_field "$id" TimeLimit)" = 00:05:00 ] \
+  && [ "$(job_field "$id" Requeue)" = 1 ] && ok "job $id: 2 tasks, 5 minutes, requeue allowed" \
+  || { bad "job $id fields"; scontrol show job "$id"; }
+st=$(wait_job "$id" 120)
+[ "$st" = COMPLETED ] && grep -q 'done: test accuracy .* 2 ranks' "tessera-$id.out" && [ -s sub.h5 ] \
+  && ok "submitted job completed and wrote its model" || { bad "job $id: $st"; cat "tessera-$id.out"; }
+"$TSR_BIN" jobs >jobs.txt 2>&1 && grep -qE "^$id +COMPLETED +0 +0 " jobs.txt && grep -q "$WORK/digits.ini" jobs.txt \
+  && ok "tessera jobs lists it as COMPLETED" || { bad "tessera jobs"; cat jobs.txt; }
+"$TSR_BIN" jobs "$id" 99999 >jobs.txt 2>&1 && grep -qE "^99999 +UNKNOWN" jobs.txt \
+  && ok "tessera jobs ID: an unknown id is UNKNOWN" || { bad "tessera jobs ID"; cat jobs.txt; }
+
+expect() { # expect CODE REGEX DESCRIPTION -- ARGS...
+  local code=$1 re=$2 what=$3; shift 4
+  "$@" >out.txt 2>&1
+  local rc=$?
+  if [ $rc -eq "$code" ] && grep -qE "$re" out.txt; then ok "$what: exit $rc"; else bad "$what: exit $rc"; cat out.txt; fi
+}
+expect 5 "SLURM refused the job: Invalid partition name specified" "unknown partition" -- \
+  "$TSR_BIN" submit digits.ini --partition nope
+expect 5 "SLURM refused the job: .*(node configuration|Node count)" "more nodes than the cluster has" -- \
+  "$TSR_BIN" submit digits.ini --nodes 4
+expect 5 "SLURM refused the job: Requested node configuration is not available" "more ranks per node than CPUs" -- \
+  "$TSR_BIN" submit digits.ini --ntasks-per-node 100
+expect 5 "SLURM refused the job: Invalid generic resource" "GPUs on a cluster without any" -- \
+  "$TSR_BIN" submit digits.ini --gpus-per-task 1
+expect 2 "time '1h' \(--time\): expected" "malformed --time" -- "$TSR_BIN" submit digits.ini --time 1h
+expect 2 "unknown key|nearest" "unknown config key" -- "$TSR_BIN" submit digits.ini --set submit.nodez=2
+expect 2 "no CONFIG" "no config" -- "$TSR_BIN" submit
+# No controller listening (a copy of the config on a dead port, short timeout).
+sed -e 's/^SlurmctldPort=.*/SlurmctldPort=9/' -e 's/^MessageTimeout=.*/MessageTimeout=2/' "$SLURM_CONF" >dead.conf
+expect 5 "Unable to contact slurm controller" "controller down" -- env SLURM_CONF="$PWD/dead.conf" "$TSR_BIN" submit digits.ini
+expect 5 "Unable to contact slurm controller" "controller down (jobs)" -- env SLURM_CONF="$PWD/dead.conf" "$TSR_BIN" jobs
+expect 5 "SLURM is not reachable from here: cannot read its configuration /nonexistent/slurm.conf" "no SLURM configuration" -- \
+  env SLURM_CONF=/nonexistent/slurm.conf "$TSR_BIN" submit digits.ini
+[ -z "$(squeue -h -o %i)" ] && ok "nothing left in the queue" || { bad "jobs left"; squeue; }
+finish
