@@ -34,6 +34,7 @@ struct tsr_ckpt {
     int result;
     char error[1024];
     double write_seconds;
+    tsr_h5_image_t image; /* the writer's, reused by every write */
 };
 
 static int ensure_dir(const char *dir)
@@ -59,7 +60,7 @@ static int do_write(tsr_ckpt_t *c)
     double t0 = tsr_time_now();
     int rc = ensure_dir(c->dir);
     if (!rc)
-        rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, &c->meta);
+        rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, &c->meta, &c->image);
     if (!rc)
         tsr_ckpt_retain(c->dir, c->cfg.keep);
     pthread_mutex_lock(&c->mu);
@@ -142,6 +143,7 @@ void tsr_ckpt_destroy(tsr_ckpt_t *c)
     for (int i = 0; c->regions && i < c->nregions; i++)
         free(c->regions[i].snap);
     free(c->regions);
+    tsr_h5_image_free(&c->image);
     free(c->config_copy);
     free(c->model_copy);
     pthread_mutex_destroy(&c->mu);
@@ -252,8 +254,22 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     return sync ? tsr_ckpt_wait(c) : TSR_OK;
 }
 
-const char *tsr_ckpt_last_path(const tsr_ckpt_t *c) { return c->last_path; }
-long tsr_ckpt_last_step(const tsr_ckpt_t *c) { return c->last_step; }
+/* The writer thread updates these, hence the lock. */
+const char *tsr_ckpt_last_path(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    const char *p = c->last_path;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return p;
+}
+
+long tsr_ckpt_last_step(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    long s = c->last_step;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return s;
+}
 double tsr_ckpt_last_write_seconds(const tsr_ckpt_t *c) { return c->write_seconds; }
 size_t tsr_ckpt_bytes(const tsr_ckpt_t *c) { return c->bytes; }
 
@@ -263,11 +279,19 @@ int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info)
      * regions untouched. */
     int rc = tsr_ckpt_wait(c);
     (void)rc;
+    tsr_ckpt_info_t own;
+    if (!info)
+        info = &own;
     rc = tsr_ckpt_file_read(path, info, c->regions, c->nregions);
     if (rc)
         return rc;
     for (int i = 0; i < c->nregions; i++)
         memcpy(c->regions[i].live, c->regions[i].snap, c->regions[i].bytes);
+    /* The cadence continues from the restored step, not from now. */
+    c->last_due_step = info->step;
+    c->last_due_time = tsr_time_now();
+    if (info == &own)
+        tsr_ckpt_info_free(&own);
     return TSR_OK;
 }
 

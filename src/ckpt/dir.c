@@ -113,8 +113,8 @@ int tsr_ckpt_clean_stale(const char *dir)
         long pid;
         if (strncmp(e->d_name, ".ckpt-", 6) != 0 || !t || sscanf(t + 5, "%ld", &pid) != 1)
             continue;
-        /* A live writer on this host still owns its file. */
-        if (pid > 0 && kill((pid_t)pid, 0) == 0 && pid != (long)getpid())
+        /* A live writer on this host (this process included) still owns its file. */
+        if (pid > 0 && (pid == (long)getpid() || kill((pid_t)pid, 0) == 0))
             continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);

@@ -96,7 +96,8 @@ static uLong crc_update(uLong crc, const void *p, size_t n)
     return crc;
 }
 
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta)
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta,
+                        tsr_h5_image_t *img)
 {
     char when[40], sum[32];
     size_t listlen = 1, total = 0;
@@ -118,7 +119,7 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
     tsr_h5_lock();
-    hid_t f = tsr_h5_mem_create(total);
+    hid_t f = tsr_h5_mem_create(img, total);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     int ok = f >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
     const char *bad = "file creation";
@@ -147,10 +148,8 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     }
     if (lcpl >= 0)
         H5Pclose(lcpl);
-    void *image = NULL;
-    size_t len = 0;
     if (f >= 0) {
-        rc = tsr_h5_mem_finish(f, path, &image, &len);
+        rc = tsr_h5_mem_finish(f, path, img);
         if (rc && ok) {
             ok = 0;
             bad = "building the file image";
@@ -158,13 +157,10 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, con
     }
     tsr_h5_unlock();
     free(list);
-    if (!ok) {
-        free(image);
+    if (!ok)
         return tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched",
                              path, bad);
-    }
-    rc = tsr_file_write_atomic(path, image, len);
-    free(image);
+    rc = tsr_file_write_atomic(path, img->buf, img->len);
     if (rc)
         tsr_error_prefix(rc, "checkpoint write failed, the previous checkpoint is untouched: ");
     return rc;

@@ -1,6 +1,7 @@
 /* Shared between the checkpoint engine, its file format and directory code. */
 #ifndef TSR_CKPT_INTERNAL_H
 #define TSR_CKPT_INTERNAL_H
+#include "common/h5mem.h"
 #include "tessera/ckpt.h"
 
 #define TSR_CKPT_MAX_DIMS 4
@@ -15,8 +16,10 @@ typedef struct tsr_ckpt_region {
     size_t bytes;
 } tsr_ckpt_region_t;
 
-/* Writes regions' snapshots and meta to path atomically. */
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta);
+/* Writes regions' snapshots and meta to path atomically, building the
+ * HDF5 image in img (kept between writes so its memory stays warm). */
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta,
+                        tsr_h5_image_t *img);
 /* Verifies path; when regions are given, each must be in the file with the
  * same type and shape and is read into its snapshot buffer. */
 int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n);

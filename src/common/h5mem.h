@@ -1,15 +1,28 @@
 /* HDF5 files built in memory (core driver, no backing store) and written
  * to disk by tessera itself: HDF5 never sees a failing write (which can
  * leave its library state broken), and a full or read-only disk becomes one
- * clean error with nothing left behind. Call with tsr_h5_lock() held. */
+ * clean error with nothing left behind.
+ *
+ * The image lives in a caller-owned buffer that persists across files
+ * (HDF5's file image callbacks point the core driver at it), so repeated
+ * checkpoints reuse warm memory instead of faulting in fresh pages and
+ * copying the image out. Call create/finish with tsr_h5_lock() held; the
+ * finished image may be written out after the lock is released. */
 #ifndef TSR_COMMON_H5MEM_H
 #define TSR_COMMON_H5MEM_H
 #include <hdf5.h>
 #include <stddef.h>
 
-/* A new empty in-memory file, or -1. */
-hid_t tsr_h5_mem_create(size_t expected_bytes);
-/* Flushes and closes f, handing back its bytes (malloc'd) in *buf. */
-int tsr_h5_mem_finish(hid_t f, const char *path, void **buf, size_t *len);
+typedef struct tsr_h5_image {
+    unsigned char *buf;
+    size_t cap;   /* bytes allocated */
+    size_t len;   /* bytes of the finished file */
+} tsr_h5_image_t;
+
+/* A new empty in-memory file whose image grows in img, or -1. */
+hid_t tsr_h5_mem_create(tsr_h5_image_t *img, size_t expected_bytes);
+/* Flushes and closes f; img->buf[0..img->len) is then the whole file. */
+int tsr_h5_mem_finish(hid_t f, const char *path, tsr_h5_image_t *img);
+void tsr_h5_image_free(tsr_h5_image_t *img);
 
 #endif

@@ -65,7 +65,8 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
     tsr_h5_lock();
-    hid_t f = tsr_h5_mem_create(tsr_model_nparams(m) * sizeof(float)), g = -1;
+    tsr_h5_image_t image = {0};
+    hid_t f = tsr_h5_mem_create(&image, tsr_model_nparams(m) * sizeof(float)), g = -1;
     int ok = f >= 0;
     ok = ok && attr_str(f, "format", MODEL_FORMAT) == 0 && attr_int(f, "version", MODEL_VERSION) == 0 &&
          attr_str(f, "model", json) == 0 && attr_str(f, "created", when) == 0;
@@ -89,17 +90,15 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     }
     if (g >= 0)
         H5Gclose(g);
-    void *image = NULL;
-    size_t len = 0;
-    if (f >= 0 && tsr_h5_mem_finish(f, path, &image, &len) != TSR_OK)
+    if (f >= 0 && tsr_h5_mem_finish(f, path, &image) != TSR_OK)
         ok = 0;
     tsr_h5_unlock();
     if (!ok) {
-        free(image);
+        tsr_h5_image_free(&image);
         return tsr_error_set(TSR_EIO, "%s: building the model file failed", path);
     }
-    rc = tsr_file_write_atomic(path, image, len);
-    free(image);
+    rc = tsr_file_write_atomic(path, image.buf, image.len);
+    tsr_h5_image_free(&image);
     return rc;
 }
 

@@ -263,7 +263,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
     }
     if (ctx->pending_status & TSR_STEP_ERROR)
         return TSR_EIO;
-    /* A final checkpoint makes a requeue of a finished job a no-op. */
+    /* A final checkpoint makes a requeue of a finished job a no-op (after
+     * any write in flight, which may be of this very step). */
+    if (ctx->rank == 0 && ctx->ckpt)
+        tsr_ckpt_wait(ctx->ckpt);
     if (ctx->rank == 0 && ctx->ckpt && tsr_config_get_bool(ctx->cfg, "checkpoint", "final") &&
         tsr_ckpt_last_step(ctx->ckpt) != step) {
         rc = tsr_train_ckpt_write(ctx, step, &next, 1);

@@ -38,7 +38,7 @@ cluster_wait_gone() { # PID SECONDS
   return 1
 }
 
-cluster_write_conf() { # DIR CPUS CTLD_PORT SLURMD_PORT
+cluster_write_conf() { # DIR CPUS CTLD_PORT SLURMD_PORT FIRST_JOB_ID
   local d=$1 cpus=$2 host gres="" gres_types=""
   host=$(hostname)
   # CLUSTER_GPUS=N: N pretend GPUs (character devices that exist everywhere),
@@ -52,6 +52,7 @@ cluster_write_conf() { # DIR CPUS CTLD_PORT SLURMD_PORT
   fi
   cat > "$d/slurm.conf" <<CONF
 ClusterName=tsrtest
+FirstJobId=$5
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$3
 SlurmdPort=$4
@@ -103,7 +104,10 @@ cluster_start() { # DIR [CPUS]
   munged --force --socket="$d/munge/munge.socket.2" --key-file="$d/munge/munge.key" \
     --pid-file="$d/munge/munged.pid" --log-file="$d/munge/munged.log" --seed-file="$d/munge/munged.seed" \
     || { cluster_log "munged did not start"; return 1; }
-  cluster_write_conf "$d" "$cpus" "$(cluster_free_port)" "$(cluster_free_port)"
+  # Job ids unique to this cluster: Open MPI names its shared-memory segments
+  # after the SLURM job and step, so two clusters on one host (ctest -j) must
+  # never both run "job 1" at once.
+  cluster_write_conf "$d" "$cpus" "$(cluster_free_port)" "$(cluster_free_port)" $((1000 + RANDOM * 30 + RANDOM % 30))
   export SLURM_CONF=$d/slurm.conf
   slurmctld -D -i -f "$SLURM_CONF" >"$d/slurmctld.out" 2>&1 &
   echo $! > "$d/slurmctld.pid.own"
@@ -111,7 +115,9 @@ cluster_start() { # DIR [CPUS]
   echo $! > "$d/slurmd.pid.own"
   # A guard in its own session stops the cluster if the caller dies without
   # doing so (killed by a test timeout): daemons never outlive their test.
-  setsid bash "${BASH_SOURCE[0]}" guard "$d" "${CLUSTER_OWNER:-$$}" </dev/null >/dev/null 2>&1 &
+  # (Started through a subshell that exits at once, so that it is no child of
+  # the caller: ctest's timeout kills the caller's descendants by parent id.)
+  (setsid bash "${BASH_SOURCE[0]}" guard "$d" "${CLUSTER_OWNER:-$$}" </dev/null >/dev/null 2>&1 &)
   # Ready when the node reports idle (about a second).
   for i in $(seq 300); do
     if sinfo -h -N -o %t 2>/dev/null | grep -qx idle; then return 0; fi

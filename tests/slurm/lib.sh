@@ -51,9 +51,10 @@ wait_job() { # ID TIMEOUT [MIN_RESTARTS]
 }
 
 # Waits until FILE has a line matching REGEX; prints the Unix time it was
-# seen. Bash builtins only (no process per poll), so a busy machine delays it little.
-wait_line() { # FILE REGEX TIMEOUT
-  local fd sfd line end
+# seen. Bash builtins only (no process per poll), so a busy machine delays it
+# little. With JOBID, gives up once that job has ended.
+wait_line() { # FILE REGEX TIMEOUT [JOBID]
+  local fd sfd line end next=0 st
   end=$((${EPOCHREALTIME%.*} + $3))
   until [ -e "$1" ]; do
     [ "${EPOCHREALTIME%.*}" -lt "$end" ] || return 1
@@ -63,6 +64,17 @@ wait_line() { # FILE REGEX TIMEOUT
   while [ "${EPOCHREALTIME%.*}" -lt "$end" ]; do
     if IFS= read -r -u "$fd" line; then
       if [[ $line =~ $2 ]]; then exec {fd}<&- {sfd}<&-; echo "$EPOCHREALTIME"; return 0; fi
+    elif [ -n "${4:-}" ] && [ "${EPOCHREALTIME%.*}" -ge "$next" ]; then
+      next=$((${EPOCHREALTIME%.*} + 1))
+      st=$(job_field "$4" JobState)
+      case "$st" in
+        COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)
+          # read what the job wrote last, then give up
+          while IFS= read -r -u "$fd" line; do
+            if [[ $line =~ $2 ]]; then exec {fd}<&- {sfd}<&-; echo "$EPOCHREALTIME"; return 0; fi
+          done
+          break ;;
+      esac
     else
       read -r -t 0.02 -u "$sfd" line   # sleeps 20 ms without a process
     fi
