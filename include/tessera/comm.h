@@ -8,7 +8,11 @@
  * Back-ends (Open MPI component style, chosen by name at create):
  *   "mpi": reduce-scatter by MPI_Ialltoallv, a rank-ordered local sum of the
  *          slice this rank owns, then MPI_Iallgatherv of the sums.
- *   "auto": the best available one ("mpi" in this build). */
+ *   "shm": ranks on a node sum through an MPI-3 shared-memory window, chunk
+ *          by chunk, in local-rank order; one leader per node runs "mpi"
+ *          across nodes (sum order: local ranks, then nodes). See
+ *          src/comm/backend_shm.c.
+ *   "auto": "shm" when some node holds more than one rank, else "mpi". */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
 #include <mpi.h>

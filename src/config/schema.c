@@ -7,7 +7,7 @@ static const char *const act_choices[] = {"relu", "tanh", "sigmoid", NULL};
 static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", NULL};
 static const char *const optim_choices[] = {"sgd", "adamw", NULL};
 static const char *const sched_choices[] = {"constant", "cosine", NULL};
-static const char *const comm_choices[] = {"auto", "mpi", NULL};
+static const char *const comm_choices[] = {"auto", "mpi", "shm", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
 

@@ -8,7 +8,10 @@
  *       step between MPI_Barrier calls on the node communicator);
  *   "MPI_Allreduce";
  *   "memcpy": rank 0 alone copies the buffer into another one (the other
- *       ranks wait in MPI_Barrier), bandwidth = bytes / time.
+ *       ranks wait in MPI_Barrier), bandwidth = bytes / time; one copy is
+ *       timed right after each timed shm reduction, so each shm variant's
+ *       ratio to memcpy pairs samples taken under the same machine load (the
+ *       column shows the copies paired with "shm 25 MiB").
  *
  *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F]
  *
@@ -99,45 +102,45 @@ static long check(int m, tsr_comm_t *c, float *buf, size_t n)
     return all;
 }
 
-/* Median over iterations of the slowest rank's time. t holds iters slots. */
-static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup, int iters, double *t,
-                          double *tmax)
+static double median(double *x, int k)
 {
-    memset(buf, 0, n * sizeof *buf); /* sums of zeros stay finite */
+    qsort(x, (size_t)k, sizeof *x, cmp_double);
+    return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
+}
+
+/* Median over iterations of the slowest rank's time. t and tmax hold iters
+ * slots. With copy (rank 0) and tcopy non-NULL, every timed reduction is
+ * followed by one timed memcpy of the buffer on rank 0 alone (the others
+ * wait in the next MPI_Barrier), so the two are measured under the same
+ * load; *tcopy gets the median memcpy time, on every rank. */
+static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup, int iters, double *t,
+                          double *tmax, float *copy, double *tcopy)
+{
+    size_t bytes = n * sizeof *buf;
+    memset(buf, 0, bytes); /* sums of zeros stay finite */
     for (int i = 0; i < warmup; i++)
         reduce_once(m, c, buf, n);
+    if (tcopy && rank == 0)
+        memcpy(copy, buf, bytes); /* fault the destination in */
     for (int i = 0; i < iters; i++) {
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
         reduce_once(m, c, buf, n);
         t[i] = MPI_Wtime() - t0;
+        if (tcopy && rank == 0) {
+            t0 = MPI_Wtime();
+            memcpy(copy, buf, bytes);
+            tmax[i] = MPI_Wtime() - t0;
+        }
+    }
+    if (tcopy) {
+        *tcopy = rank == 0 ? median(tmax, iters) : 0.0;
+        if (rank == 0 && n > 0 && ((volatile const float *)copy)[n / 2] != buf[n / 2])
+            fprintf(stderr, "bench_allreduce: memcpy check failed\n");
+        MPI_Bcast(tcopy, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     }
     MPI_Allreduce(t, tmax, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    qsort(tmax, (size_t)iters, sizeof *tmax, cmp_double);
-    return iters % 2 ? tmax[iters / 2] : 0.5 * (tmax[iters / 2 - 1] + tmax[iters / 2]);
-}
-
-/* Median memcpy time of rank 0 copying src into dst (bytes), while the
- * other ranks wait; returned on every rank. */
-static double time_memcpy(float *dst, const float *src, size_t bytes, int warmup, int iters, double *t)
-{
-    double med = 0;
-    if (rank == 0) {
-        for (int i = 0; i < warmup; i++)
-            memcpy(dst, src, bytes);
-        for (int i = 0; i < iters; i++) {
-            double t0 = MPI_Wtime();
-            memcpy(dst, src, bytes);
-            t[i] = MPI_Wtime() - t0;
-        }
-        qsort(t, (size_t)iters, sizeof *t, cmp_double);
-        med = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
-        /* keep the copy observable */
-        if (((volatile const float *)dst)[bytes / sizeof(float) / 2] != src[bytes / sizeof(float) / 2])
-            fprintf(stderr, "bench_allreduce: memcpy check failed\n");
-    }
-    MPI_Bcast(&med, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    return med;
+    return median(tmax, iters);
 }
 
 static tsr_comm_t *make_engine(const char *backend, float *buf, size_t n, size_t bucket_bytes, int barrier)
@@ -201,7 +204,8 @@ int main(int argc, char **argv)
             *comma = '\0';
         printf("# bench_allreduce: %d ranks, host %s, %s\n", size, host, lib);
         printf("# float32 sum in place; time: median of the slowest rank over timed iterations after warm-up\n");
-        printf("# algbw = bytes/time, busbw = algbw*2(P-1)/P, GB/s; memcpy: rank 0 alone, bytes/time, GB/s\n");
+        printf("# algbw = bytes/time, busbw = algbw*2(P-1)/P, GB/s; memcpy: rank 0 alone, bytes/time, GB/s, timed "
+               "between the shm iterations\n");
         printf("# shm/MPI = shm busbw / MPI_Allreduce busbw; shm/cpy = shm busbw / memcpy bandwidth\n");
         printf("#%10s %9s %5s", "", "", "");
         for (int m = 0; m < METHODS; m++)
@@ -227,26 +231,28 @@ int main(int argc, char **argv)
             make_engine("shm", buf, n, default_bucket_bytes, 1),
             NULL,
         };
-        double sec[METHODS], busbw[METHODS];
+        double sec[METHODS], busbw[METHODS], cpy[METHODS] = {0};
         long wrong = 0;
         for (int m = 0; m < METHODS; m++) {
             wrong += check(m, engine[m], buf, n);
-            sec[m] = time_method(m, engine[m], buf, n, warmup, iters, t, tmax);
+            int paired = m == M_SHM || m == M_SHMBAR;
+            sec[m] = time_method(m, engine[m], buf, n, warmup, iters, t, tmax, copy, paired ? &cpy[m] : NULL);
             busbw[m] = (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size;
         }
-        /* memcpy is cheap: at least 30 timed copies, for a steadier median */
-        double cpy = time_memcpy(copy, buf, bytes, warmup, iters < 30 ? 30 : iters, t);
-        double cpybw = (double)bytes / cpy / 1e9;
+        double cpybw[METHODS];
+        for (int m = 0; m < METHODS; m++)
+            cpybw[m] = cpy[m] > 0 ? (double)bytes / cpy[m] / 1e9 : 0.0;
         for (int m = 0; m < METHODS; m++)
             tsr_comm_destroy(engine[m]);
         if (rank == 0) {
             printf(" %10zu %9zu %5d", bytes, n, iters);
             for (int m = 0; m < METHODS; m++)
                 printf(" | %9.1f %7.2f", sec[m] * 1e6, busbw[m]);
-            printf(" | %9.1f %7.2f", cpy * 1e6, cpybw);
+            printf(" | %9.1f %7.2f", cpy[M_SHM] * 1e6, cpybw[M_SHM]);
             if (size > 1)
-                printf(" | %6.2f %6.2f | %6.2f %6.2f", busbw[M_SHM] / busbw[M_ALLREDUCE], busbw[M_SHM] / cpybw,
-                       busbw[M_SHMBAR] / busbw[M_ALLREDUCE], busbw[M_SHMBAR] / cpybw);
+                printf(" | %6.2f %6.2f | %6.2f %6.2f", busbw[M_SHM] / busbw[M_ALLREDUCE],
+                       busbw[M_SHM] / cpybw[M_SHM], busbw[M_SHMBAR] / busbw[M_ALLREDUCE],
+                       busbw[M_SHMBAR] / cpybw[M_SHMBAR]);
             else
                 printf(" | %6s %6s | %6s %6s", "-", "-", "-", "-");
             printf(" | %5ld\n", wrong);
