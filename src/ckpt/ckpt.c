@@ -1,5 +1,6 @@
 /* The checkpoint engine: regions, snapshots, the writer thread. */
 #include "ckpt/internal.h"
+#include "common/fileutil.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
 
@@ -37,28 +38,13 @@ struct tsr_ckpt {
     tsr_h5_image_t image; /* the writer's, reused by every write */
 };
 
-static int ensure_dir(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return tsr_error_set(TSR_EIO, "%s: cannot create checkpoint directory %s: %s", dir, buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return tsr_error_set(TSR_EIO, "%s: cannot create checkpoint directory: %s", dir, strerror(errno));
-    return TSR_OK;
-}
-
 /* Runs one write: file, then retention. Called without the lock held. */
 static int do_write(tsr_ckpt_t *c)
 {
     double t0 = tsr_time_now();
-    int rc = ensure_dir(c->dir);
+    int rc = tsr_mkdir_p(c->dir);
+    if (rc)
+        tsr_error_prefix(rc, "checkpoint directory %s: ", c->dir);
     if (!rc)
         rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, &c->meta, &c->image);
     if (!rc)

@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tsr_file_tmpname(const char *path, char *buf, size_t len)
@@ -108,4 +109,23 @@ int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
         return tsr_error_set(TSR_EIO, "%s: close failed: %s", path, strerror(e));
     }
     return tsr_file_commit(tmp, path);
+}
+
+int tsr_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s", dir);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return tsr_error_set(TSR_EINVAL, "%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return tsr_error_set(TSR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return tsr_error_set(TSR_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    return TSR_OK;
 }

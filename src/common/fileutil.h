@@ -12,6 +12,8 @@ int tsr_file_commit(const char *tmp, const char *path);
 /* Writes len bytes to path whole or not at all (temporary name, write,
  * fsync, rename, fsync of the directory). */
 int tsr_file_write_atomic(const char *path, const void *buf, size_t len);
+/* Creates dir and any missing parents (mode 0755); existing ones are fine. */
+int tsr_mkdir_p(const char *dir);
 /* Removes tmp if it exists (for failure paths). */
 void tsr_file_discard(const char *tmp);
 /* Joins dir and a relative path ("a/b" + "c" -> "a/b/c"); absolute paths

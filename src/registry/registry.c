@@ -78,26 +78,9 @@ int tsr_registry_exists(tsr_registry_t *r, const char *id)
     return file_of(r, id, ".json", p, sizeof p) == TSR_OK && access(p, F_OK) == 0;
 }
 
-static int make_dir(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return tsr_error_set(TSR_EIO, "registry: cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return tsr_error_set(TSR_EIO, "registry: cannot create %s: %s", buf, strerror(errno));
-    return TSR_OK;
-}
-
 int tsr_registry_tmpfile(tsr_registry_t *r, char *buf, size_t len)
 {
-    int rc = make_dir(r->dir);
+    int rc = tsr_mkdir_p(r->dir);
     if (rc)
         return rc;
     int n = snprintf(buf, len, "%s/.upload.XXXXXX", r->dir);
