@@ -20,6 +20,7 @@ struct tsr_train_monitor {
     /* this rank's timings since the last publish */
     double step_sum, step_min, step_max, comm_sum, comm_min, comm_max;
     long n;
+    double last[NSTAT];          /* what this rank sent last time */
     /* rank 0: everyone's, gathered */
     double *all;                 /* world * NSTAT */
     double *cols[NSTAT];         /* per-statistic arrays for the status */
@@ -87,9 +88,15 @@ void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s)
 void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t *snap)
 {
     struct tsr_train_monitor *m = ctx->mon;
-    double n = m->n ? (double)m->n : 1;
-    double mine[NSTAT] = {m->n ? m->step_min : 0, m->step_sum / n, m->step_max,
-                          m->n ? m->comm_min : 0, m->comm_sum / n, m->comm_max};
+    /* No step since the last publish (an epoch end right after a log
+     * point): repeat the last figures rather than report zeros. */
+    if (m->n) {
+        double n = (double)m->n;
+        double now[NSTAT] = {m->step_min, m->step_sum / n, m->step_max, m->comm_min, m->comm_sum / n, m->comm_max};
+        memcpy(m->last, now, sizeof now);
+    }
+    double mine[NSTAT];
+    memcpy(mine, m->last, sizeof mine);
     /* Only the coordinator needs the numbers; without one, skip the gather. */
     int want = ctx->rank == 0 && m->serve != NULL;
     MPI_Bcast(&want, 1, MPI_INT, 0, tsr_runtime_world(ctx->rt));
