@@ -78,6 +78,7 @@
  *       counters. ("atomic", the default, is the counter scheme above; the
  *       hierarchical path always uses it.) */
 #include "comm/backend.h"
+#include "comm/shm_internal.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -90,62 +91,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    SLOTS = 4,                       /* ring depth, in chunks */
-    ALIGN_FLOATS = 16,               /* slice boundaries: one 64-byte line */
-    CTRL_BYTES = 256,                /* counters + padding at each segment's start */
-    SPIN_LIMIT = 256,                /* rounds of 8 pauses (~30 us) before yielding */
-    YIELD_LIMIT = 64,                /* then sched_yield calls before sleeping */
-    SUM_BLOCK = 1024,                /* floats per block of the L > 2 sum */
-};
-/* 128 KiB: the ring (4 slots) is 512 KiB a rank, within a 1 MiB L2. On a
- * 2-core EPYC VM, 64 KiB..512 KiB chunks (and 2..8 slots) all ran 64 MiB
- * within ~10% of each other; below 64 KiB the per-chunk handshakes show. */
-static const size_t default_chunk_bytes = 128u << 10;
-
-/* One local rank's published progress, in chunks (global sequence). Only
- * its owner writes it. */
-typedef struct shm_ctrl {
-    _Atomic uint64_t copied;  /* copied into its ring A segment */
-    _Atomic uint64_t reduced; /* its slice summed into its segment */
-    _Atomic uint64_t freed;   /* no longer read by it from ring A */
-    _Atomic uint64_t final;   /* leader: final sums published in ring B */
-    _Atomic uint64_t freed_b; /* copied out of the leader's ring B */
-} shm_ctrl_t;
-
-typedef struct shm_state {
-    int rank, size;
-    MPI_Comm node;            /* ranks of this (possibly fake) node */
-    MPI_Comm leaders;         /* local rank 0 of every node; hierarchical only */
-    int lrank, lsize, nnodes;
-    int hier;                 /* nnodes > 1 */
-    int barrier_mode;
-    int oversub;              /* the real node's ranks outnumber its cores */
-    MPI_Win win;
-    int locked;
-    float *buf;
-    size_t n;
-    const comm_bucket_t *buckets; /* the engine's, valid until destroy */
-    size_t chunk;             /* floats per chunk, a multiple of ALIGN_FLOATS */
-    size_t nch;               /* chunks in buf */
-    size_t slots;             /* ring depth in chunks: min(nch, SLOTS), 2 in barrier mode */
-    comm_bucket_t *chunks;    /* chunk k, from the end of buf */
-    shm_ctrl_t **ctrl;        /* [lsize] */
-    float **ring;             /* [lsize]: ring A segment of each local rank */
-    float *ring_b;            /* the leader's ring B (hierarchical, lsize > 1) */
-    const comm_backend_t *inner_be;
-    void *inner;              /* "mpi" back-end over leaders (leader only) */
-    uint64_t base;            /* chunks of all earlier steps */
-    size_t ready_lo;          /* buf[ready_lo..n) may be read this step */
-    size_t kin, kred, kout;   /* chunks [0, k) copied in, reduced, copied out */
-    size_t kstart;            /* leader: chunks started on the inner back-end */
-    size_t kfin;              /* hierarchical: chunks final in buf */
-} shm_state_t;
 
 /* ---- environment hooks ------------------------------------------------- */
 
 /* -1: invalid; 0: unset; else the positive value. */
-static long env_long(const char *name, long max)
+long tsr_shm_env_long(const char *name, long max)
 {
     const char *v = getenv(name);
     if (!v || !*v)
@@ -159,7 +109,7 @@ static long env_long(const char *name, long max)
 }
 
 /* 0 atomic (default), 1 barrier, -1 invalid. */
-static int env_sync(void)
+int tsr_shm_env_sync(void)
 {
     const char *v = getenv("TSR_COMM_SHM_SYNC");
     if (!v || !*v || strcmp(v, "atomic") == 0)
@@ -171,7 +121,7 @@ static int env_sync(void)
 
 /* The node communicator: real shared-memory nodes, cut further into K
  * fake nodes by rank blocks when K > 0. */
-static int node_split(MPI_Comm comm, int rank, int size, long fake, MPI_Comm *node, int *real_size)
+int tsr_shm_node_split(MPI_Comm comm, int rank, int size, long fake, MPI_Comm *node, int *real_size)
 {
     MPI_Comm real = MPI_COMM_NULL;
     *node = MPI_COMM_NULL;
@@ -190,7 +140,7 @@ static int node_split(MPI_Comm comm, int rank, int size, long fake, MPI_Comm *no
     return err;
 }
 
-static int shm_fail(int err, const char *call)
+int tsr_shm_fail(int err, const char *call)
 {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
@@ -207,11 +157,11 @@ static int shm_available(MPI_Comm comm)
     int rank = 0, size = 1;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    long fake = env_long("TSR_COMM_FAKE_NODES", size);
+    long fake = tsr_shm_env_long("TSR_COMM_FAKE_NODES", size);
     MPI_Comm node = MPI_COMM_NULL;
     int local = 1, most = 1;
     int real_size = 1;
-    if (node_split(comm, rank, size, fake < 0 ? 0 : fake, &node, &real_size) == MPI_SUCCESS &&
+    if (tsr_shm_node_split(comm, rank, size, fake < 0 ? 0 : fake, &node, &real_size) == MPI_SUCCESS &&
         node != MPI_COMM_NULL) {
         MPI_Comm_size(node, &local);
         MPI_Comm_free(&node);
@@ -255,7 +205,7 @@ static void backoff(const shm_state_t *s, unsigned *tries)
  * several (a cpuset, or --bind-to none under a container's limit). A mask
  * of one core means ranks were bound one per core, which says nothing
  * about oversubscription. */
-static int oversubscribed(int ranks)
+int tsr_shm_oversubscribed(int ranks)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     if (online > 0 && ranks > online)
@@ -502,242 +452,6 @@ static int step_done(const shm_state_t *s)
     return s->kout == s->nch;
 }
 
-/* ---- create / destroy ------------------------------------------------------- */
-
-static void shm_destroy(void *state)
-{
-    shm_state_t *s = state;
-    if (!s)
-        return;
-    if (s->inner)
-        s->inner_be->destroy(s->inner);
-    if (s->locked)
-        MPI_Win_unlock_all(s->win);
-    if (s->win != MPI_WIN_NULL)
-        MPI_Win_free(&s->win);
-    if (s->leaders != MPI_COMM_NULL)
-        MPI_Comm_free(&s->leaders);
-    if (s->node != MPI_COMM_NULL)
-        MPI_Comm_free(&s->node);
-    free(s->chunks);
-    free(s->ctrl);
-    free(s->ring);
-    free(s);
-}
-
-/* All ranks of comm learn whether every one of them succeeded; returns the
- * lowest (most negative) code so each fails alike. */
-static int agree(MPI_Comm comm, int rc)
-{
-    int worst = rc;
-    if (MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-        return rc ? rc : tsr_error_set(TSR_EMPI, "comm: shm: MPI_Allreduce failed at create");
-    if (worst && !rc)
-        tsr_error_set(worst, "comm: shm: create failed on another rank");
-    return worst;
-}
-
-static int shm_create(const comm_setup_t *setup, void **state)
-{
-    int rc = TSR_OK, err;
-    *state = NULL;
-    MPI_Comm comm = setup->comm;
-    size_t n = setup->n;
-
-    /* The hooks must agree on every rank. */
-    long fake = env_long("TSR_COMM_FAKE_NODES", setup->size);
-    long chunk_bytes = env_long("TSR_COMM_SHM_CHUNK", 1L << 30);
-    int sync = env_sync();
-    long mine[6] = {fake, -fake, chunk_bytes, -chunk_bytes, sync, -sync}, most[6];
-    err = MPI_Allreduce(mine, most, 6, MPI_LONG, MPI_MAX, comm);
-    if (err != MPI_SUCCESS)
-        return shm_fail(err, "MPI_Allreduce");
-    if (most[0] != -most[1] || most[2] != -most[3] || most[4] != -most[5])
-        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_FAKE_NODES, TSR_COMM_SHM_CHUNK or "
-                                         "TSR_COMM_SHM_SYNC differ between ranks");
-    if (fake < 0)
-        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_FAKE_NODES='%s' is not a positive integer",
-                             getenv("TSR_COMM_FAKE_NODES"));
-    if (chunk_bytes < 0)
-        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_SHM_CHUNK='%s' is not a positive byte count",
-                             getenv("TSR_COMM_SHM_CHUNK"));
-    if (sync < 0)
-        return tsr_error_set(TSR_EINVAL, "comm: shm: TSR_COMM_SHM_SYNC='%s': expected atomic or barrier",
-                             getenv("TSR_COMM_SHM_SYNC"));
-
-    shm_state_t *s = calloc(1, sizeof *s);
-    if (!s)
-        rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory");
-    rc = agree(comm, rc);
-    if (rc) {
-        free(s);
-        return rc;
-    }
-    s->node = s->leaders = MPI_COMM_NULL;
-    s->win = MPI_WIN_NULL;
-    s->rank = setup->rank;
-    s->size = setup->size;
-    s->buf = setup->buf;
-    s->n = n;
-    s->buckets = setup->buckets;
-    s->ready_lo = n;
-
-    /* Chunk layout, from the end of the buffer. */
-    size_t cf = (size_t)(chunk_bytes ? (size_t)chunk_bytes : default_chunk_bytes) / sizeof(float);
-    cf &= ~(size_t)(ALIGN_FLOATS - 1);
-    if (cf < ALIGN_FLOATS)
-        cf = ALIGN_FLOATS;
-    size_t nround = (n + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1);
-    if (cf > nround)
-        cf = nround > 0 ? nround : ALIGN_FLOATS;
-    s->chunk = cf;
-    s->nch = n == 0 ? 0 : (n + cf - 1) / cf;
-    s->chunks = calloc(s->nch ? s->nch : 1, sizeof *s->chunks);
-    if (!s->chunks)
-        rc = tsr_error_set(TSR_ENOMEM, "comm: shm: out of memory for %zu chunks", s->nch);
-    for (size_t k = 0; !rc && k < s->nch; k++) {
-        size_t end = n - k * cf;
-        s->chunks[k].start = end > cf ? end - cf : 0;
-        s->chunks[k].len = end - s->chunks[k].start;
-    }
-    rc = agree(comm, rc);
-    if (rc)
-        goto fail;
-
-    /* Nodes, and the leaders' communicator. */
-    int real_size = 1;
-    err = node_split(comm, s->rank, s->size, fake, &s->node, &real_size);
-    if (err != MPI_SUCCESS) {
-        s->node = MPI_COMM_NULL;
-        rc = shm_fail(err, "MPI_Comm_split_type");
-        goto fail; /* an MPI error here is not survivable anyway */
-    }
-    MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(s->node, &s->lrank);
-    MPI_Comm_size(s->node, &s->lsize);
-    err = MPI_Comm_split(comm, s->lrank == 0 ? 0 : MPI_UNDEFINED, s->rank, &s->leaders);
-    if (err != MPI_SUCCESS) {
-        s->leaders = MPI_COMM_NULL;
-        rc = shm_fail(err, "MPI_Comm_split (leaders)");
-        goto fail;
-    }
-    s->nnodes = 1;
-    if (s->leaders != MPI_COMM_NULL)
-        MPI_Comm_size(s->leaders, &s->nnodes);
-    err = MPI_Bcast(&s->nnodes, 1, MPI_INT, 0, s->node);
-    if (err != MPI_SUCCESS) {
-        rc = shm_fail(err, "MPI_Bcast");
-        goto fail;
-    }
-    s->hier = s->nnodes > 1;
-    if (!s->hier && s->leaders != MPI_COMM_NULL)
-        MPI_Comm_free(&s->leaders);
-    s->barrier_mode = sync == 1 && !s->hier;
-    s->oversub = oversubscribed(real_size); /* the real node's ranks share its cores */
-
-    /* The inner back-end: chunks are its buckets. Its create is collective
-     * over the leaders; failures are agreed below. */
-    if (s->hier && s->lrank == 0) {
-        comm_setup_t in = {
-            .comm = s->leaders,
-            .buf = s->buf,
-            .n = n,
-            .buckets = s->chunks,
-            .nbuckets = s->nch,
-        };
-        MPI_Comm_rank(s->leaders, &in.rank);
-        MPI_Comm_size(s->leaders, &in.size);
-        s->inner_be = &tsr_comm_mpi_component;
-        rc = s->inner_be->create(&in, &s->inner);
-        if (rc)
-            s->inner = NULL;
-    }
-
-    /* The window: the ring(s), after a cache line of counters. */
-    size_t L = (size_t)s->lsize;
-    /* Barrier mode reuses a slot one chunk after a barrier that only
-     * orders the previous chunk's copy-out: it needs two. */
-    size_t slots = s->nch < SLOTS ? s->nch : SLOTS;
-    if (s->barrier_mode && slots < 2)
-        slots = 2;
-    if (slots < 1)
-        slots = 1;
-    s->slots = slots;
-    size_t ring_floats = L > 1 ? slots * cf : 0;
-    size_t ringb_floats = s->hier && s->lrank == 0 && L > 1 ? slots * cf : 0;
-    MPI_Aint bytes = (MPI_Aint)(CTRL_BYTES + (ring_floats + ringb_floats) * sizeof(float) + 64);
-    s->ctrl = calloc(L, sizeof *s->ctrl);
-    s->ring = calloc(L, sizeof *s->ring);
-    if (!rc && (!s->ctrl || !s->ring))
-        rc = tsr_error_set(TSR_ENOMEM, "comm: shm: out of memory");
-    rc = agree(comm, rc);
-    if (rc)
-        goto fail;
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "alloc_shared_noncontig", "true");
-    void *base = NULL;
-    err = MPI_Win_allocate_shared(bytes, 1, info, s->node, &base, &s->win);
-    MPI_Info_free(&info);
-    if (err != MPI_SUCCESS) {
-        s->win = MPI_WIN_NULL;
-        rc = shm_fail(err, "MPI_Win_allocate_shared");
-    }
-    rc = agree(comm, rc);
-    if (rc)
-        goto fail;
-    for (int q = 0; q < s->lsize && !rc; q++) {
-        MPI_Aint qbytes = 0;
-        int disp = 0;
-        void *qbase = NULL;
-        err = MPI_Win_shared_query(s->win, q, &qbytes, &disp, &qbase);
-        if (err != MPI_SUCCESS) {
-            rc = shm_fail(err, "MPI_Win_shared_query");
-            break;
-        }
-        /* Mappings are page-aligned, so rounding up lands on the same
-         * memory in every process. */
-        uintptr_t a = ((uintptr_t)qbase + 63) & ~(uintptr_t)63;
-        s->ctrl[q] = (shm_ctrl_t *)a;
-        s->ring[q] = (float *)(a + CTRL_BYTES);
-        if (q == 0 && s->hier)
-            s->ring_b = s->ring[0] + ring_floats;
-    }
-    if (!rc) {
-        /* Touch our own segment here (first touch places it near us), and
-         * start every counter at zero. */
-        shm_ctrl_t *c = s->ctrl[s->lrank];
-        atomic_init(&c->copied, 0);
-        atomic_init(&c->reduced, 0);
-        atomic_init(&c->freed, 0);
-        atomic_init(&c->final, 0);
-        atomic_init(&c->freed_b, 0);
-        if (ring_floats + ringb_floats)
-            memset(s->ring[s->lrank], 0, (ring_floats + ringb_floats) * sizeof(float));
-        atomic_thread_fence(memory_order_seq_cst);
-        err = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
-        if (err != MPI_SUCCESS)
-            rc = shm_fail(err, "MPI_Win_lock_all");
-        else
-            s->locked = 1;
-    }
-    rc = agree(comm, rc);
-    if (rc)
-        goto fail;
-    MPI_Win_sync(s->win);
-    err = MPI_Barrier(s->node); /* everyone's counters are initialised */
-    if (err != MPI_SUCCESS) {
-        rc = shm_fail(err, "MPI_Barrier");
-        goto fail;
-    }
-    MPI_Win_sync(s->win);
-    *state = s;
-    return TSR_OK;
-fail:
-    shm_destroy(s);
-    return rc;
-}
-
 /* ---- per step ------------------------------------------------------------------ */
 
 /* The engine starts buckets in order and they are suffixes of the buffer
@@ -774,13 +488,13 @@ static int barrier_step(shm_state_t *s)
         MPI_Win_sync(s->win);
         int err = MPI_Barrier(s->node);
         if (err != MPI_SUCCESS)
-            return shm_fail(err, "MPI_Barrier");
+            return tsr_shm_fail(err, "MPI_Barrier");
         MPI_Win_sync(s->win);
         reduce(s, k);
         MPI_Win_sync(s->win);
         err = MPI_Barrier(s->node);
         if (err != MPI_SUCCESS)
-            return shm_fail(err, "MPI_Barrier");
+            return tsr_shm_fail(err, "MPI_Barrier");
         MPI_Win_sync(s->win);
         copy_out(s, k);
     }
@@ -821,8 +535,8 @@ static int shm_wait(void *state)
 const comm_backend_t tsr_comm_shm_component = {
     .name = "shm",
     .available = shm_available,
-    .create = shm_create,
-    .destroy = shm_destroy,
+    .create = tsr_shm_create,
+    .destroy = tsr_shm_destroy,
     .start = shm_start,
     .progress = shm_progress,
     .wait = shm_wait,
