@@ -12,11 +12,15 @@
  *          by chunk, in local-rank order; one leader per node runs "mpi"
  *          across nodes (sum order: local ranks, then nodes). See
  *          src/comm/backend_shm.c.
- *   "auto": "shm" when some node holds more than one rank, else "mpi". */
+ *   "nccl": GPU buffers: ncclAllReduce per bucket on a communication
+ *          stream (src/comm/backend_nccl.c); needs a build with NCCL.
+ *   "auto": "nccl" for GPU buffers; else "shm" when some node holds more
+ *          than one rank, else "mpi". */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
 #include <mpi.h>
 #include <stddef.h>
+#include "tessera/compute.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +33,13 @@ typedef struct tsr_comm tsr_comm_t;
  * allocated here: the per-step calls allocate nothing. Collective. */
 int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
                     tsr_comm_t **out);
+/* The same for a buffer in GPU memory (backend "nccl" or "auto"): each
+ * bucket's reduction is queued on a communication stream after the work
+ * already queued on the GPU's stream when it is marked ready, so backward's
+ * kernels need not have finished; tsr_comm_wait returns when the sums are
+ * in buf. */
+int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
+                        size_t bucket_bytes, tsr_comm_t **out);
 void tsr_comm_destroy(tsr_comm_t *c);
 
 const char *tsr_comm_backend(const tsr_comm_t *c);
@@ -48,6 +59,19 @@ int tsr_comm_allreduce(tsr_comm_t *c);
 /* Seconds spent inside tsr_comm_wait in the last step (the part of the
  * reduction that was not hidden behind compute). */
 double tsr_comm_last_wait_seconds(const tsr_comm_t *c);
+
+/* How much of a step's reduction is hidden behind compute. calibrate
+ * (collective; it sums the buffer in place reps times, so call it while
+ * the buffer is zero or may be overwritten) times a blocking allreduce of
+ * the whole buffer, outside any step: what the reduction costs when
+ * nothing overlaps it (median of reps). Per step, exposed is what the
+ * reduction cost the caller's thread: the wait plus the time inside
+ * ready_from (work a back-end does inline); hidden is reference minus
+ * exposed, at least 0. */
+int tsr_comm_calibrate(tsr_comm_t *c, int reps);
+double tsr_comm_reference_seconds(const tsr_comm_t *c);
+double tsr_comm_last_exposed_seconds(const tsr_comm_t *c);
+double tsr_comm_last_hidden_seconds(const tsr_comm_t *c);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,9 @@
-/* Dense kernels on the CPU (CBLAS) used by the model module. Row-major. */
+/* Dense kernels used by the model module, row-major: on the CPU through
+ * CBLAS, on NVIDIA GPUs through cuBLAS and CUDA kernels (tsr_gpu_*). */
 #ifndef TESSERA_COMPUTE_H
 #define TESSERA_COMPUTE_H
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +28,100 @@ void tsr_compute_softmax(const float *z, float *p, size_t rows, size_t n);
 const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */
 int tsr_act_parse(const char *name);
+
+/* ---- GPU (CUDA) -------------------------------------------------------
+ * The same kernels on device memory, through cuBLAS and the CUDA kernels
+ * in src/compute/cuda/. Built with TESSERA_WITH_CUDA; in a build without
+ * it every call below fails with TSR_ENOTSUP ("built without CUDA") and
+ * tsr_gpu_count() is 0, so callers need no #ifdef.
+ *
+ * A handle owns one device, a compute stream and a cuBLAS handle bound to
+ * that stream. Calls that take a handle are asynchronous on its stream
+ * (kernels, uploads) unless they say they wait; errors a kernel hits while
+ * running surface at the next call that waits (tsr_gpu_sync, download).
+ * Pointers named d* are device memory. Streams and events are opaque
+ * (cudaStream_t, cudaEvent_t) so that C code outside src/compute/cuda/
+ * never includes CUDA headers. */
+typedef struct tsr_gpu tsr_gpu_t;
+
+/* CUDA devices this process sees; 0 without CUDA support, a driver or a
+ * device. Never fails; when it returns 0, tsr_last_error() says why. */
+int tsr_gpu_count(void);
+/* PCI bus id of device dev ("0000:3b:00.0"), for hwloc locality. */
+int tsr_gpu_pci_busid(int dev, char *buf, size_t len);
+/* Makes dev the calling thread's device and creates the handle. */
+int tsr_gpu_create(int dev, tsr_gpu_t **out);
+void tsr_gpu_destroy(tsr_gpu_t *g);
+int tsr_gpu_device(const tsr_gpu_t *g);
+/* The device's name ("NVIDIA H100 80GB HBM3"). */
+const char *tsr_gpu_name(const tsr_gpu_t *g);
+void *tsr_gpu_stream(tsr_gpu_t *g);
+
+/* Device memory, zeroed (waits). Free accepts NULL. */
+int tsr_gpu_alloc(tsr_gpu_t *g, size_t bytes, void **dptr);
+void tsr_gpu_free(tsr_gpu_t *g, void *dptr);
+/* Page-locked host memory for fast asynchronous copies. Free accepts NULL. */
+int tsr_gpu_host_alloc(size_t bytes, void **ptr);
+void tsr_gpu_host_free(void *ptr);
+/* Host to device, asynchronous on the stream (src must stay valid until
+ * the next sync unless it is pageable memory, which CUDA stages first). */
+int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
+/* Device to host; waits for everything before it on the stream. */
+int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
+int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes);
+/* Waits for the stream; reports any error a kernel hit. */
+int tsr_gpu_sync(tsr_gpu_t *g);
+
+/* More streams and events for overlap (the NCCL back-end's comm stream). */
+int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream);
+void tsr_gpu_stream_destroy(void *stream);
+int tsr_gpu_stream_sync(void *stream);
+/* On the calling thread's current device (the last handle created or used). */
+int tsr_gpu_event_create(void **event);
+void tsr_gpu_event_destroy(void *event);
+int tsr_gpu_event_record(void *event, void *stream);
+/* Later work on stream waits for event (no host wait). */
+int tsr_gpu_stream_wait_event(void *stream, void *event);
+/* Milliseconds between two recorded events (waits for end). */
+int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms);
+
+/* Kernels: the CPU functions above on device memory, same row-major
+ * layout and the same results to float rounding. */
+int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                 const float *da, const float *db, float beta, float *dc);
+int tsr_gpu_add_bias(tsr_gpu_t *g, float *dy, const float *dbias, size_t rows, size_t n);
+int tsr_gpu_bias_grad(tsr_gpu_t *g, const float *ddy, size_t rows, size_t n, float *ddb);
+int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len);
+int tsr_gpu_act_backward(tsr_gpu_t *g, tsr_act_t act, const float *dy_out, float *ddy, size_t len);
+int tsr_gpu_softmax(tsr_gpu_t *g, const float *dz, float *dp, size_t rows, size_t n);
+/* Training loss: softmax cross-entropy of logits dz[rows,k] against
+ * dlabels (int32), delta = scale * (softmax - onehot); adds the sum of
+ * -log(max(p[label], 1e-30)) to *dloss (one device double). */
+int tsr_gpu_xent_delta(tsr_gpu_t *g, const float *dz, const int32_t *dlabels, size_t rows, size_t k, float scale,
+                       float *ddelta, double *dloss);
+/* MSE: delta = scale * 2/k * (out - target); adds sum (out-target)^2 / k to *dloss. */
+int tsr_gpu_mse_delta(tsr_gpu_t *g, const float *dout, const float *dtargets, size_t rows, size_t k, float scale,
+                      float *ddelta, double *dloss);
+/* Evaluation: adds the cross-entropy sum (log-sum-exp form) to *dloss and
+ * the count of rows whose argmax (first maximum) equals the label to *dcorrect. */
+int tsr_gpu_xent_eval(tsr_gpu_t *g, const float *dz, const int32_t *dlabels, size_t rows, size_t k, double *dloss,
+                      unsigned long long *dcorrect);
+int tsr_gpu_mse_eval(tsr_gpu_t *g, const float *dout, const float *dtargets, size_t rows, size_t k, double *dloss);
+
+/* Optimizer pieces (src/optim's rules; the caller computes lr and the bias
+ * corrections on the host). *dsumsq (device double) = sum of dx[i]^2. */
+int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq);
+/* dx *= clip / (sqrt(*dsumsq) + 1e-6) when sqrt(*dsumsq) > clip; reads the
+ * norm on the device, so no host wait. */
+int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, float clip);
+/* SGD: gi = g + wd*p; without velocity (dv NULL) p -= lr*gi; with it:
+ * first step v = gi, else v = mu*v + gi; p -= lr*(nesterov ? gi + mu*v : v). */
+int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, float wd, float mu,
+                int nesterov, int first);
+/* AdamW: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ * p = p*decay - step*m / (sqrt(v)/bc2s + eps). */
+int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step,
+                  float decay, float b1, float b2, float eps, float bc2s);
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,29 @@ int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, co
 /* Softmax probabilities (cross-entropy) or predictions (MSE) for rows inputs into out. */
 int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
 
+/* ---- GPU ----
+ * Moves the model onto a GPU: device copies of the parameters and
+ * gradients, device activations; forward, backward, evaluate and predict
+ * then run there (inputs, labels and outputs stay host memory: batches are
+ * uploaded, results downloaded). tsr_model_params/grads remain host
+ * mirrors: tsr_model_download brings the parameters up to date (waits),
+ * tsr_model_upload pushes host parameters (after a restore). Backward's
+ * ready callback is told when a layer's gradient kernels are queued on the
+ * GPU's stream, not when they have run. */
+int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu);
+/* NULL when the model runs on the CPU. */
+tsr_gpu_t *tsr_model_gpu(const tsr_model_t *m);
+/* The buffers backward and the optimizer work on: device memory on a
+ * GPU, else the same as tsr_model_params/grads. */
+float *tsr_model_work_params(tsr_model_t *m);
+float *tsr_model_work_grads(tsr_model_t *m);
+int tsr_model_download(tsr_model_t *m);
+int tsr_model_upload(tsr_model_t *m);
+/* Zeroes the gradients wherever they live. */
+int tsr_model_zero_grads(tsr_model_t *m);
+/* TSR_OK, or the first error the GPU hit (sticky: backward returns NaN then). */
+int tsr_model_status(const tsr_model_t *m);
+
 /* The spec as JSON ({"layers":[...],"loss":...}); returns bytes written or <0. */
 int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
 const char *tsr_loss_name(tsr_loss_t loss);

@@ -3,6 +3,7 @@
 #ifndef TESSERA_OPTIM_H
 #define TESSERA_OPTIM_H
 #include <stddef.h>
+#include "tessera/compute.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +34,14 @@ double tsr_optim_lr(const tsr_optim_t *o, long step);
  * *grad_norm (may be NULL) gets the global L2 norm before clipping. */
 int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
 long tsr_optim_steps_taken(const tsr_optim_t *o);
+
+/* On a GPU: the state moves to device memory and tsr_optim_step takes
+ * device pointers (tsr_model_work_params/grads). tsr_optim_state stays the
+ * host mirror: download before reading it (checkpoints), upload after
+ * writing it (restore). */
+int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu);
+int tsr_optim_download(tsr_optim_t *o);
+int tsr_optim_upload(tsr_optim_t *o);
 
 /* Optimizer state for checkpoints: nstate floats (0, n or 2n) and the step. */
 float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);

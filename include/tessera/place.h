@@ -30,6 +30,17 @@ int tsr_place_plan_cpuset_string(const tsr_place_plan_t *plan, int local_rank, c
 
 /* Binds the calling process to the rank's cpuset. */
 int tsr_place_bind(hwloc_topology_t topo, const tsr_place_plan_t *plan, int local_rank);
+/* GPU locality. The topology must be loaded with I/O devices kept
+ * (hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT)).
+ * near: 1 when the PCI device busid ("0000:3b:00.0") is attached to the
+ * package or NUMA domain of cpuset, 0 when it is attached elsewhere, -1
+ * when hwloc cannot tell (device not found, or a single-domain machine). */
+int tsr_place_gpu_near(hwloc_topology_t topo, hwloc_const_bitmap_t cpuset, const char *busid);
+/* Which of ngpus GPUs (given by bus id) a local rank bound to cpuset
+ * should use: the near ones, spread by local_rank; all of them when none
+ * is known to be near. -1 when ngpus is 0. */
+int tsr_place_gpu_pick(hwloc_topology_t topo, hwloc_const_bitmap_t cpuset, const char *const *busids, int ngpus,
+                       int local_rank);
 /* Sets the BLAS library's thread count (OpenBLAS). */
 void tsr_place_set_blas_threads(int n);
 

@@ -55,7 +55,9 @@ typedef struct tsr_serve_status {
     int world_size;
     const char *const *placement;          /* per rank, e.g. "node03 cores 0-7 numa 0" */
     const double *step_time_min, *step_time_mean, *step_time_max; /* per rank, seconds */
-    const double *comm_time_min, *comm_time_mean, *comm_time_max; /* per rank, seconds */
+    const double *comm_time_min, *comm_time_mean, *comm_time_max; /* per rank, seconds: exposed reduction time */
+    const double *comm_hidden_mean;        /* per rank, seconds per step of reduction hidden behind compute */
+    double comm_reference_s;               /* a blocking allreduce of the gradients, seconds (0: unknown) */
     const char *checkpoint;                /* e.g. "saved step 400 (ckpt/step-400.h5)"; NULL: "none" */
     /* Points to append to the plot's history. When NULL, a publish with a
      * new step appends (step, loss, accuracy) by itself. */

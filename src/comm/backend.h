@@ -11,6 +11,7 @@
 #define TESSERA_COMM_BACKEND_H
 #include <mpi.h>
 #include <stddef.h>
+#include "tessera/compute.h"
 
 /* Bucket b covers buf[start, start + len). */
 typedef struct comm_bucket {
@@ -25,6 +26,9 @@ typedef struct comm_setup {
     size_t n;
     const comm_bucket_t *buckets;
     size_t nbuckets;
+    tsr_gpu_t *gpu; /* non-NULL: buf is device memory on this GPU, and every
+                     * bucket's data is final once the work queued on the
+                     * GPU's stream before start() has run */
 } comm_setup_t;
 
 typedef struct comm_backend {
@@ -32,8 +36,9 @@ typedef struct comm_backend {
     /* 0 when this back-end cannot run here, else its priority: "auto" picks
      * the highest (the first listed on ties). Collective over comm: the
      * engine calls it on every rank, for the same back-ends in the same
-     * order, and it must return the same value on every rank. */
-    int (*available)(MPI_Comm comm);
+     * order, and it must return the same value on every rank. on_gpu: the
+     * buffer is device memory. */
+    int (*available)(MPI_Comm comm, int on_gpu);
     /* Collective over comm. Returns a TSR_* code and sets the message. */
     int (*create)(const comm_setup_t *setup, void **state);
     void (*destroy)(void *state); /* accepts NULL */
@@ -52,5 +57,6 @@ typedef struct comm_backend {
 
 extern const comm_backend_t tsr_comm_mpi_component;
 extern const comm_backend_t tsr_comm_shm_component;
+extern const comm_backend_t tsr_comm_nccl_component;
 
 #endif

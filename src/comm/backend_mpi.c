@@ -84,11 +84,11 @@ static int mpi_fail(int err, const char *call, const mpi_state_t *s, size_t b)
     return tsr_error_set(TSR_EMPI, "comm: %s failed: %s", call, text);
 }
 
-/* Always usable; "auto" prefers "shm" (20) where ranks share a node. */
-static int mpi_available(MPI_Comm comm)
+/* Usable on host buffers; "auto" prefers "shm" (20) where ranks share a node. */
+static int mpi_available(MPI_Comm comm, int on_gpu)
 {
     (void)comm;
-    return 10;
+    return on_gpu ? 0 : 10;
 }
 
 static void layout_fill(layout_t *l, size_t m, int rank, int size, int *ints)

@@ -152,9 +152,11 @@ int tsr_shm_fail(int err, const char *call)
 /* Collective over comm. Usable wherever MPI-3 shared windows are (every
  * MPI-3 library), so at least 1; preferred (20, above "mpi"'s 10) when some
  * node holds more than one rank of comm. */
-static int shm_available(MPI_Comm comm)
+static int shm_available(MPI_Comm comm, int on_gpu)
 {
     int rank = 0, size = 1;
+    if (on_gpu)
+        return 0;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     long fake = tsr_shm_env_long("TSR_COMM_FAKE_NODES", size);

@@ -12,13 +12,16 @@
  * takes the highest, the first listed on ties:
  *   "shm" (20) when some node holds more than one rank of the communicator
  *         (all ranks on one node, or hierarchical across nodes), else 1;
- *   "mpi" (10) always.
+ *   "mpi" (10) always;
+ *   "nccl" (30) for device buffers in a build with NCCL; host buffers
+ *         never, and "mpi"/"shm" never take device buffers.
  * So "auto" is "shm" when ranks share a node and "mpi" when every rank is
- * alone on its node (or there is a single rank). Both stay selectable by
- * name. */
+ * alone on its node (or there is a single rank), and "nccl" on GPUs. All
+ * stay selectable by name. */
 static const comm_backend_t *const components[] = {
     &tsr_comm_mpi_component,
     &tsr_comm_shm_component,
+    &tsr_comm_nccl_component,
 };
 enum { NCOMPONENTS = sizeof components / sizeof components[0] };
 
@@ -33,27 +36,34 @@ struct tsr_comm {
     size_t next;        /* buckets [0, next) have started this step */
     int failed;         /* a back-end call failed: the engine is unusable */
     double wait_seconds;
+    /* Time on the caller's thread inside ready_from this step (work the
+     * back-end does inline, e.g. shm's copy-in), and for the last step. */
+    double inline_seconds, last_inline_seconds;
+    double ref_seconds; /* a blocking allreduce of the buffer (calibrate) */
 };
 
-static int select_backend(MPI_Comm comm, const char *name, const comm_backend_t **out)
+static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const comm_backend_t **out)
 {
     if (!name || strcmp(name, "auto") == 0) {
         /* available() is collective: every rank asks every back-end. */
         int best = 0;
         for (size_t i = 0; i < NCOMPONENTS; i++) {
-            int prio = components[i]->available(comm);
+            int prio = components[i]->available(comm, on_gpu);
             if (prio > best) {
                 best = prio;
                 *out = components[i];
             }
         }
-        return best > 0 ? TSR_OK : tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available");
+        return best > 0 ? TSR_OK
+                        : tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available for %s buffers%s",
+                                        on_gpu ? "GPU" : "host", on_gpu ? " (this build has no NCCL)" : "");
     }
     for (size_t i = 0; i < NCOMPONENTS; i++) {
         if (strcmp(name, components[i]->name) != 0)
             continue;
-        if (!components[i]->available(comm))
-            return tsr_error_set(TSR_ENOTSUP, "comm: backend '%s' is not available here", name);
+        if (!components[i]->available(comm, on_gpu))
+            return tsr_error_set(TSR_ENOTSUP, "comm: backend '%s' is not available here for %s buffers", name,
+                                 on_gpu ? "GPU" : "host");
         *out = components[i];
         return TSR_OK;
     }
@@ -71,6 +81,12 @@ static int select_backend(MPI_Comm comm, const char *name, const comm_backend_t 
 int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
                     tsr_comm_t **out)
 {
+    return tsr_comm_create_gpu(comm, backend, NULL, buf, n, bucket_bytes, out);
+}
+
+int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
+                        size_t bucket_bytes, tsr_comm_t **out)
+{
     tsr_comm_t *c = NULL;
     int rc = TSR_OK;
     if (!out)
@@ -81,7 +97,7 @@ int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, si
     if (!buf && n > 0)
         return tsr_error_set(TSR_EINVAL, "comm: buffer is NULL but holds %zu floats", n);
     const comm_backend_t *be = NULL;
-    rc = select_backend(comm, backend, &be);
+    rc = select_backend(comm, backend, gpu != NULL, &be);
     if (rc)
         return rc;
 
@@ -122,6 +138,7 @@ int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, si
         .n = n,
         .buckets = c->buckets,
         .nbuckets = c->nbuckets,
+        .gpu = gpu,
     };
     rc = be->create(&setup, &c->state);
     if (rc)
@@ -184,12 +201,14 @@ int tsr_comm_ready_from(tsr_comm_t *c, size_t offset)
     if (offset > c->n)
         return tsr_error_set(TSR_EINVAL, "comm: ready_from offset %zu is beyond the buffer's %zu floats", offset,
                              c->n);
+    double t0 = MPI_Wtime();
     rc = start_from(c, offset);
-    if (rc)
-        return rc;
-    rc = c->be->progress(c->state);
-    if (rc)
-        c->failed = 1;
+    if (!rc) {
+        rc = c->be->progress(c->state);
+        if (rc)
+            c->failed = 1;
+    }
+    c->inline_seconds += MPI_Wtime() - t0;
     return rc;
 }
 
@@ -207,6 +226,8 @@ int tsr_comm_wait(tsr_comm_t *c)
     }
     c->next = 0;
     c->wait_seconds = MPI_Wtime() - t0;
+    c->last_inline_seconds = c->inline_seconds;
+    c->inline_seconds = 0;
     return rc;
 }
 
@@ -219,4 +240,49 @@ int tsr_comm_allreduce(tsr_comm_t *c)
 double tsr_comm_last_wait_seconds(const tsr_comm_t *c)
 {
     return c ? c->wait_seconds : 0.0;
+}
+
+double tsr_comm_last_exposed_seconds(const tsr_comm_t *c)
+{
+    return c ? c->wait_seconds + c->last_inline_seconds : 0.0;
+}
+
+double tsr_comm_reference_seconds(const tsr_comm_t *c)
+{
+    return c ? c->ref_seconds : 0.0;
+}
+
+double tsr_comm_last_hidden_seconds(const tsr_comm_t *c)
+{
+    double h = c ? c->ref_seconds - tsr_comm_last_exposed_seconds(c) : 0.0;
+    return h > 0 ? h : 0.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int tsr_comm_calibrate(tsr_comm_t *c, int reps)
+{
+    enum { MAXREPS = 31 };
+    double t[MAXREPS];
+    int rc = check_usable(c);
+    if (rc)
+        return rc;
+    if (reps < 1 || reps > MAXREPS)
+        return tsr_error_set(TSR_EINVAL, "comm: calibrate with %d repetitions; expected 1 to %d", reps, MAXREPS);
+    /* One untimed round first: the first call pays for lazy set-up. */
+    for (int r = -1; r < reps; r++) {
+        double t0 = MPI_Wtime();
+        if ((rc = tsr_comm_allreduce(c)))
+            return rc;
+        if (r >= 0)
+            t[r] = MPI_Wtime() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    c->ref_seconds = t[reps / 2];
+    c->last_inline_seconds = c->inline_seconds = c->wait_seconds = 0;
+    return TSR_OK;
 }

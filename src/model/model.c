@@ -1,5 +1,6 @@
 /* Dense feed-forward model: forward, loss, backward on flat buffers. */
 #include "tessera/model.h"
+#include "model/internal.h"
 #include "tessera/error.h"
 #include "tessera/rng.h"
 
@@ -7,16 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct tsr_model {
-    tsr_model_spec_t spec;
-    size_t max_batch, nparams, widest;
-    size_t off[TSR_MODEL_MAX_LAYERS + 1];  /* layer weight offsets; off[L] = nparams */
-    float *params, *grads;
-    float *act[TSR_MODEL_MAX_LAYERS + 1];  /* act[0] points at the caller's input */
-    float *delta[2];                       /* backward scratch, ping-pong */
-    size_t rows;                           /* rows of the last forward */
-};
 
 static int spec_check(const tsr_model_spec_t *s)
 {
@@ -82,6 +73,7 @@ void tsr_model_destroy(tsr_model_t *m)
 {
     if (!m)
         return;
+    model_gpu_free(m);
     free(m->params);
     free(m->grads);
     for (int i = 1; i <= m->spec.nlayers; i++)
@@ -128,6 +120,8 @@ int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows)
 {
     if (rows == 0 || rows > m->max_batch)
         return tsr_error_set(TSR_EINVAL, "model: batch of %zu rows; expected 1 to %zu", rows, m->max_batch);
+    if (m->dev)
+        return model_gpu_forward(m, x, rows);
     m->act[0] = (float *)x;
     m->rows = rows;
     int L = m->spec.nlayers;
@@ -146,6 +140,9 @@ int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows)
 
 const float *tsr_model_output(const tsr_model_t *m)
 {
+    /* On a GPU the host buffer is a cache of the device's output. */
+    if (m->dev && model_gpu_output((tsr_model_t *)m) != TSR_OK)
+        return NULL;
     return m->act[m->spec.nlayers];
 }
 
@@ -181,6 +178,8 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
                           tsr_grad_ready_fn ready, void *arg)
 {
     (void)rows; /* the forward's row count is authoritative */
+    if (m->dev)
+        return model_gpu_backward(m, labels, targets, scale, ready, arg);
     int L = m->spec.nlayers;
     int cur = 0;
     double loss = loss_delta(m, labels, targets, scale, m->delta[cur]);
@@ -207,6 +206,8 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
 int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
                        double *loss_sum, size_t *correct)
 {
+    if (m->dev)
+        return model_gpu_evaluate(m, x, labels, targets, rows, loss_sum, correct);
     size_t k = m->spec.sizes[m->spec.nlayers], d = m->spec.sizes[0];
     double loss = 0.0;
     size_t ok = 0;
@@ -245,6 +246,8 @@ int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, co
 
 int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out)
 {
+    if (m->dev)
+        return model_gpu_predict(m, x, rows, out);
     size_t k = m->spec.sizes[m->spec.nlayers], d = m->spec.sizes[0];
     for (size_t start = 0; start < rows; start += m->max_batch) {
         size_t n = rows - start < m->max_batch ? rows - start : m->max_batch;

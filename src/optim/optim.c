@@ -14,6 +14,10 @@ struct tsr_optim {
     long step;
     float *state; /* SGD: velocity [n]; AdamW: m [n] then v [n] */
     size_t nstate;
+    /* On a GPU (tsr_optim_to_gpu): the state lives there, state mirrors it. */
+    tsr_gpu_t *gpu;
+    float *dstate;
+    double *dsumsq;
 };
 
 int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out)
@@ -43,6 +47,10 @@ void tsr_optim_destroy(tsr_optim_t *o)
 {
     if (!o)
         return;
+    if (o->gpu) {
+        tsr_gpu_free(o->gpu, o->dstate);
+        tsr_gpu_free(o->gpu, o->dsumsq);
+    }
     free(o->state);
     free(o);
 }
@@ -73,11 +81,44 @@ static double global_norm(const float *g, size_t n)
     return sqrt(s[0] + s[1] + s[2] + s[3]);
 }
 
+/* The same rules as tsr_optim_step with the tsr_gpu_* kernels. */
+static int step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    size_t n = o->n;
+    int rc = TSR_OK;
+    if (c->clip_norm > 0 || grad_norm) {
+        double sumsq = 0;
+        rc = tsr_gpu_sumsq(o->gpu, g, n, o->dsumsq);
+        /* Only a caller who asks for the norm makes the host wait. */
+        if (!rc && grad_norm && !(rc = tsr_gpu_download(o->gpu, &sumsq, o->dsumsq, sizeof sumsq)))
+            *grad_norm = sqrt(sumsq);
+        if (!rc && c->clip_norm > 0)
+            rc = tsr_gpu_clip(o->gpu, g, n, o->dsumsq, (float)c->clip_norm);
+    }
+    if (rc)
+        return rc;
+    if (c->kind == TSR_OPTIM_SGD)
+        return tsr_gpu_sgd(o->gpu, p, g, o->nstate ? o->dstate : NULL, n, lr, (float)c->weight_decay,
+                           (float)c->momentum, c->nesterov, o->step == 0 && !c->nesterov);
+    double t = (double)(o->step + 1);
+    float bc1 = (float)(1.0 - pow(c->beta1, t));
+    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
+    return tsr_gpu_adamw(o->gpu, p, g, o->dstate, o->dstate + n, n, lr / bc1, 1.0f - lr * (float)c->weight_decay,
+                         (float)c->beta1, (float)c->beta2, (float)c->eps, bc2s);
+}
+
 int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double *grad_norm)
 {
     const tsr_optim_config_t *c = &o->cfg;
     size_t n = o->n;
     float lr = (float)tsr_optim_lr(o, o->step);
+    if (o->gpu) {
+        int rc = step_gpu(o, p, g, grad_norm, lr);
+        if (!rc)
+            o->step++;
+        return rc;
+    }
     if (c->clip_norm > 0 || grad_norm) {
         double norm = global_norm(g, n);
         if (grad_norm)
@@ -143,4 +184,41 @@ float *tsr_optim_state(tsr_optim_t *o, size_t *nstate)
 void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps)
 {
     o->step = steps;
+}
+
+int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu)
+{
+    int rc;
+    if (o->gpu)
+        return tsr_error_set(TSR_EINVAL, "optim: already on a GPU");
+    o->gpu = gpu;
+    if ((rc = tsr_gpu_alloc(gpu, sizeof(double), (void **)&o->dsumsq)))
+        goto fail;
+    if (o->nstate && ((rc = tsr_gpu_alloc(gpu, o->nstate * sizeof(float), (void **)&o->dstate)) ||
+                      (rc = tsr_optim_upload(o))))
+        goto fail;
+    return TSR_OK;
+fail:
+    tsr_error_prefix(rc, "optim: moving %zu state values to the GPU: ", o->nstate);
+    tsr_gpu_free(gpu, o->dstate);
+    tsr_gpu_free(gpu, o->dsumsq);
+    o->dstate = NULL;
+    o->dsumsq = NULL;
+    o->gpu = NULL;
+    return rc;
+}
+
+int tsr_optim_download(tsr_optim_t *o)
+{
+    if (!o->gpu || !o->nstate)
+        return TSR_OK;
+    return tsr_gpu_download(o->gpu, o->state, o->dstate, o->nstate * sizeof(float));
+}
+
+int tsr_optim_upload(tsr_optim_t *o)
+{
+    if (!o->gpu || !o->nstate)
+        return TSR_OK;
+    int rc = tsr_gpu_upload(o->gpu, o->dstate, o->state, o->nstate * sizeof(float));
+    return rc ? rc : tsr_gpu_sync(o->gpu);
 }

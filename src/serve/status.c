@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { HIST_MAX = 4096, RANK_STATS = 6 };
+enum { HIST_MAX = 4096, RANK_STATS = 7 };
 
 struct serve_status {
     pthread_mutex_t mu;
@@ -19,7 +19,7 @@ struct serve_status {
     char state[32], checkpoint[512], source[1024];
     int nranks;
     char **placement;
-    double *stats; /* RANK_STATS * nranks: step min/mean/max, comm min/mean/max */
+    double *stats; /* RANK_STATS * nranks: step min/mean/max, comm min/mean/max, hidden mean */
     tsr_serve_point_t *hist;
     size_t nhist;
 };
@@ -93,7 +93,8 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in)
             return tsr_error_set(TSR_ENOMEM, "serve: out of memory for %d ranks", n);
         }
         const double *src[RANK_STATS] = {in->step_time_min, in->step_time_mean, in->step_time_max,
-                                         in->comm_time_min, in->comm_time_mean, in->comm_time_max};
+                                         in->comm_time_min, in->comm_time_mean, in->comm_time_max,
+                                         in->comm_hidden_mean};
         for (int r = 0; r < n; r++) {
             pl[r] = in->placement && in->placement[r] ? strdup(in->placement[r]) : NULL;
             for (int k = 0; k < RANK_STATS; k++)
@@ -154,11 +155,14 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
         json_t *ranks = json_array();
         for (int r = 0; r < st->nranks; r++) {
             const double *v = st->stats + r * RANK_STATS;
-            json_array_append_new(ranks, json_pack("{s:i,s:o,s:o,s:o}", "rank", r, "placement",
+            json_array_append_new(ranks, json_pack("{s:i,s:o,s:o,s:o,s:o}", "rank", r, "placement",
                                                    st->placement[r] ? json_string(st->placement[r]) : json_null(),
-                                                   "step_time_s", summary(v), "comm_time_s", summary(v + 3)));
+                                                   "step_time_s", summary(v), "comm_time_s", summary(v + 3),
+                                                   "comm_hidden_s", num(v[6])));
         }
         json_object_set_new(o, "ranks", ranks);
+        json_object_set_new(o, "comm_reference_s", c->comm_reference_s > 0 ? json_real(c->comm_reference_s)
+                                                                             : json_null());
         json_object_set_new(o, "checkpoint", json_string(st->checkpoint));
     }
     json_object_set_new(model, "source", st->source[0] ? json_string(st->source) : json_null());
@@ -278,5 +282,16 @@ void serve_status_metrics(serve_status_t *st, serve_buf_t *b)
                 metric(b, names[k], labels, st->stats[r * RANK_STATS + 3 * k + q]);
             }
     }
+    const char *hn = "tessera_rank_comm_hidden_seconds";
+    serve_buf_printf(b, "# HELP %s Per-rank gradient reduction time per step hidden behind compute (mean over the "
+                        "last interval).\n# TYPE %s gauge\n", hn, hn);
+    for (int r = 0; r < st->nranks; r++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "{rank=\"%d\"}", r);
+        metric(b, hn, labels, st->stats[r * RANK_STATS + 6]);
+    }
+    if (c->comm_reference_s > 0)
+        gauge(b, "tessera_comm_reference_seconds", "A blocking allreduce of the whole gradient, measured at start.",
+              c->comm_reference_s);
     pthread_mutex_unlock(&st->mu);
 }

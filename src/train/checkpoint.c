@@ -73,6 +73,12 @@ int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
 
 int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync)
 {
+    /* On a GPU the registered host buffers are mirrors: refresh them first. */
+    int rc = tsr_model_download(ctx->model);
+    if (!rc)
+        rc = tsr_optim_download(ctx->optim);
+    if (rc)
+        return tsr_error_prefix(rc, "checkpoint of step %ld: copying the GPU's state to the host: ", step);
     ctx->ck_steps = tsr_optim_steps_taken(ctx->optim);
     ctx->ck_epoch = next->epoch;
     ctx->ck_cursor = (int64_t)next->cursor;
@@ -196,5 +202,7 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     pos->epoch = hdr[1];
     pos->cursor = (size_t)hdr[2];
     tsr_optim_set_steps_taken(ctx->optim, (long)ctx->ck_steps);
+    if ((rc = tsr_model_upload(ctx->model)) || (rc = tsr_optim_upload(ctx->optim)))
+        return tsr_error_prefix(rc, "rank %d: copying the restored state to the GPU: ", ctx->rank);
     return tsr_loader_seek(ctx->loader, (uint64_t)pos->epoch, (uint64_t)pos->cursor);
 }

@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NSTAT = 6, PLACE_LEN = 160 };
+enum { NSTAT = 7, PLACE_LEN = 160 };
 
 struct tsr_train_monitor {
     tsr_serve_t *serve;          /* rank 0 with [serve] enabled */
     double t0;
     /* this rank's timings since the last publish */
-    double step_sum, step_min, step_max, comm_sum, comm_min, comm_max;
+    double step_sum, step_min, step_max, comm_sum, comm_min, comm_max, hidden_sum;
     long n;
     double last[NSTAT];          /* what this rank sent last time */
     /* rank 0: everyone's, gathered */
@@ -30,7 +30,7 @@ struct tsr_train_monitor {
 
 static void reset(struct tsr_train_monitor *m)
 {
-    m->step_sum = m->comm_sum = 0;
+    m->step_sum = m->comm_sum = m->hidden_sum = 0;
     m->step_min = m->comm_min = INFINITY;
     m->step_max = m->comm_max = 0;
     m->n = 0;
@@ -73,9 +73,10 @@ int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     return TSR_OK;
 }
 
-void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s)
+void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s, double hidden_s)
 {
     struct tsr_train_monitor *m = ctx->mon;
+    m->hidden_sum += hidden_s;
     m->step_sum += step_s;
     m->comm_sum += comm_s;
     m->step_min = step_s < m->step_min ? step_s : m->step_min;
@@ -92,7 +93,8 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
      * point): repeat the last figures rather than report zeros. */
     if (m->n) {
         double n = (double)m->n;
-        double now[NSTAT] = {m->step_min, m->step_sum / n, m->step_max, m->comm_min, m->comm_sum / n, m->comm_max};
+        double now[NSTAT] = {m->step_min, m->step_sum / n, m->step_max, m->comm_min, m->comm_sum / n, m->comm_max,
+                             m->hidden_sum / n};
         memcpy(m->last, now, sizeof now);
     }
     double mine[NSTAT];
@@ -131,9 +133,13 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         .placement = m->place,
         .step_time_min = m->cols[0], .step_time_mean = m->cols[1], .step_time_max = m->cols[2],
         .comm_time_min = m->cols[3], .comm_time_mean = m->cols[4], .comm_time_max = m->cols[5],
+        .comm_hidden_mean = m->cols[6],
+        .comm_reference_s = tsr_comm_reference_seconds(ctx->comm),
         .checkpoint = ck,
     };
-    tsr_serve_publish_model(m->serve, ctx->model);
+    /* On a GPU the host copy of the weights is refreshed only for this. */
+    if (tsr_model_download(ctx->model) == TSR_OK)
+        tsr_serve_publish_model(m->serve, ctx->model);
     tsr_serve_publish_status(m->serve, &st);
 }
 

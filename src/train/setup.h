@@ -19,6 +19,9 @@ typedef struct tsr_train_ctx {
     tsr_model_t *model;
     tsr_optim_t *optim;
     tsr_comm_t *comm;
+    tsr_gpu_t *gpu;  /* NULL: training on the CPU */
+    double comm_exposed, comm_hidden; /* sums over this run's steps */
+    long comm_steps;
     size_t batch, steps_per_epoch;
     long epochs, total_steps;
     /* This rank's slice of the test split, read once. */
@@ -54,6 +57,10 @@ enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2 };
 int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t *cfg, int *failed_rank);
 void tsr_train_teardown(tsr_train_ctx_t *ctx);
 
+/* runtime.device: on cuda, creates ctx->gpu (one GPU per rank, nearest
+ * by hwloc) and moves the model and optimizer there. Collective. */
+int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank);
+
 /* Where training starts: global step, epoch, step within the epoch. */
 typedef struct tsr_train_pos {
     long step, epoch;
@@ -69,7 +76,9 @@ int tsr_train_wait_arrival(tsr_train_ctx_t *ctx, MPI_Request *req, long step);
  * timings; publish is collective (gathers per-rank timings) and hands rank
  * 0's snapshot to the coordinator; finish registers the model file. */
 int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank);
-void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_seconds, double comm_seconds);
+/* comm: the reduction's exposed time this step; hidden: the part of the
+ * reduction hidden behind compute (tsr_comm_last_hidden_seconds). */
+void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_seconds, double comm_seconds, double hidden_seconds);
 typedef struct tsr_train_snapshot {
     const char *state;
     long step, epoch;

@@ -57,7 +57,9 @@ static int save_model(tsr_train_ctx_t *ctx, const tsr_train_result_t *res)
     snprintf(world, sizeof world, "%d", ctx->world);
     const char *attrs[] = {"config", conf, "test_accuracy", acc, "test_loss", loss,
                            "steps", steps, "world_size", world, "dataset", ctx->data_path};
-    int rc = tsr_model_save(ctx->model, tsr_config_get(ctx->cfg, "train", "output"), attrs, 6);
+    int rc = tsr_model_download(ctx->model);
+    if (!rc)
+        rc = tsr_model_save(ctx->model, tsr_config_get(ctx->cfg, "train", "output"), attrs, 6);
     free(conf);
     return rc;
 }
@@ -146,7 +148,8 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
     long log_every = tsr_config_get_long(ctx->cfg, "train", "log_every");
     int eval = ctx->test && tsr_config_get_bool(ctx->cfg, "train", "eval");
     float scale = 1.0f / (float)(ctx->batch * (size_t)ctx->world);
-    float *params = tsr_model_params(ctx->model), *grads = tsr_model_grads(ctx->model);
+    /* Device memory on a GPU: the loop itself never reads them. */
+    float *params = tsr_model_work_params(ctx->model), *grads = tsr_model_work_grads(ctx->model);
     long step = start->step;
     tsr_train_pos_t next = *start;
     double loop_seconds = 0, samples = 0;
@@ -171,11 +174,17 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             if (tsr_loader_next(ctx->loader, &b) != TSR_OK) {
                 status = TSR_STEP_ERROR;
                 rc = TSR_EIO;
-                memset(grads, 0, tsr_model_nparams(ctx->model) * sizeof *grads);
+                tsr_model_zero_grads(ctx->model);
                 tsr_comm_ready_from(ctx->comm, 0);
             } else {
                 tsr_model_forward(ctx->model, b.x, b.rows);
                 loss = tsr_model_backward(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready, ctx->comm);
+                /* A GPU error is sticky in the model; stop everyone with it. */
+                int grc = tsr_model_status(ctx->model);
+                if (grc) {
+                    rc = tsr_error_prefix(grc, "rank %d, step %ld: ", ctx->rank, step + 1);
+                    status = TSR_STEP_ERROR;
+                }
             }
             walltime_check(ctx, margin);
             if (tsr_runtime_stop_signal())
@@ -190,8 +199,17 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 return crc;
             if (agreed & TSR_STEP_ERROR)
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
-            tsr_optim_step(ctx->optim, params, grads, NULL);
-            tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_wait_seconds(ctx->comm));
+            int orc = tsr_optim_step(ctx->optim, params, grads, NULL);
+            if (orc) {
+                /* Only a GPU fails here; everyone stops at the next agreement. */
+                rc = tsr_error_prefix(orc, "rank %d, step %ld: optimizer: ", ctx->rank, step + 1);
+                ctx->pending_status |= TSR_STEP_ERROR;
+            }
+            tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_exposed_seconds(ctx->comm),
+                                   tsr_comm_last_hidden_seconds(ctx->comm));
+            ctx->comm_exposed += tsr_comm_last_exposed_seconds(ctx->comm);
+            ctx->comm_hidden += tsr_comm_last_hidden_seconds(ctx->comm);
+            ctx->comm_steps++;
             step++;
             res->steps = step;
             next = (tsr_train_pos_t){step, epoch, s + 1};
@@ -217,7 +235,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
             ctx->pending_status |= checkpoint_step(ctx, step, &next);
-            if (ctx->pending_status & TSR_STEP_ERROR)
+            if ((ctx->pending_status & TSR_STEP_ERROR) && !rc)
                 rc = TSR_EIO;
             if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
                 raise(SIGKILL);
@@ -281,6 +299,20 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
     return rc;
 }
 
+/* How much of the gradient reduction backward hid, mean over ranks. */
+static void report_comm(tsr_train_ctx_t *ctx)
+{
+    double in[2] = {ctx->comm_exposed, ctx->comm_hidden}, sum[2] = {0, 0};
+    MPI_Allreduce(in, sum, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt));
+    double ref = tsr_comm_reference_seconds(ctx->comm), n = (double)ctx->comm_steps * ctx->world;
+    if (ctx->rank != 0 || ctx->comm_steps == 0 || ref <= 0)
+        return;
+    tsr_log(TSR_LOG_INFO, "comm %s: a blocking allreduce of the gradients takes %.3f ms; per step the reduction "
+            "cost %.3f ms on the critical path and %.3f ms (%.0f%%) was hidden behind backward (mean of %d ranks)",
+            tsr_comm_backend(ctx->comm), 1e3 * ref, 1e3 * sum[0] / n, 1e3 * sum[1] / n, 100 * sum[1] / n / ref,
+            ctx->world);
+}
+
 int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank)
 {
     tsr_train_ctx_t ctx;
@@ -307,6 +339,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
     rc = run_loop(&ctx, &start, res);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
+    report_comm(&ctx);
     /* Every rank holds the same weights; rank 0 writes them. */
     if (ctx.rank == 0)
         rc = save_model(&ctx, res);

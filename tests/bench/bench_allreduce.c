@@ -13,7 +13,12 @@
  *       ratio to memcpy pairs samples taken under the same machine load (the
  *       column shows the copies paired with "shm 25 MiB").
  *
- *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F]
+ *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]
+ *
+ * --gpu (one CUDA device per rank, local rank = device): the "nccl"
+ * back-end on device buffers, one bucket and 25 MiB buckets, each call
+ * waited for (the engine's wait syncs its stream), beside MPI_Allreduce of
+ * the same bytes in host memory; the same algbw/busbw columns.
  *
  * Sizes go from --min-bytes (4 KiB) to --max-bytes (64 MiB; 256M works) by
  * factors of 4; N takes K, M, G suffixes (powers of 1024). Time is the
@@ -143,6 +148,65 @@ static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup
     return median(tmax, iters);
 }
 
+/* --gpu: nccl-tests-style rows for the nccl back-end (see the header). */
+static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, float *host, double *t, double *tmax)
+{
+    MPI_Comm node;
+    int lrank = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &lrank);
+    MPI_Comm_free(&node);
+    tsr_gpu_t *g = NULL;
+    float *d = NULL;
+    if (tsr_gpu_count() <= lrank || tsr_gpu_create(lrank, &g) || tsr_gpu_alloc(g, max_bytes, (void **)&d)) {
+        if (rank == 0)
+            printf("SKIP: --gpu needs one CUDA device per rank (%d here): %s\n", tsr_gpu_count(), tsr_last_error());
+        tsr_gpu_destroy(g);
+        return;
+    }
+    if (rank == 0) {
+        printf("# bench_allreduce --gpu: %d ranks, %s; nccl engine on device memory vs MPI_Allreduce on host memory\n",
+               size, tsr_gpu_name(g));
+        printf("#%10s %5s | %-17s | %-17s | %-17s\n", "", "", "nccl 1 bkt", "nccl 25 MiB", "MPI_Allreduce host");
+        printf("#%10s %5s | %9s %7s | %9s %7s | %9s %7s\n", "size(B)", "iters", "time(us)", "busbw", "time(us)",
+               "busbw", "time(us)", "busbw");
+    }
+    for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
+        size_t n = bytes / sizeof(float);
+        double want = iters_scale * (double)(64u << 20) / (double)bytes;
+        int iters = want < 10 ? 10 : want > 1000 ? 1000 : (int)want;
+        double sec[3];
+        for (int m = 0; m < 3; m++) {
+            tsr_comm_t *c = NULL;
+            if (m < 2 && tsr_comm_create_gpu(MPI_COMM_WORLD, "nccl", g, d, n, m ? default_bucket_bytes : 0, &c))
+                die("tsr_comm_create_gpu");
+            for (int i = -3; i < iters; i++) {
+                MPI_Barrier(MPI_COMM_WORLD);
+                double t0 = MPI_Wtime();
+                if (m < 2 ? tsr_comm_allreduce(c) != TSR_OK
+                          : MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+                    die("allreduce");
+                if (i >= 0)
+                    t[i] = MPI_Wtime() - t0;
+            }
+            MPI_Allreduce(t, tmax, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            sec[m] = median(tmax, iters);
+            tsr_comm_destroy(c);
+        }
+        if (rank == 0) {
+            printf(" %10zu %5d", bytes, iters);
+            for (int m = 0; m < 3; m++)
+                printf(" | %9.1f %7.2f", sec[m] * 1e6, (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size);
+            printf("\n");
+            fflush(stdout);
+        }
+        if (bytes > SIZE_MAX / 4)
+            break;
+    }
+    tsr_gpu_free(g, d);
+    tsr_gpu_destroy(g);
+}
+
 static tsr_comm_t *make_engine(const char *backend, float *buf, size_t n, size_t bucket_bytes, int barrier)
 {
     tsr_comm_t *c = NULL;
@@ -164,9 +228,12 @@ int main(int argc, char **argv)
 
     size_t min_bytes = 4u << 10, max_bytes = 64u << 20;
     double iters_scale = 1.0;
+    int gpu = 0;
     for (int i = 1; i < argc; i++) {
         int bad = 0;
-        if (strcmp(argv[i], "--min-bytes") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--gpu") == 0)
+            gpu = 1;
+        else if (strcmp(argv[i], "--min-bytes") == 0 && i + 1 < argc)
             bad = parse_bytes(argv[++i], &min_bytes);
         else if (strcmp(argv[i], "--max-bytes") == 0 && i + 1 < argc)
             bad = parse_bytes(argv[++i], &max_bytes);
@@ -176,7 +243,7 @@ int main(int argc, char **argv)
             bad = 1;
         if (bad || iters_scale <= 0 || min_bytes < sizeof(float) || max_bytes / sizeof(float) > INT_MAX) {
             if (rank == 0)
-                fprintf(stderr, "usage: bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F]\n"
+                fprintf(stderr, "usage: bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]\n"
                                 "  N in bytes, with K, M or G for powers of 1024 (defaults 4K and 64M)\n");
             MPI_Finalize();
             return 2;
@@ -191,6 +258,12 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
 
+    if (gpu) {
+        run_gpu(min_bytes, max_bytes, iters_scale, buf, t, tmax);
+        free(buf), free(copy), free(t), free(tmax);
+        MPI_Finalize();
+        return 0;
+    }
     if (rank == 0) {
         char host[256] = "?", lib[MPI_MAX_LIBRARY_VERSION_STRING] = "?";
         int len = 0;

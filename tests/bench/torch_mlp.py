@@ -28,29 +28,40 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="timed runs; the median is reported (default 5)")
     ap.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (run_gpu_bench.sh's peer; default cpu)")
     args = ap.parse_args()
     if args.seconds <= 0 or args.reps < 1 or args.batch < 1:
         ap.error("expected --seconds > 0, --reps >= 1, --batch >= 1")
 
     torch.set_num_threads(1)
     torch.manual_seed(1234)
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print("SKIP: torch.cuda.is_available() is False")
+        return 77
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     layers = []
     for i in range(len(SIZES) - 1):
         layers.append(nn.Linear(SIZES[i], SIZES[i + 1]))
         if i < len(SIZES) - 2:
             layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    model = nn.Sequential(*layers).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     xs = torch.rand(NBATCHES, args.batch, SIZES[0])
     ys = torch.randint(0, SIZES[-1], (NBATCHES, args.batch))
+    if dev.type == "cuda":
+        # Batches start in pinned host memory and are copied per step, as
+        # bench_gpu_train uploads each batch.
+        xs, ys = xs.pin_memory(), ys.pin_memory()
     state = {"next": 0, "loss": 0.0}
 
     def step():
         b = state["next"]
         state["next"] = (b + 1) % NBATCHES
         opt.zero_grad()
-        loss = loss_fn(model(xs[b]), ys[b])
+        x, y = xs[b].to(dev, non_blocking=True), ys[b].to(dev, non_blocking=True)
+        loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         return loss
@@ -59,16 +70,17 @@ def main():
     # (forward X W^T, backward dW = delta^T X and dX = delta W, no dX for the
     # input layer), on the same input batches, like bench_train's peer.
     nl = len(SIZES) - 1
-    ws = [torch.rand(SIZES[i + 1], SIZES[i]) * 0.1 - 0.05 for i in range(nl)]
-    gws = [torch.empty(SIZES[i + 1], SIZES[i]) for i in range(nl)]
-    acts = [None] + [torch.rand(args.batch, SIZES[i]) for i in range(1, nl + 1)]
-    deltas = [None] + [torch.rand(args.batch, SIZES[i]) * 0.02 - 0.01 for i in range(1, nl + 1)]
+    ws = [(torch.rand(SIZES[i + 1], SIZES[i]) * 0.1 - 0.05).to(dev) for i in range(nl)]
+    gws = [torch.empty(SIZES[i + 1], SIZES[i], device=dev) for i in range(nl)]
+    acts = [None] + [torch.rand(args.batch, SIZES[i], device=dev) for i in range(1, nl + 1)]
+    deltas = [None] + [(torch.rand(args.batch, SIZES[i]) * 0.02 - 0.01).to(dev) for i in range(1, nl + 1)]
+    xdev = xs.to(dev)
     gstate = {"next": 0}
 
     def gemms():
         b = gstate["next"]
         gstate["next"] = (b + 1) % NBATCHES
-        acts[0] = xs[b]
+        acts[0] = xdev[b]
         for i in range(nl):
             torch.mm(acts[i], ws[i].t(), out=acts[i + 1])
         for i in range(nl - 1, -1, -1):
@@ -87,9 +99,11 @@ def main():
             t0 = time.perf_counter()
             for _ in range(block):
                 step()
+            sync()
             t1 = time.perf_counter()
             for _ in range(block):
                 gemms()
+            sync()
             t2 = time.perf_counter()
             ts += t1 - t0
             tg += t2 - t1
@@ -104,7 +118,7 @@ def main():
     frac = statistics.median(r[1] / r[0] for r in runs)
     sps = args.batch / t
     if args.json:
-        print(json.dumps({"bench": "torch_mlp", "torch": torch.__version__, "batch": args.batch, "reps": args.reps,
+        print(json.dumps({"bench": "torch_mlp", "torch": torch.__version__, "device": str(dev), "batch": args.batch, "reps": args.reps,
                           "seconds": args.seconds, "threads": torch.get_num_threads(),
                           "samples_per_s": round(sps, 1), "step_ms": round(1e3 * t, 4),
                           "gemm_step_ms": round(1e3 * tg, 4), "frac_sgemm_bound": round(frac, 4)}))

@@ -70,4 +70,12 @@ printf '[train]\nepochs = 1\nbatchsize = 4\n' > typo.ini
 expect "typo in file"       2 "typo.ini:3.*train.batch_size" 2 train typo.ini
 printf '[data]\npath = good.h5\n[train]\noutput = /nonexistent-dir/out.h5\nepochs = 1\nbatch_size = 4\n' > unwritable.ini
 expect "unwritable output"  4 "nonexistent-dir"  2 train unwritable.ini --set runtime.progress=none
+# No GPU here (or a build without CUDA): cuda is refused, auto falls back to the CPU.
+if [ "$(nvidia-smi -L 2>/dev/null | grep -c GPU)" -lt 2 ]; then
+  expect "cuda without GPUs" 2 "device = cuda" 2 train base.ini --set runtime.device=cuda
+  mpi 2 train base.ini --set runtime.device=auto --set runtime.progress=none >o.txt 2>&1 && [ -f out.h5 ] &&
+    grep -q "training on the CPU" o.txt && ok "runtime.device = auto without GPUs trains on the CPU" ||
+    { bad "runtime.device = auto without GPUs"; cat o.txt; }
+  rm -f out.h5
+fi
 finish

@@ -215,7 +215,7 @@ static void check_errors(void)
     int rc = tsr_comm_create(MPI_COMM_WORLD, "x", x, 4, 0, &c);
     CHECK(rc == TSR_EINVAL, "unknown backend: rc %d, want TSR_EINVAL", rc);
     CHECK(c == NULL, "unknown backend: *out not NULL");
-    CHECK(strcmp(tsr_last_error(), "comm: unknown backend 'x'; expected mpi, shm or auto") == 0,
+    CHECK(strcmp(tsr_last_error(), "comm: unknown backend 'x'; expected mpi, shm, nccl or auto") == 0,
           "unknown backend message: '%s'", tsr_last_error());
 
     rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", NULL, 4, 0, &c);
@@ -237,6 +237,32 @@ static void check_errors(void)
     tsr_comm_destroy(c);
     tsr_comm_destroy(NULL);
     CHECK(tsr_comm_nbuckets(NULL) == 0, "nbuckets(NULL)");
+
+    /* nccl takes GPU buffers only; in a build without NCCL it never is available. */
+    rc = tsr_comm_create(MPI_COMM_WORLD, "nccl", x, 4, 0, &c);
+    CHECK(rc == TSR_ENOTSUP && c == NULL, "nccl on host memory: rc %d, want TSR_ENOTSUP", rc);
+    CHECK(strstr(tsr_last_error(), "nccl") && strstr(tsr_last_error(), "host"), "nccl message: '%s'",
+          tsr_last_error());
+
+    /* Calibration: a positive reference time; the engine still sums right after. */
+    float y[300];
+    for (int i = 0; i < 300; i++)
+        y[i] = 0;
+    rc = tsr_comm_create(MPI_COMM_WORLD, NULL, y, 300, 64, &c);
+    CHECK(rc == TSR_OK, "create: %s", tsr_last_error());
+    CHECK(tsr_comm_calibrate(c, 0) == TSR_EINVAL, "calibrate 0 accepted");
+    CHECK(tsr_comm_calibrate(c, 3) == TSR_OK && tsr_comm_reference_seconds(c) > 0, "calibrate: %s",
+          tsr_last_error());
+    for (int i = 0; i < 300; i++)
+        y[i] = (float)(rank + i);
+    CHECK(tsr_comm_ready_from(c, 150) == TSR_OK && tsr_comm_wait(c) == TSR_OK, "step after calibrate");
+    for (int i = 0; i < 300; i++)
+        CHECK(y[i] == (float)(size * i + size * (size - 1) / 2), "after calibrate: y[%d] = %g", i, y[i]);
+    CHECK(tsr_comm_last_exposed_seconds(c) >= tsr_comm_last_wait_seconds(c), "exposed < wait");
+    CHECK(tsr_comm_last_hidden_seconds(c) >= 0 &&
+              tsr_comm_last_hidden_seconds(c) <= tsr_comm_reference_seconds(c),
+          "hidden %g outside [0, reference %g]", tsr_comm_last_hidden_seconds(c), tsr_comm_reference_seconds(c));
+    tsr_comm_destroy(c);
 
     /* n == 0 is a valid, empty engine. */
     rc = tsr_comm_create(MPI_COMM_WORLD, NULL, NULL, 0, 64, &c);

@@ -203,6 +203,25 @@ static void test_small_strings_and_single_numa(void **state)
     hwloc_topology_destroy(topo);
 }
 
+/* GPU choice without locality facts (a synthetic topology has no PCI
+ * devices): spread by local rank; nonsense bus ids are "unknown". */
+static void test_gpu_pick_without_locality(void **state)
+{
+    (void)state;
+    hwloc_topology_t topo = synthetic(BIG);
+    const char *ids[4] = {"0000:3b:00.0", "0000:5e:00.0", "0000:86:00.0", "0000:af:00.0"};
+    hwloc_const_bitmap_t all = hwloc_topology_get_topology_cpuset(topo);
+    assert_int_equal(tsr_place_gpu_near(topo, all, ids[0]), -1);
+    assert_int_equal(tsr_place_gpu_near(topo, all, "not-a-bus-id"), -1);
+    assert_int_equal(tsr_place_gpu_near(topo, all, NULL), -1);
+    assert_int_equal(tsr_place_gpu_pick(topo, all, ids, 4, 0), 0);
+    assert_int_equal(tsr_place_gpu_pick(topo, all, ids, 4, 3), 3);
+    assert_int_equal(tsr_place_gpu_pick(topo, all, ids, 4, 5), 1);
+    assert_int_equal(tsr_place_gpu_pick(NULL, NULL, ids, 2, 3), 1);
+    assert_int_equal(tsr_place_gpu_pick(topo, all, ids, 0, 0), -1);
+    hwloc_topology_destroy(topo);
+}
+
 static void test_no_cores_falls_back_to_pus(void **state)
 {
     (void)state;
@@ -302,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_more_ranks_than_cores),
         cmocka_unit_test(test_small_strings_and_single_numa),
         cmocka_unit_test(test_no_cores_falls_back_to_pus),
+        cmocka_unit_test(test_gpu_pick_without_locality),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_this_machine),
     };

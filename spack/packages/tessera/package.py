@@ -72,6 +72,8 @@ class Tessera(CMakePackage, CudaPackage):
         ]
         if self.spec.satisfies("+slurm"):
             args.append(self.define("SLURM_ROOT", self.spec["slurm"].prefix))
+        if self.spec.satisfies("+nccl"):
+            args.append(self.define("NCCL_ROOT", self.spec["nccl"].prefix))
         if self.spec.satisfies("+cuda"):
             archs = self.spec.variants["cuda_arch"].value
             if archs and archs[0] != "none":

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# GPU benchmarks (issue 6), for a machine with an NVIDIA GPU:
+#   (a) training-step throughput of the 784-256-256-10 MLP at batch 1024 on
+#       one GPU: bench_gpu_train against torch_mlp.py --device cuda on the
+#       same GPU, alternating (tessera, torch, ...) ROUNDS times; prints the
+#       ratio of medians (target >= 1.0);
+#   (b) the NCCL sanity run: mpi_test_nccl on 1 rank (one GPU), then on as
+#       many ranks as GPUs, and bench_allreduce --backend nccl where MPI is
+#       available.
+# Without a GPU every part says SKIP and the script exits 0.
+#
+# Usage: tests/bench/run_gpu_bench.sh [BUILD_DIR] [--seconds S] [--reps N] [--rounds R] [--batch B]
+# Environment: PYTHON (default: /usr/bin/python3 if it has torch, else python3).
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=build seconds=3 reps=5 rounds=3 batch=1024
+while [ $# -gt 0 ]; do
+  case $1 in
+    --seconds) seconds=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run_gpu_bench.sh: unknown option $1" >&2; exit 2 ;;
+    *) build=$1; shift ;;
+  esac
+done
+case $build in /*) ;; *) build=$root/$build ;; esac
+bench=$build/tests/bench/bench_gpu_train
+[ -x "$bench" ] || { echo "run_gpu_bench.sh: $bench not found; build first" >&2; exit 1; }
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then py=/usr/bin/python3; else py=python3; fi
+fi
+
+echo "== (a) MLP 784-256-256-10, batch $batch, one GPU: tessera vs PyTorch =="
+t_all=() p_all=()
+for r in $(seq 1 "$rounds"); do
+  out=$("$bench" --seconds "$seconds" --reps "$reps" --batch "$batch" --json); rc=$?
+  if [ $rc -eq 77 ]; then echo "SKIP: no CUDA device for bench_gpu_train"; break; fi
+  [ $rc -eq 0 ] || { echo "bench_gpu_train failed ($rc): $out"; exit 1; }
+  echo "tessera: $out"
+  t_all+=("$(sed -n 's/.*"samples_per_s":\([0-9.]*\).*/\1/p' <<<"$out")")
+  out=$(OMP_NUM_THREADS=1 "$py" "$here/torch_mlp.py" --device cuda --seconds "$seconds" --reps "$reps" \
+        --batch "$batch" --json); rc=$?
+  if [ $rc -eq 77 ]; then echo "SKIP: PyTorch sees no CUDA device"; break; fi
+  [ $rc -eq 0 ] || { echo "torch_mlp.py failed ($rc): $out"; exit 1; }
+  echo "torch:   $out"
+  p_all+=("$(sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p' <<<"$out")")
+done
+if [ ${#t_all[@]} -gt 0 ] && [ ${#p_all[@]} -eq ${#t_all[@]} ]; then
+  python3 - "${t_all[*]}" "${p_all[*]}" <<'PY'
+import statistics, sys
+t = [float(v) for v in sys.argv[1].split()]
+p = [float(v) for v in sys.argv[2].split()]
+print(f"tessera {statistics.median(t):.0f} samples/s, PyTorch {statistics.median(p):.0f} samples/s: "
+      f"ratio {statistics.median(t) / statistics.median(p):.2f} (target >= 1.0); per round: "
+      + ", ".join(f"{a / b:.2f}" for a, b in zip(t, p)))
+PY
+fi
+
+echo "== (b) NCCL =="
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c GPU || true)
+mpirun=$(command -v mpirun || command -v mpiexec || true)
+test=$build/tests/mpi_test_nccl
+[ -x "$test" ] || test=$(find "$build/tests" -name mpi_test_nccl -type f | head -1)
+if [ -z "$mpirun" ]; then
+  echo "SKIP: no mpirun here"
+elif [ "${ngpu:-0}" -lt 1 ]; then
+  echo "SKIP: no GPU (nvidia-smi -L lists none)"
+else
+  flags=(--oversubscribe --bind-to none)
+  [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
+  for np in 1 "$ngpu"; do
+    "$mpirun" "${flags[@]}" -n "$np" "$test" && echo "mpi_test_nccl on $np rank(s): ok" || echo "mpi_test_nccl on $np rank(s): FAILED"
+  done
+  "$mpirun" "${flags[@]}" -n "$ngpu" "$build/tests/bench/bench_allreduce" --gpu --max-bytes 256M 2>&1 | tail -30
+fi
