@@ -19,7 +19,8 @@ enum {
     TSR_ENOTSUP = -7,  /* asked for something this build lacks      -> exit 2 */
     TSR_EINTERNAL = -8, /* a bug                                    -> exit 1 */
     TSR_ESTOPPED = -9,  /* stopped by a signal after a checkpoint    -> exit 75 */
-    TSR_ETIMEOUT = -10  /* a collective or checkpoint stalled        -> exit 76 */
+    TSR_ETIMEOUT = -10, /* a collective or checkpoint stalled        -> exit 76 */
+    TSR_ESCHED = -11    /* the batch scheduler refused or is unreachable -> exit 5 */
 };
 
 /* The message set by the last failing call on this thread ("" if none). */

@@ -83,7 +83,7 @@ double tsr_runtime_walltime_limit(tsr_runtime_t *rt);
 /* Submitting batch jobs through libslurm (tessera submit, tessera jobs).
  * A scheduler that refuses a request, or cannot be reached, gives
  * TSR_ESCHED with SLURM's own reason in tsr_last_error(). */
-enum { TSR_ESCHED = -11 };   /* the CLI exits with 5 */
+/* (TSR_ESCHED is in error.h: the CLI exits with 5.) */
 
 typedef struct tsr_slurm_job {
     const char *name;          /* job name */

@@ -24,10 +24,10 @@ static const char usage[] =
     "75 checkpointed and stopped by a signal or the walltime margin (requeue), 76 a rank stalled.\n"
     "See man tessera.\n";
 
-/* The documented exit code; TSR_ESCHED (scheduler refused) is 5. */
+/* The documented exit code (error.h). */
 static int exit_code(int rc)
 {
-    return rc == TSR_ESCHED ? 5 : tsr_error_exit_code(rc);
+    return tsr_error_exit_code(rc);
 }
 
 /* Commands that need MPI run inside a runtime; the rest do not start MPI. */

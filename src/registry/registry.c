@@ -2,6 +2,7 @@
 #include "registry/internal.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
+#include "tessera/runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,9 +12,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { NAME_MAX_LEN = 64 };
+
+/* Uploads a killed coordinator left behind (.upload.XXXXXX). Only old
+ * ones: another coordinator on the same directory may be receiving one. */
+static void remove_stale_uploads(const char *dir)
+{
+    enum { STALE_SECONDS = 3600 };
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    time_t now = time(NULL);
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        struct stat st;
+        char path[4096];
+        if (strncmp(e->d_name, ".upload.", 8) != 0 ||
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STALE_SECONDS &&
+            unlink(path) == 0)
+            tsr_log(TSR_LOG_INFO, "registry: removed %s, an upload left by a coordinator that stopped", path);
+    }
+    closedir(d);
+}
 
 int tsr_registry_create(const char *dir, tsr_registry_t **out)
 {
@@ -25,6 +50,7 @@ int tsr_registry_create(const char *dir, tsr_registry_t **out)
         return tsr_error_set(TSR_ENOMEM, "registry: out of memory");
     }
     pthread_mutex_init(&r->mu, NULL);
+    remove_stale_uploads(dir);
     *out = r;
     return TSR_OK;
 }

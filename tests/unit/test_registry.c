@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,6 +209,29 @@ static void test_remove_and_refuse(void **state)
     tsr_registry_destroy(NULL);
 }
 
+/* A stale upload (over an hour old) is removed when the registry opens; a
+ * fresh one, perhaps still being received by another coordinator, stays. */
+static void test_stale_uploads(void **state)
+{
+    (void)state;
+    tsr_registry_t *r = open_reg("s");
+    char old[4096], fresh[4096];
+    int fd = tsr_registry_tmpfile(r, old, sizeof old);
+    assert_true(fd >= 0);
+    close(fd);
+    fd = tsr_registry_tmpfile(r, fresh, sizeof fresh);
+    assert_true(fd >= 0);
+    close(fd);
+    struct timespec t[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+    assert_int_equal(utimensat(AT_FDCWD, old, t, 0), 0);
+    tsr_registry_destroy(r);
+    r = open_reg("s");
+    assert_int_not_equal(access(old, F_OK), 0);
+    assert_int_equal(access(fresh, F_OK), 0);
+    unlink(fresh);
+    tsr_registry_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_add_list),
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_remove_and_refuse),
+        cmocka_unit_test(test_stale_uploads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
