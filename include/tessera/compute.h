@@ -76,6 +76,9 @@ int tsr_gpu_sync(tsr_gpu_t *g);
 int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream);
 void tsr_gpu_stream_destroy(void *stream);
 int tsr_gpu_stream_sync(void *stream);
+/* Without waiting: 1 when everything queued on stream has run, 0 while
+ * work is pending, or a TSR_E* code for an error the work hit. */
+int tsr_gpu_stream_done(void *stream);
 /* On the calling thread's current device (the last handle created or used). */
 int tsr_gpu_event_create(void **event);
 void tsr_gpu_event_destroy(void *event);

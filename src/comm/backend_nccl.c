@@ -20,6 +20,7 @@
 #include "tessera/error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef TSR_HAVE_NCCL
 #include <nccl.h>
@@ -53,8 +54,10 @@ static void nccl_destroy(void *state)
     nccl_state_t *s = state;
     if (!s)
         return;
+    /* Abort, not destroy: destroy waits for pending work, which never ends
+     * when a peer failed mid-step; with nothing pending they are alike. */
     if (s->nc)
-        ncclCommDestroy(s->nc);
+        ncclCommAbort(s->nc);
     for (size_t b = 0; s->ready && b < s->nbuckets; b++)
         tsr_gpu_event_destroy(s->ready[b]);
     free(s->ready);
@@ -77,6 +80,7 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     s->nbuckets = setup->nbuckets;
     s->rank = setup->rank;
     if (!s->gpu) {
+        /* The same on every rank (the engine's caller agrees on the device). */
         rc = tsr_error_set(TSR_EINVAL, "comm nccl: the buffer must be GPU memory (tsr_comm_create_gpu)");
         goto fail;
     }
@@ -84,41 +88,40 @@ static int nccl_create(const comm_setup_t *setup, void **state)
         rc = tsr_error_set(TSR_EMPI, "comm nccl: rank %d: MPI_Comm_dup failed", setup->rank);
         goto fail;
     }
-    if ((rc = tsr_gpu_stream_create(s->gpu, &s->stream)))
-        goto fail;
-    s->ready = calloc(s->nbuckets ? s->nbuckets : 1, sizeof *s->ready);
-    if (!s->ready) {
+    /* Local failures are only noted: every rank must reach the agreement
+     * below, or the others would wait for it forever. */
+    rc = tsr_gpu_stream_create(s->gpu, &s->stream);
+    if (!rc && !(s->ready = calloc(s->nbuckets ? s->nbuckets : 1, sizeof *s->ready)))
         rc = tsr_error_set(TSR_ENOMEM, "comm nccl: out of memory for %zu events", s->nbuckets);
-        goto fail;
-    }
-    for (size_t b = 0; b < s->nbuckets; b++)
-        if ((rc = tsr_gpu_event_create(&s->ready[b])))
-            goto fail;
-    /* Every rank reaches the broadcast even when its id failed, so nobody
-     * hangs; the failure is agreed on below. */
-    ncclUniqueId id = {0};
+    for (size_t b = 0; !rc && b < s->nbuckets; b++)
+        rc = tsr_gpu_event_create(&s->ready[b]);
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
     ncclResult_t r = ncclSuccess;
-    if (setup->rank == 0)
-        r = ncclGetUniqueId(&id);
-    int ok = r == ncclSuccess, all = 0;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, s->comm);
-    if (!ok) {
-        rc = setup->rank == 0 ? nccl_fail(r, "ncclGetUniqueId", 0)
-                              : tsr_error_set(TSR_EINTERNAL, "comm nccl: rank 0 could not make an NCCL id");
+    if (!rc && setup->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess)
+        rc = nccl_fail(r, "ncclGetUniqueId", 0);
+    int ok = rc == TSR_OK, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, s->comm);
+    if (!all) {
+        if (ok)
+            rc = tsr_error_set(TSR_EINTERNAL, "comm nccl: rank %d: another rank could not set up its stream, "
+                               "events or NCCL id", setup->rank);
         goto fail;
     }
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, s->comm);
+    /* Blocking init: a rank that fails inside it may leave the others
+     * waiting in it; the stall watchdog does not cover set-up. */
     r = ncclCommInitRank(&s->nc, setup->size, id, setup->rank);
     ok = r == ncclSuccess;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, s->comm);
     if (!ok) {
         s->nc = NULL;
         rc = nccl_fail(r, "ncclCommInitRank", setup->rank);
-        goto fail;
     }
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, s->comm);
     if (!all) {
-        rc = tsr_error_set(TSR_EINTERNAL, "comm nccl: rank %d: another rank could not join the NCCL communicator",
-                           setup->rank);
+        if (ok)
+            rc = tsr_error_set(TSR_EINTERNAL, "comm nccl: rank %d: another rank could not join the NCCL "
+                               "communicator", setup->rank);
         goto fail;
     }
     *state = s;
@@ -148,14 +151,23 @@ static int nccl_progress(void *state)
     return TSR_OK;
 }
 
+/* Polls rather than cudaStreamSynchronize: a peer that died leaves NCCL's
+ * kernels waiting forever, and only the async error says so. */
 static int nccl_wait(void *state)
 {
     nccl_state_t *s = state;
-    int rc = tsr_gpu_stream_sync(s->stream);
-    ncclResult_t async = ncclSuccess;
-    if (ncclCommGetAsyncError(s->nc, &async) == ncclSuccess && async != ncclSuccess)
-        return nccl_fail(async, "an asynchronous NCCL operation", s->rank);
-    return rc;
+    for (;;) {
+        int done = tsr_gpu_stream_done(s->stream);
+        ncclResult_t async = ncclSuccess;
+        if (ncclCommGetAsyncError(s->nc, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+            int rc = nccl_fail(async, "an asynchronous NCCL operation", s->rank);
+            ncclCommAbort(s->nc);
+            s->nc = NULL;
+            return rc;
+        }
+        if (done)
+            return done < 0 ? done : TSR_OK;
+    }
 }
 
 const comm_backend_t tsr_comm_nccl_component = {

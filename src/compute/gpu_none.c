@@ -106,6 +106,12 @@ int tsr_gpu_stream_sync(void *stream)
     return nocuda("tsr_gpu_stream_sync");
 }
 
+int tsr_gpu_stream_done(void *stream)
+{
+    (void)stream;
+    return nocuda("tsr_gpu_stream_done");
+}
+
 int tsr_gpu_event_create(void **event)
 {
     *event = NULL;

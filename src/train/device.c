@@ -2,8 +2,8 @@
  * rank takes one GPU of its own, the nearest to the cores it is bound to
  * (hwloc: the GPU's PCI device under the rank's package or NUMA domain),
  * and the model, the optimizer state and the gradient buffer move there.
- * "auto" means cuda when every node has at least as many GPUs as ranks,
- * else cpu for everyone: ranks never mix devices. */
+ * "auto" means cuda when every rank has a GPU of its own, else cpu for
+ * everyone: ranks never mix devices. */
 #include "train/setup.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
@@ -61,17 +61,14 @@ static int clashes(MPI_Comm node, int lr, int ls, const char *mine, char *all, i
 static int distinct_on_node(tsr_train_ctx_t *ctx, int dev, int count)
 {
     enum { ID = 32 };
-    MPI_Comm node;
     int ls = tsr_runtime_local_size(ctx->rt), lr = tsr_runtime_local_rank(ctx->rt), any = 0, enough = count >= ls;
     char mine[ID] = "";
     /* Set-up runs on the main thread only; no allocation that could fail
      * on some ranks and leave the others in a collective. */
     static char all[MAXLOCAL * ID];
+    MPI_Comm node = tsr_runtime_node(ctx->rt);
     if (ls > MAXLOCAL)
         return -1; /* the same on every rank of the node */
-    if (MPI_Comm_split_type(tsr_runtime_world(ctx->rt), MPI_COMM_TYPE_SHARED, ctx->rank, MPI_INFO_NULL, &node) !=
-        MPI_SUCCESS)
-        return -1;
     if (dev >= 0 && tsr_gpu_pci_busid(dev, mine, sizeof mine) != TSR_OK)
         snprintf(mine, sizeof mine, "device-%d", dev);
     int clash = clashes(node, lr, ls, mine, all, &any);
@@ -86,7 +83,6 @@ static int distinct_on_node(tsr_train_ctx_t *ctx, int dev, int count)
             snprintf(mine, sizeof mine, "device-%d", dev);
         clash = clashes(node, lr, ls, mine, all, &any);
     }
-    MPI_Comm_free(&node);
     return clash ? -1 : dev;
 }
 

@@ -194,6 +194,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             int wrc = tsr_train_wait_arrival(ctx, &req, step + 1);
             if (wrc)
                 return wrc;
+            /* On GPUs a failed rank's NCCL work may never run, so the others
+             * would wait for it forever: stop first (teardown aborts NCCL). */
+            if ((agreed & TSR_STEP_ERROR) && ctx->gpu)
+                return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
             int crc = tsr_comm_wait(ctx->comm);
             if (crc)
                 return crc;

@@ -2,7 +2,8 @@
  * reference for odd sizes, sizes below the rank count and an empty buffer,
  * with one bucket and with many; "auto" picks nccl for GPU buffers; two
  * runs on the same input are bit-identical. On 1 rank this is the
- * single-GPU NCCL sanity run. Exits 77 (every rank) without enough GPUs. */
+ * single-GPU NCCL sanity run. Exits 77 (every rank) without enough GPUs
+ * or in a build without NCCL. */
 #include "tessera/comm.h"
 #include "tessera/compute.h"
 #include "tessera/error.h"
@@ -84,6 +85,13 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+#ifndef TSR_HAVE_NCCL
+    /* A CUDA build without NCCL: "auto" and "nccl" refuse GPU buffers. */
+    if (rank == 0)
+        printf("SKIP: this build has no NCCL\n");
+    MPI_Finalize();
+    return 77;
+#endif
     MPI_Comm node;
     int lrank = 0, lsize = 1, count = tsr_gpu_count(), enough, all;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);

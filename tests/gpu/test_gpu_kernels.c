@@ -87,8 +87,9 @@ static void test_act(void)
 
 static void test_softmax(void)
 {
-    size_t shapes[][2] = {{65, 10}, {9, 100}, {3, 1}};
-    for (int s = 0; s < 3; s++) {
+    /* 70001 rows: more than one row per warp (the grid holds 65536 warps). */
+    size_t shapes[][2] = {{65, 10}, {9, 100}, {3, 1}, {70001, 3}};
+    for (int s = 0; s < 4; s++) {
         size_t rows = shapes[s][0], n = shapes[s][1];
         float *z = hrand(rows * n, -8, 8), *p = malloc(rows * n * 4);
         float *dz = dev(z, rows * n * 4), *dp = dev(NULL, rows * n * 4);

@@ -299,6 +299,15 @@ int tsr_gpu_stream_sync(void *stream)
     return tsr_cuda_check(cudaStreamSynchronize((cudaStream_t)stream), "tsr_gpu_stream_sync: cudaStreamSynchronize");
 }
 
+int tsr_gpu_stream_done(void *stream)
+{
+    cudaError_t e = cudaStreamQuery((cudaStream_t)stream);
+    if (e == cudaErrorNotReady)
+        return 0;
+    int rc = tsr_cuda_check(e, "tsr_gpu_stream_done: cudaStreamQuery");
+    return rc ? rc : 1;
+}
+
 int tsr_gpu_event_create(void **event)
 {
     *event = NULL;
