@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The bundled digits model trained by the program on the CPU and on a GPU
+# (runtime.device = cpu / cuda, same seed, 1 rank) agrees to float
+# tolerance: test accuracy within 1 point, weights close; a checkpoint
+# written from the GPU resumes on the GPU bit-identically to an
+# uninterrupted GPU run. With 2+ GPUs the same on 2 ranks through NCCL.
+# Exits 77 (skipped) without a CUDA device.
+. "$TSR_SRC/tests/e2e/lib.sh"
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c GPU)
+if [ "${ngpu:-0}" -lt 1 ]; then
+  echo "SKIP: no GPU (nvidia-smi -L lists none)"
+  exit 77
+fi
+cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
+common=(--set train.epochs=10 --set runtime.progress=none --set train.register=false --set checkpoint.final=false)
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cpu --set train.output=cpu.h5 >cpu.txt 2>&1 \
+  && ok "CPU run" || { bad "CPU run"; cat cpu.txt; }
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.output=gpu.h5 >gpu.txt 2>&1 \
+  && grep -q 'training on GPU' gpu.txt && ok "GPU run" || { bad "GPU run"; cat gpu.txt; }
+$PY - <<'PY' && ok "CPU and GPU agree (accuracy within 1 point, weights close)" || bad "CPU and GPU differ"
+import h5py, numpy as np, sys
+a, b = h5py.File("cpu.h5"), h5py.File("gpu.h5")
+acc = [float(f.attrs["test_accuracy"]) for f in (a, b)]
+worst = 0.0
+for name in a["model"]:
+    for ds in ("weight", "bias"):
+        x, y = a["model"][name][ds][()], b["model"][name][ds][()]
+        worst = max(worst, float(np.max(np.abs(x - y)) / (np.max(np.abs(x)) + 1e-6)))
+print(f"accuracy cpu {acc[0]:.4f} gpu {acc[1]:.4f}; largest weight difference {worst:.2e} of the layer's largest")
+sys.exit(0 if abs(acc[0] - acc[1]) <= 0.01 and worst < 0.05 else 1)
+PY
+# Resume on the GPU: kill-free variant, stop at a step with max_steps and continue.
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.output=full.h5 >full.txt 2>&1
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.output=part.h5 \
+  --set train.max_steps=150 --set checkpoint.dir=ck --set checkpoint.every_steps=50 --set checkpoint.final=true >p1.txt 2>&1
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.output=part.h5 \
+  --set checkpoint.dir=ck --resume auto >p2.txt 2>&1
+$PY - <<'PY' && ok "GPU resume is bit-identical" || { bad "GPU resume differs"; cat p1.txt p2.txt; }
+import h5py, numpy as np, sys
+a, b = h5py.File("full.h5"), h5py.File("part.h5")
+sys.exit(0 if all(np.array_equal(a["model"][n][d][()], b["model"][n][d][()]) for n in a["model"] for d in ("weight", "bias")) else 1)
+PY
+if [ "$ngpu" -ge 2 ]; then
+  mpi 2 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.output=g2.h5 >g2.txt 2>&1 \
+    && grep -q 'comm nccl' g2.txt && ok "2 ranks on 2 GPUs through NCCL" || { bad "2 GPUs"; cat g2.txt; }
+fi
+finish
