@@ -69,11 +69,15 @@ int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_
  * since the last write started). */
 int tsr_ckpt_due(const tsr_ckpt_t *c, long step);
 
-/* Copies every region into its snapshot and writes the file
- * DIR/ckpt-<step>.h5; waits first for the previous write. With sync (or
- * async off) returns when the file is committed; otherwise at once, and
- * tsr_ckpt_wait gives the result. Older files beyond keep are removed
- * after a successful commit, never before. */
+/* Writes the file DIR/ckpt-<step>.h5; waits first for the previous write.
+ * Asynchronous (async on and sync 0): copies every region into its
+ * snapshot on the calling thread and returns at once; the writer thread
+ * writes, and tsr_ckpt_wait gives the result. Sync: writes straight from
+ * the regions (no snapshot) and returns when the file is committed
+ * (fsync'd, renamed, directory fsync'd). Older files beyond keep are
+ * removed after a successful commit, never before; with a writer thread
+ * that removal runs there after a sync write returns (tsr_ckpt_wait, the
+ * next write and destroy wait for it). */
 int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync);
 /* Waits for the write in flight (if any) and returns its result. */
 int tsr_ckpt_wait(tsr_ckpt_t *c);

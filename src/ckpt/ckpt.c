@@ -28,6 +28,8 @@ struct tsr_ckpt {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int pending, busy, stop;
+    int committed; /* the write in flight has its result; retention may still run */
+    int from_live; /* this write reads the regions themselves: the caller waits for it */
     tsr_ckpt_meta_t meta;
     char *config_copy, *model_copy;
     char path[4096], last_path[4096];
@@ -38,7 +40,10 @@ struct tsr_ckpt {
     tsr_h5_image_t image; /* the writer's, reused by every write */
 };
 
-/* Runs one write: file, then retention. Called without the lock held. */
+/* Runs one write: file, then retention. Called without the lock held. The
+ * result is published (and a caller waiting for the commit woken) before
+ * retention runs: removing an old file (tens of ms for a big one on ext4)
+ * is no part of getting the new one on disk. */
 static int do_write(tsr_ckpt_t *c)
 {
     double t0 = tsr_time_now();
@@ -46,9 +51,7 @@ static int do_write(tsr_ckpt_t *c)
     if (rc)
         tsr_error_prefix(rc, "checkpoint directory %s: ", c->dir);
     if (!rc)
-        rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, &c->meta, &c->image);
-    if (!rc)
-        tsr_ckpt_retain(c->dir, c->cfg.keep);
+        rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, c->from_live, &c->meta, &c->image);
     pthread_mutex_lock(&c->mu);
     c->write_seconds = tsr_time_now() - t0;
     c->result = rc;
@@ -58,7 +61,11 @@ static int do_write(tsr_ckpt_t *c)
         snprintf(c->last_path, sizeof c->last_path, "%s", c->path);
         c->last_step = c->meta.step;
     }
+    c->committed = 1;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    if (!rc)
+        tsr_ckpt_retain(c->dir, c->cfg.keep);
     return rc;
 }
 
@@ -182,16 +189,23 @@ int tsr_ckpt_due(const tsr_ckpt_t *c, long step)
     return 0;
 }
 
-int tsr_ckpt_wait(tsr_ckpt_t *c)
+/* Waits until the write in flight has committed or failed (all_done: and
+ * finished its retention too), and returns its result. */
+static int wait_for(tsr_ckpt_t *c, int all_done)
 {
     pthread_mutex_lock(&c->mu);
-    while (c->busy)
+    while (c->busy && (all_done || !c->committed))
         pthread_cond_wait(&c->cv, &c->mu);
     int rc = c->result;
     if (rc)
         tsr_error_set(rc, "%s", c->error);
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+int tsr_ckpt_wait(tsr_ckpt_t *c)
+{
+    return wait_for(c, 1);
 }
 
 int tsr_ckpt_busy(tsr_ckpt_t *c)
@@ -216,8 +230,12 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     int rc = tsr_ckpt_file_name(c->dir, meta->step, c->path, sizeof c->path);
     if (rc)
         return rc;
-    for (int i = 0; i < c->nregions; i++)
-        memcpy(c->regions[i].snap, c->regions[i].live, c->regions[i].bytes);
+    /* A write the caller waits for reads the regions directly; only one
+     * that runs on while the caller goes on needs the snapshot. */
+    c->from_live = sync || !c->thread_started;
+    for (int i = 0; i < c->nregions && !c->from_live; i++)
+        if (c->regions[i].bytes) /* an empty region may have no memory */
+            memcpy(c->regions[i].snap, c->regions[i].live, c->regions[i].bytes);
     free(c->config_copy);
     free(c->model_copy);
     c->config_copy = dup_or_empty(meta->config);
@@ -234,10 +252,14 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     pthread_mutex_lock(&c->mu);
     c->busy = 1;
     c->pending = 1;
+    c->committed = 0;
     c->result = TSR_OK;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    return sync ? tsr_ckpt_wait(c) : TSR_OK;
+    /* A synchronous write returns once its file is committed; the writer
+     * then removes what retention says, and the next write (or wait, or
+     * destroy) waits for that. */
+    return sync ? wait_for(c, 0) : TSR_OK;
 }
 
 /* The writer thread updates these, hence the lock. */
@@ -272,7 +294,8 @@ int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info)
     if (rc)
         return rc;
     for (int i = 0; i < c->nregions; i++)
-        memcpy(c->regions[i].live, c->regions[i].snap, c->regions[i].bytes);
+        if (c->regions[i].bytes)
+            memcpy(c->regions[i].live, c->regions[i].snap, c->regions[i].bytes);
     /* The cadence continues from the restored step, not from now. */
     c->last_due_step = info->step;
     c->last_due_time = tsr_time_now();

@@ -1,9 +1,9 @@
 /* The checkpoint file format: HDF5 datasets plus root attributes and a
- * CRC-32 over every dataset, so damage is found before anything is loaded. */
+ * CRC-32 over every dataset, so damage is found before anything is loaded.
+ * Reading and verifying; write.c writes. */
 #include "ckpt/internal.h"
-#include "common/fileutil.h"
+#include "common/crc32.h"
 #include "common/h5lock.h"
-#include "common/h5mem.h"
 #include "tessera/error.h"
 
 #include <hdf5.h>
@@ -11,31 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <zlib.h>
 
 size_t tsr_ckpt_type_size(tsr_ckpt_type_t t)
 {
     return t == TSR_CKPT_FLOAT64 || t == TSR_CKPT_INT64 ? 8 : t == TSR_CKPT_UINT8 ? 1 : 4;
 }
 
-static hid_t file_type(tsr_ckpt_type_t t)
+hid_t tsr_ckpt_h5_type(tsr_ckpt_type_t t, int native)
 {
     switch (t) {
-    case TSR_CKPT_FLOAT64: return H5T_IEEE_F64LE;
-    case TSR_CKPT_INT64: return H5T_STD_I64LE;
-    case TSR_CKPT_UINT8: return H5T_STD_U8LE;
-    default: return H5T_IEEE_F32LE;
-    }
-}
-
-static hid_t mem_type(tsr_ckpt_type_t t)
-{
-    switch (t) {
-    case TSR_CKPT_FLOAT64: return H5T_NATIVE_DOUBLE;
-    case TSR_CKPT_INT64: return H5T_NATIVE_INT64;
-    case TSR_CKPT_UINT8: return H5T_NATIVE_UINT8;
-    default: return H5T_NATIVE_FLOAT;
+    case TSR_CKPT_FLOAT64: return native ? H5T_NATIVE_DOUBLE : H5T_IEEE_F64LE;
+    case TSR_CKPT_INT64: return native ? H5T_NATIVE_INT64 : H5T_STD_I64LE;
+    case TSR_CKPT_UINT8: return native ? H5T_NATIVE_UINT8 : H5T_STD_U8LE;
+    default: return native ? H5T_NATIVE_FLOAT : H5T_IEEE_F32LE;
     }
 }
 
@@ -44,7 +32,7 @@ static int stored_type(hid_t t)
 {
     static const tsr_ckpt_type_t all[] = {TSR_CKPT_FLOAT32, TSR_CKPT_FLOAT64, TSR_CKPT_INT64, TSR_CKPT_UINT8};
     for (int i = 0; i < 4; i++)
-        if (H5Tequal(t, file_type(all[i])) > 0)
+        if (H5Tequal(t, tsr_ckpt_h5_type(all[i], 0)) > 0)
             return (int)all[i];
     return -1;
 }
@@ -55,115 +43,6 @@ int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len)
     if (n < 0 || (size_t)n >= len)
         return tsr_error_set(TSR_EINVAL, "%s: checkpoint path too long", dir);
     return TSR_OK;
-}
-
-static int put_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = H5Tset_size(t, strlen(value) + 1) >= 0;
-    if (ok) {
-        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-        ok = a >= 0 && H5Awrite(a, t, value) >= 0;
-    }
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    H5Tclose(t);
-    return ok ? 0 : -1;
-}
-
-static int put_long(hid_t obj, const char *name, long v)
-{
-    int64_t x = v;
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &x) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return ok ? 0 : -1;
-}
-
-static uLong crc_update(uLong crc, const void *p, size_t n)
-{
-    const Bytef *b = p;
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > (1u << 30) ? 1u << 30 : (uInt)n;
-        crc = crc32(crc, b, chunk);
-        b += chunk;
-        n -= chunk;
-    }
-    return crc;
-}
-
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta,
-                        tsr_h5_image_t *img)
-{
-    char when[40], sum[32];
-    size_t listlen = 1, total = 0;
-    int rc;
-    for (int i = 0; i < n; i++)
-        listlen += strlen(r[i].path) + 1;
-    char *list = calloc(1, listlen);
-    if (!list)
-        return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (int i = 0; i < n; i++) {
-        crc = crc_update(crc, r[i].snap, r[i].bytes);
-        total += r[i].bytes;
-        strcat(list, r[i].path);
-        strcat(list, "\n");
-    }
-    snprintf(sum, sizeof sum, "crc32:%08lx", (unsigned long)crc);
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-
-    tsr_h5_lock();
-    hid_t f = tsr_h5_mem_create(img, total);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    int ok = f >= 0 && lcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0;
-    const char *bad = "file creation";
-    for (int i = 0; ok && i < n; i++) {
-        hsize_t dims[TSR_CKPT_MAX_DIMS];
-        for (int d = 0; d < r[i].ndims; d++)
-            dims[d] = r[i].dims[d];
-        hid_t s = H5Screate_simple(r[i].ndims, dims, NULL);
-        hid_t d = H5Dcreate2(f, r[i].path, file_type(r[i].type), s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        ok = d >= 0 && H5Dwrite(d, mem_type(r[i].type), H5S_ALL, H5S_ALL, H5P_DEFAULT, r[i].snap) >= 0;
-        if (!ok)
-            bad = r[i].path;
-        if (d >= 0)
-            H5Dclose(d);
-        H5Sclose(s);
-    }
-    if (ok) {
-        bad = "root attributes";
-        ok = put_str(f, "format", TSR_CKPT_FORMAT) == 0 && put_long(f, "version", TSR_CKPT_VERSION) == 0 &&
-             put_long(f, "step", meta->step) == 0 && put_long(f, "epoch", meta->epoch) == 0 &&
-             put_long(f, "samples_seen", meta->samples_seen) == 0 &&
-             put_long(f, "world_size", meta->world_size) == 0 && put_long(f, "seed", meta->seed) == 0 &&
-             put_str(f, "created", when) == 0 && put_str(f, "config", meta->config ? meta->config : "") == 0 &&
-             put_str(f, "model", meta->model ? meta->model : "") == 0 && put_str(f, "checksum", sum) == 0 &&
-             put_str(f, "checksum_datasets", list) == 0;
-    }
-    if (lcpl >= 0)
-        H5Pclose(lcpl);
-    if (f >= 0) {
-        rc = tsr_h5_mem_finish(f, path, img);
-        if (rc && ok) {
-            ok = 0;
-            bad = "building the file image";
-        }
-    }
-    tsr_h5_unlock();
-    free(list);
-    if (!ok)
-        return tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched",
-                             path, bad);
-    rc = tsr_file_write_atomic(path, img->buf, img->len);
-    if (rc)
-        tsr_error_prefix(rc, "checkpoint write failed, the previous checkpoint is untouched: ");
-    return rc;
 }
 
 static int get_str(hid_t obj, const char *name, char **out)
@@ -203,7 +82,7 @@ static int get_long(hid_t obj, const char *name, long *v)
 
 /* Reads one listed dataset, adds it to the CRC, and into its region if one
  * is registered under that name. */
-static int read_one(hid_t f, const char *path, const char *name, tsr_ckpt_region_t *r, int n, uLong *crc,
+static int read_one(hid_t f, const char *path, const char *name, tsr_ckpt_region_t *r, int n, uint32_t *crc,
                     size_t *bytes, int *found)
 {
     if (H5Lexists(f, name, H5P_DEFAULT) <= 0 && !(name[0] == '/' && H5Lexists(f, name + 1, H5P_DEFAULT) > 0))
@@ -247,11 +126,11 @@ static int read_one(hid_t f, const char *path, const char *name, tsr_ckpt_region
             goto out;
         }
     }
-    if (nb && H5Dread(d, mem_type((tsr_ckpt_type_t)type), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+    if (nb && H5Dread(d, tsr_ckpt_h5_type((tsr_ckpt_type_t)type, 1), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: reading dataset %s failed (truncated or damaged file)", path, name);
         goto out;
     }
-    *crc = crc_update(*crc, buf, nb);
+    *crc = tsr_crc32(*crc, buf, nb);
     *bytes += nb;
 out:
     free(own);
@@ -311,7 +190,7 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
     free(created);
     get_str(f, "config", &info->config);
     get_str(f, "model", &info->model);
-    uLong crc = crc32(0L, Z_NULL, 0);
+    uint32_t crc = 0;
     char *save = NULL;
     for (char *name = strtok_r(list, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
         if ((rc = read_one(f, path, name, r, n, &crc, &info->bytes, found)))

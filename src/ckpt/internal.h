@@ -16,10 +16,11 @@ typedef struct tsr_ckpt_region {
     size_t bytes;
 } tsr_ckpt_region_t;
 
-/* Writes regions' snapshots and meta to path atomically, building the
- * HDF5 image in img (kept between writes so its memory stays warm). */
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, const tsr_ckpt_meta_t *meta,
-                        tsr_h5_image_t *img);
+/* Writes the regions (their live memory if from_live, else their
+ * snapshots) and meta to path atomically, building the HDF5 metadata in img
+ * (kept between writes so its memory stays warm). write.c */
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int from_live,
+                        const tsr_ckpt_meta_t *meta, tsr_h5_image_t *img);
 /* Verifies path; when regions are given, each must be in the file with the
  * same type and shape and is read into its snapshot buffer. */
 int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n);
@@ -28,5 +29,7 @@ int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len);
 /* Removes all but the newest keep checkpoints in dir. */
 void tsr_ckpt_retain(const char *dir, int keep);
 size_t tsr_ckpt_type_size(tsr_ckpt_type_t t);
+/* The HDF5 type of t: in the file (little-endian), or in memory if native. */
+hid_t tsr_ckpt_h5_type(tsr_ckpt_type_t t, int native);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct tsr_h5_image {
     unsigned char *buf;
     size_t cap;   /* bytes allocated */
     size_t len;   /* bytes of the finished file */
+    size_t mem;   /* bytes the core driver holds: buf[0..mem) is what HDF5 wrote, zeros elsewhere */
 } tsr_h5_image_t;
 
 /* A new empty in-memory file whose image grows in img, or -1. */
@@ -24,5 +25,17 @@ hid_t tsr_h5_mem_create(tsr_h5_image_t *img, size_t expected_bytes);
 /* Flushes and closes f; img->buf[0..img->len) is then the whole file. */
 int tsr_h5_mem_finish(hid_t f, const char *path, tsr_h5_image_t *img);
 void tsr_h5_image_free(tsr_h5_image_t *img);
+
+/* For files whose big datasets tessera writes itself (space allocated by
+ * HDF5, bytes never written into the image): create grows the image in
+ * steps of increment and gives metadata blocks of meta_block bytes (so
+ * metadata created before the big datasets lies before their data); close
+ * closes f without extending the image over the datasets' space and sets
+ * img->len to the file's size (the end of file the superblock records,
+ * which covers the datasets). The image then holds everything but those
+ * datasets' bytes: buf[0..mem) is the file's start, later bytes that are
+ * not a dataset's are zero. */
+hid_t tsr_h5_mem_create_sparse(tsr_h5_image_t *img, size_t increment, size_t meta_block);
+int tsr_h5_mem_close_sparse(hid_t f, const char *path, tsr_h5_image_t *img);
 
 #endif
