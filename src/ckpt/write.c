@@ -17,6 +17,7 @@
  * into the page cache; the CRC runs after the write calls, while the disk is
  * already busy with them (writeback is started range by range). */
 #include "ckpt/internal.h"
+#include "common/h5attr.h"
 #include "common/crc32.h"
 #include "common/fileutil.h"
 #include "common/h5lock.h"
@@ -56,33 +57,6 @@ static const void *data_of(const job_t *j, int i)
     return j->from_live && j->r[i].live ? j->r[i].live : j->r[i].snap;
 }
 
-static int put_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = H5Tset_size(t, strlen(value) + 1) >= 0;
-    if (ok) {
-        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-        ok = a >= 0 && H5Awrite(a, t, value) >= 0;
-    }
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    H5Tclose(t);
-    return ok ? 0 : -1;
-}
-
-static int put_long(hid_t obj, const char *name, long v)
-{
-    int64_t x = v;
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &x) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return ok ? 0 : -1;
-}
-
 /* Overwrites the checksum attribute (same length as the placeholder). */
 static int set_checksum(hid_t f, const char *sum)
 {
@@ -100,15 +74,23 @@ static int put_attrs(hid_t f, const tsr_ckpt_meta_t *meta, const char *list)
     char when[40];
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    return put_str(f, "format", TSR_CKPT_FORMAT) == 0 && put_long(f, "version", TSR_CKPT_VERSION) == 0 &&
-                   put_long(f, "step", meta->step) == 0 && put_long(f, "epoch", meta->epoch) == 0 &&
-                   put_long(f, "samples_seen", meta->samples_seen) == 0 &&
-                   put_long(f, "world_size", meta->world_size) == 0 && put_long(f, "seed", meta->seed) == 0 &&
-                   put_str(f, "created", when) == 0 && put_str(f, "config", meta->config ? meta->config : "") == 0 &&
-                   put_str(f, "model", meta->model ? meta->model : "") == 0 &&
-                   put_str(f, "checksum", PLACEHOLDER) == 0 && put_str(f, "checksum_datasets", list) == 0
-               ? 0
-               : -1;
+    /* The names and kinds of DESIGN.md's checkpoint format, checksum last. */
+    const char *strs[][2] = {{"created", when},
+                             {"config", meta->config ? meta->config : ""},
+                             {"model", meta->model ? meta->model : ""},
+                             {"checksum", PLACEHOLDER},
+                             {"checksum_datasets", list}};
+    const struct {
+        const char *name;
+        long long v;
+    } ints[] = {{"version", TSR_CKPT_VERSION}, {"step", meta->step}, {"epoch", meta->epoch},
+                {"samples_seen", meta->samples_seen}, {"world_size", meta->world_size}, {"seed", meta->seed}};
+    int ok = tsr_h5_attr_put_str(f, "format", TSR_CKPT_FORMAT) == 0;
+    for (size_t i = 0; ok && i < sizeof ints / sizeof *ints; i++)
+        ok = tsr_h5_attr_put_i64(f, ints[i].name, ints[i].v) == 0;
+    for (size_t i = 0; ok && i < sizeof strs / sizeof *strs; i++)
+        ok = tsr_h5_attr_put_str(f, strs[i][0], strs[i][1]) == 0;
+    return ok ? 0 : -1;
 }
 
 /* Creates region i's dataset; small ones (pass 0) get their data from HDF5,

@@ -2,6 +2,7 @@
 #include "tessera/model.h"
 #include "tessera/error.h"
 #include "common/fileutil.h"
+#include "common/h5attr.h"
 #include "common/h5lock.h"
 #include "common/h5mem.h"
 
@@ -13,34 +14,6 @@
 
 #define MODEL_FORMAT "tessera-model"
 #define MODEL_VERSION 1
-
-static int attr_str(hid_t obj, const char *name, const char *value)
-{
-    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR), a = -1;
-    int ok = t >= 0 && s >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0;
-    if (ok) {
-        a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-        ok = a >= 0 && H5Awrite(a, t, value) >= 0;
-    }
-    if (a >= 0)
-        H5Aclose(a);
-    if (s >= 0)
-        H5Sclose(s);
-    if (t >= 0)
-        H5Tclose(t);
-    return ok ? 0 : -1;
-}
-
-static int attr_int(hid_t obj, const char *name, long long v)
-{
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return ok ? 0 : -1;
-}
 
 static int write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data)
 {
@@ -68,10 +41,11 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     tsr_h5_image_t image = {0};
     hid_t f = tsr_h5_mem_create(&image, tsr_model_nparams(m) * sizeof(float)), g = -1;
     int ok = f >= 0;
-    ok = ok && attr_str(f, "format", MODEL_FORMAT) == 0 && attr_int(f, "version", MODEL_VERSION) == 0 &&
-         attr_str(f, "model", json) == 0 && attr_str(f, "created", when) == 0;
+    ok = ok && tsr_h5_attr_put_str(f, "format", MODEL_FORMAT) == 0 &&
+         tsr_h5_attr_put_i64(f, "version", MODEL_VERSION) == 0 && tsr_h5_attr_put_str(f, "model", json) == 0 &&
+         tsr_h5_attr_put_str(f, "created", when) == 0;
     for (int i = 0; ok && i < nattrs; i++)
-        ok = attr_str(f, attrs[2 * i], attrs[2 * i + 1]) == 0;
+        ok = tsr_h5_attr_put_str(f, attrs[2 * i], attrs[2 * i + 1]) == 0;
     if (ok) {
         g = H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         ok = g >= 0;
@@ -83,8 +57,8 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
         hid_t lg = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hsize_t wd[2] = {out, in}, bd[1] = {out};
         ok = lg >= 0 && write_f32(lg, "weight", 2, wd, w) == 0 && write_f32(lg, "bias", 1, bd, w + in * out) == 0 &&
-             attr_str(lg, "type", "dense") == 0 &&
-             attr_str(lg, "activation", tsr_act_name(i < s->nlayers - 1 ? s->act : TSR_ACT_NONE)) == 0;
+             tsr_h5_attr_put_str(lg, "type", "dense") == 0 &&
+             tsr_h5_attr_put_str(lg, "activation", tsr_act_name(i < s->nlayers - 1 ? s->act : TSR_ACT_NONE)) == 0;
         if (lg >= 0)
             H5Gclose(lg);
     }
@@ -100,24 +74,6 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     rc = tsr_file_write_atomic(path, image.buf, image.len);
     tsr_h5_image_free(&image);
     return rc;
-}
-
-static int read_attr_str(hid_t obj, const char *name, char *buf, size_t len)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t t = H5Aget_type(a);
-    int ok = a >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= len;
-    if (ok) {
-        hid_t mt = H5Tcopy(t);
-        ok = H5Aread(a, mt, buf) >= 0;
-        H5Tclose(mt);
-        buf[len - 1] = '\0';
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-    return ok ? 0 : -1;
 }
 
 /* Reads the dims of a 1-D or 2-D float dataset; returns its id or -1. */
@@ -155,7 +111,7 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0 || read_attr_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
+    if (f < 0 || tsr_h5_attr_get_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is not \"%s\"", path, MODEL_FORMAT);
         goto out;
     }
@@ -169,7 +125,7 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
         hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
         wd[i] = open_f32(g, "weight", 2, w);
         bd[i] = open_f32(g, "bias", 1, b);
-        read_attr_str(g, "activation", act, sizeof act);
+        tsr_h5_attr_get_str(g, "activation", act, sizeof act);
         H5Gclose(g);
         if (wd[i] < 0 || bd[i] < 0 || b[0] != w[0] || (i > 0 && w[1] != spec.sizes[i])) {
             rc = tsr_error_set(TSR_EDATA, "%s: /%s: expected float weight [out, in] and bias [out] matching the "
@@ -190,7 +146,7 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
     /* The loss is not stored per layer; the spec JSON names it. */
     {
         char json[8192] = "";
-        read_attr_str(f, "model", json, sizeof json);
+        tsr_h5_attr_get_str(f, "model", json, sizeof json);
         spec.loss = strstr(json, "\"loss\":\"mse\"") ? TSR_LOSS_MSE : TSR_LOSS_XENT;
     }
     tsr_h5_unlock();

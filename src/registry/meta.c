@@ -2,6 +2,7 @@
  * writing it whole or not at all. */
 #include "registry/internal.h"
 #include "common/fileutil.h"
+#include "common/h5attr.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 
@@ -22,19 +23,8 @@ enum { MAX_TAGS = 32, MAX_TAG_LEN = 64, MAX_META_KEYS = 64, MAX_TEXT = 4096 };
 /* A text attribute of the model file's root, or "" (under the HDF5 lock). */
 static void root_attr(hid_t f, const char *name, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    if (H5Aexists(f, name) <= 0)
-        return;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) < len) {
-        if (H5Aread(a, t, buf) < 0)
-            buf[0] = '\0';
-        buf[len - 1] = '\0';
-    }
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
+    if (tsr_h5_attr_get_str(f, name, buf, len) != 0)
+        buf[0] = '\0';
 }
 
 static void now_iso(char *buf, size_t len)
