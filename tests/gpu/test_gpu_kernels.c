@@ -205,8 +205,21 @@ static void test_losses(void)
     }
 }
 
+#ifdef TSR_HAVE_CUDA
+int tsr_cublas_load(void); /* src/compute/cuda/cublas_load.c */
+#endif
+
 int main(void)
 {
+#ifdef TSR_HAVE_CUDA
+    /* cuBLAS is opened at run time, not linked: that must work wherever
+     * the toolkit is, GPU or not, so this runs before the skip. */
+    if (tsr_cublas_load() != TSR_OK) {
+        fprintf(stderr, "FAIL: cuBLAS cannot be loaded: %s\n", tsr_last_error());
+        return 1;
+    }
+    printf("ok: cuBLAS loads at run time\n");
+#endif
     gpu_test_start();
     char bus[32];
     CK(tsr_gpu_pci_busid(0, bus, sizeof bus));

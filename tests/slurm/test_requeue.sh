@@ -20,7 +20,7 @@ id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=5 -o sig-%j.out "$TSR_SRC/
 log=sig-$id.out
 # As training starts (the handlers are in place), so that on a loaded machine,
 # where scancel itself can take seconds to start, the signal still lands in time.
-wait_line "$log" 'training data/digits.h5' 60 "$id" >/dev/null || { bad "job $id did not start training"; cat "$log"; finish; exit 1; }
+wait_line "$log" 'training data/digits.h5' 120 "$id" >/dev/null || { bad "job $id did not start training"; cat "$log"; finish; exit 1; }
 t_sig=$EPOCHREALTIME
 scancel --signal=USR1 "$id"
 t_75=$(wait_line "$log" 'exiting with status 75' 60 "$id")

@@ -119,7 +119,7 @@ static int blas_check(cublasStatus_t s, const char *what)
     if (s == CUBLAS_STATUS_SUCCESS)
         return TSR_OK;
     int code = s == CUBLAS_STATUS_ALLOC_FAILED ? TSR_ENOMEM : TSR_EINTERNAL;
-    return tsr_error_set(code, "%s: %s", what, cublasGetStatusString(s));
+    return tsr_error_set(code, "%s: %s", what, tsr_cublas.status_string(s));
 }
 
 int tsr_gpu_create(int dev, tsr_gpu_t **out)
@@ -139,12 +139,14 @@ int tsr_gpu_create(int dev, tsr_gpu_t **out)
                              "tsr_gpu_create: cudaStreamCreateWithFlags")))
         goto fail;
     snprintf(g->name, sizeof g->name, "%s", prop.name);
-    if ((rc = blas_check(cublasCreate(&g->blas), "tsr_gpu_create: cublasCreate")))
+    if ((rc = tsr_cublas_load()) ||
+        (rc = blas_check(tsr_cublas.create(&g->blas), "tsr_gpu_create: cublasCreate")))
         goto fail;
     /* FP32 throughout (no TF32 tensor-core inputs), so GEMMs match the
      * CPU's to float rounding. */
-    if ((rc = blas_check(cublasSetStream(g->blas, g->stream), "tsr_gpu_create: cublasSetStream")) ||
-        (rc = blas_check(cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH), "tsr_gpu_create: cublasSetMathMode")))
+    if ((rc = blas_check(tsr_cublas.set_stream(g->blas, g->stream), "tsr_gpu_create: cublasSetStream")) ||
+        (rc = blas_check(tsr_cublas.set_math_mode(g->blas, CUBLAS_DEFAULT_MATH),
+                         "tsr_gpu_create: cublasSetMathMode")))
         goto fail;
     *out = g;
     return TSR_OK;
@@ -161,7 +163,7 @@ void tsr_gpu_destroy(tsr_gpu_t *g)
     if (g->stream)
         (void)cudaStreamSynchronize(g->stream);
     if (g->blas)
-        (void)cublasDestroy(g->blas);
+        (void)tsr_cublas.destroy(g->blas);
     if (g->scratch)
         (void)cudaFree(g->scratch);
     if (g->stream)
@@ -364,11 +366,12 @@ int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, siz
     ldb = ldb < 1 ? 1 : ldb;
     /* A row-major X is the column-major X^T, so C = op(A) op(B) is computed
      * as C^T = op(B)^T op(A)^T: swap the operands, keep each one's flag. */
-    cublasStatus_t s = cublasSgemm(g->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                   (int)n, (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, (int)n);
+    cublasStatus_t s = tsr_cublas.sgemm(g->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha, db, ldb,
+                                        da, lda, &beta, dc, (int)n);
     if (s != CUBLAS_STATUS_SUCCESS)
         return tsr_error_set(s == CUBLAS_STATUS_ALLOC_FAILED ? TSR_ENOMEM : TSR_EINTERNAL,
                              "tsr_gpu_gemm: cublasSgemm (m=%zu n=%zu k=%zu trans=%d,%d): %s", m, n, k, trans_a,
-                             trans_b, cublasGetStatusString(s));
+                             trans_b, tsr_cublas.status_string(s));
     return TSR_OK;
 }

@@ -35,6 +35,22 @@ int tsr_cuda_bind(tsr_gpu_t *g, const char *what);
  * until the next call. */
 int tsr_cuda_scratch(tsr_gpu_t *g, size_t bytes, void **p);
 
+/* The cuBLAS calls tessera makes, resolved by tsr_cublas_load (cublas_load.c)
+ * the first time a handle is created: linking cuBLAS would slow every
+ * process's start-up. */
+typedef struct tsr_cublas {
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const float *,
+                            const float *, int, const float *, int, const float *, float *, int);
+    const char *(*status_string)(cublasStatus_t);
+} tsr_cublas_t;
+extern tsr_cublas_t tsr_cublas;
+/* Loads cuBLAS once; TSR_ENOTSUP with a message naming what was tried. */
+int tsr_cublas_load(void);
+
 #ifdef __cplusplus
 }
 #endif
