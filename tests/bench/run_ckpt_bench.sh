@@ -113,7 +113,7 @@ restart() {
   shift 4
   local d=$work/$name ck=$work/$name/ck
   mkdir -p "$d"
-  local common=(--set "checkpoint.dir=$ck" "$@")
+  local common=(--set "checkpoint.dir=$ck" --set train.register=false "$@")
   echo "== $name: training $steps steps with a checkpoint every $every" >&2
   if ! "$mpirun" "${mpiflags[@]}" -n "$np" "$tessera" train "$conf" "${common[@]}" --set runtime.progress=none \
       --set "train.max_steps=$steps" --set "checkpoint.every_steps=$every" --set checkpoint.async=true \
