@@ -31,6 +31,7 @@
  * MPI_Allreduce. */
 #include "tessera/comm.h"
 #include "tessera/error.h"
+#include "bench_util.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -69,12 +70,6 @@ static int parse_bytes(const char *s, size_t *out)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench_allreduce[rank %d]: %s: %s\n", rank, what, tsr_last_error());
@@ -107,12 +102,6 @@ static long check(int m, tsr_comm_t *c, float *buf, size_t n)
     return all;
 }
 
-static double median(double *x, int k)
-{
-    qsort(x, (size_t)k, sizeof *x, cmp_double);
-    return k % 2 ? x[k / 2] : 0.5 * (x[k / 2 - 1] + x[k / 2]);
-}
-
 /* Median over iterations of the slowest rank's time. t and tmax hold iters
  * slots. With copy (rank 0) and tcopy non-NULL, every timed reduction is
  * followed by one timed memcpy of the buffer on rank 0 alone (the others
@@ -139,13 +128,13 @@ static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup
         }
     }
     if (tcopy) {
-        *tcopy = rank == 0 ? median(tmax, iters) : 0.0;
+        *tcopy = rank == 0 ? bench_median(tmax, iters) : 0.0;
         if (rank == 0 && n > 0 && ((volatile const float *)copy)[n / 2] != buf[n / 2])
             fprintf(stderr, "bench_allreduce: memcpy check failed\n");
         MPI_Bcast(tcopy, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     }
     MPI_Allreduce(t, tmax, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return median(tmax, iters);
+    return bench_median(tmax, iters);
 }
 
 /* --gpu: nccl-tests-style rows for the nccl back-end (see the header). */
@@ -190,7 +179,7 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
                     t[i] = MPI_Wtime() - t0;
             }
             MPI_Allreduce(t, tmax, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-            sec[m] = median(tmax, iters);
+            sec[m] = bench_median(tmax, iters);
             tsr_comm_destroy(c);
         }
         if (rank == 0) {

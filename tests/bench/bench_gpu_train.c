@@ -10,6 +10,7 @@
 #include "tessera/model.h"
 #include "tessera/optim.h"
 #include "tessera/rng.h"
+#include "bench_util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -18,19 +19,6 @@
 #include <time.h>
 
 #define NBATCHES 60
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -94,24 +82,23 @@ int main(int argc, char **argv)
     size_t b = 0;
     for (int rep = -1; rep < reps; rep++) {
         long steps = 0;
-        double t0 = now(), el;
+        double t0 = bench_now(), el;
         do {
             tsr_model_forward(m, x + b * batch * 784, batch);
             loss += tsr_model_backward(m, y + b * batch, NULL, batch, 1.0f / (float)batch, NULL, NULL);
             tsr_optim_step(o, tsr_model_work_params(m), tsr_model_work_grads(m), NULL);
             b = (b + 1) % NBATCHES;
             steps++;
-            el = now() - t0;
+            el = bench_now() - t0;
         } while (el < (rep < 0 ? 1.0 : seconds));
         if (tsr_gpu_sync(g) || tsr_model_status(m)) {
             fprintf(stderr, "bench_gpu_train: %s\n", tsr_last_error());
             return 1;
         }
         if (rep >= 0)
-            v[rep] = (now() - t0) / (double)steps;
+            v[rep] = (bench_now() - t0) / (double)steps;
     }
-    qsort(v, (size_t)reps, sizeof *v, cmp_double);
-    double t = v[reps / 2], sps = (double)batch / t;
+    double t = bench_median(v, reps), sps = (double)batch / t;
     if (json)
         printf("{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
                "\"step_ms\":%.4f,\"loss_checksum\":%.6g}\n",

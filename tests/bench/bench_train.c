@@ -11,6 +11,7 @@
 #include "tessera/optim.h"
 #include "tessera/place.h"
 #include "tessera/rng.h"
+#include "bench_util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -21,25 +22,6 @@
 #define NLAYERS 3
 #define NBATCHES 60
 static const size_t sizes[NLAYERS + 1] = {784, 256, 256, 10};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static float *falloc(size_t n)
 {
@@ -62,11 +44,11 @@ typedef void (*work_fn)(void *arg);
 static double time_per_call(work_fn fn, void *arg, double seconds)
 {
     long calls = 0;
-    double t0 = now(), el;
+    double t0 = bench_now(), el;
     do {
         fn(arg);
         calls++;
-        el = now() - t0;
+        el = bench_now() - t0;
     } while (el < seconds);
     return el / (double)calls;
 }
@@ -252,20 +234,20 @@ int main(int argc, char **argv)
         double ts = 0, tg = 0, tq = 0;
         long ns = 0, ng = 0, nq = 0;
         for (long blk = 0; ts < seconds; blk++) {
-            double t0 = now();
+            double t0 = bench_now();
             for (int i = 0; i < BLOCK; i++)
                 train_step(&st);
-            double t1 = now();
+            double t1 = bench_now();
             for (int i = 0; i < BLOCK; i++)
                 step_gemms(&gc);
-            double t2 = now();
+            double t2 = bench_now();
             ts += t1 - t0;
             tg += t2 - t1;
             ns += BLOCK;
             ng += BLOCK;
             if (blk % 4 == 0) {
                 square_gemm(&sq);
-                tq += now() - t2;
+                tq += bench_now() - t2;
                 nq++;
             }
         }
@@ -275,7 +257,7 @@ int main(int argc, char **argv)
         v_fg[r] = v_gemm[r] / v_step[r];
         v_fp[r] = gfps * (double)batch / v_step[r] / (2.0 * (double)sq.n * sq.n * sq.n / v_sq[r]);
     }
-    double t_step = median(v_step, reps), t_gemm = median(v_gemm, reps), t_sq = median(v_sq, reps);
+    double t_step = bench_median(v_step, reps), t_gemm = bench_median(v_gemm, reps), t_sq = bench_median(v_sq, reps);
 
     double fps = tsr_model_flops_per_sample(st.model); /* nominal: 6*in*out per layer */
     double sps = (double)batch / t_step;
@@ -284,8 +266,8 @@ int main(int argc, char **argv)
     double gflops_exec = gfps * sps * 1e-9;
     double gflops_gemm = gfps * sps_gemm * 1e-9;
     double gflops_sq = 2.0 * (double)sq.n * sq.n * sq.n / t_sq * 1e-9;
-    double frac_gemm = median(v_fg, reps); /* achieved / SGEMM-at-step-shapes (time ratio) */
-    double frac_peak = median(v_fp, reps); /* executed FLOP rate / square peak */
+    double frac_gemm = bench_median(v_fg, reps); /* achieved / SGEMM-at-step-shapes (time ratio) */
+    double frac_peak = bench_median(v_fp, reps); /* executed FLOP rate / square peak */
 
     if (json) {
         printf("{\"bench\":\"train\",\"model\":\"784-256-256-10 relu\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,"
