@@ -64,7 +64,8 @@ double tsr_comm_last_wait_seconds(const tsr_comm_t *c);
  * (collective; it sums the buffer in place reps times, so call it while
  * the buffer is zero or may be overwritten) times a blocking allreduce of
  * the whole buffer, outside any step: what the reduction costs when
- * nothing overlaps it (median of reps). Per step, exposed is what the
+ * nothing overlaps it (median of reps after an untimed round; buffers of
+ * 16 MiB and more are timed once, from 256 MiB without the untimed round). Per step, exposed is what the
  * reduction cost the caller's thread: the wait plus the time inside
  * ready_from (work a back-end does inline); hidden is reference minus
  * exposed, at least 0. */

@@ -273,8 +273,15 @@ int tsr_comm_calibrate(tsr_comm_t *c, int reps)
         return rc;
     if (reps < 1 || reps > MAXREPS)
         return tsr_error_set(TSR_EINVAL, "comm: calibrate with %d repetitions; expected 1 to %d", reps, MAXREPS);
+    /* Start-up must stay cheap for big models: from 16 MiB one timed round,
+     * from 256 MiB not even the untimed one. Decided by the size, which
+     * every rank shares, so all run the same number of collectives. */
+    size_t bytes = c->n * sizeof(float);
+    if (bytes >= ((size_t)16 << 20))
+        reps = 1;
+    int first = bytes >= ((size_t)256 << 20) ? 0 : -1;
     /* One untimed round first: the first call pays for lazy set-up. */
-    for (int r = -1; r < reps; r++) {
+    for (int r = first; r < reps; r++) {
         double t0 = MPI_Wtime();
         if ((rc = tsr_comm_allreduce(c)))
             return rc;
