@@ -116,7 +116,7 @@ int tsr_gpu_mse_eval(tsr_gpu_t *g, const float *dout, const float *dtargets, siz
 int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq);
 /* dx *= clip / (sqrt(*dsumsq) + 1e-6) when sqrt(*dsumsq) > clip; reads the
  * norm on the device, so no host wait. */
-int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, float clip);
+int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double clip);
 /* SGD: gi = g + wd*p; without velocity (dv NULL) p -= lr*gi; with it:
  * first step v = gi, else v = mu*v + gi; p -= lr*(nesterov ? gi + mu*v : v). */
 int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, float wd, float mu,

@@ -196,7 +196,7 @@ int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq)
     return nocuda("tsr_gpu_sumsq");
 }
 
-int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, float clip)
+int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double clip)
 {
     return nocuda("tsr_gpu_clip");
 }

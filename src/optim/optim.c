@@ -94,7 +94,7 @@ static int step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float
         if (!rc && grad_norm && !(rc = tsr_gpu_download(o->gpu, &sumsq, o->dsumsq, sizeof sumsq)))
             *grad_norm = sqrt(sumsq);
         if (!rc && c->clip_norm > 0)
-            rc = tsr_gpu_clip(o->gpu, g, n, o->dsumsq, (float)c->clip_norm);
+            rc = tsr_gpu_clip(o->gpu, g, n, o->dsumsq, c->clip_norm); /* double, as the CPU compares */
     }
     if (rc)
         return rc;

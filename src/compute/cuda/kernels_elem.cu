@@ -90,14 +90,14 @@ int tsr_gpu_act_backward(tsr_gpu_t *g, tsr_act_t act, const float *dy_out, float
 
 /* Global-norm clipping with the norm read on the device: one thread per
  * block computes the factor in double, as optim.c does on the host. */
-__global__ void clip_k(float *x, size_t n, const double *sumsq, float clip)
+__global__ void clip_k(float *x, size_t n, const double *sumsq, double clip)
 {
     __shared__ float f;
     __shared__ int on;
     if (threadIdx.x == 0) {
         double norm = sqrt(*sumsq);
-        on = norm > (double)clip;
-        f = on ? (float)((double)clip / (norm + 1e-6)) : 1.0f;
+        on = norm > clip;
+        f = on ? (float)(clip / (norm + 1e-6)) : 1.0f;
     }
     __syncthreads();
     if (!on)
@@ -106,7 +106,7 @@ __global__ void clip_k(float *x, size_t n, const double *sumsq, float clip)
         x[i] *= f;
 }
 
-int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, float clip)
+int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double clip)
 {
     if (n == 0)
         return noop(g, "tsr_gpu_clip");
