@@ -32,18 +32,6 @@ static const char data_usage[] =
     "  -o, --output OUT     the HDF5 file to write\n"
     "info prints rows, features, storage type, classes and the test split, after checking every value.\n";
 
-static int fail(int rc)
-{
-    fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
-    return rc;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
 {
     char *end;
@@ -117,10 +105,10 @@ static int cmd_convert(int argc, char **argv)
 #define OPT(name, action)                                                                                            \
     if ((m = opt_value(argc, argv, &i, name, &v)) != 0) {                                                            \
         if (m < 0)                                                                                                   \
-            return fail(m);                                                                                          \
+            return tsr_cli_fail(m);                                                                                          \
         action;                                                                                                      \
         if (rc)                                                                                                      \
-            return fail(rc);                                                                                         \
+            return tsr_cli_fail(rc);                                                                                         \
         continue;                                                                                                    \
     }
         OPT("--csv", csv = v)
@@ -136,42 +124,42 @@ static int cmd_convert(int argc, char **argv)
         OPT("-o", out = v)
 #undef OPT
         if (a[0] == '-' && a[1] != '\0')
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: unknown option '%s' (see tessera data --help)", a));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: unknown option '%s' (see tessera data --help)", a));
         if (positional)
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: more than one input file given ('%s' and '%s')",
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: more than one input file given ('%s' and '%s')",
                                       positional, a));
         positional = a;
     }
     if (!out)
-        return fail(tsr_error_set(TSR_EINVAL, "data convert: no output file; add -o OUT.h5"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no output file; add -o OUT.h5"));
     int idx = img || lab || timg || tlab;
     if (positional) {
         if (csv || idx)
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: input '%s' given besides --csv or --idx-* options",
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: input '%s' given besides --csv or --idx-* options",
                                       positional));
-        if (!ends_with(positional, ".csv") && !ends_with(positional, ".csv.gz"))
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: cannot tell the format of '%s' from its name; use "
+        if (!tsr_cli_ends_with(positional, ".csv") && !tsr_cli_ends_with(positional, ".csv.gz"))
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: cannot tell the format of '%s' from its name; use "
                                       "--csv FILE or --idx-images F --idx-labels F", positional));
         csv = positional;
     }
     if (csv && idx)
-        return fail(tsr_error_set(TSR_EINVAL, "data convert: give either a CSV file or IDX files, not both"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: give either a CSV file or IDX files, not both"));
     int rc;
     if (csv) {
         rc = tsr_data_convert_csv_scaled(csv, out, (int)label_col, test_fraction, seed, scale);
     } else if (idx) {
         if (csv_opts)
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: --label-col, --test-fraction, --seed and --scale "
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: --label-col, --test-fraction, --seed and --scale "
                                       "apply to CSV input only"));
         if (!img || !lab)
-            return fail(tsr_error_set(TSR_EINVAL, "data convert: IDX input needs both --idx-images and --idx-labels"));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: IDX input needs both --idx-images and --idx-labels"));
         rc = tsr_data_convert_idx(img, lab, timg, tlab, out);
     } else {
-        return fail(tsr_error_set(TSR_EINVAL, "data convert: no input; give --csv FILE, FILE.csv or --idx-images F "
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no input; give --csv FILE, FILE.csv or --idx-images F "
                                   "--idx-labels F (see tessera data --help)"));
     }
     if (rc)
-        return fail(rc);
+        return tsr_cli_fail(rc);
     return TSR_OK;
 }
 
@@ -256,19 +244,19 @@ static int cmd_info(int argc, char **argv)
             return TSR_OK;
         }
         if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s'", argv[i]));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s'", argv[i]));
         if (path)
-            return fail(tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
         path = argv[i];
     }
     if (!path)
-        return fail(tsr_error_set(TSR_EINVAL, "data info: no file; usage: tessera data info FILE"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: no file; usage: tessera data info FILE"));
     /* Open first, so a bad file gives its own error before anything prints. */
     tsr_dataset_t *ds = NULL;
     int rc = tsr_dataset_open(path, TSR_SPLIT_TRAIN, 1, &ds);
     tsr_dataset_destroy(ds);
     if (rc)
-        return fail(rc);
+        return tsr_cli_fail(rc);
     char buf[1024];
     printf("file:       %s\n", path);
     root_attr(path, "format", buf, sizeof buf);
@@ -282,11 +270,11 @@ static int cmd_info(int argc, char **argv)
         printf("created:    %s\n", buf);
     rc = describe(path, TSR_SPLIT_TRAIN, "train (/X, /y)");
     if (rc)
-        return fail(rc);
+        return tsr_cli_fail(rc);
     if (tsr_dataset_has_test(path)) {
         rc = describe(path, TSR_SPLIT_TEST, "test (/X_test, /y_test)");
         if (rc)
-            return fail(rc);
+            return tsr_cli_fail(rc);
     } else {
         printf("test:       none\n");
     }
@@ -297,7 +285,7 @@ int tsr_cmd_data(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(data_usage, stderr);
-        return fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info"));
     }
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
@@ -308,5 +296,5 @@ int tsr_cmd_data(int argc, char **argv)
         return cmd_convert(argc - 1, argv + 1);
     if (strcmp(sub, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
-    return fail(tsr_error_set(TSR_EINVAL, "data: unknown subcommand '%s'; expected convert or info", sub));
+    return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: unknown subcommand '%s'; expected convert or info", sub));
 }

@@ -18,18 +18,6 @@ static const char usage[] =
     "\"input\" float [N, inputs], output \"output\" [N, outputs] (softmax probabilities for\n"
     "classifiers), so any ONNX runtime loads them.\n";
 
-static int fail(int rc)
-{
-    fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
-    return rc;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 int tsr_cmd_export(int argc, char **argv)
 {
     const char *model = NULL, *format = NULL, *out = NULL, *registry = NULL;
@@ -46,18 +34,18 @@ int tsr_cmd_export(int argc, char **argv)
         } else if (strcmp(a, "--registry") == 0 && has) {
             registry = argv[++i];
         } else if (a[0] == '-' || model) {
-            return fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
         } else {
             model = a;
         }
     }
     if (!model || !out)
-        return fail(tsr_error_set(TSR_EINVAL, "export: expected MODEL and -o OUT (see tessera export --help)"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: expected MODEL and -o OUT (see tessera export --help)"));
     if (!format)
-        format = ends_with(out, ".onnx") ? "onnx" : (ends_with(out, ".h5") || ends_with(out, ".hdf5")) ? "hdf5" : NULL;
+        format = tsr_cli_ends_with(out, ".onnx") ? "onnx" : (tsr_cli_ends_with(out, ".h5") || tsr_cli_ends_with(out, ".hdf5")) ? "hdf5" : NULL;
     int fmt = tsr_export_format_parse(format);
     if (fmt < 0)
-        return fail(tsr_error_set(TSR_EINVAL, "export: --format %s: expected onnx or hdf5",
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --format %s: expected onnx or hdf5",
                                   format ? format : "(none, and OUT has no .onnx or .h5 extension)"));
     char path[4096];
     if (registry) {
@@ -69,12 +57,12 @@ int tsr_cmd_export(int argc, char **argv)
             rc = tsr_registry_model_path(reg, model, path, sizeof path);
         tsr_registry_destroy(reg);
         if (rc)
-            return fail(rc);
+            return tsr_cli_fail(rc);
         model = path;
     }
     int rc = tsr_export_file(model, (tsr_export_format_t)fmt, out);
     if (rc)
-        return fail(rc);
+        return tsr_cli_fail(rc);
     printf("tessera: wrote %s (%s)\n", out, tsr_export_format_name((tsr_export_format_t)fmt));
     return TSR_OK;
 }

@@ -33,12 +33,6 @@ static const char usage[] =
     "                     max_body_kb, max_upload_mb, threads\n"
     "Routes: GET / (dashboard), /health, /status, /metrics, /cache, /models...; POST /predict.\n";
 
-static int fail(int rc)
-{
-    fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
-    return rc;
-}
-
 /* The model a registry directory serves: production first, else newest. */
 static int pick(const char *dir, char *path, size_t len)
 {
@@ -59,7 +53,7 @@ int tsr_cmd_serve(int argc, char **argv)
     tsr_config_t *conf = NULL;
     int rc = tsr_config_create(&conf);
     if (rc)
-        return fail(rc);
+        return tsr_cli_fail(rc);
     for (int i = 1; i < argc && rc == TSR_OK; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -97,7 +91,7 @@ int tsr_cmd_serve(int argc, char **argv)
         rc = tsr_serve_config_from(conf, &sc);
     if (rc) {
         tsr_config_destroy(conf);
-        return fail(rc);
+        return tsr_cli_fail(rc);
     }
     sc.bind = bind ? bind : sc.bind;
     sc.token_file = token ? token : sc.token_file;
@@ -119,7 +113,7 @@ int tsr_cmd_serve(int argc, char **argv)
         rc = tsr_model_load(model_path, 1, &m);
     if (rc) {
         tsr_config_destroy(conf);
-        return fail(rc);
+        return tsr_cli_fail(rc);
     }
     /* One BLAS thread: the batcher's model calls are small, and OpenBLAS
      * workers spinning between them would take the cores the HTTP threads
@@ -142,7 +136,7 @@ int tsr_cmd_serve(int argc, char **argv)
     if (rc) {
         tsr_serve_destroy(s);
         tsr_config_destroy(conf);
-        return fail(rc);
+        return tsr_cli_fail(rc);
     }
     printf("tessera: serving %s on port %d (address in %s/coordinator.addr; Ctrl-C stops)\n",
            model_path ? model_path : "no model", tsr_serve_port(s), sc.run_dir);

@@ -15,4 +15,9 @@ int tsr_cmd_export(int argc, char **argv);
 int tsr_cmd_submit(int argc, char **argv);
 int tsr_cmd_jobs(int argc, char **argv);
 
+/* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
+ * whether s ends with suffix, ignoring case. */
+int tsr_cli_fail(int rc);
+int tsr_cli_ends_with(const char *s, const char *suffix);
+
 #endif

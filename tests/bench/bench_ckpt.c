@@ -41,6 +41,7 @@
 #include "common/h5lock.h"
 #include "tessera/ckpt.h"
 #include "tessera/error.h"
+#include "bench_util.h"
 #include "tessera/model.h"
 #include "tessera/optim.h"
 #include "tessera/place.h"
@@ -71,18 +72,12 @@ static double clock_s(clockid_t id)
 
 static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
+/* bench_median sorts in place; callers here keep their per-run order. */
 static double median(const double *v, int n)
 {
     double s[MAX_REPS];
     memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    return bench_median(s, n);
 }
 
 static void die(const char *what, int rc)

@@ -16,6 +16,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
 build=build
 np=2
@@ -85,22 +86,10 @@ if [ -z "$only" ] || [ "$only" = digits ]; then
 fi
 
 if [ -z "$only" ] || [ "$only" = fashion ]; then
-  # The IDX files of the Debian package.
-  idx_dir=
-  if command -v dpkg >/dev/null && dpkg -L dataset-fashion-mnist >/dev/null 2>&1; then
-    idx_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep 'train-images-idx3-ubyte.gz$' | head -1)")
-  fi
-  [ -n "$idx_dir" ] && [ -d "$idx_dir" ] || idx_dir=/usr/share/datasets/fashion-mnist
-  if [ ! -f "$idx_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "run_accuracy_bench.sh: Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist)" >&2
+  if ! fashion_h5 "$tessera" "$tmp/fashion.h5"; then
     results+=("fashion-mnist|no data|88|-|-|120|")
     status=1
   else
-    echo "== converting $idx_dir to HDF5" >&2
-    "$tessera" data convert \
-      --idx-images "$idx_dir/train-images-idx3-ubyte.gz" --idx-labels "$idx_dir/train-labels-idx1-ubyte.gz" \
-      --idx-test-images "$idx_dir/t10k-images-idx3-ubyte.gz" --idx-test-labels "$idx_dir/t10k-labels-idx1-ubyte.gz" \
-      -o "$tmp/fashion.h5" >&2
     conf="tests/bench/fashion.ini${fashion_sets[*]:+ ${fashion_sets[*]}}"
     run fashion-mnist 88 120 "$conf" -- \
       "$tessera" train "$here/fashion.ini" --set "data.path=$tmp/fashion.h5" \

@@ -30,6 +30,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
 build=build
 np=2
@@ -162,21 +163,10 @@ restart() {
 if [ -z "$only" ] || [ "$only" = restart ]; then
   restart digits "$root/examples/digits.ini" 300 100
 
-  idx_dir=
-  if command -v dpkg >/dev/null && dpkg -L dataset-fashion-mnist >/dev/null 2>&1; then
-    idx_dir=$(dirname "$(dpkg -L dataset-fashion-mnist | grep 'train-images-idx3-ubyte.gz$' | head -1)")
-  fi
-  [ -n "$idx_dir" ] && [ -d "$idx_dir" ] || idx_dir=/usr/share/datasets/fashion-mnist
-  if [ ! -f "$idx_dir/train-images-idx3-ubyte.gz" ]; then
-    echo "run_ckpt_bench.sh: Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist)" >&2
+  if ! fashion_h5 "$tessera" "$work/fashion.h5"; then
     restart_rows+=("fashion-mnist|no data|-|-|-|-|-")
     status=1
   else
-    echo "== converting $idx_dir to HDF5" >&2
-    "$tessera" data convert \
-      --idx-images "$idx_dir/train-images-idx3-ubyte.gz" --idx-labels "$idx_dir/train-labels-idx1-ubyte.gz" \
-      --idx-test-images "$idx_dir/t10k-images-idx3-ubyte.gz" --idx-test-labels "$idx_dir/t10k-labels-idx1-ubyte.gz" \
-      -o "$work/fashion.h5" >&2
     restart fashion-mnist "$here/fashion.ini" 200 100 --set "data.path=$work/fashion.h5"
   fi
 

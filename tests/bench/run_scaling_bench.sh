@@ -13,6 +13,7 @@
 #                                         [-- extra tessera train options]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
 build=build np=2 reps=5 steps=600 batch=128 extra=()
 while [ $# -gt 0 ]; do
@@ -33,12 +34,9 @@ tessera=$build/tessera
 mpirun=$(command -v mpirun || command -v mpiexec)
 flags=(--oversubscribe --bind-to none)
 [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
-idx=/usr/share/datasets/fashion-mnist
-[ -f "$idx/train-images-idx3-ubyte.gz" ] || { echo "run_scaling_bench.sh: $idx missing (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
 tmp=$(mktemp -d "$build/scaling.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-"$tessera" data convert --idx-images "$idx/train-images-idx3-ubyte.gz" --idx-labels "$idx/train-labels-idx1-ubyte.gz" \
-  -o "$tmp/fashion.h5" >/dev/null
+fashion_h5 "$tessera" "$tmp/fashion.h5" || exit 1
 cd "$tmp"
 run() { # run NP: prints samples/s, saves the log
   "$mpirun" "${flags[@]}" -n "$1" "$tessera" train "$here/fashion.ini" --set data.path="$tmp/fashion.h5" \

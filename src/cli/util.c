@@ -1,0 +1,19 @@
+/* Small helpers the subcommands share (declared in commands.h). */
+#include "cli/commands.h"
+#include "tessera/error.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+int tsr_cli_fail(int rc)
+{
+    fprintf(stderr, "tessera: error: %s\n", tsr_last_error());
+    return rc;
+}
+
+int tsr_cli_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcasecmp(s + n - m, suffix) == 0;
+}
