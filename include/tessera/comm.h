@@ -15,7 +15,10 @@
  *   "nccl": GPU buffers: ncclAllReduce per bucket on a communication
  *          stream (src/comm/backend_nccl.c); needs a build with NCCL.
  *   "auto": "nccl" for GPU buffers; else "shm" when some node holds more
- *          than one rank, else "mpi". */
+ *          than one rank, else "mpi".
+ * GPU buffers with "mpi" or "shm" (by name, or "auto" in a build without
+ * NCCL) are staged through a pinned host copy: correct everywhere, but
+ * without overlap (see tsr_comm_staged). */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
 #include <mpi.h>
@@ -33,16 +36,21 @@ typedef struct tsr_comm tsr_comm_t;
  * allocated here: the per-step calls allocate nothing. Collective. */
 int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
                     tsr_comm_t **out);
-/* The same for a buffer in GPU memory (backend "nccl" or "auto"): each
- * bucket's reduction is queued on a communication stream after the work
- * already queued on the GPU's stream when it is marked ready, so backward's
- * kernels need not have finished; tsr_comm_wait returns when the sums are
- * in buf. */
+/* The same for a buffer in GPU memory. With "nccl" (or "auto" in a build
+ * with NCCL) each bucket's reduction is queued on a communication stream
+ * after the work already queued on the GPU's stream when it is marked
+ * ready, so backward's kernels need not have finished. With "mpi" or
+ * "shm", marking a range ready copies it to the host (waiting for the
+ * stream) and tsr_comm_wait queues the upload of the sums on the GPU's
+ * stream. Either way, work queued on that stream after tsr_comm_wait sees
+ * the sums. */
 int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
                         size_t bucket_bytes, tsr_comm_t **out);
 void tsr_comm_destroy(tsr_comm_t *c);
 
 const char *tsr_comm_backend(const tsr_comm_t *c);
+/* 1 when a GPU buffer is summed through a host copy by a host back-end. */
+int tsr_comm_staged(const tsr_comm_t *c);
 size_t tsr_comm_nbuckets(const tsr_comm_t *c);
 
 /* Declares buf[offset..n) final for this step: every bucket lying wholly in

@@ -17,7 +17,14 @@
  *         never, and "mpi"/"shm" never take device buffers.
  * So "auto" is "shm" when ranks share a node and "mpi" when every rank is
  * alone on its node (or there is a single rank), and "nccl" on GPUs. All
- * stay selectable by name. */
+ * stay selectable by name.
+ *
+ * GPU buffers with no back-end that takes them (a CUDA build without
+ * NCCL, or "mpi"/"shm" by name) are staged: a host back-end sums a pinned
+ * host copy. Each range is downloaded when it is marked ready (which waits
+ * for the GPU's stream) and the sums are uploaded at wait, so nothing
+ * overlaps, but training works wherever MPI does. On a single rank there
+ * is nothing to sum and a staged engine copies nothing. */
 static const comm_backend_t *const components[] = {
     &tsr_comm_mpi_component,
     &tsr_comm_shm_component,
@@ -40,30 +47,53 @@ struct tsr_comm {
      * back-end does inline, e.g. shm's copy-in), and for the last step. */
     double inline_seconds, last_inline_seconds;
     double ref_seconds; /* a blocking allreduce of the buffer (calibrate) */
+    /* Staged GPU buffer: the device buffer, its host copy (which the
+     * back-end works on) and the GPU; alone: one rank, so no work. */
+    tsr_gpu_t *gpu;
+    float *dbuf, *host;
+    int staged, alone;
 };
 
-static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const comm_backend_t **out)
+/* The highest-priority back-end for on_gpu buffers, or 0. Collective. */
+static int best_backend(MPI_Comm comm, int on_gpu, const comm_backend_t **out)
 {
-    if (!name || strcmp(name, "auto") == 0) {
-        /* available() is collective: every rank asks every back-end. */
-        int best = 0;
-        for (size_t i = 0; i < NCOMPONENTS; i++) {
-            int prio = components[i]->available(comm, on_gpu);
-            if (prio > best) {
-                best = prio;
-                *out = components[i];
-            }
+    /* available() is collective: every rank asks every back-end. */
+    int best = 0;
+    for (size_t i = 0; i < NCOMPONENTS; i++) {
+        int prio = components[i]->available(comm, on_gpu);
+        if (prio > best) {
+            best = prio;
+            *out = components[i];
         }
-        return best > 0 ? TSR_OK
-                        : tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available for %s buffers%s",
-                                        on_gpu ? "GPU" : "host", on_gpu ? " (this build has no NCCL)" : "");
+    }
+    return best;
+}
+
+/* *staged: GPU buffers go through a host copy (the back-end takes host
+ * buffers only). available() returns the same on every rank, so every
+ * rank takes the same path through these collective calls. */
+static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const comm_backend_t **out, int *staged)
+{
+    *staged = 0;
+    if (!name || strcmp(name, "auto") == 0) {
+        if (best_backend(comm, on_gpu, out) > 0)
+            return TSR_OK;
+        if (on_gpu && best_backend(comm, 0, out) > 0) {
+            *staged = 1;
+            return TSR_OK;
+        }
+        return tsr_error_set(TSR_ENOTSUP, "comm: no back-end is available for %s buffers", on_gpu ? "GPU" : "host");
     }
     for (size_t i = 0; i < NCOMPONENTS; i++) {
         if (strcmp(name, components[i]->name) != 0)
             continue;
-        if (!components[i]->available(comm, on_gpu))
-            return tsr_error_set(TSR_ENOTSUP, "comm: backend '%s' is not available here for %s buffers", name,
-                                 on_gpu ? "GPU" : "host");
+        if (!components[i]->available(comm, on_gpu)) {
+            if (!on_gpu || !components[i]->available(comm, 0))
+                return tsr_error_set(TSR_ENOTSUP, "comm: backend '%s' is not available here for %s buffers%s", name,
+                                     on_gpu ? "GPU" : "host",
+                                     strcmp(name, "nccl") == 0 ? " (this build has no NCCL)" : "");
+            *staged = 1;
+        }
         *out = components[i];
         return TSR_OK;
     }
@@ -97,7 +127,8 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
     if (!buf && n > 0)
         return tsr_error_set(TSR_EINVAL, "comm: buffer is NULL but holds %zu floats", n);
     const comm_backend_t *be = NULL;
-    rc = select_backend(comm, backend, gpu != NULL, &be);
+    int staged = 0;
+    rc = select_backend(comm, backend, gpu != NULL, &be, &staged);
     if (rc)
         return rc;
 
@@ -111,6 +142,18 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
     c->be = be;
     c->buf = buf;
     c->n = n;
+    c->staged = staged;
+    c->alone = staged && size == 1;
+    if (staged) {
+        c->gpu = gpu;
+        c->dbuf = buf;
+        if (!c->alone && (rc = tsr_gpu_host_alloc((n ? n : 1) * sizeof(float), (void **)&c->host))) {
+            tsr_error_prefix(rc, "comm: host copy of %zu gradients for '%s' on GPUs: ", n, be->name);
+            goto fail;
+        }
+        buf = c->host;
+        gpu = NULL;
+    }
     /* Whole floats, at least one; 0 means one bucket for everything. */
     if (bucket_bytes == 0)
         c->bucket_elems = n > 0 ? n : 1;
@@ -140,8 +183,7 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
         .nbuckets = c->nbuckets,
         .gpu = gpu,
     };
-    rc = be->create(&setup, &c->state);
-    if (rc)
+    if (!c->alone && (rc = be->create(&setup, &c->state)))
         goto fail;
     *out = c;
     return TSR_OK;
@@ -156,6 +198,7 @@ void tsr_comm_destroy(tsr_comm_t *c)
         return;
     if (c->be && c->state)
         c->be->destroy(c->state);
+    tsr_gpu_host_free(c->host);
     free(c->buckets);
     free(c);
 }
@@ -163,6 +206,11 @@ void tsr_comm_destroy(tsr_comm_t *c)
 const char *tsr_comm_backend(const tsr_comm_t *c)
 {
     return c ? c->be->name : NULL;
+}
+
+int tsr_comm_staged(const tsr_comm_t *c)
+{
+    return c ? c->staged : 0;
 }
 
 size_t tsr_comm_nbuckets(const tsr_comm_t *c)
@@ -179,16 +227,31 @@ static int check_usable(const tsr_comm_t *c)
     return TSR_OK;
 }
 
-/* Starts buckets in order while they lie wholly in buf[offset..n). */
+/* Starts buckets in order while they lie wholly in buf[offset..n); staged,
+ * their range is copied to the host first, in one download. */
 static int start_from(tsr_comm_t *c, size_t offset)
 {
-    while (c->next < c->nbuckets && c->buckets[c->next].start >= offset) {
+    size_t last = c->next;
+    while (last < c->nbuckets && c->buckets[last].start >= offset)
+        last++;
+    if (last == c->next || c->alone) {
+        c->next = last;
+        return TSR_OK;
+    }
+    if (c->staged) {
+        size_t lo = c->buckets[last - 1].start, hi = c->buckets[c->next].start + c->buckets[c->next].len;
+        int rc = tsr_gpu_download(c->gpu, c->host + lo, c->dbuf + lo, (hi - lo) * sizeof(float));
+        if (rc) {
+            c->failed = 1;
+            return tsr_error_prefix(rc, "comm: copying gradients to the host for '%s': ", c->be->name);
+        }
+    }
+    for (; c->next < last; c->next++) {
         int rc = c->be->start(c->state, c->next);
         if (rc) {
             c->failed = 1;
             return rc;
         }
-        c->next++;
     }
     return TSR_OK;
 }
@@ -203,7 +266,7 @@ int tsr_comm_ready_from(tsr_comm_t *c, size_t offset)
                              c->n);
     double t0 = MPI_Wtime();
     rc = start_from(c, offset);
-    if (!rc) {
+    if (!rc && !c->alone) {
         rc = c->be->progress(c->state);
         if (rc)
             c->failed = 1;
@@ -219,8 +282,14 @@ int tsr_comm_wait(tsr_comm_t *c)
         return rc;
     double t0 = MPI_Wtime();
     rc = start_from(c, 0);
-    if (!rc) {
+    if (!rc && !c->alone) {
         rc = c->be->wait(c->state);
+        /* Queued on the GPU's stream, so the kernels that read the sums
+         * (the optimizer) run after it; the host copy is not written
+         * again before the next step's download, which waits for it. */
+        if (!rc && c->staged && c->n &&
+            (rc = tsr_gpu_upload(c->gpu, c->dbuf, c->host, c->n * sizeof(float))))
+            tsr_error_prefix(rc, "comm: copying the sums back to the GPU for '%s': ", c->be->name);
         if (rc)
             c->failed = 1;
     }

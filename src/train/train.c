@@ -327,9 +327,10 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         goto out;
     res->nparams = tsr_model_nparams(ctx.model);
     tsr_log(TSR_LOG_INFO, "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu, "
-            "%zu steps/epoch, comm %s (%zu buckets), %d BLAS thread%s per rank",
+            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank",
             ctx.data_path, tsr_dataset_rows(ctx.train), tsr_dataset_dim(ctx.train), res->nparams, ctx.world,
             ctx.batch, ctx.steps_per_epoch, tsr_comm_backend(ctx.comm), tsr_comm_nbuckets(ctx.comm),
+            tsr_comm_staged(ctx.comm) ? ", GPU gradients staged through host memory" : "",
             ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
     tsr_train_pos_t start;

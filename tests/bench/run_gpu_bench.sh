@@ -4,7 +4,7 @@
 #       one GPU: bench_gpu_train against torch_mlp.py --device cuda on the
 #       same GPU, alternating (tessera, torch, ...) ROUNDS times; prints the
 #       ratio of medians (target >= 1.0);
-#   (b) the NCCL sanity run: mpi_test_nccl on 1 rank (one GPU), then on as
+#   (b) the NCCL sanity run: mpi_test_comm_gpu on 1 rank (one GPU), then on as
 #       many ranks as GPUs, and bench_allreduce --backend nccl where MPI is
 #       available.
 # Without a GPU every part says SKIP and the script exits 0.
@@ -64,8 +64,8 @@ fi
 echo "== (b) NCCL =="
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c GPU || true)
 mpirun=$(command -v mpirun || command -v mpiexec || true)
-test=$build/tests/mpi_test_nccl
-[ -x "$test" ] || test=$(find "$build/tests" -name mpi_test_nccl -type f | head -1)
+test=$build/tests/gpu_mpi_test_comm_gpu
+[ -x "$test" ] || test=$(find "$build/tests" -name gpu_mpi_test_comm_gpu -type f | head -1)
 if [ -z "$mpirun" ]; then
   echo "SKIP: no mpirun here"
 elif [ "${ngpu:-0}" -lt 1 ]; then
@@ -74,7 +74,7 @@ else
   flags=(--oversubscribe --bind-to none)
   [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
   for np in 1 "$ngpu"; do
-    "$mpirun" "${flags[@]}" -n "$np" "$test" && echo "mpi_test_nccl on $np rank(s): ok" || echo "mpi_test_nccl on $np rank(s): FAILED"
+    "$mpirun" "${flags[@]}" -n "$np" "$test" && echo "mpi_test_comm_gpu on $np rank(s): ok" || echo "mpi_test_comm_gpu on $np rank(s): FAILED"
   done
   "$mpirun" "${flags[@]}" -n "$ngpu" "$build/tests/bench/bench_allreduce" --gpu --max-bytes 256M 2>&1 | tail -30
 fi

@@ -1,9 +1,10 @@
-/* The "nccl" back-end on 1 or more ranks with one GPU each: sums equal the
- * reference for odd sizes, sizes below the rank count and an empty buffer,
- * with one bucket and with many; "auto" picks nccl for GPU buffers; two
- * runs on the same input are bit-identical. On 1 rank this is the
- * single-GPU NCCL sanity run. Exits 77 (every rank) without enough GPUs
- * or in a build without NCCL. */
+/* Gradient sums of GPU buffers on 1 or more ranks with one GPU each:
+ * "nccl" (in a build with NCCL) and "mpi"/"shm" staged through host
+ * memory. Sums equal the reference for odd sizes, sizes below the rank
+ * count and an empty buffer, with one bucket and with many; "auto" picks
+ * nccl where it is built, else a staged host back-end; two runs on the same
+ * input are bit-identical. On 1 rank with NCCL this is the single-GPU NCCL
+ * sanity run. Exits 77 (every rank) without enough GPUs. */
 #include "tessera/comm.h"
 #include "tessera/compute.h"
 #include "tessera/error.h"
@@ -31,6 +32,12 @@ static float value(int r, size_t i)
     return (float)((int)((i * 7 + (size_t)r * 13) % 101) - 50);
 }
 
+#ifdef TSR_HAVE_NCCL
+#define AUTO_PICKS "nccl"
+#else
+#define AUTO_PICKS NULL /* whichever host back-end auto takes for host buffers */
+#endif
+
 static void check_sum(tsr_gpu_t *g, const char *backend, size_t n, size_t bucket_bytes)
 {
     float *h = malloc((n ? n : 1) * sizeof *h), *d = NULL;
@@ -41,7 +48,10 @@ static void check_sum(tsr_gpu_t *g, const char *backend, size_t n, size_t bucket
     CHECK(tsr_gpu_upload(g, d, h, n * sizeof(float)) == TSR_OK, "upload");
     CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, backend, g, d, n, bucket_bytes, &c) == TSR_OK, "create %s n=%zu",
           backend, n);
-    CHECK(strcmp(tsr_comm_backend(c), "nccl") == 0, "backend %s", tsr_comm_backend(c));
+    const char *expect = strcmp(backend, "auto") == 0 ? AUTO_PICKS : backend;
+    CHECK(!expect || strcmp(tsr_comm_backend(c), expect) == 0, "%s picked %s", backend, tsr_comm_backend(c));
+    CHECK(tsr_comm_staged(c) == (strcmp(tsr_comm_backend(c), "nccl") != 0), "%s: staged is %d", backend,
+          tsr_comm_staged(c));
     /* Half the buffer "ready" early, as backward would mark it. */
     CHECK(tsr_comm_ready_from(c, n / 2) == TSR_OK, "ready_from");
     CHECK(tsr_comm_wait(c) == TSR_OK, "wait");
@@ -57,7 +67,7 @@ static void check_sum(tsr_gpu_t *g, const char *backend, size_t n, size_t bucket
     free(h);
 }
 
-static void check_repeatable(tsr_gpu_t *g, size_t n)
+static void check_repeatable(tsr_gpu_t *g, const char *backend, size_t n)
 {
     float *h = malloc(n * sizeof *h), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *d = NULL;
     tsr_comm_t *c = NULL;
@@ -67,13 +77,13 @@ static void check_repeatable(tsr_gpu_t *g, size_t n)
         h[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
     }
     CHECK(tsr_gpu_alloc(g, n * sizeof(float), (void **)&d) == TSR_OK, "alloc");
-    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, "nccl", g, d, n, 256 << 10, &c) == TSR_OK, "create");
+    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, backend, g, d, n, 256 << 10, &c) == TSR_OK, "create %s", backend);
     for (int k = 0; k < 2; k++) {
         CHECK(tsr_gpu_upload(g, d, h, n * sizeof(float)) == TSR_OK, "upload");
         CHECK(tsr_comm_allreduce(c) == TSR_OK, "allreduce");
         CHECK(tsr_gpu_download(g, k ? b : a, d, n * sizeof(float)) == TSR_OK, "download");
     }
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "two runs of the same sum differ");
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: two runs of the same sum differ", backend);
     CHECK(tsr_comm_calibrate(c, 3) == TSR_OK && tsr_comm_reference_seconds(c) > 0, "calibrate");
     tsr_comm_destroy(c);
     tsr_gpu_free(g, d);
@@ -85,13 +95,6 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-#ifndef TSR_HAVE_NCCL
-    /* A CUDA build without NCCL: "auto" and "nccl" refuse GPU buffers. */
-    if (rank == 0)
-        printf("SKIP: this build has no NCCL\n");
-    MPI_Finalize();
-    return 77;
-#endif
     MPI_Comm node;
     int lrank = 0, lsize = 1, count = tsr_gpu_count(), enough, all;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
@@ -102,26 +105,37 @@ int main(int argc, char **argv)
     MPI_Allreduce(&enough, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!all) {
         if (rank == 0)
-            printf("SKIP: %d CUDA device%s for %d rank%s on this node; the nccl test needs one per rank\n", count,
+            printf("SKIP: %d CUDA device%s for %d rank%s on this node; the test needs one per rank\n", count,
                    count == 1 ? "" : "s", lsize, lsize == 1 ? "" : "s");
         MPI_Finalize();
         return 77;
     }
     tsr_gpu_t *g = NULL;
     CHECK(tsr_gpu_create(lrank, &g) == TSR_OK, "gpu %d", lrank);
+    const char *backends[] = {
+#ifdef TSR_HAVE_NCCL
+        "nccl",
+#endif
+        "mpi", "shm"};
     size_t sizes[] = {0, 1, (size_t)(size > 1 ? size - 1 : 1), 1000003, 4 << 20};
     size_t buckets[] = {0, 4096, 1 << 20};
-    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
-        for (size_t j = 0; j < sizeof buckets / sizeof *buckets; j++)
-            check_sum(g, j ? "nccl" : "auto", sizes[i], buckets[j]);
-    check_repeatable(g, 3u << 20);
-    /* A host buffer is refused by nccl, and a GPU buffer by mpi/shm. */
+    for (size_t b = 0; b < sizeof backends / sizeof *backends; b++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+            for (size_t j = 0; j < sizeof buckets / sizeof *buckets; j++)
+                check_sum(g, j ? backends[b] : "auto", sizes[i], buckets[j]);
+        check_repeatable(g, backends[b], 3u << 20);
+        if (rank == 0)
+            printf("ok: %s allreduce of GPU buffers on %d rank%s (%s)\n", backends[b], size, size == 1 ? "" : "s",
+                   tsr_gpu_name(g));
+    }
+    /* A host buffer is refused by nccl. */
     float hb[4] = {0};
     tsr_comm_t *c = NULL;
+#ifdef TSR_HAVE_NCCL
     CHECK(tsr_comm_create(MPI_COMM_WORLD, "nccl", hb, 4, 0, &c) == TSR_ENOTSUP, "nccl took host memory");
-    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, "mpi", g, hb, 4, 0, &c) == TSR_ENOTSUP, "mpi took GPU memory");
-    if (rank == 0)
-        printf("ok: nccl allreduce on %d rank%s (%s)\n", size, size == 1 ? "" : "s", tsr_gpu_name(g));
+#else
+    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, "nccl", g, hb, 4, 0, &c) == TSR_ENOTSUP, "nccl without NCCL");
+#endif
     tsr_gpu_destroy(g);
     MPI_Finalize();
     return 0;

@@ -1,0 +1,28 @@
+/* The cuBLAS API as tessera's GPU layer uses it, for the CUDA emulator
+ * (tests/cudaemu): a column-major reference SGEMM with cuBLAS's argument
+ * rules stands in for the library that src/compute/cuda/cublas_load.c
+ * opens. */
+#ifndef TSR_CUDAEMU_CUBLAS_V2_H
+#define TSR_CUDAEMU_CUBLAS_V2_H
+#include "cuda_runtime.h"
+
+#define CUBLAS_VER_MAJOR 13
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    CUBLAS_STATUS_SUCCESS = 0,
+    CUBLAS_STATUS_NOT_INITIALIZED = 1,
+    CUBLAS_STATUS_ALLOC_FAILED = 3,
+    CUBLAS_STATUS_INVALID_VALUE = 7
+} cublasStatus_t;
+typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 } cublasOperation_t;
+typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
+typedef struct cublasContext *cublasHandle_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
