@@ -154,7 +154,7 @@ typedef struct part {
 static int read_part(const char *images, const char *labels, part_t *p)
 {
     idx_t fi = {0}, fl = {0};
-    uint32_t di[3], dl[1];
+    uint32_t di[3] = {0}, dl[1] = {0};
     unsigned char *lb = NULL;
     int rc = open_idx(&fi, images);
     if (rc == TSR_OK)

@@ -252,7 +252,7 @@ static int check_sets(tsr_dataset_t *ds)
     const char *yexp = "1-D int32 labels [N] or 2-D float32 targets [N, K]";
     hid_t xtype = H5I_INVALID_HID, ytype = H5I_INVALID_HID, attr = H5I_INVALID_HID, atype = H5I_INVALID_HID;
     hsize_t xd[2], yd[2];
-    int xr, yr;
+    int xr = 0, yr = 0;
     char tn[32];
     int rc = open_set(ds, ds->file, ds->xname, xexp, &ds->xset, &xtype, &xr, xd);
     if (rc)

@@ -2,7 +2,7 @@
 set -u
 : "${TSR_BIN:?}" "${TSR_SRC:?}" "${TSR_MPIEXEC:=mpiexec}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-PY=/usr/bin/python3   # Debian's interpreter, which has h5py and numpy
+PY=${TSR_PYTHON:-/usr/bin/python3}   # Debian's interpreter, which has h5py and numpy
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-e2e.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"

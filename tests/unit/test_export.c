@@ -127,7 +127,7 @@ static void read_model(const uint8_t *buf, size_t len, onnx_t *o)
             } else if (num == 5) { /* initializer: raw_data (9) */
                 int n2, w2;
                 uint64_t v2;
-                rd_t s2;
+                rd_t s2 = {0};
                 while (field(&sub, &n2, &w2, &v2, &s2))
                     if (n2 == 9) {
                         size_t n = (size_t)(s2.end - s2.p);
