@@ -55,6 +55,16 @@ const float *tsr_model_output(const tsr_model_t *m);
  * cross-entropy, targets [rows, outputs] for MSE. */
 double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
                           tsr_grad_ready_fn ready, void *arg);
+/* The same, but the loss sum is added to a running total instead of being
+ * returned, so on a GPU the host does not wait for the step's kernels.
+ * tsr_model_take_loss returns the total since the last take and clears it
+ * (on a GPU it waits for the work queued so far). Both sums are formed in
+ * double in the same order: the total equals the sum of what
+ * tsr_model_backward would have returned, bit for bit. Returns TSR_OK or
+ * the model's GPU error. */
+int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
+                              float scale, tsr_grad_ready_fn ready, void *arg);
+int tsr_model_take_loss(tsr_model_t *m, double *sum);
 /* Loss sum and correct count (labels only; 0 for MSE) over rows, in chunks of max_batch. */
 int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
                        double *loss_sum, size_t *correct);

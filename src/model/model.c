@@ -179,7 +179,7 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
 {
     (void)rows; /* the forward's row count is authoritative */
     if (m->dev)
-        return model_gpu_backward(m, labels, targets, scale, ready, arg);
+        return model_gpu_backward(m, labels, targets, scale, ready, arg, 0);
     int L = m->spec.nlayers;
     int cur = 0;
     double loss = loss_delta(m, labels, targets, scale, m->delta[cur]);
@@ -201,6 +201,26 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         }
     }
     return loss;
+}
+
+int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
+                              float scale, tsr_grad_ready_fn ready, void *arg)
+{
+    if (m->dev) {
+        model_gpu_backward(m, labels, targets, scale, ready, arg, 1);
+        return tsr_model_status(m);
+    }
+    m->loss_total += tsr_model_backward(m, labels, targets, rows, scale, ready, arg);
+    return TSR_OK;
+}
+
+int tsr_model_take_loss(tsr_model_t *m, double *sum)
+{
+    if (m->dev)
+        return model_gpu_take_loss(m, sum);
+    *sum = m->loss_total;
+    m->loss_total = 0;
+    return TSR_OK;
 }
 
 int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,

@@ -45,9 +45,11 @@ int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu)
         rc = tsr_gpu_alloc(gpu, m->max_batch * sizeof(int32_t), (void **)&d->labels);
     else
         rc = tsr_gpu_alloc(gpu, m->max_batch * k * sizeof(float), (void **)&d->targets);
-    if (rc || (rc = tsr_gpu_alloc(gpu, sizeof(double), (void **)&d->loss)) ||
+    /* loss and loss_total share one allocation (zeroed). */
+    if (rc || (rc = tsr_gpu_alloc(gpu, 2 * sizeof(double), (void **)&d->loss)) ||
         (rc = tsr_gpu_alloc(gpu, sizeof(unsigned long long), (void **)&d->correct)))
         goto fail;
+    d->loss_total = d->loss + 1;
     if ((rc = tsr_gpu_upload(gpu, d->params, m->params, pbytes)) || (rc = tsr_gpu_sync(gpu)))
         goto fail;
     return TSR_OK;
@@ -135,29 +137,31 @@ int model_gpu_output(tsr_model_t *m)
                                       m->rows * k * sizeof(float)));
 }
 
-/* The loss of the last forward into delta, its sum into d->loss. */
-static int loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta)
+/* The loss of the last forward into delta, its sum added to *dsum (on the
+ * device; cleared first when reset). */
+static int loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta,
+                      double *dsum, int reset)
 {
     model_gpu_t *d = m->dev;
     size_t rows = m->rows, k = m->spec.sizes[m->spec.nlayers];
     const float *out = d->act[m->spec.nlayers];
-    int rc = tsr_gpu_memset0(d->gpu, d->loss, sizeof(double));
+    int rc = reset ? tsr_gpu_memset0(d->gpu, dsum, sizeof(double)) : TSR_OK;
     if (rc)
         return rc;
     if (m->spec.loss == TSR_LOSS_XENT) {
         if (!labels)
             return tsr_error_set(TSR_EINVAL, "model: cross-entropy needs labels");
         rc = tsr_gpu_upload(d->gpu, d->labels, labels, rows * sizeof(int32_t));
-        return rc ? rc : tsr_gpu_xent_delta(d->gpu, out, d->labels, rows, k, scale, delta, d->loss);
+        return rc ? rc : tsr_gpu_xent_delta(d->gpu, out, d->labels, rows, k, scale, delta, dsum);
     }
     if (!targets)
         return tsr_error_set(TSR_EINVAL, "model: MSE needs targets");
     rc = tsr_gpu_upload(d->gpu, d->targets, targets, rows * k * sizeof(float));
-    return rc ? rc : tsr_gpu_mse_delta(d->gpu, out, d->targets, rows, k, scale, delta, d->loss);
+    return rc ? rc : tsr_gpu_mse_delta(d->gpu, out, d->targets, rows, k, scale, delta, dsum);
 }
 
 double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *targets, float scale,
-                          tsr_grad_ready_fn ready, void *arg)
+                          tsr_grad_ready_fn ready, void *arg, int queued)
 {
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
@@ -165,7 +169,7 @@ double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *ta
     double loss = NAN;
     if (d->status)
         return NAN;
-    int rc = loss_delta(m, labels, targets, scale, d->delta[cur]);
+    int rc = loss_delta(m, labels, targets, scale, d->delta[cur], queued ? d->loss_total : d->loss, !queued);
     for (int i = L - 1; !rc && i >= 0; i--) {
         size_t in = m->spec.sizes[i], outw = m->spec.sizes[i + 1];
         const float *w = d->params + m->off[i];
@@ -186,11 +190,23 @@ double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         }
     }
     /* Read last, so the host waits once, after the whole backward is queued. */
-    if (!rc)
+    if (!rc && !queued)
         rc = tsr_gpu_download(g, &loss, d->loss, sizeof loss);
     if (failed(m, rc))
         return NAN;
-    return loss;
+    return queued ? 0.0 : loss;
+}
+
+int model_gpu_take_loss(tsr_model_t *m, double *sum)
+{
+    model_gpu_t *d = m->dev;
+    *sum = NAN;
+    if (d->status)
+        return tsr_error_set(d->status, "model: the GPU failed earlier; giving up");
+    int rc = tsr_gpu_download(d->gpu, sum, d->loss_total, sizeof *sum);
+    if (!rc)
+        rc = tsr_gpu_memset0(d->gpu, d->loss_total, sizeof(double));
+    return failed(m, rc);
 }
 
 int model_gpu_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,

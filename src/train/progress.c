@@ -19,15 +19,17 @@ void tsr_progress_init(tsr_progress_t *p, const char *mode_name)
         p->mode = isatty(STDOUT_FILENO) ? 1 : 2;
 }
 
+int tsr_progress_due(const tsr_progress_t *p, long step, long steps)
+{
+    return p->mode == 1 && (step + 1 >= steps || tsr_time_now() - p->last_draw >= 0.1);
+}
+
 void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, long steps, double loss,
                       double samples_per_s)
 {
-    if (p->mode != 1)
+    if (!tsr_progress_due(p, step, steps))
         return;
-    double now = tsr_time_now();
-    if (step + 1 < steps && now - p->last_draw < 0.1)
-        return;
-    p->last_draw = now;
+    p->last_draw = tsr_time_now();
     char bar[31];
     int fill = steps > 0 ? (int)(30 * (step + 1) / steps) : 30;
     for (int i = 0; i < 30; i++)

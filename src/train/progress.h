@@ -11,6 +11,9 @@ typedef struct {
 /* mode_name: auto|bar|lines|none; auto picks bar when stdout is a terminal. */
 void tsr_progress_init(tsr_progress_t *p, const char *mode_name);
 /* Redraws the bar (at most 10 times a second). */
+/* Whether tsr_progress_bar would draw now (it redraws at most every 0.1 s
+ * and at an epoch's last step), so the caller fetches the loss only then. */
+int tsr_progress_due(const tsr_progress_t *p, long step, long steps);
 void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, long steps, double loss,
                       double samples_per_s);
 /* Erases a bar on screen so other output starts on a clean line. */

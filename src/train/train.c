@@ -37,6 +37,23 @@ static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc)
     return TSR_OK;
 }
 
+/* Adds the training loss queued since the last call to both sums. Only a
+ * GPU fails here, and then its error is sticky: the next step's agreement
+ * stops everyone, as for any failed step (*rc keeps the first error). */
+static void take_loss(tsr_train_ctx_t *ctx, double *epoch_loss, double *window_loss, int *rc)
+{
+    double l = 0;
+    int lrc = tsr_model_take_loss(ctx->model, &l);
+    if (lrc) {
+        lrc = tsr_error_prefix(lrc, "rank %d: reading the training loss: ", ctx->rank);
+        *rc = *rc ? *rc : lrc;
+        ctx->pending_status |= TSR_STEP_ERROR;
+        return;
+    }
+    *epoch_loss += l;
+    *window_loss += l;
+}
+
 /* Global mean of a per-rank loss sum over n local samples. */
 static double global_mean(tsr_train_ctx_t *ctx, double local_sum, double local_n)
 {
@@ -168,7 +185,6 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             tsr_batch_t b;
             int status = ctx->pending_status, agreed = 0;
             MPI_Request req;
-            double loss = 0;
             /* A rank whose batch failed still joins the reduction (with zero
              * gradients) so nobody hangs, and the flag stops everyone. */
             if (tsr_loader_next(ctx->loader, &b) != TSR_OK) {
@@ -178,9 +194,11 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 tsr_comm_ready_from(ctx->comm, 0);
             } else {
                 tsr_model_forward(ctx->model, b.x, b.rows);
-                loss = tsr_model_backward(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready, ctx->comm);
+                /* The loss is fetched only when shown (below): on a GPU the
+                 * host then need not wait for every step's kernels. */
+                int grc = tsr_model_backward_queued(ctx->model, b.labels, b.targets, b.rows, scale, grads_ready,
+                                                    ctx->comm);
                 /* A GPU error is sticky in the model; stop everyone with it. */
-                int grc = tsr_model_status(ctx->model);
                 if (grc) {
                     rc = tsr_error_prefix(grc, "rank %d, step %ld: ", ctx->rank, step + 1);
                     status = TSR_STEP_ERROR;
@@ -245,14 +263,15 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 raise(SIGKILL);
             while (step == ctx->stall_step && ctx->rank == ctx->stall_rank)
                 pause();
-            epoch_loss += loss;
-            window_loss += loss;
             epoch_n += b.rows;
             window_n += b.rows;
+            int log_now = log_every > 0 && step % log_every == 0;
+            if (log_now || tsr_progress_due(&prog, (long)s, (long)ctx->steps_per_epoch))
+                take_loss(ctx, &epoch_loss, &window_loss, &rc);
             double el = tsr_time_now() - t0;
             tsr_progress_bar(&prog, epoch, ctx->epochs, (long)s, (long)ctx->steps_per_epoch, window_loss / window_n,
                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
-            if (log_every > 0 && step % log_every == 0) {
+            if (log_now) {
                 double gl = global_mean(ctx, window_loss, (double)window_n);
                 tsr_train_snapshot_t snap = {"training", step, epoch, gl, res->test_loss, res->test_accuracy,
                                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9)};
@@ -265,6 +284,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 window_n = 0;
             }
         }
+        take_loss(ctx, &epoch_loss, &window_loss, &rc);
         double el = tsr_time_now() - t0;
         loop_seconds += el;
         samples += (double)epoch_n * ctx->world;

@@ -1,10 +1,13 @@
 /* GPU training-step throughput: the 784-256-256-10 ReLU MLP (softmax
  * cross-entropy, SGD momentum 0.9), batch 1024 by default, on one GPU
  * through tsr_model_to_gpu / tsr_optim_to_gpu: batch upload, forward,
- * backward (the loss read back every step, as the step loop does),
- * optimizer. The peer is torch_mlp.py --device cuda on the same GPU, run
- * alternately by run_gpu_bench.sh. Exits 77 without a CUDA device.
- * Usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--json] */
+ * backward, optimizer. The loss is queued on the device and read once per
+ * timed run, as the training loop reads it only to show it and as the
+ * PyTorch peer never calls .item(); --loss-every-step reads it back each
+ * step (one host wait per step) to measure what that wait costs. The peer
+ * is torch_mlp.py --device cuda on the same GPU, run alternately by
+ * run_gpu_bench.sh. Exits 77 without a CUDA device.
+ * Usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json] */
 #include "tessera/compute.h"
 #include "tessera/error.h"
 #include "tessera/model.h"
@@ -23,7 +26,7 @@
 int main(int argc, char **argv)
 {
     double seconds = 3.0, loss = 0;
-    int reps = 5, json = 0, dev = 0;
+    int reps = 5, json = 0, dev = 0, every = 0;
     size_t batch = 1024;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
@@ -36,8 +39,10 @@ int main(int argc, char **argv)
             dev = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--loss-every-step"))
+            every = 1;
         else {
-            fprintf(stderr, "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--json]\n");
+            fprintf(stderr, "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json]\n");
             return 2;
         }
     }
@@ -85,24 +90,29 @@ int main(int argc, char **argv)
         double t0 = bench_now(), el;
         do {
             tsr_model_forward(m, x + b * batch * 784, batch);
-            loss += tsr_model_backward(m, y + b * batch, NULL, batch, 1.0f / (float)batch, NULL, NULL);
+            if (every)
+                loss += tsr_model_backward(m, y + b * batch, NULL, batch, 1.0f / (float)batch, NULL, NULL);
+            else
+                tsr_model_backward_queued(m, y + b * batch, NULL, batch, 1.0f / (float)batch, NULL, NULL);
             tsr_optim_step(o, tsr_model_work_params(m), tsr_model_work_grads(m), NULL);
             b = (b + 1) % NBATCHES;
             steps++;
             el = bench_now() - t0;
         } while (el < (rep < 0 ? 1.0 : seconds));
-        if (tsr_gpu_sync(g) || tsr_model_status(m)) {
+        double queued = 0;
+        if (tsr_model_take_loss(m, &queued) || tsr_gpu_sync(g) || tsr_model_status(m)) {
             fprintf(stderr, "bench_gpu_train: %s\n", tsr_last_error());
             return 1;
         }
+        loss += queued;
         if (rep >= 0)
             v[rep] = (bench_now() - t0) / (double)steps;
     }
     double t = bench_median(v, reps), sps = (double)batch / t;
     if (json)
         printf("{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
-               "\"step_ms\":%.4f,\"loss_checksum\":%.6g}\n",
-               tsr_gpu_name(g), batch, reps, seconds, sps, 1e3 * t, loss);
+               "\"step_ms\":%.4f,\"loss\":\"%s\",\"loss_checksum\":%.6g}\n",
+               tsr_gpu_name(g), batch, reps, seconds, sps, 1e3 * t, every ? "every step" : "queued", loss);
     else
         printf("tessera GPU training step on %s, MLP 784-256-256-10 relu, batch %zu: %.3f ms, %.0f samples/s "
                "(median of %d runs of %.1f s)\n", tsr_gpu_name(g), batch, 1e3 * t, sps, reps, seconds);

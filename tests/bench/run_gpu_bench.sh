@@ -61,6 +61,12 @@ print(f"tessera {statistics.median(t):.0f} samples/s, PyTorch {statistics.median
 PY
 fi
 
+# What one host wait per step (reading the loss back) costs, for the record.
+if [ ${#t_all[@]} -gt 0 ]; then
+  out=$("$bench" --seconds "$seconds" --reps "$reps" --batch "$batch" --json --loss-every-step) \
+    && echo "tessera, loss read back every step: $out"
+fi
+
 echo "== (b) NCCL =="
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c GPU || true)
 mpirun=$(command -v mpirun || command -v mpiexec || true)

@@ -66,6 +66,7 @@ static void run(tsr_gpu_t *g, tsr_loss_t loss, const tsr_optim_config_t *oc)
     tsr_rng_t r;
     tsr_rng_seed(&r, 3, 0);
     int clipped = 0;
+    double lsum = 0;
     for (int step = 0; step < STEPS; step++) {
         for (size_t i = 0; i < ROWS * 64; i++)
             x[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
@@ -79,6 +80,9 @@ static void run(tsr_gpu_t *g, tsr_loss_t loss, const tsr_optim_config_t *oc)
         double lg = tsr_model_backward(gpu, y, t, ROWS, 1.0f / ROWS, ready, NULL);
         CHECK(tsr_model_status(gpu) == TSR_OK, "gpu status");
         CHECK(fabs(lc - lg) <= 1e-4 * fabs(lc) + 1e-5, "step %d loss cpu %.8g gpu %.8g", step, lc, lg);
+        /* Once more with the loss queued on the device (same gradients). */
+        CHECK(tsr_model_backward_queued(gpu, y, t, ROWS, 1.0f / ROWS, NULL, NULL) == TSR_OK, "queued backward");
+        lsum += lg;
         CHECK(ready_calls == 3 && ready_order_ok && last_offset == 0, "ready: %d calls, order %d", ready_calls,
               ready_order_ok);
         /* The norm on even steps (the GPU downloads it), none on odd ones
@@ -94,6 +98,9 @@ static void run(tsr_gpu_t *g, tsr_loss_t loss, const tsr_optim_config_t *oc)
     /* Both branches of the clip, or the clipping path goes untested. */
     if (oc->clip_norm > 0)
         CHECK(clipped > 0 && clipped < STEPS, "clip_norm %g clipped %d of %d steps", oc->clip_norm, clipped, STEPS);
+    double lq = -1;
+    CHECK(tsr_model_take_loss(gpu, &lq) == TSR_OK && lq == lsum, "queued loss total %.17g, expected %.17g", lq, lsum);
+    CHECK(tsr_model_take_loss(gpu, &lq) == TSR_OK && lq == 0.0, "queued loss total after a take: %g", lq);
     CHECK(tsr_model_download(gpu) == TSR_OK, "download");
     double d = max_rel(tsr_model_params(cpu), tsr_model_params(gpu), n);
     CHECK(d < 1e-3, "parameters after %d steps differ by %.3g (relative)", STEPS, d);

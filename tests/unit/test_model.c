@@ -176,6 +176,36 @@ static void test_spec_json(void **state)
     assert_int_equal(tsr_model_spec_json(&s, buf, 10), TSR_EINVAL);
 }
 
+/* The queued loss total equals the sum of what tsr_model_backward returns,
+ * bit for bit, and a take clears it. */
+static void test_queued_loss(void **state)
+{
+    (void)state;
+    tsr_model_t *a = make(TSR_ACT_RELU, TSR_LOSS_XENT, 3), *b = make(TSR_ACT_RELU, TSR_LOSS_XENT, 3);
+    float x[ROWS * 4];
+    int32_t y[ROWS];
+    tsr_rng_t r;
+    tsr_rng_seed(&r, 5, 0);
+    double want = 0, got = -1;
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < ROWS * 4; i++)
+            x[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
+        for (size_t i = 0; i < ROWS; i++)
+            y[i] = (int32_t)((i + (size_t)step) % 3);
+        tsr_model_forward(a, x, ROWS);
+        want += tsr_model_backward(a, y, NULL, ROWS, 1.0f, NULL, NULL);
+        tsr_model_forward(b, x, ROWS);
+        assert_int_equal(tsr_model_backward_queued(b, y, NULL, ROWS, 1.0f, NULL, NULL), TSR_OK);
+    }
+    assert_int_equal(tsr_model_take_loss(b, &got), TSR_OK);
+    assert_true(want > 0 && got == want);
+    assert_int_equal(tsr_model_take_loss(b, &got), TSR_OK);
+    assert_true(got == 0.0);
+    assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), tsr_model_nparams(a) * sizeof(float));
+    tsr_model_destroy(a);
+    tsr_model_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,7 +214,7 @@ int main(void)
         cmocka_unit_test(test_grad_tanh_mse),     cmocka_unit_test(test_grad_sigmoid_mse),
         cmocka_unit_test(test_layout_and_ready_order), cmocka_unit_test(test_ready_callback_last_layer_first),
         cmocka_unit_test(test_bad_spec),          cmocka_unit_test(test_save_load_roundtrip),
-        cmocka_unit_test(test_spec_json),
+        cmocka_unit_test(test_spec_json),         cmocka_unit_test(test_queued_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
