@@ -18,7 +18,8 @@
  *          than one rank, else "mpi".
  * GPU buffers with "mpi" or "shm" (by name, or "auto" in a build without
  * NCCL) are staged through a pinned host copy: correct everywhere, but
- * without overlap (see tsr_comm_staged). */
+ * without overlap (see tsr_comm_staged). On a single rank "auto" does no
+ * work for GPU buffers either (no NCCL set-up, no per-step wait). */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
 #include <mpi.h>
@@ -49,7 +50,8 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
 void tsr_comm_destroy(tsr_comm_t *c);
 
 const char *tsr_comm_backend(const tsr_comm_t *c);
-/* 1 when a GPU buffer is summed through a host copy by a host back-end. */
+/* 1 when a GPU buffer is summed through a host copy by a host back-end
+ * (never on a single rank, where nothing is copied). */
 int tsr_comm_staged(const tsr_comm_t *c);
 size_t tsr_comm_nbuckets(const tsr_comm_t *c);
 

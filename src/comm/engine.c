@@ -24,7 +24,9 @@
  * host copy. Each range is downloaded when it is marked ready (which waits
  * for the GPU's stream) and the sums are uploaded at wait, so nothing
  * overlaps, but training works wherever MPI does. On a single rank there
- * is nothing to sum and a staged engine copies nothing. */
+ * is nothing to sum: a staged engine copies nothing, and "auto" stages
+ * rather than set up NCCL (whose per-step wait would stall the host for
+ * nothing); "nccl" by name still runs it, as a sanity check. */
 static const comm_backend_t *const components[] = {
     &tsr_comm_mpi_component,
     &tsr_comm_shm_component,
@@ -75,8 +77,10 @@ static int best_backend(MPI_Comm comm, int on_gpu, const comm_backend_t **out)
 static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const comm_backend_t **out, int *staged)
 {
     *staged = 0;
+    int size = 1;
+    MPI_Comm_size(comm, &size);
     if (!name || strcmp(name, "auto") == 0) {
-        if (best_backend(comm, on_gpu, out) > 0)
+        if (!(on_gpu && size == 1) && best_backend(comm, on_gpu, out) > 0)
             return TSR_OK;
         if (on_gpu && best_backend(comm, 0, out) > 0) {
             *staged = 1;
@@ -210,7 +214,7 @@ const char *tsr_comm_backend(const tsr_comm_t *c)
 
 int tsr_comm_staged(const tsr_comm_t *c)
 {
-    return c ? c->staged : 0;
+    return c ? c->staged && !c->alone : 0;
 }
 
 size_t tsr_comm_nbuckets(const tsr_comm_t *c)
