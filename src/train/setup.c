@@ -1,5 +1,6 @@
 /* Training set-up: data, placement, model, optimizer, loader, engine. */
 #include "train/setup.h"
+#include "train/deadline.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
@@ -216,6 +217,10 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     if (fault && sscanf(fault, "%d:%ld", &ctx->stall_rank, &ctx->stall_step) != 2)
         ctx->stall_rank = -1;
     ctx->watchdog = tsr_config_get_double(cfg, "runtime", "watchdog_seconds");
+    /* Every collective of set-up waits forever for a rank that never comes. */
+    if ((rc = tsr_deadline_create(ctx->watchdog, ctx->rank, &ctx->deadline)))
+        return rc;
+    tsr_deadline_arm(ctx->deadline, "set-up (data, model, placement)");
     ctx->wd_comm = MPI_COMM_NULL;
     if (MPI_Comm_dup(tsr_runtime_world(rt), &ctx->wd_comm) != MPI_SUCCESS)
         return tsr_error_set(TSR_EMPI, "rank %d: MPI_Comm_dup for the watchdog failed", ctx->rank);
@@ -249,6 +254,9 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
         rc = read_test_slice(ctx);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         return rc;
+    while (ctx->stall_step == 0 && ctx->rank == ctx->stall_rank)
+        pause();
+    tsr_deadline_arm(ctx->deadline, "set-up of the GPU and the gradient engine (MPI/NCCL communicators)");
     if ((rc = tsr_train_device_setup(ctx, failed_rank)))
         return rc;
     rc = tsr_comm_create_gpu(tsr_runtime_world(rt), tsr_config_get(cfg, "runtime", "comm"), ctx->gpu,
@@ -276,6 +284,7 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx)
     tsr_optim_destroy(ctx->optim);
     tsr_model_destroy(ctx->model);
     tsr_gpu_destroy(ctx->gpu);
+    tsr_deadline_destroy(ctx->deadline);
     tsr_dataset_destroy(ctx->test);
     tsr_dataset_destroy(ctx->train);
     free(ctx->test_x);

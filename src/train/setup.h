@@ -40,13 +40,16 @@ typedef struct tsr_train_ctx {
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
     /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
      * SIGKILL itself right after global step STEP; TSR_FAULT_STALL likewise
-     * makes it hang (sleep forever), for the watchdog. */
+     * makes it hang (sleep forever), for the watchdog; STEP 0 hangs it in
+     * set-up, before the gradient engine, for the phase deadline. */
     int fault_rank, stall_rank;
     long fault_step, stall_step;
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
-    /* Stall watchdog: limit in seconds (0: off) and its own communicator. */
+    /* Stall watchdog: limit in seconds (0: off) and its own communicator;
+     * the phase deadline (deadline.h) with the same limit. */
     double watchdog;
     MPI_Comm wd_comm;
+    struct tsr_deadline *deadline;
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */

@@ -5,6 +5,7 @@
 #include "tessera/error.h"
 #include "train/progress.h"
 #include "train/setup.h"
+#include "train/deadline.h"
 
 #include <math.h>
 #include <signal.h>
@@ -216,7 +217,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
              * would wait for it forever: stop first (teardown aborts NCCL). */
             if ((agreed & TSR_STEP_ERROR) && ctx->gpu)
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
+            /* Everyone arrived, but a peer's GPU work may still hang NCCL. */
+            tsr_deadline_arm(ctx->deadline, "the wait for a step's gradient sums");
             int crc = tsr_comm_wait(ctx->comm);
+            tsr_deadline_disarm(ctx->deadline);
             if (crc)
                 return crc;
             if (agreed & TSR_STEP_ERROR)
@@ -354,6 +358,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
             ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
     tsr_train_pos_t start;
+    tsr_deadline_arm(ctx.deadline, "set-up of checkpoints, resume and the coordinator");
     rc = tsr_train_ckpt_setup(&ctx);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
@@ -361,7 +366,9 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         goto out;
     if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
         goto out;
+    tsr_deadline_disarm(ctx.deadline); /* the steps have the step watchdog */
     rc = run_loop(&ctx, &start, res);
+    tsr_deadline_arm(ctx.deadline, "the end of training (agreement, model file)");
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
     report_comm(&ctx);
