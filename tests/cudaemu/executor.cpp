@@ -247,14 +247,31 @@ __attribute__((noinline)) void fiber_init(Fiber *f, unsigned i)
     ctx_make(&f->ctx, f->stack, STACK_BYTES, fiber_main);
 }
 
+/* TSR_CUDAEMU_ORDER=reverse runs blocks and, between barriers, threads in
+ * reverse order. A GPU promises neither order, so a kernel must give the
+ * same result both ways: a missing __syncthreads hides in one order and
+ * shows in the other (a read of a slot that a later thread writes), and so
+ * does a block that reads another block's output of the same launch. */
+bool reverse_order()
+{
+    static const bool rev = [] {
+        const char *e = std::getenv("TSR_CUDAEMU_ORDER");
+        return e && std::strcmp(e, "reverse") == 0;
+    }();
+    return rev;
+}
+
 void run_block(unsigned n)
 {
+    bool rev = reverse_order();
     for (unsigned i = 0; i < n; i++)
         fiber_init(&fibers[i], i);
     for (;;) {
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned k = 0; k < n; k++) {
+            unsigned i = rev ? n - 1 - k : k;
             if (fibers[i].state == RUNNABLE)
                 resume(&fibers[i]);
+        }
         if (!release(n))
             break;
     }
@@ -309,12 +326,12 @@ void run(const char *kernel, dim3 grid, dim3 block, const std::function<void()> 
     cur_body = &body;
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = {x, y, z};
-                run_block(n);
-            }
+    unsigned long long nblocks = (unsigned long long)grid.x * grid.y * grid.z;
+    for (unsigned long long k = 0; k < nblocks; k++) {
+        unsigned long long b = reverse_order() ? nblocks - 1 - k : k;
+        blockIdx = {(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / grid.x / grid.y)};
+        run_block(n);
+    }
     cur_body = nullptr;
 }
 
