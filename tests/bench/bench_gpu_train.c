@@ -69,10 +69,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_gpu_train: %s\n", tsr_last_error());
         return 1;
     }
-    /* Batches in page-locked memory, as a prefetching loader would hold them. */
+    /* Batches and labels in page-locked memory, as the PyTorch peer pins
+     * both: a copy from pageable memory makes the host wait. */
     float *x = NULL;
-    int32_t *y = malloc(NBATCHES * batch * sizeof *y);
-    if (tsr_gpu_host_alloc(NBATCHES * batch * 784 * sizeof *x, (void **)&x) || !y) {
+    int32_t *y = NULL;
+    if (tsr_gpu_host_alloc(NBATCHES * batch * 784 * sizeof *x, (void **)&x) ||
+        tsr_gpu_host_alloc(NBATCHES * batch * sizeof *y, (void **)&y)) {
         fprintf(stderr, "bench_gpu_train: out of memory\n");
         return 1;
     }
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
         printf("tessera GPU training step on %s, MLP 784-256-256-10 relu, batch %zu: %.3f ms, %.0f samples/s "
                "(median of %d runs of %.1f s)\n", tsr_gpu_name(g), batch, 1e3 * t, sps, reps, seconds);
     tsr_gpu_host_free(x);
-    free(y);
+    tsr_gpu_host_free(y);
     tsr_optim_destroy(o);
     tsr_model_destroy(m);
     tsr_gpu_destroy(g);
