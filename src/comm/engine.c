@@ -148,11 +148,19 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
     c->n = n;
     c->staged = staged;
     c->alone = staged && size == 1;
-    if (staged) {
+    if (staged && !c->alone) {
         c->gpu = gpu;
         c->dbuf = buf;
-        if (!c->alone && (rc = tsr_gpu_host_alloc((n ? n : 1) * sizeof(float), (void **)&c->host))) {
-            tsr_error_prefix(rc, "comm: host copy of %zu gradients for '%s' on GPUs: ", n, be->name);
+        rc = tsr_gpu_host_alloc((n ? n : 1) * sizeof(float), (void **)&c->host);
+        if (rc)
+            tsr_error_prefix(rc, "comm: rank %d: host copy of %zu gradients for '%s' on GPUs: ", rank, n, be->name);
+        /* The back-end's create is collective: nobody goes on alone. */
+        int ok = rc == TSR_OK, all = 0;
+        MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+        if (!all) {
+            if (ok)
+                rc = tsr_error_set(TSR_ENOMEM, "comm: rank %d: another rank could not allocate its host copy of the "
+                                   "gradients", rank);
             goto fail;
         }
         buf = c->host;
