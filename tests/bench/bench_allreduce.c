@@ -18,7 +18,10 @@
  * --gpu (one CUDA device per rank, local rank = device): the "nccl"
  * back-end on device buffers, one bucket and 25 MiB buckets, each call
  * waited for (the engine's wait syncs its stream), beside MPI_Allreduce of
- * the same bytes in host memory; the same algbw/busbw columns.
+ * the same bytes in host memory and, on 2+ ranks, the device buffer staged
+ * through host memory by "shm" (or "mpi" when no node holds two ranks),
+ * which is how a build without NCCL sums GPU gradients; the same
+ * algbw/busbw columns.
  *
  * Sizes go from --min-bytes (4 KiB) to --max-bytes (64 MiB; 256M works) by
  * factors of 4; N takes K, M, G suffixes (powers of 1024). Time is the
@@ -137,14 +140,21 @@ static double time_method(int m, tsr_comm_t *c, float *buf, size_t n, int warmup
     return bench_median(tmax, iters);
 }
 
-/* --gpu: nccl-tests-style rows for the nccl back-end (see the header). */
+/* --gpu: nccl-tests-style rows for the nccl back-end, and on 2+ ranks for
+ * the host back-end that GPU buffers are staged through without NCCL (see
+ * the header). */
 static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, float *host, double *t, double *tmax)
 {
     MPI_Comm node;
-    int lrank = 0;
+    int lrank = 0, lsize = 1, most = 1;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &lrank);
+    MPI_Comm_size(node, &lsize);
     MPI_Comm_free(&node);
+    MPI_Allreduce(&lsize, &most, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    /* What "auto" would stage through in a build without NCCL. */
+    const char *staged = most > 1 ? "shm" : "mpi";
+    int nm = size > 1 ? 4 : 3; /* one rank: staging has nothing to do */
     tsr_gpu_t *g = NULL;
     float *d = NULL;
     if (tsr_gpu_count() <= lrank || tsr_gpu_create(lrank, &g) || tsr_gpu_alloc(g, max_bytes, (void **)&d)) {
@@ -154,26 +164,32 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
         return;
     }
     if (rank == 0) {
-        printf("# bench_allreduce --gpu: %d ranks, %s; nccl engine on device memory vs MPI_Allreduce on host memory\n",
-               size, tsr_gpu_name(g));
-        printf("#%10s %5s | %-17s | %-17s | %-17s\n", "", "", "nccl 1 bkt", "nccl 25 MiB", "MPI_Allreduce host");
-        printf("#%10s %5s | %9s %7s | %9s %7s | %9s %7s\n", "size(B)", "iters", "time(us)", "busbw", "time(us)",
-               "busbw", "time(us)", "busbw");
+        printf("# bench_allreduce --gpu: %d ranks, %s; nccl engine on device memory vs MPI_Allreduce on host memory"
+               "%s%s%s\n", size, tsr_gpu_name(g), nm > 3 ? "; then device memory staged through host memory by " : "",
+               nm > 3 ? staged : "", nm > 3 ? " (the path without NCCL)" : "");
+        printf("#%10s %5s | %-17s | %-17s | %-17s", "", "", "nccl 1 bkt", "nccl 25 MiB", "MPI_Allreduce host");
+        if (nm > 3)
+            printf(" | staged %-10s", staged);
+        printf("\n#%10s %5s", "size(B)", "iters");
+        for (int m = 0; m < nm; m++)
+            printf(" | %9s %7s", "time(us)", "busbw");
+        printf("\n");
     }
     for (size_t bytes = min_bytes; bytes <= max_bytes; bytes *= 4) {
         size_t n = bytes / sizeof(float);
         double want = iters_scale * (double)(64u << 20) / (double)bytes;
         int iters = want < 10 ? 10 : want > 1000 ? 1000 : (int)want;
-        double sec[3];
-        for (int m = 0; m < 3; m++) {
+        double sec[4];
+        for (int m = 0; m < nm; m++) {
             tsr_comm_t *c = NULL;
-            if (m < 2 && tsr_comm_create_gpu(MPI_COMM_WORLD, "nccl", g, d, n, m ? default_bucket_bytes : 0, &c))
+            const char *be = m < 2 ? "nccl" : staged;
+            if (m != 2 && tsr_comm_create_gpu(MPI_COMM_WORLD, be, g, d, n, m == 1 ? default_bucket_bytes : 0, &c))
                 die("tsr_comm_create_gpu");
             for (int i = -3; i < iters; i++) {
                 MPI_Barrier(MPI_COMM_WORLD);
                 double t0 = MPI_Wtime();
-                if (m < 2 ? tsr_comm_allreduce(c) != TSR_OK
-                          : MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+                if (m != 2 ? tsr_comm_allreduce(c) != TSR_OK
+                           : MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
                     die("allreduce");
                 if (i >= 0)
                     t[i] = MPI_Wtime() - t0;
@@ -184,7 +200,7 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
         }
         if (rank == 0) {
             printf(" %10zu %5d", bytes, iters);
-            for (int m = 0; m < 3; m++)
+            for (int m = 0; m < nm; m++)
                 printf(" | %9.1f %7.2f", sec[m] * 1e6, (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size);
             printf("\n");
             fflush(stdout);
