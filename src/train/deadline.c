@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -64,7 +65,13 @@ int tsr_deadline_create(double limit, int rank, tsr_deadline_t **out)
     atomic_init(&d->since, 0.0);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
+    /* The thread takes no signals: SIGUSR1/SIGTERM (the walltime and stop
+     * requests) go to the threads that expect them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&d->thread, NULL, watch, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         pthread_cond_destroy(&d->cond);
         pthread_mutex_destroy(&d->lock);
