@@ -8,27 +8,35 @@
 # drifts hit both; medians of REPS runs each. The comm line of each NP-rank
 # run (blocking allreduce time, exposed and hidden reduction per step) is
 # printed for the median run.
+# Each rank gets the same resources at 1 and at NP ranks: one BLAS thread
+# and no prefetch thread (--per-rank-cores 0 drops both settings: then a
+# lone rank also uses the node's idle cores, for BLAS threads by default and
+# for its prefetch thread, which is the comparison against the best
+# single-rank run rather than weak scaling).
 #
-# Usage: tests/bench/run_scaling_bench.sh [BUILD_DIR] [--np N] [--reps N] [--steps S] [--batch B]
+# Usage: tests/bench/run_scaling_bench.sh [BUILD_DIR] [--np N] [--reps N] [--steps S] [--batch B] [--per-rank-cores 1|0]
 #                                         [-- extra tessera train options]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
-build=build np=2 reps=5 steps=600 batch=128 extra=()
+build=build np=2 reps=5 steps=600 batch=128 extra=() fixed=1
 while [ $# -gt 0 ]; do
   case $1 in
     --np) np=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
+    --per-rank-cores) fixed=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_scaling_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
 done
 case $build in /*) ;; *) build=$root/$build ;; esac
+[ "$fixed" = 1 ] && extra=(--set runtime.blas_threads=1 --set data.prefetch=false "${extra[@]}")
+echo "per rank: ${extra[*]:-the defaults (a lone rank may use idle cores)}"
 tessera=$build/tessera
 [ -x "$tessera" ] || { echo "run_scaling_bench.sh: $tessera not found; build first" >&2; exit 1; }
 mpirun=$(command -v mpirun || command -v mpiexec)
