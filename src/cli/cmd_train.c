@@ -28,7 +28,9 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
     int rank = tsr_runtime_rank(rt);
     tsr_train_result_t res;
 
-    /* Early, so a signal during start-up still ends in a checkpoint at step 1. */
+    /* Again after MPI_Init (main installed them before it), in case the MPI
+     * library replaced them: a signal during start-up still ends in a
+     * checkpoint at step 1. */
     tsr_runtime_install_signals();
     rc = tsr_config_create(&cfg);
     for (int i = 1; rc == TSR_OK && i < argc; i++) {

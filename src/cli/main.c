@@ -54,8 +54,13 @@ int main(int argc, char **argv)
         printf("tessera %s\n", TSR_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "train") == 0)
+    if (strcmp(argv[1], "train") == 0) {
+        /* Before MPI_Init, which can take a while under srun: a stop or
+         * walltime signal in that window would otherwise kill the rank
+         * (default action) instead of stopping it at its first step. */
+        tsr_runtime_install_signals();
         return with_runtime(tsr_cmd_train, &argc, &argv);
+    }
     if (strcmp(argv[1], "topo") == 0)
         return with_runtime(tsr_cmd_topo, &argc, &argv);
     if (strcmp(argv[1], "ckpt") == 0)
