@@ -68,6 +68,9 @@ class Tessera(CMakePackage, CudaPackage):
             # Release builds must not fail on a newer compiler's new warnings.
             self.define("TESSERA_WERROR", False),
             self.define("TESSERA_SANITIZE_TESTS", False),
+            # The CPU CUDA emulator's copies of the GPU tests: for the
+            # project's own CI, not for checking an installation.
+            self.define("TESSERA_CUDA_EMU_TESTS", False),
             self.define("BUILD_TESTING", self.run_tests),
         ]
         if self.spec.satisfies("+slurm"):
