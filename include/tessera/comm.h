@@ -50,6 +50,10 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
 void tsr_comm_destroy(tsr_comm_t *c);
 
 const char *tsr_comm_backend(const tsr_comm_t *c);
+/* TSR_OK, or the code of the first failed call of the engine, with its
+ * message set again (sticky: a failure inside ready_from, e.g. from
+ * backward's callback, shows here; every later call fails with it). */
+int tsr_comm_status(const tsr_comm_t *c);
 /* 1 when a GPU buffer is summed through a host copy by a host back-end
  * (never on a single rank, where nothing is copied). */
 int tsr_comm_staged(const tsr_comm_t *c);

@@ -43,7 +43,8 @@ struct tsr_comm {
     size_t nbuckets;
     comm_bucket_t *buckets;
     size_t next;        /* buckets [0, next) have started this step */
-    int failed;         /* a back-end call failed: the engine is unusable */
+    int failed;         /* the TSR_* code of the first failed back-end call: the engine is unusable */
+    char why[512];      /* and its message */
     double wait_seconds;
     /* Time on the caller's thread inside ready_from this step (work the
      * back-end does inline, e.g. shm's copy-in), and for the last step. */
@@ -230,12 +231,29 @@ size_t tsr_comm_nbuckets(const tsr_comm_t *c)
     return c ? c->nbuckets : 0;
 }
 
+/* Records the first failure (sticky, with its message) and returns rc. */
+static int fail(tsr_comm_t *c, int rc)
+{
+    if (!c->failed) {
+        c->failed = rc;
+        snprintf(c->why, sizeof c->why, "%s", tsr_last_error());
+    }
+    return rc;
+}
+
+int tsr_comm_status(const tsr_comm_t *c)
+{
+    if (!c || !c->failed)
+        return TSR_OK;
+    return tsr_error_set(c->failed, "%s", c->why);
+}
+
 static int check_usable(const tsr_comm_t *c)
 {
     if (!c)
         return tsr_error_set(TSR_EINVAL, "comm: engine is NULL");
     if (c->failed)
-        return tsr_error_set(TSR_EINVAL, "comm: engine unusable after an earlier failure");
+        return tsr_error_set(c->failed, "comm: engine unusable after an earlier failure: %s", c->why);
     return TSR_OK;
 }
 
@@ -253,17 +271,13 @@ static int start_from(tsr_comm_t *c, size_t offset)
     if (c->staged) {
         size_t lo = c->buckets[last - 1].start, hi = c->buckets[c->next].start + c->buckets[c->next].len;
         int rc = tsr_gpu_download(c->gpu, c->host + lo, c->dbuf + lo, (hi - lo) * sizeof(float));
-        if (rc) {
-            c->failed = 1;
-            return tsr_error_prefix(rc, "comm: copying gradients to the host for '%s': ", c->be->name);
-        }
+        if (rc)
+            return fail(c, tsr_error_prefix(rc, "comm: copying gradients to the host for '%s': ", c->be->name));
     }
     for (; c->next < last; c->next++) {
         int rc = c->be->start(c->state, c->next);
-        if (rc) {
-            c->failed = 1;
-            return rc;
-        }
+        if (rc)
+            return fail(c, rc);
     }
     return TSR_OK;
 }
@@ -281,7 +295,7 @@ int tsr_comm_ready_from(tsr_comm_t *c, size_t offset)
     if (!rc && !c->alone) {
         rc = c->be->progress(c->state);
         if (rc)
-            c->failed = 1;
+            fail(c, rc);
     }
     c->inline_seconds += MPI_Wtime() - t0;
     return rc;
@@ -303,7 +317,7 @@ int tsr_comm_wait(tsr_comm_t *c)
             (rc = tsr_gpu_upload(c->gpu, c->dbuf, c->host, c->n * sizeof(float))))
             tsr_error_prefix(rc, "comm: copying the sums back to the GPU for '%s': ", c->be->name);
         if (rc)
-            c->failed = 1;
+            fail(c, rc);
     }
     c->next = 0;
     c->wait_seconds = MPI_Wtime() - t0;

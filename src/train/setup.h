@@ -53,7 +53,9 @@ typedef struct tsr_train_ctx {
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
-enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2 };
+/* TSR_STEP_COMM: a rank's gradient engine failed, so no rank can finish the
+ * reduction and none waits for it. */
+enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2, TSR_STEP_COMM = 4 };
 
 /* Opens data, binds, builds model, optimizer, loader and engine; collective,
  * agreeing after every phase that can fail on some ranks only. */

@@ -205,6 +205,14 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                     status = TSR_STEP_ERROR;
                 }
             }
+            /* The engine fails inside backward's callbacks, which cannot
+             * return an error: its sticky status tells. */
+            int ccr = tsr_comm_status(ctx->comm);
+            if (ccr) {
+                if (!rc)
+                    rc = tsr_error_prefix(ccr, "rank %d, step %ld: ", ctx->rank, step + 1);
+                status |= TSR_STEP_ERROR | TSR_STEP_COMM;
+            }
             walltime_check(ctx, margin);
             if (tsr_runtime_stop_signal())
                 status |= TSR_STEP_STOP;
@@ -213,9 +221,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             int wrc = tsr_train_wait_arrival(ctx, &req, step + 1);
             if (wrc)
                 return wrc;
-            /* On GPUs a failed rank's NCCL work may never run, so the others
-             * would wait for it forever: stop first (teardown aborts NCCL). */
-            if ((agreed & TSR_STEP_ERROR) && ctx->gpu)
+            /* On GPUs a failed rank's NCCL work may never run, and a rank
+             * whose engine failed sends nothing, so the others would wait
+             * for it forever: stop first (teardown aborts NCCL). */
+            if ((agreed & TSR_STEP_ERROR) && (ctx->gpu || (agreed & TSR_STEP_COMM)))
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
             /* Everyone arrived, but a peer's GPU work may still hang NCCL. */
             tsr_deadline_arm(ctx->deadline, "the wait for a step's gradient sums");

@@ -70,6 +70,27 @@ static void check_sum(tsr_gpu_t *g, const char *backend, size_t n, size_t bucket
     free(h);
 }
 
+/* A staged copy that fails (here: from a buffer freed under the engine,
+ * which the emulator checks every copy against) makes the engine's status
+ * sticky with the message, and every later call fails alike on its own:
+ * no rank is left in a collective. */
+static void check_staged_failure(tsr_gpu_t *g)
+{
+    float *d = NULL;
+    tsr_comm_t *c = NULL;
+    CHECK(tsr_gpu_alloc(g, 1000 * sizeof(float), (void **)&d) == TSR_OK, "alloc");
+    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, "mpi", g, d, 1000, 0, &c) == TSR_OK && tsr_comm_staged(c), "create");
+    tsr_gpu_free(g, d);
+    CHECK(tsr_comm_status(c) == TSR_OK, "status before the failure");
+    CHECK(tsr_comm_ready_from(c, 0) != TSR_OK, "a copy from a freed buffer succeeded");
+    int st = tsr_comm_status(c);
+    CHECK(st != TSR_OK && strstr(tsr_last_error(), "copying gradients to the host for 'mpi'"), "status %d: %s", st,
+          tsr_last_error());
+    CHECK(tsr_comm_wait(c) == st && strstr(tsr_last_error(), "copying gradients to the host"), "wait: %s",
+          tsr_last_error());
+    tsr_comm_destroy(c);
+}
+
 static void check_repeatable(tsr_gpu_t *g, const char *backend, size_t n)
 {
     float *h = malloc(n * sizeof *h), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *d = NULL;
@@ -130,6 +151,11 @@ int main(int argc, char **argv)
         if (rank == 0)
             printf("ok: %s allreduce of GPU buffers on %d rank%s (%s)\n", backends[b], size, size == 1 ? "" : "s",
                    tsr_gpu_name(g));
+    }
+    if (size > 1 && strstr(tsr_gpu_name(g), "emulator")) {
+        check_staged_failure(g);
+        if (rank == 0)
+            printf("ok: a failed staged copy is sticky and fails every later call\n");
     }
     /* A host buffer is refused by nccl. */
     float hb[4] = {0};
