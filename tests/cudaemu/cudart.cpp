@@ -57,10 +57,33 @@ bool in_device_mem(const void *p, size_t bytes)
     return c >= it->first && (size_t)(c - it->first) <= it->second && bytes <= it->second - (size_t)(c - it->first);
 }
 
-bool stream_ok(cudaStream_t s)
+/* Handles (streams, events) live from create to destroy. */
+bool live(const std::set<const void *> &set, const void *h)
 {
     std::lock_guard<std::mutex> hold(mem_lock);
-    return !s || streams.count(s);
+    return set.count(h) != 0;
+}
+
+template <typename T> cudaError_t track(std::set<const void *> &set, T *h, T **out)
+{
+    std::lock_guard<std::mutex> hold(mem_lock);
+    set.insert(h);
+    *out = h;
+    return cudaSuccess;
+}
+
+template <typename T> cudaError_t untrack(std::set<const void *> &set, T *h)
+{
+    std::lock_guard<std::mutex> hold(mem_lock);
+    if (!h || !set.erase(h))
+        return fail(cudaErrorInvalidResourceHandle);
+    delete h;
+    return cudaSuccess;
+}
+
+bool stream_ok(cudaStream_t s) /* NULL: the default stream */
+{
+    return !s || live(streams, s);
 }
 } // namespace
 
@@ -218,19 +241,12 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s)
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
-    *s = new CUstream_st{(int)flags};
-    std::lock_guard<std::mutex> hold(mem_lock);
-    streams.insert(*s);
-    return cudaSuccess;
+    return track(streams, new CUstream_st{(int)flags}, s);
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
-    std::lock_guard<std::mutex> hold(mem_lock);
-    if (!s || !streams.erase(s))
-        return fail(cudaErrorInvalidResourceHandle);
-    delete s;
-    return cudaSuccess;
+    return untrack(streams, s);
 }
 
 /* Every call completes before it returns, so streams are always idle. */
@@ -246,37 +262,23 @@ cudaError_t cudaStreamQuery(cudaStream_t s)
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags)
 {
-    std::lock_guard<std::mutex> hold(mem_lock);
-    return (s && !streams.count(s)) || !events_live.count(e) || flags ? fail(cudaErrorInvalidResourceHandle)
-                                                                      : cudaSuccess;
+    return stream_ok(s) && live(events_live, e) && !flags ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new CUevent_st{0.0, false};
-    std::lock_guard<std::mutex> hold(mem_lock);
-    events_live.insert(*e);
-    return cudaSuccess;
+    return track(events_live, new CUevent_st{0.0, false}, e);
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
-    std::lock_guard<std::mutex> hold(mem_lock);
-    if (!e || !events_live.erase(e))
-        return fail(cudaErrorInvalidResourceHandle);
-    delete e;
-    return cudaSuccess;
+    return untrack(events_live, e);
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-    if (!stream_ok(s))
+    if (!stream_ok(s) || !live(events_live, e))
         return fail(cudaErrorInvalidResourceHandle);
-    {
-        std::lock_guard<std::mutex> hold(mem_lock);
-        if (!events_live.count(e))
-            return fail(cudaErrorInvalidResourceHandle);
-    }
     auto now = std::chrono::steady_clock::now().time_since_epoch();
     e->t_ms = std::chrono::duration<double, std::milli>(now).count();
     e->recorded = true;
@@ -285,18 +287,12 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
-    std::lock_guard<std::mutex> hold(mem_lock);
-    return events_live.count(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+    return live(events_live, e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 {
-    {
-        std::lock_guard<std::mutex> hold(mem_lock);
-        if (!events_live.count(start) || !events_live.count(end))
-            return fail(cudaErrorInvalidResourceHandle);
-    }
-    if (!start->recorded || !end->recorded)
+    if (!live(events_live, start) || !live(events_live, end) || !start->recorded || !end->recorded)
         return fail(cudaErrorInvalidResourceHandle);
     *ms = (float)(end->t_ms - start->t_ms);
     return cudaSuccess;
