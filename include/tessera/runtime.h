@@ -26,11 +26,44 @@ const char *tsr_runtime_hostname(const tsr_runtime_t *rt);
 MPI_Comm tsr_runtime_world(const tsr_runtime_t *rt);
 MPI_Comm tsr_runtime_node(const tsr_runtime_t *rt); /* ranks on this node */
 
-/* Collective over the world: every rank passes its own result code and all
- * get back the code of the lowest failing rank (TSR_OK if none failed);
+/* Collective over the world (under the watchdog): every rank passes its own
+ * result code and all get back the code of the lowest failing rank (TSR_OK if none failed);
  * *failed_rank (may be NULL) is that rank, or -1. This is how ranks agree to
  * stop together instead of one exiting while the others hang. */
 int tsr_runtime_agree(tsr_runtime_t *rt, int rc, int *failed_rank);
+
+/* The watchdog over collectives. Every collective a job makes is waited
+ * for under it: past the limit, the ranks that are waiting tell each other
+ * so (point to point, on a communicator of its own), the lowest of them
+ * names the ranks that did not arrive, with host and pid, in one error
+ * line, and aborts the job with exit code 76. Every rank is gone within the
+ * limit plus a grace of a quarter of it (1 to 10 s). Blocking calls that
+ * cannot be polled (communicator creation, NCCL set-up, MPI_Finalize) are
+ * covered by a phase deadline instead: a thread that ends the process with
+ * exit code 76 and a line naming the phase. */
+/* Collective. seconds <= 0: no watchdog (waits block, as MPI's do). */
+int tsr_runtime_watchdog_start(tsr_runtime_t *rt, double seconds);
+double tsr_runtime_watchdog_limit(const tsr_runtime_t *rt);
+/* Names the phase the deadline times from now (a string that outlives it);
+ * NULL ends it. Watched waits pause it. */
+void tsr_runtime_phase(tsr_runtime_t *rt, const char *phase);
+/* Waits for req, which completes only when other ranks take part; what
+ * ("the loss average") and step (or -1) say where, for the report. Never
+ * returns once the limit has passed. */
+int tsr_runtime_wait(tsr_runtime_t *rt, MPI_Request *req, const char *what, long step);
+/* The same for a wait that is a loop of its own (the gradient engine's):
+ * begin, poll in the loop (never returns past the limit), end. */
+void tsr_runtime_watch_begin(tsr_runtime_t *rt, const char *what, long step);
+void tsr_runtime_watch_poll(tsr_runtime_t *rt);
+void tsr_runtime_watch_end(tsr_runtime_t *rt);
+/* Collectives over the world, nonblocking underneath and waited for under
+ * the watchdog. Return TSR_OK or TSR_EMPI with a message naming what. */
+int tsr_runtime_allreduce(tsr_runtime_t *rt, const void *in, void *out, int count, MPI_Datatype type, MPI_Op op,
+                          const char *what, long step);
+int tsr_runtime_bcast(tsr_runtime_t *rt, void *buf, int count, MPI_Datatype type, int root, const char *what);
+int tsr_runtime_gather(tsr_runtime_t *rt, const void *in, int count, MPI_Datatype type, void *out, int root,
+                       const char *what, long step);
+int tsr_runtime_barrier(tsr_runtime_t *rt, const char *what);
 
 /* Logging. Lines from rank 0 read "tessera: msg"; others "tessera[rank N]: msg".
  * info goes to stdout from rank 0 only (or every rank if verbose);

@@ -13,6 +13,13 @@
 #include <unistd.h>
 
 #define MAX_REGIONS 256
+#define MAX_FAILURES 8 /* kept with their messages; all are counted */
+
+typedef struct failure {
+    long step;
+    int code, taken;
+    char why[1024];
+} failure_t;
 
 struct tsr_ckpt {
     tsr_ckpt_config_t cfg;
@@ -38,7 +45,24 @@ struct tsr_ckpt {
     char error[1024];
     double write_seconds;
     tsr_h5_image_t image; /* the writer's, reused by every write */
+    /* Every write's result is collected: failures are counted, the first
+     * MAX_FAILURES kept, and each handed out once by take_failure. */
+    long written, nfailed, over_taken; /* over_taken: failures beyond MAX_FAILURES handed out */
+    failure_t failures[MAX_FAILURES];
 };
+
+/* Under the lock (or on the only thread): records a failed write. */
+static void note_failure(tsr_ckpt_t *c, long step, int code, const char *why)
+{
+    if (c->nfailed < MAX_FAILURES) {
+        failure_t *f = &c->failures[c->nfailed];
+        f->step = step;
+        f->code = code;
+        f->taken = 0;
+        snprintf(f->why, sizeof f->why, "%s", why);
+    }
+    c->nfailed++;
+}
 
 /* Runs one write: file, then retention. Called without the lock held. The
  * result is published (and a caller waiting for the commit woken) before
@@ -57,9 +81,11 @@ static int do_write(tsr_ckpt_t *c)
     c->result = rc;
     if (rc) {
         snprintf(c->error, sizeof c->error, "%s", tsr_last_error());
+        note_failure(c, c->meta.step, rc, c->error);
     } else {
         snprintf(c->last_path, sizeof c->last_path, "%s", c->path);
         c->last_step = c->meta.step;
+        c->written++;
     }
     c->committed = 1;
     pthread_cond_broadcast(&c->cv);
@@ -216,6 +242,17 @@ int tsr_ckpt_busy(tsr_ckpt_t *c)
     return b;
 }
 
+/* The newest failure was the caller's own result: it is not handed out again. */
+static void mark_taken(tsr_ckpt_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->nfailed > MAX_FAILURES)
+        c->over_taken++;
+    else if (c->nfailed > 0)
+        c->failures[c->nfailed - 1].taken = 1;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static char *dup_or_empty(const char *s)
 {
     return strdup(s ? s : "");
@@ -247,8 +284,12 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     c->meta.model = c->model_copy;
     c->last_due_step = meta->step;
     c->last_due_time = tsr_time_now();
-    if (!c->thread_started)
-        return do_write(c);
+    if (!c->thread_started) {
+        rc = do_write(c);
+        if (rc)
+            mark_taken(c);
+        return rc;
+    }
     pthread_mutex_lock(&c->mu);
     c->busy = 1;
     c->pending = 1;
@@ -258,8 +299,65 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     pthread_mutex_unlock(&c->mu);
     /* A synchronous write returns once its file is committed; the writer
      * then removes what retention says, and the next write (or wait, or
-     * destroy) waits for that. */
-    return sync ? wait_for(c, 0) : TSR_OK;
+     * destroy) waits for that. Its result goes to the caller, so it counts
+     * as taken. */
+    if (!sync)
+        return TSR_OK;
+    rc = wait_for(c, 0);
+    if (rc)
+        mark_taken(c);
+    return rc;
+}
+
+int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step)
+{
+    int rc = TSR_OK;
+    pthread_mutex_lock(&c->mu);
+    for (long i = 0; i < c->nfailed && i < MAX_FAILURES; i++) {
+        failure_t *f = &c->failures[i];
+        if (f->taken)
+            continue;
+        f->taken = 1;
+        rc = tsr_error_set(f->code, "%s", f->why);
+        if (step)
+            *step = f->step;
+        break;
+    }
+    if (!rc && c->nfailed > MAX_FAILURES && c->over_taken < c->nfailed - MAX_FAILURES) {
+        /* Beyond what is kept: counted only. */
+        rc = tsr_error_set(TSR_EIO, "checkpoint: %ld more writes failed (%ld in all)",
+                           c->nfailed - MAX_FAILURES - c->over_taken, c->nfailed);
+        c->over_taken = c->nfailed - MAX_FAILURES;
+        if (step)
+            *step = -1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+long tsr_ckpt_written(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    long n = c->written;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return n;
+}
+
+long tsr_ckpt_failed(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    long n = c->nfailed;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return n;
+}
+
+long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why)
+{
+    if (i < 0 || i >= MAX_FAILURES || i >= c->nfailed)
+        return -1;
+    if (why)
+        *why = c->failures[i].why;
+    return c->failures[i].step;
 }
 
 /* The writer thread updates these, hence the lock. */

@@ -18,7 +18,8 @@ static const char usage[] =
     "SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step and exit 75 (requeue me); a second SIGINT\n"
     "stops at once.\n"
     "Exit codes: 0 done, 2 bad usage or configuration, 3 bad input data, 4 file I/O failure,\n"
-    "75 stopped by a signal after a checkpoint, 1 other.\n";
+    "6 training diverged (NaN or Inf weights; nothing written), 75 stopped by a signal after a checkpoint,\n"
+    "76 a rank stalled (watchdog), 1 other.\n";
 
 int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
 {
@@ -85,7 +86,13 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
     rc = tsr_train_run(rt, cfg, &res, &failed);
     if (rc)
         goto fail;
-    if (isnan(res.test_accuracy))
+    if (res.skipped_steps > 0)
+        tsr_log(TSR_LOG_WARN, "skipped %ld of %ld updates whose gradients were NaN or Inf (train.on_nonfinite = "
+                "skip_step)", res.skipped_steps, res.steps);
+    if (res.already_done)
+        tsr_log(TSR_LOG_INFO, "done: nothing to train (resumed at step %ld, the end of the run); model %s unchanged",
+                res.steps, tsr_config_get(cfg, "train", "output"));
+    else if (isnan(res.test_accuracy))
         tsr_log(TSR_LOG_INFO, "done: %s%.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s | %.0f samples/s | "
                 "model %s", isnan(res.test_loss) ? "train loss " : "test loss ",
                 isnan(res.test_loss) ? res.train_loss : res.test_loss, res.epochs, res.steps, tsr_runtime_size(rt),

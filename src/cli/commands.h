@@ -14,6 +14,9 @@ int tsr_cmd_export(int argc, char **argv);
 /* SLURM (src/cli/cmd_submit.c, cmd_jobs.c); TSR_ESCHED from these exits 5. */
 int tsr_cmd_submit(int argc, char **argv);
 int tsr_cmd_jobs(int argc, char **argv);
+/* src/cli/cmd_launch.c: returns the process exit code itself (mpirun's, 130
+ * after a forced stop) or a negative TSR_E* code. */
+int tsr_cmd_launch(int argc, char **argv);
 
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */

@@ -17,10 +17,12 @@ static const char usage[] =
     "  export MODEL [--format onnx|hdf5] -o OUT      write a model as ONNX or HDF5\n"
     "  submit CONFIG [--nodes N --time T ...]        submit a SLURM batch job that trains CONFIG\n"
     "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
+    "  launch [MPIRUN OPTIONS] COMMAND [ARGS]        mpirun, with SIGTERM/SIGINT turned into checkpoint-and-stop\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
     "3 bad input data, 4 file I/O failure, 5 SLURM refused the job or cannot be reached,\n"
+    "6 training diverged (NaN or Inf weights),\n"
     "75 checkpointed and stopped by a signal or the walltime margin (requeue), 76 a rank stalled.\n"
     "See man tessera.\n";
 
@@ -73,11 +75,15 @@ int main(int argc, char **argv)
         return exit_code(tsr_cmd_submit(argc - 1, argv + 1));
     if (strcmp(argv[1], "jobs") == 0)
         return exit_code(tsr_cmd_jobs(argc - 1, argv + 1));
+    if (strcmp(argv[1], "launch") == 0) {
+        int rc = tsr_cmd_launch(argc - 1, argv + 1);
+        return rc < 0 ? exit_code(rc) : rc;
+    }
     if (strcmp(argv[1], "data") == 0) {
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs or version (see tessera --help)\n",
+    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch or version (see tessera --help)\n",
             argv[1]);
     return 2;
 }

@@ -18,6 +18,19 @@ typedef struct comm_bucket {
     size_t start, len;
 } comm_bucket_t;
 
+/* What a back-end calls in every loop that waits for other ranks (the
+ * engine's owner watches the wait there: tsr_comm_set_idle). */
+typedef struct comm_idle {
+    void (*fn)(void *arg);
+    void *arg;
+} comm_idle_t;
+
+static inline void comm_idle(const comm_idle_t *idle)
+{
+    if (idle && idle->fn)
+        idle->fn(idle->arg);
+}
+
 /* What a back-end is bound to. Pointers stay valid until destroy. */
 typedef struct comm_setup {
     MPI_Comm comm; /* the caller's communicator: duplicate it, never use it directly */
@@ -29,6 +42,7 @@ typedef struct comm_setup {
     tsr_gpu_t *gpu; /* non-NULL: buf is device memory on this GPU, and every
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
+    const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 
 typedef struct comm_backend {

@@ -70,7 +70,21 @@ typedef struct mpi_state {
     size_t started;        /* buckets [0, started) have begun phase 1 */
     size_t next2;          /* buckets [0, next2) have begun phase 2 */
     size_t done2;          /* buckets [0, done2) are finished */
+    const comm_idle_t *idle;
 } mpi_state_t;
+
+/* MPI_Wait, polled so that the engine's owner can watch the wait. */
+static int wait_req(mpi_state_t *s, MPI_Request *req)
+{
+    if (!s->idle || !s->idle->fn)
+        return MPI_Wait(req, MPI_STATUS_IGNORE);
+    for (;;) {
+        int flag = 0, err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
+        if (err != MPI_SUCCESS || flag)
+            return err;
+        comm_idle(s->idle);
+    }
+}
 
 static int mpi_fail(int err, const char *call, const mpi_state_t *s, size_t b)
 {
@@ -149,6 +163,7 @@ static int mpi_create(const comm_setup_t *setup, void **state)
     s->comm1 = s->comm2 = MPI_COMM_NULL;
     s->rank = setup->rank;
     s->size = setup->size;
+    s->idle = setup->idle;
     s->nbuckets = nb;
     if (P == 1) { /* the buffer already holds the sum */
         *state = s;
@@ -346,7 +361,7 @@ static int mpi_wait(void *state)
         if (s->next2 < s->started) {
             /* While we block here, earlier buckets' phase 2 and later
              * buckets' phase 1 progress inside MPI. */
-            int err = MPI_Wait(&s->req1[s->next2], MPI_STATUS_IGNORE);
+            int err = wait_req(s, &s->req1[s->next2]);
             if (err != MPI_SUCCESS)
                 return mpi_fail(err, "MPI_Wait (MPI_Ialltoallv)", s, s->next2);
             rc = begin_phase2(s, s->next2);
@@ -354,7 +369,7 @@ static int mpi_wait(void *state)
                 return rc;
             s->next2++;
         } else if (s->done2 < s->next2) {
-            int err = MPI_Wait(&s->req2[s->done2], MPI_STATUS_IGNORE);
+            int err = wait_req(s, &s->req2[s->done2]);
             if (err != MPI_SUCCESS)
                 return mpi_fail(err, "MPI_Wait (MPI_Iallgatherv)", s, s->done2);
             s->done2++;

@@ -88,6 +88,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
     s->buf = setup->buf;
     s->n = n;
     s->buckets = setup->buckets;
+    s->idle = setup->idle;
     s->ready_lo = n;
 
     /* Chunk layout, from the end of the buffer. */
@@ -152,6 +153,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
             .n = n,
             .buckets = s->chunks,
             .nbuckets = s->nch,
+            .idle = s->idle,
         };
         MPI_Comm_rank(s->leaders, &in.rank);
         MPI_Comm_size(s->leaders, &in.size);

@@ -11,6 +11,7 @@ static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
+static const char *const nonfinite_choices[] = {"stop", "skip_step", NULL};
 
 const tsr_key_t tsr_schema[] = {
     {"data", "path", TSR_T_STR, "", 0, 0, NULL, "HDF5 dataset file (relative to the config file)"},
@@ -30,6 +31,7 @@ const tsr_key_t tsr_schema[] = {
     {"train", "eval", TSR_T_BOOL, "true", 0, 0, NULL, "evaluate on the test split every epoch"},
     {"train", "register", TSR_T_BOOL, "true", 0, 0, NULL, "add the finished model to the [serve] registry"},
     {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
+    {"train", "on_nonfinite", TSR_T_ENUM, "stop", 0, 0, nonfinite_choices, "NaN or Inf gradients or weights: stop (exit 6, nothing written) or skip_step (skip such updates)"},
     {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
     {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},
     {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "SGD momentum"},

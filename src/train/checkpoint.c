@@ -3,7 +3,6 @@
 #include "train/setup.h"
 #include "tessera/error.h"
 
-#include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +72,13 @@ int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
 
 int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync)
 {
+    /* Never a checkpoint of NaN weights: the newest good one must stay
+     * newest. (On a GPU this waits, as the download below does anyway.) */
+    long bad = tsr_optim_nonfinite_step(ctx->optim);
+    if (bad)
+        return tsr_error_set(bad < 0 ? TSR_EIO : TSR_EDIVERGED, "training diverged at step %ld: the weights became "
+                             "NaN or Inf; not writing the checkpoint of step %ld (the newest good one, %s, is kept)",
+                             bad, step, tsr_ckpt_last_step(ctx->ckpt) >= 0 ? tsr_ckpt_last_path(ctx->ckpt) : "none");
     /* On a GPU the registered host buffers are mirrors: refresh them first. */
     int rc = tsr_model_download(ctx->model);
     if (!rc)
@@ -93,6 +99,85 @@ int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t 
         .model = ctx->model_json,
     };
     return tsr_ckpt_write(ctx->ckpt, &meta, sync);
+}
+
+static int stop_on_error(const tsr_train_ctx_t *ctx)
+{
+    return strcmp(tsr_config_get(ctx->cfg, "checkpoint", "on_error"), "stop") == 0;
+}
+
+/* One failed write: the error that stops the run, or a warning. */
+static int failed(tsr_train_ctx_t *ctx, int rc, long step)
+{
+    char at[48] = "";
+    if (step >= 0)
+        snprintf(at, sizeof at, " of step %ld", step);
+    if (stop_on_error(ctx))
+        return tsr_error_prefix(rc, "checkpoint%s failed and [checkpoint] on_error = stop: ", at);
+    tsr_log(TSR_LOG_WARN, "checkpoint%s failed: %s; training goes on ([checkpoint] on_error = continue)", at,
+            tsr_last_error());
+    return TSR_OK;
+}
+
+/* Hands out every failure not yet reported. */
+static int collect(tsr_train_ctx_t *ctx)
+{
+    long step;
+    int rc;
+    while ((rc = tsr_ckpt_take_failure(ctx->ckpt, &step)))
+        if ((rc = failed(ctx, rc, step)))
+            return rc;
+    return TSR_OK;
+}
+
+int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
+{
+    if (ctx->rank != 0 || !ctx->ckpt)
+        return TSR_OK;
+    if (tsr_ckpt_due(ctx->ckpt, step)) {
+        /* Waits for the write before it, whose failure collect() then sees. */
+        int rc = tsr_train_ckpt_write(ctx, step, next, 0);
+        if (rc && (rc == TSR_EDIVERGED || (rc = failed(ctx, rc, step))))
+            return rc;
+    }
+    return collect(ctx);
+}
+
+int tsr_train_ckpt_end(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int trained)
+{
+    if (ctx->rank != 0 || !ctx->ckpt)
+        return TSR_OK;
+    /* After any write in flight, which may be of this very step. */
+    tsr_ckpt_wait(ctx->ckpt);
+    int rc = TSR_OK;
+    if (trained && tsr_config_get_bool(ctx->cfg, "checkpoint", "final") && tsr_ckpt_last_step(ctx->ckpt) != step) {
+        rc = tsr_train_ckpt_write(ctx, step, next, 1);
+        if (rc && rc != TSR_EDIVERGED && !stop_on_error(ctx)) {
+            tsr_log(TSR_LOG_WARN, "final checkpoint of step %ld failed: %s; the model file is still written", step,
+                    tsr_last_error());
+            rc = TSR_OK;
+        } else if (rc && rc != TSR_EDIVERGED) {
+            rc = failed(ctx, rc, step);
+        }
+    }
+    if (!rc)
+        rc = collect(ctx);
+    long nfail = tsr_ckpt_failed(ctx->ckpt);
+    if (nfail > 0) {
+        char list[1200] = "";
+        size_t n = 0;
+        const char *why = NULL;
+        for (int i = 0; i < 8 && n < sizeof list - 64; i++) {
+            long s = tsr_ckpt_failure(ctx->ckpt, i, &why);
+            if (s < 0)
+                break;
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%ld", i ? ", " : "", s);
+        }
+        tsr_log(TSR_LOG_WARN, "checkpoints: %ld written, %ld failed (step%s %s%s; the last cause: %s)",
+                tsr_ckpt_written(ctx->ckpt), nfail, nfail == 1 ? "" : "s", list, nfail > 8 ? ", ..." : "",
+                why ? why : "unknown");
+    }
+    return rc;
 }
 
 typedef struct {
@@ -184,20 +269,21 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
         rc = restore_rank0(ctx, how, pos, &found);
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
-    MPI_Comm w = tsr_runtime_world(ctx->rt);
-    MPI_Bcast(&found, 1, MPI_INT, 0, w);
+    tsr_runtime_t *rt = ctx->rt;
+    if ((rc = tsr_runtime_bcast(rt, &found, 1, MPI_INT, 0, "the checkpoint broadcast")))
+        return rc;
     if (!found)
         return TSR_OK;
     /* Everyone gets rank 0's state, so checkpoints may live on rank 0's node only. */
     long hdr[3] = {pos->step, pos->epoch, (long)pos->cursor};
     size_t nstate;
     float *state = tsr_optim_state(ctx->optim, &nstate);
-    MPI_Bcast(hdr, 3, MPI_LONG, 0, w);
-    MPI_Bcast(&ctx->ck_steps, 1, MPI_INT64_T, 0, w);
-    if (MPI_Bcast(tsr_model_params(ctx->model), (int)tsr_model_nparams(ctx->model), MPI_FLOAT, 0, w) !=
-            MPI_SUCCESS ||
-        (nstate && MPI_Bcast(state, (int)nstate, MPI_FLOAT, 0, w) != MPI_SUCCESS))
-        return tsr_error_set(TSR_EMPI, "rank %d: broadcasting the restored state failed", ctx->rank);
+    if ((rc = tsr_runtime_bcast(rt, hdr, 3, MPI_LONG, 0, "the checkpoint broadcast")) ||
+        (rc = tsr_runtime_bcast(rt, &ctx->ck_steps, 1, MPI_INT64_T, 0, "the checkpoint broadcast")) ||
+        (rc = tsr_runtime_bcast(rt, tsr_model_params(ctx->model), (int)tsr_model_nparams(ctx->model), MPI_FLOAT, 0,
+                                "the checkpoint broadcast")) ||
+        (nstate && (rc = tsr_runtime_bcast(rt, state, (int)nstate, MPI_FLOAT, 0, "the checkpoint broadcast"))))
+        return tsr_error_prefix(rc, "broadcasting the restored state: ");
     pos->step = hdr[0];
     pos->epoch = hdr[1];
     pos->cursor = (size_t)hdr[2];

@@ -69,8 +69,7 @@ int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     }
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
-    MPI_Gather(mine, PLACE_LEN, MPI_CHAR, m->place_buf, PLACE_LEN, MPI_CHAR, 0, tsr_runtime_world(ctx->rt));
-    return TSR_OK;
+    return tsr_runtime_gather(ctx->rt, mine, PLACE_LEN, MPI_CHAR, m->place_buf, 0, "the gather of placements", -1);
 }
 
 void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s, double hidden_s)
@@ -101,14 +100,13 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
     memcpy(mine, m->last, sizeof mine);
     /* Only the coordinator needs the numbers; without one, skip the gather. */
     int want = ctx->rank == 0 && m->serve != NULL;
-    MPI_Bcast(&want, 1, MPI_INT, 0, tsr_runtime_world(ctx->rt));
-    if (!want) {
+    if (tsr_runtime_bcast(ctx->rt, &want, 1, MPI_INT, 0, "the per-rank statistics") || !want) {
         reset(m);
         return;
     }
-    MPI_Gather(mine, NSTAT, MPI_DOUBLE, m->all, NSTAT, MPI_DOUBLE, 0, tsr_runtime_world(ctx->rt));
+    int rc = tsr_runtime_gather(ctx->rt, mine, NSTAT, MPI_DOUBLE, m->all, 0, "the per-rank statistics", snap->step);
     reset(m);
-    if (ctx->rank != 0)
+    if (rc || ctx->rank != 0)
         return;
     for (int r = 0; r < ctx->world; r++)
         for (int k = 0; k < NSTAT; k++)

@@ -1,6 +1,5 @@
 /* Training set-up: data, placement, model, optimizer, loader, engine. */
 #include "train/setup.h"
-#include "train/deadline.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
@@ -11,6 +10,12 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The gradient engine's waits are watched like every other collective. */
+static void watch_poll(void *rt)
+{
+    tsr_runtime_watch_poll(rt);
+}
 
 /* Binds this rank per the hwloc plan; failure is a warning, not an error. */
 static void place_rank(tsr_train_ctx_t *ctx)
@@ -188,6 +193,8 @@ static int build_optim(tsr_train_ctx_t *ctx)
         .total_steps = ctx->total_steps,
         .min_lr = tsr_config_get_double(cfg, "optim", "min_lr"),
         .clip_norm = tsr_config_get_double(cfg, "optim", "clip_norm"),
+        .on_nonfinite = strcmp(tsr_config_get(cfg, "train", "on_nonfinite"), "skip_step") == 0 ? TSR_NONFINITE_SKIP
+                                                                                               : TSR_NONFINITE_STOP,
     };
     if (oc.kind == TSR_OPTIM_SGD && oc.momentum >= 1)
         return tsr_error_set(TSR_EINVAL, "[optim] momentum = %g (%s): expected a value below 1", oc.momentum,
@@ -216,14 +223,10 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     fault = getenv("TSR_FAULT_STALL");
     if (fault && sscanf(fault, "%d:%ld", &ctx->stall_rank, &ctx->stall_step) != 2)
         ctx->stall_rank = -1;
-    ctx->watchdog = tsr_config_get_double(cfg, "runtime", "watchdog_seconds");
-    /* Every collective of set-up waits forever for a rank that never comes. */
-    if ((rc = tsr_deadline_create(ctx->watchdog, ctx->rank, &ctx->deadline)))
+    /* From here every collective is watched: a rank that never comes is named. */
+    if ((rc = tsr_runtime_watchdog_start(rt, tsr_config_get_double(cfg, "runtime", "watchdog_seconds"))))
         return rc;
-    tsr_deadline_arm(ctx->deadline, "set-up (data, model, placement)");
-    ctx->wd_comm = MPI_COMM_NULL;
-    if (MPI_Comm_dup(tsr_runtime_world(rt), &ctx->wd_comm) != MPI_SUCCESS)
-        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Comm_dup for the watchdog failed", ctx->rank);
+    tsr_runtime_phase(rt, "set-up (data, model, placement)");
 
     rc = open_data(ctx);
     if (!rc)
@@ -256,7 +259,11 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
         return rc;
     while (ctx->stall_step == 0 && ctx->rank == ctx->stall_rank)
         pause();
-    tsr_deadline_arm(ctx->deadline, "set-up of the GPU and the gradient engine (MPI/NCCL communicators)");
+    /* Communicators, windows and NCCL are made by blocking calls nobody can
+     * watch: arrive first (watched), so a missing rank is named here. */
+    tsr_runtime_phase(rt, "set-up of the GPU and the gradient engine (MPI/NCCL communicators)");
+    if ((rc = tsr_runtime_barrier(rt, "the start of the GPU and gradient engine set-up")))
+        return rc;
     if ((rc = tsr_train_device_setup(ctx, failed_rank)))
         return rc;
     rc = tsr_comm_create_gpu(tsr_runtime_world(rt), tsr_config_get(cfg, "runtime", "comm"), ctx->gpu,
@@ -265,6 +272,8 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     if (rc == TSR_ENOTSUP || rc == TSR_EINVAL)
         tsr_error_prefix(rc, "[runtime] comm = %s (%s): ", tsr_config_get(cfg, "runtime", "comm"),
                          tsr_config_origin(cfg, "runtime", "comm"));
+    if (!rc)
+        tsr_comm_set_idle(ctx->comm, watch_poll, rt);
     /* What a step's reduction costs with nothing to hide it behind, for
      * the hidden-time figures (the gradients are still zero here). */
     if (!rc)
@@ -274,9 +283,10 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
 
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
+    /* Freeing windows and communicators waits for every rank. */
+    if (ctx->rt)
+        tsr_runtime_phase(ctx->rt, "the end of training (freeing the gradient engine)");
     tsr_train_monitor_destroy(ctx);
-    if (ctx->wd_comm != MPI_COMM_NULL)
-        MPI_Comm_free(&ctx->wd_comm);
     tsr_ckpt_destroy(ctx->ckpt);
     free(ctx->config_text);
     tsr_comm_destroy(ctx->comm);
@@ -284,11 +294,12 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx)
     tsr_optim_destroy(ctx->optim);
     tsr_model_destroy(ctx->model);
     tsr_gpu_destroy(ctx->gpu);
-    tsr_deadline_destroy(ctx->deadline);
     tsr_dataset_destroy(ctx->test);
     tsr_dataset_destroy(ctx->train);
     free(ctx->test_x);
     free(ctx->test_y);
     free(ctx->test_t);
+    if (ctx->rt)
+        tsr_runtime_phase(ctx->rt, NULL);
     memset(ctx, 0, sizeof *ctx);
 }

@@ -36,7 +36,6 @@ typedef struct tsr_train_ctx {
     int64_t ck_steps, ck_epoch, ck_cursor, ck_seed, ck_global_batch;
     char *config_text;
     char model_json[8192];
-    int ckpt_failed_warned;
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
     /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
      * SIGKILL itself right after global step STEP; TSR_FAULT_STALL likewise
@@ -45,11 +44,6 @@ typedef struct tsr_train_ctx {
     int fault_rank, stall_rank;
     long fault_step, stall_step;
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
-    /* Stall watchdog: limit in seconds (0: off) and its own communicator;
-     * the phase deadline (deadline.h) with the same limit. */
-    double watchdog;
-    MPI_Comm wd_comm;
-    struct tsr_deadline *deadline;
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
@@ -71,10 +65,6 @@ typedef struct tsr_train_pos {
     long step, epoch;
     size_t cursor;
 } tsr_train_pos_t;
-
-/* Waits for the step's status agreement; past the watchdog limit, finds
- * out which ranks did not arrive, says so and aborts the job (exit 76). */
-int tsr_train_wait_arrival(tsr_train_ctx_t *ctx, MPI_Request *req, long step);
 
 /* The coordinator link (src/train/monitor.c). Setup is collective: rank 0
  * starts the coordinator if [serve] enabled. Step records one step's
@@ -101,5 +91,13 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
 /* Rank 0: writes a checkpoint of the state after global step `step`, where
  * next is the position of the following batch. */
 int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync);
+/* Rank 0, every step: a checkpoint if one is due, and every earlier write
+ * that failed: with [checkpoint] on_error = stop its error (the message
+ * names the step and the cause), with continue a warning each and TSR_OK. */
+int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next);
+/* Rank 0, at the end: waits for the write in flight, writes the final
+ * checkpoint (if [checkpoint] final and trained is set) and collects every
+ * failure as tsr_train_ckpt_step does. */
+int tsr_train_ckpt_end(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int trained);
 
 #endif

@@ -5,13 +5,13 @@
 #include "tessera/error.h"
 #include "train/progress.h"
 #include "train/setup.h"
-#include "train/deadline.h"
 
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Backward tells the engine how much of the gradient buffer is final. */
 static void grads_ready(size_t offset, void *arg)
@@ -19,20 +19,24 @@ static void grads_ready(size_t offset, void *arg)
     tsr_comm_ready_from(arg, offset);
 }
 
-/* Mean test loss and accuracy over all ranks' slices. */
-static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc)
+/* Mean test loss and accuracy over all ranks' slices. A rank whose
+ * evaluation fails still joins the sum (with a flag), so nobody waits. */
+static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
 {
-    double part[2] = {0, 0}, sum[2];
+    double part[3] = {0, 0, 0}, sum[3];
     size_t correct = 0;
+    int rc = TSR_OK;
     if (ctx->test_rows) {
-        int rc = tsr_model_evaluate(ctx->model, ctx->test_x, ctx->test_y, ctx->test_t, ctx->test_rows, &part[0],
-                                    &correct);
-        if (rc)
-            return rc;
+        rc = tsr_model_evaluate(ctx->model, ctx->test_x, ctx->test_y, ctx->test_t, ctx->test_rows, &part[0],
+                                &correct);
         part[1] = (double)correct;
+        part[2] = rc != TSR_OK;
     }
-    if (MPI_Allreduce(part, sum, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt)) != MPI_SUCCESS)
-        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Allreduce of evaluation results failed", ctx->rank);
+    int arc = tsr_runtime_allreduce(ctx->rt, part, sum, 3, MPI_DOUBLE, MPI_SUM, "the evaluation", step);
+    if (rc || arc)
+        return rc ? rc : arc;
+    if (sum[2] > 0)
+        return tsr_error_set(TSR_EIO, "rank %d: stopping because another rank's evaluation failed", ctx->rank);
     *loss = sum[0] / (double)ctx->test_total;
     *acc = ctx->test_y ? sum[1] / (double)ctx->test_total : NAN;
     return TSR_OK;
@@ -56,10 +60,11 @@ static void take_loss(tsr_train_ctx_t *ctx, double *epoch_loss, double *window_l
 }
 
 /* Global mean of a per-rank loss sum over n local samples. */
-static double global_mean(tsr_train_ctx_t *ctx, double local_sum, double local_n)
+static double global_mean(tsr_train_ctx_t *ctx, double local_sum, double local_n, long step)
 {
     double in[2] = {local_sum, local_n}, out[2] = {0, 0};
-    MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt));
+    if (tsr_runtime_allreduce(ctx->rt, in, out, 2, MPI_DOUBLE, MPI_SUM, "the training loss average", step))
+        return NAN;
     return out[1] > 0 ? out[0] / out[1] : NAN;
 }
 
@@ -82,29 +87,28 @@ static int save_model(tsr_train_ctx_t *ctx, const tsr_train_result_t *res)
     return rc;
 }
 
-/* Rank 0, every step: periodic checkpoints and the result of the last
- * asynchronous write. Returns TSR_STEP_* bits to share with the others. */
-static int checkpoint_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
+/* NaN or Inf weights: the error that stops the run, or TSR_OK. Free on the
+ * CPU (the optimizer checks as it updates); on a GPU it reads the device's
+ * note, so the loop asks only where the host waits anyway. Every rank
+ * holds the same weights, so every rank finds the same. */
+static int check_finite(tsr_train_ctx_t *ctx, long now)
 {
-    if (ctx->rank != 0 || !ctx->ckpt)
-        return 0;
-    int stop_on_error = strcmp(tsr_config_get(ctx->cfg, "checkpoint", "on_error"), "stop") == 0;
-    int rc = TSR_OK;
-    if (!tsr_ckpt_busy(ctx->ckpt))
-        rc = tsr_ckpt_wait(ctx->ckpt);
-    if (!rc && tsr_ckpt_due(ctx->ckpt, step))
-        rc = tsr_train_ckpt_write(ctx, step, next, 0);
-    if (!rc)
-        return 0;
-    if (stop_on_error) {
-        tsr_error_prefix(rc, "checkpoint failed and [checkpoint] on_error = stop: ");
-        return TSR_STEP_ERROR;
-    }
-    if (!ctx->ckpt_failed_warned++)
-        tsr_log(TSR_LOG_WARN, "%s; training goes on ([checkpoint] on_error = continue)", tsr_last_error());
-    /* A failed write must not block the next one. */
-    tsr_ckpt_wait(ctx->ckpt);
-    return 0;
+    long bad = tsr_optim_nonfinite_step(ctx->optim);
+    if (bad == 0)
+        return TSR_OK;
+    if (bad < 0)
+        return tsr_error_prefix(TSR_EIO, "rank %d: reading the optimizer's notes from the GPU: ", ctx->rank);
+    char seen[64] = "", kept[4300] = "";
+    if (now > bad)
+        snprintf(seen, sizeof seen, " (noticed at step %ld)", now);
+    if (ctx->ckpt && tsr_ckpt_last_step(ctx->ckpt) >= 0)
+        snprintf(kept, sizeof kept, "; the newest good checkpoint, %s, is kept", tsr_ckpt_last_path(ctx->ckpt));
+    return tsr_error_set(TSR_EDIVERGED, "training diverged at step %ld%s: the weights became NaN or Inf (NaN or "
+                         "Inf gradients, or an update that overflowed); likely causes: a learning rate too high for "
+                         "this model (optim.lr = %g), inputs that are not scaled, or a loss that overflowed; no model "
+                         "file was written or registered%s (train.on_nonfinite = skip_step skips updates whose "
+                         "gradients are NaN or Inf)", bad, seen, tsr_config_get_double(ctx->cfg, "optim", "lr"),
+                         kept);
 }
 
 /* Walltime (rank 0): the margin in seconds, or -1 when there is nothing to
@@ -218,7 +222,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 status |= TSR_STEP_STOP;
             MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_BOR, world, &req);
             /* Arrival first: a rank that never comes is caught by the watchdog. */
-            int wrc = tsr_train_wait_arrival(ctx, &req, step + 1);
+            int wrc = tsr_runtime_wait(ctx->rt, &req, "the step agreement", step + 1);
             if (wrc)
                 return wrc;
             /* On GPUs a failed rank's NCCL work may never run, and a rank
@@ -227,9 +231,9 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             if ((agreed & TSR_STEP_ERROR) && (ctx->gpu || (agreed & TSR_STEP_COMM)))
                 return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
             /* Everyone arrived, but a peer's GPU work may still hang NCCL. */
-            tsr_deadline_arm(ctx->deadline, "the wait for a step's gradient sums");
+            tsr_runtime_watch_begin(ctx->rt, "the gradient sums", step + 1);
             int crc = tsr_comm_wait(ctx->comm);
-            tsr_deadline_disarm(ctx->deadline);
+            tsr_runtime_watch_end(ctx->rt);
             if (crc)
                 return crc;
             if (agreed & TSR_STEP_ERROR)
@@ -240,6 +244,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 rc = tsr_error_prefix(orc, "rank %d, step %ld: optimizer: ", ctx->rank, step + 1);
                 ctx->pending_status |= TSR_STEP_ERROR;
             }
+            /* Every rank updated the same weights from the same sums, so all
+             * stop here together, before this step's checkpoint. */
+            if (!ctx->gpu && (orc = check_finite(ctx, step + 1)))
+                return orc;
             tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_exposed_seconds(ctx->comm),
                                    tsr_comm_last_hidden_seconds(ctx->comm));
             ctx->comm_exposed += tsr_comm_last_exposed_seconds(ctx->comm);
@@ -269,9 +277,11 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 return wrc ? wrc : TSR_ESTOPPED;
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
-            ctx->pending_status |= checkpoint_step(ctx, step, &next);
-            if ((ctx->pending_status & TSR_STEP_ERROR) && !rc)
-                rc = TSR_EIO;
+            int krc = tsr_train_ckpt_step(ctx, step, &next);
+            if (krc) {
+                ctx->pending_status |= TSR_STEP_ERROR;
+                rc = rc ? rc : krc;
+            }
             if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
                 raise(SIGKILL);
             while (step == ctx->stall_step && ctx->rank == ctx->stall_rank)
@@ -285,7 +295,10 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             tsr_progress_bar(&prog, epoch, ctx->epochs, (long)s, (long)ctx->steps_per_epoch, window_loss / window_n,
                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9));
             if (log_now) {
-                double gl = global_mean(ctx, window_loss, (double)window_n);
+                /* A log point: every rank is here, and on a GPU the loss read waited already. */
+                if (ctx->gpu && (wrc = check_finite(ctx, step)))
+                    return wrc;
+                double gl = global_mean(ctx, window_loss, (double)window_n, step);
                 tsr_train_snapshot_t snap = {"training", step, epoch, gl, res->test_loss, res->test_accuracy,
                                              (double)epoch_n * ctx->world / (el > 0 ? el : 1e-9)};
                 tsr_train_monitor_publish(ctx, &snap);
@@ -298,13 +311,26 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             }
         }
         take_loss(ctx, &epoch_loss, &window_loss, &rc);
+        int frc = check_finite(ctx, step);
+        if (frc)
+            return frc;
         double el = tsr_time_now() - t0;
         loop_seconds += el;
         samples += (double)epoch_n * ctx->world;
-        res->train_loss = global_mean(ctx, epoch_loss, (double)epoch_n);
+        res->train_loss = global_mean(ctx, epoch_loss, (double)epoch_n, step);
         res->epochs = epoch + 1;
-        if (eval && (rc = evaluate(ctx, &res->test_loss, &res->test_accuracy)))
+        if (eval && (rc = evaluate(ctx, &res->test_loss, &res->test_accuracy, step)))
             return rc;
+        /* Finite weights can still give a NaN or Inf loss (they overflow in
+         * forward; with skip_step every later update is then skipped). The
+         * sums are global, so every rank decides the same. */
+        if (!isfinite(res->train_loss) || (eval && !isfinite(res->test_loss)))
+            return tsr_error_set(TSR_EDIVERGED, "training diverged: after epoch %ld (step %ld) the %s loss is %g; "
+                                 "likely causes: a learning rate too high for this model (optim.lr = %g) or inputs "
+                                 "that are not scaled; no model file was written or registered", epoch + 1, step,
+                                 isfinite(res->train_loss) ? "test" : "training",
+                                 isfinite(res->train_loss) ? res->test_loss : res->train_loss,
+                                 tsr_config_get_double(ctx->cfg, "optim", "lr"));
         tsr_train_snapshot_t snap = {"training", step, epoch + 1, res->train_loss, res->test_loss,
                                      res->test_accuracy, (double)epoch_n * ctx->world / el};
         tsr_train_monitor_publish(ctx, &snap);
@@ -317,21 +343,11 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                               res->train_loss, (double)epoch_n * ctx->world / el);
     }
     if (ctx->pending_status & TSR_STEP_ERROR)
-        return TSR_EIO;
-    /* A final checkpoint makes a requeue of a finished job a no-op (after
-     * any write in flight, which may be of this very step). */
-    if (ctx->rank == 0 && ctx->ckpt)
-        tsr_ckpt_wait(ctx->ckpt);
-    if (ctx->rank == 0 && ctx->ckpt && tsr_config_get_bool(ctx->cfg, "checkpoint", "final") &&
-        tsr_ckpt_last_step(ctx->ckpt) != step) {
-        rc = tsr_train_ckpt_write(ctx, step, &next, 1);
-        if (rc && strcmp(tsr_config_get(ctx->cfg, "checkpoint", "on_error"), "stop") != 0) {
-            tsr_log(TSR_LOG_WARN, "%s; the model file is still written", tsr_last_error());
-            rc = TSR_OK;
-        }
-    } else if (ctx->rank == 0 && ctx->ckpt) {
-        tsr_ckpt_wait(ctx->ckpt);
-    }
+        return rc ? rc : TSR_EIO;
+    /* A final checkpoint makes a requeue of a finished job a no-op; every
+     * write's result is collected before the run may end well. */
+    if (ctx->rank == 0 && ctx->ckpt && (rc = tsr_train_ckpt_end(ctx, step, &next, step > start->step)))
+        return rc;
     res->samples_per_second = loop_seconds > 0 ? samples / loop_seconds : 0;
     return rc;
 }
@@ -340,7 +356,8 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
 static void report_comm(tsr_train_ctx_t *ctx)
 {
     double in[2] = {ctx->comm_exposed, ctx->comm_hidden}, sum[2] = {0, 0};
-    MPI_Allreduce(in, sum, 2, MPI_DOUBLE, MPI_SUM, tsr_runtime_world(ctx->rt));
+    if (tsr_runtime_allreduce(ctx->rt, in, sum, 2, MPI_DOUBLE, MPI_SUM, "the reduction statistics", -1))
+        return;
     double ref = tsr_comm_reference_seconds(ctx->comm), n = (double)ctx->comm_steps * ctx->world;
     if (ctx->rank != 0 || ctx->comm_steps == 0 || ref <= 0)
         return;
@@ -348,6 +365,31 @@ static void report_comm(tsr_train_ctx_t *ctx)
             "cost %.3f ms on the critical path and %.3f ms (%.0f%%) was hidden behind backward (mean of %d ranks)",
             tsr_comm_backend(ctx->comm), 1e3 * ref, 1e3 * sum[0] / n, 1e3 * sum[1] / n, 100 * sum[1] / n / ref,
             ctx->world);
+}
+
+/* Resumed at the end of training. With the model file there, nothing is
+ * trained, written or registered (already_done); without it, the model is
+ * evaluated and written as the first run would have. Collective. */
+static int finished_already(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res)
+{
+    const char *out = tsr_config_get(ctx->cfg, "train", "output");
+    int present = ctx->rank == 0 && access(out, F_OK) == 0;
+    int rc = tsr_runtime_bcast(ctx->rt, &present, 1, MPI_INT, 0, "the check for a finished run");
+    if (rc)
+        return rc;
+    if (present) {
+        res->steps = start->step;
+        res->epochs = ctx->epochs;
+        res->test_loss = res->test_accuracy = res->train_loss = NAN;
+        tsr_log(TSR_LOG_INFO, "resume: the checkpoint is at step %ld, the end of this run (%ld epochs, %ld steps): "
+                "training had finished; the model file %s and the registry are left as they are", start->step,
+                ctx->epochs, ctx->total_steps, out);
+        res->already_done = 1;
+        return TSR_OK;
+    }
+    tsr_log(TSR_LOG_INFO, "resume: the checkpoint is at step %ld, the end of this run, but %s is missing: "
+            "evaluating and writing it", start->step, out);
+    return TSR_OK;
 }
 
 int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank)
@@ -367,7 +409,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
             ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
     tsr_train_pos_t start;
-    tsr_deadline_arm(ctx.deadline, "set-up of checkpoints, resume and the coordinator");
+    tsr_runtime_phase(rt, "set-up of checkpoints, resume and the coordinator");
     rc = tsr_train_ckpt_setup(&ctx);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
@@ -375,13 +417,25 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         goto out;
     if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
         goto out;
-    tsr_deadline_disarm(ctx.deadline); /* the steps have the step watchdog */
+    tsr_runtime_phase(rt, NULL); /* every wait of the steps is watched */
+    if (start.step >= ctx.total_steps || start.epoch >= ctx.epochs) {
+        /* A requeue of a job that had finished: its model file stays. */
+        if ((rc = finished_already(&ctx, &start, res)) || res->already_done)
+            goto out;
+    }
     rc = run_loop(&ctx, &start, res);
-    tsr_deadline_arm(ctx.deadline, "the end of training (agreement, model file)");
+    if (!rc && res->steps == start.step && ctx.test && tsr_config_get_bool(cfg, "train", "eval"))
+        rc = evaluate(&ctx, &res->test_loss, &res->test_accuracy, start.step); /* nothing trained */
+    tsr_runtime_phase(rt, "the end of training (agreement, model file)");
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
     report_comm(&ctx);
     /* Every rank holds the same weights; rank 0 writes them. */
+    res->skipped_steps = tsr_optim_skipped_steps(ctx.optim);
+    if (ctx.rank == 0 && ctx.ckpt) {
+        res->ckpt_written = tsr_ckpt_written(ctx.ckpt);
+        res->ckpt_failed = tsr_ckpt_failed(ctx.ckpt);
+    }
     if (ctx.rank == 0)
         rc = save_model(&ctx, res);
     rc = tsr_runtime_agree(rt, rc, failed_rank);

@@ -556,6 +556,21 @@ static void test_damaged_files_refused(void **state)
     set_str_attr(sum, "checksum", "crc32:00000000");
     damaged(sum, "checksum mismatch");
 
+    /* The checksum covers the root attributes: a flipped step, epoch or
+     * world size is damage like a flipped byte of data. */
+    const char *step = tpath("damaged/step.h5");
+    copy_file(good, step, -1);
+    set_long_attr(step, "step", 7);
+    damaged(step, "checksum mismatch");
+    const char *world = tpath("damaged/world.h5");
+    copy_file(good, world, -1);
+    set_long_attr(world, "world_size", 64);
+    damaged(world, "checksum mismatch");
+    const char *conf = tpath("damaged/config.h5");
+    copy_file(good, conf, -1);
+    set_str_attr(conf, "config", "[train]\nepochs = 1\n");
+    damaged(conf, "checksum mismatch");
+
     const char *gone = tpath("damaged/gone.h5");
     copy_file(good, gone, -1);
     delete_dataset(gone, "/optimizer/v");

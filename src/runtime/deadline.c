@@ -1,7 +1,7 @@
 /* The phase deadline: see deadline.h. arm/disarm are two atomic stores, so
  * the per-step use around the gradient wait costs nothing measurable; the
  * thread looks every quarter of the limit (at most once a second). */
-#include "train/deadline.h"
+#include "runtime/deadline.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
 
