@@ -33,8 +33,12 @@ int tsr_cmd_export(int argc, char **argv)
             out = argv[++i];
         } else if (strcmp(a, "--registry") == 0 && has) {
             registry = argv[++i];
-        } else if (a[0] == '-' || model) {
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--format", "-o", "--output", "--registry", NULL};
+            return tsr_cli_fail(tsr_cli_bad_option("export", a, valued));
+        } else if (model) {
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' besides MODEL %s (see "
+                                              "tessera export --help)", a, model));
         } else {
             model = a;
         }

@@ -75,8 +75,13 @@ int tsr_cmd_serve(int argc, char **argv)
             rc = tsr_config_load(conf, argv[++i]);
         } else if (strcmp(a, "--set") == 0 && has) {
             rc = tsr_config_set(conf, argv[++i]);
-        } else if (a[0] == '-' || target) {
-            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' (see tessera serve --help)", a);
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--bind", "--port", "--token-file", "--run-dir", "--registry",
+                                                 "--config", "--set", NULL};
+            rc = tsr_cli_bad_option("serve", a, valued);
+        } else if (target) {
+            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' besides %s (see tessera serve --help)", a,
+                               target);
         } else {
             target = a;
         }

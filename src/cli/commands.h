@@ -18,6 +18,10 @@ int tsr_cmd_jobs(int argc, char **argv);
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */
 int tsr_cli_fail(int rc);
+/* The error for an option arg the command did not take: "needs a value"
+ * when it is one of the NULL-terminated valued options, else "unknown
+ * option"; returns TSR_EINVAL. */
+int tsr_cli_bad_option(const char *cmd, const char *arg, const char *const *valued);
 int tsr_cli_ends_with(const char *s, const char *suffix);
 
 #endif

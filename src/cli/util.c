@@ -12,6 +12,14 @@ int tsr_cli_fail(int rc)
     return rc;
 }
 
+int tsr_cli_bad_option(const char *cmd, const char *arg, const char *const *valued)
+{
+    for (int i = 0; valued && valued[i]; i++)
+        if (strcmp(arg, valued[i]) == 0)
+            return tsr_error_set(TSR_EINVAL, "%s: %s needs a value (see tessera %s --help)", cmd, arg, cmd);
+    return tsr_error_set(TSR_EINVAL, "%s: unknown option '%s' (see tessera %s --help)", cmd, arg, cmd);
+}
+
 int tsr_cli_ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
