@@ -16,7 +16,8 @@ static const char usage[] =
     "Shows the state of the jobs that tessera submit sent from this account (the last 20, or --all,\n"
     "or the JOBIDs given), as slurmctld knows them: state, requeues, exit code, elapsed time, nodes.\n"
     "The list lives in $TESSERA_STATE_DIR/jobs (default ~/.local/state/tessera/jobs).\n"
-    "Exit codes: 0 shown, 2 bad usage, 4 cannot read the list, 5 SLURM cannot be reached.\n";
+    "Exit codes: 0 shown, 2 bad usage, 3 the list is not a regular file, 4 cannot read the list,\n"
+    "5 SLURM cannot be reached.\n";
 
 static void elapsed(const tsr_slurm_job_info_t *j, char *buf, size_t n)
 {

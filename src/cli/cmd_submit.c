@@ -22,10 +22,12 @@ static const char usage[] =
     "SIGUSR1 runtime.walltime_margin_seconds before its end, checkpoints, exits 75 and requeues itself;\n"
     "a requeued job resumes from the newest checkpoint. Prints the job id; 'tessera jobs' shows its state.\n"
     "  --time T          MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS\n"
-    "  --print-script    print the batch script and exit without submitting\n"
+    "  --print-script    print the batch script (with #SBATCH lines) and exit without submitting\n"
     "  --parsable        print only the job id\n"
-    "Exit codes: 0 submitted, 2 bad usage or configuration, 4 cannot write, 5 SLURM refused the job or\n"
-    "cannot be reached (its reason is quoted).\n";
+    "Every string reaches the script's shell single-quoted; a name, partition, account or log name\n"
+    "with a newline or other control character (which no #SBATCH line can hold) is refused.\n"
+    "Exit codes: 0 submitted, 2 bad usage or configuration, 3 CONFIG is not a regular file, 4 cannot\n"
+    "write, 5 SLURM refused the job or cannot be reached (its reason is quoted).\n";
 
 static long arg_long(const char *opt, const char *v, int *rc)
 {

@@ -116,7 +116,7 @@ int tsr_file_check_input(const char *path, const char *expected)
         return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, strerror(errno));
     }
     if (!S_ISREG(st.st_mode))
-        return tsr_error_set(TSR_EDATA, "%s: is %s, not a regular file; expected %s", path,
+        return tsr_error_set(TSR_EDATA, "%s is %s, not a regular file; expected %s", path,
                              tsr_file_kind(st.st_mode), expected);
     return TSR_OK;
 }

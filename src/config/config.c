@@ -242,10 +242,21 @@ typedef struct {
 static char *reader(char *str, int num, void *stream)
 {
     load_ctx_t *ctx = stream;
-    char *r = fgets(str, num, ctx->f);
-    if (r)
-        ctx->line++;
-    return r;
+    int n = 0, c, nul = 0;
+    while (n < num - 1 && (c = getc(ctx->f)) != EOF) {
+        nul |= c == '\0';
+        str[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
+    ctx->line++;
+    /* inih would see the line end at the NUL and drop the rest unseen. */
+    if (nul && !ctx->rc)
+        ctx->rc = tsr_error_set(TSR_EINVAL, "%s:%d: a NUL byte; expected a text file", ctx->path, ctx->line);
+    return str;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)

@@ -113,7 +113,12 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0 || tsr_h5_attr_get_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
+    if (f < 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: HDF5 cannot open it (truncated or damaged); expected a tessera model file",
+                           path);
+        goto out;
+    }
+    if (tsr_h5_attr_get_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is not \"%s\"", path, MODEL_FORMAT);
         goto out;
     }
