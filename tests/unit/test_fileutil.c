@@ -35,6 +35,16 @@ static void put(const char *name, const char *text)
     fclose(f);
 }
 
+static void assert_contents(const char *name, const char *want)
+{
+    char buf[64] = "";
+    FILE *f = fopen(tpath(name), "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, want);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -104,12 +114,7 @@ static void test_writes_through_links(void **state)
     struct stat st;
     assert_int_equal(lstat(tpath("link2.txt"), &st), 0);
     assert_true(S_ISLNK(st.st_mode));
-    char buf[8] = "";
-    FILE *f = fopen(tpath("target.txt"), "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    assert_string_equal(buf, "new");
+    assert_contents("target.txt", "new");
 }
 
 static void test_planted_temporary_not_followed(void **state)
@@ -120,12 +125,7 @@ static void test_planted_temporary_not_followed(void **state)
     assert_int_equal(tsr_file_tmpname(tpath("out.txt"), tmp, sizeof tmp), TSR_OK);
     assert_int_equal(symlink(tpath("victim"), tmp), 0);
     assert_int_equal(tsr_file_write_atomic(tpath("out.txt"), "fresh", 5), TSR_OK);
-    char buf[8] = "";
-    FILE *f = fopen(tpath("victim"), "r");
-    assert_non_null(f);
-    assert_non_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    assert_string_equal(buf, "keep");
+    assert_contents("victim", "keep");
 }
 
 static void test_inputs(void **state)
