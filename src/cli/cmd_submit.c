@@ -38,14 +38,6 @@ static long arg_long(const char *opt, const char *v, int *rc)
     return x;
 }
 
-static int in_list(const char *a, const char *const *list)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(a, list[i]) == 0)
-            return 1;
-    return 0;
-}
-
 int tsr_cmd_submit(int argc, char **argv)
 {
     static const char *const valued[] = {"--set", "--nodes", "-N", "--ntasks-per-node", "--gpus-per-task",
@@ -72,7 +64,7 @@ int tsr_cmd_submit(int argc, char **argv)
             print_script = 1;
         } else if (strcmp(a, "--parsable") == 0) {
             parsable = 1;
-        } else if (a[0] == '-' && a[1] && (!v || !in_list(a, valued))) {
+        } else if (a[0] == '-' && a[1] && (!v || !tsr_cli_in_list(a, valued))) {
             rc = tsr_cli_bad_option("submit", a, v ? NULL : valued);
         } else if (strcmp(a, "--set") == 0) {
             sets[nsets++] = argv[++i];

@@ -22,6 +22,8 @@ int tsr_cli_fail(int rc);
  * when it is one of the NULL-terminated valued options, else "unknown
  * option"; returns TSR_EINVAL. */
 int tsr_cli_bad_option(const char *cmd, const char *arg, const char *const *valued);
+/* Whether s is one of the NULL-terminated list (NULL: none). */
+int tsr_cli_in_list(const char *s, const char *const *list);
 int tsr_cli_ends_with(const char *s, const char *suffix);
 
 #endif

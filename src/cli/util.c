@@ -12,11 +12,18 @@ int tsr_cli_fail(int rc)
     return rc;
 }
 
+int tsr_cli_in_list(const char *s, const char *const *list)
+{
+    for (int i = 0; list && list[i]; i++)
+        if (strcmp(s, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int tsr_cli_bad_option(const char *cmd, const char *arg, const char *const *valued)
 {
-    for (int i = 0; valued && valued[i]; i++)
-        if (strcmp(arg, valued[i]) == 0)
-            return tsr_error_set(TSR_EINVAL, "%s: %s needs a value (see tessera %s --help)", cmd, arg, cmd);
+    if (tsr_cli_in_list(arg, valued))
+        return tsr_error_set(TSR_EINVAL, "%s: %s needs a value (see tessera %s --help)", cmd, arg, cmd);
     return tsr_error_set(TSR_EINVAL, "%s: unknown option '%s' (see tessera %s --help)", cmd, arg, cmd);
 }
 
