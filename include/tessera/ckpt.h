@@ -122,6 +122,11 @@ typedef int (*tsr_ckpt_visit_fn)(const char *path, int rc, const tsr_ckpt_info_t
  * number visited or a negative error (a missing directory is 0 files). */
 int tsr_ckpt_scan(const char *dir, tsr_ckpt_visit_fn fn, void *arg);
 
+/* 1 if path (its links followed) is a file a checkpoint directory dir
+ * manages: a ckpt-<step>.h5 name inside dir, which checkpoints replace and
+ * retention deletes; 0 otherwise (also when dir does not exist). */
+int tsr_ckpt_dir_owns(const char *dir, const char *path);
+
 /* Removes temporary files that writers killed mid-write left in dir
  * (".ckpt-*.tmp.<pid>" whose process no longer runs). Returns how many. */
 int tsr_ckpt_clean_stale(const char *dir);

@@ -75,6 +75,13 @@ void tsr_log_set_all_ranks(int on);
 void tsr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tsr_vlog(int level, const char *fmt, va_list ap);
 
+/* Whether this rank's standard output reaches a terminal a user watches,
+ * as runtime.progress = auto asks: under Open MPI's mpirun or orted, which
+ * give each rank a pseudo-terminal, that is whether the launcher's own
+ * stdout is one (`mpirun ... > log` is a log, whatever the rank sees);
+ * under srun or alone, whether the rank's stdout is. */
+int tsr_runtime_stdout_is_terminal(void);
+
 /* Signals: SIGTERM, SIGUSR1 and SIGINT record a stop request (the first
  * signal's number) that the training loop checks at step boundaries; a
  * second SIGINT exits at once with status 130. Returns 0 or -1. */

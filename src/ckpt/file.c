@@ -4,6 +4,7 @@
 #include "ckpt/internal.h"
 #include "common/crc32.h"
 #include "common/h5lock.h"
+#include "common/fileutil.h"
 #include "tessera/error.h"
 
 #include <hdf5.h>
@@ -184,12 +185,10 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
         return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
 
     tsr_h5_lock();
+    if ((rc = tsr_file_check_input(path, "a tessera checkpoint (HDF5)")))
+        goto out;
     if (H5Fis_hdf5(path) <= 0) {
-        FILE *probe = fopen(path, "rb");
-        if (probe)
-            fclose(probe);
-        rc = tsr_error_set(probe ? TSR_EDATA : TSR_EIO, "%s: %s", path,
-                           probe ? "not an HDF5 file (truncated, empty or another format)" : "cannot be opened");
+        rc = tsr_error_set(TSR_EDATA, "%s: not an HDF5 file (truncated, empty or another format)", path);
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

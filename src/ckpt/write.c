@@ -279,11 +279,8 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int
         j.total += r[i].bytes;
         j.direct |= r[i].bytes >= DIRECT_MIN;
     }
-    if ((rc = tsr_file_tmpname(path, j.tmp, sizeof j.tmp)))
-        goto out;
-    j.fd = open(j.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (j.fd < 0) {
-        rc = tsr_error_set(TSR_EIO, "%s: cannot create %s: %s", path, j.tmp, strerror(errno));
+    if ((j.fd = tsr_file_create_tmp(path, j.tmp, sizeof j.tmp)) < 0) {
+        rc = j.fd;
         goto out;
     }
 

@@ -130,6 +130,9 @@ static int cmd_convert(int argc, char **argv)
                                       positional, a));
         positional = a;
     }
+    if (argc < 2)
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: expected an input (--csv FILE, FILE.csv or "
+                                          "--idx-images F --idx-labels F) and -o OUT (see tessera data --help)"));
     if (!out)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no output file; add -o OUT.h5"));
     int idx = img || lab || timg || tlab;
@@ -244,7 +247,8 @@ static int cmd_info(int argc, char **argv)
             return TSR_OK;
         }
         if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s'", argv[i]));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s' (see tessera data --help)",
+                                              argv[i]));
         if (path)
             return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
         path = argv[i];
@@ -283,10 +287,9 @@ static int cmd_info(int argc, char **argv)
 
 int tsr_cmd_data(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(data_usage, stderr);
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info"));
-    }
+    if (argc < 2)
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info (see tessera data "
+                                          "--help)"));
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         fputs(data_usage, stdout);
@@ -296,5 +299,6 @@ int tsr_cmd_data(int argc, char **argv)
         return cmd_convert(argc - 1, argv + 1);
     if (strcmp(sub, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
-    return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: unknown subcommand '%s'; expected convert or info", sub));
+    return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: unknown %s '%s'; expected convert or info",
+                                      sub[0] == '-' ? "option" : "subcommand", sub));
 }

@@ -13,7 +13,9 @@ static const char usage[] =
     "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR]\n"
     "\n"
     "Writes MODEL (an HDF5 model file, or with --registry a model id in that registry) to OUT,\n"
-    "whole or not at all. --format defaults to OUT's extension (.onnx or .h5/.hdf5).\n"
+    "whole or not at all; -o - writes to standard output (give --format). OUT may not be MODEL\n"
+    "itself, nor an existing FIFO, device or directory. --format defaults to OUT's extension\n"
+    "(.onnx or .h5/.hdf5).\n"
     "ONNX files use opset 13 standard operators (Gemm, Relu, Tanh, Sigmoid, Softmax): input\n"
     "\"input\" float [N, inputs], output \"output\" [N, outputs] (softmax probabilities for\n"
     "classifiers), so any ONNX runtime loads them.\n";
@@ -33,8 +35,12 @@ int tsr_cmd_export(int argc, char **argv)
             out = argv[++i];
         } else if (strcmp(a, "--registry") == 0 && has) {
             registry = argv[++i];
-        } else if (a[0] == '-' || model) {
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--format", "-o", "--output", "--registry", NULL};
+            return tsr_cli_fail(tsr_cli_bad_option("export", a, valued));
+        } else if (model) {
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' besides MODEL %s (see "
+                                              "tessera export --help)", a, model));
         } else {
             model = a;
         }
@@ -63,6 +69,8 @@ int tsr_cmd_export(int argc, char **argv)
     int rc = tsr_export_file(model, (tsr_export_format_t)fmt, out);
     if (rc)
         return tsr_cli_fail(rc);
-    printf("tessera: wrote %s (%s)\n", out, tsr_export_format_name((tsr_export_format_t)fmt));
+    /* Standard output carries the model itself then. */
+    fprintf(strcmp(out, "-") == 0 ? stderr : stdout, "tessera: wrote %s (%s)\n",
+            strcmp(out, "-") == 0 ? "standard output" : out, tsr_export_format_name((tsr_export_format_t)fmt));
     return TSR_OK;
 }

@@ -2,6 +2,7 @@
  * registry, until SIGINT or SIGTERM. No MPI: it runs on a login node or in
  * a one-task job. */
 #include "cli/commands.h"
+#include "common/fileutil.h"
 #include "tessera/config.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
@@ -75,8 +76,13 @@ int tsr_cmd_serve(int argc, char **argv)
             rc = tsr_config_load(conf, argv[++i]);
         } else if (strcmp(a, "--set") == 0 && has) {
             rc = tsr_config_set(conf, argv[++i]);
-        } else if (a[0] == '-' || target) {
-            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' (see tessera serve --help)", a);
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--bind", "--port", "--token-file", "--run-dir", "--registry",
+                                                 "--config", "--set", NULL};
+            rc = tsr_cli_bad_option("serve", a, valued);
+        } else if (target) {
+            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' besides %s (see tessera serve --help)", a,
+                               target);
         } else {
             target = a;
         }
@@ -108,6 +114,12 @@ int tsr_cmd_serve(int argc, char **argv)
             fprintf(stderr, "tessera: warning: %s has no model yet; /predict answers 503 until one is uploaded "
                             "and the coordinator restarted\n", target);
     }
+    /* The one file serve writes must not be one it reads. */
+    char addr[4096];
+    const char *inputs[3] = {model_path, sc.token_file, tsr_config_file(conf)};
+    if (rc == TSR_OK && (rc = tsr_path_join(sc.run_dir, "coordinator.addr", addr, sizeof addr)) == TSR_OK &&
+        (rc = tsr_file_check_output(addr, inputs, 3)) != TSR_OK)
+        tsr_error_prefix(rc, "serve: --run-dir %s: ", sc.run_dir);
     tsr_model_t *m = NULL;
     if (rc == TSR_OK && model_path)
         rc = tsr_model_load(model_path, 1, &m);

@@ -48,8 +48,12 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
             i++;
         } else if (strcmp(argv[i], "--print-config") == 0) {
             print_config = 1;
-        } else if (argv[i][0] == '-' || path) {
-            rc = tsr_error_set(TSR_EINVAL, "train: unexpected argument '%s'; see tessera train --help", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            static const char *const valued[] = {"--set", "--resume", NULL};
+            rc = tsr_cli_bad_option("train", argv[i], valued);
+        } else if (path) {
+            rc = tsr_error_set(TSR_EINVAL, "train: unexpected argument '%s' after CONFIG %s; see tessera train --help",
+                               argv[i], path);
         } else {
             path = argv[i];
         }

@@ -21,6 +21,12 @@ int tsr_cmd_launch(int argc, char **argv);
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */
 int tsr_cli_fail(int rc);
+/* The error for an option arg the command did not take: "needs a value"
+ * when it is one of the NULL-terminated valued options, else "unknown
+ * option"; returns TSR_EINVAL. */
+int tsr_cli_bad_option(const char *cmd, const char *arg, const char *const *valued);
+/* Whether s is one of the NULL-terminated list (NULL: none). */
+int tsr_cli_in_list(const char *s, const char *const *list);
 int tsr_cli_ends_with(const char *s, const char *suffix);
 
 #endif

@@ -46,16 +46,34 @@ static int with_runtime(int (*cmd)(tsr_runtime_t *, int, char **), int *argc, ch
     return tsr_error_exit_code(rc);
 }
 
+static const char version_usage[] = "usage: tessera version\nPrints the version (also: tessera --version).\n";
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(version_usage, stdout);
+        return TSR_OK;
+    }
+    if (argc > 1)
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "version: unknown %s '%s'; it takes none",
+                                          argv[1][0] == '-' ? "option" : "argument", argv[1]));
+    printf("tessera %s\n", TSR_VERSION);
+    return TSR_OK;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        fputs(usage, stderr);
+        fprintf(stderr, "tessera: error: no command given; expected one of the commands above\n");
+        return 2;
     }
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("tessera %s\n", TSR_VERSION);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        fputs(usage, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
+        return exit_code(cmd_version(argc - 1, argv + 1));
     if (strcmp(argv[1], "train") == 0) {
         /* Before MPI_Init, which can take a while under srun: a stop or
          * walltime signal in that window would otherwise kill the rank
@@ -83,7 +101,7 @@ int main(int argc, char **argv)
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown command '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch or version (see tessera --help)\n",
-            argv[1]);
+    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch or version (see tessera --help)\n",
+            argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

@@ -1,11 +1,22 @@
 /* Thread-local error message behind tsr_last_error(). */
 #include "tessera/error.h"
+#include "common/text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 static _Thread_local char msg[1024];
+
+/* Messages are one line of text whatever the input held (a config file, a
+ * path, a request): tsr_text_printable escapes control bytes and invalid
+ * UTF-8, and escaping twice changes nothing. */
+static void make_printable(void)
+{
+    char out[sizeof msg];
+    tsr_text_printable(msg, out, sizeof out);
+    memcpy(msg, out, sizeof msg);
+}
 
 const char *tsr_last_error(void)
 {
@@ -18,6 +29,7 @@ int tsr_error_set(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    make_printable();
     return code;
 }
 
@@ -31,6 +43,7 @@ int tsr_error_prefix(int code, const char *fmt, ...)
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof msg)
         snprintf(msg + n, sizeof msg - (size_t)n, "%s", old);
+    make_printable();
     return code;
 }
 

@@ -11,15 +11,36 @@
 
 int tsr_file_tmpname(const char *path, char *buf, size_t len)
 {
-    const char *slash = strrchr(path, '/');
+    char target[4096];
+    int rc = tsr_file_resolve(path, target, sizeof target);
+    if (rc)
+        return rc;
+    const char *slash = strrchr(target, '/');
     int n;
     if (slash)
-        n = snprintf(buf, len, "%.*s/.%s.tmp.%ld", (int)(slash - path), path, slash + 1, (long)getpid());
+        n = snprintf(buf, len, "%.*s/.%s.tmp.%ld", (int)(slash - target), target, slash + 1, (long)getpid());
     else
-        n = snprintf(buf, len, ".%s.tmp.%ld", path, (long)getpid());
+        n = snprintf(buf, len, ".%s.tmp.%ld", target, (long)getpid());
     if (n < 0 || (size_t)n >= len)
         return tsr_error_set(TSR_EINVAL, "%s: path too long", path);
     return TSR_OK;
+}
+
+int tsr_file_create_tmp(const char *path, char *tmp, size_t len)
+{
+    int rc = tsr_file_tmpname(path, tmp, len);
+    if (rc)
+        return rc;
+    /* The name carries this process's id, so whatever is there is stale or
+     * planted; opening it could follow a link to someone else's file. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = tsr_error_set(TSR_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        tmp[0] = '\0';
+        return rc;
+    }
+    return fd;
 }
 
 static int fsync_path(const char *path, int flags)
@@ -37,18 +58,31 @@ static int fsync_path(const char *path, int flags)
 
 int tsr_file_commit(const char *tmp, const char *path)
 {
-    char dir[4096];
+    char dir[4096], target[4096];
+    struct stat a, b;
+    int rc = tsr_file_resolve(path, target, sizeof target);
+    if (rc == TSR_OK)
+        rc = tsr_file_check_output(path, NULL, 0);
+    /* A link that leads nowhere a path can name (a pipe, a deleted file
+     * behind /proc/self/fd/N) cannot be replaced by a rename. */
+    if (rc == TSR_OK && stat(path, &a) == 0 && (stat(target, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev))
+        rc = tsr_error_set(TSR_EINVAL, "%s: leads to a file without a name (%s); refusing to write there", path,
+                           target);
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
     if (fsync_path(tmp, O_RDONLY) != 0) {
         int e = errno;
         unlink(tmp);
         return tsr_error_set(TSR_EIO, "%s: fsync failed: %s", path, strerror(e));
     }
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, target) != 0) {
         int e = errno;
         unlink(tmp);
         return tsr_error_set(TSR_EIO, "%s: rename from %s failed: %s", path, tmp, strerror(e));
     }
-    snprintf(dir, sizeof dir, "%s", path);
+    snprintf(dir, sizeof dir, "%s", target);
     if (fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY) != 0)
         return tsr_error_set(TSR_EIO, "%s: fsync of its directory failed: %s", path, strerror(errno));
     return TSR_OK;
@@ -75,12 +109,9 @@ int tsr_path_join(const char *dir, const char *rel, char *buf, size_t len)
 int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
 {
     char tmp[4096];
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = tsr_file_create_tmp(path, tmp, sizeof tmp);
     if (fd < 0)
-        return tsr_error_set(TSR_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        return fd;
     const char *p = buf;
     size_t left = len;
     while (left > 0) {

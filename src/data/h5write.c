@@ -2,20 +2,27 @@
  * the HDF5 lock. */
 #include "data/h5write.h"
 
+#include "common/fileutil.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Chunks of about this many bytes when compressing: small enough that a
  * streamed random row costs little to decompress, big enough to compress. */
 #define CHUNK_BYTES ((size_t)64 * 1024)
 
-int tsr_h5w_create(const char *path, hid_t *out)
+int tsr_h5w_create_tmp(const char *out_path, char *tmp, size_t len, hid_t *out)
 {
     *out = H5I_INVALID_HID;
+    int fd = tsr_file_create_tmp(out_path, tmp, len);
+    if (fd < 0)
+        return fd;
+    close(fd);
+    const char *path = tmp;
     tsr_h5_lock();
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

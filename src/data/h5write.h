@@ -4,8 +4,7 @@
  * (without the file name; callers prefix it) and return a TSR_E* code.
  *
  * Typical use, for a file written whole or not at all:
- *   tsr_file_tmpname(out, tmp, sizeof tmp);
- *   tsr_h5w_create(tmp, &f);
+ *   tsr_h5w_create_tmp(out, tmp, sizeof tmp, &f);
  *   tsr_h5w_dataset(f, "X", H5T_STD_U8LE, 2, dims, H5T_NATIVE_UINT8, data, 1);
  *   tsr_h5w_attr_float(f, "X", "scale", 1.0f / 255);
  *   tsr_h5w_root_attrs(f, "tessera-dataset", "train.idx");
@@ -17,8 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Creates (truncates) an HDF5 file; *out gets its id. */
-int tsr_h5w_create(const char *path, hid_t *out);
+/* Creates the temporary for out (tsr_file_create_tmp: a new file, never
+ * one a link leads to) as an HDF5 file; tmp gets its name, *f its id. */
+int tsr_h5w_create_tmp(const char *out, char *tmp, size_t len, hid_t *f);
 /* Closes a file made by tsr_h5w_create (ignores ids < 0). Returns TSR_EIO
  * if HDF5 could not flush it. */
 int tsr_h5w_close(hid_t file);

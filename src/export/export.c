@@ -41,16 +41,16 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* Writes the bytes from either buf or the file src to path atomically. */
-static int write_atomic(const char *path, const unsigned char *buf, size_t len, const char *src)
+/* Writes the bytes from either buf or the file src to path atomically, or
+ * to standard output when path is "-" (a stream cannot be taken back: a
+ * reader sees what was written before a failure). */
+static int write_out(const char *path, const unsigned char *buf, size_t len, const char *src)
 {
-    char tmp[4096];
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char tmp[4096] = "";
+    int to_stdout = strcmp(path, "-") == 0;
+    int fd = to_stdout ? STDOUT_FILENO : tsr_file_create_tmp(path, tmp, sizeof tmp);
     if (fd < 0)
-        return tsr_error_set(TSR_EIO, "%s: cannot create: %s", path, strerror(errno));
+        return fd;
     int ok = 1;
     if (buf) {
         ok = write_all(fd, buf, len) == 0;
@@ -64,14 +64,14 @@ static int write_atomic(const char *path, const unsigned char *buf, size_t len, 
         if (in >= 0)
             close(in);
     }
-    if (close(fd) != 0)
+    if (!to_stdout && close(fd) != 0)
         ok = 0;
     if (!ok) {
         int e = errno;
         tsr_file_discard(tmp);
-        return tsr_error_set(TSR_EIO, "%s: write failed: %s", path, strerror(e));
+        return tsr_error_set(TSR_EIO, "%s: write failed: %s", to_stdout ? "standard output" : path, strerror(e));
     }
-    return tsr_file_commit(tmp, path);
+    return to_stdout ? TSR_OK : tsr_file_commit(tmp, path);
 }
 
 int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
@@ -80,7 +80,7 @@ int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
     size_t len = 0;
     int rc = tsr_export_onnx_buffer(m, name, &buf, &len);
     if (rc == TSR_OK)
-        rc = write_atomic(path, buf, len, NULL);
+        rc = write_out(path, buf, len, NULL);
     free(buf);
     return rc;
 }
@@ -88,7 +88,10 @@ int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
 int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path)
 {
     tsr_model_t *m = NULL;
-    int rc = tsr_model_load(model_path, 1, &m);
+    const char *in[1] = {model_path};
+    int rc = strcmp(out_path, "-") == 0 ? TSR_OK : tsr_file_check_output(out_path, in, 1);
+    if (rc == TSR_OK)
+        rc = tsr_model_load(model_path, 1, &m);
     if (rc)
         return rc;
     if (fmt == TSR_EXPORT_ONNX) {
@@ -100,7 +103,7 @@ int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char 
             *dot = '\0';
         rc = tsr_export_onnx(m, name, out_path);
     } else {
-        rc = write_atomic(out_path, NULL, 0, model_path);
+        rc = write_out(out_path, NULL, 0, model_path);
     }
     tsr_model_destroy(m);
     return rc;

@@ -103,7 +103,9 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
     tsr_model_spec_t spec = {0};
     tsr_model_t *m = NULL;
     hid_t f = -1, wd[TSR_MODEL_MAX_LAYERS] = {0}, bd[TSR_MODEL_MAX_LAYERS] = {0};
-    int rc = TSR_OK;
+    int rc = tsr_file_check_input(path, "a tessera model file (HDF5)");
+    if (rc)
+        return rc;
 
     tsr_h5_lock();
     if (H5Fis_hdf5(path) <= 0) {
@@ -111,7 +113,12 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0 || tsr_h5_attr_get_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
+    if (f < 0) {
+        rc = tsr_error_set(TSR_EDATA, "%s: HDF5 cannot open it (truncated or damaged); expected a tessera model file",
+                           path);
+        goto out;
+    }
+    if (tsr_h5_attr_get_str(f, "format", buf, sizeof buf) || strcmp(buf, MODEL_FORMAT) != 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is not \"%s\"", path, MODEL_FORMAT);
         goto out;
     }
@@ -159,7 +166,7 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
         if (H5Dread(wd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0 ||
             H5Dread(bd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w + spec.sizes[i] * spec.sizes[i + 1]) <
                 0) {
-            rc = tsr_error_set(TSR_EIO, "%s: reading /model/layer_%d failed", path, i);
+            rc = tsr_error_set(TSR_EDATA, "%s: reading /model/layer_%d failed (truncated or damaged file)", path, i);
             goto out;
         }
     }

@@ -16,7 +16,7 @@ void tsr_progress_init(tsr_progress_t *p, const char *mode_name)
     else if (strcmp(mode_name, "lines") == 0)
         p->mode = 2;
     else
-        p->mode = isatty(STDOUT_FILENO) ? 1 : 2;
+        p->mode = tsr_runtime_stdout_is_terminal() ? 1 : 2;
 }
 
 int tsr_progress_due(const tsr_progress_t *p, long step, long steps)

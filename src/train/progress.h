@@ -8,7 +8,8 @@ typedef struct {
     int drawn;          /* a bar is on screen and needs a newline */
 } tsr_progress_t;
 
-/* mode_name: auto|bar|lines|none; auto picks bar when stdout is a terminal. */
+/* mode_name: auto|bar|lines|none; auto picks bar when output reaches a
+ * terminal (tsr_runtime_stdout_is_terminal: the launcher's, under mpirun). */
 void tsr_progress_init(tsr_progress_t *p, const char *mode_name);
 /* Redraws the bar (at most 10 times a second). */
 /* Whether tsr_progress_bar would draw now (it redraws at most every 0.1 s

@@ -48,14 +48,32 @@ out:
         hwloc_topology_destroy(topo);
 }
 
-/* Finding out after hours of training that the model cannot be written is
- * too late: check the output directory up front. */
-static int check_output(const tsr_config_t *cfg)
+/* Finding out after hours of training that the model cannot be written, or
+ * that writing it replaces one of the run's own inputs, is too late: check
+ * the output up front (the writer checks again when it renames). */
+static int check_output(const tsr_train_ctx_t *ctx)
 {
+    const tsr_config_t *cfg = ctx->cfg;
     char dir[4096];
-    const char *out = tsr_config_get(cfg, "train", "output");
+    const char *out = tsr_config_get(cfg, "train", "output"), *origin = tsr_config_origin(cfg, "train", "output");
+    const char *resume = tsr_config_get(cfg, "checkpoint", "resume");
+    const char *ckdir = tsr_config_get(cfg, "checkpoint", "dir");
     if (!out[0])
         return tsr_error_set(TSR_EINVAL, "[train] output is empty; expected a model file path");
+    const char *inputs[4] = {ctx->data_path, ctx->test_path, tsr_config_file(cfg),
+                             strcmp(resume, "none") && strcmp(resume, "auto") ? resume : NULL};
+    int rc = tsr_file_check_output(out, inputs, 4);
+    if (rc)
+        return tsr_error_prefix(rc, "[train] output (%s): ", origin);
+    /* Checkpoints replace ckpt-<step>.h5 files there and retention deletes
+     * old ones: neither the model nor an input may carry such a name. */
+    const char *const owned[4] = {out, ctx->data_path, ctx->test_path, tsr_config_file(cfg)};
+    const char *const role[4] = {"[train] output", "[data] path", "[data] test_path", "the config file"};
+    for (int i = 0; i < 4; i++)
+        if (owned[i][0] && tsr_ckpt_dir_owns(ckdir, owned[i]))
+            return tsr_error_set(TSR_EINVAL, "%s %s is named like a checkpoint in [checkpoint] dir = %s, where "
+                                 "checkpoints are replaced and old ones deleted; use another name or directory",
+                                 role[i], owned[i], ckdir);
     snprintf(dir, sizeof dir, "%s", out);
     char *slash = strrchr(dir, '/');
     if (!slash)
@@ -65,8 +83,8 @@ static int check_output(const tsr_config_t *cfg)
     else
         *slash = '\0';
     if (access(dir, W_OK | X_OK) != 0)
-        return tsr_error_set(TSR_EIO, "[train] output = %s (%s): directory %s is not writable: %s", out,
-                             tsr_config_origin(cfg, "train", "output"), dir, strerror(errno));
+        return tsr_error_set(TSR_EIO, "[train] output = %s (%s): directory %s is not writable: %s", out, origin, dir,
+                             strerror(errno));
     return TSR_OK;
 }
 
@@ -78,15 +96,15 @@ static int open_data(tsr_train_ctx_t *ctx)
     int rc;
     if (!p[0])
         return tsr_error_set(TSR_EINVAL, "[data] path is not set; expected the HDF5 dataset to train on");
-    if ((rc = check_output(cfg)))
-        return rc;
     if ((rc = tsr_path_join(tsr_config_dir(cfg), p, ctx->data_path, sizeof ctx->data_path)))
+        return rc;
+    if (tp[0] && (rc = tsr_path_join(tsr_config_dir(cfg), tp, ctx->test_path, sizeof ctx->test_path)))
+        return rc;
+    if ((rc = check_output(ctx)))
         return rc;
     if ((rc = tsr_dataset_open(ctx->data_path, TSR_SPLIT_TRAIN, limit, &ctx->train)))
         return rc;
     if (tp[0]) {
-        if ((rc = tsr_path_join(tsr_config_dir(cfg), tp, ctx->test_path, sizeof ctx->test_path)))
-            return rc;
         rc = tsr_dataset_open(ctx->test_path, tsr_dataset_has_test(ctx->test_path) ? TSR_SPLIT_TEST : TSR_SPLIT_TRAIN,
                               limit, &ctx->test);
     } else if (tsr_dataset_has_test(ctx->data_path)) {
