@@ -122,9 +122,9 @@ static int clean_after(pid_t mpirun)
 int tsr_cmd_launch(int argc, char **argv)
 {
     int split = -1;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? TSR_EINVAL : TSR_OK;
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return TSR_OK;
     }
     for (int i = 1; i < argc && split < 0; i++)
         if (strcmp(argv[i], "--") == 0 || is_command(argv[i]))

@@ -11,9 +11,9 @@ T=$TSR_BIN
 COMMANDS=("data" "data convert" "data info" "ckpt" "ckpt list" "ckpt verify" "jobs" "submit" "serve" "export"
           "topo" "train" "version")
 
-# The table in README.md and `tessera --help`: 0 1 2 3 4 5 75 76.
+# The table in README.md and `tessera --help`: 0 1 2 3 4 5 6 75 76.
 table=$("$T" --help | sed -n '/^Exit codes:/,$p' | grep -o '\b[0-9][0-9]* [a-zA-Z]' | cut -d' ' -f1 | sort -n | tr '\n' ' ')
-[ "$table" = "0 1 2 3 4 5 75 76 " ] && ok "tessera --help lists the exit codes 0 1 2 3 4 5 75 76" \
+[ "$table" = "0 1 2 3 4 5 6 75 76 " ] && ok "tessera --help lists the exit codes 0 1 2 3 4 5 6 75 76" \
   || bad "exit code table in --help: '$table'"
 for c in "${COMMANDS[@]}"; do
   # shellcheck disable=SC2086
@@ -44,6 +44,11 @@ hostile "tessera submit" 2 "submit: no CONFIG" "$T" submit
 hostile "tessera serve" 2 "serve: expected a model file or registry directory" "$T" serve
 hostile "tessera export" 2 "export: expected MODEL and -o OUT" "$T" export
 hostile "tessera train" 2 "train: no CONFIG" "$T" train
+# launch passes options it does not know to mpirun, so only a missing COMMAND is its own error.
+hostile "tessera launch" 2 "launch: no tessera COMMAND" "$T" launch
+hostile "tessera launch --bogus" 2 "launch: no tessera COMMAND" "$T" launch --bogus
+timeout 60 "$T" launch --help >o.txt 2>e.txt && grep -q '^usage: tessera launch' o.txt && [ ! -s e.txt ] \
+  && ok "tessera launch --help" || bad "tessera launch --help"
 for c in jobs topo version; do
   timeout 60 "$T" $c >o.txt 2>e.txt && [ -s o.txt ] && ! grep -q error: e.txt && ok "tessera $c with no arguments: exit 0" \
     || { bad "tessera $c with no arguments"; cat e.txt; }
