@@ -43,11 +43,13 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static const char *no_arg(void *conn, const char *key)
+static const char *no_arg(void *conn, const char *key, size_t *len)
 {
     const char *q = conn; /* "key=value" or NULL */
     size_t n = strlen(key);
-    return q && strncmp(q, key, n) == 0 && q[n] == '=' ? q + n + 1 : NULL;
+    const char *v = q && strncmp(q, key, n) == 0 && q[n] == '=' ? q + n + 1 : NULL;
+    *len = v ? strlen(v) : 0;
+    return v;
 }
 
 static void done(serve_job_t *j)
