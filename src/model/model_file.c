@@ -205,6 +205,13 @@ int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, ts
             goto out;
         }
         hid_t g = link == 1 ? H5Gopen2(f, name, H5P_DEFAULT) : -1;
+        if (link < 0 || (g >= 0 && (hard_link(g, "weight") < 0 || hard_link(g, "bias") < 0))) {
+            if (g >= 0)
+                H5Gclose(g);
+            rc = tsr_error_set(TSR_EDATA, "%s: /%s: a soft or external link; a model's layers must be stored in "
+                               "the file itself", path, name);
+            goto out;
+        }
         wd[i] = g >= 0 ? open_f32(g, "weight", 2, w) : -1;
         bd[i] = g >= 0 ? open_f32(g, "bias", 1, b) : -1;
         if (g >= 0) {
@@ -223,8 +230,8 @@ int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, ts
         if (i == 0 && tsr_act_parse(act) > 0)
             spec.act = (tsr_act_t)tsr_act_parse(act);
         if (w[0] > SIZE_MAX / 2 || w[1] > SIZE_MAX / 2 || declared_params(&spec) > max_params) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: the layers up to here declare more than %zu parameters "
-                               "(serve.max_model_params)", path, name, max_params);
+            rc = tsr_error_set(TSR_EDATA, "%s: /%s: the layers up to here declare more than %zu parameters, the "
+                               "limit (serve.max_model_params, export --max-params)", path, name, max_params);
             goto out;
         }
         if (check_stored(wd[i], w[0] * w[1], &raw) || check_stored(bd[i], b[0], &raw)) {

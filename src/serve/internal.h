@@ -95,6 +95,7 @@ typedef struct serve_status serve_status_t;
 struct tsr_serve {
     tsr_serve_config_t cfg;
     char *bind, *run_dir, *registry_dir, *addr_file;
+    int addr_written; /* addr_file is ours to remove */
     char *token;
     size_t token_len;
     int port;

@@ -131,6 +131,7 @@ static int write_addr_file(tsr_serve_t *s, const serve_addr_t *addr)
     int rc = tsr_file_write_atomic(s->addr_file, line, (size_t)n);
     if (rc)
         tsr_error_prefix(rc, "cannot write the coordinator's address: ");
+    s->addr_written = rc == TSR_OK;
     return rc;
 }
 
@@ -226,7 +227,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     serve_batcher_stop(s->batcher);
     serve_http_stop(s);
     serve_batcher_destroy(s->batcher);
-    if (s->addr_file && s->port)
+    if (s->addr_written) /* only ours: what stood there before a failed write stays */
         unlink(s->addr_file);
     serve_status_destroy(s->status);
     tsr_registry_destroy(s->registry);
