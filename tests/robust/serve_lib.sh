@@ -3,16 +3,6 @@
 # plays one hostile HTTP request and keeps its answer for the path check.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) # before lib.sh moves into the work directory
 . "$HERE/lib.sh"
-PID=
-stop_server() {
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID"
-    for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PID" 2>/dev/null
-  fi
-  [ -n "$PID" ] && wait "$PID" 2>/dev/null
-  PID=
-}
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
 # start_server RUN_DIR ARGS...: `tessera serve ARGS --run-dir RUN_DIR`, waits
