@@ -29,6 +29,9 @@ int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path);
  * when out_path is "-"; an out_path that is the model file itself, or an
  * existing FIFO, device or directory, is refused (TSR_EINVAL). */
 int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path);
+/* The same for a model that may declare up to max_params parameters (0:
+ * TSR_MODEL_MAX_PARAMS_DEFAULT, what tsr_export_file allows). */
+int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path, size_t max_params);
 
 #ifdef __cplusplus
 }

@@ -29,10 +29,16 @@ typedef struct tsr_serve_config {
     size_t max_body_kb;     /* request body limit (uploads to POST /models: max_upload_mb) */
     size_t max_upload_mb;   /* model upload limit */
     int threads;            /* HTTP threads; 0: one per core this process may run on */
+    int max_connections;    /* open connections in all (more wait in the kernel's backlog) */
+    int max_connections_per_ip; /* open connections from one client address */
+    int header_timeout_s;   /* a request's headers (or an idle keep-alive connection's next ones) within this */
+    size_t max_model_params; /* parameters a model file may declare (serve, uploads, registry, export route) */
 } tsr_serve_config_t;
 
 /* Defaults: 127.0.0.1, port 0, run_dir ".", registry "registry", max_batch
- * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB. */
+ * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB,
+ * 2048 connections, 512 per client address, headers within 10 s, models of
+ * up to TSR_MODEL_MAX_PARAMS_DEFAULT parameters. */
 void tsr_serve_config_default(tsr_serve_config_t *cfg);
 /* Fills cfg from the [serve] section; strings point into conf. */
 int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *cfg);

@@ -31,7 +31,8 @@ static const char usage[] =
     "  --registry DIR     model registry for the /models routes (default: registry)\n"
     "  --config FILE      an INI file whose [serve] section sets the rest (see --set)\n"
     "  --set K=V          any [serve] key: max_batch, max_delay_us, cache_mb, cache_ttl_s,\n"
-    "                     max_body_kb, max_upload_mb, threads\n"
+    "                     max_body_kb, max_upload_mb, threads, max_connections,\n"
+    "                     max_connections_per_ip, header_timeout_s, max_model_params\n"
     "Routes: GET / (dashboard), /health, /status, /metrics, /cache, /models...; POST /predict.\n";
 
 /* The model a registry directory serves: production first, else newest. */
@@ -122,7 +123,7 @@ int tsr_cmd_serve(int argc, char **argv)
         tsr_error_prefix(rc, "serve: --run-dir %s: ", sc.run_dir);
     tsr_model_t *m = NULL;
     if (rc == TSR_OK && model_path)
-        rc = tsr_model_load(model_path, 1, &m);
+        rc = tsr_model_load_max(model_path, 1, sc.max_model_params, &m);
     if (rc) {
         tsr_config_destroy(conf);
         return tsr_cli_fail(rc);

@@ -75,6 +75,13 @@ const tsr_key_t tsr_schema[] = {
     {"serve", "max_body_kb", TSR_T_INT, "1024", 1, 1L << 20, NULL, "request body limit in KiB"},
     {"serve", "max_upload_mb", TSR_T_INT, "512", 1, 1L << 20, NULL, "model upload limit in MiB (POST /models)"},
     {"serve", "threads", TSR_T_INT, "0", 0, 1024, NULL, "HTTP threads (0: one per core this process may use)"},
+    {"serve", "max_connections", TSR_T_INT, "2048", 1, 1L << 20, NULL, "open HTTP connections in all"},
+    {"serve", "max_connections_per_ip", TSR_T_INT, "512", 1, 1L << 20, NULL,
+     "open HTTP connections from one client address"},
+    {"serve", "header_timeout_s", TSR_T_INT, "10", 1, 3600, NULL,
+     "seconds a connection has to send a request's headers (an idle keep-alive one too)"},
+    {"serve", "max_model_params", TSR_T_INT, "134217728", 1, 1L << 40, NULL,
+     "most parameters a served, uploaded or registered model file may declare"},
     /* tessera submit: the SLURM batch job built from this file (--nodes etc. override). */
     {"submit", "nodes", TSR_T_INT, "1", 1, 1L << 20, NULL, "nodes (sbatch --nodes)"},
     {"submit", "ntasks_per_node", TSR_T_INT, "1", 1, 1L << 16, NULL, "ranks per node (sbatch --ntasks-per-node)"},

@@ -87,11 +87,16 @@ int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
 
 int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path)
 {
+    return tsr_export_file_max(model_path, fmt, out_path, 0);
+}
+
+int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path, size_t max_params)
+{
     tsr_model_t *m = NULL;
     const char *in[1] = {model_path};
     int rc = strcmp(out_path, "-") == 0 ? TSR_OK : tsr_file_check_output(out_path, in, 1);
     if (rc == TSR_OK)
-        rc = tsr_model_load(model_path, 1, &m);
+        rc = tsr_model_load_max(model_path, 1, max_params, &m);
     if (rc)
         return rc;
     if (fmt == TSR_EXPORT_ONNX) {

@@ -238,6 +238,8 @@ int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_ro
     size_t have = cap;
     if (parse_fast(body, len, width, max_rows, x, inline_buf, cap, &have, rows))
         return 0;
+    if (serve_json_text(body, len, err, errlen))
+        return 400;
     if (too_deep(body, len)) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", MAX_DEPTH);
         return 400;

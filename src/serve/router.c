@@ -4,6 +4,7 @@
  * the declared length and the content type, all before a body is read. */
 #include "serve/internal.h"
 #include "tessera/error.h"
+#include "tessera/runtime.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ int serve_code_index(int status)
     return SERVE_CODES - 1;
 }
 
-serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *))
+serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *, size_t *))
 {
     serve_req_t *r = malloc(sizeof *r);
     if (!r)
@@ -79,6 +80,76 @@ void serve_error(serve_req_t *r, int status, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
             *p = '?';
     serve_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+void serve_fail(serve_req_t *r, int status, const char *what)
+{
+    tsr_log(TSR_LOG_WARN, "coordinator: %s%s%s: %s: %s", serve_route_names[r->route], r->id[0] ? " " : "", r->id,
+            what, tsr_last_error());
+    serve_error(r, status, "%s (the coordinator's log has the details)", what);
+}
+
+/* Length of the valid UTF-8 prefix of p[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], cp, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3, cp = c & 0x07;
+        else
+            return i;
+        if (n - i <= k)
+            return i;
+        for (unsigned j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return i;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+int serve_json_text(const char *body, size_t len, char *err, size_t errlen)
+{
+    const char *nul = memchr(body, '\0', len);
+    size_t ok = utf8_valid((const unsigned char *)body, nul ? (size_t)(nul - body) : len);
+    if (ok < (nul ? (size_t)(nul - body) : len)) {
+        snprintf(err, errlen, "the JSON body is not valid UTF-8 (byte %zu)", ok);
+        return 400;
+    }
+    if (nul) {
+        snprintf(err, errlen, "the JSON body has a NUL byte at byte %zu", (size_t)(nul - body));
+        return 400;
+    }
+    return 0;
+}
+
+int serve_query(serve_req_t *r, const char *key, const char **out)
+{
+    size_t n = 0;
+    *out = r->arg ? r->arg(r->conn, key, &n) : NULL;
+    if (!*out)
+        return 0;
+    if (strlen(*out) != n || utf8_valid((const unsigned char *)*out, n) != n) {
+        serve_error(r, 400, "query argument %s: %s", key,
+                    strlen(*out) != n ? "contains a NUL byte (%00)" : "is not valid UTF-8");
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void serve_text(serve_req_t *r, int status, const char *ctype, char *body, size_t len)
@@ -254,7 +325,7 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
                 close(fd);
                 unlink(path);
             }
-            serve_error(r, 500, "cannot store the upload: %s", tsr_last_error());
+            serve_fail(r, 500, "cannot store the upload");
             return;
         }
         r->upload_fd = fd;

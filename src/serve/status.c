@@ -185,8 +185,10 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
 
 void serve_route_status(serve_req_t *r)
 {
-    const char *since = r->arg ? r->arg(r->conn, "since") : NULL;
+    const char *since;
     long long from = -2;
+    if (serve_query(r, "since", &since))
+        return;
     if (since) {
         char *end;
         from = strtoll(since, &end, 10);

@@ -153,8 +153,10 @@ void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int 
     } else {
         tsr_registry_t *reg = NULL;
         rc = tsr_registry_create(tsr_config_get(ctx->cfg, "serve", "registry"), &reg);
-        if (!rc)
+        if (!rc) {
+            tsr_registry_set_max_params(reg, (size_t)tsr_config_get_long(ctx->cfg, "serve", "max_model_params"));
             rc = tsr_registry_add(reg, model_path, NULL, id, sizeof id);
+        }
         tsr_registry_destroy(reg);
     }
     if (rc)
