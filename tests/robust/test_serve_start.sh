@@ -83,8 +83,8 @@ for cmd in serve export; do
   hostile "$cmd: weights read from /etc/passwd" 3 "external.h5: .*not all stored" "$TSR_BIN" $cmd external.h5 "${args[@]}"
   hostile "$cmd: external link" 3 "elink.h5: .*external link" "$TSR_BIN" $cmd elink.h5 "${args[@]}"
   hostile "$cmd: 33 layers" 3 "deep.h5: more than 32 layers" "$TSR_BIN" $cmd deep.h5 "${args[@]}"
-  hostile "$cmd: a FIFO as the model" 3 "fifo.h5: not a regular file" "$TSR_BIN" $cmd fifo.h5 "${args[@]}"
-  hostile "$cmd: /dev/zero as the model" 3 "/dev/zero: not a regular file" "$TSR_BIN" $cmd /dev/zero "${args[@]}"
+  hostile "$cmd: a FIFO as the model" 3 "fifo.h5 is a FIFO, not a regular file" "$TSR_BIN" $cmd fifo.h5 "${args[@]}"
+  hostile "$cmd: /dev/zero as the model" 3 "/dev/zero is a character device, not a regular file" "$TSR_BIN" $cmd /dev/zero "${args[@]}"
 done
 [ ! -e out.onnx ] && ok "no refused export wrote a file" || bad "out.onnx written"
 hostile "serve: serve.max_model_params below the model" 3 "digits-model.h5: .*more than 1000 parameters" \
