@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 enum { TAG_NOTE = 7101, HOST_LEN = 56, WHAT_LEN = 96, FAST_POLLS = 2000, LIST_MAX = 8 };
+#define EPISODE_GAP 0.25 /* seconds without a poll that start a new wait */
 
 struct tsr_wd_peer {
     int pid;
@@ -214,22 +215,24 @@ void tsr_runtime_watch_begin(tsr_runtime_t *rt, const char *what, long step)
         return;
     rt->wd_what = what;
     rt->wd_step = step;
-    rt->wd_t0 = tsr_time_now();
-    rt->wd_last_poll = 0;
+    rt->wd_t0 = rt->wd_last_poll = tsr_time_now();
     rt->wd_polls = 0;
     tsr_deadline_disarm(rt->wd_deadline);
 }
 
 void tsr_runtime_watch_poll(tsr_runtime_t *rt)
 {
-    /* Ranks normally arrive together: the first polls cost a counter. */
-    if (rt->wd_limit <= 0 || rt->wd_polls++ < FAST_POLLS)
+    /* Ranks normally arrive together: the first polls cost a counter. A
+     * poll outside begin/end (a wait nobody said to watch) does nothing. */
+    if (rt->wd_limit <= 0 || !rt->wd_what || rt->wd_polls++ < FAST_POLLS)
         return;
-    /* A gap between polls means this rank did not run (stopped with
-     * SIGSTOP, or descheduled): that time is not the others' fault. */
-    double now = tsr_time_now(), gap = rt->wd_limit / 4 < 1 ? rt->wd_limit / 4 : 1;
-    if (rt->wd_last_poll > 0 && now - rt->wd_last_poll > gap)
-        rt->wd_t0 += now - rt->wd_last_poll;
+    /* A gap between polls means a new wait began after compute (a watch
+     * may span several, as backward's does), or this rank did not run
+     * (stopped with SIGSTOP, or descheduled): either way the time waited
+     * for others starts now. */
+    double now = tsr_time_now();
+    if (now - rt->wd_last_poll > EPISODE_GAP)
+        rt->wd_t0 = now;
     rt->wd_last_poll = now;
     int flag = 0;
     MPI_Iprobe(MPI_ANY_SOURCE, TAG_NOTE, rt->wd_comm, &flag, MPI_STATUS_IGNORE);

@@ -270,6 +270,7 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
     tsr_runtime_t *rt = ctx->rt;
+    tsr_fault_point(&ctx->faults, ctx->rank, "resume");
     if ((rc = tsr_runtime_bcast(rt, &found, 1, MPI_INT, 0, "the checkpoint broadcast")))
         return rc;
     if (!found)

@@ -234,17 +234,10 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     ctx->world = tsr_runtime_size(rt);
     ctx->batch = (size_t)tsr_config_get_long(cfg, "train", "batch_size");
     ctx->epochs = tsr_config_get_long(cfg, "train", "epochs");
-    ctx->fault_rank = ctx->stall_rank = -1;
-    const char *fault = getenv("TSR_FAULT_KILL");
-    if (fault && sscanf(fault, "%d:%ld", &ctx->fault_rank, &ctx->fault_step) != 2)
-        ctx->fault_rank = -1;
-    fault = getenv("TSR_FAULT_STALL");
-    if (fault && sscanf(fault, "%d:%ld", &ctx->stall_rank, &ctx->stall_step) != 2)
-        ctx->stall_rank = -1;
+    tsr_faults_read(&ctx->faults);
     /* From here every collective is watched: a rank that never comes is named. */
     if ((rc = tsr_runtime_watchdog_start(rt, tsr_config_get_double(cfg, "runtime", "watchdog_seconds"))))
         return rc;
-    tsr_runtime_phase(rt, "set-up (data, model, placement)");
 
     rc = open_data(ctx);
     if (!rc)
@@ -275,8 +268,7 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
         rc = read_test_slice(ctx);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         return rc;
-    while (ctx->stall_step == 0 && ctx->rank == ctx->stall_rank)
-        pause();
+    tsr_fault_point(&ctx->faults, ctx->rank, "setup");
     /* Communicators, windows and NCCL are made by blocking calls nobody can
      * watch: arrive first (watched), so a missing rank is named here. */
     tsr_runtime_phase(rt, "set-up of the GPU and the gradient engine (MPI/NCCL communicators)");
@@ -292,22 +284,28 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
                          tsr_config_origin(cfg, "runtime", "comm"));
     if (!rc)
         tsr_comm_set_idle(ctx->comm, watch_poll, rt);
+    tsr_runtime_phase(rt, NULL);
     /* What a step's reduction costs with nothing to hide it behind, for
      * the hidden-time figures (the gradients are still zero here). */
-    if (!rc)
+    if (!rc) {
+        tsr_runtime_watch_begin(rt, "the gradient engine's calibration", -1);
         rc = tsr_comm_calibrate(ctx->comm, 5);
+        tsr_runtime_watch_end(rt);
+    }
     return tsr_runtime_agree(rt, rc, failed_rank);
 }
 
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
-    /* Freeing windows and communicators waits for every rank. */
-    if (ctx->rt)
-        tsr_runtime_phase(ctx->rt, "the end of training (freeing the gradient engine)");
     tsr_train_monitor_destroy(ctx);
     tsr_ckpt_destroy(ctx->ckpt);
     free(ctx->config_text);
+    /* Freeing windows and communicators waits for every rank. */
+    if (ctx->rt && ctx->comm)
+        tsr_runtime_phase(ctx->rt, "the end of training (freeing the gradient engine)");
     tsr_comm_destroy(ctx->comm);
+    if (ctx->rt)
+        tsr_runtime_phase(ctx->rt, NULL);
     tsr_loader_destroy(ctx->loader);
     tsr_optim_destroy(ctx->optim);
     tsr_model_destroy(ctx->model);
@@ -317,7 +315,5 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx)
     free(ctx->test_x);
     free(ctx->test_y);
     free(ctx->test_t);
-    if (ctx->rt)
-        tsr_runtime_phase(ctx->rt, NULL);
     memset(ctx, 0, sizeof *ctx);
 }

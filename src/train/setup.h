@@ -8,6 +8,7 @@
 #include "tessera/model.h"
 #include "tessera/optim.h"
 #include "tessera/runtime.h"
+#include "train/fault.h"
 
 typedef struct tsr_train_ctx {
     tsr_runtime_t *rt;
@@ -37,12 +38,7 @@ typedef struct tsr_train_ctx {
     char *config_text;
     char model_json[8192];
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
-    /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
-     * SIGKILL itself right after global step STEP; TSR_FAULT_STALL likewise
-     * makes it hang (sleep forever), for the watchdog; STEP 0 hangs it in
-     * set-up, before the gradient engine, for the phase deadline. */
-    int fault_rank, stall_rank;
-    long fault_step, stall_step;
+    tsr_faults_t faults; /* fault injection for tests (fault.h) */
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
 } tsr_train_ctx_t;
 

@@ -26,6 +26,7 @@ static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
     double part[3] = {0, 0, 0}, sum[3];
     size_t correct = 0;
     int rc = TSR_OK;
+    tsr_fault_point(&ctx->faults, ctx->rank, "eval");
     if (ctx->test_rows) {
         rc = tsr_model_evaluate(ctx->model, ctx->test_x, ctx->test_y, ctx->test_t, ctx->test_rows, &part[0],
                                 &correct);
@@ -192,6 +193,9 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             MPI_Request req;
             /* A rank whose batch failed still joins the reduction (with zero
              * gradients) so nobody hangs, and the flag stops everyone. */
+            /* Backward hands buckets to the engine, which may wait for
+             * peers (a full ring): watched like every other wait. */
+            tsr_runtime_watch_begin(ctx->rt, "the gradient exchange during backward", step + 1);
             if (tsr_loader_next(ctx->loader, &b) != TSR_OK) {
                 status = TSR_STEP_ERROR;
                 rc = TSR_EIO;
@@ -209,6 +213,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                     status = TSR_STEP_ERROR;
                 }
             }
+            tsr_runtime_watch_end(ctx->rt);
             /* The engine fails inside backward's callbacks, which cannot
              * return an error: its sticky status tells. */
             int ccr = tsr_comm_status(ctx->comm);
@@ -282,10 +287,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
                 ctx->pending_status |= TSR_STEP_ERROR;
                 rc = rc ? rc : krc;
             }
-            if (step == ctx->fault_step && ctx->rank == ctx->fault_rank)
-                raise(SIGKILL);
-            while (step == ctx->stall_step && ctx->rank == ctx->stall_rank)
-                pause();
+            tsr_fault_step(&ctx->faults, ctx->rank, step);
             epoch_n += b.rows;
             window_n += b.rows;
             int log_now = log_every > 0 && step % log_every == 0;
@@ -409,7 +411,6 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
             ctx.blas_threads, ctx.blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(rt), ctx.placement);
     tsr_train_pos_t start;
-    tsr_runtime_phase(rt, "set-up of checkpoints, resume and the coordinator");
     rc = tsr_train_ckpt_setup(&ctx);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
@@ -417,7 +418,6 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
         goto out;
     if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
         goto out;
-    tsr_runtime_phase(rt, NULL); /* every wait of the steps is watched */
     if (start.step >= ctx.total_steps || start.epoch >= ctx.epochs) {
         /* A requeue of a job that had finished: its model file stays. */
         if ((rc = finished_already(&ctx, &start, res)) || res->already_done)
@@ -426,7 +426,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
     rc = run_loop(&ctx, &start, res);
     if (!rc && res->steps == start.step && ctx.test && tsr_config_get_bool(cfg, "train", "eval"))
         rc = evaluate(&ctx, &res->test_loss, &res->test_accuracy, start.step); /* nothing trained */
-    tsr_runtime_phase(rt, "the end of training (agreement, model file)");
+    tsr_fault_point(&ctx.faults, ctx.rank, "end");
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
     report_comm(&ctx);
