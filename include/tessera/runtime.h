@@ -84,7 +84,7 @@ int tsr_runtime_stdout_is_terminal(void);
 
 /* Signals: SIGTERM, SIGUSR1 and SIGINT record a stop request (the first
  * signal's number) that the training loop checks at step boundaries; a
- * second SIGINT exits at once with status 130. Returns 0 or -1. */
+ * second SIGINT, or SIGUSR2, exits at once with status 130. Returns 0 or -1. */
 int tsr_runtime_install_signals(void);
 /* The signal that asked to stop, or 0. */
 int tsr_runtime_stop_signal(void);

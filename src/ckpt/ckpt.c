@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #define MAX_REGIONS 256
-#define MAX_FAILURES 8 /* kept with their messages; all are counted */
+#define MAX_FAILURES 8 /* the newest kept with their messages until handed out; all are counted */
 
 typedef struct failure {
     long step;
-    int code, taken;
+    int code;
     char why[1024];
 } failure_t;
 
@@ -45,23 +45,32 @@ struct tsr_ckpt {
     char error[1024];
     double write_seconds;
     tsr_h5_image_t image; /* the writer's, reused by every write */
-    /* Every write's result is collected: failures are counted, the first
-     * MAX_FAILURES kept, and each handed out once by take_failure. */
-    long written, nfailed, over_taken; /* over_taken: failures beyond MAX_FAILURES handed out */
+    /* Every write's result is collected: failures are counted, kept in a
+     * ring until take_failure hands each out once (more than MAX_FAILURES
+     * not taken are reported as a count), and the first steps noted for
+     * the run's summary. */
+    long written, nfailed;   /* every write */
+    long nring, taken;        /* failures the caller did not get back: ring entry i at i % MAX_FAILURES */
     failure_t failures[MAX_FAILURES];
+    long first_steps[MAX_FAILURES];
+    char last_why[1024];
+    int returns_result;       /* the write in flight is one the caller waits for (it gets the result) */
 };
 
 /* Under the lock (or on the only thread): records a failed write. */
 static void note_failure(tsr_ckpt_t *c, long step, int code, const char *why)
 {
-    if (c->nfailed < MAX_FAILURES) {
-        failure_t *f = &c->failures[c->nfailed];
-        f->step = step;
-        f->code = code;
-        f->taken = 0;
-        snprintf(f->why, sizeof f->why, "%s", why);
-    }
+    if (c->nfailed < MAX_FAILURES)
+        c->first_steps[c->nfailed] = step;
     c->nfailed++;
+    snprintf(c->last_why, sizeof c->last_why, "%s", why);
+    if (c->returns_result)
+        return;
+    failure_t *f = &c->failures[c->nring % MAX_FAILURES];
+    f->step = step;
+    f->code = code;
+    snprintf(f->why, sizeof f->why, "%s", why);
+    c->nring++;
 }
 
 /* Runs one write: file, then retention. Called without the lock held. The
@@ -242,17 +251,6 @@ int tsr_ckpt_busy(tsr_ckpt_t *c)
     return b;
 }
 
-/* The newest failure was the caller's own result: it is not handed out again. */
-static void mark_taken(tsr_ckpt_t *c)
-{
-    pthread_mutex_lock(&c->mu);
-    if (c->nfailed > MAX_FAILURES)
-        c->over_taken++;
-    else if (c->nfailed > 0)
-        c->failures[c->nfailed - 1].taken = 1;
-    pthread_mutex_unlock(&c->mu);
-}
-
 static char *dup_or_empty(const char *s)
 {
     return strdup(s ? s : "");
@@ -284,12 +282,9 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     c->meta.model = c->model_copy;
     c->last_due_step = meta->step;
     c->last_due_time = tsr_time_now();
-    if (!c->thread_started) {
-        rc = do_write(c);
-        if (rc)
-            mark_taken(c);
-        return rc;
-    }
+    c->returns_result = sync || !c->thread_started;
+    if (!c->thread_started)
+        return do_write(c);
     pthread_mutex_lock(&c->mu);
     c->busy = 1;
     c->pending = 1;
@@ -303,33 +298,26 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
      * as taken. */
     if (!sync)
         return TSR_OK;
-    rc = wait_for(c, 0);
-    if (rc)
-        mark_taken(c);
-    return rc;
+    return wait_for(c, 0);
 }
 
 int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step)
 {
     int rc = TSR_OK;
     pthread_mutex_lock(&c->mu);
-    for (long i = 0; i < c->nfailed && i < MAX_FAILURES; i++) {
-        failure_t *f = &c->failures[i];
-        if (f->taken)
-            continue;
-        f->taken = 1;
+    if (c->nring - c->taken > MAX_FAILURES) {
+        /* Overwritten before anyone asked: counted only. */
+        long lost = c->nring - c->taken - MAX_FAILURES;
+        rc = tsr_error_set(TSR_EIO, "checkpoint: %ld earlier writes failed (%ld in all)", lost, c->nfailed);
+        c->taken += lost;
+        if (step)
+            *step = -1;
+    } else if (c->taken < c->nring) {
+        const failure_t *f = &c->failures[c->taken % MAX_FAILURES];
         rc = tsr_error_set(f->code, "%s", f->why);
         if (step)
             *step = f->step;
-        break;
-    }
-    if (!rc && c->nfailed > MAX_FAILURES && c->over_taken < c->nfailed - MAX_FAILURES) {
-        /* Beyond what is kept: counted only. */
-        rc = tsr_error_set(TSR_EIO, "checkpoint: %ld more writes failed (%ld in all)",
-                           c->nfailed - MAX_FAILURES - c->over_taken, c->nfailed);
-        c->over_taken = c->nfailed - MAX_FAILURES;
-        if (step)
-            *step = -1;
+        c->taken++;
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -355,9 +343,9 @@ long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why)
 {
     if (i < 0 || i >= MAX_FAILURES || i >= c->nfailed)
         return -1;
-    if (why)
-        *why = c->failures[i].why;
-    return c->failures[i].step;
+    if (why) /* the newest failure's message */
+        *why = c->last_why;
+    return c->first_steps[i];
 }
 
 /* The writer thread updates these, hence the lock. */

@@ -8,9 +8,11 @@
  * (the terminal's Ctrl-C reaches only the helper) and turns the first
  * SIGTERM, SIGINT or SIGHUP into a SIGUSR1 for mpirun: every rank then
  * checkpoints at its next step and exits 75, and so does the helper. A
- * second SIGINT stops at once: mpirun gets SIGINT and kills the ranks; the
- * helper then removes what Open MPI 4 leaves behind after killed ranks
- * (the job's session directory and its shared-memory segments). */
+ * second SIGINT stops at once: mpirun gets SIGUSR2, which it forwards too
+ * and on which every rank exits at once (then SIGINT, which makes mpirun
+ * kill what is left); the helper then removes what Open MPI 4 leaves
+ * behind after killed ranks on this node (the job's session directory and
+ * its shared-memory segments). */
 #include "cli/commands.h"
 #include "tessera/error.h"
 
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -35,10 +38,14 @@ static const char usage[] =
 
 static const char *const commands[] = {"train", "topo", "tasks", "apply", "sweep", "data", "ckpt", "version", NULL};
 
-static volatile sig_atomic_t pending_sig = 0, stops = 0, sigints = 0;
+static volatile sig_atomic_t pending_sig = 0, stops = 0, sigints = 0, alarms = 0;
 
 static void on_signal(int sig)
 {
+    if (sig == SIGALRM) {
+        alarms++;
+        return;
+    }
     if (sig == SIGINT)
         sigints++;
     stops++;
@@ -78,8 +85,8 @@ static void remove_tree(const char *dir)
  * and each rank's shared-memory segment in
  * /dev/shm/vader_segment.HOST.UID.JOBID.LOCALRANK, JOBID in hex; the PMIx
  * store in the session directory names JOBID in decimal (smseg-JOBID-0).
- * Both are the killed job's alone. Returns how many files went. */
-static int clean_after(pid_t mpirun)
+ * Both are the killed job's alone. Says what went. */
+static void clean_after(pid_t mpirun)
 {
     char host[256] = "", base[PATH_MAX - 512], session[PATH_MAX - 256], dstore[PATH_MAX];
     const char *tmp = getenv("TMPDIR");
@@ -111,12 +118,15 @@ static int clean_after(pid_t mpirun)
             closedir(d);
     }
     struct stat st;
-    if (stat(session, &st) == 0) {
+    int had_session = stat(session, &st) == 0;
+    if (had_session) {
         remove_tree(session);
-        removed++;
         rmdir(base); /* only if no other job uses it */
     }
-    return removed;
+    if (had_session || removed)
+        fprintf(stderr, "tessera: launch: removed what Open MPI left from the killed ranks on this node: %s%s%d "
+                "shared-memory segment%s\n", had_session ? session : "", had_session ? " and " : "", removed,
+                removed == 1 ? "" : "s");
 }
 
 int tsr_cmd_launch(int argc, char **argv)
@@ -151,14 +161,12 @@ int tsr_cmd_launch(int argc, char **argv)
     for (int i = split + skip; i < argc; i++)
         args[n++] = argv[i];
     args[n] = NULL;
-    /* Ranks busy with a checkpoint when mpirun kills the job get this long. */
-    setenv("OMPI_MCA_odls_base_sigkill_timeout", "30", 0);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGALRM};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaction(sigs[i], &sa, NULL);
     pid_t pid = fork();
@@ -178,17 +186,17 @@ int tsr_cmd_launch(int argc, char **argv)
     setpgid(pid, pid);
     free(args);
     int status = 0, forced = 0, asked = 0;
+    sig_atomic_t alarms_seen = 0;
+    /* Polled, so no signal is missed between a check and the wait. */
     for (;;) {
-        pid_t w = waitpid(pid, &status, 0);
+        pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             break;
         if (w < 0 && errno != EINTR) {
             status = 1 << 8;
             break;
         }
-        if (!stops)
-            continue;
-        if (!asked) {
+        if (stops && !asked) {
             asked = 1;
             fprintf(stderr, "tessera: launch: signal %d: asking every rank to checkpoint at its next step and exit "
                     "75%s\n", (int)pending_sig, pending_sig == SIGINT ? " (Ctrl-C again stops at once)" : "");
@@ -196,14 +204,19 @@ int tsr_cmd_launch(int argc, char **argv)
         } else if (sigints >= 2 && !forced) {
             forced = 1;
             fprintf(stderr, "tessera: launch: second SIGINT: stopping every rank now, without a checkpoint\n");
-            kill(pid, SIGINT);
+            kill(pid, SIGUSR2);
+            alarm(5); /* then mpirun's own kill, if ranks are still there */
+        } else if (forced && alarms != alarms_seen) {
+            alarms_seen = alarms;
+            kill(pid, forced++ == 1 ? SIGINT : SIGKILL);
+            alarm(5);
         }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
+    alarm(0);
     if (forced) {
-        int removed = clean_after(pid);
-        if (removed)
-            fprintf(stderr, "tessera: launch: removed %d file%s Open MPI left from the killed ranks\n", removed,
-                    removed == 1 ? "" : "s");
+        clean_after(pid);
         return 130;
     }
     if (WIFEXITED(status))
