@@ -31,6 +31,9 @@ int tsr_config_get_bool(const tsr_config_t *cfg, const char *section, const char
 int tsr_config_get_ints(const tsr_config_t *cfg, const char *section, const char *key, long *vals, int max);
 /* Where a value came from ("examples/digits.ini:7", "--set", "default"). */
 const char *tsr_config_origin(const tsr_config_t *cfg, const char *section, const char *key);
+/* The keys of section (or only key, if not NULL) whose value the user set
+ * (a file or --set), as "section.key, ..." into buf; returns how many. */
+int tsr_config_changed(const tsr_config_t *cfg, const char *section, const char *key, char *buf, size_t len);
 /* The directory of the last loaded file ("." if none), for relative paths. */
 const char *tsr_config_dir(const tsr_config_t *cfg);
 /* The last loaded file's path as given ("" if none). */

@@ -7,7 +7,6 @@
 #define TESSERA_SERVE_H
 #include <stddef.h>
 #include <stdint.h>
-#include "tessera/config.h"
 #include "tessera/model.h"
 
 #ifdef __cplusplus
@@ -40,8 +39,7 @@ typedef struct tsr_serve_config {
  * 2048 connections, 512 per client address, headers within 10 s, models of
  * up to TSR_MODEL_MAX_PARAMS_DEFAULT parameters. */
 void tsr_serve_config_default(tsr_serve_config_t *cfg);
-/* Fills cfg from the [serve] section; strings point into conf. */
-int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *cfg);
+/* (tsr_options_serve in options.h fills it from a configuration's [serve].) */
 
 /* One (step, loss, accuracy) point of the dashboard's plot; NaN: unknown. */
 typedef struct tsr_serve_point {

@@ -2,7 +2,7 @@
 #include "ckpt/internal.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "common/fileutil.h"
 #include "tessera/config.h"
+#include "tessera/options.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
 #include "tessera/registry.h"
@@ -95,7 +96,7 @@ int tsr_cmd_serve(int argc, char **argv)
         rc = tsr_config_set(conf, portset);
     tsr_serve_config_t sc;
     if (rc == TSR_OK)
-        rc = tsr_serve_config_from(conf, &sc);
+        rc = tsr_options_serve(conf, &sc);
     if (rc) {
         tsr_config_destroy(conf);
         return tsr_cli_fail(rc);

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "tessera/config.h"
 #include "tessera/error.h"
+#include "tessera/options.h"
 #include "tessera/train.h"
 
 #include <math.h>
@@ -87,7 +88,19 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
         tsr_config_destroy(cfg);
         return TSR_OK;
     }
-    rc = tsr_train_run(rt, cfg, &res, &failed);
+    tsr_train_options_t opt;
+    if ((rc = tsr_options_train(cfg, &opt)))
+        goto fail;
+    /* Outside SLURM, say once which SLURM settings are ignored. */
+    if (!tsr_runtime_slurm(rt)->in_slurm) {
+        char keys[512], more[128];
+        int n = tsr_config_changed(cfg, "submit", NULL, keys, sizeof keys);
+        if (tsr_config_changed(cfg, "runtime", "walltime_margin_seconds", more, sizeof more))
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", n ? ", " : "", more), n++;
+        if (n)
+            tsr_log(TSR_LOG_INFO, "not running under SLURM (no SLURM_JOB_ID): ignoring %s", keys);
+    }
+    rc = tsr_train_run(rt, &opt, &res, &failed);
     if (rc)
         goto fail;
     if (res.skipped_steps > 0)

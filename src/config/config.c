@@ -383,6 +383,26 @@ const char *tsr_config_origin(const tsr_config_t *c, const char *section, const 
     return k ? c->origin[key_index(k)] : "unknown";
 }
 
+int tsr_config_changed(const tsr_config_t *c, const char *section, const char *key, char *buf, size_t len)
+{
+    size_t n = 0;
+    int count = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int i = 0; i < c->nkeys; i++) {
+        const tsr_key_t *k = &tsr_schema[i];
+        if (strcmp(k->section, section) != 0 || (key && strcmp(k->key, key) != 0) ||
+            strcmp(c->origin[i], "default") == 0)
+            continue;
+        count++;
+        if (n < len) {
+            int w = snprintf(buf + n, len - n, "%s%s.%s", n ? ", " : "", k->section, k->key);
+            n = w < 0 ? len : n + (size_t)w;
+        }
+    }
+    return count;
+}
+
 const char *tsr_config_file(const tsr_config_t *c)
 {
     return c->file;

@@ -2,7 +2,7 @@
 #include "registry/internal.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <dirent.h>
 #include <errno.h>

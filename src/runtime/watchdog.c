@@ -42,7 +42,7 @@ static void nap(double seconds)
 
 static double grace_of(double limit)
 {
-    return limit / 4 < 1 ? 1 : limit / 4 > 10 ? 10 : limit / 4;
+    return limit / 4 < 2 ? 2 : limit / 4 > 10 ? 10 : limit / 4;
 }
 
 int tsr_runtime_watchdog_start(tsr_runtime_t *rt, double seconds)

@@ -11,7 +11,7 @@
  * counts silence). */
 #include "serve/http.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -7,6 +7,7 @@
 #define TSR_SERVE_INTERNAL_H
 #include "tessera/cache.h"
 #include "tessera/registry.h"
+#include "tessera/log.h"
 #include "tessera/serve.h"
 
 #include <jansson.h>
@@ -117,8 +118,6 @@ struct tsr_serve {
     _Atomic uint64_t pred_rows, pred_cached_rows;
 };
 
-/* server.c */
-double serve_now(void);
 
 /* router.c */
 serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *, size_t *));

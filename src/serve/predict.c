@@ -389,7 +389,7 @@ void serve_predict(serve_req_t *r)
     j->outputs = outs;
     j->x = r->x;
     j->y = r->y;
-    j->t_queued = serve_now();
+    j->t_queued = tsr_time_now();
     r->phase = PH_PENDING;
     if (serve_batcher_submit(s->batcher, j)) {
         r->phase = PH_NEW;

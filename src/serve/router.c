@@ -4,7 +4,7 @@
  * the declared length and the content type, all before a body is read. */
 #include "serve/internal.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -35,7 +35,7 @@ serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *
     r->s = s;
     r->conn = conn;
     r->arg = arg;
-    r->t0 = serve_now();
+    r->t0 = tsr_time_now();
     r->body = r->bodyin;
     r->cap = sizeof r->bodyin;
     r->upload_fd = -1;
@@ -432,7 +432,7 @@ void serve_record(tsr_serve_t *s, const serve_req_t *r)
     atomic_fetch_add_explicit(&s->http[r->route][serve_code_index(r->resp.status)], 1, memory_order_relaxed);
     if (r->route != RT_PREDICT || r->resp.status != 200)
         return;
-    double dt = serve_now() - r->t0;
+    double dt = tsr_time_now() - r->t0;
     int b = 0;
     while (b < SERVE_LAT_BUCKETS && dt > serve_lat_bounds[b])
         b++;

@@ -4,7 +4,7 @@
 #include "serve/http.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,13 +17,6 @@
 #include <unistd.h>
 
 enum { MIN_TOKEN = 16, MAX_TOKEN = 4096 };
-
-double serve_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void tsr_serve_config_default(tsr_serve_config_t *c)
 {
@@ -41,30 +34,6 @@ void tsr_serve_config_default(tsr_serve_config_t *c)
     c->max_connections_per_ip = 512;
     c->header_timeout_s = 10;
     c->max_model_params = TSR_MODEL_MAX_PARAMS_DEFAULT;
-}
-
-int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *c)
-{
-    tsr_serve_config_default(c);
-    c->bind = tsr_config_get(conf, "serve", "bind");
-    c->port = (int)tsr_config_get_long(conf, "serve", "port");
-    c->token_file = tsr_config_get(conf, "serve", "token_file");
-    c->run_dir = tsr_config_get(conf, "serve", "run_dir");
-    c->registry = tsr_config_get(conf, "serve", "registry");
-    c->max_batch = (int)tsr_config_get_long(conf, "serve", "max_batch");
-    c->max_delay_us = (int)tsr_config_get_long(conf, "serve", "max_delay_us");
-    c->cache_mb = (size_t)tsr_config_get_long(conf, "serve", "cache_mb");
-    c->cache_ttl_s = tsr_config_get_double(conf, "serve", "cache_ttl_s");
-    c->max_body_kb = (size_t)tsr_config_get_long(conf, "serve", "max_body_kb");
-    c->max_upload_mb = (size_t)tsr_config_get_long(conf, "serve", "max_upload_mb");
-    c->threads = (int)tsr_config_get_long(conf, "serve", "threads");
-    c->max_connections = (int)tsr_config_get_long(conf, "serve", "max_connections");
-    c->max_connections_per_ip = (int)tsr_config_get_long(conf, "serve", "max_connections_per_ip");
-    c->header_timeout_s = (int)tsr_config_get_long(conf, "serve", "header_timeout_s");
-    c->max_model_params = (size_t)tsr_config_get_long(conf, "serve", "max_model_params");
-    if (!c->bind || !c->run_dir || !c->registry)
-        return tsr_error_set(TSR_EINTERNAL, "config: the [serve] section is missing from the schema");
-    return TSR_OK;
 }
 
 static const char *file_kind(mode_t m)
@@ -166,7 +135,7 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
         return tsr_error_set(TSR_ENOMEM, "serve: out of memory");
     s->cfg = *cfg;
     s->listen_fd = -1;
-    s->t_start = serve_now();
+    s->t_start = tsr_time_now();
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
     if (!s->bind || !s->run_dir) {

@@ -7,7 +7,7 @@
 # and from SIGSTOP sent from outside at a random moment.
 . "$(dirname "$0")/lib.sh"
 cp "$TSR_SRC/examples/digits.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
-WD=3
+WD=4
 FIGURES=""
 
 left_running() { pgrep -f "$TSR_BIN train digits.ini.*wd-$1" >/dev/null; }
@@ -51,7 +51,10 @@ stop() {
     --set runtime.watchdog_seconds=$WD --set runtime.comm="$comm" --set train.epochs=1000000 \
     --set train.output="$tag.h5" >"$tag.log" 2>&1 &
   local mp=$! vp=""
-  sleep "1.$((RANDOM % 10))"
+  # Once training runs (set-up's blocking calls are the phase deadline's,
+  # which cannot name a rank), at a random moment.
+  for _ in $(seq 600); do grep -q 'training data/digits.h5' "$tag.log" && break; sleep 0.1; done
+  sleep "0.$((RANDOM % 10))"
   for p in $(pgrep -P $mp); do
     [ "$(tr '\0' '\n' < /proc/$p/environ | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')" = "$victim" ] && vp=$p
   done
