@@ -3,6 +3,7 @@
  * Reading and verifying; write.c writes. */
 #include "ckpt/internal.h"
 #include "common/crc32.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
@@ -76,39 +77,19 @@ uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const cha
     return crc_field(crc, "checksum_datasets", list);
 }
 
+/* Root attributes through the common HDF5 layer, in the forms used below. */
 static int get_str(hid_t obj, const char *name, char **out)
 {
-    *out = NULL;
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
-    int ok = H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t);
-    size_t n = ok ? H5Tget_size(t) : 0;
-    if (ok && (*out = calloc(1, n + 1)) != NULL)
-        ok = H5Aread(a, t, *out) >= 0;
-    else
-        ok = 0;
-    H5Tclose(t);
-    H5Aclose(a);
-    if (!ok) {
-        free(*out);
-        *out = NULL;
-    }
-    return ok ? 0 : -1;
+    return tsr_h5_attr_get_str_alloc(obj, name, out);
 }
 
 static int get_long(hid_t obj, const char *name, long *v)
 {
-    int64_t x;
-    if (H5Aexists(obj, name) <= 0)
+    long long x;
+    if (tsr_h5_attr_get_i64(obj, name, &x))
         return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, &x) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    if (ok)
-        *v = (long)x;
-    return ok ? 0 : -1;
+    *v = (long)x;
+    return 0;
 }
 
 /* Reads one listed dataset, adds it to the CRC, and into its region if one

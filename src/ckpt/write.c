@@ -17,7 +17,7 @@
  * into the page cache; the CRC runs after the write calls, while the disk is
  * already busy with them (writeback is started range by range). */
 #include "ckpt/internal.h"
-#include "common/h5attr.h"
+#include "common/h5io.h"
 #include "common/crc32.h"
 #include "common/fileutil.h"
 #include "common/h5lock.h"

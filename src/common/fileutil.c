@@ -106,40 +106,74 @@ int tsr_path_join(const char *dir, const char *rel, char *buf, size_t len)
     return TSR_OK;
 }
 
-int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
+int tsr_file_write_all(int fd, const void *buf, size_t len)
 {
-    char tmp[4096];
-    int fd = tsr_file_create_tmp(path, tmp, sizeof tmp);
-    if (fd < 0)
-        return fd;
     const char *p = buf;
     size_t left = len;
     while (left > 0) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : ENOSPC;
-            close(fd);
-            unlink(tmp);
-            return tsr_error_set(TSR_EIO, "%s: write failed after %zu of %zu bytes: %s", path, len - left, len,
-                                 strerror(e));
-        }
+        if (w <= 0)
+            return tsr_error_set(TSR_EIO, "write failed after %zu of %zu bytes: %s", len - left, len,
+                                 strerror(w < 0 ? errno : ENOSPC));
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return tsr_error_set(TSR_EIO, "%s: fsync failed: %s", path, strerror(e));
+    return TSR_OK;
+}
+
+int tsr_file_copy_to_fd(const char *from, int to_fd)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return tsr_error_set(TSR_EIO, "%s: %s", from, strerror(errno));
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = TSR_OK;
+    while (rc == TSR_OK && (n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        rc = n < 0 ? tsr_error_set(TSR_EIO, "%s: read failed: %s", from, strerror(errno))
+                   : tsr_file_write_all(to_fd, buf, (size_t)n);
     }
-    if (close(fd) != 0) {
-        int e = errno;
+    close(in);
+    return rc;
+}
+
+/* Fills a new temporary for path by fill(fd, arg) and commits it. */
+static int write_via_tmp(const char *path, int (*fill)(int fd, const void *a, size_t n), const void *a, size_t n)
+{
+    char tmp[4096];
+    int fd = tsr_file_create_tmp(path, tmp, sizeof tmp);
+    if (fd < 0)
+        return fd;
+    int rc = fill(fd, a, n);
+    if (rc == TSR_OK && fsync(fd) != 0)
+        rc = tsr_error_set(TSR_EIO, "fsync failed: %s", strerror(errno));
+    if (close(fd) != 0 && rc == TSR_OK)
+        rc = tsr_error_set(TSR_EIO, "close failed: %s", strerror(errno));
+    if (rc) {
         unlink(tmp);
-        return tsr_error_set(TSR_EIO, "%s: close failed: %s", path, strerror(e));
+        return tsr_error_prefix(rc, "%s: ", path);
     }
     return tsr_file_commit(tmp, path);
+}
+
+static int fill_copy(int fd, const void *from, size_t n)
+{
+    (void)n;
+    return tsr_file_copy_to_fd(from, fd);
+}
+
+int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
+{
+    return write_via_tmp(path, tsr_file_write_all, buf, len);
+}
+
+int tsr_file_copy_atomic(const char *from, const char *path)
+{
+    return write_via_tmp(path, fill_copy, from, 0);
 }
 
 int tsr_mkdir_p(const char *dir)

@@ -46,6 +46,12 @@ int tsr_file_commit(const char *tmp, const char *path);
 /* Writes len bytes to path whole or not at all (temporary name, write,
  * fsync, rename, fsync of the directory). */
 int tsr_file_write_atomic(const char *path, const void *buf, size_t len);
+/* The same with the bytes of the file from. */
+int tsr_file_copy_atomic(const char *from, const char *path);
+/* All len bytes to fd (retrying short writes and EINTR). */
+int tsr_file_write_all(int fd, const void *buf, size_t len);
+/* The bytes of the file from, appended to fd. */
+int tsr_file_copy_to_fd(const char *from, int to_fd);
 /* Creates dir and any missing parents (mode 0755); existing ones are fine. */
 int tsr_mkdir_p(const char *dir);
 /* Removes tmp if it exists (for failure paths). */

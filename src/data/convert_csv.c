@@ -3,7 +3,7 @@
 #include "tessera/data.h"
 
 #include "common/fileutil.h"
-#include "data/h5write.h"
+#include "common/h5io.h"
 #include "tessera/error.h"
 #include "tessera/rng.h"
 
@@ -378,26 +378,10 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         tsr_error_prefix(rc, "%s: ", out);
         goto fail;
     }
-    rc = tsr_h5w_close(f);
-    f = H5I_INVALID_HID;
-    if (rc) {
-        tsr_error_prefix(rc, "%s: ", out);
-        goto fail;
-    }
-    rc = tsr_file_commit(tmp, out);
-    tmp[0] = '\0';
-    if (rc)
-        goto fail;
-    rc = TSR_OK;
+    rc = tsr_h5w_commit(f, tmp, out);
     goto done;
 fail:
-    if (f >= 0) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", tsr_last_error());
-        tsr_h5w_close(f);
-        tsr_error_set(rc, "%s", keep);
-    }
-    tsr_file_discard(tmp);
+    tsr_h5w_abandon(f, tmp);
 done:
     if (lr.gz)
         gzclose(lr.gz);

@@ -6,7 +6,7 @@
 #include "tessera/data.h"
 
 #include "common/fileutil.h"
-#include "data/h5write.h"
+#include "common/h5io.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -268,26 +268,14 @@ int tsr_data_convert_idx(const char *images, const char *labels, const char *tes
         rc = write_part(f, "X_test", "y_test", &te);
     if (rc == TSR_OK)
         rc = tsr_h5w_root_attrs(f, "tessera-dataset", source);
-    if (rc == TSR_OK)
-        rc = tsr_h5w_close(f);
-    f = rc == TSR_OK ? H5I_INVALID_HID : f;
     if (rc) {
         tsr_error_prefix(rc, "%s: ", out);
         goto fail;
     }
-    rc = tsr_file_commit(tmp, out);
-    tmp[0] = '\0';
-    if (rc)
-        goto fail;
+    rc = tsr_h5w_commit(f, tmp, out);
     goto done;
 fail:
-    if (f >= 0) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", tsr_last_error());
-        tsr_h5w_close(f);
-        tsr_error_set(rc, "%s", keep);
-    }
-    tsr_file_discard(tmp);
+    tsr_h5w_abandon(f, tmp);
 done:
     free(source);
     free(tr.x);

@@ -5,6 +5,7 @@
 #include "tessera/data.h"
 
 #include "common/fileutil.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 
@@ -239,7 +240,7 @@ static int check_sets(tsr_dataset_t *ds)
 {
     const char *xexp = "a 2-D float32 or uint8 dataset [N, D]";
     const char *yexp = "1-D int32 labels [N] or 2-D float32 targets [N, K]";
-    hid_t xtype = H5I_INVALID_HID, ytype = H5I_INVALID_HID, attr = H5I_INVALID_HID, atype = H5I_INVALID_HID;
+    hid_t xtype = H5I_INVALID_HID, ytype = H5I_INVALID_HID;
     hsize_t xd[2], yd[2];
     int xr = 0, yr = 0;
     char tn[32];
@@ -260,19 +261,13 @@ static int check_sets(tsr_dataset_t *ds)
                                "attribute \"scale\" (e.g. 1/255) that maps it to float", ds->path, ds->xname);
             goto done;
         }
-        attr = H5Aopen(ds->xset, "scale", H5P_DEFAULT);
-        atype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
-        hid_t aspace = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
-        hssize_t npts = aspace >= 0 ? H5Sget_simple_extent_npoints(aspace) : -1;
-        if (aspace >= 0)
-            H5Sclose(aspace);
-        if (atype < 0 || H5Tget_class(atype) != H5T_FLOAT || npts != 1) {
+        float sc = 0;
+        if (tsr_h5_attr_get_f32(ds->xset, "scale", &sc)) {
             rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a single float; expected a float "
                                "attribute \"scale\" (e.g. 1/255)", ds->path, ds->xname);
             goto done;
         }
-        float sc = 0;
-        if (H5Aread(attr, H5T_NATIVE_FLOAT, &sc) < 0 || !isfinite(sc)) {
+        if (!isfinite(sc)) {
             rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a finite number", ds->path,
                                ds->xname);
             goto done;
@@ -328,10 +323,6 @@ static int check_sets(tsr_dataset_t *ds)
     if (ds->xspace < 0 || ds->yspace < 0)
         rc = tsr_error_set(TSR_EIO, "%s: cannot get the dataspaces of %s and %s", ds->path, ds->xname, ds->yname);
 done:
-    if (atype >= 0)
-        H5Tclose(atype);
-    if (attr >= 0)
-        H5Aclose(attr);
     if (xtype >= 0)
         H5Tclose(xtype);
     if (ytype >= 0)

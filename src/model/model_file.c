@@ -2,7 +2,7 @@
 #include "tessera/model.h"
 #include "tessera/error.h"
 #include "common/fileutil.h"
-#include "common/h5attr.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "common/h5mem.h"
 

@@ -2,7 +2,7 @@
  * writing it whole or not at all. */
 #include "registry/internal.h"
 #include "common/fileutil.h"
-#include "common/h5attr.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 

@@ -191,32 +191,6 @@ int tsr_registry_adopt(tsr_registry_t *r, const char *path, const char *name, co
     return rc;
 }
 
-static int copy_file(const char *from, int to_fd)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return tsr_error_set(TSR_EIO, "%s: %s", from, strerror(errno));
-    char buf[1 << 16];
-    ssize_t n;
-    int rc = TSR_OK;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(to_fd, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                rc = tsr_error_set(TSR_EIO, "registry: write failed: %s", strerror(errno));
-                n = -1;
-                break;
-            }
-            off += w;
-        }
-    if (n < 0 && rc == TSR_OK)
-        rc = tsr_error_set(TSR_EIO, "%s: read failed: %s", from, strerror(errno));
-    if (rc == TSR_OK && fsync(to_fd) != 0)
-        rc = tsr_error_set(TSR_EIO, "registry: fsync failed: %s", strerror(errno));
-    close(in);
-    return rc;
-}
-
 int tsr_registry_add(tsr_registry_t *r, const char *path, const char *name, char *id, size_t idlen)
 {
     char tmp[4096], base[256], src[4096];
@@ -237,7 +211,9 @@ int tsr_registry_add(tsr_registry_t *r, const char *path, const char *name, char
         tsr_model_destroy(m);
         return fd;
     }
-    rc = copy_file(path, fd);
+    rc = tsr_file_copy_to_fd(path, fd);
+    if (rc == TSR_OK && fsync(fd) != 0)
+        rc = tsr_error_set(TSR_EIO, "registry: fsync failed: %s", strerror(errno));
     close(fd);
     if (rc == TSR_OK) {
         if (!realpath(path, src))

@@ -1,27 +1,54 @@
-/* Internal helpers for writing tessera's HDF5 files (datasets now, model
- * files later). Every function takes the HDF5 lock itself (common/h5lock.h),
- * so callers must NOT hold it. On failure they set the error message
- * (without the file name; callers prefix it) and return a TSR_E* code.
+/* tessera's HDF5 files, one layer for every module: scalar attributes read
+ * and written, whole datasets written, new files created under a temporary
+ * name. Every function takes the HDF5 lock itself (common/h5lock.h: one
+ * recursive lock, since Debian's parallel HDF5 is not thread-safe), so it
+ * may be called with the lock held or not. On failure the functions that
+ * return a TSR_E* code set the message (without the file's name: callers
+ * prefix it); the attribute readers return 0 or -1 (missing, of another
+ * kind, or HDF5 failed) and the caller names the file.
  *
  * Typical use, for a file written whole or not at all:
  *   tsr_h5w_create_tmp(out, tmp, sizeof tmp, &f);
  *   tsr_h5w_dataset(f, "X", H5T_STD_U8LE, 2, dims, H5T_NATIVE_UINT8, data, 1);
  *   tsr_h5w_attr_float(f, "X", "scale", 1.0f / 255);
  *   tsr_h5w_root_attrs(f, "tessera-dataset", "train.idx");
- *   rc = tsr_h5w_close(f);          then tsr_file_commit(tmp, out)
- * and on any failure tsr_h5w_close(f) + tsr_file_discard(tmp). */
-#ifndef TSR_DATA_H5WRITE_H
-#define TSR_DATA_H5WRITE_H
+ *   rc = tsr_h5w_commit(f, tmp, out);
+ * and on any failure before it tsr_h5w_abandon(f, tmp). */
+#ifndef TSR_COMMON_H5IO_H
+#define TSR_COMMON_H5IO_H
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- scalar attributes on an open object ------------------------------- */
+/* Fixed-length, NUL-terminated strings (ASCII) and 64-bit integers. */
+int tsr_h5_attr_put_str(hid_t obj, const char *name, const char *value);
+int tsr_h5_attr_put_i64(hid_t obj, const char *name, long long value);
+/* Reads a fixed-length string attribute into buf (at most len bytes with
+ * the NUL); a longer or variable-length one is refused. */
+int tsr_h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len);
+/* Any string attribute, fixed or variable length, in either character set,
+ * as a new string (*out; free it). */
+int tsr_h5_attr_get_str_alloc(hid_t obj, const char *name, char **out);
+/* An integer attribute as 64 bits; a single float one as float. */
+int tsr_h5_attr_get_i64(hid_t obj, const char *name, long long *v);
+int tsr_h5_attr_get_f32(hid_t obj, const char *name, float *v);
+
+/* ---- new files ------------------------------------------------------------ */
 /* Creates the temporary for out (tsr_file_create_tmp: a new file, never
  * one a link leads to) as an HDF5 file; tmp gets its name, *f its id. */
 int tsr_h5w_create_tmp(const char *out, char *tmp, size_t len, hid_t *f);
-/* Closes a file made by tsr_h5w_create (ignores ids < 0). Returns TSR_EIO
+/* Closes a file made by tsr_h5w_create_tmp (ignores ids < 0). Returns TSR_EIO
  * if HDF5 could not flush it. */
 int tsr_h5w_close(hid_t file);
+
+/* The end of a file made by tsr_h5w_create_tmp: closes f and renames tmp
+ * to out (tmp is cleared); on failure nothing is left and the message
+ * names out. */
+int tsr_h5w_commit(hid_t f, char *tmp, const char *out);
+/* The end after a failure: closes f (ignores ids < 0) and removes tmp,
+ * keeping the message that said what failed. */
+void tsr_h5w_abandon(hid_t f, const char *tmp);
 
 /* Datasets up to this many bytes are worth compressing: they are read
  * whole. Bigger ones are best contiguous, since a streamed random row from
