@@ -14,6 +14,9 @@ int tsr_cmd_export(int argc, char **argv);
 /* SLURM (src/cli/cmd_submit.c, cmd_jobs.c); TSR_ESCHED from these exits 5. */
 int tsr_cmd_submit(int argc, char **argv);
 int tsr_cmd_jobs(int argc, char **argv);
+/* The task farm (src/cli/cmd_tasks.c: run, under MPI; cmd_tasks_client.c: submit, cancel, status). */
+int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv);
+int tsr_cmd_tasks(int argc, char **argv);
 
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */

@@ -54,6 +54,7 @@ const char *tsr_strerror(int code)
     case TSR_ESTOPPED: return "stopped by a signal after writing a checkpoint";
     case TSR_ETIMEOUT: return "stalled past the watchdog timeout";
     case TSR_ESCHED: return "the batch scheduler refused or cannot be reached";
+    case TSR_ETASKS: return "some tasks did not succeed";
     default: return "unknown error";
     }
 }
@@ -67,6 +68,7 @@ int tsr_error_exit_code(int code)
     case TSR_EDATA: return 3;
     case TSR_EIO: return 4;
     case TSR_ESCHED: return 5;    /* the scheduler refused the job */
+    case TSR_ETASKS: return 6;    /* tessera tasks: a task failed, was skipped or cancelled */
     case TSR_ESTOPPED: return 75; /* EX_TEMPFAIL: checkpointed, requeue me */
     case TSR_ETIMEOUT: return 76; /* a rank or the file system stalled: resume elsewhere */
     default: return 1;

@@ -148,6 +148,7 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     s->cfg = *cfg;
     s->listen_fd = -1;
     s->t_start = serve_now();
+    pthread_rwlock_init(&s->tasks_lock, NULL);
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
     if (!s->bind || !s->run_dir) {
@@ -215,6 +216,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     free(s->addr_file);
     free(s->bind);
     free(s->run_dir);
+    pthread_rwlock_destroy(&s->tasks_lock);
     free(s);
 }
 
