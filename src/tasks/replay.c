@@ -74,9 +74,10 @@ static int apply(void *ctx, unsigned type, tcur_t *c, uint64_t number)
         if (!c->ok)
             return tsr_error_set(TSR_EDATA, "journal: record %llu (a submission) is malformed",
                                  (unsigned long long)number);
-        char origin[64];
+        char origin[64], prefix[32];
         snprintf(origin, sizeof origin, "submission %llu", (unsigned long long)++d->submissions);
-        tparse_opts_t po = {.origin = origin, .dynamic = 1, .quiet = 1};
+        snprintf(prefix, sizeof prefix, "s%llu.", (unsigned long long)d->submissions);
+        tparse_opts_t po = {.origin = origin, .dynamic = 1, .quiet = 1, .id_prefix = prefix};
         if (taskfile_parse(&d->tt, text, len, &po, NULL) != TSR_OK)
             tsr_log(TSR_LOG_WARN, "journal record %llu: %s: not restored", (unsigned long long)number,
                     tsr_last_error());

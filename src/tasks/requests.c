@@ -86,9 +86,11 @@ static void do_submit(disp_t *d, treq_t *r)
         r->answer = error_json("%s", d->ended ? "the farm has finished" : "the farm is stopping");
         return;
     }
-    char origin[64];
+    char origin[64], prefix[32];
     snprintf(origin, sizeof origin, "submission %llu", (unsigned long long)d->submissions + 1);
-    tparse_opts_t po = {.origin = origin, .dynamic = 1, .max_cores = d->max_cores, .max_gpus = d->max_gpus};
+    snprintf(prefix, sizeof prefix, "s%llu.", (unsigned long long)d->submissions + 1);
+    tparse_opts_t po = {.origin = origin, .dynamic = 1, .max_cores = d->max_cores, .max_gpus = d->max_gpus,
+                        .id_prefix = prefix};
     uint32_t first = d->tt.n, added = 0;
     if (taskfile_parse(&d->tt, r->body, r->len, &po, &added) != TSR_OK) {
         r->status = strstr(tsr_last_error(), "not valid JSON") ? 400 : 422;

@@ -66,8 +66,9 @@ task_t *tparse_task(tparse_t *p, const char *id, size_t idlen, const char *cmd, 
     ttable_t *tt = p->tt;
     char def[48], sh[128];
     if (!id) {
-        idlen = total > 1 ? (size_t)snprintf(def, sizeof def, "%u.%llu", p->line, (unsigned long long)k + 1)
-                          : (size_t)snprintf(def, sizeof def, "%u", p->line);
+        const char *pre = p->o->id_prefix ? p->o->id_prefix : "";
+        idlen = total > 1 ? (size_t)snprintf(def, sizeof def, "%.16s%u.%llu", pre, p->line, (unsigned long long)k + 1)
+                          : (size_t)snprintf(def, sizeof def, "%.16s%u", pre, p->line);
         id = def;
     }
     if (!task_id_valid(id, idlen)) {

@@ -13,6 +13,7 @@ typedef struct tparse_opts {
     int max_cores;      /* of the largest rank; 0: not checked */
     int max_gpus;       /* of the rank with most GPUs */
     int quiet;          /* no warnings */
+    const char *id_prefix; /* default ids: PREFIX + line (submissions: "s3." ) */
 } tparse_opts_t;
 
 /* Parses len bytes of text. On success *added (may be NULL) gets the
