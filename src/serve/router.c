@@ -223,7 +223,8 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
         return;
     }
     if (status) {
-        serve_error(r, 400, "invalid model id in %.200s: ids are [A-Za-z0-9._-], not starting with '.' or '-'", url);
+        serve_error(r, 400, "invalid id in %.200s: ids are letters, digits and ._- (task ids also :@+=), not "
+                    "starting with '.' or '-'", url);
         return;
     }
     if (!(route_methods[r->route].methods & r->method)) {

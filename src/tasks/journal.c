@@ -42,6 +42,11 @@ static int all_zero(const unsigned char *p, size_t n)
     return 1;
 }
 
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn fn, void *ctx, size_t *good,
                  int *torn)
 {
@@ -50,34 +55,35 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
     *torn = 0;
     while (off < n) {
         size_t left = n - off;
-        if (left < 8 || all_zero(p + off, left)) { /* a cut header, or the zeros a crash can leave */
+        if (left < JOURNAL_HEADER || all_zero(p + off, left)) { /* a cut header, or the zeros a crash can leave */
             *torn = 1;
             break;
         }
-        uint32_t len = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
-                       (uint32_t)p[off + 3] << 24;
-        uint32_t crc = (uint32_t)p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 |
-                       (uint32_t)p[off + 7] << 24;
-        if (len == 0 || len > REC_MAX)
-            return tsr_error_set(TSR_EDATA, "journal %s: record %llu at byte %zu is damaged (length %u); the records "
-                                 "after it cannot be trusted: move the journal aside to start afresh",
-                                 path, (unsigned long long)number + 1, off, len);
-        if (len > left - 8) {
+        uint32_t len = le32(p + off), check = le32(p + off + 4), crc = le32(p + off + 8);
+        if (check != (len ^ 0xa5a5a5a5u) || len == 0 || len > REC_MAX) {
+            if (off == 0)
+                return tsr_error_set(TSR_EDATA, "journal %s: not a tessera tasks journal (its first record does not "
+                                     "read)", path);
+            return tsr_error_set(TSR_EDATA, "journal %s: record %llu at byte %zu is damaged (its length field); the "
+                                 "records after it cannot be trusted: move the journal aside to start afresh",
+                                 path, (unsigned long long)number + 1, off);
+        }
+        if (len > left - JOURNAL_HEADER) {
             *torn = 1;
             break;
         }
-        if (tsr_crc32(0, p + off + 8, len) != crc) {
-            if (off + 8 + len == n) {
+        if (tsr_crc32(0, p + off + JOURNAL_HEADER, len) != crc) {
+            if (off + JOURNAL_HEADER + len == n) {
                 *torn = 1;
                 break;
             }
             return tsr_error_set(TSR_EDATA, "journal %s: record %llu at byte %zu is damaged (checksum mismatch) and "
                                  "%zu bytes follow it: refusing to replay; move the journal aside to start afresh",
-                                 path, (unsigned long long)number + 1, off, n - off - 8 - len);
+                                 path, (unsigned long long)number + 1, off, n - off - JOURNAL_HEADER - len);
         }
         number++;
         tcur_t c;
-        tcur_init(&c, p + off + 8, len);
+        tcur_init(&c, p + off + JOURNAL_HEADER, len);
         unsigned type = tcur_u8(&c);
         if (number == 1) {
             size_t ml;
@@ -93,7 +99,7 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
             if (rc)
                 return rc;
         }
-        off += 8 + len;
+        off += JOURNAL_HEADER + len;
     }
     *good = off;
     return TSR_OK;
@@ -148,12 +154,13 @@ int journal_read(const char *dir, journal_fn fn, void *ctx)
 static void seal(journal_t *j)
 {
     tbuf_t *b = &j->active;
-    size_t len = b->len - j->rec_start - 8;
-    uint32_t crc = tsr_crc32(0, b->p + j->rec_start + 8, len);
+    uint32_t len = (uint32_t)(b->len - j->rec_start - JOURNAL_HEADER);
+    uint32_t crc = tsr_crc32(0, b->p + j->rec_start + JOURNAL_HEADER, len), check = len ^ 0xa5a5a5a5u;
     unsigned char *h = b->p + j->rec_start;
     for (int i = 0; i < 4; i++) {
         h[i] = (unsigned char)(len >> (8 * i));
-        h[4 + i] = (unsigned char)(crc >> (8 * i));
+        h[4 + i] = (unsigned char)(check >> (8 * i));
+        h[8 + i] = (unsigned char)(crc >> (8 * i));
     }
 }
 
@@ -161,7 +168,7 @@ tbuf_t *journal_begin(journal_t *j, unsigned type)
 {
     pthread_mutex_lock(&j->mu);
     j->rec_start = j->active.len;
-    tbuf_u64(&j->active, 0); /* length and checksum, filled by end */
+    tbuf_put(&j->active, "\0\0\0\0\0\0\0\0\0\0\0", JOURNAL_HEADER); /* filled by end */
     tbuf_u8(&j->active, type);
     return &j->active;
 }

@@ -1,6 +1,8 @@
 /* The farm's journal: DIR/journal, an append-only file of records, each
- * [u32 length][u32 CRC-32 of the payload][payload], the payload a type
- * byte and fields (buf.h encoding). Appends go to a memory buffer; a
+ * [u32 length][u32 length ^ 0xa5a5a5a5][u32 CRC-32 of the payload][payload],
+ * the payload a type byte and fields (buf.h encoding). The length's copy
+ * tells a damaged length (refused) from a record cut short by a crash
+ * (ignored when it is the last). Appends go to a memory buffer; a
  * writer thread writes and fsyncs it at most every fsync_ms (group
  * commit), so the dispatcher never waits for the disk. An OFD lock on the
  * file keeps a second farm out. A write that fails (ENOSPC, EIO) is cut
@@ -24,6 +26,7 @@ enum jrec_type {
 };
 #define JOURNAL_MAGIC "tessera-tasks-journal"
 #define JOURNAL_VERSION 1
+enum { JOURNAL_HEADER = 12 };
 
 typedef struct journal journal_t;
 

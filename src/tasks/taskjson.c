@@ -369,10 +369,6 @@ int tparse_json(tparse_t *p, const char *line, size_t n)
     json_t *o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &e);
     if (!o)
         return tparse_fail(p, "not valid JSON at column %d: %s", e.column, e.text);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return tparse_fail(p, "a line starting with '{' must be one JSON object");
-    }
     jtask_t t;
     memset(&t, 0, sizeof t);
     t.cores = 1;

@@ -277,7 +277,7 @@ static void test_journal(void **state)
     close(fd);
     memset(&s, 0, sizeof s);
     assert_int_equal(journal_open(dir, 1, collect, &s, &j), TSR_EDATA);
-    assert_non_null(strstr(tsr_last_error(), "is damaged (checksum mismatch)"));
+    assert_non_null(strstr(tsr_last_error(), "is damaged ("));
     assert_non_null(strstr(tsr_last_error(), "record "));
     /* not a journal at all */
     fd = open(path, O_WRONLY | O_TRUNC);
