@@ -132,6 +132,8 @@ static uint64_t settle_lost(disp_t *d, int retry_failed, int readonly)
             if (t->attempts)
                 t->attempts--;
             lost++;
+        } else if (!readonly && t->state == TSR_TASK_PENDING && t->how == HOW_INTERRUPTED) {
+            lost++; /* stopped by the last run's stop: runs again */
         } else if (retry_failed && (t->state == TSR_TASK_FAILED || t->state == TSR_TASK_CANCELLED ||
                                     t->state == TSR_TASK_SKIPPED)) {
             t->state = TSR_TASK_PENDING;

@@ -29,7 +29,8 @@ typedef struct wtask {
     pid_t pid;
     int pidfd;
     double m_start, t_start, next_kill;
-    int kill_stage, killed_for;
+    double limbo_until; /* died of a stop signal the rank has not seen (yet) */
+    int kill_stage, killed_for, code;
     int *core, *gpu;
 } wtask_t;
 
@@ -44,6 +45,7 @@ struct worker {
     wtask_t *qhead, *qtail;
     wtask_t **run;
     int nrun, caprun, nqueued;
+    wtask_t *limbo; /* ended by SIGTERM/SIGUSR1/SIGINT from outside: a stop, or the task's own failure? */
     tbuf_t ev;
     char **base_env;
     int nbase;
@@ -137,6 +139,11 @@ void worker_destroy(worker_t *w)
         kill(-w->run[i]->pid, SIGKILL);
         wtask_free(w->run[i]);
     }
+    while (w->limbo) {
+        wtask_t *t = w->limbo;
+        w->limbo = t->next;
+        wtask_free(t);
+    }
     free(w->run);
     for (int i = 0; i < w->ncores && w->coreset; i++)
         hwloc_bitmap_free(w->coreset[i]);
@@ -154,7 +161,7 @@ int worker_ncores(const worker_t *w) { return w->ncores; }
 int worker_ngpus(const worker_t *w) { return w->ngpus; }
 const char *worker_place(const worker_t *w) { return w->place; }
 tbuf_t *worker_events(worker_t *w) { return &w->ev; }
-int worker_busy(const worker_t *w) { return w->nrun + w->nqueued; }
+int worker_busy(const worker_t *w) { return w->nrun + w->nqueued + (w->limbo != NULL); }
 
 int worker_exited(const worker_t *w, int *code)
 {
@@ -425,20 +432,41 @@ static int start(worker_t *w, wtask_t *t, tbuf_t *store)
     return 1;
 }
 
-static void finish(worker_t *w, int i, int how, int code)
+/* A batch system's stop signal reaches the tasks too (SLURM signals every
+ * process of the step), sometimes before the rank has seen its own. */
+static int stop_signal(int sig)
 {
-    wtask_t *t = w->run[i];
-    if (t->killed_for)
-        how = t->killed_for;
-    else if (w->stopping && how == HOW_SIGNALED)
-        how = HOW_INTERRUPTED; /* the batch system's signal reached it too */
+    return sig == SIGTERM || sig == SIGUSR1 || sig == SIGINT;
+}
+
+static void report(worker_t *w, wtask_t *t, int how, int code)
+{
     char tail[512] = "";
     if (how != HOW_EXITED || code != 0)
         exec_tail(t->err, tail, sizeof tail);
-    release(w, t);
     done_event(w, t, how, code, tail);
     wtask_free(t);
+}
+
+static void finish(worker_t *w, int i, int how, int code, double now)
+{
+    wtask_t *t = w->run[i];
+    int stopping = w->stopping || tsr_runtime_stop_signal();
+    if (t->killed_for)
+        how = t->killed_for;
+    else if (how == HOW_SIGNALED && stop_signal(code) && stopping)
+        how = HOW_INTERRUPTED;
+    release(w, t);
     w->run[i] = w->run[--w->nrun];
+    if (how == HOW_SIGNALED && stop_signal(code)) {
+        /* Wait a moment for the rank's own signal before calling it a failure. */
+        t->limbo_until = now + 1;
+        t->code = code;
+        t->next = w->limbo;
+        w->limbo = t;
+        return;
+    }
+    report(w, t, how, code);
 }
 
 int worker_pollfds(worker_t *w, struct pollfd *fds, int max, int *poll_fast)
@@ -461,7 +489,7 @@ double worker_step(worker_t *w, double now)
         wtask_t *t = w->run[i];
         int how, code;
         if (exec_reap(t->pid, &how, &code)) {
-            finish(w, i, how, code);
+            finish(w, i, how, code, now);
             continue;
         }
         if (w->stopping && now >= w->drain_at)
@@ -483,6 +511,17 @@ double worker_step(worker_t *w, double now)
     }
     if (w->stopping && w->nrun && now < w->drain_at)
         WANT(w->drain_at);
+    for (wtask_t **pp = &w->limbo; *pp;) {
+        wtask_t *t = *pp;
+        int stopping = w->stopping || tsr_runtime_stop_signal();
+        if (!stopping && now < t->limbo_until) {
+            WANT(t->limbo_until);
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        report(w, t, stopping ? HOW_INTERRUPTED : HOW_SIGNALED, t->code);
+    }
     tbuf_t store = {0};
     while (!w->stopping && w->qhead && w->qhead->cores <= w->free_cores && w->qhead->gpus <= w->free_gpus) {
         wtask_t *t = w->qhead;
