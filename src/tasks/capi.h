@@ -33,7 +33,8 @@ typedef struct ctask {
     int32_t rc;
     uint32_t arglen, reslen;
     float backoff_s, backoff_factor;
-    float dur; /* seconds the last attempt ran */
+    float dur;      /* seconds the last attempt ran */
+    uint32_t qnext; /* link in the farm's inbox (index + 1, 0 ends it) */
     union {
         unsigned char in[INLINE];
         void *p;
@@ -91,13 +92,18 @@ struct tsr_tasks {
     _Atomic uint64_t count[TSR_TASK_NSTATES];
     tsr_task_fn_t fns[MAX_FNS];
     _Atomic int nfns;
-    /* ready tasks */
+    /* ready tasks: pushed to a lock-free inbox (a stack of index + 1),
+     * moved into the priority queue under qmu by whoever takes work */
+    _Atomic uint32_t inbox;
+    _Atomic size_t qn; /* prioq_size(&q), readable without qmu */
+    _Atomic int nsleeping;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     prioq_t q;
     cdelay_t *delayed;
     size_t ndelayed, capdelayed;
-    int sleepers, quit, qoom;
+    _Atomic int quit;
+    int qoom;
     cthread_t *th;
     /* waiting */
     pthread_mutex_t done_mu;

@@ -1,8 +1,10 @@
-/* The threads that run in-process tasks. Ready tasks wait in one priority
- * queue; a thread takes a batch of them into its own deque (about a
- * millisecond of work by its recent task times, at most 64, and no more
- * than its share of what is queued), runs them in order, and when it has
- * nothing left steals half of another thread's deque before it sleeps. */
+/* The threads that run in-process tasks. A task that becomes ready is
+ * pushed onto a lock-free inbox; a thread that needs work moves the inbox
+ * into one priority queue (in push order) and takes a batch from it into
+ * its own deque (about a millisecond of work by its recent task times, at
+ * most 64, no more than its share of what is queued), runs them in order,
+ * and when it has nothing left steals half of another thread's deque,
+ * spins a little, and sleeps. */
 #include "tasks/buf.h"
 #include "tasks/capi.h"
 #include "tessera/error.h"
@@ -12,21 +14,21 @@
 #include <string.h>
 #include <time.h>
 
-enum { BATCH_MAX = 64 };
+enum { BATCH_MAX = 64, RUN_MAX = 1, SPIN = 2000 }; /* one at a time: what waits in a deque can be stolen */
 
 static _Thread_local cthread_t *self; /* the pool thread running this code, if any */
 
-static int dq_pop(cdeque_t *d, uint32_t *idx)
+/* Up to RUN_MAX tasks off the front of d under one lock. */
+static size_t dq_pop_some(cdeque_t *d, uint32_t *out)
 {
     pthread_mutex_lock(&d->mu);
-    int ok = d->n > 0;
-    if (ok) {
-        *idx = d->buf[d->head];
-        d->head = (d->head + 1) % d->cap;
-        d->n--;
-    }
+    size_t k = d->n < RUN_MAX ? d->n : RUN_MAX;
+    for (size_t i = 0; i < k; i++)
+        out[i] = d->buf[(d->head + i) % d->cap];
+    d->head = (d->head + k) % d->cap;
+    d->n -= k;
     pthread_mutex_unlock(&d->mu);
-    return ok;
+    return k;
 }
 
 /* Half of victim's deque, from its back, into me. */
@@ -36,7 +38,7 @@ static size_t dq_steal(cdeque_t *victim, cdeque_t *me)
     size_t k = 0;
     if (pthread_mutex_trylock(&victim->mu) != 0)
         return 0;
-    size_t half = victim->n / 2;
+    size_t half = (victim->n + 1) / 2; /* the last one too: its owner may be stuck on a long task */
     for (; k < half && k < BATCH_MAX; k++)
         got[k] = victim->buf[(victim->head + victim->n - 1 - k) % victim->cap];
     victim->n -= k;
@@ -63,6 +65,25 @@ static void heap_fix(cdelay_t *h, size_t n, size_t c)
         h[m] = x;
         c = m;
     }
+}
+
+/* Under qmu: the inbox into the queue, oldest push first. */
+static void drain(tsr_tasks_t *t)
+{
+    uint32_t h = atomic_exchange(&t->inbox, 0), rev = 0;
+    while (h) { /* reverse the stack */
+        ctask_t *c = capi_task(t, h - 1);
+        uint32_t next = c->qnext;
+        c->qnext = rev;
+        rev = h;
+        h = next;
+    }
+    for (; rev; rev = capi_task(t, rev - 1)->qnext) {
+        ctask_t *c = capi_task(t, rev - 1);
+        if (prioq_push(&t->q, c->prio, rev - 1))
+            t->qoom = 1;
+    }
+    atomic_store_explicit(&t->qn, prioq_size(&t->q), memory_order_relaxed);
 }
 
 /* Under qmu: delayed tasks whose time has come join the queue. Returns the
@@ -112,21 +133,28 @@ void pool_delay(tsr_tasks_t *t, uint32_t idx, double at)
 void pool_push(tsr_tasks_t *t, uint32_t idx)
 {
     ctask_t *c = capi_task(t, idx);
-    pthread_mutex_lock(&t->qmu);
-    if (prioq_push(&t->q, c->prio, idx))
-        t->qoom = 1;
-    if (t->sleepers)
+    uint32_t h = atomic_load(&t->inbox);
+    do
+        c->qnext = h;
+    while (!atomic_compare_exchange_weak(&t->inbox, &h, idx + 1));
+    /* A sleeper raises nsleeping before it looks at the inbox a last time,
+     * so either it sees this push or this sees it (both seq_cst). */
+    if (atomic_load(&t->nsleeping)) {
+        pthread_mutex_lock(&t->qmu);
         pthread_cond_signal(&t->qcv);
-    pthread_mutex_unlock(&t->qmu);
+        pthread_mutex_unlock(&t->qmu);
+    }
 }
 
 size_t pool_take(tsr_tasks_t *t, uint32_t *out, size_t max)
 {
     size_t k = 0;
     pthread_mutex_lock(&t->qmu);
+    drain(t);
     due(t, tnow());
     while (k < max && prioq_pop(&t->q, &out[k]))
         k++;
+    atomic_store_explicit(&t->qn, prioq_size(&t->q), memory_order_relaxed);
     pthread_mutex_unlock(&t->qmu);
     return k;
 }
@@ -137,6 +165,7 @@ static size_t take_batch(tsr_tasks_t *t, cthread_t *me, double *next)
     uint32_t got[BATCH_MAX];
     size_t want = me->ewma > 0 ? (size_t)(1e-3 / me->ewma) : 1;
     pthread_mutex_lock(&t->qmu);
+    drain(t);
     *next = due(t, tnow());
     size_t share = prioq_size(&t->q) / (size_t)(2 * t->nthreads);
     if (want > share)
@@ -148,6 +177,7 @@ static size_t take_batch(tsr_tasks_t *t, cthread_t *me, double *next)
     size_t k = 0;
     while (k < want && prioq_pop(&t->q, &got[k]))
         k++;
+    atomic_store_explicit(&t->qn, prioq_size(&t->q), memory_order_relaxed);
     pthread_mutex_unlock(&t->qmu);
     if (k) {
         pthread_mutex_lock(&me->dq.mu);
@@ -158,16 +188,27 @@ static size_t take_batch(tsr_tasks_t *t, cthread_t *me, double *next)
     return k;
 }
 
+/* Work appeared (without taking qmu). */
+static int work_waiting(tsr_tasks_t *t)
+{
+    return atomic_load_explicit(&t->inbox, memory_order_relaxed) ||
+           atomic_load_explicit(&t->qn, memory_order_relaxed);
+}
+
 static void *thread_main(void *arg)
 {
     cthread_t *me = arg;
     tsr_tasks_t *t = me->farm;
     self = me;
     for (;;) {
-        uint32_t idx;
+        uint32_t run[RUN_MAX];
         double next = 0;
-        if (dq_pop(&me->dq, &idx) || (take_batch(t, me, &next) && dq_pop(&me->dq, &idx))) {
-            pool_run(t, idx, t->rank);
+        size_t n = dq_pop_some(&me->dq, run);
+        if (!n && take_batch(t, me, &next))
+            n = dq_pop_some(&me->dq, run);
+        if (n) {
+            for (size_t i = 0; i < n; i++)
+                pool_run(t, run[i], t->rank);
             continue;
         }
         int stole = 0;
@@ -177,13 +218,24 @@ static void *thread_main(void *arg)
             atomic_fetch_add_explicit(&t->steals, 1, memory_order_relaxed);
             continue;
         }
+        /* Spin a little before sleeping: a futex round trip per task is the
+         * cost to avoid when tasks arrive one by one. */
+        int spins = 0;
+        while (spins++ < SPIN && !work_waiting(t) && !t->quit)
+            if (spins % 64 == 0)
+                sched_yield();
+            else
+                __builtin_ia32_pause();
+        if (work_waiting(t))
+            continue;
         pthread_mutex_lock(&t->qmu);
+        drain(t);
         if (t->quit && !prioq_size(&t->q) && !t->ndelayed) {
             pthread_mutex_unlock(&t->qmu);
             break;
         }
-        if (!prioq_size(&t->q)) {
-            t->sleepers++;
+        atomic_fetch_add(&t->nsleeping, 1);
+        if (!prioq_size(&t->q) && !atomic_load(&t->inbox)) {
             if (next > 0 || t->ndelayed) {
                 double at = t->ndelayed ? t->delayed[0].at : next;
                 struct timespec ts;
@@ -197,8 +249,8 @@ static void *thread_main(void *arg)
             } else {
                 pthread_cond_wait(&t->qcv, &t->qmu);
             }
-            t->sleepers--;
         }
+        atomic_fetch_sub(&t->nsleeping, 1);
         pthread_mutex_unlock(&t->qmu);
     }
     return NULL;
