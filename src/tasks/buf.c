@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 void tbuf_free(tbuf_t *b)
@@ -144,6 +145,24 @@ char *tcur_strdup(tcur_t *c)
     s[n] = '\0';
     return s;
 }
+
+static void *big(size_t bytes, int zero)
+{
+    enum { HUGE = 2 << 20 };
+    if (bytes < HUGE)
+        return zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
+    size_t size = (bytes + HUGE - 1) / HUGE * HUGE;
+    void *p = aligned_alloc(HUGE, size);
+    if (p) {
+        madvise(p, size, MADV_HUGEPAGE);
+        if (zero)
+            memset(p, 0, size);
+    }
+    return p;
+}
+
+void *tbig_zalloc(size_t bytes) { return big(bytes, 1); }
+void *tbig_alloc(size_t bytes) { return big(bytes, 0); }
 
 double tnow(void)
 {

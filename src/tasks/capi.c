@@ -8,25 +8,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-
-/* Zeroed memory; big chunks in transparent huge pages where the kernel
- * allows them (madvise mode): a few faults per chunk instead of a
- * thousand, which at a million tasks a second is most of a task's cost. */
-static void *zalloc(size_t bytes)
-{
-    enum { HUGE = 2 << 20 };
-    if (bytes < HUGE)
-        return calloc(1, bytes);
-    size_t size = (bytes + HUGE - 1) / HUGE * HUGE;
-    void *p = aligned_alloc(HUGE, size);
-    if (p) {
-        madvise(p, size, MADV_HUGEPAGE);
-        memset(p, 0, size);
-    }
-    return p;
-}
 
 static void *grow(tsr_tasks_t *t, void *_Atomic *slot, size_t bytes)
 {
@@ -34,7 +16,7 @@ static void *grow(tsr_tasks_t *t, void *_Atomic *slot, size_t bytes)
     if (p)
         return p;
     pthread_mutex_lock(&t->grow_mu);
-    if (!(p = atomic_load_explicit(slot, memory_order_relaxed)) && (p = zalloc(bytes)))
+    if (!(p = atomic_load_explicit(slot, memory_order_relaxed)) && (p = tbig_zalloc(bytes)))
         atomic_store_explicit(slot, p, memory_order_release);
     pthread_mutex_unlock(&t->grow_mu);
     return p;

@@ -1,5 +1,6 @@
 /* The id map of idmap.h: FNV-1a hashes, linear probing, load <= 1/2. */
 #include "tasks/idmap.h"
+#include "tasks/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,20 +57,32 @@ static void insert(uint64_t *slot, size_t cap, uint64_t e)
     slot[i] = e;
 }
 
+static int resize(idmap_t *m, size_t cap)
+{
+    uint64_t *s = tbig_zalloc(cap * sizeof *s);
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slot[i])
+            insert(s, cap, m->slot[i]);
+    free(m->slot);
+    m->slot = s;
+    m->cap = cap;
+    return 0;
+}
+
+int idmap_reserve(idmap_t *m, size_t n)
+{
+    size_t cap = m->cap ? m->cap : 1024;
+    while (cap < 2 * (n + 1))
+        cap *= 2;
+    return cap > m->cap ? resize(m, cap) : 0;
+}
+
 int idmap_add(idmap_t *m, uint32_t idx, uint32_t *old)
 {
-    if (2 * (m->n + 1) > m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 1024;
-        uint64_t *s = calloc(cap, sizeof *s);
-        if (!s)
-            return -1;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slot[i])
-                insert(s, cap, m->slot[i]);
-        free(m->slot);
-        m->slot = s;
-        m->cap = cap;
-    }
+    if (2 * (m->n + 1) > m->cap && resize(m, m->cap ? 2 * m->cap : 1024))
+        return -1;
     const char *k = m->key(m->ctx, idx);
     size_t n = strlen(k);
     uint32_t h = idmap_hash(k, n);

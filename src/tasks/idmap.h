@@ -18,6 +18,8 @@ typedef struct idmap {
 uint32_t idmap_hash(const char *s, size_t n);
 void idmap_init(idmap_t *m, const char *(*key)(void *, uint32_t), void *ctx);
 void idmap_free(idmap_t *m);
+/* Room for n entries without growing; -1 when out of memory. */
+int idmap_reserve(idmap_t *m, size_t n);
 /* Returns the index of id (n bytes), or IDMAP_NONE. */
 uint32_t idmap_find(const idmap_t *m, const char *id, size_t n);
 /* Adds id -> idx; returns 0, 1 when id is already present (*old gets its

@@ -45,6 +45,23 @@ void ttable_free(ttable_t *tt)
     memset(tt, 0, sizeof *tt);
 }
 
+int ttable_reserve(ttable_t *tt, size_t n)
+{
+    if (tt->n + n > (1u << 30))
+        return -1;
+    if (tt->n + n > tt->cap) {
+        task_t *t = tbig_alloc((tt->n + n) * sizeof *t); /* ttable_add clears each */
+        if (!t)
+            return -1;
+        if (tt->n)
+            memcpy(t, tt->t, tt->n * sizeof *t);
+        free(tt->t);
+        tt->t = t;
+        tt->cap = (uint32_t)(tt->n + n);
+    }
+    return idmap_reserve(&tt->ids, tt->n + n);
+}
+
 task_t *ttable_add(ttable_t *tt, uint32_t *idx)
 {
     if (tt->n == tt->cap) {

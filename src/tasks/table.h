@@ -73,6 +73,8 @@ typedef struct ttable {
 
 void ttable_init(ttable_t *tt);
 void ttable_free(ttable_t *tt);
+/* Room for n more tasks (and their ids) without growing. */
+int ttable_reserve(ttable_t *tt, size_t n);
 /* A new task with defaults (1 core, state pending); NULL when out of memory.
  * The pointer is valid until the next add. */
 task_t *ttable_add(ttable_t *tt, uint32_t *idx);

@@ -60,6 +60,19 @@ static const char *shown(const char *s, size_t n, char *buf, size_t len)
     return buf;
 }
 
+/* Decimal digits of v into buf (no terminator); returns how many. */
+static size_t utoa(uint64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 task_t *tparse_task(tparse_t *p, const char *id, size_t idlen, const char *cmd, size_t cmdlen, uint64_t k,
                     uint64_t total, uint32_t *idx)
 {
@@ -67,8 +80,13 @@ task_t *tparse_task(tparse_t *p, const char *id, size_t idlen, const char *cmd, 
     char def[48], sh[128];
     if (!id) {
         const char *pre = p->o->id_prefix ? p->o->id_prefix : "";
-        idlen = total > 1 ? (size_t)snprintf(def, sizeof def, "%.16s%u.%llu", pre, p->line, (unsigned long long)k + 1)
-                          : (size_t)snprintf(def, sizeof def, "%.16s%u", pre, p->line);
+        idlen = (size_t)snprintf(def, 17, "%.16s", pre);
+        idlen += utoa(p->line, def + idlen);
+        if (total > 1) {
+            def[idlen++] = '.';
+            idlen += utoa(k + 1, def + idlen);
+        }
+        def[idlen] = '\0';
         id = def;
     }
     if (!task_id_valid(id, idlen)) {
@@ -151,6 +169,9 @@ static int check_bytes(tparse_t *p, const char *s, size_t n)
 
 static int plain_line(tparse_t *p, const char *line, size_t n)
 {
+    uint32_t idx;
+    if (!memchr(line, '{', n)) /* the common case: nothing to expand */
+        return tparse_task(p, NULL, 0, line, n, 0, 1, &idx) ? TSR_OK : TSR_EDATA;
     eline_t e;
     char err[160];
     if (eline_parse(&e, line, n, err, sizeof err) != 0) {
@@ -160,7 +181,6 @@ static int plain_line(tparse_t *p, const char *line, size_t n)
     int rc = TSR_OK;
     for (uint64_t k = 0; k < e.total && rc == TSR_OK; k++) {
         long len = eline_get(&e, k, &p->buf, &p->bufcap);
-        uint32_t idx;
         if (len < 0)
             rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory", p->o->origin);
         else if (!tparse_task(p, NULL, 0, p->buf, (size_t)len, k, e.total, &idx))
@@ -277,6 +297,11 @@ int taskfile_parse(ttable_t *tt, const char *text, size_t len, const tparse_opts
     p.o = o;
     p.first = tt->n;
     int rc = TSR_OK;
+    size_t lines = 1;
+    for (const char *q = text; (q = memchr(q, '\n', (size_t)(text + len - q))); q++)
+        lines++;
+    if (ttable_reserve(tt, lines)) /* a lower bound with sweeps; grows beyond */
+        return tsr_error_set(TSR_ENOMEM, "%s: out of memory for %zu tasks", o->origin, lines);
     const char *s = text, *end = text + len;
     while (s < end && rc == TSR_OK) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
