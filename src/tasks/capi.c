@@ -262,6 +262,9 @@ int tsr_tasks_submit(tsr_tasks_t *t, tsr_task_fn_t fn, const void *arg, size_t l
     }
     if (id)
         *id = (tsr_task_id_t)idx + 1;
+    /* Rank 0 feeds the other ranks while it submits, not only once it waits. */
+    if (t->remote && (idx & 63) == 63 && pthread_equal(pthread_self(), t->creator))
+        remote_progress(t);
     return oom ? tsr_error_set(TSR_ENOMEM, "tasks: out of memory for a dependency") : TSR_OK;
 }
 

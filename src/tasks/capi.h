@@ -112,6 +112,7 @@ struct tsr_tasks {
     _Atomic int waiters;
     /* across ranks */
     cremote_t *remote;
+    pthread_t creator; /* the one thread that may call MPI */
     /* on ranks > 0: a finished local task goes back to rank 0 instead, and
      * a task's id is rank 0's */
     void (*on_local_end)(tsr_tasks_t *t, uint32_t idx);

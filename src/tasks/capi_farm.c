@@ -56,6 +56,7 @@ int tsr_tasks_create(const tsr_tasks_config_t *cfg, tsr_tasks_t **out)
         return tsr_error_set(TSR_ENOMEM, "tasks: out of memory");
     t->cfg = *cfg;
     t->size = 1;
+    t->creator = pthread_self();
     pthread_mutex_init(&t->grow_mu, NULL);
     pthread_mutex_init(&t->qmu, NULL);
     pthread_cond_init(&t->qcv, NULL);

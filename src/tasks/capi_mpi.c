@@ -119,7 +119,7 @@ int remote_progress(tsr_tasks_t *t)
     for (int k = 1; k < t->size; k++) {
         /* About 2 ms of work per thread: enough to hide the round trip,
          * little enough that nothing waits long on a busy rank. */
-        double per = r->ewma > 0 ? 2e-3 / r->ewma : 2;
+        double per = r->ewma > 0 ? 2e-3 / r->ewma : 16;
         per = per < 1 ? 1 : per > CREDIT_MAX ? CREDIT_MAX : per;
         int credit = (int)(r->threads[k] * per);
         if (r->out[k] >= credit)
