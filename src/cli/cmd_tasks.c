@@ -39,6 +39,11 @@ static const char usage_run[] =
     "Exit: 0 all succeeded, 6 some failed, were skipped or cancelled, 75 stopped (run again on the\n"
     "journal), 2 bad usage, 3 bad task file or journal, 4 journal I/O (full disk).\n";
 
+void tsr_cmd_tasks_run_usage(FILE *out)
+{
+    fputs(usage_run, out);
+}
+
 static int number(const char *opt, const char *v, double lo, double hi, double *out)
 {
     char *end;

@@ -13,14 +13,13 @@
 #include <sys/stat.h>
 
 static const char usage[] =
-    "usage: tessera tasks run TASKFILE [--journal DIR] [options]   (see tessera tasks run --help)\n"
-    "       tessera tasks submit COORDINATOR FILE [--token-file F]\n"
+    "usage: tessera tasks submit COORDINATOR FILE [--token-file F]\n"
     "       tessera tasks cancel COORDINATOR ID... | --tag TAG [--token-file F]\n"
     "       tessera tasks status COORDINATOR|JOURNAL_DIR [--state S] [--tag T] [--list] [--token-file F]\n"
     "COORDINATOR is http://HOST:PORT, HOST:PORT, or the run directory holding coordinator.addr.\n"
     "submit adds FILE's tasks (task-file lines) to the running farm; cancel stops tasks (running ones\n"
     "are killed) and skips their dependents; status prints counts by state and, with --list, one\n"
-    "line per task: id, state, attempts, exit, rank.\n";
+    "line per task: id, state, attempts, exit, rank.\n\n";
 
 static int read_token(const char *path, char *buf, size_t len)
 {
@@ -190,6 +189,7 @@ int tsr_cmd_tasks(int argc, char **argv)
 {
     /* argv[0] is "tasks" */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        tsr_cmd_tasks_run_usage(argc < 2 ? stderr : stdout);
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? TSR_EINVAL : TSR_OK;
     }
@@ -209,7 +209,7 @@ int tsr_cmd_tasks(int argc, char **argv)
         else if (strcmp(argv[i], "--list") == 0)
             list = 1;
         else if (strcmp(argv[i], "--help") == 0)
-            return fputs(usage, stdout), TSR_OK;
+            return tsr_cmd_tasks_run_usage(stdout), fputs(usage, stdout), TSR_OK;
     }
     int need = strcmp(cmd, "status") == 0 ? 3 : 4;
     if (argc < need - (strcmp(cmd, "cancel") == 0 && tag ? 1 : 0) || argv[2][0] == '-')
