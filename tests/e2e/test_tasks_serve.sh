@@ -64,6 +64,15 @@ curl -s -X POST "$A/tasks/cancel?tag=slow" | json 'd["cancelled"]' > tag.txt
 grep -q '^after-long	skipped' st.out && grep -q '^d-after	skipped' st.out \
   && ok "tessera tasks status URL --state skipped --list" || { bad "status list"; cat st.out; }
 
+# The dashboard shows the farm (headless Chromium runs its script).
+BROWSER=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$BROWSER" ]; then
+  timeout 90 "$BROWSER" --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$WORK/profile" \
+    --virtual-time-budget=5000 --dump-dom "http://$A/" > dom.html 2> chromium.err
+  grep -q 'data-tasks="38"' dom.html && grep -q '<td>cancelled</td><td>2</td>' dom.html \
+    && ok "the dashboard shows the farm: 38 tasks, its counts and ranks" || { bad "dashboard"; grep -o 'data-tasks="[0-9]*"\|<td>cancelled</td><td>[0-9]*' dom.html; }
+fi
+
 curl -s "$A/metrics" > m.txt
 if command -v promtool >/dev/null; then
   promtool check metrics < m.txt >/dev/null 2>pt.err && ok "/metrics passes promtool" || { bad "promtool"; cat pt.err; }
