@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,9 +109,12 @@ static int simple(const char *cmd)
     return 1;
 }
 
+/* Non-blocking, so a FIFO without a reader fails at once (ENXIO) instead of
+ * stopping the rank; FIFOs and sockets are refused, devices (/dev/null) not. */
 static int open_out(const char *path, char *msg, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK;
+    int fd = open(path, flags, 0644);
     if (fd < 0 && errno == ENOENT) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", path);
@@ -118,11 +122,23 @@ static int open_out(const char *path, char *msg, size_t len)
         if (slash && slash != dir) {
             *slash = '\0';
             if (tsr_mkdir_p(dir) == 0)
-                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                fd = open(path, flags, 0644);
         }
     }
-    if (fd < 0)
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+        snprintf(msg, len, "the output file %s is a FIFO or socket", path);
+        return -1;
+    }
+    if (fd < 0 && errno == ENXIO) /* a FIFO nobody reads */
+        snprintf(msg, len, "the output file %s is a FIFO or socket", path);
+    else if (fd < 0)
         snprintf(msg, len, "cannot open the output file %s: %s", path, strerror(errno));
+    else
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
 }
 

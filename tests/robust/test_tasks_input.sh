@@ -51,6 +51,18 @@ mkfifo fifo
 hostile fifo 3 'task file fifo: not a regular file' "$T" tasks run fifo
 hostile dev-zero 3 'task file /dev/zero: not a regular file' "$T" tasks run /dev/zero
 
+# Output files that are FIFOs (no reader: a plain open would block the rank) or directories.
+mkfifo out.fifo && mkdir out.dir
+printf '{"id": "f", "cmd": "echo x", "stdout": "%s/out.fifo"}\n{"id": "d", "cmd": "echo x", "stderr": "%s/out.dir"}\n{"id": "n", "cmd": "echo x", "stdout": "/dev/null"}\n' "$PWD" "$PWD" > outs.txt
+CASES=$((CASES + 1))
+timeout 60 "$T" tasks run outs.txt --journal jo --progress 0 > outs.out 2>&1
+rc=$?
+"$T" tasks status jo --list > outs.st
+[ $rc -eq 6 ] && grep -q '^f	failed	1	126' outs.st && grep -q '^d	failed	1	126' outs.st && grep -q '^n	succeeded' outs.st \
+  && grep -q 'the output file .*out.fifo is a FIFO or socket' outs.out \
+  && ok "a FIFO or directory as output: the task fails (126, reason in the summary), the farm goes on; /dev/null works" \
+  || { bad "output files: exit $rc"; cat outs.out outs.st; }
+
 # Options.
 echo 'true' > ok.txt
 hostile no-taskfile 2 'tasks run: expected a task file' "$T" tasks run
