@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,17 +106,41 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
     return TSR_OK;
 }
 
-static int read_all(int fd, const char *path, unsigned char **out, size_t *n)
+/* The journal's bytes: mapped (no copy) or, where mapping fails, read. */
+typedef struct jbytes {
+    unsigned char *p;
+    size_t n;
+    int mapped;
+} jbytes_t;
+
+static void jbytes_free(jbytes_t *b)
+{
+    if (b->mapped && b->n)
+        munmap(b->p, b->n);
+    else
+        free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+static int read_all(int fd, const char *path, jbytes_t *b)
 {
     struct stat st;
-    *out = NULL;
-    *n = 0;
+    memset(b, 0, sizeof *b);
     if (fstat(fd, &st) != 0)
         return tsr_error_set(TSR_EIO, "journal %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return tsr_error_set(TSR_EDATA, "journal %s: not a regular file", path);
     size_t size = (size_t)st.st_size;
-    unsigned char *p = malloc(size ? size : 1);
+    if (size == 0)
+        return TSR_OK;
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (m != MAP_FAILED) {
+        b->p = m;
+        b->n = size;
+        b->mapped = 1;
+        return TSR_OK;
+    }
+    unsigned char *p = malloc(size);
     if (!p)
         return tsr_error_set(TSR_ENOMEM, "journal %s: out of memory for %zu bytes", path, size);
     size_t got = 0;
@@ -127,8 +152,8 @@ static int read_all(int fd, const char *path, unsigned char **out, size_t *n)
             break;
         got += (size_t)r;
     }
-    *out = p;
-    *n = got;
+    b->p = p;
+    b->n = got;
     return TSR_OK;
 }
 
@@ -140,14 +165,14 @@ int journal_read(const char *dir, journal_fn fn, void *ctx)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tsr_error_set(TSR_EDATA, "journal %s: %s", path, strerror(errno));
-    unsigned char *p;
-    size_t n, good;
+    jbytes_t b;
+    size_t good;
     int torn;
-    int rc = read_all(fd, path, &p, &n);
+    int rc = read_all(fd, path, &b);
     close(fd);
     if (rc == TSR_OK)
-        rc = journal_scan(path, p, n, fn, ctx, &good, &torn);
-    free(p);
+        rc = journal_scan(path, b.p, b.n, fn, ctx, &good, &torn);
+    jbytes_free(&b);
     return rc;
 }
 
@@ -357,8 +382,8 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->wake, NULL);
     pthread_cond_init(&j->synced, NULL);
-    unsigned char *p = NULL;
-    size_t n = 0, good = 0;
+    jbytes_t b = {0};
+    size_t good = 0;
     int torn = 0, rc;
     if (tsr_path_join(dir, "journal", j->path, sizeof j->path)) {
         rc = tsr_error_set(TSR_EINVAL, "journal directory %s: path too long", dir);
@@ -374,9 +399,11 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
         rc = tsr_error_set(TSR_EIO, "journal %s: cannot open it for writing: %s", j->path, strerror(errno));
         goto fail;
     }
-    if ((rc = lock_and_own(j, dir)) || (rc = read_all(j->fd, j->path, &p, &n)) ||
-        (rc = journal_scan(j->path, p, n, fn, ctx, &good, &torn)))
+    if ((rc = lock_and_own(j, dir)) || (rc = read_all(j->fd, j->path, &b)) ||
+        (rc = journal_scan(j->path, b.p, b.n, fn, ctx, &good, &torn)))
         goto fail;
+    size_t n = b.n;
+    jbytes_free(&b); /* before the file may be cut */
     if (torn) {
         tsr_log(TSR_LOG_WARN, "journal %s: the last record is incomplete (%zu bytes from byte %zu, written as the "
                 "farm died): ignored", j->path, n - good, good);
@@ -388,9 +415,9 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
     }
     j->size = (off_t)good;
     if (good == 0) {
-        tbuf_t *b = journal_begin(j, J_HEADER);
-        tbuf_str(b, JOURNAL_MAGIC);
-        tbuf_u32(b, JOURNAL_VERSION);
+        tbuf_t *hdr = journal_begin(j, J_HEADER);
+        tbuf_str(hdr, JOURNAL_MAGIC);
+        tbuf_u32(hdr, JOURNAL_VERSION);
         journal_end(j);
         tbuf_t hb = j->active;
         if (write_buf(j, &hb) != TSR_OK) {
@@ -400,8 +427,6 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
         j->active.len = 0;
         j->done = j->appended;
     }
-    free(p);
-    p = NULL;
     if (pthread_create(&j->thread, NULL, writer, j) != 0) {
         rc = tsr_error_set(TSR_ESYS, "journal: cannot start its writer thread");
         goto fail;
@@ -410,7 +435,7 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
     *out = j;
     return TSR_OK;
 fail:
-    free(p);
+    jbytes_free(&b);
     journal_close(j);
     return rc;
 }

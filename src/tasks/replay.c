@@ -15,6 +15,7 @@
 
 typedef struct rctx {
     disp_t *d;
+    uint64_t records;
     int readonly;  /* status report: unknown ids become placeholder tasks */
     char taskfile[4096];
 } rctx_t;
@@ -55,6 +56,7 @@ static int apply(void *ctx, unsigned type, tcur_t *c, uint64_t number)
     disp_t *d = x->d;
     size_t n;
     uint32_t idx;
+    x->records++;
     if (type == J_RUN) {
         uint32_t run = tcur_u32(c);
         tcur_f64(c);
@@ -195,7 +197,7 @@ int replay_load(disp_t *d)
     sched_settle(&d->s, 0);
     if (d->j) {
         const uint64_t *k = d->s.count;
-        if (d->run_no)
+        if (x.records)
             tsr_log(TSR_LOG_INFO, "journal %s: run %u; %llu succeeded, %llu failed, %llu skipped, %llu cancelled "
                     "before; %llu that were running when the farm stopped run again%s (replayed in %.2f s)",
                     journal_path(d->j), d->run_no + 1, (unsigned long long)k[TSR_TASK_SUCCEEDED],

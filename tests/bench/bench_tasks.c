@@ -213,6 +213,15 @@ static int make_journal(const char *dir, long tasks, long done)
         return 1;
     }
     double t = (double)time(NULL);
+    tbuf_t *r = journal_begin(j, J_RUN);
+    tbuf_u32(r, 1);
+    tbuf_f64(r, t);
+    tbuf_u32(r, 2);
+    tbuf_str(r, "");
+    tbuf_u64(r, (uint64_t)tasks);
+    tbuf_str(r, "bench");
+    tbuf_u32(r, 0);
+    journal_end(j);
     for (long i = 1; i <= done; i++) {
         char id[32];
         snprintf(id, sizeof id, "%ld", i);
