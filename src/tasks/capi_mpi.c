@@ -11,6 +11,7 @@
  *   TAG_CEXIT 0 -> r: nothing: return from tsr_tasks_work */
 #include "tasks/buf.h"
 #include "tasks/capi.h"
+#include "tasks/msgq.h"
 #include "tessera/error.h"
 
 #include <stdlib.h>
@@ -21,13 +22,10 @@ enum { TAG_CRUN = 7201, TAG_CDONE = 7202, TAG_CEXIT = 7203, CREDIT_MAX = 4096, B
 
 struct cremote {
     MPI_Comm comm;
+    msgq_t mq;
     int *threads;      /* per rank */
     int *out;          /* rank 0: tasks each rank holds */
     double ewma;       /* rank 0: seconds per remote task per thread */
-    MPI_Request *req;  /* sends in flight */
-    tbuf_t *sbuf;
-    int nreq, capreq;
-    tbuf_t rbuf;
     /* ranks > 0 */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -36,61 +34,15 @@ struct cremote {
     uint32_t **ridchunk;
 };
 
-static void isend(cremote_t *r, int dest, int tag, tbuf_t *b)
-{
-    if (r->nreq == r->capreq) {
-        int cap = r->capreq ? 2 * r->capreq : 8;
-        MPI_Request *q = realloc(r->req, (size_t)cap * sizeof *q);
-        tbuf_t *s = q ? realloc(r->sbuf, (size_t)cap * sizeof *s) : NULL;
-        if (q)
-            r->req = q;
-        if (!s) {
-            MPI_Send(b->p, (int)b->len, MPI_BYTE, dest, tag, r->comm); /* out of memory: block instead */
-            b->len = 0;
-            return;
-        }
-        r->sbuf = s;
-        r->capreq = cap;
-    }
-    r->sbuf[r->nreq] = *b;
-    memset(b, 0, sizeof *b);
-    MPI_Isend(r->sbuf[r->nreq].p, (int)r->sbuf[r->nreq].len, MPI_BYTE, dest, tag, r->comm, &r->req[r->nreq]);
-    r->nreq++;
-}
-
-static void reap(cremote_t *r, int wait)
-{
-    for (int i = r->nreq - 1; i >= 0; i--) {
-        int done = 1;
-        if (wait)
-            MPI_Wait(&r->req[i], MPI_STATUS_IGNORE);
-        else
-            MPI_Test(&r->req[i], &done, MPI_STATUS_IGNORE);
-        if (done) {
-            tbuf_free(&r->sbuf[i]);
-            r->req[i] = r->req[--r->nreq];
-            r->sbuf[i] = r->sbuf[r->nreq];
-        }
-    }
-}
-
 /* Rank 0: results from the other ranks. */
 static int take_results(tsr_tasks_t *t, cremote_t *r)
 {
-    int moved = 0;
-    for (;;) {
-        int flag = 0, count = 0;
-        MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_CDONE, r->comm, &flag, &st);
-        if (!flag)
-            return moved;
-        MPI_Get_count(&st, MPI_BYTE, &count);
-        r->rbuf.len = 0;
-        if (!tbuf_room(&r->rbuf, (size_t)count + 1))
-            return moved;
-        MPI_Recv(r->rbuf.p, count, MPI_BYTE, st.MPI_SOURCE, TAG_CDONE, r->comm, MPI_STATUS_IGNORE);
+    int moved = 0, src, tag;
+    while (msgq_recv(&r->mq, MPI_ANY_SOURCE, &src, &tag)) {
+        if (tag != TAG_CDONE)
+            continue;
         tcur_t c;
-        tcur_init(&c, r->rbuf.p, (size_t)count);
+        tcur_init(&c, r->mq.in.p, r->mq.in.len);
         while (c.ok && c.p < c.end) {
             uint32_t idx = tcur_u32(&c);
             int rc = (int)tcur_u32(&c);
@@ -102,13 +54,14 @@ static int take_results(tsr_tasks_t *t, cremote_t *r)
             ctask_t *task = capi_task(t, idx);
             capi_store_result(task, res, len);
             atomic_fetch_and(&task->flags, (uint8_t)~F_REMOTE);
-            r->out[st.MPI_SOURCE]--;
+            r->out[src]--;
             atomic_fetch_add(&t->remote_done, 1);
             r->ewma = r->ewma > 0 ? 0.95 * r->ewma + 0.05 * dur : dur;
             capi_after_run(t, idx, rc);
             moved++;
         }
     }
+    return moved;
 }
 
 int remote_progress(tsr_tasks_t *t)
@@ -120,11 +73,18 @@ int remote_progress(tsr_tasks_t *t)
         /* About 2 ms of work per thread: enough to hide the round trip,
          * little enough that nothing waits long on a busy rank. */
         double per = r->ewma > 0 ? 2e-3 / r->ewma : 16;
-        per = per < 1 ? 1 : per > CREDIT_MAX ? CREDIT_MAX : per;
+        per = per < 2 ? 2 : per > CREDIT_MAX ? CREDIT_MAX : per; /* one waiting behind each running: no idle round trip */
         int credit = (int)(r->threads[k] * per);
         if (r->out[k] >= credit)
             continue;
         size_t want = (size_t)(credit - r->out[k]) < BATCH ? (size_t)(credit - r->out[k]) : BATCH;
+        /* Beyond a task per thread, only a fair share of what is left:
+         * near the end a rank must not sit on tasks others could run. */
+        size_t fair = atomic_load_explicit(&t->qn, memory_order_relaxed) / (size_t)t->size;
+        if (r->out[k] >= r->threads[k] && want > fair)
+            want = fair;
+        if (!want)
+            continue;
         size_t n = pool_take(t, ids, want);
         if (!n)
             break;
@@ -145,10 +105,10 @@ int remote_progress(tsr_tasks_t *t)
             moved++;
         }
         if (b.len)
-            isend(r, k, TAG_CRUN, &b);
+            msgq_send(&r->mq, k, TAG_CRUN, &b);
         tbuf_free(&b);
     }
-    reap(r, 0);
+    msgq_reap(&r->mq, 0);
     return moved;
 }
 
@@ -176,24 +136,14 @@ static tsr_task_id_t remote_id(tsr_tasks_t *t, uint32_t idx)
 /* Ranks > 0: tasks from rank 0 become local tasks. */
 static int take_tasks(tsr_tasks_t *t, cremote_t *r, int *exit)
 {
-    int n = 0;
-    for (;;) {
-        int flag = 0, count = 0;
-        MPI_Status st;
-        MPI_Iprobe(0, MPI_ANY_TAG, r->comm, &flag, &st);
-        if (!flag)
-            return n;
-        MPI_Get_count(&st, MPI_BYTE, &count);
-        r->rbuf.len = 0;
-        if (!tbuf_room(&r->rbuf, (size_t)count + 1))
-            return n;
-        MPI_Recv(r->rbuf.p, count, MPI_BYTE, 0, st.MPI_TAG, r->comm, MPI_STATUS_IGNORE);
-        if (st.MPI_TAG == TAG_CEXIT) {
+    int n = 0, src, tag;
+    while (msgq_recv(&r->mq, 0, &src, &tag)) {
+        if (tag == TAG_CEXIT) {
             *exit = 1;
             continue;
         }
         tcur_t c;
-        tcur_init(&c, r->rbuf.p, (size_t)count);
+        tcur_init(&c, r->mq.in.p, r->mq.in.len);
         while (c.ok && c.p < c.end) {
             uint32_t ridx = tcur_u32(&c), fn = tcur_u32(&c), attempt = tcur_u16(&c), len = tcur_u32(&c), idx;
             const void *arg = tcur_bytes(&c, len);
@@ -219,6 +169,7 @@ static int take_tasks(tsr_tasks_t *t, cremote_t *r, int *exit)
             n++;
         }
     }
+    return n;
 }
 
 int tsr_tasks_work(tsr_tasks_t *t)
@@ -235,9 +186,9 @@ int tsr_tasks_work(tsr_tasks_t *t)
         memset(&r->done, 0, sizeof r->done);
         pthread_mutex_unlock(&r->mu);
         if (out.len)
-            isend(r, 0, TAG_CDONE, &out);
+            msgq_send(&r->mq, 0, TAG_CDONE, &out);
         tbuf_free(&out);
-        reap(r, 0);
+        msgq_reap(&r->mq, 0);
         if (exit && atomic_load(&t->finished) == atomic_load(&t->submitted)) {
             pthread_mutex_lock(&r->mu);
             int empty = r->done.len == 0;
@@ -260,7 +211,7 @@ int tsr_tasks_work(tsr_tasks_t *t)
         }
         pthread_mutex_unlock(&r->mu);
     }
-    reap(r, 1);
+    msgq_reap(&r->mq, 1);
     return TSR_OK;
 }
 
@@ -270,6 +221,7 @@ int remote_create(tsr_tasks_t *t)
     if (!r)
         return tsr_error_set(TSR_ENOMEM, "tasks: out of memory");
     t->remote = r;
+    r->comm = MPI_COMM_NULL;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     r->threads = calloc((size_t)t->size, sizeof *r->threads);
@@ -278,6 +230,7 @@ int remote_create(tsr_tasks_t *t)
     int ok = r->threads && r->out && (t->rank == 0 || r->ridchunk), all = 0;
     if (MPI_Comm_dup(t->cfg.comm, &r->comm) != MPI_SUCCESS)
         return tsr_error_set(TSR_EMPI, "tasks: MPI_Comm_dup failed");
+    msgq_init(&r->mq, r->comm);
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, r->comm);
     if (!all)
         return tsr_error_set(TSR_ENOMEM, "tasks: out of memory on some rank");
@@ -298,11 +251,11 @@ void remote_destroy(tsr_tasks_t *t)
         for (int k = 1; k < t->size; k++) {
             tbuf_t b = {0};
             tbuf_u8(&b, 0);
-            isend(r, k, TAG_CEXIT, &b);
+            msgq_send(&r->mq, k, TAG_CEXIT, &b);
         }
     }
     if (r->comm != MPI_COMM_NULL) {
-        reap(r, 1);
+        msgq_free(&r->mq);
         MPI_Comm_free(&r->comm);
     }
     for (int i = 0; r->ridchunk && i < MAX_CHUNKS; i++)
@@ -310,9 +263,6 @@ void remote_destroy(tsr_tasks_t *t)
     free(r->ridchunk);
     free(r->threads);
     free(r->out);
-    free(r->req);
-    free(r->sbuf);
-    tbuf_free(&r->rbuf);
     tbuf_free(&r->done);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

@@ -6,6 +6,7 @@
  * short quantum while messages may arrive (MPI has no descriptor to wait
  * on; blocking MPI calls would spin a core the tasks need). */
 #include "tasks/farm.h"
+#include "tasks/msgq.h"
 #include "tasks/proto.h"
 #include "tasks/res.h"
 #include "tessera/error.h"
@@ -31,86 +32,32 @@ void tsr_tasks_run_opts_default(tsr_tasks_run_opts_t *o)
     o->progress_s = 10;
 }
 
-typedef struct sendq {
-    MPI_Request *req;
-    tbuf_t *buf;
-    int n, cap;
-} sendq_t;
-
 typedef struct loop {
     tsr_runtime_t *rt;
     MPI_Comm comm;
     int rank, world;
     worker_t *w;
     disp_t *d;
-    sendq_t sq;
-    tbuf_t rbuf;
+    msgq_t mq;
     double margin, next_progress;
     int byes, sent_bye;
 } loop_t;
 
-/* Sends b (taking its bytes) without blocking; finished sends are reaped. */
-static void send_buf(loop_t *L, int dest, int tag, tbuf_t *b)
-{
-    sendq_t *q = &L->sq;
-    if (q->n == q->cap) {
-        int cap = q->cap ? 2 * q->cap : 16;
-        MPI_Request *r = realloc(q->req, (size_t)cap * sizeof *r);
-        tbuf_t *bb = r ? realloc(q->buf, (size_t)cap * sizeof *bb) : NULL;
-        if (r)
-            q->req = r;
-        if (!bb)
-            return; /* out of memory: the message is lost; rank 0 sees the rank stall */
-        q->buf = bb;
-        q->cap = cap;
-    }
-    q->buf[q->n] = *b;
-    memset(b, 0, sizeof *b);
-    MPI_Isend(q->buf[q->n].p, (int)q->buf[q->n].len, MPI_BYTE, dest, tag, L->comm, &q->req[q->n]);
-    q->n++;
-}
-
-static void reap_sends(loop_t *L, int wait)
-{
-    sendq_t *q = &L->sq;
-    for (int i = q->n - 1; i >= 0; i--) {
-        int done = 0;
-        if (wait)
-            MPI_Wait(&q->req[i], MPI_STATUS_IGNORE), done = 1;
-        else
-            MPI_Test(&q->req[i], &done, MPI_STATUS_IGNORE);
-        if (done) {
-            tbuf_free(&q->buf[i]);
-            q->req[i] = q->req[q->n - 1];
-            q->buf[i] = q->buf[q->n - 1];
-            q->n--;
-        }
-    }
-}
-
 /* Every message waiting; returns how many. */
 static int receive(loop_t *L)
 {
-    int n = 0;
-    for (;;) {
-        int flag = 0, count = 0;
-        MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, L->comm, &flag, &st);
-        if (!flag)
-            return n;
-        MPI_Get_count(&st, MPI_BYTE, &count);
-        L->rbuf.len = 0;
-        if (!tbuf_room(&L->rbuf, (size_t)count + 1))
-            return n;
-        MPI_Recv(L->rbuf.p, count, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, L->comm, MPI_STATUS_IGNORE);
-        if (st.MPI_TAG == TAG_EVENTS && L->d)
-            disp_events(L->d, st.MPI_SOURCE, L->rbuf.p, (size_t)count);
-        else if (st.MPI_TAG == TAG_RUN)
-            worker_run(L->w, L->rbuf.p, (size_t)count);
-        else if (st.MPI_TAG == TAG_CTL)
-            worker_ctl(L->w, L->rbuf.p, (size_t)count);
+    int n = 0, src, tag;
+    while (msgq_recv(&L->mq, MPI_ANY_SOURCE, &src, &tag)) {
+        const tbuf_t *in = &L->mq.in;
+        if (tag == TAG_EVENTS && L->d)
+            disp_events(L->d, src, in->p, in->len);
+        else if (tag == TAG_RUN)
+            worker_run(L->w, in->p, in->len);
+        else if (tag == TAG_CTL)
+            worker_ctl(L->w, in->p, in->len);
         n++;
     }
+    return n;
 }
 
 /* Rank 0: what the dispatcher wrote for each rank goes out (its own
@@ -124,14 +71,14 @@ static int flush_disp(loop_t *L)
             if (r == 0)
                 worker_ctl(L->w, d->ctl[r].p, d->ctl[r].len), d->ctl[r].len = 0;
             else
-                send_buf(L, r, TAG_CTL, &d->ctl[r]);
+                msgq_send(&L->mq, r, TAG_CTL, &d->ctl[r]);
             n++;
         }
         if (d->out[r].len) {
             if (r == 0)
                 worker_run(L->w, d->out[r].p, d->out[r].len), d->out[r].len = 0;
             else
-                send_buf(L, r, TAG_RUN, &d->out[r]);
+                msgq_send(&L->mq, r, TAG_RUN, &d->out[r]);
             n++;
         }
     }
@@ -230,7 +177,7 @@ static int run_loop(loop_t *L)
                 disp_events(d, 0, ev->p, ev->len);
                 ev->len = 0;
             } else {
-                send_buf(L, 0, TAG_EVENTS, ev);
+                msgq_send(&L->mq, 0, TAG_EVENTS, ev);
             }
         }
         int done = 0;
@@ -264,10 +211,42 @@ static int run_loop(loop_t *L)
             }
         }
         if (L->world > 1)
-            reap_sends(L, 0);
+            msgq_reap(&L->mq, 0);
     }
     if (L->world > 1)
-        reap_sends(L, 1);
+        msgq_reap(&L->mq, 1);
+    return code;
+}
+
+/* Waits for a request while sleeping between tests: Open MPI's blocking
+ * calls poll at full speed, which takes a core from rank 0 while it replays
+ * a long journal (or from running tasks). */
+static void wait_politely(MPI_Request *req)
+{
+    int done = 0;
+    useconds_t us = 50;
+    for (MPI_Test(req, &done, MPI_STATUS_IGNORE); !done; MPI_Test(req, &done, MPI_STATUS_IGNORE)) {
+        usleep(us);
+        if (us < 2000)
+            us *= 2;
+    }
+}
+
+/* tsr_runtime_agree's contract (the lowest failing rank's code on every
+ * rank), waited for politely. */
+static int agree(loop_t *L, int rc, int *failed)
+{
+    int mine = rc != TSR_OK ? L->rank : L->world, first = L->world, code = rc;
+    MPI_Request req;
+    if (MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, L->comm, &req) != MPI_SUCCESS)
+        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Iallreduce failed while agreeing", L->rank);
+    wait_politely(&req);
+    *failed = first < L->world ? first : -1;
+    if (first == L->world)
+        return TSR_OK;
+    if (MPI_Ibcast(&code, 1, MPI_INT, first, L->comm, &req) != MPI_SUCCESS)
+        return tsr_error_set(TSR_EMPI, "rank %d: MPI_Ibcast failed while agreeing", L->rank);
+    wait_politely(&req);
     return code;
 }
 
@@ -344,6 +323,7 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
     L.comm = tsr_runtime_world(rt);
     L.rank = tsr_runtime_rank(rt);
     L.world = tsr_runtime_size(rt);
+    msgq_init(&L.mq, L.comm);
     farm_res_t res;
     rankmsg_t mine;
     memset(&mine, 0, sizeof mine);
@@ -363,9 +343,11 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
     rankinfo_t *ranks = L.rank == 0 ? calloc((size_t)L.world, sizeof *ranks) : NULL;
     if (L.rank == 0 && (!all || !ranks) && rc == TSR_OK)
         rc = tsr_error_set(TSR_ENOMEM, "tasks: out of memory for %d ranks", L.world);
-    if ((rc = tsr_runtime_agree(rt, rc, &failed)))
+    if ((rc = agree(&L, rc, &failed)))
         goto done;
-    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, L.comm);
+    MPI_Request req;
+    MPI_Igather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0, L.comm, &req);
+    wait_politely(&req);
     if (L.rank == 0) {
         for (int r = 0; r < L.world; r++) {
             ranks[r].cores = all[r].cores;
@@ -375,7 +357,7 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
         }
         rc = setup_root(&L, o, ranks);
     }
-    if ((rc = tsr_runtime_agree(rt, rc, &failed)))
+    if ((rc = agree(&L, rc, &failed)))
         goto done;
     rc = run_loop(&L);
     if (L.d) {
@@ -396,8 +378,6 @@ done:
     res_free(&res);
     free(all);
     free(ranks);
-    tbuf_free(&L.rbuf);
-    free(L.sq.req);
-    free(L.sq.buf);
+    msgq_free(&L.mq);
     return rc;
 }

@@ -9,6 +9,7 @@
  *
  *   bench_tasks [--reps 5] [--max 1000000] [--threads N] [--json]
  *   mpirun -n 2 bench_tasks --ranks [--remote-only]
+ *   mpirun -n 2 bench_tasks --balance   (2000 heavy-tailed sleeps, one thread per rank: makespan / ideal)
  *   bench_tasks --make-journal DIR TASKS DONE   (for run_tasks_bench.sh's restart timing)
  */
 #include "bench_util.h"
@@ -19,6 +20,7 @@
 #ifdef TSR_BENCH_OPENMP
 #include <omp.h>
 #endif
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +205,72 @@ static int ranks(long n, int remote_only, int reps)
     return 0;
 }
 
+static int sleeper(tsr_task_ctx_t *ctx, const void *arg, size_t len)
+{
+    (void)ctx;
+    double s;
+    memcpy(&s, arg, len < sizeof s ? len : sizeof s);
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* The scheduler's balance without process start-up: 2000 sleeps drawn from
+ * a Pareto distribution (alpha 1.5, mean about 25 ms, cut at 1.5 s) on one
+ * thread per rank; the makespan over max(sum / threads, longest). */
+static int balance(int reps)
+{
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    tsr_tasks_config_t cfg;
+    tsr_tasks_config_default(&cfg);
+    cfg.comm = MPI_COMM_WORLD;
+    cfg.threads = 1;
+    tsr_tasks_t *t = NULL;
+    if (tsr_tasks_create(&cfg, &t) != TSR_OK || tsr_tasks_register(t, sleeper) != TSR_OK)
+        return 1;
+    if (rank) {
+        tsr_tasks_work(t);
+        tsr_tasks_destroy(t);
+        return 0;
+    }
+    enum { N = 2000 };
+    static double d[N];
+    uint64_t s = 7;
+    double sum = 0, longest = 0;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u = ((double)(s >> 11) + 0.5) * 0x1p-53;
+        d[i] = 0.025 / 3 * pow(u, -1 / 1.5);
+        d[i] = d[i] > 1.5 ? 1.5 : d[i];
+        sum += d[i];
+        longest = d[i] > longest ? d[i] : longest;
+    }
+    double ideal = sum / size > longest ? sum / size : longest, r[64];
+    for (int k = 0; k < reps && k < 64; k++) {
+        double t0 = bench_now();
+        for (int i = 0; i < N; i++)
+            tsr_tasks_submit(t, sleeper, &d[i], sizeof d[i], NULL, NULL);
+        tsr_tasks_wait_all(t);
+        r[k] = (bench_now() - t0) / ideal;
+    }
+    qsort(r, (size_t)reps, sizeof *r, bench_cmp_double);
+    /* How long the machine takes for those sleeps one after another (a
+     * sample of 200): a loaded machine oversleeps, whoever schedules. */
+    double want = 0, t0 = bench_now();
+    for (int i = 0; i < N; i += N / 200) {
+        sleeper(NULL, &d[i], sizeof d[i]);
+        want += d[i];
+    }
+    double over = (bench_now() - t0) / want;
+    printf("balance (C tasks, %d ranks x 1 thread): 2000 Pareto sleeps, ideal %.2f s: makespan %.3fx ideal median "
+           "(%.3f-%.3f over %d runs); this machine sleeps %.3fx what is asked, so %.3fx of what it allows\n", size,
+           ideal, r[reps / 2], r[0], r[reps - 1], reps, over, r[reps / 2] / over);
+    tsr_tasks_destroy(t);
+    return 0;
+}
+
 /* A journal as a farm of TASKS plain-line tasks leaves it with DONE of them
  * succeeded (ids "1".."TASKS": a file of one command per line). */
 static int make_journal(const char *dir, long tasks, long done)
@@ -252,7 +320,7 @@ static int make_journal(const char *dir, long tasks, long done)
 
 int main(int argc, char **argv)
 {
-    int reps = 5, threads = 0, json = 0, across = 0, remote_only = 0;
+    int reps = 5, threads = 0, json = 0, across = 0, remote_only = 0, bal = 0;
     long max = 1000000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
@@ -267,11 +335,13 @@ int main(int argc, char **argv)
             across = 1;
         else if (strcmp(argv[i], "--remote-only") == 0)
             remote_only = 1;
+        else if (strcmp(argv[i], "--balance") == 0)
+            across = bal = 1;
         else if (strcmp(argv[i], "--make-journal") == 0 && i + 3 < argc)
             return make_journal(argv[i + 1], atol(argv[i + 2]), atol(argv[i + 3]));
         else {
             fprintf(stderr, "usage: bench_tasks [--reps N] [--max N] [--threads N] [--json] | --ranks "
-                            "[--remote-only] | --make-journal DIR TASKS DONE\n");
+                            "[--remote-only] | --balance | --make-journal DIR TASKS DONE\n");
             return 2;
         }
     }
@@ -281,7 +351,7 @@ int main(int argc, char **argv)
         return single(reps, max, threads, json);
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-    int rc = ranks(max, remote_only, reps);
+    int rc = bal ? balance(reps) : ranks(max, remote_only, reps);
     MPI_Finalize();
     return rc;
 }

@@ -7,7 +7,9 @@
 #            remaining task started, against GNU parallel --resume on a
 #            joblog of the same state
 #   balance  2000 heavy-tailed (Pareto) sleeps on 2 ranks: makespan over
-#            the ideal max(sum/cores, longest), with parallel and xargs
+#            the ideal max(sum/cores, longest), with parallel and xargs; and
+#            the same durations as C tasks (bench_tasks --balance: no
+#            process start-up, the scheduler alone)
 #   crash    tests/robust/test_tasks_crash.sh with 20 kills
 #   inproc   bench_tasks: empty C tasks on one rank (vs OpenMP tasks) and
 #            across 2 ranks, memory per queued task
@@ -44,7 +46,7 @@ echo "tessera task farm benchmarks on $(nproc) cores, $(uptime | sed 's/.*load/l
 
 if want shell; then
   for kind in true sleep; do
-    if [ $kind = true ]; then n=1000; cmd=true; else n=300; cmd="sleep 0.01"; fi
+    if [ $kind = true ]; then n=3000; cmd=true; else n=600; cmd="sleep 0.01"; fi
     for i in $(seq $n); do echo "$cmd"; done > list.txt
     tt=(); tp=(); tx=()
     for r in $(seq "$ROUNDS"); do
@@ -119,6 +121,7 @@ PY
     bx+=("$(secs sh -c "tr '\\n' '\\0' < heavy.txt | xargs -0 -P 2 -n 1 sh -c")")
   done
   read -r mt lt ht <<< "$(stats "${bt[@]}")"; read -r mp lp hp <<< "$(stats "${bp[@]}")"; read -r mx lx hx <<< "$(stats "${bx[@]}")"
+  mpirun --oversubscribe --bind-to none -n 2 "$BUILD/tests/bench/bench_tasks" --balance --reps "$ROUNDS"
   awk -v i="$ideal" -v mt="$mt" -v lt="$lt" -v ht="$ht" -v mp="$mp" -v mx="$mx" -v lp="$lp" -v hp="$hp" -v lx="$lx" -v hx="$hx" 'BEGIN {
     printf "balance: 2000 Pareto sleeps, ideal makespan %.2f s: tessera %.2f s = %.3fx ideal (%.3f-%.3f) | parallel -j 2 %.3fx (%.3f-%.3f) | xargs -P 2 %.3fx (%.3f-%.3f)\n",
       i, mt, mt/i, lt/i, ht/i, mp/i, lp/i, hp/i, mx/i, lx/i, hx/i }'
