@@ -92,6 +92,25 @@ int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
  * file name); the new id is written to id (may be NULL) of idlen bytes. */
 int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
 
+/* Task farm routes: GET /tasks[?state=S&tag=T&offset=N&limit=N], GET
+ * /tasks/{id}, POST /tasks (task-file lines), POST /tasks/{id}/cancel and
+ * POST /tasks/cancel?tag=T. The farm answers them: the functions run on
+ * HTTP threads, return a malloc'd JSON body (NULL: out of memory) and set
+ * *status; they never call MPI. metrics returns Prometheus text appended to
+ * /metrics (may be NULL). Without a farm the routes answer 404. */
+typedef struct tsr_serve_tasks {
+    void *ctx;
+    char *(*list)(void *ctx, const char *state, const char *tag, long offset, long limit, int *status);
+    char *(*get)(void *ctx, const char *id, int *status);
+    char *(*submit)(void *ctx, const char *body, size_t len, int *status);
+    char *(*cancel)(void *ctx, const char *id, const char *tag, int *status);
+    char *(*metrics)(void *ctx);
+} tsr_serve_tasks_t;
+
+/* Installs a farm's routes (copied), or removes them (NULL), waiting for
+ * calls in progress to return. */
+int tsr_serve_set_tasks(tsr_serve_t *s, const tsr_serve_tasks_t *ops);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,8 @@
 #define TESSERA_CLI_COMMANDS_H
 #include "tessera/runtime.h"
 
+#include <stdio.h>
+
 int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv);
 int tsr_cmd_topo(tsr_runtime_t *rt, int argc, char **argv);
 int tsr_cmd_data(int argc, char **argv);
@@ -17,6 +19,10 @@ int tsr_cmd_jobs(int argc, char **argv);
 /* src/cli/cmd_launch.c: returns the process exit code itself (mpirun's, 130
  * after a forced stop) or a negative TSR_E* code. */
 int tsr_cmd_launch(int argc, char **argv);
+/* The task farm (src/cli/cmd_tasks.c: run, under MPI; cmd_tasks_client.c: submit, cancel, status). */
+int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv);
+int tsr_cmd_tasks(int argc, char **argv);
+void tsr_cmd_tasks_run_usage(FILE *out);
 
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */

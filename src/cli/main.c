@@ -18,12 +18,15 @@ static const char usage[] =
     "  submit CONFIG [--nodes N --time T ...]        submit a SLURM batch job that trains CONFIG\n"
     "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
     "  launch [MPIRUN OPTIONS] COMMAND [ARGS]        mpirun, with SIGTERM/SIGINT turned into checkpoint-and-stop\n"
+    "  tasks run TASKFILE [--journal DIR ...]        run a task farm on every rank (submit, cancel, status)\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
     "3 bad input data, 4 file I/O failure, 5 SLURM refused the job or cannot be reached,\n"
     "6 training diverged (NaN or Inf weights),\n"
-    "75 checkpointed and stopped by a signal or the walltime margin (requeue), 76 a rank stalled.\n"
+    "7 tessera tasks: some tasks failed, were skipped or cancelled,\n"
+    "75 checkpointed and stopped by a signal or the walltime margin (requeue), 76 a rank stalled,\n"
+    "130 stopped at once without a checkpoint (a second SIGINT, or SIGUSR2).\n"
     "See man tessera.\n";
 
 /* The documented exit code (error.h). */
@@ -81,6 +84,13 @@ int main(int argc, char **argv)
         tsr_runtime_install_signals();
         return with_runtime(tsr_cmd_train, &argc, &argv);
     }
+    if (strcmp(argv[1], "tasks") == 0) {
+        if (argc > 2 && strcmp(argv[2], "run") == 0) {
+            tsr_runtime_install_signals(); /* before MPI_Init, as for train */
+            return with_runtime(tsr_cmd_tasks_run, &argc, &argv);
+        }
+        return exit_code(tsr_cmd_tasks(argc - 1, argv + 1));
+    }
     if (strcmp(argv[1], "topo") == 0)
         return with_runtime(tsr_cmd_topo, &argc, &argv);
     if (strcmp(argv[1], "ckpt") == 0)
@@ -101,7 +111,7 @@ int main(int argc, char **argv)
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch or version (see tessera --help)\n",
+    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch, tasks or version (see tessera --help)\n",
             argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

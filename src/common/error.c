@@ -68,6 +68,7 @@ const char *tsr_strerror(int code)
     case TSR_ETIMEOUT: return "stalled past the watchdog timeout";
     case TSR_ESCHED: return "the batch scheduler refused or cannot be reached";
     case TSR_EDIVERGED: return "training diverged: the weights became NaN or Inf";
+    case TSR_ETASKS: return "some tasks did not succeed";
     default: return "unknown error";
     }
 }
@@ -82,6 +83,7 @@ int tsr_error_exit_code(int code)
     case TSR_EIO: return 4;
     case TSR_ESCHED: return 5;    /* the scheduler refused the job */
     case TSR_EDIVERGED: return 6; /* NaN or Inf weights: nothing written, the last good checkpoint kept */
+    case TSR_ETASKS: return 7;    /* tessera tasks: a task failed, was skipped or cancelled */
     case TSR_ESTOPPED: return 75; /* EX_TEMPFAIL: checkpointed, requeue me */
     case TSR_ETIMEOUT: return 76; /* a rank or the file system stalled: resume elsewhere */
     default: return 1;

@@ -3,6 +3,7 @@
 #include "tessera/error.h"
 #include "config/schema.h"
 #include "common/fileutil.h"
+#include "common/strdist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -58,29 +59,6 @@ void tsr_config_destroy(tsr_config_t *c)
     free(c);
 }
 
-/* Levenshtein distance, for "did you mean" suggestions. */
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int prev = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int cur = row[j];
-            int sub = prev + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            int best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 /* The nearest "section.key" (or section name if key is NULL). */
 static void nearest(const char *section, const char *key, char *buf, size_t len)
 {
@@ -90,9 +68,9 @@ static void nearest(const char *section, const char *key, char *buf, size_t len)
         int d;
         if (key) {
             /* Keys in the same section are likelier; a wrong section costs 2. */
-            d = edit_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
+            d = tsr_edit_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
         } else {
-            d = edit_distance(section, k->section);
+            d = tsr_edit_distance(section, k->section);
         }
         if (d < best) {
             best = d;

@@ -17,6 +17,7 @@
 
 enum serve_route {
     RT_DASHBOARD, RT_HEALTH, RT_STATUS, RT_METRICS, RT_PREDICT, RT_CACHE, RT_MODELS, RT_MODEL, RT_EXPORT,
+    RT_TASKS, RT_TASK, RT_TASK_CANCEL, /* the task farm's (tasks.c) */
     RT_OTHER, /* unknown routes and early refusals */
     RT_COUNT
 };
@@ -116,6 +117,9 @@ struct tsr_serve {
     _Atomic uint64_t http[RT_COUNT][SERVE_CODES];
     _Atomic uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1], lat_count, lat_sum_ns;
     _Atomic uint64_t pred_rows, pred_cached_rows;
+    /* A task farm's routes (tasks.c), installed while it runs. */
+    pthread_rwlock_t tasks_lock;
+    tsr_serve_tasks_t tasks;
 };
 
 
@@ -191,5 +195,13 @@ void serve_route_metrics(serve_req_t *r);
 void serve_route_cache(serve_req_t *r);
 void serve_route_models(serve_req_t *r);
 void serve_route_dashboard(serve_req_t *r);
+
+/* tasks.c: the task farm's routes and metrics. */
+void serve_route_tasks(serve_req_t *r);
+/* Task ids: [A-Za-z0-9._:@+=-], 1 to 200, not starting with . or -. */
+int serve_task_id_valid(const char *id);
+/* /tasks, /tasks/cancel, /tasks/{id}, /tasks/{id}/cancel: as serve_route_parse. */
+int serve_tasks_route_parse(const char *url, int *route, char *id, size_t idlen);
+void serve_tasks_metrics(tsr_serve_t *s, serve_buf_t *b);
 
 #endif

@@ -97,6 +97,7 @@ void serve_route_metrics(serve_req_t *r)
         serve_buf_printf(&b, "tessera_cache_max_bytes %zu\n", cs.max_bytes);
     }
     serve_status_metrics(s->status, &b);
+    serve_tasks_metrics(s, &b);
     if (b.oom) {
         free(b.p);
         serve_error(r, 500, "out of memory for the metrics");

@@ -13,8 +13,9 @@
 #include <unistd.h>
 
 const int serve_codes[SERVE_CODES] = {200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 204, 0};
-const char *const serve_route_names[RT_COUNT] = {"dashboard", "health", "status", "metrics", "predict",
-                                                 "cache",     "models", "model",  "export",  "other"};
+const char *const serve_route_names[RT_COUNT] = {"dashboard", "health", "status", "metrics",     "predict",
+                                                 "cache",     "models", "model",  "export",      "tasks",
+                                                 "task",      "task_cancel",      "other"};
 
 int serve_code_index(int status)
 {
@@ -201,6 +202,9 @@ static const struct {
     [RT_MODELS] = {M_GET | M_HEAD | M_POST, "GET, HEAD, POST"},
     [RT_MODEL] = {M_GET | M_HEAD | M_PATCH | M_DELETE, "GET, HEAD, PATCH, DELETE"},
     [RT_EXPORT] = {M_GET | M_HEAD, "GET, HEAD"},
+    [RT_TASKS] = {M_GET | M_HEAD | M_POST, "GET, HEAD, POST"},
+    [RT_TASK] = {M_GET | M_HEAD, "GET, HEAD"},
+    [RT_TASK_CANCEL] = {M_POST, "POST"},
     [RT_OTHER] = {0, ""},
 };
 
@@ -219,6 +223,8 @@ int serve_route_parse(const char *url, int *route, char *id, size_t idlen)
             *route = fixed[i].route;
             return 0;
         }
+    if (strncmp(url, "/tasks", 6) == 0)
+        return serve_tasks_route_parse(url, route, id, idlen);
     if (strncmp(url, "/models/", 8) != 0)
         return 404;
     const char *seg = url + 8, *slash = strchr(seg, '/');
@@ -273,6 +279,8 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
 {
     static const char *const json_types[] = {"application/json", NULL};
     static const char *const model_types[] = {"application/octet-stream", "application/x-hdf5", NULL};
+    static const char *const task_types[] = {"text/plain", "application/x-ndjson", "application/jsonl",
+                                             "application/json", "application/x-www-form-urlencoded", NULL};
     tsr_serve_t *s = r->s;
     r->method = parse_method(method);
     int status = serve_route_parse(url, &r->route, r->id, sizeof r->id);
@@ -286,7 +294,8 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
         return;
     }
     if (status) {
-        serve_error(r, 400, "invalid model id in %.200s: ids are [A-Za-z0-9._-], not starting with '.' or '-'", url);
+        serve_error(r, 400, "invalid id in %.200s: ids are letters, digits and ._- (task ids also :@+=), not "
+                    "starting with '.' or '-'", url);
         return;
     }
     if (!(route_methods[r->route].methods & r->method)) {
@@ -307,6 +316,11 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
     if ((r->route == RT_PREDICT || r->route == RT_MODEL) && (r->method & (M_POST | M_PATCH)) &&
         !ctype_ok(r->ctype, json_types)) {
         serve_error(r, 415, "Content-Type %.100s: expected application/json", r->ctype);
+        return;
+    }
+    if (r->route == RT_TASKS && r->method == M_POST && !ctype_ok(r->ctype, task_types)) {
+        serve_error(r, 415, "Content-Type %.100s: send task-file lines as text/plain or application/x-ndjson",
+                    r->ctype);
         return;
     }
     if (r->route >= RT_MODELS && r->route <= RT_EXPORT && !s->registry) {
@@ -420,6 +434,11 @@ void serve_end(serve_req_t *r)
         break;
     case RT_CACHE:
         serve_route_cache(r);
+        break;
+    case RT_TASKS:
+    case RT_TASK:
+    case RT_TASK_CANCEL:
+        serve_route_tasks(r);
         break;
     default:
         serve_route_models(r);

@@ -136,6 +136,7 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     s->cfg = *cfg;
     s->listen_fd = -1;
     s->t_start = tsr_time_now();
+    pthread_rwlock_init(&s->tasks_lock, NULL);
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
     if (!s->bind || !s->run_dir) {
@@ -207,6 +208,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     free(s->addr_file);
     free(s->bind);
     free(s->run_dir);
+    pthread_rwlock_destroy(&s->tasks_lock);
     free(s);
 }
 
