@@ -123,30 +123,24 @@ static int open_data(tsr_train_ctx_t *ctx)
     return TSR_OK;
 }
 
-/* The model's shape from [model] and the data; validates labels against it. */
-static int build_spec(tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
+/* The model's shape from [model] and the data; validates labels against
+ * it. *outputs: what the last layer must give. */
+static int build_spec(tsr_train_ctx_t *ctx, tsr_model_spec_t *spec, size_t *outputs_out)
 {
     const tsr_config_t *cfg = ctx->cfg;
-    long hidden[TSR_MODEL_MAX_LAYERS];
-    int nh = tsr_config_get_ints(cfg, "model", "hidden", hidden, TSR_MODEL_MAX_LAYERS - 1);
     int labels = tsr_dataset_is_labels(ctx->train);
-    const char *loss = tsr_config_get(cfg, "model", "loss");
+    const char *lname = tsr_config_get(cfg, "model", "loss");
     long outputs = tsr_config_get_long(cfg, "model", "outputs");
     int rc;
-    memset(spec, 0, sizeof *spec);
-    spec->nlayers = nh + 1;
-    spec->sizes[0] = tsr_dataset_dim(ctx->train);
-    for (int i = 0; i < nh; i++)
-        spec->sizes[i + 1] = (size_t)hidden[i];
-    spec->act = (tsr_act_t)tsr_act_parse(tsr_config_get(cfg, "model", "activation"));
-    spec->loss = strcmp(loss, "auto") == 0 ? (labels ? TSR_LOSS_XENT : TSR_LOSS_MSE)
-                 : strcmp(loss, "mse") == 0 ? TSR_LOSS_MSE : TSR_LOSS_XENT;
-    if (spec->loss == TSR_LOSS_XENT && !labels)
+    tsr_loss_t loss = strcmp(lname, "auto") == 0 ? (labels ? TSR_LOSS_XENT : TSR_LOSS_MSE)
+                                                 : (tsr_loss_t)tsr_loss_parse(lname);
+    size_t k_out;
+    if (loss == TSR_LOSS_XENT && !labels)
         return tsr_error_set(TSR_EDATA, "%s: /y holds float targets but [model] loss = cross_entropy (%s) needs "
                              "int32 class labels", ctx->data_path, tsr_config_origin(cfg, "model", "loss"));
-    if (spec->loss == TSR_LOSS_MSE && labels)
-        return tsr_error_set(TSR_EDATA, "%s: /y holds class labels but [model] loss = mse (%s) needs float "
-                             "targets", ctx->data_path, tsr_config_origin(cfg, "model", "loss"));
+    if ((loss == TSR_LOSS_MSE || loss == TSR_LOSS_HUBER) && labels)
+        return tsr_error_set(TSR_EDATA, "%s: /y holds class labels but [model] loss = %s (%s) needs float "
+                             "targets", ctx->data_path, lname, tsr_config_origin(cfg, "model", "loss"));
     if (labels) {
         /* Validation learns the class count; --set model.outputs fixes it. */
         if (tsr_config_get_bool(cfg, "data", "validate") || outputs == 0) {
@@ -159,7 +153,11 @@ static int build_spec(tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
         if (classes < 2)
             return tsr_error_set(TSR_EDATA, "%s: /y has only %d class; expected at least 2", ctx->data_path,
                                  classes);
-        spec->sizes[spec->nlayers] = (size_t)classes;
+        if (loss == TSR_LOSS_BCE && classes != 2)
+            return tsr_error_set(TSR_EDATA, "%s: /y has %d classes but [model] loss = bce (%s) on labels needs 0 "
+                                 "and 1 (or float targets)", ctx->data_path, classes,
+                                 tsr_config_origin(cfg, "model", "loss"));
+        k_out = loss == TSR_LOSS_BCE ? 1 : (size_t)classes;
     } else {
         size_t k = tsr_dataset_target_dim(ctx->train);
         if (outputs && (size_t)outputs != k)
@@ -168,9 +166,16 @@ static int build_spec(tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
         if (tsr_config_get_bool(cfg, "data", "validate") &&
             ((rc = tsr_dataset_validate(ctx->train, 0)) || (ctx->test && (rc = tsr_dataset_validate(ctx->test, 0)))))
             return rc;
-        spec->sizes[spec->nlayers] = k;
+        k_out = k;
     }
-    return TSR_OK;
+    *outputs_out = k_out;
+    return tsr_train_model_spec(ctx, k_out, loss, spec);
+}
+
+/* The model's sums over ranks (synchronised batch norm), watched. */
+static int model_allreduce(double *buf, int n, void *rt)
+{
+    return tsr_runtime_allreduce(rt, MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, "the batch-norm statistics", -1);
 }
 
 static int read_test_slice(tsr_train_ctx_t *ctx)
@@ -225,9 +230,12 @@ static int build_optim(tsr_train_ctx_t *ctx)
 
 int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t *cfg, int *failed_rank)
 {
-    tsr_model_spec_t spec;
+    tsr_model_spec_t *spec = calloc(1, sizeof *spec);
+    size_t outputs = 0;
     int rc;
     memset(ctx, 0, sizeof *ctx);
+    if (!spec)
+        return tsr_error_set(TSR_ENOMEM, "out of memory");
     ctx->rt = rt;
     ctx->cfg = cfg;
     ctx->rank = tsr_runtime_rank(rt);
@@ -241,9 +249,11 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
 
     rc = open_data(ctx);
     if (!rc)
-        rc = build_spec(ctx, &spec);
-    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+        rc = build_spec(ctx, spec, &outputs);
+    if ((rc = tsr_runtime_agree(rt, rc, failed_rank))) {
+        free(spec);
         return rc;
+    }
 
     place_rank(ctx);
     rc = tsr_loader_create(ctx->train, ctx->rank, ctx->world, ctx->batch,
@@ -258,10 +268,19 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
         ctx->total_steps = ctx->epochs * (long)ctx->steps_per_epoch;
         if (max_steps > 0 && max_steps < ctx->total_steps)
             ctx->total_steps = max_steps;
-        rc = tsr_model_create(&spec, ctx->batch, &ctx->model);
+        rc = tsr_model_create(spec, ctx->batch, &ctx->model);
+        if (rc == TSR_EINVAL && tsr_config_get(cfg, "model", "layers")[0])
+            tsr_error_prefix(rc, "[model] layers (%s): ", tsr_config_origin(cfg, "model", "layers"));
+        if (!rc)
+            rc = tsr_train_check_outputs(ctx, ctx->model, outputs);
     }
+    free(spec);
     if (!rc) {
-        tsr_model_init(ctx->model, (uint64_t)tsr_config_get_long(cfg, "train", "seed"));
+        uint64_t seed = (uint64_t)tsr_config_get_long(cfg, "train", "seed");
+        tsr_model_init(ctx->model, seed);
+        tsr_model_set_rng(ctx->model, seed, ctx->rank);
+        if (ctx->world > 1)
+            tsr_model_set_allreduce(ctx->model, model_allreduce, rt);
         rc = build_optim(ctx);
     }
     if (!rc)

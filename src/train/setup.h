@@ -36,7 +36,7 @@ typedef struct tsr_train_ctx {
     tsr_ckpt_t *ckpt;
     int64_t ck_steps, ck_epoch, ck_cursor, ck_seed, ck_global_batch;
     char *config_text;
-    char model_json[8192];
+    char model_json[65536];
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
     tsr_faults_t faults; /* fault injection for tests (fault.h) */
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
@@ -51,6 +51,15 @@ enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2, TSR_STEP_COMM = 4 };
  * agreeing after every phase that can fail on some ranks only. */
 int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t *cfg, int *failed_rank);
 void tsr_train_teardown(tsr_train_ctx_t *ctx);
+
+/* [model] -> spec (model_config.c): the layer graph, input shape, loss
+ * options; loads the plugins it names. outputs: the last layer's width. */
+int tsr_train_model_spec(tsr_train_ctx_t *ctx, size_t outputs, tsr_loss_t loss, tsr_model_spec_t *spec);
+/* The built model's output width against the data's. */
+int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, size_t outputs);
+/* Batch-norm running statistics (model buffers) from rank 0 to every rank,
+ * as PyTorch's DDP does, so evaluation and resumes agree. Collective. */
+int tsr_train_sync_buffers(tsr_train_ctx_t *ctx);
 
 /* runtime.device: on cuda, creates ctx->gpu (one GPU per rank, nearest
  * by hwloc) and moves the model and optimizer there. Collective. */

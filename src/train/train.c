@@ -25,7 +25,10 @@ static int evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
 {
     double part[3] = {0, 0, 0}, sum[3];
     size_t correct = 0;
-    int rc = TSR_OK;
+    /* Every rank evaluates with rank 0's batch-norm statistics. */
+    int rc = tsr_train_sync_buffers(ctx);
+    if (rc)
+        return rc;
     tsr_fault_point(&ctx->faults, ctx->rank, "eval");
     if (ctx->test_rows) {
         rc = tsr_model_evaluate(ctx->model, ctx->test_x, ctx->test_y, ctx->test_t, ctx->test_rows, &part[0],
