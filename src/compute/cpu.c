@@ -24,7 +24,7 @@ void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k,
                 (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
+TSR_HOT void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
 {
     for (size_t r = 0; r < rows; r++) {
         float *restrict row = y + r * n;
@@ -32,7 +32,7 @@ void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t 
     }
 }
 
-void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, float *restrict db)
+TSR_HOT void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, float *restrict db)
 {
     memset(db, 0, n * sizeof *db);
     for (size_t r = 0; r < rows; r++) {
@@ -41,7 +41,7 @@ void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, floa
     }
 }
 
-void tsr_compute_act(tsr_act_t act, float *y, size_t len)
+TSR_HOT void tsr_compute_act(tsr_act_t act, float *y, size_t len)
 {
     switch (act) {
     case TSR_ACT_RELU:
@@ -68,7 +68,7 @@ void tsr_compute_act(tsr_act_t act, float *y, size_t len)
     }
 }
 
-void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *restrict dy, size_t len)
+TSR_HOT void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *restrict dy, size_t len)
 {
     switch (act) {
     case TSR_ACT_RELU:
@@ -85,7 +85,7 @@ void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *res
     }
 }
 
-void tsr_compute_bias_act(float *restrict y, const float *restrict bias, size_t rows, size_t n, tsr_act_t act)
+TSR_HOT void tsr_compute_bias_act(float *restrict y, const float *restrict bias, size_t rows, size_t n, tsr_act_t act)
 {
     for (size_t r = 0; r < rows; r++) {
         float *restrict row = y + r * n;
@@ -109,7 +109,7 @@ void tsr_compute_bias_act(float *restrict y, const float *restrict bias, size_t 
     }
 }
 
-void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, float *restrict dy, size_t rows, size_t n,
+TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, float *restrict dy, size_t rows, size_t n,
                                float *restrict db)
 {
     if (db)

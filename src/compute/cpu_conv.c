@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col)
+TSR_HOT void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col)
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
@@ -26,7 +26,7 @@ void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int 
                             if (cg == 1)
                                 *row = *src;
                             else
-                                memcpy(row, src, (size_t)cg * sizeof *row);
+                                EACH8(c, (size_t)cg, row[c] = src[c]);
                         }
                     }
                 }
@@ -34,7 +34,7 @@ void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int 
     }
 }
 
-void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx)
+TSR_HOT void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx)
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
@@ -59,7 +59,7 @@ void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, in
     }
 }
 
-void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
+TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     for (size_t s = 0; s < n; s++) {
@@ -70,30 +70,48 @@ void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, flo
                 float *restrict yo = y + o;
                 int32_t *restrict ao = argmax + o;
                 size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
-                for (size_t c = 0; c < C; c++) {
-                    yo[c] = xs[first + c];
-                    ao[c] = (int32_t)(first + c);
-                }
+                const float *restrict x0 = xs + first;
+                EACH8(c, C, { yo[c] = x0[c]; ao[c] = (int32_t)(first + c); });
                 for (int kh = 0; kh < g->k; kh++)
                     for (int kw = 0; kw < g->k; kw++) {
                         size_t off = ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
                         const float *restrict xr = xs + off;
-                        /* The first maximum wins, as in PyTorch. */
-                        for (size_t c = 0; c < C; c++)
-                            if (xr[c] > yo[c]) {
-                                yo[c] = xr[c];
-                                ao[c] = (int32_t)(off + c);
-                            }
+                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises. */
+                        EACH8(c, C, {
+                            int gt = xr[c] > yo[c];
+                            yo[c] = gt ? xr[c] : yo[c];
+                            ao[c] = gt ? (int32_t)(off + c) : ao[c];
+                        });
                     }
             }
     }
 }
 
-void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
+TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
                                   float *dx)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     const size_t out_sample = (size_t)g->oh * (size_t)g->ow * C;
+    if (g->stride == g->k && g->oh * g->k == g->h && g->ow * g->k == g->w) {
+        /* Windows tile the input: every input element belongs to one window,
+         * so each is written once (no zeroing pass, no scatter). */
+        for (size_t s = 0; s < n; s++) {
+            float *xs = dx + s * in_sample;
+            for (int oh = 0; oh < g->oh; oh++)
+                for (int ow = 0; ow < g->ow; ow++) {
+                    size_t o = ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C;
+                    const float *restrict d = dy + o;
+                    const int32_t *restrict a = argmax + o;
+                    for (int kh = 0; kh < g->k; kh++)
+                        for (int kw = 0; kw < g->k; kw++) {
+                            size_t off = ((size_t)(oh * g->k + kh) * (size_t)g->w + (size_t)(ow * g->k + kw)) * C;
+                            float *restrict xr = xs + off;
+                            EACH8(c, C, xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f);
+                        }
+                }
+        }
+        return;
+    }
     memset(dx, 0, n * in_sample * sizeof *dx);
     for (size_t s = 0; s < n; s++) {
         float *xs = dx + s * in_sample;
@@ -104,7 +122,7 @@ void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t
     }
 }
 
-void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y)
+TSR_HOT void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     const float inv = 1.0f / (float)(g->k * g->k);
@@ -125,7 +143,7 @@ void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, flo
     }
 }
 
-void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx)
+TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     const float inv = 1.0f / (float)(g->k * g->k);
@@ -145,7 +163,7 @@ void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom
     }
 }
 
-void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq)
+TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq)
 {
     memset(sum, 0, n * sizeof *sum);
     if (sumsq)
@@ -162,7 +180,7 @@ void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *ce
     }
 }
 
-void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
+TSR_HOT void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
                              const float *shift, float *y)
 {
     for (size_t r = 0; r < rows; r++) {

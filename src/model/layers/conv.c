@@ -61,7 +61,7 @@ static int conv_shape(tsr_layer_t *l)
     l->out = (tsr_shape_t){out, (l->in.h + 2 * pad - span) / st + 1, (l->in.w + 2 * pad - span) / st + 1};
     size_t kk = (size_t)k * (size_t)k * (size_t)(l->in.c / g);
     l->nparams = (size_t)out * kk + (size_t)out;
-    l->ws_floats = direct(l) ? 0 : 2 * chunk(l) * (size_t)l->out.h * (size_t)l->out.w * kk;
+    l->ws_floats = (direct(l) ? 0 : 2 * chunk(l) * (size_t)l->out.h * (size_t)l->out.w * kk) + (size_t)out + 16;
     return TSR_OK;
 }
 
@@ -104,21 +104,27 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
     int groups = (int)l->arg[A_GROUPS], cg = l->in.c / groups;
     size_t M = (size_t)l->out.c, mg = M / (size_t)groups, kk = (size_t)g.k * (size_t)g.k * (size_t)cg;
     size_t opix = (size_t)g.oh * (size_t)g.ow, in_sample = (size_t)g.h * (size_t)g.w * (size_t)g.c;
-    float *gw = l->grads;
-    tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n * opix, M, gw + M * kk);
+    float *gw = l->grads, *gb = gw + M * kk;
     if (direct(l)) {
+        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n * opix, M, gb);
         tsr_compute_gemm(1, 0, M, kk, n * opix, 1.0f, dy, x, 0.0f, gw);
         if (dx)
             tsr_compute_gemm(0, 0, n * opix, kk, M, 1.0f, dy, l->params, 0.0f, dx);
         return TSR_OK;
     }
     size_t ns = chunk(l);
-    float *col = run->ws, *dcol = run->ws + ns * opix * kk;
+    float *col = run->ws, *dcol = run->ws + ns * opix * kk, *db = dcol + ns * opix * kk;
     if (dx)
         memset(dx, 0, n * in_sample * sizeof *dx);
+    memset(gb, 0, M * sizeof *gb);
     for (size_t s0 = 0; s0 < n; s0 += ns) {
         size_t cnt = n - s0 < ns ? n - s0 : ns, rows = cnt * opix;
-        const float *dyc = dy + s0 * opix * M;
+        float *dyc = dy + s0 * opix * M;
+        /* The activation's derivative and the bias gradient chunk by chunk,
+         * so the chunk of dy is still in cache for the GEMMs below. */
+        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y + s0 * opix * M, dyc, rows, M, db);
+        for (size_t j = 0; j < M; j++)
+            gb[j] += db[j];
         for (int gi = 0; gi < groups; gi++) {
             tsr_compute_im2col(x + s0 * in_sample, cnt, &g, gi * cg, cg, col);
             tsr_compute_gemm_ld(1, 0, mg, kk, rows, 1.0f, dyc + (size_t)gi * mg, M, col, kk, s0 ? 1.0f : 0.0f,
