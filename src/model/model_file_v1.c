@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXD (TSR_MODEL_MAX_LAYERS / 2)
+#define MAXD 32 /* the limit of tessera before graphs */
 
 /* The parameters dense layers sizes[0..n] declare, or SIZE_MAX when they overflow. */
 static size_t declared_params(const size_t *sizes, int nl)
