@@ -3,6 +3,7 @@
  * plugins whose kinds the graph may use. */
 #include "train/setup.h"
 #include "tessera/error.h"
+#include "common/fileutil.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -150,4 +151,48 @@ int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, si
     return tsr_error_set(TSR_EINVAL, "[model] layers (%s): the last layer, %s (layer %d), gives %zu outputs but %s "
                          "has %zu %s", tsr_config_origin(ctx->cfg, "model", "layers"), text, last, k, ctx->data_path,
                          outputs, tsr_dataset_is_labels(ctx->train) ? "classes" : "targets per row");
+}
+
+int tsr_train_model_summary(const tsr_config_t *cfg, char **text)
+{
+    tsr_train_ctx_t *ctx = calloc(1, sizeof *ctx);
+    tsr_model_spec_t *spec = calloc(1, sizeof *spec);
+    tsr_model_t *m = NULL;
+    const char *p = tsr_config_get(cfg, "data", "path");
+    int rc = ctx && spec ? TSR_OK : tsr_error_set(TSR_ENOMEM, "out of memory");
+    *text = NULL;
+    if (!rc && !p[0])
+        rc = tsr_error_set(TSR_EINVAL, "[data] path is not set; the summary takes the input shape and classes from "
+                           "the data");
+    if (!rc)
+        rc = tsr_path_join(tsr_config_dir(cfg), p, ctx->data_path, sizeof ctx->data_path);
+    ctx->cfg = cfg;
+    /* A memory limit of one byte: streamed, so nothing but shapes is read up front. */
+    if (!rc)
+        rc = tsr_dataset_open(ctx->data_path, TSR_SPLIT_TRAIN, 1, &ctx->train);
+    size_t outputs = 0;
+    tsr_loss_t loss = TSR_LOSS_MSE;
+    if (!rc) {
+        const char *ln = tsr_config_get(cfg, "model", "loss");
+        long want = tsr_config_get_long(cfg, "model", "outputs");
+        int labels = tsr_dataset_is_labels(ctx->train);
+        loss = strcmp(ln, "auto") == 0 ? (labels ? TSR_LOSS_XENT : TSR_LOSS_MSE) : (tsr_loss_t)tsr_loss_parse(ln);
+        if (labels && want == 0 && !(rc = tsr_dataset_validate(ctx->train, 0)))
+            want = tsr_dataset_classes(ctx->train);
+        outputs = !labels ? tsr_dataset_target_dim(ctx->train) : loss == TSR_LOSS_BCE ? 1 : (size_t)want;
+    }
+    if (!rc)
+        rc = tsr_train_model_spec(ctx, outputs, loss, spec);
+    if (!rc)
+        rc = tsr_model_create(spec, 1, &m);
+    if (!rc)
+        rc = tsr_train_check_outputs(ctx, m, outputs);
+    if (!rc && !(*text = tsr_model_summary(m)))
+        rc = tsr_error_set(TSR_ENOMEM, "out of memory");
+    tsr_model_destroy(m);
+    if (ctx)
+        tsr_dataset_destroy(ctx->train);
+    free(ctx);
+    free(spec);
+    return rc;
 }
