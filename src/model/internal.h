@@ -51,6 +51,7 @@ struct tsr_model {
     int rank;
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
+    int cpu_rc;                             /* the last training forward's or backward's error */
     int gpu_ok;                             /* the graph is dense layers and activations the GPU has */
     model_gpu_t *dev;                       /* NULL: the model runs on the CPU */
 };

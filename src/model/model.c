@@ -340,11 +340,11 @@ int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
         int rc = TSR_OK;
         switch (m->role[i]) {
         case ROLE_NORMAL:
-            rc = l->kind->forward(l, &run, xi, m->act[i + 1], rows);
+            rc = layer_forward(l, &run, xi, m->act[i + 1], rows);
             break;
         case ROLE_INPLACE:
             m->act[i + 1] = xi;
-            rc = l->kind->forward(l, &run, xi, xi, rows);
+            rc = layer_forward(l, &run, xi, xi, rows);
             break;
         case ROLE_RES_END: {
             const float *kept = m->act[m->block[i]];
@@ -373,7 +373,9 @@ int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows)
         return tsr_error_set(TSR_EINVAL, "model: batch of %zu rows; expected 1 to %zu", rows, m->max_batch);
     if (m->dev)
         return model_gpu_forward(m, x, rows);
-    return model_forward(m, x, rows, 1);
+    /* Kept for backward, which the training loop checks (forward's own
+     * return value is not looked at there). */
+    return m->cpu_rc = model_forward(m, x, rows, 1);
 }
 
 const float *tsr_model_output(const tsr_model_t *m)
@@ -382,6 +384,17 @@ const float *tsr_model_output(const tsr_model_t *m)
     if (m->dev && model_gpu_output((tsr_model_t *)m) != TSR_OK)
         return NULL;
     return m->act[m->nl];
+}
+
+/* A step whose forward or backward failed still joins the gradient
+ * reduction, with zeros, so no rank waits for this one; the error
+ * (tsr_model_backward_queued's return) then stops every rank. */
+static double failed_step(tsr_model_t *m, tsr_grad_ready_fn ready, void *arg)
+{
+    memset(m->grads, 0, m->nparams * sizeof *m->grads);
+    if (ready)
+        ready(0, arg);
+    return NAN;
 }
 
 double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
@@ -394,6 +407,8 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
     tsr_layer_run_t run = run_of(m, 1);
     run.step = m->step - 1;
     size_t n = m->rows;
+    if (m->cpu_rc)
+        return failed_step(m, ready, arg);
     int cur = 0;
     double loss = model_loss_delta(m, labels, targets, scale, m->delta[cur]);
     for (int i = m->nl - 1; i >= 0; i--) {
@@ -404,14 +419,14 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         case ROLE_NORMAL:
             if (!l->nparams && !m->needs_dx[i])
                 break;
-            rc = l->kind->backward(l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL,
+            rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL,
                                    n);
             if (m->needs_dx[i])
                 cur ^= 1;
             break;
         case ROLE_INPLACE:
             if (m->needs_dx[i])
-                rc = l->kind->backward(l, &run, m->act[i], m->act[i + 1], dy, dy, n);
+                rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, dy, n);
             break;
         case ROLE_RES_END:
             if (m->skip[m->block[i]])
@@ -426,8 +441,12 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         default:
             break;
         }
-        if (rc)
-            return NAN;
+        if (rc) {
+            char t[48];
+            tsr_layer_spec_text(&m->spec.layer[i], t, sizeof t);
+            m->cpu_rc = tsr_error_prefix(rc, "model: layer %d (%s), backward: ", i, t);
+            return failed_step(m, ready, arg);
+        }
         if (l->nparams && ready)
             ready(m->off[i], arg);
     }
@@ -442,7 +461,9 @@ int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float
         return tsr_model_status(m);
     }
     m->loss_total += tsr_model_backward(m, labels, targets, rows, scale, ready, arg);
-    return TSR_OK;
+    int rc = m->cpu_rc;
+    m->cpu_rc = TSR_OK;
+    return rc;
 }
 
 int tsr_model_take_loss(tsr_model_t *m, double *sum)

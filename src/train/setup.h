@@ -38,6 +38,7 @@ typedef struct tsr_train_ctx {
     char *config_text;
     char model_json[65536];
     int pending_status;  /* TSR_STEP_* bits to share at the next step */
+    int peer_failed;     /* stopped only because another rank failed */
     tsr_faults_t faults; /* fault injection for tests (fault.h) */
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
 } tsr_train_ctx_t;

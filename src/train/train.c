@@ -13,6 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* This rank stops only because another failed: the agreement at the end
+ * then reports the rank that failed, with its own message and code. */
+static int peer_failed(tsr_train_ctx_t *ctx)
+{
+    ctx->peer_failed = 1;
+    return tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
+}
+
 /* Backward tells the engine how much of the gradient buffer is final. */
 static void grads_ready(size_t offset, void *arg)
 {
@@ -237,7 +245,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
              * whose engine failed sends nothing, so the others would wait
              * for it forever: stop first (teardown aborts NCCL). */
             if ((agreed & TSR_STEP_ERROR) && (ctx->gpu || (agreed & TSR_STEP_COMM)))
-                return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
+                return rc ? rc : peer_failed(ctx);
             /* Everyone arrived, but a peer's GPU work may still hang NCCL. */
             tsr_runtime_watch_begin(ctx->rt, "the gradient sums", step + 1);
             int crc = tsr_comm_wait(ctx->comm);
@@ -245,7 +253,7 @@ static int run_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_trai
             if (crc)
                 return crc;
             if (agreed & TSR_STEP_ERROR)
-                return rc ? rc : tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
+                return rc ? rc : peer_failed(ctx);
             int orc = tsr_optim_step(ctx->optim, params, grads, NULL);
             if (orc) {
                 /* Only a GPU fails here; everyone stops at the next agreement. */
@@ -430,7 +438,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t
     if (!rc && res->steps == start.step && ctx.test && tsr_config_get_bool(cfg, "train", "eval"))
         rc = evaluate(&ctx, &res->test_loss, &res->test_accuracy, start.step); /* nothing trained */
     tsr_fault_point(&ctx.faults, ctx.rank, "end");
-    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+    if ((rc = tsr_runtime_agree(rt, ctx.peer_failed ? TSR_OK : rc, failed_rank)))
         goto out;
     report_comm(&ctx);
     /* Every rank holds the same weights; rank 0 writes them. */

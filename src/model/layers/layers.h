@@ -22,6 +22,10 @@ tsr_act_t layer_act_of(const tsr_layer_kind_t *k);
 /* The known kind nearest to name (for "did you mean"). */
 const char *layer_nearest(const char *name);
 int tsr_layer_is_builtin(const tsr_layer_kind_t *k);
+/* A layer's forward and backward; plugins' run under a crash guard (guard.c). */
+int layer_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n);
+int layer_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
+                   size_t n);
 /* "3x28x28" */
 const char *layer_shape_text(tsr_shape_t s, char *buf, size_t len);
 
