@@ -116,7 +116,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
     if (!rc && res->steps == start.step && ctx.data.test && opt->train.eval) /* nothing trained */
         rc = tsr_train_evaluate(&ctx, &res->test_loss, &res->test_accuracy, start.step);
     tsr_fault_point(&ctx.faults, ctx.rank, "end");
-    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+    if ((rc = tsr_runtime_agree(rt, ctx.sched.peer_failed ? TSR_OK : rc, failed_rank)))
         goto out;
     rc = finish(&ctx, res, failed_rank);
     res->wall_seconds = tsr_time_now() - t0;

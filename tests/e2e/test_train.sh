@@ -20,9 +20,11 @@ f = h5py.File("digits-model.h5", "r")
 fmt = f.attrs["format"]
 assert (fmt.decode() if isinstance(fmt, bytes) else fmt) == "tessera-model", fmt
 spec = json.loads(f.attrs["model"])
-assert [l["out"] for l in spec["layers"]] == [128, 128, 10], spec
+assert [l["out"][0] for l in spec["layers"] if l["kind"] == "dense"] == [128, 128, 10], spec
+assert [l["kind"] for l in spec["layers"]] == ["dense", "relu", "dense", "relu", "dense"], spec
+assert f.attrs["version"] == 2
 assert f["model/layer_0/weight"].shape == (128, 64)
-assert f["model/layer_2/bias"].shape == (10,)
+assert f["model/layer_4/bias"].shape == (10,)
 PY
 # One rank, a progress bar forced on, also works.
 mpi 1 train digits.ini --set train.epochs=2 --set runtime.progress=bar --set train.output=one.h5 >bar.txt 2>&1 \
