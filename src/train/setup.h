@@ -104,6 +104,10 @@ int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, si
  * Collective. */
 int tsr_train_sync_buffers(tsr_train_ctx_t *ctx);
 
+/* metrics.c: the final report's top-5, per-class accuracy and confusion
+ * matrix, logged by rank 0. Collective. */
+int tsr_train_report_metrics(tsr_train_ctx_t *ctx);
+
 /* device.c: runtime.device; on cuda, creates net.gpu (one GPU per rank,
  * nearest by hwloc) and moves the model and optimizer there. Collective. */
 int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank);
