@@ -323,8 +323,9 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     pos->cursor = (size_t)hdr[2];
     if ((rc = tsr_train_sync_buffers(ctx)))
         return rc;
-    /* Dropout's masks continue where the checkpointed run left off. */
-    tsr_model_set_step(ctx->net.model, (uint64_t)pos->step);
+    /* Dropout's masks continue where the checkpointed run left off (the
+     * model counts forward passes: micro-batches). */
+    tsr_model_set_step(ctx->net.model, (uint64_t)pos->step * ctx->sched.accum);
     tsr_optim_set_steps_taken(ctx->net.optim, (long)ctx->ckpt.steps);
     if ((rc = tsr_model_upload(ctx->net.model)) || (rc = tsr_optim_upload(ctx->net.optim)))
         return tsr_error_prefix(rc, "rank %d: copying the restored state to the GPU: ", ctx->rank);

@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* The loop's state between steps. */
 typedef struct loop {
@@ -15,6 +17,11 @@ typedef struct loop {
     tsr_progress_t prog;
     float *params, *grads; /* device memory on a GPU: the loop never reads them */
     float scale;           /* 1 / global batch */
+    /* Gradient accumulation (sched.accum > 1): the sum of the step's earlier
+     * micro-batches, added into the last one's gradients as backward
+     * finishes each layer, above acc_hi still to add. */
+    float *acc, *zeros;
+    size_t nparams, acc_hi;
     double margin;         /* walltime margin (rank 0), -1: none */
     int eval;
     int rc;                /* this rank's first error, shared at the next agreement */
@@ -32,6 +39,42 @@ typedef struct loop {
 static void grads_ready(size_t offset, void *arg)
 {
     tsr_comm_ready_from(arg, offset);
+}
+
+/* y[0..n) += x[0..n): on a GPU add_bias with one row is that sum, queued on
+ * the compute stream before the engine's event for the bucket. */
+static int add_into(tsr_gpu_t *gpu, float *y, const float *x, size_t n)
+{
+    if (gpu)
+        return tsr_gpu_add_bias(gpu, y, x, 1, n);
+    for (size_t j = 0; j < n; j++)
+        y[j] += x[j];
+    return TSR_OK;
+}
+
+/* The last micro-batch's backward: its gradients plus the earlier
+ * micro-batches' sum, handed to the engine layer by layer as before. */
+static void acc_ready(size_t offset, void *arg)
+{
+    loop_t *l = arg;
+    if (offset < l->acc_hi && add_into(l->ctx->net.gpu, l->grads + offset, l->acc + offset, l->acc_hi - offset) &&
+        !l->rc)
+        l->rc = tsr_error_prefix(TSR_EIO, "rank %d: summing accumulated gradients on the GPU: ", l->ctx->rank);
+    l->acc_hi = offset < l->acc_hi ? offset : l->acc_hi;
+    tsr_comm_ready_from(l->ctx->comm.engine, offset);
+}
+
+/* After an earlier micro-batch's backward: acc = grads (the first) or acc += grads. */
+static int accumulate(loop_t *l, int first)
+{
+    tsr_gpu_t *gpu = l->ctx->net.gpu;
+    if (!gpu && first) {
+        memcpy(l->acc, l->grads, l->nparams * sizeof(float));
+        return TSR_OK;
+    }
+    if (gpu && first && tsr_gpu_upload(gpu, l->acc, l->zeros, l->nparams * sizeof(float)))
+        return TSR_EIO;
+    return add_into(gpu, l->acc, l->grads, l->nparams);
 }
 
 int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
@@ -132,15 +175,33 @@ static void compute(loop_t *l, size_t *rows, int *status)
         tsr_model_zero_grads(ctx->net.model);
         tsr_comm_ready_from(ctx->comm.engine, 0);
     } else {
+        /* The loader's batch is this rank's share of the global batch: with
+         * accumulation its micro-batches run one after another, and only the
+         * last one's backward feeds the engine (with the others' sum added). */
+        size_t k = ctx->sched.accum, m = b.rows / k, d = tsr_dataset_dim(ctx->data.train);
+        size_t kt = b.targets ? tsr_dataset_target_dim(ctx->data.train) : 0;
         *rows = b.rows;
-        tsr_model_forward(ctx->net.model, b.x, b.rows);
-        /* The loss is fetched only when shown: on a GPU the host then need
-         * not wait for every step's kernels. A GPU error is sticky. */
-        int rc = tsr_model_backward_queued(ctx->net.model, b.labels, b.targets, b.rows, l->scale, grads_ready,
-                                           ctx->comm.engine);
-        if (rc) {
-            l->rc = tsr_error_prefix(rc, "rank %d, step %ld: ", ctx->rank, l->step + 1);
-            *status |= TSR_STEP_ERROR;
+        l->acc_hi = l->nparams;
+        for (size_t i = 0; i < k; i++) {
+            int last = i + 1 == k;
+            tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
+            /* The loss is fetched only when shown: on a GPU the host then need
+             * not wait for every step's kernels. A GPU error is sticky. */
+            int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
+                                               b.targets ? b.targets + i * m * kt : NULL, m, l->scale,
+                                               !last ? NULL : k > 1 ? acc_ready : grads_ready,
+                                               !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine);
+            if (!rc && !last && accumulate(l, i == 0))
+                rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
+            if (rc) {
+                l->rc = tsr_error_prefix(rc, "rank %d, step %ld: ", ctx->rank, l->step + 1);
+                *status |= TSR_STEP_ERROR;
+                if (!last) { /* the reduction still runs, on zeros */
+                    tsr_model_zero_grads(ctx->net.model);
+                    tsr_comm_ready_from(ctx->comm.engine, 0);
+                }
+                break;
+            }
         }
     }
     tsr_runtime_watch_end(ctx->rt);
@@ -275,20 +336,37 @@ static int epoch_end(loop_t *l)
     return TSR_OK;
 }
 
-int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res)
+static int alloc_acc(loop_t *l)
 {
+    tsr_train_ctx_t *ctx = l->ctx;
+    size_t bytes = l->nparams * sizeof(float);
+    if (ctx->sched.accum < 2)
+        return TSR_OK;
+    if (!ctx->net.gpu)
+        l->acc = malloc(bytes ? bytes : 1);
+    else if (tsr_gpu_alloc(ctx->net.gpu, bytes, (void **)&l->acc) == TSR_OK)
+        l->zeros = calloc(l->nparams ? l->nparams : 1, sizeof(float));
+    if (!l->acc || (ctx->net.gpu && !l->zeros))
+        return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%zu bytes)",
+                             ctx->rank, bytes);
+    return TSR_OK;
+}
+
+static void free_acc(loop_t *l)
+{
+    if (l->ctx->net.gpu && l->acc)
+        tsr_gpu_free(l->ctx->net.gpu, l->acc);
+    else
+        free(l->acc);
+    free(l->zeros);
+}
+
+static int run(loop_t *lp, const tsr_train_pos_t *start)
+{
+    loop_t l = *lp; /* the same state; acc is freed by the caller */
+    tsr_train_ctx_t *ctx = l.ctx;
     tsr_train_sched_t *sc = &ctx->sched;
-    loop_t l = {
-        .ctx = ctx,
-        .res = res,
-        .params = tsr_model_work_params(ctx->net.model),
-        .grads = tsr_model_work_grads(ctx->net.model),
-        .scale = 1.0f / (float)(sc->batch * (size_t)ctx->world),
-        .margin = tsr_train_walltime_margin(ctx),
-        .eval = ctx->data.test && ctx->opt->train.eval,
-        .step = start->step,
-        .next = *start,
-    };
+    tsr_train_result_t *res = l.res;
     int rc;
     tsr_progress_init(&l.prog, ctx->rank == 0 ? ctx->opt->runtime.progress : TSR_PROGRESS_NONE);
     res->test_loss = res->test_accuracy = NAN;
@@ -334,4 +412,27 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
         return rc;
     res->samples_per_second = l.seconds > 0 ? l.samples / l.seconds : 0;
     return l.rc;
+}
+
+int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res)
+{
+    tsr_train_sched_t *sc = &ctx->sched;
+    loop_t l = {
+        .ctx = ctx,
+        .res = res,
+        .params = tsr_model_work_params(ctx->net.model),
+        .grads = tsr_model_work_grads(ctx->net.model),
+        .scale = 1.0f / (float)(sc->batch * (size_t)ctx->world),
+        .nparams = tsr_model_nparams(ctx->net.model),
+        .margin = tsr_train_walltime_margin(ctx),
+        .eval = ctx->data.test && ctx->opt->train.eval,
+        .step = start->step,
+        .next = *start,
+    };
+    int rc = alloc_acc(&l);
+    if (rc)
+        return rc;
+    rc = run(&l, start);
+    free_acc(&l);
+    return rc;
 }

@@ -59,6 +59,46 @@ static int build_optim(tsr_train_ctx_t *ctx)
     return tsr_optim_create(&oc, tsr_model_nparams(ctx->net.model), &ctx->net.optim);
 }
 
+/* The batch shape: micro-batches of batch_size rows, accumulate_steps of
+ * them per optimizer step, or as many as train.global_batch asks of this
+ * world size, so one configuration trains the same on any number of ranks. */
+static int batch_shape(tsr_train_ctx_t *ctx)
+{
+    const tsr_loop_options_t *t = &ctx->opt->train;
+    const tsr_config_t *cfg = ctx->opt->config;
+    tsr_train_sched_t *sc = &ctx->sched;
+    size_t micro = t->batch_size, k = (size_t)t->accumulate_steps;
+    if (t->global_batch > 0) {
+        size_t unit = micro * (size_t)ctx->world, g = (size_t)t->global_batch;
+        if (k != 1)
+            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %ld (%s) and accumulate_steps = %ld (%s): set one "
+                                 "of them; global_batch derives the accumulation from the world size", t->global_batch,
+                                 tsr_config_origin(cfg, "train", "global_batch"), t->accumulate_steps,
+                                 tsr_config_origin(cfg, "train", "accumulate_steps"));
+        if (g % unit) {
+            size_t lo = g / unit * unit;
+            char near[96];
+            if (lo)
+                snprintf(near, sizeof near, "%zu or %zu", lo, lo + unit);
+            else
+                snprintf(near, sizeof near, "%zu", unit);
+            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %zu (%s) is not a multiple of %d ranks x "
+                                 "batch_size %zu = %zu; the nearest valid global batches are %s (or change "
+                                 "batch_size)", g, tsr_config_origin(cfg, "train", "global_batch"), ctx->world, micro,
+                                 unit, near);
+        }
+        k = g / unit;
+        if (k > (1u << 16))
+            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %zu (%s) needs %zu micro-batches of %zu per rank; "
+                                 "at most 65536: raise batch_size", g, tsr_config_origin(cfg, "train", "global_batch"),
+                                 k, micro);
+    }
+    sc->micro = micro;
+    sc->accum = k;
+    sc->batch = micro * k;
+    return TSR_OK;
+}
+
 /* The model's sums over ranks (synchronised batch norm), watched. */
 static int model_allreduce(double *buf, int n, void *rt)
 {
@@ -73,15 +113,17 @@ static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec, size_t outp
     int rc = tsr_loader_create(ctx->data.train, ctx->rank, ctx->world, sc->batch, o->train.seed, o->data.prefetch,
                                &ctx->data.loader);
     if (rc == TSR_EINVAL)
-        return tsr_error_prefix(rc, "[train] batch_size = %zu (%s) with %d ranks: ", sc->batch,
-                                tsr_config_origin(o->config, "train", "batch_size"), ctx->world);
+        return tsr_error_prefix(rc, "[train] batch_size = %zu (%s)%s with %d ranks: ", sc->micro,
+                                tsr_config_origin(o->config, "train", "batch_size"),
+                                sc->accum > 1 ? " x its accumulation" : "", ctx->world);
     if (rc)
         return rc;
     sc->steps_per_epoch = tsr_loader_steps_per_epoch(ctx->data.loader);
     sc->total_steps = sc->epochs * (long)sc->steps_per_epoch;
     if (o->train.max_steps > 0 && o->train.max_steps < sc->total_steps)
         sc->total_steps = o->train.max_steps;
-    rc = tsr_model_create(spec, sc->batch, &ctx->net.model);
+    /* The model holds one micro-batch's activations. */
+    rc = tsr_model_create(spec, sc->micro, &ctx->net.model);
     if (rc == TSR_EINVAL && o->model.layers[0])
         tsr_error_prefix(rc, "[model] layers (%s): ", tsr_config_origin(o->config, "model", "layers"));
     if (!rc)
@@ -124,13 +166,14 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_opt
     ctx->opt = opt;
     ctx->rank = tsr_runtime_rank(rt);
     ctx->world = tsr_runtime_size(rt);
-    ctx->sched.batch = opt->train.batch_size;
     ctx->sched.epochs = opt->train.epochs;
     tsr_faults_read(&ctx->faults);
     /* From here every collective is watched: a rank that never comes is named. */
     if ((rc = tsr_runtime_watchdog_start(rt, opt->runtime.watchdog_seconds)))
         goto out;
-    rc = tsr_train_data_open(ctx);
+    rc = batch_shape(ctx);
+    if (!rc)
+        rc = tsr_train_data_open(ctx);
     if (!rc)
         rc = tsr_train_model_spec(ctx, spec, &outputs);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))

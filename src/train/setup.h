@@ -48,7 +48,9 @@ typedef struct tsr_train_ckpt {
 
 /* The shape of the run (setup.c) and where it stands (loop.c). */
 typedef struct tsr_train_sched {
-    size_t batch, steps_per_epoch;
+    size_t batch;           /* this rank's samples per optimizer step: micro x accum */
+    size_t micro, accum;    /* a forward and backward's rows; micro-batches per step */
+    size_t steps_per_epoch; /* optimizer steps */
     long epochs, total_steps;
     int pending_status; /* TSR_STEP_* bits to share at the next step */
     int peer_failed;    /* stopped only because another rank failed */

@@ -66,9 +66,13 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
 {
     const tsr_train_sched_t *sc = &ctx->sched;
     const tsr_comm_t *c = ctx->comm.engine;
-    tsr_log(TSR_LOG_INFO, "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu, "
+    char acc[80] = "";
+    if (sc->accum > 1)
+        snprintf(acc, sizeof acc, " (%zu micro-batches of %zu: global batch %zu)", sc->accum, sc->micro,
+                 sc->batch * (size_t)ctx->world);
+    tsr_log(TSR_LOG_INFO, "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu%s, "
             "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank", ctx->data.path,
-            tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world, sc->batch,
+            tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world, sc->batch, acc,
             sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c),
             tsr_comm_staged(c) ? ", GPU gradients staged through host memory" : "", sc->blas_threads,
             sc->blas_threads == 1 ? "" : "s");

@@ -41,6 +41,15 @@ sys.exit(0 if abs(acc[0] - acc[1]) <= 0.01 and worst < 0.05 else 1)
 PY
 }
 agree cpu.h5 gpu.h5 "CPU and GPU"
+# Gradient accumulation on the GPU (the earlier micro-batches summed on the
+# device, added into the last one's gradients as its backward finishes
+# layers): 2 x 16 against a plain batch of 32 on the CPU.
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.batch_size=16 \
+  --set train.accumulate_steps=2 --set train.output=gacc.h5 >gacc.txt 2>&1 \
+  && grep -q '2 micro-batches of 16' gacc.txt && ok "GPU run with accumulation" || { bad "GPU accumulation"; cat gacc.txt; }
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cpu --set train.batch_size=32 --set train.output=cpu32.h5 \
+  >cpu32.txt 2>&1 || { bad "CPU run, batch 32"; cat cpu32.txt; }
+agree cpu32.h5 gacc.h5 "CPU batch 32 and GPU 2 x 16 accumulated"
 # Resume on the GPU: the run dies after step 130 (TSR_FAULT_KILL, as
 # tests/e2e/test_resume.sh) and resumes from its last checkpoint. Not
 # train.max_steps: that also shortens the learning-rate schedule.
