@@ -53,6 +53,11 @@ typedef struct tsr_loop_options {
     uint64_t seed;
     const char *output;     /* the model file, relative to the working directory */
     int eval, register_model;
+    long eval_every;        /* steps between evaluations besides epoch ends; 0: none */
+    long early_stop_patience; /* evaluations without improvement before stopping; 0: never */
+    double early_stop_min_delta;
+    int early_stop_accuracy;  /* the metric: 1 test accuracy (higher is better), 0 test loss */
+    int keep_best;
     tsr_nonfinite_t on_nonfinite;
 } tsr_loop_options_t;
 

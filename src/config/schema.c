@@ -7,6 +7,7 @@ static const char *const act_choices[] = {"relu", "tanh", "sigmoid", "gelu", "si
 static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", "huber", "bce", NULL};
 static const char *const optim_choices[] = {"sgd", "adamw", NULL};
 static const char *const sched_choices[] = {"constant", "cosine", NULL};
+static const char *const early_choices[] = {"loss", "accuracy", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
@@ -38,6 +39,11 @@ const tsr_key_t tsr_schema[] = {
     {"train", "output", TSR_T_STR, "model.h5", 0, 0, NULL, "trained model file (relative to the working directory)"},
     {"train", "log_every", TSR_T_INT, "50", 0, 1L << 30, NULL, "steps between progress lines (0: per epoch)"},
     {"train", "eval", TSR_T_BOOL, "true", 0, 0, NULL, "evaluate on the test split every epoch"},
+    {"train", "eval_every", TSR_T_INT, "0", 0, 1L << 40, NULL, "also evaluate every this many optimizer steps (0: at epoch ends only)"},
+    {"train", "early_stop_patience", TSR_T_INT, "0", 0, 1L << 30, NULL, "stop after this many evaluations without improvement (0: never)"},
+    {"train", "early_stop_min_delta", TSR_T_DOUBLE, "0", 0, 0, NULL, "the least change of the metric that counts as an improvement"},
+    {"train", "early_stop_metric", TSR_T_ENUM, "loss", 0, 0, early_choices, "the test metric early stopping and keep_best watch: loss (lower is better) or accuracy"},
+    {"train", "keep_best", TSR_T_BOOL, "false", 0, 0, NULL, "write the weights of the best evaluation, not the last"},
     {"train", "register", TSR_T_BOOL, "true", 0, 0, NULL, "add the finished model to the [serve] registry"},
     {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
     {"train", "on_nonfinite", TSR_T_ENUM, "stop", 0, 0, nonfinite_choices, "NaN or Inf gradients or weights: stop (exit 6, nothing written) or skip_step (skip such updates)"},

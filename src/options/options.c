@@ -75,6 +75,11 @@ static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
     o->log_every = tsr_config_get_long(c, "train", "log_every");
     o->eval = tsr_config_get_bool(c, "train", "eval");
     o->register_model = tsr_config_get_bool(c, "train", "register");
+    o->eval_every = tsr_config_get_long(c, "train", "eval_every");
+    o->early_stop_patience = tsr_config_get_long(c, "train", "early_stop_patience");
+    o->early_stop_min_delta = tsr_config_get_double(c, "train", "early_stop_min_delta");
+    o->early_stop_accuracy = is(c, "train", "early_stop_metric", "accuracy");
+    o->keep_best = tsr_config_get_bool(c, "train", "keep_best");
     o->max_steps = tsr_config_get_long(c, "train", "max_steps");
     o->on_nonfinite = is(c, "train", "on_nonfinite", "skip_step") ? TSR_NONFINITE_SKIP : TSR_NONFINITE_STOP;
 }

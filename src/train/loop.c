@@ -24,6 +24,7 @@ typedef struct loop {
     size_t nparams, acc_hi;
     double margin;         /* walltime margin (rank 0), -1: none */
     int eval;
+    int stop_early;        /* early stopping: patience ran out at the last evaluation */
     int rc;                /* this rank's first error, shared at the next agreement */
     long step;             /* global steps done */
     tsr_train_pos_t next;  /* where the following batch comes from */
@@ -323,6 +324,8 @@ static int epoch_end(loop_t *l)
                              "that are not scaled; no model file was written or registered", l->epoch + 1, l->step,
                              isfinite(res->train_loss) ? "test" : "training",
                              isfinite(res->train_loss) ? res->test_loss : res->train_loss, ctx->opt->optim.lr);
+    if (l->eval && (rc = tsr_train_early_observe(ctx, l->step, res->test_loss, res->test_accuracy, &l->stop_early)))
+        return rc;
     tsr_train_snapshot_t snap = {"training", l->step, l->epoch + 1, res->train_loss, res->test_loss,
                                  res->test_accuracy, r};
     tsr_train_monitor_publish(ctx, &snap);
@@ -334,6 +337,33 @@ static int epoch_end(loop_t *l)
         tsr_progress_line(&l->prog, "epoch %ld/%ld train loss %.4f %.0f samples/s", l->epoch + 1, ctx->sched.epochs,
                           res->train_loss, r);
     return TSR_OK;
+}
+
+/* An evaluation between epoch ends (train.eval_every), or the one a resumed
+ * run owes: its checkpoint was written before the evaluation of its step. */
+static int eval_point(loop_t *l)
+{
+    tsr_train_ctx_t *ctx = l->ctx;
+    tsr_train_result_t *res = l->res;
+    int rc = tsr_train_evaluate(ctx, &res->test_loss, &res->test_accuracy, l->step);
+    if (rc)
+        return rc;
+    if (!isfinite(res->test_loss))
+        return tsr_error_set(TSR_EDIVERGED, "training diverged: at step %ld the test loss is %g; no model file was "
+                             "written or registered", l->step, res->test_loss);
+    if (ctx->data.test_y)
+        tsr_progress_line(&l->prog, "step %ld test loss %.4f accuracy %.2f%%", l->step, res->test_loss,
+                          100 * res->test_accuracy);
+    else
+        tsr_progress_line(&l->prog, "step %ld test loss %.4f", l->step, res->test_loss);
+    return tsr_train_early_observe(ctx, l->step, res->test_loss, res->test_accuracy, &l->stop_early);
+}
+
+/* Is step (after it, at next) one where the uninterrupted run evaluates? */
+static int evaluates_at(const loop_t *l, long step, const tsr_train_pos_t *next)
+{
+    long every = l->ctx->opt->train.eval_every;
+    return l->eval && step > 0 && (next->cursor == 0 || (every > 0 && step % every == 0));
 }
 
 static int alloc_acc(loop_t *l)
@@ -371,7 +401,12 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
     tsr_progress_init(&l.prog, ctx->rank == 0 ? ctx->opt->runtime.progress : TSR_PROGRESS_NONE);
     res->test_loss = res->test_accuracy = NAN;
     res->steps = l.step;
-    for (l.epoch = start->epoch; l.epoch < sc->epochs && l.step < sc->total_steps; l.epoch++) {
+    /* The counters of early stopping must see every evaluation the
+     * uninterrupted run saw, the one after the checkpoint's step too. */
+    if (ctx->early.on && ctx->early.eval_step < l.step && evaluates_at(&l, l.step, start) &&
+        (rc = eval_point(&l)))
+        return rc;
+    for (l.epoch = start->epoch; l.epoch < sc->epochs && l.step < sc->total_steps && !l.stop_early; l.epoch++) {
         l.t0 = tsr_time_now();
         l.epoch_loss = l.window_loss = 0;
         l.epoch_n = l.window_n = 0;
@@ -400,7 +435,14 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             tsr_fault_step(&ctx->faults, ctx->rank, l.step);
             if ((rc = report_step(&l, s, rows)))
                 return rc;
+            /* Between epoch ends; an epoch's end evaluates anyway. */
+            if (l.next.cursor != 0 && evaluates_at(&l, l.step, &l.next) && (rc = eval_point(&l)))
+                return rc;
+            if (l.stop_early)
+                break;
         }
+        if (l.stop_early && l.next.cursor != 0)
+            break; /* stopped between epoch ends: this epoch is not complete */
         if ((rc = epoch_end(&l)))
             return rc;
     }

@@ -134,9 +134,9 @@ static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec, size_t outp
     tsr_model_set_rng(ctx->net.model, o->train.seed, ctx->rank);
     if (ctx->world > 1)
         tsr_model_set_allreduce(ctx->net.model, model_allreduce, ctx->rt);
-    if ((rc = build_optim(ctx)))
+    if ((rc = build_optim(ctx)) || (rc = tsr_train_data_test_slice(ctx)))
         return rc;
-    return tsr_train_data_test_slice(ctx);
+    return tsr_train_early_setup(ctx);
 }
 
 /* The gradient engine over the model's gradients, watched while it waits. */
@@ -208,6 +208,7 @@ out:
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
     tsr_train_monitor_destroy(ctx);
+    tsr_train_early_free(ctx);
     tsr_ckpt_destroy(ctx->ckpt.engine);
     free(ctx->ckpt.config_text);
     /* Freeing windows and communicators waits for every rank. */

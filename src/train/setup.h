@@ -58,6 +58,19 @@ typedef struct tsr_train_sched {
     char placement[128];
 } tsr_train_sched_t;
 
+/* Early stopping and the best model (early.c). The metric is global (an
+ * allreduce), so every rank keeps the same counters; only rank 0, which
+ * writes the model, keeps the best weights. */
+typedef struct tsr_train_early {
+    int on;              /* patience or keep_best: the counters are checkpointed */
+    double best;         /* the best metric so far; NAN: none yet */
+    double best_loss, best_accuracy;
+    int64_t best_step, bad, stopped;
+    int64_t eval_step;   /* the step of the last evaluation noted */
+    float *best_params;  /* rank 0 with keep_best: parameters then buffers at best_step */
+    size_t nparams, nbuffers;
+} tsr_train_early_t;
+
 typedef struct tsr_train_ctx {
     tsr_runtime_t *rt;
     const tsr_train_options_t *opt;
@@ -67,6 +80,7 @@ typedef struct tsr_train_ctx {
     tsr_train_comm_t comm;
     tsr_train_ckpt_t ckpt;
     tsr_train_sched_t sched;
+    tsr_train_early_t early;
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings (monitor.c) */
     tsr_faults_t faults;           /* fault injection for tests (fault.h) */
 } tsr_train_ctx_t;
@@ -121,6 +135,18 @@ int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long ste
 /* NaN or Inf weights: the error that stops the run (TSR_EDIVERGED), or
  * TSR_OK. Free on the CPU; on a GPU it waits for the device. */
 int tsr_train_check_finite(tsr_train_ctx_t *ctx, long now);
+
+/* early.c: checks the options and sizes the best-model copy; registers
+ * the counters (and best weights) with the checkpoint engine; after an
+ * evaluation, notes it and sets *stop once patience runs out (every rank
+ * alike); broadcasts the restored counters; before the model is written,
+ * puts the best weights in (rank 0) and says so; frees. */
+int tsr_train_early_setup(tsr_train_ctx_t *ctx);
+int tsr_train_early_register(tsr_train_ctx_t *ctx);
+int tsr_train_early_observe(tsr_train_ctx_t *ctx, long step, double loss, double accuracy, int *stop);
+int tsr_train_early_resumed(tsr_train_ctx_t *ctx);
+int tsr_train_early_finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res);
+void tsr_train_early_free(tsr_train_ctx_t *ctx);
 
 /* walltime.c (rank 0): the margin in seconds, or -1 when there is nothing
  * to watch; and, every step, a stop request once under the margin. */

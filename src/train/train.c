@@ -83,7 +83,10 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
 static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_rank)
 {
     report_comm(ctx);
-    int rc = tsr_runtime_agree(ctx->rt, tsr_train_report_metrics(ctx), failed_rank);
+    /* With keep_best the best evaluation's weights, everywhere. */
+    int rc = tsr_runtime_agree(ctx->rt, tsr_train_early_finish(ctx, res), failed_rank);
+    if (!rc)
+        rc = tsr_runtime_agree(ctx->rt, tsr_train_report_metrics(ctx), failed_rank);
     if (rc)
         return rc;
     res->skipped_steps = tsr_optim_skipped_steps(ctx->net.optim);
@@ -91,7 +94,8 @@ static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_ran
         res->ckpt_written = tsr_ckpt_written(ctx->ckpt.engine);
         res->ckpt_failed = tsr_ckpt_failed(ctx->ckpt.engine);
     }
-    /* Every rank holds the same weights; rank 0 writes them. */
+    /* Every rank holds the same weights; rank 0 writes them (the best
+     * evaluation's with keep_best). */
     rc = ctx->rank == 0 ? save_model(ctx, res) : TSR_OK;
     return tsr_runtime_agree(ctx->rt, rc, failed_rank);
 }
@@ -102,6 +106,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
     tsr_train_pos_t start;
     double t0 = tsr_time_now();
     memset(res, 0, sizeof *res);
+    res->best_step = -1;
     int rc = tsr_train_setup(&ctx, rt, opt, failed_rank);
     if (rc)
         goto out;
@@ -114,7 +119,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
         goto out;
     if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
         goto out;
-    if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.epochs) {
+    if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.epochs || ctx.early.stopped) {
         /* A requeue of a job that had finished: its model file stays. */
         if ((rc = finished_already(&ctx, &start, res)) || res->already_done)
             goto out;
