@@ -9,6 +9,7 @@
  * one sample after another, channels last. */
 #include <math.h>
 #include <tessera/error.h>
+#include <tessera/export.h>
 #include <tessera/layer.h>
 
 static size_t values(tsr_shape_t s)
@@ -63,6 +64,20 @@ static double swish_flops(const tsr_layer_t *l)
     return 4.0 * (double)values(l->in);
 }
 
+/* Optional: the layer as ONNX nodes for `tessera export --plugins`, from
+ * the value named in to the one named out: x * Sigmoid(beta * x). */
+static int swish_onnx(const tsr_layer_t *l, void *builder, const char *in, const char *out)
+{
+    tsr_onnx_t *b = builder;
+    const int64_t one[1] = {1};
+    const char *beta = tsr_onnx_floats(b, "beta", l->params, one, 1);
+    const char *bx = tsr_onnx_value(b, "beta_x"), *s = tsr_onnx_value(b, "sigmoid");
+    const char *mul[2] = {beta, in}, *gate[2] = {in, s};
+    tsr_onnx_node(b, "Mul", mul, 2, bx);
+    tsr_onnx_node(b, "Sigmoid", &bx, 1, s);
+    return tsr_onnx_node(b, "Mul", gate, 2, out);
+}
+
 static const tsr_layer_kind_t swish = {
     .abi = TSR_LAYER_ABI,
     .name = "swish",
@@ -73,6 +88,7 @@ static const tsr_layer_kind_t swish = {
     .forward = swish_forward,
     .backward = swish_backward,
     .flops = swish_flops,
+    .onnx = swish_onnx,
 };
 
 const int tessera_plugin_abi = TSR_LAYER_ABI;

@@ -11,20 +11,22 @@
 #include <strings.h>
 
 static const char usage[] =
-    "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR] [--max-params N]\n"
+    "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR] [--max-params N] [--plugins LIST]\n"
     "\n"
     "Writes MODEL (an HDF5 model file, or with --registry a model id in that registry) to OUT,\n"
     "whole or not at all; -o - writes to standard output (give --format). OUT may not be MODEL\n"
     "itself, nor an existing FIFO, device or directory. --format defaults to OUT's extension\n"
     "(.onnx or .h5/.hdf5).\n"
-    "ONNX files use opset 13 standard operators (Gemm, Relu, Tanh, Sigmoid, Softmax): input\n"
-    "\"input\" float [N, inputs], output \"output\" [N, outputs] (softmax probabilities for\n"
-    "classifiers), so any ONNX runtime loads them. A model declaring more than --max-params\n"
-    "parameters (default 134217728, as serve.max_model_params) is refused.\n";
+    "ONNX files use opset 13 standard operators only, so any ONNX runtime loads them: input\n"
+    "\"input\" float [N, inputs] (the flat rows /predict takes, image rows channels first),\n"
+    "output \"output\" [N, outputs] (what /predict answers: softmax probabilities for\n"
+    "classifiers). Every built-in layer exports; a plugin's layer only if its plugin (named\n"
+    "with --plugins, comma-separated) gives an ONNX form (exit 2 otherwise). A model declaring\n"
+    "more than --max-params parameters (default 134217728, as serve.max_model_params) is refused.\n";
 
 int tsr_cmd_export(int argc, char **argv)
 {
-    const char *model = NULL, *format = NULL, *out = NULL, *registry = NULL;
+    const char *model = NULL, *format = NULL, *out = NULL, *registry = NULL, *plugins = NULL;
     unsigned long long max_params = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -36,6 +38,8 @@ int tsr_cmd_export(int argc, char **argv)
             format = argv[++i];
         } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has) {
             out = argv[++i];
+        } else if (strcmp(a, "--plugins") == 0 && has) {
+            plugins = argv[++i];
         } else if (strcmp(a, "--registry") == 0 && has) {
             registry = argv[++i];
         } else if (strcmp(a, "--max-params") == 0 && has) {
@@ -45,7 +49,7 @@ int tsr_cmd_export(int argc, char **argv)
                 return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --max-params %s: expected a positive integer",
                                                   argv[i]));
         } else if (a[0] == '-' && a[1]) {
-            static const char *const valued[] = {"--format", "-o", "--output", "--registry", "--max-params", NULL};
+            static const char *const valued[] = {"--format", "-o", "--output", "--registry", "--max-params", "--plugins", NULL};
             return tsr_cli_fail(tsr_cli_bad_option("export", a, valued));
         } else if (model) {
             return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' besides MODEL %s (see "
@@ -62,6 +66,11 @@ int tsr_cmd_export(int argc, char **argv)
     if (fmt < 0)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --format %s: expected onnx or hdf5",
                                   format ? format : "(none, and OUT has no .onnx or .h5 extension)"));
+    if (plugins) {
+        int rc = tsr_layer_load_plugins(plugins, NULL);
+        if (rc)
+            return tsr_cli_fail(tsr_error_prefix(rc, "export: --plugins: "));
+    }
     char path[4096];
     if (registry) {
         tsr_registry_t *reg = NULL;

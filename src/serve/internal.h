@@ -113,6 +113,7 @@ struct tsr_serve {
     /* The published model, read without locks by request threads. */
     _Atomic uint64_t version;
     _Atomic size_t in_width, out_width;
+    _Atomic uint64_t in_shape;   /* the input's (c, h, w), serve_pack_shape */
     /* Counters for /metrics. */
     _Atomic uint64_t http[RT_COUNT][SERVE_CODES];
     _Atomic uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1], lat_count, lat_sum_ns;
@@ -155,6 +156,26 @@ void serve_record(tsr_serve_t *s, const serve_req_t *r);
  * Returns 0, or an HTTP status with a message in err. */
 int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
                        size_t *rows, char *err, size_t errlen);
+/* The same for a model whose input has shape s: an image model (h * w > 1)
+ * also takes rows as [C][H][W] nested arrays. */
+int serve_parse_rows(const char *body, size_t len, tsr_shape_t s, size_t max_rows, float **x, size_t cap,
+                     size_t *rows, char *err, size_t errlen);
+/* A shape in one atomic word (21 bits a side; 0 if it does not fit) and
+ * back (a flat row of width values for 0). */
+static inline uint64_t serve_pack_shape(tsr_shape_t s)
+{
+    const int max = 1 << 21;
+    if (s.c < 1 || s.h < 1 || s.w < 1 || s.c >= max || s.h >= max || s.w >= max)
+        return 0;
+    return (uint64_t)s.c << 42 | (uint64_t)s.h << 21 | (uint64_t)s.w;
+}
+static inline tsr_shape_t serve_unpack_shape(uint64_t v, size_t width)
+{
+    tsr_shape_t s = {(int)(v >> 42), (int)(v >> 21 & 0x1fffff), (int)(v & 0x1fffff)};
+    if (!v || (size_t)s.c * (size_t)s.h * (size_t)s.w != width)
+        return (tsr_shape_t){(int)width, 1, 1};
+    return s;
+}
 /* The fast path alone: 1 if it parsed, 0 if the general parser must decide. */
 int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
                      size_t *rows);

@@ -1,6 +1,7 @@
 /* POST /predict: JSON rows to floats, the prediction cache, the answer.
  *
- * Two parsers read {"inputs": [[...], ...]}. The fast one accepts only that
+ * Two parsers read {"inputs": [[...], ...]}; image models also take each
+ * row as [C][H][W] nested arrays. The fast one accepts only flat rows of that
  * exact shape and numbers it can convert exactly, and says "not mine" for
  * anything else; jansson then decides, and writes every error message. Both
  * turn a number into a double first and then into a float, so they agree to
@@ -231,9 +232,108 @@ static int too_deep(const char *p, size_t len)
     return 0;
 }
 
+/* v as a float: 0, 1 if it is not a number, 2 if it is no finite float32 (*d). */
+static int json_float(json_t *v, float *dst, double *d)
+{
+    if (!json_is_number(v))
+        return 1;
+    *d = json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
+    return to_float(*d, dst) ? 2 : 0;
+}
+
+/* A value that is not a number or not a float32, at position "what" of row i. */
+static void bad_value(int why, double d, size_t i, const char *what, char *err, size_t errlen)
+{
+    if (why == 1)
+        snprintf(err, errlen, "row %zu, %s: expected a number", i, what);
+    else
+        snprintf(err, errlen, "row %zu, %s: %g is not a finite float32", i, what, d);
+}
+
+/* Row i of an image model given as [C][H][W] nested arrays (channels
+ * first, the order of a flat row) into dst. */
+static int read_image(json_t *row, size_t i, tsr_shape_t s, float *dst, char *err, size_t errlen)
+{
+    size_t C = (size_t)s.c, H = (size_t)s.h, W = (size_t)s.w;
+    char what[80];
+    double d = 0;
+    if (json_array_size(row) != C) {
+        snprintf(err, errlen, "row %zu has %zu arrays; an image row is [C][H][W] = [%zu][%zu][%zu] (or %zu numbers)",
+                 i, json_array_size(row), C, H, W, C * H * W);
+        return -1;
+    }
+    for (size_t c = 0; c < C; c++) {
+        json_t *plane = json_array_get(row, c);
+        if (!json_is_array(plane) || json_array_size(plane) != H) {
+            snprintf(err, errlen, "row %zu, [%zu]: expected an array of %zu rows (an image row is [C][H][W] = "
+                     "[%zu][%zu][%zu])", i, c, H, C, H, W);
+            return -1;
+        }
+        for (size_t h = 0; h < H; h++) {
+            json_t *line = json_array_get(plane, h);
+            if (!json_is_array(line) || json_array_size(line) != W) {
+                snprintf(err, errlen, "row %zu, [%zu][%zu]: expected an array of %zu numbers (an image row is "
+                         "[C][H][W] = [%zu][%zu][%zu])", i, c, h, W, C, H, W);
+                return -1;
+            }
+            for (size_t w = 0; w < W; w++) {
+                int why = json_float(json_array_get(line, w), &dst[(c * H + h) * W + w], &d);
+                if (why) {
+                    snprintf(what, sizeof what, "[%zu][%zu][%zu]", c, h, w);
+                    bad_value(why, d, i, what, err, errlen);
+                    return -1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Row i: width numbers, or for an image model [C][H][W] nested arrays. */
+static int read_row(json_t *row, size_t i, tsr_shape_t s, float *dst, char *err, size_t errlen)
+{
+    size_t width = (size_t)s.c * (size_t)s.h * (size_t)s.w;
+    int image = s.h * s.w > 1;
+    char what[48];
+    double d = 0;
+    if (!json_is_array(row)) {
+        if (image)
+            snprintf(err, errlen, "row %zu: expected an array of %zu numbers or a [C][H][W] = [%d][%d][%d] array", i,
+                     width, s.c, s.h, s.w);
+        else
+            snprintf(err, errlen, "row %zu: expected an array of %zu numbers", i, width);
+        return -1;
+    }
+    if (image && json_is_array(json_array_get(row, 0)))
+        return read_image(row, i, s, dst, err, errlen);
+    if (json_array_size(row) != width) {
+        snprintf(err, errlen, "row %zu has %zu values; the model takes %zu inputs", i, json_array_size(row), width);
+        if (image)
+            snprintf(err + strlen(err), errlen - strlen(err), " (or a [C][H][W] = [%d][%d][%d] array)", s.c, s.h,
+                     s.w);
+        return -1;
+    }
+    for (size_t j = 0; j < width; j++) {
+        int why = json_float(json_array_get(row, j), &dst[j], &d);
+        if (why) {
+            snprintf(what, sizeof what, "column %zu", j);
+            bad_value(why, d, i, what, err, errlen);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
                        size_t *rows, char *err, size_t errlen)
 {
+    return serve_parse_rows(body, len, (tsr_shape_t){(int)width, 1, 1}, max_rows, x, cap, rows, err, errlen);
+}
+
+int serve_parse_rows(const char *body, size_t len, tsr_shape_t shape, size_t max_rows, float **x, size_t cap,
+                     size_t *rows, char *err, size_t errlen)
+{
+    size_t width = (size_t)shape.c * (size_t)shape.h * (size_t)shape.w;
     float *inline_buf = *x; /* the fast path may swap in a malloc'd buffer before it gives up */
     size_t have = cap;
     if (parse_fast(body, len, width, max_rows, x, inline_buf, cap, &have, rows))
@@ -267,29 +367,9 @@ int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_ro
         status = 500;
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array_get(in, i);
-        if (!json_is_array(row)) {
-            snprintf(err, errlen, "row %zu: expected an array of %zu numbers", i, width);
+    for (size_t i = 0; i < n; i++)
+        if (read_row(json_array_get(in, i), i, shape, *x + i * width, err, errlen))
             goto out;
-        }
-        if (json_array_size(row) != width) {
-            snprintf(err, errlen, "row %zu has %zu values; the model takes %zu inputs", i, json_array_size(row), width);
-            goto out;
-        }
-        for (size_t j = 0; j < width; j++) {
-            json_t *v = json_array_get(row, j);
-            if (!json_is_number(v)) {
-                snprintf(err, errlen, "row %zu, column %zu: expected a number", i, j);
-                goto out;
-            }
-            double d = json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
-            if (to_float(d, &(*x)[i * width + j])) {
-                snprintf(err, errlen, "row %zu, column %zu: %g is not a finite float32", i, j, d);
-                goto out;
-            }
-        }
-    }
     *rows = n;
     status = 0;
 out:
@@ -366,12 +446,13 @@ void serve_predict(serve_req_t *r)
     tsr_serve_t *s = r->s;
     uint64_t version = atomic_load(&s->version);
     size_t width = atomic_load(&s->in_width), outs = atomic_load(&s->out_width), rows = 0;
+    tsr_shape_t shape = serve_unpack_shape(atomic_load(&s->in_shape), width);
     char err[512];
     if (!version) {
         serve_error(r, 503, "no model has been published yet");
         return;
     }
-    int st = serve_parse_inputs(r->body, r->len, width, MAX_ROWS, &r->x, REQ_X_INLINE, &rows, err, sizeof err);
+    int st = serve_parse_rows(r->body, r->len, shape, MAX_ROWS, &r->x, REQ_X_INLINE, &rows, err, sizeof err);
     if (st) {
         serve_error(r, st, "%s", err);
         return;

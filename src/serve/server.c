@@ -223,6 +223,7 @@ int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m)
     int rc = serve_batcher_publish(s->batcher, m, v);
     if (rc)
         return rc;
+    atomic_store(&s->in_shape, serve_pack_shape(tsr_model_spec(m)->input));
     atomic_store(&s->in_width, tsr_model_input_size(m));
     atomic_store(&s->out_width, tsr_model_output_size(m));
     /* Cache keys start with the version, so from here old answers can no

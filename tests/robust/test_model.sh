@@ -4,7 +4,8 @@
 # layer and argument names with the nearest suggested, token ids that are
 # not, plugins that are missing, of another ABI, not plugins at all, or that
 # crash in forward on one rank (one clear error, every rank stops, nothing
-# written), checkpoints of another architecture.
+# written), a plugin layer without an ONNX form exported, checkpoints of
+# another architecture.
 . "$(dirname "$0")/lib.sh"
 fixtures
 T=$TSR_BIN
@@ -53,6 +54,18 @@ TSR_PLUGIN_CRASH_RANK=1 hostile "plugin crashing in forward on rank 1" 1 \
 [ ! -e crash.h5 ] && ok "no model file from the crashed run" || bad "crash.h5 written"
 ls ck | grep -q 'ckpt-0000000003' && bad "a checkpoint of the crashed step" || ok "no checkpoint of the crashed step"
 intact "plugin crash"
+
+# ONNX export of a plugin kind that gives no ONNX form: one line naming the
+# layer and its kind, exit 2, no file.
+TSR_PLUGIN_CRASH_RANK=99 "${R1[@]}" --set "model.layers=dense(8) crashy dense(3)" \
+  --set model.plugins=$P/libtsr_plugin_crash.so --set train.output=crashy.h5 >/dev/null 2>&1
+hostile "export of a plugin layer without an ONNX form" 2 \
+  'export: layer 1 .crashy. is a plugin kind without an ONNX form' \
+  "$T" export crashy.h5 -o crashy.onnx --plugins $P/libtsr_plugin_crash.so
+hostile "export of a plugin model without --plugins" 3 'layer 1: unknown kind "crashy"' "$T" export crashy.h5 -o crashy.onnx
+hostile "export --plugins of a missing plugin" 2 'export: --plugins: .*/nonexistent/libx.so: no such file' \
+  "$T" export crashy.h5 -o crashy.onnx --plugins /nonexistent/libx.so
+[ ! -e crashy.onnx ] && ok "no ONNX file from a refused export" || bad "crashy.onnx written"
 
 # A checkpoint of another architecture, named by its first differing layer.
 "${R1[@]}" --set "model.layers=dense(8) relu dense(3)" --set checkpoint.dir=ck2 --set train.output=a.h5 \
