@@ -152,6 +152,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
             .n = n,
             .buckets = s->chunks,
             .nbuckets = s->nch,
+            .algorithm = setup->algorithm,
         };
         MPI_Comm_rank(s->leaders, &in.rank);
         MPI_Comm_size(s->leaders, &in.size);

@@ -259,9 +259,14 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t 
     tsr_deadline_arm(ctx->deadline, "set-up of the GPU and the gradient engine (MPI/NCCL communicators)");
     if ((rc = tsr_train_device_setup(ctx, failed_rank)))
         return rc;
-    rc = tsr_comm_create_gpu(tsr_runtime_world(rt), tsr_config_get(cfg, "runtime", "comm"), ctx->gpu,
-                             tsr_model_work_grads(ctx->model), tsr_model_nparams(ctx->model),
-                             (size_t)tsr_config_get_long(cfg, "runtime", "bucket_kb") << 10, &ctx->comm);
+    tsr_comm_options_t co = {
+        .backend = tsr_config_get(cfg, "runtime", "comm"),
+        .algorithm = tsr_config_get(cfg, "runtime", "allreduce_algorithm"),
+        .bucket_bytes = (size_t)tsr_config_get_long(cfg, "runtime", "bucket_kb") << 10,
+        .gpu = ctx->gpu,
+    };
+    rc = tsr_comm_create_opts(tsr_runtime_world(rt), &co, tsr_model_work_grads(ctx->model),
+                              tsr_model_nparams(ctx->model), &ctx->comm);
     if (rc == TSR_ENOTSUP || rc == TSR_EINVAL)
         tsr_error_prefix(rc, "[runtime] comm = %s (%s): ", tsr_config_get(cfg, "runtime", "comm"),
                          tsr_config_origin(cfg, "runtime", "comm"));
