@@ -20,16 +20,22 @@
  * world that is not a power of two the first 2*rem ranks fold in pairs
  * before (and unfold after): one more whole-vector exchange each way.
  *
- * "auto" takes, per piece, the cheapest of ring, rabenseifner and tree by a
- * latency-bandwidth-reduction model (Hockney with a per-byte sum cost):
- *   tree  (L + 2f)(a + m b) + (L + f) m g
- *   rab   2(L + f) a + (2(P'-1)/P' + 2f) m b + ((P'-1)/P' + f) m g
- *   ring  2(P-1) a + 2(P-1)/P m b + (P-1)/P m g
- * with L = log2 P', f = 1 when P is not a power of two, m the piece's
- * bytes, and a, b, g the constants below (a fast interconnect: only their
- * ratios matter). tests/bench/scale_model.py fits the same formulas to
- * SimGrid simulations (docs/SCALING.md). Ties go to the first listed
- * (rabenseifner, ring, tree). */
+ * "auto" takes, per bucket, the cheapest of ring, rabenseifner and tree by
+ * a latency-bandwidth-reduction model (Hockney's, with a per-byte sum cost)
+ * of a bucket of M bytes cut into k pieces of s = M/k bytes in flight
+ * together, whose rounds overlap, so latency counts once per piece's
+ * schedule and only the sums the last piece does alone show:
+ *   tree  (L + 2f)(a + M b) + (L + f) s g
+ *   rab   2(L + f) a + (2(P'-1)/P' + 2f) M b + (1/2 + f) s g
+ *   ring  2(P-1) a + 2(P-1)/P M b + 2/P s g
+ * (rab's first halving sums half a piece, the ring's last rounds a slice
+ * each), with L = log2 P', f = 1 when P is not a power of two, and a, b, g
+ * the constants below (a fast interconnect). So: tree for a few KiB,
+ * rabenseifner up to a few MiB (and on big worlds, where the ring's
+ * 2(P-1) rounds cost most), the ring for big buckets on small and
+ * mid-sized worlds. tests/bench/scale_model.py fits a model of the same
+ * terms to SimGrid simulations (docs/SCALING.md). Ties go to the first
+ * listed (rabenseifner, ring, tree). */
 #include "comm/mpi_internal.h"
 
 #include <errno.h>
@@ -55,31 +61,33 @@ int tsr_alg_parse(const char *name)
 }
 
 /* The model's constants: per round (s), per byte moved (s), per byte summed (s). */
-static const double ALPHA = 3e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 8e9;
+static const double ALPHA = 1.5e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 8e9;
 
-static double model(int alg, int P, double m)
+static double model(int alg, int P, double m, double k)
 {
     int L = 0;
     while ((2 << L) <= P)
         L++;
-    double P2 = (double)(1 << L), f = (1 << L) != P;
+    double P2 = (double)(1 << L), f = (1 << L) != P, s = m / k;
     switch (alg) {
     case TSR_ALG_TREE:
-        return (L + 2 * f) * (ALPHA + m * BETA) + (L + f) * m * GAMMA;
+        return (L + 2 * f) * (ALPHA + m * BETA) + (L + f) * s * GAMMA;
     case TSR_ALG_RABENSEIFNER:
-        return 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * m * BETA + ((P2 - 1) / P2 + f) * m * GAMMA;
+        return 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * m * BETA + (0.5 + f) * s * GAMMA;
     default: /* ring */
-        return 2.0 * (P - 1) * ALPHA + 2.0 * (P - 1) / P * m * BETA + (double)(P - 1) / P * m * GAMMA;
+        return 2.0 * (P - 1) * ALPHA + 2.0 * (P - 1) / P * m * BETA + 2.0 / P * s * GAMMA;
     }
 }
 
-int tsr_alg_choose(int size, size_t bytes)
+int tsr_alg_choose(int size, size_t bucket_floats)
 {
     static const int order[] = {TSR_ALG_RABENSEIFNER, TSR_ALG_RING, TSR_ALG_TREE};
+    double m = (double)bucket_floats * sizeof(float);
+    double k = (double)tsr_alg_pieces(bucket_floats, tsr_alg_piece_env());
     int best = order[0];
-    double cost = model(best, size, (double)bytes);
+    double cost = model(best, size, m, k);
     for (size_t i = 1; i < sizeof order / sizeof order[0]; i++) {
-        double c = model(order[i], size, (double)bytes);
+        double c = model(order[i], size, m, k);
         if (c < cost) {
             cost = c;
             best = order[i];
@@ -101,10 +109,11 @@ size_t tsr_alg_piece_env(void)
     return 0;
 }
 
-/* Up to MAX_PIECES pieces of at least MIN_PIECE bytes: in flight together,
- * one piece's sums overlap the others' transfers, so a bucket costs its
- * transfers plus about 1/k of its sums. More pieces only add messages. */
-enum { MIN_PIECE = 128 << 10, MAX_PIECES = 8 };
+/* Up to MAX_PIECES (the window) pieces of at least MIN_PIECE bytes: in
+ * flight together, one piece's sums overlap the others' transfers, so a
+ * bucket costs its transfers plus about one piece's sums. Smaller pieces
+ * would add rounds whose latency no longer hides. */
+enum { MIN_PIECE = 128 << 10, MAX_PIECES = WINDOW };
 
 size_t tsr_alg_pieces(size_t len, size_t piece_env)
 {

@@ -24,9 +24,9 @@ enum {
 const char *tsr_alg_name(int alg);
 /* TSR_ALG_* for a name, or -1. NULL is "auto". */
 int tsr_alg_parse(const char *name);
-/* The algorithm "auto" runs for a piece of `bytes` on `size` ranks: the
- * cheapest by the cost model in alg_select.c. */
-int tsr_alg_choose(int size, size_t bytes);
+/* The algorithm "auto" runs for a bucket of bucket_floats on `size` ranks
+ * (all its pieces): the cheapest by the cost model in alg_select.c. */
+int tsr_alg_choose(int size, size_t bucket_floats);
 /* TSR_COMM_PIECE_KB in bytes (a test and tuning hook), 0 when unset. */
 size_t tsr_alg_piece_env(void);
 /* How many pieces a bucket of len floats is cut into (alltoall: always 1);

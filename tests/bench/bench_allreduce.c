@@ -45,7 +45,8 @@
  * rank+1) that differ from P(P+1)/2, over all methods; --no-check skips it
  * (under SMPI's shared malloc every rank's buffer is the same memory).
  * --tsv prints one tab-separated line per size and method instead of the
- * table: size, method, ranks, iterations, seconds, algbw, busbw, wrong. */
+ * table: size, method, ranks, iterations, seconds, algbw, busbw, wrong and
+ * the algorithm the engine's first bucket ran ("-" for MPI_Allreduce). */
 #include "tessera/comm.h"
 #include "tessera/error.h"
 #include "bench_util.h"
@@ -426,7 +427,7 @@ int main(int argc, char **argv)
     }
     int newm = find(ms, nm, "mpi:auto:25M"), oldm = find(ms, nm, "mpi:alltoall:25M");
     if (rank == 0 && tsv)
-        printf("#size\tmethod\tranks\titers\tseconds\talgbw\tbusbw\twrong\n");
+        printf("#size\tmethod\tranks\titers\tseconds\talgbw\tbusbw\twrong\talgorithm\n");
     else if (rank == 0)
         print_header(ms, nm, shm, peer, newm, oldm);
 
@@ -444,12 +445,13 @@ int main(int argc, char **argv)
                 wrong_all += wrong[m] = check(&ms[m], c, buf, n);
             sec[m] = time_method(&ms[m], c, buf, n, warmup, iters, t, tmax, copy, m == shm ? &cpy : NULL);
             busbw[m] = (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size;
-            tsr_comm_destroy(c);
+            const char *alg = c ? tsr_comm_algorithm(c, 0) : NULL;
             if (rank == 0 && tsv) {
-                printf("%zu\t%s\t%d\t%d\t%.9g\t%.6g\t%.6g\t%ld\n", bytes, ms[m].spec, size, iters, sec[m],
-                       (double)bytes / sec[m] / 1e9, busbw[m], no_check ? -1L : wrong[m]);
+                printf("%zu\t%s\t%d\t%d\t%.9g\t%.6g\t%.6g\t%ld\t%s\n", bytes, ms[m].spec, size, iters, sec[m],
+                       (double)bytes / sec[m] / 1e9, busbw[m], no_check ? -1L : wrong[m], alg ? alg : "-");
                 fflush(stdout);
             }
+            tsr_comm_destroy(c);
         }
         if (rank == 0 && !tsv) {
             double cpybw = cpy > 0 ? (double)bytes / cpy / 1e9 : 0.0;

@@ -61,8 +61,9 @@ static inline float order_sum(int alg, const float *v, int P, size_t off, size_t
 /* Element i of a buffer of n floats cut from the end into units of `unit`
  * floats (the engine's buckets, or shm's chunks), each unit cut into the
  * library's number of equal pieces for alg (tsr_alg_pieces; alltoall: not
- * cut): its piece's length *m and its offset *off in the piece. */
-static inline void order_piece_at(size_t n, size_t unit, int alg, size_t i, size_t *off, size_t *m)
+ * cut): its piece's length *m, its offset *off in the piece and the
+ * length of its unit *ulen. */
+static inline void order_piece_at(size_t n, size_t unit, int alg, size_t i, size_t *off, size_t *m, size_t *ulen)
 {
     size_t b = (n - 1 - i) / unit;
     size_t end = n - b * unit, start = end > unit ? end - unit : 0;
@@ -74,12 +75,14 @@ static inline void order_piece_at(size_t n, size_t unit, int alg, size_t i, size
         q++;
     *off = i - start - q * len / k;
     *m = (q + 1) * len / k - q * len / k;
+    *ulen = len;
 }
 
-/* The algorithm a piece of m floats runs under configured alg on P ranks. */
-static inline int order_alg(int alg, int P, size_t m)
+/* The algorithm the pieces of a unit (bucket) of ulen floats run under
+ * configured alg on P ranks. */
+static inline int order_alg(int alg, int P, size_t ulen)
 {
-    return alg == TSR_ALG_AUTO ? tsr_alg_choose(P, m * sizeof(float)) : alg;
+    return alg == TSR_ALG_AUTO ? tsr_alg_choose(P, ulen) : alg;
 }
 
 #endif

@@ -119,9 +119,9 @@ static float ordered_sum(uint64_t seed, size_t i, const int *node, int p, int al
                 acc += value(seed, r, i);
         part[nn++] = acc;
     }
-    size_t off, m;
-    order_piece_at(n, cf, alg, i, &off, &m);
-    return order_sum(order_alg(alg, nn, m), part, nn, off, m);
+    size_t off, m, ulen;
+    order_piece_at(n, cf, alg, i, &off, &m, &ulen);
+    return order_sum(order_alg(alg, nn, ulen), part, nn, off, m);
 }
 
 static void check_equal(const float *got, const float *want, size_t n, const char *what, const char *tag)

@@ -83,11 +83,11 @@ static void run_case(int alg, size_t n, size_t bucket_bytes, int piece_kb)
         CHECK(rc == TSR_OK, "allreduce %s n=%zu: %s", o.algorithm, n, tsr_last_error());
         size_t bad = 0, at = 0;
         for (size_t i = 0; i < n; i++) {
-            size_t off, m;
-            order_piece_at(n, unit, alg, i, &off, &m);
+            size_t off, m, ulen;
+            order_piece_at(n, unit, alg, i, &off, &m, &ulen);
             for (int r = 0; r < size; r++)
                 v[r] = value(seed, r, i);
-            float want = order_sum(order_alg(alg, size, m), v, size, off, m);
+            float want = order_sum(order_alg(alg, size, ulen), v, size, off, m);
             if (bits(buf[i]) != bits(want) || (round && bits(buf[i]) != bits(first[i])))
                 at = bad++ ? at : i;
         }
