@@ -1,10 +1,11 @@
 /* The gradient reduction engine. A flat float buffer is cut into buckets
  * (from the end, since backward produces the last layer first); each bucket
  * is summed across ranks as soon as it is marked ready, and tsr_comm_wait
- * finishes them all. The sum for every element is taken in rank order
- * 0,1,...,P-1 whatever the timing, so results are bit-reproducible for a
- * given world size and algorithm (the algorithms differ in the order, so
- * in the last bits; "alltoall" keeps rank order 0..P-1).
+ * finishes them all. The sum for every element is taken in an order fixed
+ * by the algorithm, the world size and the element's place in its bucket,
+ * whatever the timing, so results are bit-reproducible for a given world
+ * size and algorithm (the algorithms differ in the order, so in the last
+ * bits; "alltoall" keeps rank order 0..P-1).
  *
  * Back-ends (Open MPI component style, chosen by name at create):
  *   "mpi": an allreduce of each bucket by point-to-point schedules, picked
@@ -17,7 +18,7 @@
  *          summation order (src/comm/alg_select.c).
  *   "shm": ranks on a node sum through an MPI-3 shared-memory window, chunk
  *          by chunk, in local-rank order; one leader per node runs "mpi"
- *          across nodes (sum order: local ranks, then nodes). See
+ *          across nodes (sum order: local ranks, then the leaders' algorithm). See
  *          src/comm/backend_shm.c.
  *   "nccl": GPU buffers: ncclAllReduce per bucket on a communication
  *          stream (src/comm/backend_nccl.c); needs a build with NCCL.

@@ -20,7 +20,11 @@
  * world that is not a power of two the first 2*rem ranks fold in pairs
  * before (and unfold after): one more whole-vector exchange each way.
  *
- * "auto" takes, per bucket, the cheapest of ring, rabenseifner and tree by
+ * "auto" runs alltoall on worlds of up to 4 ranks: every rank meets every
+ * other once, in 2 rounds, and P^2 messages are still few (on 2 and 3
+ * ranks sharing a node it beat the p2p schedules, whose extra rounds cost
+ * rendezvous handshakes). On bigger worlds it takes, per bucket, the
+ * cheapest of ring, rabenseifner and tree by
  * a latency-bandwidth-reduction model (Hockney's, with a per-byte sum cost)
  * of a bucket of M bytes cut into k pieces of s = M/k bytes in flight
  * together, whose rounds overlap, so latency counts once per piece's
@@ -48,6 +52,11 @@ static const char *const names[TSR_ALG_COUNT] = {"auto", "ring", "rabenseifner",
 const char *tsr_alg_name(int alg)
 {
     return alg >= 0 && alg < TSR_ALG_COUNT ? names[alg] : "?";
+}
+
+int tsr_alg_resolve(int alg, int size)
+{
+    return alg == TSR_ALG_AUTO && size <= AUTO_ALLTOALL_MAX ? TSR_ALG_ALLTOALL : alg;
 }
 
 int tsr_alg_parse(const char *name)

@@ -200,7 +200,7 @@ static int mpi_create(const comm_setup_t *setup, void **state)
     s->comm1 = s->comm2 = MPI_COMM_NULL;
     s->rank = setup->rank;
     s->size = setup->size;
-    s->alg = setup->algorithm;
+    s->alg = tsr_alg_resolve(setup->algorithm, setup->size);
     s->nbuckets = nb;
     if (P == 1) { /* the buffer already holds the sum */
         *state = s;

@@ -18,10 +18,14 @@
 enum {
     WINDOW = 16,      /* pieces in flight per rank */
     TAG_MOD = 16384,  /* tags are piece % TAG_MOD (MPI guarantees 32767) */
+    AUTO_ALLTOALL_MAX = 4, /* "auto" is alltoall up to this many ranks */
 };
 
 /* TSR_ALG_* (backend.h) names: "auto", "ring", "rabenseifner", "tree", "alltoall". */
 const char *tsr_alg_name(int alg);
+/* What a configured algorithm runs as on `size` ranks: "auto" is
+ * alltoall on small worlds (alg_select.c), else unchanged. */
+int tsr_alg_resolve(int alg, int size);
 /* TSR_ALG_* for a name, or -1. NULL is "auto". */
 int tsr_alg_parse(const char *name);
 /* The algorithm "auto" runs for a bucket of bucket_floats on `size` ranks

@@ -23,6 +23,8 @@
  *       ranks wait in MPI_Barrier), bandwidth = bytes / time; one copy is
  *       timed right after each timed iteration of the first shm method, so
  *       its ratio to memcpy pairs samples taken under the same machine load.
+ * Methods are timed interleaved (iteration i of each, then i+1), so the
+ * ratios between them compare samples taken under the same load.
  *
  *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]
  *                                [--methods LIST] [--iters N] [--warmup N] [--no-check] [--tsv]
@@ -181,39 +183,46 @@ static long check(const method_t *m, tsr_comm_t *c, float *buf, size_t n)
     return all;
 }
 
-/* Median over iterations of the slowest rank's time. t and tmax hold iters
- * slots. With copy (rank 0) and tcopy non-NULL, every timed reduction is
- * followed by one timed memcpy of the buffer on rank 0 alone (the others
- * wait in the next MPI_Barrier), so the two are measured under the same
- * load; *tcopy gets the median memcpy time, on every rank. */
-static double time_method(const method_t *m, tsr_comm_t *c, float *buf, size_t n, int warmup, int iters, double *t,
-                          double *tmax, float *copy, double *tcopy)
+/* Times every method at one size, interleaved: iteration i of every method
+ * in list order, then iteration i+1, so load drifts on a shared machine
+ * hit all methods alike. sec[m] = median over iterations of the slowest
+ * rank's time. t and tmax hold nm * iters slots. With copy (rank 0) and
+ * paired >= 0, each timed iteration of method `paired` is followed by one
+ * timed memcpy of the buffer on rank 0 alone (the others wait in the next
+ * MPI_Barrier); *tcopy gets the median memcpy time, on every rank. */
+static void time_all(const method_t *ms, int nm, tsr_comm_t **c, float *buf, size_t n, int warmup, int iters,
+                     double *t, double *tmax, float *copy, int paired, double *sec, double *tcopy)
 {
     size_t bytes = n * sizeof *buf;
     memset(buf, 0, bytes); /* sums of zeros stay finite */
     for (int i = 0; i < warmup; i++)
-        reduce_once(m, c, buf, n);
-    if (tcopy && rank == 0)
+        for (int m = 0; m < nm; m++)
+            reduce_once(&ms[m], c[m], buf, n);
+    if (paired >= 0 && rank == 0)
         memcpy(copy, buf, bytes); /* fault the destination in */
+    double cpy[1000];
     for (int i = 0; i < iters; i++) {
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = MPI_Wtime();
-        reduce_once(m, c, buf, n);
-        t[i] = MPI_Wtime() - t0;
-        if (tcopy && rank == 0) {
-            t0 = MPI_Wtime();
-            memcpy(copy, buf, bytes);
-            tmax[i] = MPI_Wtime() - t0;
+        for (int m = 0; m < nm; m++) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = MPI_Wtime();
+            reduce_once(&ms[m], c[m], buf, n);
+            t[(size_t)m * iters + i] = MPI_Wtime() - t0;
+            if (m == paired && rank == 0) {
+                t0 = MPI_Wtime();
+                memcpy(copy, buf, bytes);
+                cpy[i] = MPI_Wtime() - t0;
+            }
         }
     }
-    if (tcopy) {
-        *tcopy = rank == 0 ? bench_median(tmax, iters) : 0.0;
+    if (paired >= 0) {
+        *tcopy = rank == 0 ? bench_median(cpy, iters) : 0.0;
         if (rank == 0 && n > 0 && ((volatile const float *)copy)[n / 2] != buf[n / 2])
             fprintf(stderr, "bench_allreduce: memcpy check failed\n");
         MPI_Bcast(tcopy, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     }
-    MPI_Allreduce(t, tmax, iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return bench_median(tmax, iters);
+    MPI_Allreduce(t, tmax, nm * iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (int m = 0; m < nm; m++)
+        sec[m] = bench_median(tmax + (size_t)m * iters, iters);
 }
 
 /* --gpu: nccl-tests-style rows for the nccl back-end, and on 2+ ranks for
@@ -405,7 +414,7 @@ int main(int argc, char **argv)
 
     float *buf = malloc(max_bytes > 0 ? max_bytes : 1);
     float *copy = rank == 0 ? malloc(max_bytes > 0 ? max_bytes : 1) : NULL;
-    double *t = malloc(1000 * sizeof *t), *tmax = malloc(1000 * sizeof *tmax);
+    double *t = malloc(MAX_METHODS * 1000 * sizeof *t), *tmax = malloc(MAX_METHODS * 1000 * sizeof *tmax);
     if (!buf || (rank == 0 && !copy) || !t || !tmax) {
         fprintf(stderr, "bench_allreduce[rank %d]: out of memory for %zu bytes\n", rank, max_bytes);
         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -439,19 +448,22 @@ int main(int argc, char **argv)
         int warmup = fixed_warmup >= 0 ? fixed_warmup : iters / 10 > 2 ? iters / 10 : 2;
         double sec[MAX_METHODS], busbw[MAX_METHODS], cpy = 0;
         long wrong[MAX_METHODS] = {0}, wrong_all = 0;
+        tsr_comm_t *c[MAX_METHODS];
         for (int m = 0; m < nm; m++) {
-            tsr_comm_t *c = make_engine(&ms[m], buf, n);
+            c[m] = make_engine(&ms[m], buf, n);
             if (!no_check)
-                wrong_all += wrong[m] = check(&ms[m], c, buf, n);
-            sec[m] = time_method(&ms[m], c, buf, n, warmup, iters, t, tmax, copy, m == shm ? &cpy : NULL);
+                wrong_all += wrong[m] = check(&ms[m], c[m], buf, n);
+        }
+        time_all(ms, nm, c, buf, n, warmup, iters, t, tmax, copy, shm, sec, &cpy);
+        for (int m = 0; m < nm; m++) {
             busbw[m] = (double)bytes / sec[m] / 1e9 * 2.0 * (size - 1) / size;
-            const char *alg = c ? tsr_comm_algorithm(c, 0) : NULL;
+            const char *alg = c[m] ? tsr_comm_algorithm(c[m], 0) : NULL;
             if (rank == 0 && tsv) {
                 printf("%zu\t%s\t%d\t%d\t%.9g\t%.6g\t%.6g\t%ld\t%s\n", bytes, ms[m].spec, size, iters, sec[m],
                        (double)bytes / sec[m] / 1e9, busbw[m], no_check ? -1L : wrong[m], alg ? alg : "-");
                 fflush(stdout);
             }
-            tsr_comm_destroy(c);
+            tsr_comm_destroy(c[m]);
         }
         if (rank == 0 && !tsv) {
             double cpybw = cpy > 0 ? (double)bytes / cpy / 1e9 : 0.0;

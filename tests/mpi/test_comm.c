@@ -72,12 +72,13 @@ static void reference(float *ref, size_t n, size_t bucket_bytes, const setting_t
 {
     float v[ORDER_MAXP];
     size_t unit = unit_of(n, bucket_bytes);
+    int alg = tsr_alg_resolve(k->alg, size);
     for (size_t i = 0; i < n; i++) {
         size_t off, m, ulen;
-        order_piece_at(n, unit, k->alg, i, &off, &m, &ulen);
+        order_piece_at(n, unit, alg, i, &off, &m, &ulen);
         for (int r = 0; r < size; r++)
             v[r] = value(seed, r, i);
-        ref[i] = order_sum(order_alg(k->alg, size, ulen), v, size, off, m);
+        ref[i] = order_sum(order_alg(alg, size, ulen), v, size, off, m);
     }
 }
 
@@ -184,8 +185,9 @@ static void run_case(size_t n, size_t bucket_bytes, const setting_t *k)
         const char *got = tsr_comm_algorithm(c, b);
         size_t off, m, ulen, unit = unit_of(n, bucket_bytes);
         size_t end = n - b * unit, start = end > unit ? end - unit : 0;
-        order_piece_at(n, unit, k->alg, start, &off, &m, &ulen);
-        const char *want = size == 1 ? NULL : tsr_alg_name(order_alg(k->alg, size, ulen));
+        int alg = tsr_alg_resolve(k->alg, size);
+        order_piece_at(n, unit, alg, start, &off, &m, &ulen);
+        const char *want = size == 1 ? NULL : tsr_alg_name(order_alg(alg, size, ulen));
         CHECK(want ? got && strcmp(got, want) == 0 : got == NULL, "bucket %zu runs %s, want %s", b,
               got ? got : "none", want ? want : "none");
     }
@@ -366,8 +368,9 @@ static void check_subcomm(void)
         for (int r = 0; r < ssize; r++)
             v[r] = value(99, r, i);
         size_t off, m, ulen;
-        order_piece_at(N, 100, TSR_ALG_AUTO, i, &off, &m, &ulen);
-        want[i] = order_sum(order_alg(TSR_ALG_AUTO, ssize, ulen), v, ssize, off, m);
+        int alg = tsr_alg_resolve(TSR_ALG_AUTO, ssize);
+        order_piece_at(N, 100, alg, i, &off, &m, &ulen);
+        want[i] = order_sum(order_alg(alg, ssize, ulen), v, ssize, off, m);
     }
     tsr_comm_t *c = NULL;
     int rc = tsr_comm_create(sub, "mpi", buf, N, 100 * sizeof(float), &c);

@@ -75,6 +75,7 @@ static void run_case(int alg, size_t n, size_t bucket_bytes, int piece_kb)
         goto out;
     CHECK(strcmp(tsr_comm_backend(c), "mpi") == 0, "auto chose '%s' under SimGrid, want mpi", tsr_comm_backend(c));
     size_t unit = bucket_bytes ? bucket_bytes / 4 : n;
+    int ran = tsr_alg_resolve(alg, size);
     for (int round = 0; round < 2; round++) {
         uint64_t seed = 77 + n * 3 + bucket_bytes + (uint64_t)alg * 101;
         for (size_t i = 0; i < n; i++)
@@ -84,10 +85,10 @@ static void run_case(int alg, size_t n, size_t bucket_bytes, int piece_kb)
         size_t bad = 0, at = 0;
         for (size_t i = 0; i < n; i++) {
             size_t off, m, ulen;
-            order_piece_at(n, unit, alg, i, &off, &m, &ulen);
+            order_piece_at(n, unit, ran, i, &off, &m, &ulen);
             for (int r = 0; r < size; r++)
                 v[r] = value(seed, r, i);
-            float want = order_sum(order_alg(alg, size, ulen), v, size, off, m);
+            float want = order_sum(order_alg(ran, size, ulen), v, size, off, m);
             if (bits(buf[i]) != bits(want) || (round && bits(buf[i]) != bits(first[i])))
                 at = bad++ ? at : i;
         }
