@@ -23,23 +23,25 @@
  * "auto" runs alltoall on worlds of up to 4 ranks: every rank meets every
  * other once, in 2 rounds, and P^2 messages are still few (on 2 and 3
  * ranks sharing a node it beat the p2p schedules, whose extra rounds cost
- * rendezvous handshakes). On bigger worlds it takes, per bucket, the
- * cheapest of ring, rabenseifner and tree by
- * a latency-bandwidth-reduction model (Hockney's, with a per-byte sum cost)
- * of a bucket of M bytes cut into k pieces of s = M/k bytes in flight
- * together, whose rounds overlap, so latency counts once per piece's
- * schedule and only the sums the last piece does alone show:
- *   tree  (L + 2f)(a + M b) + (L + f) s g
- *   rab   2(L + f) a + (2(P'-1)/P' + 2f) M b + (1/2 + f) s g
- *   ring  2(P-1) a + 2(P-1)/P M b + 2/P s g
- * (rab's first halving sums half a piece, the ring's last rounds a slice
- * each), with L = log2 P', f = 1 when P is not a power of two, and a, b, g
- * the constants below (a fast interconnect). So: tree for a few KiB,
- * rabenseifner up to a few MiB (and on big worlds, where the ring's
- * 2(P-1) rounds cost most), the ring for big buckets on small and
- * mid-sized worlds. tests/bench/scale_model.py fits a model of the same
- * terms to SimGrid simulations (docs/SCALING.md). Ties go to the first
- * listed (rabenseifner, ring, tree). */
+ * rendezvous handshakes). On bigger worlds, per bucket of M bytes cut into
+ * k pieces of s bytes (all in flight together):
+ *   tree, when Hockney's model with a per-byte sum cost says it beats
+ *     rabenseifner (a few KiB): L (a + s b) + L s g against
+ *     2L a + 2(P'-1)/P' s b + (P'-1)/P' s g (L = log2 P', P' the largest
+ *     power of two <= P, plus a fold's two rounds of s when P is not one);
+ *   ring, on up to RING_MAX_RANKS ranks when its slices s/P are
+ *     RING_SLICE or more (a quarter of that when P is not a power of two,
+ *     where rabenseifner's fold moves whole pieces twice more): then the
+ *     pieces' transfers fill the link and hide the ring's 2(P-1) round
+ *     latencies, and each round sums only a slice, so little of the sums
+ *     shows at the end;
+ *   rabenseifner otherwise: latency-bound slices, and big worlds, where a
+ *     piece's 2(P-1) rounds in series (each waiting for the slowest
+ *     neighbour) cost more than its own transfer and the ring's gain over
+ *     2 log2 P rounds is under 1% even on a noise-free simulated network.
+ * The thresholds come from SimGrid simulations on 16 to 256 ranks
+ * (docs/SCALING.md): at 8 KiB slices rabenseifner was up to 8% faster, at
+ * 16 KiB and more the ring was 0.3-1% faster. */
 #include "comm/mpi_internal.h"
 
 #include <errno.h>
@@ -69,40 +71,27 @@ int tsr_alg_parse(const char *name)
     return -1;
 }
 
-/* The model's constants: per round (s), per byte moved (s), per byte summed (s). */
-static const double ALPHA = 1.5e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 8e9;
-
-static double model(int alg, int P, double m, double k)
-{
-    int L = 0;
-    while ((2 << L) <= P)
-        L++;
-    double P2 = (double)(1 << L), f = (1 << L) != P, s = m / k;
-    switch (alg) {
-    case TSR_ALG_TREE:
-        return (L + 2 * f) * (ALPHA + m * BETA) + (L + f) * s * GAMMA;
-    case TSR_ALG_RABENSEIFNER:
-        return 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * m * BETA + (0.5 + f) * s * GAMMA;
-    default: /* ring */
-        return 2.0 * (P - 1) * ALPHA + 2.0 * (P - 1) / P * m * BETA + 2.0 / P * s * GAMMA;
-    }
-}
+/* Hockney's constants for tree against rabenseifner: per round (s), per
+ * byte moved (s), per byte summed (s): a 100 Gb/s interconnect. */
+static const double ALPHA = 2e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 10e9;
+enum { RING_SLICE = 16 << 10, RING_MAX_RANKS = 128 };
 
 int tsr_alg_choose(int size, size_t bucket_floats)
 {
-    static const int order[] = {TSR_ALG_RABENSEIFNER, TSR_ALG_RING, TSR_ALG_TREE};
     double m = (double)bucket_floats * sizeof(float);
-    double k = (double)tsr_alg_pieces(bucket_floats, tsr_alg_piece_env());
-    int best = order[0];
-    double cost = model(best, size, m, k);
-    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++) {
-        double c = model(order[i], size, m, k);
-        if (c < cost) {
-            cost = c;
-            best = order[i];
-        }
-    }
-    return best;
+    double s = m / (double)tsr_alg_pieces(bucket_floats, tsr_alg_piece_env());
+    int L = 0;
+    while ((2 << L) <= size)
+        L++;
+    double P2 = (double)(1 << L), f = (1 << L) != size;
+    double tree = (L + 2 * f) * (ALPHA + s * BETA) + (L + f) * s * GAMMA;
+    double rab = 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * s * BETA + ((P2 - 1) / P2 + f) * s * GAMMA;
+    if (tree < rab)
+        return TSR_ALG_TREE;
+    double slice = s / size;
+    if (size <= RING_MAX_RANKS && (slice >= RING_SLICE || (f && slice >= RING_SLICE / 4)))
+        return TSR_ALG_RING;
+    return TSR_ALG_RABENSEIFNER;
 }
 
 size_t tsr_alg_piece_env(void)
