@@ -17,7 +17,7 @@ pkgs=(
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then
-  pkgs+=(python3-torch dataset-fashion-mnist wrk)
+  pkgs+=(python3-torch dataset-fashion-mnist wrk parallel)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,7 +14,11 @@
  *   format = "tessera-checkpoint", version, step, epoch, samples_seen,
  *   world_size, seed, created (ISO 8601), config, model,
  *   checksum = "crc32:XXXXXXXX" (zlib CRC-32 over the raw little-endian bytes
- *   of the datasets listed in checksum_datasets, in that order),
+ *   of the datasets listed in checksum_datasets, in that order, then from
+ *   version 2 on over the root attributes: for each of format, version,
+ *   step, epoch, samples_seen, world_size, seed, created, config, model and
+ *   checksum_datasets in this order, its name, a NUL, its value's length as
+ *   8 little-endian bytes and its value as text, integers in decimal),
  *   checksum_datasets (their paths, one per line). */
 #ifndef TESSERA_CKPT_H
 #define TESSERA_CKPT_H
@@ -25,7 +29,7 @@ extern "C" {
 #endif
 
 #define TSR_CKPT_FORMAT "tessera-checkpoint"
-#define TSR_CKPT_VERSION 1
+#define TSR_CKPT_VERSION 2 /* 2: the checksum covers the root attributes too; 1 is still read */
 
 typedef enum { TSR_CKPT_FLOAT32 = 0, TSR_CKPT_FLOAT64, TSR_CKPT_INT64, TSR_CKPT_UINT8 } tsr_ckpt_type_t;
 
@@ -81,6 +85,17 @@ int tsr_ckpt_due(const tsr_ckpt_t *c, long step);
 int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync);
 /* Waits for the write in flight (if any) and returns its result. */
 int tsr_ckpt_wait(tsr_ckpt_t *c);
+/* No write's failure is lost: every failed write is recorded, and a
+ * failure not returned to the caller by a synchronous write is handed out
+ * once here, oldest first, without waiting: its code (the message names the
+ * file and the cause) and *step (may be NULL) its checkpoint's step, or
+ * TSR_OK when there is none (yet). Poll it, and after tsr_ckpt_wait. */
+int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step);
+/* Writes committed and writes failed so far; the step and message (owned
+ * by the engine) of failure i (the first 8 are kept), or -1. */
+long tsr_ckpt_written(const tsr_ckpt_t *c);
+long tsr_ckpt_failed(const tsr_ckpt_t *c);
+long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why);
 /* 1 while a write is in flight. */
 int tsr_ckpt_busy(tsr_ckpt_t *c);
 /* Path and step of the last committed checkpoint ("" / -1 if none). */
@@ -106,6 +121,11 @@ typedef int (*tsr_ckpt_visit_fn)(const char *path, int rc, const tsr_ckpt_info_t
 /* Walks DIR's ckpt-*.h5 files newest (highest step) first. Returns the
  * number visited or a negative error (a missing directory is 0 files). */
 int tsr_ckpt_scan(const char *dir, tsr_ckpt_visit_fn fn, void *arg);
+
+/* 1 if path (its links followed) is a file a checkpoint directory dir
+ * manages: a ckpt-<step>.h5 name inside dir, which checkpoints replace and
+ * retention deletes; 0 otherwise (also when dir does not exist). */
+int tsr_ckpt_dir_owns(const char *dir, const char *path);
 
 /* Removes temporary files that writers killed mid-write left in dir
  * (".ckpt-*.tmp.<pid>" whose process no longer runs). Returns how many. */

@@ -90,6 +90,9 @@ int tsr_comm_ready_from(tsr_comm_t *c, size_t offset);
 /* Starts whatever has not started and waits until buf holds the sums.
  * The engine is then ready for the next step. */
 int tsr_comm_wait(tsr_comm_t *c);
+/* fn(arg) is called in every loop where the engine waits for other ranks
+ * (a stall watchdog's poll; tsr_runtime_watch_poll); NULL: none. */
+void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg);
 /* tsr_comm_ready_from(c, 0) + tsr_comm_wait(c). */
 int tsr_comm_allreduce(tsr_comm_t *c);
 

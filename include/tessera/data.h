@@ -34,8 +34,13 @@ size_t tsr_dataset_target_dim(const tsr_dataset_t *ds);
 /* For labels: max label + 1 (computed while validating). */
 int tsr_dataset_classes(const tsr_dataset_t *ds);
 
+/* The most classes a dataset may have: a model has one output per class,
+ * and no layer is wider (tsr_model_create). */
+#define TSR_DATA_MAX_CLASSES (1 << 24)
+
 /* Checks every value: NaN/Inf in X or float targets, labels < 0 or >=
- * classes (classes <= 0: only < 0 is checked). Names file, dataset, row. */
+ * classes (classes <= 0: labels < 0 or >= TSR_DATA_MAX_CLASSES). Names
+ * file, dataset, row, label and the outputs it would need. */
 int tsr_dataset_validate(tsr_dataset_t *ds, int classes);
 
 /* Reads rows [start, start+count) in order: x gets count*D floats (uint8

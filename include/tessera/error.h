@@ -20,7 +20,9 @@ enum {
     TSR_EINTERNAL = -8, /* a bug                                    -> exit 1 */
     TSR_ESTOPPED = -9,  /* stopped by a signal after a checkpoint    -> exit 75 */
     TSR_ETIMEOUT = -10, /* a collective or checkpoint stalled        -> exit 76 */
-    TSR_ESCHED = -11    /* the batch scheduler refused or is unreachable -> exit 5 */
+    TSR_ESCHED = -11,   /* the batch scheduler refused or is unreachable -> exit 5 */
+    TSR_EDIVERGED = -12, /* training diverged: NaN or Inf loss or weights -> exit 6 */
+    TSR_ETASKS = -13     /* tessera tasks: some tasks failed, were skipped or cancelled -> exit 7 */
 };
 
 /* The message set by the last failing call on this thread ("" if none). */

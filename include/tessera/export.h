@@ -21,12 +21,17 @@ const char *tsr_export_format_name(tsr_export_format_t fmt);
  * probabilities for cross-entropy models, as tsr_model_predict does. name
  * (may be NULL) becomes the graph name. */
 int tsr_export_onnx_buffer(const tsr_model_t *m, const char *name, unsigned char **buf, size_t *len);
-/* The same, written to path atomically. */
+/* The same, written to path atomically ("-": to standard output). */
 int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path);
 
 /* Exports the model file at model_path to out_path in fmt (HDF5: a copy,
- * after checking the file loads). Written atomically. */
+ * after checking the file loads). Written atomically, or to standard output
+ * when out_path is "-"; an out_path that is the model file itself, or an
+ * existing FIFO, device or directory, is refused (TSR_EINVAL). */
 int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path);
+/* The same for a model that may declare up to max_params parameters (0:
+ * TSR_MODEL_MAX_PARAMS_DEFAULT, what tsr_export_file allows). */
+int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path, size_t max_params);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,10 @@ extern "C" {
 #endif
 
 #define TSR_MODEL_MAX_LAYERS 32
+/* The most parameters a model file may declare unless told otherwise
+ * (serve.max_model_params): 512 MiB of float32, what the default upload
+ * limit carries uncompressed. */
+#define TSR_MODEL_MAX_PARAMS_DEFAULT ((size_t)1 << 27)
 
 typedef enum { TSR_LOSS_XENT = 0, TSR_LOSS_MSE = 1 } tsr_loss_t;
 
@@ -102,7 +106,13 @@ const char *tsr_loss_name(tsr_loss_t loss);
  * "tessera-model", version, model (spec JSON), created, plus the given text
  * attributes (pairs of key, value; may be NULL). Written atomically. */
 int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs);
-/* Reads a model file back (max_batch as in tsr_model_create). */
+/* Reads a model file back (max_batch as in tsr_model_create), checking what
+ * it declares before allocating anything: every weight stored in the file
+ * itself (no external or virtual data, no links out of it, nothing missing)
+ * and at most max_params parameters (0: TSR_MODEL_MAX_PARAMS_DEFAULT).
+ * Anything else is TSR_EDATA naming the file and the layer. */
+int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, tsr_model_t **out);
+/* tsr_model_load_max with the default budget. */
 int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out);
 
 #ifdef __cplusplus

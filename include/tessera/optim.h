@@ -11,6 +11,10 @@ extern "C" {
 
 typedef enum { TSR_OPTIM_SGD = 0, TSR_OPTIM_ADAMW = 1 } tsr_optim_kind_t;
 typedef enum { TSR_SCHED_CONSTANT = 0, TSR_SCHED_COSINE = 1 } tsr_sched_t;
+/* What an update with NaN or Inf gradients does: STOP updates (the caller
+ * learns from tsr_optim_nonfinite_step and stops); SKIP leaves weights and
+ * state unchanged (the step still counts for the schedule). */
+typedef enum { TSR_NONFINITE_STOP = 0, TSR_NONFINITE_SKIP = 1 } tsr_nonfinite_t;
 
 typedef struct tsr_optim_config {
     tsr_optim_kind_t kind;
@@ -21,6 +25,7 @@ typedef struct tsr_optim_config {
     long warmup_steps, total_steps; /* total_steps bounds the cosine */
     double min_lr;
     double clip_norm;               /* <= 0: no clipping */
+    tsr_nonfinite_t on_nonfinite;
 } tsr_optim_config_t;
 
 typedef struct tsr_optim tsr_optim_t;
@@ -34,6 +39,15 @@ double tsr_optim_lr(const tsr_optim_t *o, long step);
  * *grad_norm (may be NULL) gets the global L2 norm before clipping. */
 int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
 long tsr_optim_steps_taken(const tsr_optim_t *o);
+/* The first update (1-based) after which a weight was NaN or Inf (NaN or
+ * Inf gradients, or an update that overflowed), or 0. Checked as part of
+ * the update, so free on the CPU; on a GPU the kernels note it on the
+ * device and this reads it (waits for the stream: call it where the host
+ * waits anyway), returning -1 if the read fails. */
+long tsr_optim_nonfinite_step(tsr_optim_t *o);
+/* Updates skipped for non-finite gradients (on_nonfinite = SKIP); reads
+ * the device on a GPU. */
+long tsr_optim_skipped_steps(tsr_optim_t *o);
 
 /* On a GPU: the state moves to device memory and tsr_optim_step takes
  * device pointers (tsr_model_work_params/grads). tsr_optim_state stays the

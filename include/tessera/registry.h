@@ -1,7 +1,8 @@
 /* The model registry: a directory of model files, each <id>.h5 beside its
  * metadata <id>.json. Ids are "<name>-v<version>" with name made of
  * [A-Za-z0-9._-] and the version counting up per name, so an id can never
- * name a path outside the directory. Safe to use from many threads; several
+ * name a path outside the directory; a version is never handed out twice,
+ * even after a delete and a restart (<dir>/.versions keeps the highest). Safe to use from many threads; several
  * processes may share a directory (ids are reserved with link(2), metadata
  * written atomically). Metadata is exchanged as JSON text. */
 #ifndef TESSERA_REGISTRY_H
@@ -20,6 +21,9 @@ typedef struct tsr_registry tsr_registry_t;
 int tsr_registry_create(const char *dir, tsr_registry_t **out);
 void tsr_registry_destroy(tsr_registry_t *r); /* accepts NULL */
 const char *tsr_registry_dir(const tsr_registry_t *r);
+/* The most parameters a model file added to the registry may declare
+ * (0: TSR_MODEL_MAX_PARAMS_DEFAULT; see tsr_model_load_max). */
+void tsr_registry_set_max_params(tsr_registry_t *r, size_t max_params);
 
 /* 1 if id has the registry's id syntax (it may still not exist). */
 int tsr_registry_id_valid(const char *id);

@@ -7,7 +7,6 @@
 #define TESSERA_SERVE_H
 #include <stddef.h>
 #include <stdint.h>
-#include "tessera/config.h"
 #include "tessera/model.h"
 
 #ifdef __cplusplus
@@ -29,13 +28,18 @@ typedef struct tsr_serve_config {
     size_t max_body_kb;     /* request body limit (uploads to POST /models: max_upload_mb) */
     size_t max_upload_mb;   /* model upload limit */
     int threads;            /* HTTP threads; 0: one per core this process may run on */
+    int max_connections;    /* open connections in all (more wait in the kernel's backlog) */
+    int max_connections_per_ip; /* open connections from one client address */
+    int header_timeout_s;   /* a request's headers (or an idle keep-alive connection's next ones) within this */
+    size_t max_model_params; /* parameters a model file may declare (serve, uploads, registry, export route) */
 } tsr_serve_config_t;
 
 /* Defaults: 127.0.0.1, port 0, run_dir ".", registry "registry", max_batch
- * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB. */
+ * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB,
+ * 2048 connections, 512 per client address, headers within 10 s, models of
+ * up to TSR_MODEL_MAX_PARAMS_DEFAULT parameters. */
 void tsr_serve_config_default(tsr_serve_config_t *cfg);
-/* Fills cfg from the [serve] section; strings point into conf. */
-int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *cfg);
+/* (tsr_options_serve in options.h fills it from a configuration's [serve].) */
 
 /* One (step, loss, accuracy) point of the dashboard's plot; NaN: unknown. */
 typedef struct tsr_serve_point {
@@ -87,6 +91,25 @@ int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
 /* Adds a model file to the coordinator's registry as name (NULL: from the
  * file name); the new id is written to id (may be NULL) of idlen bytes. */
 int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
+
+/* Task farm routes: GET /tasks[?state=S&tag=T&offset=N&limit=N], GET
+ * /tasks/{id}, POST /tasks (task-file lines), POST /tasks/{id}/cancel and
+ * POST /tasks/cancel?tag=T. The farm answers them: the functions run on
+ * HTTP threads, return a malloc'd JSON body (NULL: out of memory) and set
+ * *status; they never call MPI. metrics returns Prometheus text appended to
+ * /metrics (may be NULL). Without a farm the routes answer 404. */
+typedef struct tsr_serve_tasks {
+    void *ctx;
+    char *(*list)(void *ctx, const char *state, const char *tag, long offset, long limit, int *status);
+    char *(*get)(void *ctx, const char *id, int *status);
+    char *(*submit)(void *ctx, const char *body, size_t len, int *status);
+    char *(*cancel)(void *ctx, const char *id, const char *tag, int *status);
+    char *(*metrics)(void *ctx);
+} tsr_serve_tasks_t;
+
+/* Installs a farm's routes (copied), or removes them (NULL), waiting for
+ * calls in progress to return. */
+int tsr_serve_set_tasks(tsr_serve_t *s, const tsr_serve_tasks_t *ops);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* The training step loop: ties runtime, place, data, model, optim and comm. */
 #ifndef TESSERA_TRAIN_H
 #define TESSERA_TRAIN_H
-#include "tessera/config.h"
+#include "tessera/options.h"
 #include "tessera/runtime.h"
 
 #ifdef __cplusplus
@@ -17,12 +17,19 @@ typedef struct tsr_train_result {
     double wall_seconds;       /* from start of training to the model being written */
     double samples_per_second; /* global training samples per second of step loop */
     size_t nparams;
+    long skipped_steps;        /* updates skipped for NaN/Inf gradients (train.on_nonfinite = skip_step) */
+    long ckpt_written, ckpt_failed; /* checkpoint writes of this run (rank 0's count; 0 elsewhere) */
+    int already_done;          /* resumed from a checkpoint at the end of training: nothing was trained or written */
 } tsr_train_result_t;
 
-/* Trains as the configuration says. Collective over the runtime's world:
+/* Trains as the options say (options.h: tsr_options_train parses a configuration). Collective over the runtime's world:
  * every rank returns the same code, and when it is not TSR_OK *failed_rank
- * names the rank whose tsr_last_error() explains it. */
-int tsr_train_run(tsr_runtime_t *rt, const tsr_config_t *cfg, tsr_train_result_t *res, int *failed_rank);
+ * names the rank whose tsr_last_error() explains it. A run whose weights
+ * become NaN or Inf stops at that step with TSR_EDIVERGED (nothing written
+ * or registered, earlier checkpoints kept); a run resumed from a checkpoint
+ * at its end trains nothing and leaves the model file and registry as
+ * they are (already_done). */
+int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_result_t *res, int *failed_rank);
 
 #ifdef __cplusplus
 }

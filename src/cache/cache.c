@@ -2,6 +2,7 @@
  * recency, one mutex around both. Each entry is one allocation holding its
  * key and value, so the byte budget charges what is really used. */
 #include "tessera/cache.h"
+#include "tessera/log.h"
 #include "tessera/error.h"
 
 #include <pthread.h>
@@ -34,9 +35,7 @@ enum { MIN_BUCKETS = 64 };
 static double mono_now(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return tsr_time_now();
 }
 
 static uint64_t mix64(uint64_t h)

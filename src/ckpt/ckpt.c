@@ -2,7 +2,7 @@
 #include "ckpt/internal.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +13,13 @@
 #include <unistd.h>
 
 #define MAX_REGIONS 256
+#define MAX_FAILURES 8 /* the newest kept with their messages until handed out; all are counted */
+
+typedef struct failure {
+    long step;
+    int code;
+    char why[1024];
+} failure_t;
 
 struct tsr_ckpt {
     tsr_ckpt_config_t cfg;
@@ -38,7 +45,33 @@ struct tsr_ckpt {
     char error[1024];
     double write_seconds;
     tsr_h5_image_t image; /* the writer's, reused by every write */
+    /* Every write's result is collected: failures are counted, kept in a
+     * ring until take_failure hands each out once (more than MAX_FAILURES
+     * not taken are reported as a count), and the first steps noted for
+     * the run's summary. */
+    long written, nfailed;   /* every write */
+    long nring, taken;        /* failures the caller did not get back: ring entry i at i % MAX_FAILURES */
+    failure_t failures[MAX_FAILURES];
+    long first_steps[MAX_FAILURES];
+    char last_why[1024];
+    int returns_result;       /* the write in flight is one the caller waits for (it gets the result) */
 };
+
+/* Under the lock (or on the only thread): records a failed write. */
+static void note_failure(tsr_ckpt_t *c, long step, int code, const char *why)
+{
+    if (c->nfailed < MAX_FAILURES)
+        c->first_steps[c->nfailed] = step;
+    c->nfailed++;
+    snprintf(c->last_why, sizeof c->last_why, "%s", why);
+    if (c->returns_result)
+        return;
+    failure_t *f = &c->failures[c->nring % MAX_FAILURES];
+    f->step = step;
+    f->code = code;
+    snprintf(f->why, sizeof f->why, "%s", why);
+    c->nring++;
+}
 
 /* Runs one write: file, then retention. Called without the lock held. The
  * result is published (and a caller waiting for the commit woken) before
@@ -57,9 +90,11 @@ static int do_write(tsr_ckpt_t *c)
     c->result = rc;
     if (rc) {
         snprintf(c->error, sizeof c->error, "%s", tsr_last_error());
+        note_failure(c, c->meta.step, rc, c->error);
     } else {
         snprintf(c->last_path, sizeof c->last_path, "%s", c->path);
         c->last_step = c->meta.step;
+        c->written++;
     }
     c->committed = 1;
     pthread_cond_broadcast(&c->cv);
@@ -247,6 +282,7 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     c->meta.model = c->model_copy;
     c->last_due_step = meta->step;
     c->last_due_time = tsr_time_now();
+    c->returns_result = sync || !c->thread_started;
     if (!c->thread_started)
         return do_write(c);
     pthread_mutex_lock(&c->mu);
@@ -258,8 +294,58 @@ int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
     pthread_mutex_unlock(&c->mu);
     /* A synchronous write returns once its file is committed; the writer
      * then removes what retention says, and the next write (or wait, or
-     * destroy) waits for that. */
-    return sync ? wait_for(c, 0) : TSR_OK;
+     * destroy) waits for that. Its result goes to the caller, so it counts
+     * as taken. */
+    if (!sync)
+        return TSR_OK;
+    return wait_for(c, 0);
+}
+
+int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step)
+{
+    int rc = TSR_OK;
+    pthread_mutex_lock(&c->mu);
+    if (c->nring - c->taken > MAX_FAILURES) {
+        /* Overwritten before anyone asked: counted only. */
+        long lost = c->nring - c->taken - MAX_FAILURES;
+        rc = tsr_error_set(TSR_EIO, "checkpoint: %ld earlier writes failed (%ld in all)", lost, c->nfailed);
+        c->taken += lost;
+        if (step)
+            *step = -1;
+    } else if (c->taken < c->nring) {
+        const failure_t *f = &c->failures[c->taken % MAX_FAILURES];
+        rc = tsr_error_set(f->code, "%s", f->why);
+        if (step)
+            *step = f->step;
+        c->taken++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+long tsr_ckpt_written(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    long n = c->written;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return n;
+}
+
+long tsr_ckpt_failed(const tsr_ckpt_t *c)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+    long n = c->nfailed;
+    pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+    return n;
+}
+
+long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why)
+{
+    if (i < 0 || i >= MAX_FAILURES || i >= c->nfailed)
+        return -1;
+    if (why) /* the newest failure's message */
+        *why = c->last_why;
+    return c->first_steps[i];
 }
 
 /* The writer thread updates these, hence the lock. */

@@ -1,5 +1,6 @@
 /* Checkpoint directories: scanning newest first, retention, stale temps. */
 #include "ckpt/internal.h"
+#include "common/fileutil.h"
 #include "tessera/error.h"
 
 #include <dirent.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -86,6 +88,25 @@ int tsr_ckpt_scan(const char *dir, tsr_ckpt_visit_fn fn, void *arg)
     }
     free(v);
     return visited;
+}
+
+int tsr_ckpt_dir_owns(const char *dir, const char *path)
+{
+    char target[4096];
+    struct stat a, b;
+    long step;
+    if (tsr_file_resolve(path, target, sizeof target) != TSR_OK)
+        return 0;
+    char *slash = strrchr(target, '/');
+    if (parse_name(slash ? slash + 1 : target, &step) != 0)
+        return 0;
+    if (slash == target)
+        target[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(target, ".");
+    return stat(dir, &a) == 0 && stat(target, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 void tsr_ckpt_retain(const char *dir, int keep)

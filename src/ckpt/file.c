@@ -3,7 +3,9 @@
  * Reading and verifying; write.c writes. */
 #include "ckpt/internal.h"
 #include "common/crc32.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
+#include "common/fileutil.h"
 #include "tessera/error.h"
 
 #include <hdf5.h>
@@ -45,39 +47,49 @@ int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len)
     return TSR_OK;
 }
 
+static uint32_t crc_field(uint32_t crc, const char *name, const char *value)
+{
+    unsigned char len[8];
+    uint64_t n = strlen(value);
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)(n >> (8 * i));
+    crc = tsr_crc32(crc, name, strlen(name) + 1);
+    crc = tsr_crc32(crc, len, sizeof len);
+    return tsr_crc32(crc, value, (size_t)n);
+}
+
+uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const char *created, const char *list)
+{
+    const struct {
+        const char *name;
+        long long v;
+    } ints[] = {{"version", TSR_CKPT_VERSION}, {"step", meta->step}, {"epoch", meta->epoch},
+                {"samples_seen", meta->samples_seen}, {"world_size", meta->world_size}, {"seed", meta->seed}};
+    char num[32];
+    crc = crc_field(crc, "format", TSR_CKPT_FORMAT);
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        snprintf(num, sizeof num, "%lld", ints[i].v);
+        crc = crc_field(crc, ints[i].name, num);
+    }
+    crc = crc_field(crc, "created", created);
+    crc = crc_field(crc, "config", meta->config ? meta->config : "");
+    crc = crc_field(crc, "model", meta->model ? meta->model : "");
+    return crc_field(crc, "checksum_datasets", list);
+}
+
+/* Root attributes through the common HDF5 layer, in the forms used below. */
 static int get_str(hid_t obj, const char *name, char **out)
 {
-    *out = NULL;
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
-    int ok = H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t);
-    size_t n = ok ? H5Tget_size(t) : 0;
-    if (ok && (*out = calloc(1, n + 1)) != NULL)
-        ok = H5Aread(a, t, *out) >= 0;
-    else
-        ok = 0;
-    H5Tclose(t);
-    H5Aclose(a);
-    if (!ok) {
-        free(*out);
-        *out = NULL;
-    }
-    return ok ? 0 : -1;
+    return tsr_h5_attr_get_str_alloc(obj, name, out);
 }
 
 static int get_long(hid_t obj, const char *name, long *v)
 {
-    int64_t x;
-    if (H5Aexists(obj, name) <= 0)
+    long long x;
+    if (tsr_h5_attr_get_i64(obj, name, &x))
         return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, &x) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    if (ok)
-        *v = (long)x;
-    return ok ? 0 : -1;
+    *v = (long)x;
+    return 0;
 }
 
 /* Reads one listed dataset, adds it to the CRC, and into its region if one
@@ -143,7 +155,7 @@ out:
 int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n)
 {
     tsr_ckpt_info_t tmp;
-    char *fmt = NULL, *sum = NULL, *list = NULL, want[32];
+    char *fmt = NULL, *sum = NULL, *list = NULL, *list_copy = NULL, *created_copy = NULL, want[32];
     int *found = calloc((size_t)n + 1, sizeof *found);
     int rc = TSR_OK;
     hid_t f = -1;
@@ -154,12 +166,10 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
         return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
 
     tsr_h5_lock();
+    if ((rc = tsr_file_check_input(path, "a tessera checkpoint (HDF5)")))
+        goto out;
     if (H5Fis_hdf5(path) <= 0) {
-        FILE *probe = fopen(path, "rb");
-        if (probe)
-            fclose(probe);
-        rc = tsr_error_set(probe ? TSR_EDATA : TSR_EIO, "%s: %s", path,
-                           probe ? "not an HDF5 file (truncated, empty or another format)" : "cannot be opened");
+        rc = tsr_error_set(TSR_EDATA, "%s: not an HDF5 file (truncated, empty or another format)", path);
         goto out;
     }
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -172,24 +182,34 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
                            fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", TSR_CKPT_FORMAT);
         goto out;
     }
-    if (get_long(f, "version", &info->version) || info->version != TSR_CKPT_VERSION) {
-        rc = tsr_error_set(TSR_EDATA, "%s: checkpoint format version %ld; this tessera reads version %d", path,
+    if (get_long(f, "version", &info->version) || info->version < 1 || info->version > TSR_CKPT_VERSION) {
+        rc = tsr_error_set(TSR_EDATA, "%s: checkpoint format version %ld; this tessera reads versions 1 to %d", path,
                            info->version, TSR_CKPT_VERSION);
         goto out;
     }
-    char *created = NULL;
     if (get_long(f, "step", &info->step) || get_long(f, "epoch", &info->epoch) ||
         get_long(f, "samples_seen", &info->samples_seen) || get_long(f, "seed", &info->seed) ||
         get_long(f, "world_size", &info->world_size) || get_str(f, "checksum", &sum) ||
-        get_str(f, "checksum_datasets", &list) || get_str(f, "created", &created)) {
+        get_str(f, "checksum_datasets", &list) || get_str(f, "created", &created_copy)) {
         rc = tsr_error_set(TSR_EDATA, "%s: a required root attribute (step, epoch, samples_seen, seed, world_size, "
                            "created, checksum, checksum_datasets) is missing", path);
         goto out;
     }
-    snprintf(info->created, sizeof info->created, "%s", created);
-    free(created);
+    snprintf(info->created, sizeof info->created, "%s", created_copy);
     get_str(f, "config", &info->config);
     get_str(f, "model", &info->model);
+    /* Version 2 checksums the attributes after the data (strtok below cuts the list). */
+    tsr_ckpt_meta_t m = {info->step, info->epoch, info->samples_seen, info->seed, (int)info->world_size,
+                         info->config, info->model};
+    list_copy = strdup(list);
+    if (!list_copy) {
+        rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    if ((long)m.world_size != info->world_size) {
+        rc = tsr_error_set(TSR_EDATA, "%s: root attribute world_size = %ld is out of range", path, info->world_size);
+        goto out;
+    }
     uint32_t crc = 0;
     char *save = NULL;
     for (char *name = strtok_r(list, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
@@ -197,6 +217,8 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
             goto out;
         info->ndatasets++;
     }
+    if (info->version >= 2)
+        crc = tsr_ckpt_crc_attrs(crc, &m, created_copy, list_copy);
     snprintf(want, sizeof want, "crc32:%08lx", (unsigned long)crc);
     if (strcmp(want, sum) != 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: checksum mismatch (file says %s, data gives %s); the file is damaged",
@@ -215,6 +237,8 @@ out:
     free(fmt);
     free(sum);
     free(list);
+    free(list_copy);
+    free(created_copy);
     free(found);
     if (rc || info == &tmp)
         tsr_ckpt_info_free(info);

@@ -2,6 +2,7 @@
 #ifndef TSR_CKPT_INTERNAL_H
 #define TSR_CKPT_INTERNAL_H
 #include "common/h5mem.h"
+#include <stdint.h>
 #include "tessera/ckpt.h"
 
 #define TSR_CKPT_MAX_DIMS 4
@@ -29,6 +30,10 @@ int tsr_ckpt_file_name(const char *dir, long step, char *buf, size_t len);
 /* Removes all but the newest keep checkpoints in dir. */
 void tsr_ckpt_retain(const char *dir, int keep);
 size_t tsr_ckpt_type_size(tsr_ckpt_type_t t);
+/* Continues the checksum over the root attributes (format version 2 on),
+ * so that a changed step or world size is found like changed data: each
+ * attribute's name, length and value, in a fixed order. file.c */
+uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const char *created, const char *list);
 /* The HDF5 type of t: in the file (little-endian), or in memory if native. */
 hid_t tsr_ckpt_h5_type(tsr_ckpt_type_t t, int native);
 

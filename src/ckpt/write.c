@@ -17,7 +17,7 @@
  * into the page cache; the CRC runs after the write calls, while the disk is
  * already busy with them (writeback is started range by range). */
 #include "ckpt/internal.h"
-#include "common/h5attr.h"
+#include "common/h5io.h"
 #include "common/crc32.h"
 #include "common/fileutil.h"
 #include "common/h5lock.h"
@@ -69,11 +69,8 @@ static int set_checksum(hid_t f, const char *sum)
     return ok ? 0 : -1;
 }
 
-static int put_attrs(hid_t f, const tsr_ckpt_meta_t *meta, const char *list)
+static int put_attrs(hid_t f, const tsr_ckpt_meta_t *meta, const char *list, const char *when)
 {
-    char when[40];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     /* The names and kinds of DESIGN.md's checkpoint format, checksum last. */
     const char *strs[][2] = {{"created", when},
                              {"config", meta->config ? meta->config : ""},
@@ -117,7 +114,8 @@ static int put_dataset(hid_t f, job_t *j, int i, hid_t lcpl, hid_t dcpl)
 
 /* The in-memory file with every attribute and dataset; big datasets last,
  * so that their space follows all the metadata. */
-static hid_t build(job_t *j, tsr_h5_image_t *img, const tsr_ckpt_meta_t *meta, const char *list, const char **bad)
+static hid_t build(job_t *j, tsr_h5_image_t *img, const tsr_ckpt_meta_t *meta, const char *list, const char *when,
+                   const char **bad)
 {
     hid_t f;
     if (j->direct) {
@@ -135,7 +133,7 @@ static hid_t build(job_t *j, tsr_h5_image_t *img, const tsr_ckpt_meta_t *meta, c
              H5Pset_layout(dcpl, H5D_CONTIGUOUS) >= 0 && H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0 &&
              H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) >= 0;
     *bad = "file creation";
-    if (ok && put_attrs(f, meta, list) != 0) {
+    if (ok && put_attrs(f, meta, list, when) != 0) {
         ok = 0;
         *bad = "root attributes";
     }
@@ -281,22 +279,23 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int
         j.total += r[i].bytes;
         j.direct |= r[i].bytes >= DIRECT_MIN;
     }
-    if ((rc = tsr_file_tmpname(path, j.tmp, sizeof j.tmp)))
-        goto out;
-    j.fd = open(j.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (j.fd < 0) {
-        rc = tsr_error_set(TSR_EIO, "%s: cannot create %s: %s", path, j.tmp, strerror(errno));
+    if ((j.fd = tsr_file_create_tmp(path, j.tmp, sizeof j.tmp)) < 0) {
+        rc = j.fd;
         goto out;
     }
 
     tsr_h5_lock();
-    f = build(&j, img, meta, list, &bad);
+    char when[40];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    f = build(&j, img, meta, list, when, &bad);
     tsr_h5_unlock();
     if (f < 0)
         goto h5fail;
     /* The data goes out without the HDF5 lock, which other threads may want. */
     rc = put_data(&j);
-    snprintf(sum, sizeof sum, "crc32:%08lx", rc ? 0UL : (unsigned long)checksum(&j));
+    snprintf(sum, sizeof sum, "crc32:%08lx",
+             rc ? 0UL : (unsigned long)tsr_ckpt_crc_attrs(checksum(&j), meta, when, list));
     tsr_h5_lock();
     int ok = rc || set_checksum(f, sum) == 0;
     if (!ok)

@@ -1,6 +1,7 @@
 /* `tessera data`: convert CSV and IDX files into tessera's HDF5 dataset
  * format, and describe a dataset file. */
 #include "cli/commands.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "tessera/data.h"
 #include "tessera/error.h"
@@ -130,6 +131,9 @@ static int cmd_convert(int argc, char **argv)
                                       positional, a));
         positional = a;
     }
+    if (argc < 2)
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: expected an input (--csv FILE, FILE.csv or "
+                                          "--idx-images F --idx-labels F) and -o OUT (see tessera data --help)"));
     if (!out)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no output file; add -o OUT.h5"));
     int idx = img || lab || timg || tlab;
@@ -166,44 +170,16 @@ static int cmd_convert(int argc, char **argv)
 /* Reads a string attribute of the file's root into buf ("" if absent). */
 static void root_attr(const char *path, const char *name, char *buf, size_t len)
 {
+    char *s = NULL;
     buf[0] = '\0';
     tsr_h5_lock();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f >= 0) {
-        if (H5Aexists(f, name) > 0) {
-            hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-            hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-            if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-                if (H5Tis_variable_str(t) > 0) {
-                    char *s = NULL;
-                    hid_t mt = H5Tcopy(H5T_C_S1);
-                    H5Tset_size(mt, H5T_VARIABLE);
-                    H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 will not convert between csets */
-                    if (H5Aread(a, mt, &s) >= 0 && s) {
-                        snprintf(buf, len, "%s", s);
-                        H5free_memory(s);
-                    }
-                    H5Tclose(mt);
-                } else {
-                    size_t sz = H5Tget_size(t);
-                    char *s = calloc(1, sz + 1);
-                    hid_t mt = H5Tcopy(H5T_C_S1);
-                    H5Tset_size(mt, sz + 1);
-                    H5Tset_cset(mt, H5Tget_cset(t));
-                    if (s && H5Aread(a, mt, s) >= 0)
-                        snprintf(buf, len, "%s", s);
-                    H5Tclose(mt);
-                    free(s);
-                }
-            }
-            if (t >= 0)
-                H5Tclose(t);
-            if (a >= 0)
-                H5Aclose(a);
-        }
+    if (f >= 0 && tsr_h5_attr_get_str_alloc(f, name, &s) == 0)
+        snprintf(buf, len, "%s", s);
+    if (f >= 0)
         H5Fclose(f);
-    }
     tsr_h5_unlock();
+    free(s);
 }
 
 static int describe(const char *path, tsr_split_t split, const char *name)
@@ -244,7 +220,8 @@ static int cmd_info(int argc, char **argv)
             return TSR_OK;
         }
         if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s'", argv[i]));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s' (see tessera data --help)",
+                                              argv[i]));
         if (path)
             return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
         path = argv[i];
@@ -283,10 +260,9 @@ static int cmd_info(int argc, char **argv)
 
 int tsr_cmd_data(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(data_usage, stderr);
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info"));
-    }
+    if (argc < 2)
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info (see tessera data "
+                                          "--help)"));
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         fputs(data_usage, stdout);
@@ -296,5 +272,6 @@ int tsr_cmd_data(int argc, char **argv)
         return cmd_convert(argc - 1, argv + 1);
     if (strcmp(sub, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
-    return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: unknown subcommand '%s'; expected convert or info", sub));
+    return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: unknown %s '%s'; expected convert or info",
+                                      sub[0] == '-' ? "option" : "subcommand", sub));
 }

@@ -6,21 +6,26 @@
 #include "tessera/registry.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static const char usage[] =
-    "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR]\n"
+    "usage: tessera export MODEL [--format onnx|hdf5] -o OUT [--registry DIR] [--max-params N]\n"
     "\n"
     "Writes MODEL (an HDF5 model file, or with --registry a model id in that registry) to OUT,\n"
-    "whole or not at all. --format defaults to OUT's extension (.onnx or .h5/.hdf5).\n"
+    "whole or not at all; -o - writes to standard output (give --format). OUT may not be MODEL\n"
+    "itself, nor an existing FIFO, device or directory. --format defaults to OUT's extension\n"
+    "(.onnx or .h5/.hdf5).\n"
     "ONNX files use opset 13 standard operators (Gemm, Relu, Tanh, Sigmoid, Softmax): input\n"
     "\"input\" float [N, inputs], output \"output\" [N, outputs] (softmax probabilities for\n"
-    "classifiers), so any ONNX runtime loads them.\n";
+    "classifiers), so any ONNX runtime loads them. A model declaring more than --max-params\n"
+    "parameters (default 134217728, as serve.max_model_params) is refused.\n";
 
 int tsr_cmd_export(int argc, char **argv)
 {
     const char *model = NULL, *format = NULL, *out = NULL, *registry = NULL;
+    unsigned long long max_params = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -33,8 +38,18 @@ int tsr_cmd_export(int argc, char **argv)
             out = argv[++i];
         } else if (strcmp(a, "--registry") == 0 && has) {
             registry = argv[++i];
-        } else if (a[0] == '-' || model) {
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' (see tessera export --help)", a));
+        } else if (strcmp(a, "--max-params") == 0 && has) {
+            char *end;
+            max_params = strtoull(argv[++i], &end, 10);
+            if (*end || max_params == 0 || argv[i][0] == '-')
+                return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --max-params %s: expected a positive integer",
+                                                  argv[i]));
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--format", "-o", "--output", "--registry", "--max-params", NULL};
+            return tsr_cli_fail(tsr_cli_bad_option("export", a, valued));
+        } else if (model) {
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' besides MODEL %s (see "
+                                              "tessera export --help)", a, model));
         } else {
             model = a;
         }
@@ -60,9 +75,11 @@ int tsr_cmd_export(int argc, char **argv)
             return tsr_cli_fail(rc);
         model = path;
     }
-    int rc = tsr_export_file(model, (tsr_export_format_t)fmt, out);
+    int rc = tsr_export_file_max(model, (tsr_export_format_t)fmt, out, (size_t)max_params);
     if (rc)
         return tsr_cli_fail(rc);
-    printf("tessera: wrote %s (%s)\n", out, tsr_export_format_name((tsr_export_format_t)fmt));
+    /* Standard output carries the model itself then. */
+    fprintf(strcmp(out, "-") == 0 ? stderr : stdout, "tessera: wrote %s (%s)\n",
+            strcmp(out, "-") == 0 ? "standard output" : out, tsr_export_format_name((tsr_export_format_t)fmt));
     return TSR_OK;
 }

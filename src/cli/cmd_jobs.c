@@ -1,19 +1,23 @@
 /* tessera jobs [--all] [JOBID...]: the state of jobs tessera submit sent. */
 #include "cli/commands.h"
 #include "cli/jobs_file.h"
+#include "common/fileutil.h"
 #include "tessera/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <errno.h>
 
 static const char usage[] =
     "usage: tessera jobs [--all] [JOBID...]\n"
     "Shows the state of the jobs that tessera submit sent from this account (the last 20, or --all,\n"
     "or the JOBIDs given), as slurmctld knows them: state, requeues, exit code, elapsed time, nodes.\n"
     "The list lives in $TESSERA_STATE_DIR/jobs (default ~/.local/state/tessera/jobs).\n"
-    "Exit codes: 0 shown, 2 bad usage, 4 cannot read the list, 5 SLURM cannot be reached.\n";
+    "Exit codes: 0 shown, 2 bad usage, 3 the list is not a regular file, 4 cannot read the list,\n"
+    "5 SLURM cannot be reached.\n";
 
 static void elapsed(const tsr_slurm_job_info_t *j, char *buf, size_t n)
 {
@@ -61,7 +65,8 @@ int tsr_cmd_jobs(int argc, char **argv)
         } else if (strtoul(argv[i], &end, 10) > 0 && *end == '\0') {
             nids++;
         } else {
-            fprintf(stderr, "tessera: error: jobs: unexpected argument '%s'; see tessera jobs --help\n", argv[i]);
+            fprintf(stderr, "tessera: error: jobs: %s '%s'; expected --all or job ids (see tessera jobs --help)\n",
+                    argv[i][0] == '-' ? "unknown option" : "unexpected argument", argv[i]);
             return TSR_EINVAL;
         }
     }
@@ -76,10 +81,17 @@ int tsr_cmd_jobs(int argc, char **argv)
         fprintf(stderr, "tessera: error: jobs: set HOME or TESSERA_STATE_DIR to find the list of submitted jobs\n");
         return TSR_EINVAL;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    if (access(path, F_OK) != 0) {
         printf("no jobs submitted with tessera submit yet (%s)\n", path);
         return TSR_OK;
+    }
+    FILE *f = NULL;
+    rc = tsr_file_check_input(path, "the list of submitted jobs");
+    if (rc == TSR_OK && !(f = fopen(path, "r")))
+        rc = tsr_error_set(TSR_EIO, "%s: %s", path, strerror(errno));
+    if (rc) {
+        fprintf(stderr, "tessera: error: jobs: %s\n", tsr_last_error());
+        return rc;
     }
     long total = 0, skip;
     while (fgets(line, sizeof line, f))

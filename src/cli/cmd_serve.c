@@ -2,7 +2,9 @@
  * registry, until SIGINT or SIGTERM. No MPI: it runs on a login node or in
  * a one-task job. */
 #include "cli/commands.h"
+#include "common/fileutil.h"
 #include "tessera/config.h"
+#include "tessera/options.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
 #include "tessera/registry.h"
@@ -30,7 +32,8 @@ static const char usage[] =
     "  --registry DIR     model registry for the /models routes (default: registry)\n"
     "  --config FILE      an INI file whose [serve] section sets the rest (see --set)\n"
     "  --set K=V          any [serve] key: max_batch, max_delay_us, cache_mb, cache_ttl_s,\n"
-    "                     max_body_kb, max_upload_mb, threads\n"
+    "                     max_body_kb, max_upload_mb, threads, max_connections,\n"
+    "                     max_connections_per_ip, header_timeout_s, max_model_params\n"
     "Routes: GET / (dashboard), /health, /status, /metrics, /cache, /models...; POST /predict.\n";
 
 /* The model a registry directory serves: production first, else newest. */
@@ -75,8 +78,13 @@ int tsr_cmd_serve(int argc, char **argv)
             rc = tsr_config_load(conf, argv[++i]);
         } else if (strcmp(a, "--set") == 0 && has) {
             rc = tsr_config_set(conf, argv[++i]);
-        } else if (a[0] == '-' || target) {
-            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' (see tessera serve --help)", a);
+        } else if (a[0] == '-' && a[1]) {
+            static const char *const valued[] = {"--bind", "--port", "--token-file", "--run-dir", "--registry",
+                                                 "--config", "--set", NULL};
+            rc = tsr_cli_bad_option("serve", a, valued);
+        } else if (target) {
+            rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' besides %s (see tessera serve --help)", a,
+                               target);
         } else {
             target = a;
         }
@@ -88,7 +96,7 @@ int tsr_cmd_serve(int argc, char **argv)
         rc = tsr_config_set(conf, portset);
     tsr_serve_config_t sc;
     if (rc == TSR_OK)
-        rc = tsr_serve_config_from(conf, &sc);
+        rc = tsr_options_serve(conf, &sc);
     if (rc) {
         tsr_config_destroy(conf);
         return tsr_cli_fail(rc);
@@ -108,9 +116,15 @@ int tsr_cmd_serve(int argc, char **argv)
             fprintf(stderr, "tessera: warning: %s has no model yet; /predict answers 503 until one is uploaded "
                             "and the coordinator restarted\n", target);
     }
+    /* The one file serve writes must not be one it reads. */
+    char addr[4096];
+    const char *inputs[3] = {model_path, sc.token_file, tsr_config_file(conf)};
+    if (rc == TSR_OK && (rc = tsr_path_join(sc.run_dir, "coordinator.addr", addr, sizeof addr)) == TSR_OK &&
+        (rc = tsr_file_check_output(addr, inputs, 3)) != TSR_OK)
+        tsr_error_prefix(rc, "serve: --run-dir %s: ", sc.run_dir);
     tsr_model_t *m = NULL;
     if (rc == TSR_OK && model_path)
-        rc = tsr_model_load(model_path, 1, &m);
+        rc = tsr_model_load_max(model_path, 1, sc.max_model_params, &m);
     if (rc) {
         tsr_config_destroy(conf);
         return tsr_cli_fail(rc);

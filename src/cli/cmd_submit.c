@@ -2,6 +2,7 @@
  * config's [submit] section, sent through libslurm. */
 #include "cli/commands.h"
 #include "cli/jobs_file.h"
+#include "cli/submit_script.h"
 #include "tessera/config.h"
 #include "tessera/error.h"
 
@@ -21,85 +22,12 @@ static const char usage[] =
     "SIGUSR1 runtime.walltime_margin_seconds before its end, checkpoints, exits 75 and requeues itself;\n"
     "a requeued job resumes from the newest checkpoint. Prints the job id; 'tessera jobs' shows its state.\n"
     "  --time T          MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS\n"
-    "  --print-script    print the batch script and exit without submitting\n"
+    "  --print-script    print the batch script (with #SBATCH lines) and exit without submitting\n"
     "  --parsable        print only the job id\n"
-    "Exit codes: 0 submitted, 2 bad usage or configuration, 4 cannot write, 5 SLURM refused the job or\n"
-    "cannot be reached (its reason is quoted).\n";
-
-/* Appends ' quoted ' text to a growing script. */
-static int add(char **buf, size_t *len, size_t *cap, const char *s, int quote)
-{
-    size_t need = strlen(s) * 4 + 4;
-    if (*len + need >= *cap) {
-        size_t ncap = (*cap + need) * 2;
-        char *nb = realloc(*buf, ncap);
-        if (!nb)
-            return tsr_error_set(TSR_ENOMEM, "submit: out of memory");
-        *buf = nb;
-        *cap = ncap;
-    }
-    char *o = *buf + *len;
-    if (quote)
-        *o++ = '\'';
-    for (; *s; s++) {
-        if (quote && *s == '\'') {
-            memcpy(o, "'\\''", 4);
-            o += 4;
-        } else {
-            *o++ = *s;
-        }
-    }
-    if (quote)
-        *o++ = '\'';
-    *o = '\0';
-    *len = (size_t)(o - *buf);
-    return TSR_OK;
-}
-
-/* The batch script: srun the training, requeue on exit 75, resume when restarted. */
-static char *build_script(const char *exe, const char *config, char **sets, int nsets, const char *mpi,
-                          const char *origin)
-{
-    char *b = NULL;
-    size_t len = 0, cap = 0;
-    int rc = add(&b, &len, &cap, "#!/bin/bash\n# Written by tessera submit from ", 0);
-    rc = rc ? rc : add(&b, &len, &cap, origin, 0);
-    rc = rc ? rc : add(&b, &len, &cap,
-                       ".\n# Exit 75 = checkpointed and stopped (walltime margin, preemption): requeue,\n"
-                       "# and a requeued run (SLURM_RESTART_COUNT > 0) resumes from the newest checkpoint.\n"
-                       "resume=()\n"
-                       "[ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ] && resume=(--resume auto)\n"
-                       "echo \"tessera: job $SLURM_JOB_ID run $((${SLURM_RESTART_COUNT:-0} + 1)) on "
-                       "$SLURM_JOB_NODELIST at $(date -Is)\"\n"
-                       "srun --mpi=", 0);
-    rc = rc ? rc : add(&b, &len, &cap, mpi, 1);
-    rc = rc ? rc : add(&b, &len, &cap, " --kill-on-bad-exit=1 ", 0);
-    rc = rc ? rc : add(&b, &len, &cap, exe, 1);
-    rc = rc ? rc : add(&b, &len, &cap, " train ", 0);
-    rc = rc ? rc : add(&b, &len, &cap, config, 1);
-    for (int i = 0; !rc && i < nsets; i++) {
-        rc = add(&b, &len, &cap, " --set ", 0);
-        rc = rc ? rc : add(&b, &len, &cap, sets[i], 1);
-    }
-    rc = rc ? rc : add(&b, &len, &cap,
-                       " \"${resume[@]}\" &\n"
-                       "pid=$!\n"
-                       "# Signals to this shell (scancel --batch, --signal=B:...) go on to the ranks.\n"
-                       "trap 'kill -USR1 $pid 2>/dev/null' USR1\n"
-                       "trap 'kill -TERM $pid 2>/dev/null' TERM\n"
-                       "wait $pid; rc=$?\n"
-                       "while [ $rc -gt 128 ] && kill -0 $pid 2>/dev/null; do wait $pid; rc=$?; done\n"
-                       "if [ $rc -eq 75 ]; then\n"
-                       "  echo \"tessera: checkpointed (exit 75); requeueing job $SLURM_JOB_ID at $(date -Is)\"\n"
-                       "  scontrol requeue \"$SLURM_JOB_ID\"\n"
-                       "fi\n"
-                       "exit $rc\n", 0);
-    if (rc) {
-        free(b);
-        return NULL;
-    }
-    return b;
-}
+    "Every string reaches the script's shell single-quoted; a name, partition, account or log name\n"
+    "with a newline or other control character (which no #SBATCH line can hold) is refused.\n"
+    "Exit codes: 0 submitted, 2 bad usage or configuration, 3 CONFIG is not a regular file, 4 cannot\n"
+    "write, 5 SLURM refused the job or cannot be reached (its reason is quoted).\n";
 
 static long arg_long(const char *opt, const char *v, int *rc)
 {
@@ -112,6 +40,9 @@ static long arg_long(const char *opt, const char *v, int *rc)
 
 int tsr_cmd_submit(int argc, char **argv)
 {
+    static const char *const valued[] = {"--set", "--nodes", "-N", "--ntasks-per-node", "--gpus-per-task",
+                                         "--cpus-per-task", "-c", "--time", "-t", "--partition", "-p", "--account",
+                                         "-A", "--job-name", "-J", NULL};
     tsr_config_t *cfg = NULL;
     const char *path = NULL;
     const char *o_time = NULL, *o_part = NULL, *o_acct = NULL, *o_name = NULL;
@@ -133,8 +64,8 @@ int tsr_cmd_submit(int argc, char **argv)
             print_script = 1;
         } else if (strcmp(a, "--parsable") == 0) {
             parsable = 1;
-        } else if (a[0] == '-' && !v) {
-            rc = tsr_error_set(TSR_EINVAL, "submit: %s needs a value; see tessera submit --help", a);
+        } else if (a[0] == '-' && a[1] && (!v || !tsr_cli_in_list(a, valued))) {
+            rc = tsr_cli_bad_option("submit", a, v ? NULL : valued);
         } else if (strcmp(a, "--set") == 0) {
             sets[nsets++] = argv[++i];
         } else if (strcmp(a, "--nodes") == 0 || strcmp(a, "-N") == 0) {
@@ -153,8 +84,9 @@ int tsr_cmd_submit(int argc, char **argv)
             o_acct = argv[++i];
         } else if (strcmp(a, "--job-name") == 0 || strcmp(a, "-J") == 0) {
             o_name = argv[++i];
-        } else if (a[0] == '-' || path) {
-            rc = tsr_error_set(TSR_EINVAL, "submit: unexpected argument '%s'; see tessera submit --help", a);
+        } else if (path) {
+            rc = tsr_error_set(TSR_EINVAL, "submit: unexpected argument '%s' after CONFIG %s; see tessera submit --help",
+                               a, path);
         } else {
             path = a;
         }
@@ -208,9 +140,35 @@ int tsr_cmd_submit(int argc, char **argv)
         char *dot = strrchr(name, '.');
         if (dot && dot != name)
             *dot = '\0';
+        /* A name made up here must not fail on the config's odd file name. */
+        for (char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7F)
+                *c = '_';
     }
     job.name = name;
-    script = build_script(exe, config, sets, nsets, tsr_config_get(cfg, "submit", "mpi"), config);
+    /* Each reaches a #SBATCH line and slurmctld: refused with where it came from. */
+    const struct {
+        const char *value, *option, *key;
+    } fields[] = {
+        {name, o_name ? "--job-name" : NULL, "job_name"},
+        {job.partition, o_part ? "--partition" : NULL, "partition"},
+        {job.account, o_acct ? "--account" : NULL, "account"},
+        {job.output, NULL, "output"},
+    };
+    for (size_t i = 0; !rc && i < sizeof fields / sizeof *fields; i++) {
+        char where[256];
+        if (fields[i].option)
+            snprintf(where, sizeof where, "%s", fields[i].option);
+        else
+            snprintf(where, sizeof where, "[submit] %s (%s)", fields[i].key,
+                     tsr_config_origin(cfg, "submit", fields[i].key));
+        rc = tsr_submit_check_directive(fields[i].value, where);
+    }
+    if (!rc)
+        rc = tsr_submit_check_directive(cwd, "the working directory");
+    if (rc)
+        goto done;
+    script = tsr_submit_script(&job, exe, config, sets, nsets, tsr_config_get(cfg, "submit", "mpi"));
     if (!script) {
         rc = TSR_ENOMEM;
         goto done;

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "tessera/config.h"
 #include "tessera/error.h"
+#include "tessera/options.h"
 #include "tessera/train.h"
 
 #include <math.h>
@@ -18,7 +19,8 @@ static const char usage[] =
     "SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step and exit 75 (requeue me); a second SIGINT\n"
     "stops at once.\n"
     "Exit codes: 0 done, 2 bad usage or configuration, 3 bad input data, 4 file I/O failure,\n"
-    "75 stopped by a signal after a checkpoint, 1 other.\n";
+    "6 training diverged (NaN or Inf weights; nothing written), 75 stopped by a signal after a checkpoint,\n"
+    "76 a rank stalled (watchdog), 1 other.\n";
 
 int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
 {
@@ -47,8 +49,12 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
             i++;
         } else if (strcmp(argv[i], "--print-config") == 0) {
             print_config = 1;
-        } else if (argv[i][0] == '-' || path) {
-            rc = tsr_error_set(TSR_EINVAL, "train: unexpected argument '%s'; see tessera train --help", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            static const char *const valued[] = {"--set", "--resume", NULL};
+            rc = tsr_cli_bad_option("train", argv[i], valued);
+        } else if (path) {
+            rc = tsr_error_set(TSR_EINVAL, "train: unexpected argument '%s' after CONFIG %s; see tessera train --help",
+                               argv[i], path);
         } else {
             path = argv[i];
         }
@@ -82,10 +88,28 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
         tsr_config_destroy(cfg);
         return TSR_OK;
     }
-    rc = tsr_train_run(rt, cfg, &res, &failed);
+    tsr_train_options_t opt;
+    if ((rc = tsr_options_train(cfg, &opt)))
+        goto fail;
+    /* Outside SLURM, say once which SLURM settings are ignored. */
+    if (!tsr_runtime_slurm(rt)->in_slurm) {
+        char keys[512], more[128];
+        int n = tsr_config_changed(cfg, "submit", NULL, keys, sizeof keys);
+        if (tsr_config_changed(cfg, "runtime", "walltime_margin_seconds", more, sizeof more))
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", n ? ", " : "", more), n++;
+        if (n)
+            tsr_log(TSR_LOG_INFO, "not running under SLURM (no SLURM_JOB_ID): ignoring %s", keys);
+    }
+    rc = tsr_train_run(rt, &opt, &res, &failed);
     if (rc)
         goto fail;
-    if (isnan(res.test_accuracy))
+    if (res.skipped_steps > 0)
+        tsr_log(TSR_LOG_WARN, "skipped %ld of %ld updates whose gradients were NaN or Inf (train.on_nonfinite = "
+                "skip_step)", res.skipped_steps, res.steps);
+    if (res.already_done)
+        tsr_log(TSR_LOG_INFO, "done: nothing to train (resumed at step %ld, the end of the run); model %s unchanged",
+                res.steps, tsr_config_get(cfg, "train", "output"));
+    else if (isnan(res.test_accuracy))
         tsr_log(TSR_LOG_INFO, "done: %s%.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s | %.0f samples/s | "
                 "model %s", isnan(res.test_loss) ? "train loss " : "test loss ",
                 isnan(res.test_loss) ? res.train_loss : res.test_loss, res.epochs, res.steps, tsr_runtime_size(rt),

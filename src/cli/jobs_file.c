@@ -1,5 +1,7 @@
 /* The list of submitted jobs: one line per job, appended in one write. */
 #include "cli/jobs_file.h"
+#include "common/fileutil.h"
+#include "common/text.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -47,11 +49,21 @@ int tsr_jobs_file_path(char *buf, size_t n, int create_dir)
 
 int tsr_jobs_file_add(unsigned long job_id, const char *config, const char *workdir)
 {
-    char path[4200], line[8400];
+    char path[4200], line[8400], conf[4096], wd[4096];
     if (tsr_jobs_file_path(path, sizeof path, 1) != 0)
         return tsr_error_set(TSR_EIO, "cannot create the directory for the list of submitted jobs (%s)",
                              strerror(errno));
-    int len = snprintf(line, sizeof line, "%lu\t%ld\t%s\t%s\n", job_id, (long)time(NULL), config, workdir);
+    /* Appended, not renamed: a FIFO there would block the open, a device
+     * would take the line. */
+    const char *ins[1] = {config};
+    int rc = tsr_file_check_output(path, ins, 1);
+    if (rc)
+        return rc;
+    /* One job per line, tab-separated: a tab or newline in a path must not
+     * make another line (the paths are shown, not used). */
+    tsr_text_printable(config, conf, sizeof conf);
+    tsr_text_printable(workdir, wd, sizeof wd);
+    int len = snprintf(line, sizeof line, "%lu\t%ld\t%s\t%s\n", job_id, (long)time(NULL), conf, wd);
     if (len < 0 || (size_t)len >= sizeof line)
         return tsr_error_set(TSR_EINVAL, "path too long for the list of submitted jobs");
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -22,6 +22,19 @@ typedef struct comm_bucket {
  * leaders); see mpi_internal.h and alg_select.c. */
 enum { TSR_ALG_AUTO, TSR_ALG_RING, TSR_ALG_RABENSEIFNER, TSR_ALG_TREE, TSR_ALG_ALLTOALL, TSR_ALG_COUNT };
 
+/* What a back-end calls in every loop that waits for other ranks (the
+ * engine's owner watches the wait there: tsr_comm_set_idle). */
+typedef struct comm_idle {
+    void (*fn)(void *arg);
+    void *arg;
+} comm_idle_t;
+
+static inline void comm_idle(const comm_idle_t *idle)
+{
+    if (idle && idle->fn)
+        idle->fn(idle->arg);
+}
+
 /* What a back-end is bound to. Pointers stay valid until destroy. */
 typedef struct comm_setup {
     MPI_Comm comm; /* the caller's communicator: duplicate it, never use it directly */
@@ -34,6 +47,7 @@ typedef struct comm_setup {
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
     int algorithm;  /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
+    const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 
 typedef struct comm_backend {

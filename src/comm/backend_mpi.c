@@ -201,6 +201,7 @@ static int mpi_create(const comm_setup_t *setup, void **state)
     s->rank = setup->rank;
     s->size = setup->size;
     s->alg = tsr_alg_resolve(setup->algorithm, setup->size);
+    s->idle = setup->idle;
     s->nbuckets = nb;
     if (P == 1) { /* the buffer already holds the sum */
         *state = s;
@@ -347,6 +348,23 @@ static int mpi_progress(void *state)
     return s->size == 1 ? TSR_OK : advance_all(s, &moved);
 }
 
+/* MPI_Waitsome on every request in flight; with an idle hook (the
+ * engine's owner watching the wait: tsr_comm_set_idle) polled by
+ * MPI_Testsome instead, the hook called between polls, so a rank that
+ * stalls inside any schedule's round is still reported. */
+static int wait_some(mpi_state_t *s, int *outcount)
+{
+    int n = (int)(2 * s->nslots);
+    if (!s->idle || !s->idle->fn)
+        return MPI_Waitsome(n, s->reqs, outcount, s->indices, MPI_STATUSES_IGNORE);
+    for (;;) {
+        int err = MPI_Testsome(n, s->reqs, outcount, s->indices, MPI_STATUSES_IGNORE);
+        if (err != MPI_SUCCESS || *outcount != 0) /* some done, or MPI_UNDEFINED: none active */
+            return err;
+        comm_idle(s->idle);
+    }
+}
+
 static int mpi_wait(void *state)
 {
     mpi_state_t *s = state;
@@ -367,7 +385,7 @@ static int mpi_wait(void *state)
             break;
         /* While we block here, every piece's transfers progress inside MPI. */
         int outcount = 0;
-        int err = MPI_Waitsome((int)(2 * s->nslots), s->reqs, &outcount, s->indices, MPI_STATUSES_IGNORE);
+        int err = wait_some(s, &outcount);
         if (err != MPI_SUCCESS)
             return tsr_mpi_fail(s, err, "MPI_Waitsome", s->finished);
         if (outcount == MPI_UNDEFINED)

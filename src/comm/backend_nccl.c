@@ -35,6 +35,7 @@ typedef struct nccl_state {
     const comm_bucket_t *buckets;
     size_t nbuckets;
     int rank;
+    const comm_idle_t *idle;
 } nccl_state_t;
 
 static int nccl_fail(ncclResult_t r, const char *what, int rank)
@@ -79,6 +80,7 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     s->buckets = setup->buckets;
     s->nbuckets = setup->nbuckets;
     s->rank = setup->rank;
+    s->idle = setup->idle;
     if (!s->gpu) {
         /* The same on every rank (the engine's caller agrees on the device). */
         rc = tsr_error_set(TSR_EINVAL, "comm nccl: the buffer must be GPU memory (tsr_comm_create_gpu)");
@@ -167,6 +169,7 @@ static int nccl_wait(void *state)
         }
         if (done)
             return done < 0 ? done : TSR_OK;
+        comm_idle(s->idle);
     }
 }
 

@@ -196,6 +196,7 @@ static inline void cpu_relax(void)
 static void backoff(const shm_state_t *s, unsigned *tries)
 {
     unsigned t = (*tries)++;
+    comm_idle(s->idle);
     unsigned spin = s->oversub ? 0 : SPIN_LIMIT;
     if (t < spin) {
         for (int i = 0; i < 8; i++)
@@ -491,18 +492,33 @@ static void reset_step(shm_state_t *s)
     s->kin = s->kred = s->kout = s->kstart = s->kfin = 0;
 }
 
+/* MPI_Barrier on the node, polled so that the engine's owner can watch it. */
+static int node_barrier(shm_state_t *s)
+{
+    if (!s->idle || !s->idle->fn)
+        return MPI_Barrier(s->node);
+    MPI_Request req;
+    int err = MPI_Ibarrier(s->node, &req);
+    for (int flag = 0; err == MPI_SUCCESS && !flag;) {
+        err = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (!flag)
+            comm_idle(s->idle);
+    }
+    return err;
+}
+
 static int barrier_step(shm_state_t *s)
 {
     for (size_t k = 0; k < s->nch; k++) {
         copy_in(s, k);
         MPI_Win_sync(s->win);
-        int err = MPI_Barrier(s->node);
+        int err = node_barrier(s);
         if (err != MPI_SUCCESS)
             return tsr_shm_fail(err, "MPI_Barrier");
         MPI_Win_sync(s->win);
         reduce(s, k);
         MPI_Win_sync(s->win);
-        err = MPI_Barrier(s->node);
+        err = node_barrier(s);
         if (err != MPI_SUCCESS)
             return tsr_shm_fail(err, "MPI_Barrier");
         MPI_Win_sync(s->win);
@@ -527,8 +543,10 @@ static int shm_wait(void *state)
                 break;
             if (moved)
                 tries = 0;
-            else if (s->inner && s->kfin < s->kstart && tries >= SPIN_LIMIT + YIELD_LIMIT)
+            else if (s->inner && s->kfin < s->kstart && tries >= SPIN_LIMIT + YIELD_LIMIT) {
+                comm_idle(s->idle);
                 sched_yield(); /* MPI progresses only when polled: never sleep */
+            }
             else
                 backoff(s, &tries);
         }

@@ -88,6 +88,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
     s->buf = setup->buf;
     s->n = n;
     s->buckets = setup->buckets;
+    s->idle = setup->idle;
     s->ready_lo = n;
 
     /* Chunk layout, from the end of the buffer. */
@@ -153,6 +154,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
             .buckets = s->chunks,
             .nbuckets = s->nch,
             .algorithm = setup->algorithm,
+            .idle = s->idle,
         };
         MPI_Comm_rank(s->leaders, &in.rank);
         MPI_Comm_size(s->leaders, &in.size);

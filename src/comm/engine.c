@@ -56,6 +56,7 @@ struct tsr_comm {
     tsr_gpu_t *gpu;
     float *dbuf, *host;
     int staged, alone;
+    comm_idle_t idle;   /* the back-ends' waits call it (tsr_comm_set_idle) */
 };
 
 /* The highest-priority back-end for on_gpu buffers, or 0. Collective. */
@@ -214,6 +215,7 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
         .nbuckets = c->nbuckets,
         .gpu = gpu,
         .algorithm = alg,
+        .idle = &c->idle,
     };
     if (!c->alone && (rc = be->create(&setup, &c->state)))
         goto fail;
@@ -243,6 +245,14 @@ const char *tsr_comm_backend(const tsr_comm_t *c)
 int tsr_comm_staged(const tsr_comm_t *c)
 {
     return c ? c->staged && !c->alone : 0;
+}
+
+void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg)
+{
+    if (!c)
+        return;
+    c->idle.fn = fn;
+    c->idle.arg = arg;
 }
 
 size_t tsr_comm_nbuckets(const tsr_comm_t *c)

@@ -76,6 +76,7 @@ typedef struct mpi_state {
     size_t bdone;          /* buckets [0, bdone) are done */
     size_t a2a_next;       /* alltoall pieces start phase 2 in piece order */
     double sum_seconds_per_byte; /* SimGrid: modelled cost of a sum, per output byte */
+    const comm_idle_t *idle;     /* called while wait polls (backend.h) */
 } mpi_state_t;
 
 /* What a step function reports. */

@@ -59,6 +59,7 @@ typedef struct shm_state {
     size_t kin, kred, kout;   /* chunks [0, k) copied in, reduced, copied out */
     size_t kstart;            /* leader: chunks started on the inner back-end */
     size_t kfin;              /* hierarchical: chunks final in buf */
+    const comm_idle_t *idle;  /* called while waiting (the engine's) */
 } shm_state_t;
 
 /* Helpers in backend_shm.c that set-up needs too. */

@@ -202,13 +202,13 @@ int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double
 }
 
 int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, float wd, float mu,
-                int nesterov, int first)
+                int nesterov, int first, const tsr_gpu_guard_t *guard)
 {
     return nocuda("tsr_gpu_sgd");
 }
 
 int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
-                  float b1, float b2, float eps, float bc2s)
+                  float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard)
 {
     return nocuda("tsr_gpu_adamw");
 }

@@ -2,6 +2,8 @@
 #include "tessera/config.h"
 #include "tessera/error.h"
 #include "config/schema.h"
+#include "common/fileutil.h"
+#include "common/strdist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NKEYS_MAX 128
 
@@ -19,6 +22,7 @@ struct tsr_config {
     char *value[NKEYS_MAX];
     char origin[NKEYS_MAX][128];
     char dir[4096];
+    char file[4096];
 };
 
 static int key_index(const tsr_key_t *k)
@@ -55,29 +59,6 @@ void tsr_config_destroy(tsr_config_t *c)
     free(c);
 }
 
-/* Levenshtein distance, for "did you mean" suggestions. */
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63)
-        return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int prev = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int cur = row[j];
-            int sub = prev + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            int best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 /* The nearest "section.key" (or section name if key is NULL). */
 static void nearest(const char *section, const char *key, char *buf, size_t len)
 {
@@ -87,9 +68,9 @@ static void nearest(const char *section, const char *key, char *buf, size_t len)
         int d;
         if (key) {
             /* Keys in the same section are likelier; a wrong section costs 2. */
-            d = edit_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
+            d = tsr_edit_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
         } else {
-            d = edit_distance(section, k->section);
+            d = tsr_edit_distance(section, k->section);
         }
         if (d < best) {
             best = d;
@@ -170,18 +151,28 @@ static int check_value(const tsr_key_t *k, const char *v, const char *where)
         return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected one of %s", where, k->section, k->key, v,
                              buf);
     case TSR_T_INTS: {
-        /* Empty means "none" (e.g. no hidden layers). */
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "%s", v);
-        char *save = NULL;
+        /* Empty means "none" (e.g. no hidden layers); an empty item is a typo. */
+        const char *p = v;
         int n = 0;
-        for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save), n++) {
+        while (*v) {
+            char item[64];
+            size_t len = strcspn(p, ",");
+            snprintf(item, sizeof item, "%.*s", len < sizeof item ? (int)len : (int)sizeof item - 1, p);
+            const char *t = item;
             while (isspace((unsigned char)*t))
                 t++;
-            if (parse_long(t, &l) || l < k->min || l > k->max || n >= 32)
+            if (!*t)
+                return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': item %d is empty; expected comma-separated "
+                                     "integers from %ld to %ld, none empty", where, k->section, k->key, v, n + 1,
+                                     k->min, k->max);
+            if (len >= sizeof item || parse_long(t, &l) || l < k->min || l > k->max || n >= 32)
                 return tsr_error_set(TSR_EINVAL,
                                      "%s: [%s] %s = '%s': expected up to 32 comma-separated integers from %ld to %ld",
                                      where, k->section, k->key, v, k->min, k->max);
+            n++;
+            if (!p[len])
+                break;
+            p += len + 1;
         }
         return TSR_OK;
     }
@@ -223,15 +214,27 @@ typedef struct {
     const char *path;
     tsr_config_t *cfg;
     int rc;
+    int set_on[NKEYS_MAX]; /* the line each key was set on in this file, or 0 */
 } load_ctx_t;
 
 static char *reader(char *str, int num, void *stream)
 {
     load_ctx_t *ctx = stream;
-    char *r = fgets(str, num, ctx->f);
-    if (r)
-        ctx->line++;
-    return r;
+    int n = 0, c, nul = 0;
+    while (n < num - 1 && (c = getc(ctx->f)) != EOF) {
+        nul |= c == '\0';
+        str[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
+    ctx->line++;
+    /* inih would see the line end at the NUL and drop the rest unseen. */
+    if (nul && !ctx->rc)
+        ctx->rc = tsr_error_set(TSR_EINVAL, "%s:%d: a NUL byte; expected a text file", ctx->path, ctx->line);
+    return str;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -245,13 +248,29 @@ static int handler(void *user, const char *section, const char *name, const char
         ctx->rc = tsr_error_set(TSR_EINVAL, "%s: key '%s' before any [section]", where, name);
         return 0;
     }
+    /* The later line would silently win: say which two lines disagree. */
+    const tsr_key_t *k = tsr_schema_find(section, name);
+    if (k && ctx->set_on[key_index(k)]) {
+        ctx->rc = tsr_error_set(TSR_EINVAL, "%s: duplicate key '%s' in [%s]; it is already set on line %d", where, name,
+                                section, ctx->set_on[key_index(k)]);
+        return 0;
+    }
     ctx->rc = store(ctx->cfg, section, name, value, where);
+    if (k && ctx->rc == TSR_OK)
+        ctx->set_on[key_index(k)] = ctx->line;
     return ctx->rc == TSR_OK;
 }
 
 int tsr_config_load(tsr_config_t *c, const char *path)
 {
     load_ctx_t ctx = {.path = path, .cfg = c};
+    int rc = tsr_file_check_input(path, "an INI configuration file");
+    /* A config that is not there is a usage error (exit 2); one that is a
+     * FIFO or a directory is bad input like any other file (exit 3). */
+    if (rc == TSR_EDATA && access(path, F_OK) != 0)
+        rc = tsr_error_set(TSR_EINVAL, "%s: cannot open config file: %s", path, strerror(ENOENT));
+    if (rc)
+        return rc;
     ctx.f = fopen(path, "r");
     if (!ctx.f)
         return tsr_error_set(errno == ENOENT ? TSR_EINVAL : TSR_EIO, "%s: cannot open config file: %s", path,
@@ -271,6 +290,7 @@ int tsr_config_load(tsr_config_t *c, const char *path)
         strcpy(c->dir, ".");
     if (!c->dir[0])
         strcpy(c->dir, "/");
+    snprintf(c->file, sizeof c->file, "%s", path);
     return TSR_OK;
 }
 
@@ -339,6 +359,31 @@ const char *tsr_config_origin(const tsr_config_t *c, const char *section, const 
 {
     const tsr_key_t *k = tsr_schema_find(section, key);
     return k ? c->origin[key_index(k)] : "unknown";
+}
+
+int tsr_config_changed(const tsr_config_t *c, const char *section, const char *key, char *buf, size_t len)
+{
+    size_t n = 0;
+    int count = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int i = 0; i < c->nkeys; i++) {
+        const tsr_key_t *k = &tsr_schema[i];
+        if (strcmp(k->section, section) != 0 || (key && strcmp(k->key, key) != 0) ||
+            strcmp(c->origin[i], "default") == 0)
+            continue;
+        count++;
+        if (n < len) {
+            int w = snprintf(buf + n, len - n, "%s%s.%s", n ? ", " : "", k->section, k->key);
+            n = w < 0 ? len : n + (size_t)w;
+        }
+    }
+    return count;
+}
+
+const char *tsr_config_file(const tsr_config_t *c)
+{
+    return c->file;
 }
 
 const char *tsr_config_dir(const tsr_config_t *c)

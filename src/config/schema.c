@@ -12,6 +12,7 @@ static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", 
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
+static const char *const nonfinite_choices[] = {"stop", "skip_step", NULL};
 
 const tsr_key_t tsr_schema[] = {
     {"data", "path", TSR_T_STR, "", 0, 0, NULL, "HDF5 dataset file (relative to the config file)"},
@@ -31,6 +32,7 @@ const tsr_key_t tsr_schema[] = {
     {"train", "eval", TSR_T_BOOL, "true", 0, 0, NULL, "evaluate on the test split every epoch"},
     {"train", "register", TSR_T_BOOL, "true", 0, 0, NULL, "add the finished model to the [serve] registry"},
     {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
+    {"train", "on_nonfinite", TSR_T_ENUM, "stop", 0, 0, nonfinite_choices, "NaN or Inf gradients or weights: stop (exit 6, nothing written) or skip_step (skip such updates)"},
     {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
     {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},
     {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "SGD momentum"},
@@ -75,6 +77,13 @@ const tsr_key_t tsr_schema[] = {
     {"serve", "max_body_kb", TSR_T_INT, "1024", 1, 1L << 20, NULL, "request body limit in KiB"},
     {"serve", "max_upload_mb", TSR_T_INT, "512", 1, 1L << 20, NULL, "model upload limit in MiB (POST /models)"},
     {"serve", "threads", TSR_T_INT, "0", 0, 1024, NULL, "HTTP threads (0: one per core this process may use)"},
+    {"serve", "max_connections", TSR_T_INT, "2048", 1, 1L << 20, NULL, "open HTTP connections in all"},
+    {"serve", "max_connections_per_ip", TSR_T_INT, "512", 1, 1L << 20, NULL,
+     "open HTTP connections from one client address"},
+    {"serve", "header_timeout_s", TSR_T_INT, "10", 1, 3600, NULL,
+     "seconds a connection has to send a request's headers (an idle keep-alive one too)"},
+    {"serve", "max_model_params", TSR_T_INT, "134217728", 1, 1L << 40, NULL,
+     "most parameters a served, uploaded or registered model file may declare"},
     /* tessera submit: the SLURM batch job built from this file (--nodes etc. override). */
     {"submit", "nodes", TSR_T_INT, "1", 1, 1L << 20, NULL, "nodes (sbatch --nodes)"},
     {"submit", "ntasks_per_node", TSR_T_INT, "1", 1, 1L << 16, NULL, "ranks per node (sbatch --ntasks-per-node)"},

@@ -3,7 +3,7 @@
 #include "tessera/data.h"
 
 #include "common/fileutil.h"
-#include "data/h5write.h"
+#include "common/h5io.h"
 #include "tessera/error.h"
 #include "tessera/rng.h"
 
@@ -215,28 +215,14 @@ static int parse_row(table_t *t, const char *path, const char *line, size_t line
 
 static int open_input(const char *path, gzFile *gz)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return tsr_error_set(TSR_EDATA, "%s: no such file", path);
-        return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode))
-        return tsr_error_set(TSR_EDATA, "%s: is a directory; expected a file", path);
+    int rc = tsr_file_check_input(path, "a CSV file, plain or gzip");
+    if (rc)
+        return rc;
     errno = 0;
     *gz = gzopen(path, "rb");
     if (!*gz)
         return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(*gz, 256 * 1024);
-    return TSR_OK;
-}
-
-/* Refuses an output that is one of the inputs (it would be replaced). */
-static int check_not_input(const char *out, const char *in)
-{
-    struct stat a, b;
-    if (in && stat(out, &a) == 0 && stat(in, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-        return tsr_error_set(TSR_EINVAL, "%s: the output is the input file %s; choose another output name", out, in);
     return TSR_OK;
 }
 
@@ -272,7 +258,8 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
     if (label_col < -1)
         return tsr_error_set(TSR_EINVAL, "data convert: label column %d is invalid; use 0, 1, ... or -1 for the last",
                              label_col);
-    int rc = check_not_input(out, csv);
+    const char *ins[1] = {csv};
+    int rc = tsr_file_check_output(out, ins, 1);
     if (rc)
         return rc;
 
@@ -372,10 +359,7 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
     t.x = NULL;
     t.y = NULL;
 
-    rc = tsr_file_tmpname(out, tmp, sizeof tmp);
-    if (rc)
-        goto fail;
-    rc = tsr_h5w_create(tmp, &f);
+    rc = tsr_h5w_create_tmp(out, tmp, sizeof tmp, &f);
     if (rc == TSR_OK)
         rc = write_split(f, "X", "y", xtr, ytr, ntr, d);
     if (rc == TSR_OK && nte)
@@ -394,26 +378,10 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         tsr_error_prefix(rc, "%s: ", out);
         goto fail;
     }
-    rc = tsr_h5w_close(f);
-    f = H5I_INVALID_HID;
-    if (rc) {
-        tsr_error_prefix(rc, "%s: ", out);
-        goto fail;
-    }
-    rc = tsr_file_commit(tmp, out);
-    tmp[0] = '\0';
-    if (rc)
-        goto fail;
-    rc = TSR_OK;
+    rc = tsr_h5w_commit(f, tmp, out);
     goto done;
 fail:
-    if (f >= 0) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", tsr_last_error());
-        tsr_h5w_close(f);
-        tsr_error_set(rc, "%s", keep);
-    }
-    tsr_file_discard(tmp);
+    tsr_h5w_abandon(f, tmp);
 done:
     if (lr.gz)
         gzclose(lr.gz);

@@ -6,7 +6,7 @@
 #include "tessera/data.h"
 
 #include "common/fileutil.h"
-#include "data/h5write.h"
+#include "common/h5io.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -61,14 +61,9 @@ static int open_idx(idx_t *f, const char *path)
     f->path = path;
     f->off = 0;
     f->gz = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return tsr_error_set(TSR_EDATA, "%s: no such file", path);
-        return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode))
-        return tsr_error_set(TSR_EDATA, "%s: is a directory; expected an IDX file", path);
+    int rc = tsr_file_check_input(path, "an IDX file, plain or gzip");
+    if (rc)
+        return rc;
     errno = 0;
     f->gz = gzopen(path, "rb");
     if (!f->gz)
@@ -228,12 +223,6 @@ static int write_part(hid_t f, const char *xn, const char *yn, const part_t *p)
     return rc;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int tsr_data_convert_idx(const char *images, const char *labels, const char *test_images, const char *test_labels,
                          const char *out)
 {
@@ -242,16 +231,15 @@ int tsr_data_convert_idx(const char *images, const char *labels, const char *tes
     if (!test_images != !test_labels)
         return tsr_error_set(TSR_EINVAL, "data convert: give both IDX test images and test labels, or neither");
     const char *ins[4] = {images, labels, test_images, test_labels};
-    for (int i = 0; i < 4; i++)
-        if (same_file(out, ins[i]))
-            return tsr_error_set(TSR_EINVAL, "%s: the output is the input file %s; choose another output name", out,
-                                 ins[i]);
+    int rc = tsr_file_check_output(out, ins, 4);
+    if (rc)
+        return rc;
 
     part_t tr = {0}, te = {0};
     char tmp[4096] = "";
     char *source = NULL;
     hid_t f = H5I_INVALID_HID;
-    int rc = read_part(images, labels, &tr);
+    rc = read_part(images, labels, &tr);
     if (rc == TSR_OK && test_images) {
         rc = read_part(test_images, test_labels, &te);
         if (rc == TSR_OK && (te.rows != tr.rows || te.cols != tr.cols))
@@ -273,36 +261,21 @@ int tsr_data_convert_idx(const char *images, const char *labels, const char *tes
     else
         snprintf(source, slen, "%s, %s", images, labels);
 
-    rc = tsr_file_tmpname(out, tmp, sizeof tmp);
-    if (rc)
-        goto fail;
-    rc = tsr_h5w_create(tmp, &f);
+    rc = tsr_h5w_create_tmp(out, tmp, sizeof tmp, &f);
     if (rc == TSR_OK)
         rc = write_part(f, "X", "y", &tr);
     if (rc == TSR_OK && test_images)
         rc = write_part(f, "X_test", "y_test", &te);
     if (rc == TSR_OK)
         rc = tsr_h5w_root_attrs(f, "tessera-dataset", source);
-    if (rc == TSR_OK)
-        rc = tsr_h5w_close(f);
-    f = rc == TSR_OK ? H5I_INVALID_HID : f;
     if (rc) {
         tsr_error_prefix(rc, "%s: ", out);
         goto fail;
     }
-    rc = tsr_file_commit(tmp, out);
-    tmp[0] = '\0';
-    if (rc)
-        goto fail;
+    rc = tsr_h5w_commit(f, tmp, out);
     goto done;
 fail:
-    if (f >= 0) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", tsr_last_error());
-        tsr_h5w_close(f);
-        tsr_error_set(rc, "%s", keep);
-    }
-    tsr_file_discard(tmp);
+    tsr_h5w_abandon(f, tmp);
 done:
     free(source);
     free(tr.x);

@@ -4,6 +4,8 @@
 #include "data/dataset_internal.h"
 #include "tessera/data.h"
 
+#include "common/fileutil.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 
@@ -152,7 +154,7 @@ int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, 
         if (mspace < 0 || H5Sselect_hyperslab(ds->xspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
             H5Dread(ds->xset, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, ds->xspace, H5P_DEFAULT,
                     dst) < 0) {
-            rc = tsr_error_set(TSR_EIO, "%s: cannot read rows %zu..%zu of %s", ds->path, start, start + count - 1,
+            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path, start, start + count - 1,
                                ds->xname);
             goto done;
         }
@@ -169,7 +171,7 @@ int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, 
         if (mspace < 0 || H5Sselect_hyperslab(ds->yspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
             H5Dread(ds->yset, ds->is_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, mspace, ds->yspace, H5P_DEFAULT,
                     ybuf) < 0)
-            rc = tsr_error_set(TSR_EIO, "%s: cannot read rows %zu..%zu of %s", ds->path, start, start + count - 1,
+            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path, start, start + count - 1,
                                ds->yname);
     }
 done:
@@ -215,32 +217,20 @@ static int load_all(tsr_dataset_t *ds)
     return TSR_OK;
 }
 
-static int check_file(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return tsr_error_set(TSR_EDATA, "%s: no such file (expected an HDF5 dataset with /X and /y)", path);
-        return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode))
-        return tsr_error_set(TSR_EDATA, "%s: is a directory; expected an HDF5 dataset file with /X and /y", path);
-    return TSR_OK;
-}
-
 /* Opens the file read-only; lock held. */
 static int open_file(const char *path, hid_t *file)
 {
     *file = H5I_INVALID_HID;
     htri_t h5 = H5Fis_hdf5(path);
     if (h5 < 0)
-        return tsr_error_set(TSR_EIO, "%s: cannot read the file", path);
+        return tsr_error_set(TSR_EDATA, "%s: cannot read the file (truncated or damaged)", path);
     if (h5 == 0)
         return tsr_error_set(TSR_EDATA, "%s: not an HDF5 file; expected a tessera dataset with /X and /y "
                              "(convert CSV or IDX files with `tessera data convert`)", path);
     *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*file < 0)
-        return tsr_error_set(TSR_EIO, "%s: cannot open the HDF5 file", path);
+        return tsr_error_set(TSR_EDATA, "%s: HDF5 cannot open it (truncated or damaged); expected a tessera "
+                             "dataset with /X and /y", path);
     return TSR_OK;
 }
 
@@ -250,7 +240,7 @@ static int check_sets(tsr_dataset_t *ds)
 {
     const char *xexp = "a 2-D float32 or uint8 dataset [N, D]";
     const char *yexp = "1-D int32 labels [N] or 2-D float32 targets [N, K]";
-    hid_t xtype = H5I_INVALID_HID, ytype = H5I_INVALID_HID, attr = H5I_INVALID_HID, atype = H5I_INVALID_HID;
+    hid_t xtype = H5I_INVALID_HID, ytype = H5I_INVALID_HID;
     hsize_t xd[2], yd[2];
     int xr = 0, yr = 0;
     char tn[32];
@@ -271,19 +261,13 @@ static int check_sets(tsr_dataset_t *ds)
                                "attribute \"scale\" (e.g. 1/255) that maps it to float", ds->path, ds->xname);
             goto done;
         }
-        attr = H5Aopen(ds->xset, "scale", H5P_DEFAULT);
-        atype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
-        hid_t aspace = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
-        hssize_t npts = aspace >= 0 ? H5Sget_simple_extent_npoints(aspace) : -1;
-        if (aspace >= 0)
-            H5Sclose(aspace);
-        if (atype < 0 || H5Tget_class(atype) != H5T_FLOAT || npts != 1) {
+        float sc = 0;
+        if (tsr_h5_attr_get_f32(ds->xset, "scale", &sc)) {
             rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a single float; expected a float "
                                "attribute \"scale\" (e.g. 1/255)", ds->path, ds->xname);
             goto done;
         }
-        float sc = 0;
-        if (H5Aread(attr, H5T_NATIVE_FLOAT, &sc) < 0 || !isfinite(sc)) {
+        if (!isfinite(sc)) {
             rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a finite number", ds->path,
                                ds->xname);
             goto done;
@@ -339,10 +323,6 @@ static int check_sets(tsr_dataset_t *ds)
     if (ds->xspace < 0 || ds->yspace < 0)
         rc = tsr_error_set(TSR_EIO, "%s: cannot get the dataspaces of %s and %s", ds->path, ds->xname, ds->yname);
 done:
-    if (atype >= 0)
-        H5Tclose(atype);
-    if (attr >= 0)
-        H5Aclose(attr);
     if (xtype >= 0)
         H5Tclose(xtype);
     if (ytype >= 0)
@@ -359,7 +339,7 @@ int tsr_dataset_open(const char *path, tsr_split_t split, size_t memory_limit, t
         return tsr_error_set(TSR_EINVAL, "dataset path is empty");
     if (split != TSR_SPLIT_TRAIN && split != TSR_SPLIT_TEST)
         return tsr_error_set(TSR_EINVAL, "%s: unknown split %d", path, (int)split);
-    int rc = check_file(path);
+    int rc = tsr_file_check_input(path, "an HDF5 dataset with /X and /y");
     if (rc)
         return rc;
     tsr_dataset_t *ds = calloc(1, sizeof *ds);
@@ -419,7 +399,7 @@ int tsr_dataset_has_test(const char *path)
     if (!path)
         return 0;
     struct stat st;
-    if (stat(path, &st) != 0 || S_ISDIR(st.st_mode))
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return 0;
     int has = 0;
     tsr_h5_lock();

@@ -44,6 +44,13 @@ static int check_labels(const tsr_dataset_t *ds, const int32_t *y, size_t row0, 
             return tsr_error_set(TSR_EDATA, "%s: %s row %zu (counting from 0) has label %d; labels must be >= 0",
                                  ds->path, ds->yname, row0 + i, (int)v);
         }
+        /* Left alone it would surface as a layer width (the class count
+         * is the largest label + 1): name the label instead. */
+        if (classes <= 0 && v >= TSR_DATA_MAX_CLASSES)
+            return tsr_error_set(TSR_EDATA, "%s: %s row %zu (counting from 0) has label %d, which needs %lld outputs "
+                                 "(one per class up to the largest label); at most %d are supported; fix the label "
+                                 "or set [model] outputs", ds->path, ds->yname, row0 + i, (int)v, (long long)v + 1,
+                                 TSR_DATA_MAX_CLASSES);
         if (v > *mx)
             *mx = v;
     }
@@ -229,11 +236,13 @@ static int gather_stream(tsr_dataset_t *ds, const uint32_t *rows, size_t count, 
     tsr_h5_lock();
     if (x && read_sorted(ds->xset, ds->xspace, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, ds->d, 2,
                          ds->x_u8 ? 1 : sizeof(float), keys, count, sx) < 0)
-        rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->xname);
+        rc = tsr_error_set(TSR_EDATA, "%s: cannot read %zu rows of %s (truncated or damaged file)", ds->path, count,
+                           ds->xname);
     if (rc == TSR_OK && ybuf &&
         read_sorted(ds->yset, ds->yspace, ds->is_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, ds->k,
                     ds->is_labels ? 1 : 2, sizeof(float), keys, count, sy) < 0)
-        rc = tsr_error_set(TSR_EIO, "%s: cannot read %zu rows of %s", ds->path, count, ds->yname);
+        rc = tsr_error_set(TSR_EDATA, "%s: cannot read %zu rows of %s (truncated or damaged file)", ds->path, count,
+                           ds->yname);
     tsr_h5_unlock();
     if (rc)
         return rc;

@@ -3,8 +3,6 @@
 #include "common/fileutil.h"
 #include "tessera/error.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,52 +24,15 @@ const char *tsr_export_format_name(tsr_export_format_t fmt)
     return fmt == TSR_EXPORT_ONNX ? "onnx" : "hdf5";
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+/* The bytes of buf, or of the file src, to path atomically, or to standard
+ * output when path is "-" (a stream cannot be taken back: a reader sees
+ * what was written before a failure). */
+static int write_out(const char *path, const unsigned char *buf, size_t len, const char *src)
 {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes the bytes from either buf or the file src to path atomically. */
-static int write_atomic(const char *path, const unsigned char *buf, size_t len, const char *src)
-{
-    char tmp[4096];
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return tsr_error_set(TSR_EIO, "%s: cannot create: %s", path, strerror(errno));
-    int ok = 1;
-    if (buf) {
-        ok = write_all(fd, buf, len) == 0;
-    } else {
-        int in = open(src, O_RDONLY | O_CLOEXEC);
-        unsigned char chunk[1 << 16];
-        ssize_t n = -1;
-        while (in >= 0 && (n = read(in, chunk, sizeof chunk)) > 0 && (ok = write_all(fd, chunk, (size_t)n) == 0))
-            ;
-        ok = ok && in >= 0 && n == 0;
-        if (in >= 0)
-            close(in);
-    }
-    if (close(fd) != 0)
-        ok = 0;
-    if (!ok) {
-        int e = errno;
-        tsr_file_discard(tmp);
-        return tsr_error_set(TSR_EIO, "%s: write failed: %s", path, strerror(e));
-    }
-    return tsr_file_commit(tmp, path);
+    if (strcmp(path, "-") != 0)
+        return buf ? tsr_file_write_atomic(path, buf, len) : tsr_file_copy_atomic(src, path);
+    int rc = buf ? tsr_file_write_all(STDOUT_FILENO, buf, len) : tsr_file_copy_to_fd(src, STDOUT_FILENO);
+    return rc ? tsr_error_prefix(rc, "standard output: ") : TSR_OK;
 }
 
 int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
@@ -80,15 +41,23 @@ int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *path)
     size_t len = 0;
     int rc = tsr_export_onnx_buffer(m, name, &buf, &len);
     if (rc == TSR_OK)
-        rc = write_atomic(path, buf, len, NULL);
+        rc = write_out(path, buf, len, NULL);
     free(buf);
     return rc;
 }
 
 int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path)
 {
+    return tsr_export_file_max(model_path, fmt, out_path, 0);
+}
+
+int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path, size_t max_params)
+{
     tsr_model_t *m = NULL;
-    int rc = tsr_model_load(model_path, 1, &m);
+    const char *in[1] = {model_path};
+    int rc = strcmp(out_path, "-") == 0 ? TSR_OK : tsr_file_check_output(out_path, in, 1);
+    if (rc == TSR_OK)
+        rc = tsr_model_load_max(model_path, 1, max_params, &m);
     if (rc)
         return rc;
     if (fmt == TSR_EXPORT_ONNX) {
@@ -100,7 +69,7 @@ int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char 
             *dot = '\0';
         rc = tsr_export_onnx(m, name, out_path);
     } else {
-        rc = write_atomic(out_path, NULL, 0, model_path);
+        rc = write_out(out_path, NULL, 0, model_path);
     }
     tsr_model_destroy(m);
     return rc;

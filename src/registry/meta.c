@@ -2,10 +2,12 @@
  * writing it whole or not at all. */
 #include "registry/internal.h"
 #include "common/fileutil.h"
-#include "common/h5attr.h"
+#include "common/h5io.h"
 #include "common/h5lock.h"
 #include "tessera/error.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -199,13 +201,42 @@ out:
 
 int reg_meta_write(const char *path, json_t *meta)
 {
-    char tmp[4096];
-    int rc = tsr_file_tmpname(path, tmp, sizeof tmp);
-    if (rc)
-        return rc;
-    if (json_dump_file(meta, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) != 0) {
-        tsr_file_discard(tmp);
-        return tsr_error_set(TSR_EIO, "%s: writing metadata failed", path);
+    char *text = json_dumps(meta, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    if (!text)
+        return tsr_error_set(TSR_ENOMEM, "registry: out of memory for %s", path);
+    int rc = tsr_file_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int reg_json_read(const char *path, int missing_ok, json_t **out)
+{
+    enum { MAX_FILE = 1 << 20 };
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return missing_ok ? TSR_OK : tsr_error_set(TSR_EDATA, "registry: %s does not exist", path);
+    if (fd < 0)
+        return tsr_error_set(TSR_EIO, "registry: %s: %s", path,
+                             errno == ELOOP ? "a symbolic link, not a regular file" : strerror(errno));
+    struct stat st;
+    char *buf = NULL;
+    int rc = TSR_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE)
+        rc = tsr_error_set(TSR_EIO, "registry: %s: not a regular file of at most %d bytes", path, MAX_FILE);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        rc = tsr_error_set(TSR_ENOMEM, "registry: out of memory for %s", path);
+    size_t n = 0;
+    while (rc == TSR_OK && n < (size_t)st.st_size) {
+        ssize_t got = read(fd, buf + n, (size_t)st.st_size - n);
+        if (got <= 0 && !(got < 0 && errno == EINTR))
+            rc = tsr_error_set(TSR_EIO, "registry: %s: read failed", path);
+        n += got > 0 ? (size_t)got : 0;
     }
-    return tsr_file_commit(tmp, path);
+    close(fd);
+    json_error_t je;
+    if (rc == TSR_OK && !(*out = json_loadb(buf, n, 0, &je)))
+        rc = tsr_error_set(TSR_EDATA, "registry: %s: %s", path, je.text);
+    free(buf);
+    return rc;
 }

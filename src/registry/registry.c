@@ -2,7 +2,7 @@
 #include "registry/internal.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,6 +62,11 @@ void tsr_registry_destroy(tsr_registry_t *r)
     pthread_mutex_destroy(&r->mu);
     free(r->dir);
     free(r);
+}
+
+void tsr_registry_set_max_params(tsr_registry_t *r, size_t max_params)
+{
+    r->max_params = max_params;
 }
 
 const char *tsr_registry_dir(const tsr_registry_t *r)
@@ -132,51 +137,32 @@ static void slug(const char *name, char *out)
         strcpy(out, "model");
 }
 
-/* 1 + the highest version of name in the directory. */
-static long next_version(const tsr_registry_t *r, const char *name)
-{
-    long best = 0;
-    size_t nl = strlen(name);
-    DIR *d = opendir(r->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *s = e->d_name;
-        if (strncmp(s, name, nl) != 0 || strncmp(s + nl, "-v", 2) != 0)
-            continue;
-        char *end;
-        long v = strtol(s + nl + 2, &end, 10);
-        if (end != s + nl + 2 && (strcmp(end, ".h5") == 0 || strcmp(end, ".json") == 0) && v > best)
-            best = v;
-    }
-    if (d)
-        closedir(d);
-    return best + 1;
-}
-
 /* Moves tmp (a validated model file in the directory) to a fresh id. */
 static int enter(tsr_registry_t *r, const char *tmp, const char *name_in, const char *source, const tsr_model_t *m,
                  char *id, size_t idlen)
 {
     char name[NAME_MAX_LEN + 1], myid[TSR_REGISTRY_ID_MAX], h5[4096], js[4096];
     slug(name_in, name);
-    int rc = TSR_EIO;
+    long v = 0;
     pthread_mutex_lock(&r->mu);
-    long v = next_version(r, name);
-    for (int tries = 0; tries < 1000; tries++, v++) {
+    int rc = reg_next_version(r, name, &v);
+    for (int tries = 0; rc == TSR_OK && tries < 1000; tries++, v++) {
         snprintf(myid, sizeof myid, "%s-v%ld", name, v);
         if ((rc = file_of(r, myid, ".h5", h5, sizeof h5)) || (rc = file_of(r, myid, ".json", js, sizeof js)))
             break;
         /* link(2) fails if the name is taken, so another process cannot get the same id. */
-        if (link(tmp, h5) == 0) {
-            rc = TSR_OK;
+        if (link(tmp, h5) == 0)
             break;
-        }
         if (errno != EEXIST) {
             rc = tsr_error_set(TSR_EIO, "registry: %s: %s", h5, strerror(errno));
             break;
         }
-        rc = tsr_error_set(TSR_EIO, "registry: no free version for %s", name);
+        if (tries == 999)
+            rc = tsr_error_set(TSR_EIO, "registry: no free version for %s", name);
     }
+    /* Recorded before the entry appears, so no later entry can take its id. */
+    if (rc == TSR_OK && (rc = reg_version_used(r, name, v)))
+        unlink(h5);
     if (rc == TSR_OK) {
         json_t *meta = reg_meta_new(myid, name, v, source, h5, m);
         rc = reg_meta_write(js, meta);
@@ -195,7 +181,7 @@ int tsr_registry_adopt(tsr_registry_t *r, const char *path, const char *name, co
                        size_t idlen)
 {
     tsr_model_t *m = NULL;
-    int rc = tsr_model_load(path, 1, &m);
+    int rc = tsr_model_load_max(path, 1, r->max_params, &m);
     if (rc) {
         unlink(path);
         return rc;
@@ -205,37 +191,11 @@ int tsr_registry_adopt(tsr_registry_t *r, const char *path, const char *name, co
     return rc;
 }
 
-static int copy_file(const char *from, int to_fd)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return tsr_error_set(TSR_EIO, "%s: %s", from, strerror(errno));
-    char buf[1 << 16];
-    ssize_t n;
-    int rc = TSR_OK;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(to_fd, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                rc = tsr_error_set(TSR_EIO, "registry: write failed: %s", strerror(errno));
-                n = -1;
-                break;
-            }
-            off += w;
-        }
-    if (n < 0 && rc == TSR_OK)
-        rc = tsr_error_set(TSR_EIO, "%s: read failed: %s", from, strerror(errno));
-    if (rc == TSR_OK && fsync(to_fd) != 0)
-        rc = tsr_error_set(TSR_EIO, "registry: fsync failed: %s", strerror(errno));
-    close(in);
-    return rc;
-}
-
 int tsr_registry_add(tsr_registry_t *r, const char *path, const char *name, char *id, size_t idlen)
 {
     char tmp[4096], base[256], src[4096];
     tsr_model_t *m = NULL;
-    int rc = tsr_model_load(path, 1, &m); /* refuse what is not a model before touching the registry */
+    int rc = tsr_model_load_max(path, 1, r->max_params, &m); /* refuse what is not a model before touching the registry */
     if (rc)
         return rc;
     if (!name) {
@@ -251,7 +211,9 @@ int tsr_registry_add(tsr_registry_t *r, const char *path, const char *name, char
         tsr_model_destroy(m);
         return fd;
     }
-    rc = copy_file(path, fd);
+    rc = tsr_file_copy_to_fd(path, fd);
+    if (rc == TSR_OK && fsync(fd) != 0)
+        rc = tsr_error_set(TSR_EIO, "registry: fsync failed: %s", strerror(errno));
     close(fd);
     if (rc == TSR_OK) {
         if (!realpath(path, src))
@@ -308,7 +270,8 @@ static json_t *collect(tsr_registry_t *r, const char *name, const char *tag, con
         snprintf(id, sizeof id, "%.*s", (int)(n - 5), e->d_name);
         if (file_of(r, id, ".json", p, sizeof p))
             continue;
-        json_t *m = json_load_file(p, 0, NULL);
+        json_t *m = NULL;
+        reg_json_read(p, 0, &m); /* one unreadable entry does not hide the others */
         if (m && matches(m, name, tag, status))
             json_array_append(all, m);
         json_decref(m);
@@ -356,11 +319,9 @@ char *tsr_registry_get_json(tsr_registry_t *r, const char *id)
     char p[4096];
     if (file_of(r, id, ".json", p, sizeof p))
         return NULL;
-    json_t *m = json_load_file(p, 0, NULL);
-    if (!m) {
-        tsr_error_set(TSR_EDATA, "registry: no model '%s'", id);
+    json_t *m = NULL;
+    if (reg_json_read(p, 0, &m))
         return NULL;
-    }
     char *s = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(m);
     return s;
@@ -373,10 +334,8 @@ int tsr_registry_update(tsr_registry_t *r, const char *id, const char *patch, si
     if (rc)
         return rc;
     pthread_mutex_lock(&r->mu);
-    json_t *m = json_load_file(p, 0, NULL);
-    if (!m)
-        rc = tsr_error_set(TSR_EDATA, "registry: no model '%s'", id);
-    else if ((rc = reg_meta_patch(m, patch, len)) == TSR_OK)
+    json_t *m = NULL;
+    if ((rc = reg_json_read(p, 0, &m)) == TSR_OK && (rc = reg_meta_patch(m, patch, len)) == TSR_OK)
         rc = reg_meta_write(p, m);
     json_decref(m);
     pthread_mutex_unlock(&r->mu);
@@ -385,13 +344,20 @@ int tsr_registry_update(tsr_registry_t *r, const char *id, const char *patch, si
 
 int tsr_registry_remove(tsr_registry_t *r, const char *id)
 {
-    char js[4096], h5[4096];
+    char js[4096], h5[4096], name[TSR_REGISTRY_ID_MAX];
+    long version;
     int rc = file_of(r, id, ".json", js, sizeof js);
     if (rc || (rc = file_of(r, id, ".h5", h5, sizeof h5)))
         return rc;
     pthread_mutex_lock(&r->mu);
-    /* Metadata first: a listing never shows an entry whose file is gone. */
-    if (unlink(js) != 0)
+    /* The version stays taken (entries registered before .versions existed
+     * are recorded here), then metadata goes before the model file: a
+     * listing never shows an entry whose file is gone. */
+    if (access(js, F_OK) != 0)
+        rc = tsr_error_set(TSR_EDATA, "registry: no model '%s'", id);
+    else if (reg_id_split(id, name, sizeof name, &version) == TSR_OK && (rc = reg_version_used(r, name, version)))
+        tsr_error_prefix(rc, "registry: %s not removed: ", id);
+    else if (unlink(js) != 0)
         rc = errno == ENOENT ? tsr_error_set(TSR_EDATA, "registry: no model '%s'", id)
                              : tsr_error_set(TSR_EIO, "registry: %s: %s", js, strerror(errno));
     else

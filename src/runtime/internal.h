@@ -18,9 +18,27 @@ struct tsr_runtime {
     double end_time;        /* Unix time the job ends, 0 if unknown */
     double time_limit;      /* the job's time limit in seconds, 0 if unknown */
     double next_query;      /* monotonic time of the next libslurm query */
+    /* The watchdog over collectives (watchdog.c): limit in seconds (0:
+     * off), a communicator of its own for the arrival notes, every rank's
+     * host and pid (to name a hung one), the phase deadline's thread, and
+     * the wait being watched now. */
+    double wd_limit;
+    MPI_Comm wd_comm;
+    struct tsr_wd_peer *wd_peers;
+    struct tsr_deadline *wd_deadline;
+    const char *wd_phase;   /* the phase the deadline times, while no wait is watched */
+    const char *wd_what;
+    long wd_step;
+    double wd_t0, wd_last_poll;
+    unsigned long wd_polls;
 };
 
 enum { TSR_WALLTIME_REFRESH = 30 };
+
+/* Ends the watchdog's thread and frees its state (runtime_destroy). */
+void tsr_runtime_watchdog_close(tsr_runtime_t *rt);
+/* Arms the phase deadline around MPI_Finalize (runtime_destroy). */
+void tsr_runtime_watchdog_finalizing(tsr_runtime_t *rt);
 
 /* Releases what libslurm holds (slurm_fini) if it was started. */
 void tsr_runtime_slurm_close(tsr_runtime_t *rt);

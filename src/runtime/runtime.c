@@ -12,7 +12,8 @@ int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
     int inited = 0, provided = 0;
     if (!rt)
         return tsr_error_set(TSR_ENOMEM, "runtime: out of memory");
-    rt->world = rt->node = MPI_COMM_NULL;
+    rt->world = rt->node = rt->wd_comm = MPI_COMM_NULL;
+    rt->wd_step = -1;
     MPI_Initialized(&inited);
     if (!inited) {
         if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
@@ -76,6 +77,10 @@ void tsr_runtime_destroy(tsr_runtime_t *rt)
     if (!rt)
         return;
     tsr_runtime_slurm_close(rt);
+    /* MPI_Finalize waits for every rank: the deadline times it. */
+    tsr_runtime_watchdog_finalizing(rt);
+    if (rt->wd_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&rt->wd_comm);
     if (rt->node != MPI_COMM_NULL)
         MPI_Comm_free(&rt->node);
     if (rt->world != MPI_COMM_NULL)
@@ -86,6 +91,7 @@ void tsr_runtime_destroy(tsr_runtime_t *rt)
         if (!fin)
             MPI_Finalize();
     }
+    tsr_runtime_watchdog_close(rt);
     free(rt);
 }
 
@@ -105,14 +111,14 @@ int tsr_runtime_agree(tsr_runtime_t *rt, int rc, int *failed_rank)
     /* First find the lowest failing rank, then take its code. */
     int mine = rc != TSR_OK ? rt->rank : rt->size;
     int first = rt->size;
-    if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, rt->world) != MPI_SUCCESS)
+    if (tsr_runtime_allreduce(rt, &mine, &first, 1, MPI_INT, MPI_MIN, "the agreement on errors", -1))
         return tsr_error_set(TSR_EMPI, "rank %d: MPI_Allreduce failed while agreeing on an error", rt->rank);
     if (failed_rank)
         *failed_rank = first < rt->size ? first : -1;
     if (first == rt->size)
         return TSR_OK;
     int code = rc;
-    if (MPI_Bcast(&code, 1, MPI_INT, first, rt->world) != MPI_SUCCESS)
+    if (tsr_runtime_bcast(rt, &code, 1, MPI_INT, first, "the agreement on errors"))
         return tsr_error_set(TSR_EMPI, "rank %d: MPI_Bcast failed while agreeing on an error", rt->rank);
     return code;
 }

@@ -1,5 +1,6 @@
 /* SIGTERM, SIGUSR1 and SIGINT ask the job to checkpoint and stop at the next
- * step boundary (never inside a collective); a second SIGINT stops at once. */
+ * step boundary (never inside a collective); a second SIGINT, or SIGUSR2,
+ * stops at once. */
 #include "tessera/runtime.h"
 
 #include <signal.h>
@@ -11,9 +12,13 @@ static volatile sig_atomic_t sigints = 0;
 
 static void on_signal(int sig)
 {
-    if (sig == SIGINT && ++sigints >= 2) {
+    /* A second SIGINT, or SIGUSR2 (what tessera launch sends, through
+     * mpirun, on a second Ctrl-C), stops at once. */
+    if ((sig == SIGINT && ++sigints >= 2) || sig == SIGUSR2) {
         static const char msg[] = "tessera: second SIGINT, stopping now without a checkpoint\n";
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        static const char msg2[] = "tessera: SIGUSR2, stopping now without a checkpoint\n";
+        ssize_t w = sig == SIGINT ? write(STDERR_FILENO, msg, sizeof msg - 1)
+                                  : write(STDERR_FILENO, msg2, sizeof msg2 - 1);
         (void)w;
         _exit(130);
     }
@@ -28,7 +33,7 @@ int tsr_runtime_install_signals(void)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    int sigs[] = {SIGTERM, SIGUSR1, SIGINT};
+    int sigs[] = {SIGTERM, SIGUSR1, SIGINT, SIGUSR2};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         if (sigaction(sigs[i], &sa, NULL) != 0)
             return -1;

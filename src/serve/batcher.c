@@ -186,7 +186,7 @@ static void *loop(void *arg)
             continue;
         }
         double deadline = b->head->t_queued + b->max_delay;
-        while (!b->stop && b->queued_rows < b->max_batch && serve_now() < deadline) {
+        while (!b->stop && b->queued_rows < b->max_batch && tsr_time_now() < deadline) {
             struct timespec ts;
             deadline_ts(deadline, &ts);
             pthread_cond_timedwait(&b->cv, &b->mu, &ts);
@@ -236,7 +236,7 @@ int serve_batcher_create(tsr_serve_t *s, serve_batcher_t **out)
     pthread_mutex_init(&b->model_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* serve_now() is monotonic */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* tsr_time_now() is monotonic */
     pthread_cond_init(&b->cv, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&b->thread, NULL, loop, b) != 0) {

@@ -1,9 +1,10 @@
 /* GET /: one self-contained page (no CDN, no external files) that polls
  * /status?since=STEP once a second and plots loss and accuracy as inline
- * SVG. With a bearer token, open it as /#token=TOKEN: the fragment never
+ * SVG, and shows a task farm's counts and ranks when /tasks answers. With a bearer token, open it as /#token=TOKEN: the fragment never
  * leaves the browser, and the script sends it as an Authorization header.
- * body[data-first] (points after the first poll), [data-points] and
- * [data-updates] let a headless browser test see the plot grow. */
+ * body[data-first] (points after the first poll), [data-points],
+ * [data-updates] and [data-tasks] let a headless browser test see the plot
+ * grow and the farm's table appear. */
 #include "serve/internal.h"
 
 #include <stdlib.h>
@@ -29,6 +30,9 @@ static const char page[] =
     "</div>\n<h2 style=\"font-size:1em\">ranks</h2>\n"
     "<table id=\"ranks\"><thead><tr><th>rank</th><th>placement</th><th>step s (min/mean/max)</th>"
     "<th>comm s (min/mean/max)</th></tr></thead><tbody></tbody></table>\n"
+    "<div id=\"tasks\" hidden><h2 style=\"font-size:1em\">tasks</h2><table id=\"tasksum\"><tbody></tbody></table>\n"
+    "<table id=\"taskranks\"><thead><tr><th>rank</th><th>host</th><th>cores</th><th>GPUs</th><th>running</th>"
+    "<th>busy</th></tr></thead><tbody></tbody></table></div>\n"
     "<script>\n"
     "'use strict';\n"
     "const token = new URLSearchParams(location.hash.slice(1)).get('token');\n"
@@ -77,6 +81,14 @@ static const char page[] =
     "  const t = v => fmt(v.min) + ' / ' + fmt(v.mean) + ' / ' + fmt(v.max);\n"
     "  for (const r of s.ranks || []) row(rb, [r.rank, r.placement || '-', t(r.step_time_s), t(r.comm_time_s)]);\n"
     "}\n"
+    "function showTasks(f) {\n"
+    "  const tb = document.querySelector('#tasksum tbody'); tb.textContent = '';\n"
+    "  row(tb, ['farm', f.state + ', ' + f.total + ' tasks, ' + fmt(f.dispatch_rate, 3) + ' tasks/s, queue ' + f.queue_depth]);\n"
+    "  for (const k in f.counts) if (f.counts[k]) row(tb, [k, f.counts[k]]);\n"
+    "  const rb = document.querySelector('#taskranks tbody'); rb.textContent = '';\n"
+    "  for (const r of f.ranks) row(rb, [r.rank, r.host, r.cores, r.gpus, r.running, (100 * r.busy_fraction).toFixed(0) + ' %']);\n"
+    "  document.getElementById('tasks').hidden = false; document.body.dataset.tasks = f.total;\n"
+    "}\n"
     "async function tick() {\n"
     "  try {\n"
     "    const r = await fetch('status?since=' + last, {headers, cache: 'no-store'});\n"
@@ -84,6 +96,8 @@ static const char page[] =
     "    const s = await r.json();\n"
     "    for (const h of s.history || []) if (h[0] > last) { pts.push(h); last = h[0]; }\n"
     "    show(s); plot('loss', 1); plot('accuracy', 2);\n"
+    "    const tr = await fetch('tasks?limit=0', {headers, cache: 'no-store'});\n"
+    "    if (tr.ok) showTasks(await tr.json());\n"
     "    document.body.dataset.points = pts.length; document.body.dataset.updates = ++updates;\n"
     "    if (updates === 1) document.body.dataset.first = pts.length;\n"
     "    document.getElementById('err').textContent = '';\n"

@@ -16,9 +16,12 @@ typedef struct serve_addr {
     int wildcard; /* 0.0.0.0 or :: */
 } serve_addr_t;
 
-/* Parses an IPv4 or IPv6 literal. */
+/* Parses an IPv4 or IPv6 literal (the latter bare or in brackets). */
 int serve_parse_addr(const char *bind, int port, serve_addr_t *out);
-/* Starts the daemon with threads HTTP threads; sets s->daemon and s->port. */
+/* "127.0.0.1:8080" or "[::1]:8080": what curl -g and ssh -L take. */
+void serve_addr_format(const serve_addr_t *a, int port, char *buf, size_t len);
+/* Starts the daemon with threads HTTP threads; sets s->daemon and s->port.
+ * A port another process listens on is TSR_EIO ("address in use"). */
 int serve_http_start(tsr_serve_t *s, const serve_addr_t *addr, int threads);
 /* Stops accepting connections (existing ones go on). */
 void serve_http_quiesce(tsr_serve_t *s);

@@ -7,6 +7,7 @@
 #define TSR_SERVE_INTERNAL_H
 #include "tessera/cache.h"
 #include "tessera/registry.h"
+#include "tessera/log.h"
 #include "tessera/serve.h"
 
 #include <jansson.h>
@@ -16,6 +17,7 @@
 
 enum serve_route {
     RT_DASHBOARD, RT_HEALTH, RT_STATUS, RT_METRICS, RT_PREDICT, RT_CACHE, RT_MODELS, RT_MODEL, RT_EXPORT,
+    RT_TASKS, RT_TASK, RT_TASK_CANCEL, /* the task farm's (tasks.c) */
     RT_OTHER, /* unknown routes and early refusals */
     RT_COUNT
 };
@@ -65,8 +67,10 @@ enum { REQ_BODY_INLINE = 2048, REQ_X_INLINE = 256, REQ_Y_INLINE = 64 };
 
 typedef struct serve_req {
     tsr_serve_t *s;
-    void *conn;                                     /* MHD connection, or the harness's */
-    const char *(*arg)(void *conn, const char *key); /* query argument lookup */
+    void *conn; /* MHD connection, or the harness's */
+    /* Query argument lookup: the decoded value and its length (which a %00
+     * makes longer than strlen), or NULL. Use serve_query. */
+    const char *(*arg)(void *conn, const char *key, size_t *len);
     int route, method, phase;
     int queued; /* set by the request's own thread when the batcher took it: phase may change under us then */
     char id[TSR_REGISTRY_ID_MAX];
@@ -93,10 +97,12 @@ typedef struct serve_status serve_status_t;
 struct tsr_serve {
     tsr_serve_config_t cfg;
     char *bind, *run_dir, *registry_dir, *addr_file;
+    int addr_written; /* addr_file is ours to remove */
     char *token;
     size_t token_len;
     int port;
     void *daemon; /* struct MHD_Daemon */
+    struct serve_conns *conns; /* http.c: open connections, for the header deadline */
     int listen_fd; /* handed back by quiescing, closed after the daemon stops */
     char http_error[256]; /* libmicrohttpd's last complaint, for start-up errors */
     tsr_cache_t *cache;
@@ -111,13 +117,14 @@ struct tsr_serve {
     _Atomic uint64_t http[RT_COUNT][SERVE_CODES];
     _Atomic uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1], lat_count, lat_sum_ns;
     _Atomic uint64_t pred_rows, pred_cached_rows;
+    /* A task farm's routes (tasks.c), installed while it runs. */
+    pthread_rwlock_t tasks_lock;
+    tsr_serve_tasks_t tasks;
 };
 
-/* server.c */
-double serve_now(void);
 
 /* router.c */
-serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *));
+serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *, size_t *));
 void serve_req_free(serve_req_t *r);
 /* Headers are in: route, auth, method and declared length. May decide resp. */
 void serve_begin(serve_req_t *r, const char *method, const char *url, const char *auth,
@@ -128,6 +135,15 @@ int serve_body(serve_req_t *r, const char *data, size_t len);
 void serve_end(serve_req_t *r);
 int serve_route_parse(const char *url, int *route, char *id, size_t idlen);
 void serve_error(serve_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A failure the library described (tsr_last_error, which may name server
+ * files): the client gets what alone, the coordinator's log the detail. */
+void serve_fail(serve_req_t *r, int status, const char *what);
+/* Query argument key into *out (NULL if absent). Returns 0, or answers 400
+ * and returns -1 for a value with a NUL byte or invalid UTF-8. */
+int serve_query(serve_req_t *r, const char *key, const char **out);
+/* 0 if body is text a JSON parser may see whole: no NUL byte, valid
+ * UTF-8; else 400 with the offset in err. */
+int serve_json_text(const char *body, size_t len, char *err, size_t errlen);
 void serve_json(serve_req_t *r, int status, json_t *obj); /* steals obj */
 void serve_text(serve_req_t *r, int status, const char *ctype, char *body, size_t len); /* takes body */
 /* Counts a finished response in the metrics. */
@@ -179,5 +195,13 @@ void serve_route_metrics(serve_req_t *r);
 void serve_route_cache(serve_req_t *r);
 void serve_route_models(serve_req_t *r);
 void serve_route_dashboard(serve_req_t *r);
+
+/* tasks.c: the task farm's routes and metrics. */
+void serve_route_tasks(serve_req_t *r);
+/* Task ids: [A-Za-z0-9._:@+=-], 1 to 200, not starting with . or -. */
+int serve_task_id_valid(const char *id);
+/* /tasks, /tasks/cancel, /tasks/{id}, /tasks/{id}/cancel: as serve_route_parse. */
+int serve_tasks_route_parse(const char *url, int *route, char *id, size_t idlen);
+void serve_tasks_metrics(tsr_serve_t *s, serve_buf_t *b);
 
 #endif

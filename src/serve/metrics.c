@@ -36,7 +36,7 @@ void serve_route_metrics(serve_req_t *r)
                          "tessera_build_info{version=\"%s\"} 1\n",
                      TSR_VERSION);
     header(&b, "tessera_uptime_seconds", "gauge", "Seconds since the coordinator started.");
-    serve_buf_printf(&b, "tessera_uptime_seconds %.3f\n", serve_now() - s->t_start);
+    serve_buf_printf(&b, "tessera_uptime_seconds %.3f\n", tsr_time_now() - s->t_start);
 
     header(&b, "tessera_http_requests_total", "counter", "HTTP requests answered, by route and status code.");
     for (int rt = 0; rt < RT_COUNT; rt++)
@@ -97,6 +97,7 @@ void serve_route_metrics(serve_req_t *r)
         serve_buf_printf(&b, "tessera_cache_max_bytes %zu\n", cs.max_bytes);
     }
     serve_status_metrics(s->status, &b);
+    serve_tasks_metrics(s, &b);
     if (b.oom) {
         free(b.p);
         serve_error(r, 500, "out of memory for the metrics");

@@ -5,6 +5,7 @@
 #include "tessera/error.h"
 #include "tessera/export.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 static void json_text(serve_req_t *r, int status, char *text)
 {
     if (!text) {
-        serve_error(r, 500, "%s", tsr_last_error());
+        serve_fail(r, 500, "reading the registry failed");
         return;
     }
     serve_text(r, status, "application/json", text, strlen(text));
@@ -24,10 +25,12 @@ static void json_text(serve_req_t *r, int status, char *text)
 static void list(serve_req_t *r)
 {
     tsr_registry_t *reg = r->s->registry;
-    const char *tag = r->arg(r->conn, "tag"), *status = r->arg(r->conn, "status"), *name = r->arg(r->conn, "name");
+    const char *tag, *status, *name;
+    if (serve_query(r, "tag", &tag) || serve_query(r, "status", &status) || serve_query(r, "name", &name))
+        return;
     char *arr = tsr_registry_list_json(reg, name, tag, status);
     if (!arr) {
-        serve_error(r, 500, "%s", tsr_last_error());
+        serve_fail(r, 500, "listing the registry failed");
         return;
     }
     size_t n = strlen(arr);
@@ -41,7 +44,8 @@ static void list(serve_req_t *r)
     json_text(r, 200, out);
 }
 
-/* The message of a failed load without the temporary file's name. */
+/* Why a model file was refused (tsr_model_load_max's message, which starts
+ * with the file's name), without the server's name for the file. */
 static const char *reason(const char *path)
 {
     const char *m = tsr_last_error();
@@ -50,7 +54,7 @@ static const char *reason(const char *path)
         m += n + 1;
     while (*m == ' ')
         m++;
-    return m;
+    return strstr(m, path) ? "the model file is not valid" : m;
 }
 
 static void upload(serve_req_t *r)
@@ -64,6 +68,9 @@ static void upload(serve_req_t *r)
         serve_error(r, 500, "storing the upload failed");
         return;
     }
+    const char *name;
+    if (serve_query(r, "name", &name))
+        return;
     if (r->len == 0) {
         serve_error(r, 400, "empty upload: send an HDF5 model file as the request body");
         return;
@@ -72,16 +79,16 @@ static void upload(serve_req_t *r)
         serve_error(r, 415, "the upload is not an HDF5 file; expected a tessera model file (.h5)");
         return;
     }
-    const char *name = r->arg(r->conn, "name");
     char *path = r->upload_path;
     r->upload_path = NULL; /* adopt moves or removes it */
     int rc = tsr_registry_adopt(r->s->registry, path, name && name[0] ? name : "model", "upload", id, sizeof id);
-    if (rc) {
-        serve_error(r, rc == TSR_EDATA ? 422 : 500, "not registered: %s", reason(path));
-        free(path);
-        return;
-    }
+    if (rc == TSR_EDATA)
+        serve_error(r, 422, "not registered: %s", reason(path));
+    else if (rc)
+        serve_fail(r, 500, "not registered: storing the model in the registry failed");
     free(path);
+    if (rc)
+        return;
     snprintf(r->resp.location, sizeof r->resp.location, "/models/%s", id);
     json_text(r, 201, tsr_registry_get_json(r->s->registry, id));
 }
@@ -89,6 +96,11 @@ static void upload(serve_req_t *r)
 static void patch(serve_req_t *r)
 {
     json_error_t je;
+    char err[128];
+    if (serve_json_text(r->body, r->len, err, sizeof err)) {
+        serve_error(r, 400, "%s", err);
+        return;
+    }
     json_t *p = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!p) {
         serve_error(r, 400, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
@@ -99,16 +111,18 @@ static void patch(serve_req_t *r)
     if (rc == TSR_EDATA)
         serve_error(r, 404, "no model %s", r->id);
     else if (rc == TSR_EINVAL)
-        serve_error(r, 422, "%s", tsr_last_error());
+        serve_error(r, 422, "%s", tsr_last_error()); /* what is wrong with the patch: no file names */
     else if (rc)
-        serve_error(r, 500, "%s", tsr_last_error());
+        serve_fail(r, 500, "updating the model's metadata failed");
     else
         json_text(r, 200, tsr_registry_get_json(r->s->registry, r->id));
 }
 
 static void export_model(serve_req_t *r)
 {
-    const char *fmt_s = r->arg(r->conn, "format");
+    const char *fmt_s;
+    if (serve_query(r, "format", &fmt_s))
+        return;
     int fmt = tsr_export_format_parse(fmt_s ? fmt_s : "onnx");
     char path[4096];
     if (fmt < 0) {
@@ -120,12 +134,14 @@ static void export_model(serve_req_t *r)
         return;
     }
     if (fmt == TSR_EXPORT_HDF5) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Not blocking on, nor sending, anything but a regular file. */
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             if (fd >= 0)
                 close(fd);
-            serve_error(r, 404, "no model %s", r->id);
+            serve_error(r, fd < 0 && errno == ENOENT ? 404 : 500, fd < 0 && errno == ENOENT ? "no model %s"
+                        : "the model file of %s is not a regular file", r->id);
             return;
         }
         r->resp.fd = fd;
@@ -138,9 +154,9 @@ static void export_model(serve_req_t *r)
     tsr_model_t *m = NULL;
     unsigned char *buf = NULL;
     size_t len = 0;
-    if (tsr_model_load(path, 1, &m) || tsr_export_onnx_buffer(m, r->id, &buf, &len)) {
+    if (tsr_model_load_max(path, 1, r->s->cfg.max_model_params, &m) || tsr_export_onnx_buffer(m, r->id, &buf, &len)) {
         tsr_model_destroy(m);
-        serve_error(r, 500, "export failed: %s", tsr_last_error());
+        serve_fail(r, 500, "export failed: the registered model file cannot be read");
         return;
     }
     tsr_model_destroy(m);
@@ -172,10 +188,6 @@ void serve_route_models(serve_req_t *r)
         else
             serve_json(r, 200, json_pack("{s:s}", "deleted", r->id));
     } else {
-        char *m = tsr_registry_get_json(reg, r->id);
-        if (m)
-            json_text(r, 200, m);
-        else
-            serve_error(r, 404, "no model %s", r->id);
+        json_text(r, 200, tsr_registry_get_json(reg, r->id)); /* it exists: NULL is a damaged entry */
     }
 }

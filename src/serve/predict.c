@@ -238,6 +238,8 @@ int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_ro
     size_t have = cap;
     if (parse_fast(body, len, width, max_rows, x, inline_buf, cap, &have, rows))
         return 0;
+    if (serve_json_text(body, len, err, errlen))
+        return 400;
     if (too_deep(body, len)) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", MAX_DEPTH);
         return 400;
@@ -387,7 +389,7 @@ void serve_predict(serve_req_t *r)
     j->outputs = outs;
     j->x = r->x;
     j->y = r->y;
-    j->t_queued = serve_now();
+    j->t_queued = tsr_time_now();
     r->phase = PH_PENDING;
     if (serve_batcher_submit(s->batcher, j)) {
         r->phase = PH_NEW;

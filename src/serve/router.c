@@ -4,6 +4,7 @@
  * the declared length and the content type, all before a body is read. */
 #include "serve/internal.h"
 #include "tessera/error.h"
+#include "tessera/log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,8 +13,9 @@
 #include <unistd.h>
 
 const int serve_codes[SERVE_CODES] = {200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 204, 0};
-const char *const serve_route_names[RT_COUNT] = {"dashboard", "health", "status", "metrics", "predict",
-                                                 "cache",     "models", "model",  "export",  "other"};
+const char *const serve_route_names[RT_COUNT] = {"dashboard", "health", "status", "metrics",     "predict",
+                                                 "cache",     "models", "model",  "export",      "tasks",
+                                                 "task",      "task_cancel",      "other"};
 
 int serve_code_index(int status)
 {
@@ -23,7 +25,7 @@ int serve_code_index(int status)
     return SERVE_CODES - 1;
 }
 
-serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *))
+serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *, size_t *))
 {
     serve_req_t *r = malloc(sizeof *r);
     if (!r)
@@ -34,7 +36,7 @@ serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *
     r->s = s;
     r->conn = conn;
     r->arg = arg;
-    r->t0 = serve_now();
+    r->t0 = tsr_time_now();
     r->body = r->bodyin;
     r->cap = sizeof r->bodyin;
     r->upload_fd = -1;
@@ -79,6 +81,76 @@ void serve_error(serve_req_t *r, int status, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
             *p = '?';
     serve_json(r, status, json_pack("{s:s}", "error", msg));
+}
+
+void serve_fail(serve_req_t *r, int status, const char *what)
+{
+    tsr_log(TSR_LOG_WARN, "coordinator: %s%s%s: %s: %s", serve_route_names[r->route], r->id[0] ? " " : "", r->id,
+            what, tsr_last_error());
+    serve_error(r, status, "%s (the coordinator's log has the details)", what);
+}
+
+/* Length of the valid UTF-8 prefix of p[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], cp, k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            k = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            k = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            k = 3, cp = c & 0x07;
+        else
+            return i;
+        if (n - i <= k)
+            return i;
+        for (unsigned j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return i;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+int serve_json_text(const char *body, size_t len, char *err, size_t errlen)
+{
+    const char *nul = memchr(body, '\0', len);
+    size_t ok = utf8_valid((const unsigned char *)body, nul ? (size_t)(nul - body) : len);
+    if (ok < (nul ? (size_t)(nul - body) : len)) {
+        snprintf(err, errlen, "the JSON body is not valid UTF-8 (byte %zu)", ok);
+        return 400;
+    }
+    if (nul) {
+        snprintf(err, errlen, "the JSON body has a NUL byte at byte %zu", (size_t)(nul - body));
+        return 400;
+    }
+    return 0;
+}
+
+int serve_query(serve_req_t *r, const char *key, const char **out)
+{
+    size_t n = 0;
+    *out = r->arg ? r->arg(r->conn, key, &n) : NULL;
+    if (!*out)
+        return 0;
+    if (strlen(*out) != n || utf8_valid((const unsigned char *)*out, n) != n) {
+        serve_error(r, 400, "query argument %s: %s", key,
+                    strlen(*out) != n ? "contains a NUL byte (%00)" : "is not valid UTF-8");
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 void serve_text(serve_req_t *r, int status, const char *ctype, char *body, size_t len)
@@ -130,6 +202,9 @@ static const struct {
     [RT_MODELS] = {M_GET | M_HEAD | M_POST, "GET, HEAD, POST"},
     [RT_MODEL] = {M_GET | M_HEAD | M_PATCH | M_DELETE, "GET, HEAD, PATCH, DELETE"},
     [RT_EXPORT] = {M_GET | M_HEAD, "GET, HEAD"},
+    [RT_TASKS] = {M_GET | M_HEAD | M_POST, "GET, HEAD, POST"},
+    [RT_TASK] = {M_GET | M_HEAD, "GET, HEAD"},
+    [RT_TASK_CANCEL] = {M_POST, "POST"},
     [RT_OTHER] = {0, ""},
 };
 
@@ -148,6 +223,8 @@ int serve_route_parse(const char *url, int *route, char *id, size_t idlen)
             *route = fixed[i].route;
             return 0;
         }
+    if (strncmp(url, "/tasks", 6) == 0)
+        return serve_tasks_route_parse(url, route, id, idlen);
     if (strncmp(url, "/models/", 8) != 0)
         return 404;
     const char *seg = url + 8, *slash = strchr(seg, '/');
@@ -202,6 +279,8 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
 {
     static const char *const json_types[] = {"application/json", NULL};
     static const char *const model_types[] = {"application/octet-stream", "application/x-hdf5", NULL};
+    static const char *const task_types[] = {"text/plain", "application/x-ndjson", "application/jsonl",
+                                             "application/json", "application/x-www-form-urlencoded", NULL};
     tsr_serve_t *s = r->s;
     r->method = parse_method(method);
     int status = serve_route_parse(url, &r->route, r->id, sizeof r->id);
@@ -215,7 +294,8 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
         return;
     }
     if (status) {
-        serve_error(r, 400, "invalid model id in %.200s: ids are [A-Za-z0-9._-], not starting with '.' or '-'", url);
+        serve_error(r, 400, "invalid id in %.200s: ids are letters, digits and ._- (task ids also :@+=), not "
+                    "starting with '.' or '-'", url);
         return;
     }
     if (!(route_methods[r->route].methods & r->method)) {
@@ -238,6 +318,11 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
         serve_error(r, 415, "Content-Type %.100s: expected application/json", r->ctype);
         return;
     }
+    if (r->route == RT_TASKS && r->method == M_POST && !ctype_ok(r->ctype, task_types)) {
+        serve_error(r, 415, "Content-Type %.100s: send task-file lines as text/plain or application/x-ndjson",
+                    r->ctype);
+        return;
+    }
     if (r->route >= RT_MODELS && r->route <= RT_EXPORT && !s->registry) {
         serve_error(r, 404, "no model registry is configured (serve.registry)");
         return;
@@ -254,7 +339,7 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
                 close(fd);
                 unlink(path);
             }
-            serve_error(r, 500, "cannot store the upload: %s", tsr_last_error());
+            serve_fail(r, 500, "cannot store the upload");
             return;
         }
         r->upload_fd = fd;
@@ -350,6 +435,11 @@ void serve_end(serve_req_t *r)
     case RT_CACHE:
         serve_route_cache(r);
         break;
+    case RT_TASKS:
+    case RT_TASK:
+    case RT_TASK_CANCEL:
+        serve_route_tasks(r);
+        break;
     default:
         serve_route_models(r);
         break;
@@ -361,7 +451,7 @@ void serve_record(tsr_serve_t *s, const serve_req_t *r)
     atomic_fetch_add_explicit(&s->http[r->route][serve_code_index(r->resp.status)], 1, memory_order_relaxed);
     if (r->route != RT_PREDICT || r->resp.status != 200)
         return;
-    double dt = serve_now() - r->t0;
+    double dt = tsr_time_now() - r->t0;
     int b = 0;
     while (b < SERVE_LAT_BUCKETS && dt > serve_lat_bounds[b])
         b++;

@@ -4,7 +4,7 @@
 #include "serve/http.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,13 +18,6 @@
 
 enum { MIN_TOKEN = 16, MAX_TOKEN = 4096 };
 
-double serve_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void tsr_serve_config_default(tsr_serve_config_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -37,43 +30,36 @@ void tsr_serve_config_default(tsr_serve_config_t *c)
     c->cache_ttl_s = 300;
     c->max_body_kb = 1024;
     c->max_upload_mb = 512;
+    c->max_connections = 2048;
+    c->max_connections_per_ip = 512;
+    c->header_timeout_s = 10;
+    c->max_model_params = TSR_MODEL_MAX_PARAMS_DEFAULT;
 }
 
-int tsr_serve_config_from(const tsr_config_t *conf, tsr_serve_config_t *c)
+static const char *file_kind(mode_t m)
 {
-    tsr_serve_config_default(c);
-    c->bind = tsr_config_get(conf, "serve", "bind");
-    c->port = (int)tsr_config_get_long(conf, "serve", "port");
-    c->token_file = tsr_config_get(conf, "serve", "token_file");
-    c->run_dir = tsr_config_get(conf, "serve", "run_dir");
-    c->registry = tsr_config_get(conf, "serve", "registry");
-    c->max_batch = (int)tsr_config_get_long(conf, "serve", "max_batch");
-    c->max_delay_us = (int)tsr_config_get_long(conf, "serve", "max_delay_us");
-    c->cache_mb = (size_t)tsr_config_get_long(conf, "serve", "cache_mb");
-    c->cache_ttl_s = tsr_config_get_double(conf, "serve", "cache_ttl_s");
-    c->max_body_kb = (size_t)tsr_config_get_long(conf, "serve", "max_body_kb");
-    c->max_upload_mb = (size_t)tsr_config_get_long(conf, "serve", "max_upload_mb");
-    c->threads = (int)tsr_config_get_long(conf, "serve", "threads");
-    if (!c->bind || !c->run_dir || !c->registry)
-        return tsr_error_set(TSR_EINTERNAL, "config: the [serve] section is missing from the schema");
-    return TSR_OK;
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
 }
 
-/* The token must be a secret: refuse a file others may read or write. */
+/* The token must be a secret: refuse a file the group or others may read or
+ * write, and anything but a regular file (opened without blocking, so a
+ * FIFO is refused at once rather than waited on). */
 static int load_token(tsr_serve_t *s, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s", path, strerror(errno));
-    struct stat st;
+    struct stat st = {0};
     char buf[MAX_TOKEN + 2];
     ssize_t n = -1;
     int rc = TSR_OK;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: not a regular file", path);
-    else if (st.st_mode & (S_IROTH | S_IWOTH))
-        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: readable or writable by others (mode %03o); "
-                           "run chmod 600 on it", path, (unsigned)(st.st_mode & 0777));
+        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s; expected a regular file", path,
+                           file_kind(st.st_mode));
+    else if (st.st_mode & (S_IRWXG | S_IRWXO))
+        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: mode %04o lets the group or others use it; "
+                           "run chmod 600 on it", path, (unsigned)(st.st_mode & 07777));
     else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
         rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s", path, strerror(errno));
     close(fd);
@@ -95,20 +81,17 @@ static int load_token(tsr_serve_t *s, const char *path)
     return s->token ? TSR_OK : tsr_error_set(TSR_ENOMEM, "serve: out of memory");
 }
 
-/* "host:port" for the address file: a wildcard bind is reached by name. */
-static int write_addr_file(tsr_serve_t *s, int v6, int wildcard)
+/* "host:port" for the address file, as curl -g and ssh -L take it
+ * ("[::1]:8080" for IPv6); a wildcard bind is reached by the host's name. */
+static int write_addr_file(tsr_serve_t *s, const serve_addr_t *addr)
 {
-    char host[256], line[512];
-    if (wildcard) {
-        if (gethostname(host, sizeof host) != 0)
-            snprintf(host, sizeof host, "localhost");
-        host[sizeof host - 1] = '\0';
-    } else {
-        snprintf(host, sizeof host, v6 ? "[%s]" : "%s", s->bind);
-    }
-    char node[256] = "";
+    char where[320], line[640], node[256] = "";
     gethostname(node, sizeof node - 1);
-    int n = snprintf(line, sizeof line, "%s:%d\nnode %s\n", host, s->port, node);
+    if (addr->wildcard)
+        snprintf(where, sizeof where, "%s:%d", node[0] ? node : "localhost", s->port);
+    else
+        serve_addr_format(addr, s->port, where, sizeof where);
+    int n = snprintf(line, sizeof line, "%s\nnode %s\n", where, node);
     size_t plen = strlen(s->run_dir) + 32;
     s->addr_file = malloc(plen);
     if (!s->addr_file)
@@ -117,6 +100,7 @@ static int write_addr_file(tsr_serve_t *s, int v6, int wildcard)
     int rc = tsr_file_write_atomic(s->addr_file, line, (size_t)n);
     if (rc)
         tsr_error_prefix(rc, "cannot write the coordinator's address: ");
+    s->addr_written = rc == TSR_OK;
     return rc;
 }
 
@@ -134,6 +118,10 @@ static int check_config(const tsr_serve_config_t *c)
         return tsr_error_set(TSR_EINVAL, "serve.max_body_kb and serve.max_upload_mb: expected 1 to 1048576");
     if (c->threads < 0 || c->threads > 1024)
         return tsr_error_set(TSR_EINVAL, "serve.threads = %d: expected 0 to 1024", c->threads);
+    if (c->max_connections < 1 || c->max_connections_per_ip < 1)
+        return tsr_error_set(TSR_EINVAL, "serve.max_connections and serve.max_connections_per_ip: expected >= 1");
+    if (c->header_timeout_s < 1 || c->header_timeout_s > 3600)
+        return tsr_error_set(TSR_EINVAL, "serve.header_timeout_s = %d: expected 1 to 3600", c->header_timeout_s);
     return TSR_OK;
 }
 
@@ -147,7 +135,8 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
         return tsr_error_set(TSR_ENOMEM, "serve: out of memory");
     s->cfg = *cfg;
     s->listen_fd = -1;
-    s->t_start = serve_now();
+    s->t_start = tsr_time_now();
+    pthread_rwlock_init(&s->tasks_lock, NULL);
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
     if (!s->bind || !s->run_dir) {
@@ -175,6 +164,8 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     }
     if (cfg->registry && cfg->registry[0] && (rc = tsr_registry_create(cfg->registry, &s->registry)))
         goto fail;
+    if (s->registry)
+        tsr_registry_set_max_params(s->registry, cfg->max_model_params);
     if ((rc = serve_status_create(&s->status)) || (rc = serve_batcher_create(s, &s->batcher)))
         goto fail;
     int threads = cfg->threads;
@@ -184,9 +175,11 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     }
     if ((rc = serve_http_start(s, &addr, threads)))
         goto fail;
-    if ((rc = write_addr_file(s, addr.v6, addr.wildcard)))
+    if ((rc = write_addr_file(s, &addr)))
         goto fail;
-    tsr_log(TSR_LOG_INFO, "coordinator: listening on %s:%d (%d threads%s); address in %s", s->bind, s->port, threads,
+    char where[80];
+    serve_addr_format(&addr, s->port, where, sizeof where);
+    tsr_log(TSR_LOG_INFO, "coordinator: listening on %s (%d threads%s); address in %s", where, threads,
             s->token ? ", bearer token required" : "", s->addr_file);
     *out = s;
     return TSR_OK;
@@ -204,7 +197,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     serve_batcher_stop(s->batcher);
     serve_http_stop(s);
     serve_batcher_destroy(s->batcher);
-    if (s->addr_file && s->port)
+    if (s->addr_written) /* only ours: what stood there before a failed write stays */
         unlink(s->addr_file);
     serve_status_destroy(s->status);
     tsr_registry_destroy(s->registry);
@@ -215,6 +208,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     free(s->addr_file);
     free(s->bind);
     free(s->run_dir);
+    pthread_rwlock_destroy(&s->tasks_lock);
     free(s);
 }
 

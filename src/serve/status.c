@@ -139,7 +139,7 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
     const tsr_serve_status_t *c = &st->cur;
     json_object_set_new(o, "state", json_string(st->state));
     json_object_set_new(o, "training", json_boolean(st->have));
-    json_object_set_new(o, "uptime_s", json_real(serve_now() - s->t_start));
+    json_object_set_new(o, "uptime_s", json_real(tsr_time_now() - s->t_start));
     if (st->have) {
         json_object_set_new(o, "step", json_integer(c->step));
         json_object_set_new(o, "total_steps", c->total_steps ? json_integer(c->total_steps) : json_null());
@@ -185,8 +185,10 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
 
 void serve_route_status(serve_req_t *r)
 {
-    const char *since = r->arg ? r->arg(r->conn, "since") : NULL;
+    const char *since;
     long long from = -2;
+    if (serve_query(r, "since", &since))
+        return;
     if (since) {
         char *end;
         from = strtoll(since, &end, 10);

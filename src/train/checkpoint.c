@@ -3,7 +3,6 @@
 #include "train/setup.h"
 #include "tessera/error.h"
 
-#include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,29 +16,22 @@ static int reg1(tsr_ckpt_t *c, const char *path, int64_t *v)
 
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
 {
-    const tsr_config_t *cfg = ctx->cfg;
-    const tsr_model_spec_t *spec = tsr_model_spec(ctx->model);
-    float *p = tsr_model_params(ctx->model);
+    const tsr_model_spec_t *spec = tsr_model_spec(ctx->net.model);
+    float *p = tsr_model_params(ctx->net.model);
     size_t nstate;
-    float *state = tsr_optim_state(ctx->optim, &nstate);
+    float *state = tsr_optim_state(ctx->net.optim, &nstate);
     int rc;
-    ctx->config_text = tsr_config_dump(cfg);
-    if (!ctx->config_text)
+    ctx->ckpt.config_text = tsr_config_dump(ctx->opt->config);
+    if (!ctx->ckpt.config_text)
         return tsr_error_set(TSR_ENOMEM, "out of memory for the configuration text");
-    if (tsr_model_spec_json(spec, ctx->model_json, sizeof ctx->model_json) < 0)
+    if (tsr_model_spec_json(spec, ctx->ckpt.model_json, sizeof ctx->ckpt.model_json) < 0)
         return TSR_EINVAL;
-    ctx->ck_seed = tsr_config_get_long(cfg, "train", "seed");
-    ctx->ck_global_batch = (int64_t)(ctx->batch * (size_t)ctx->world);
+    ctx->ckpt.seed = (int64_t)ctx->opt->train.seed;
+    ctx->ckpt.global_batch = (int64_t)(ctx->sched.batch * (size_t)ctx->world);
     if (ctx->rank != 0)
         return TSR_OK;
-    tsr_ckpt_config_t cc = {
-        .dir = tsr_config_get(cfg, "checkpoint", "dir"),
-        .every_steps = tsr_config_get_long(cfg, "checkpoint", "every_steps"),
-        .every_seconds = tsr_config_get_double(cfg, "checkpoint", "every_seconds"),
-        .keep = (int)tsr_config_get_long(cfg, "checkpoint", "keep"),
-        .async = tsr_config_get_bool(cfg, "checkpoint", "async"),
-    };
-    if ((rc = tsr_ckpt_create(&cc, &ctx->ckpt)))
+    tsr_ckpt_config_t cc = ctx->opt->checkpoint.engine;
+    if ((rc = tsr_ckpt_create(&cc, &ctx->ckpt.engine)))
         return tsr_error_prefix(rc, "[checkpoint] dir = %s: ", cc.dir);
     int stale = tsr_ckpt_clean_stale(cc.dir);
     if (stale > 0)
@@ -49,50 +41,154 @@ int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
         char name[64];
         size_t in = spec->sizes[i], out = spec->sizes[i + 1];
         size_t wd[2] = {out, in}, bd[1] = {out};
-        float *w = p + tsr_model_layer_offset(ctx->model, i);
+        float *w = p + tsr_model_layer_offset(ctx->net.model, i);
         snprintf(name, sizeof name, "/model/layer_%d/weight", i);
-        rc = tsr_ckpt_register(ctx->ckpt, name, w, TSR_CKPT_FLOAT32, 2, wd);
+        rc = tsr_ckpt_register(ctx->ckpt.engine, name, w, TSR_CKPT_FLOAT32, 2, wd);
         snprintf(name, sizeof name, "/model/layer_%d/bias", i);
         if (!rc)
-            rc = tsr_ckpt_register(ctx->ckpt, name, w + in * out, TSR_CKPT_FLOAT32, 1, bd);
+            rc = tsr_ckpt_register(ctx->ckpt.engine, name, w + in * out, TSR_CKPT_FLOAT32, 1, bd);
     }
     if (!rc && nstate)
-        rc = tsr_ckpt_register(ctx->ckpt, "/optimizer/state", state, TSR_CKPT_FLOAT32, 1, &nstate);
+        rc = tsr_ckpt_register(ctx->ckpt.engine, "/optimizer/state", state, TSR_CKPT_FLOAT32, 1, &nstate);
     if (!rc)
-        rc = reg1(ctx->ckpt, "/optimizer/steps", &ctx->ck_steps);
+        rc = reg1(ctx->ckpt.engine, "/optimizer/steps", &ctx->ckpt.steps);
     if (!rc)
-        rc = reg1(ctx->ckpt, "/data/epoch", &ctx->ck_epoch);
+        rc = reg1(ctx->ckpt.engine, "/data/epoch", &ctx->ckpt.epoch);
     if (!rc)
-        rc = reg1(ctx->ckpt, "/data/cursor", &ctx->ck_cursor);
+        rc = reg1(ctx->ckpt.engine, "/data/cursor", &ctx->ckpt.cursor);
     if (!rc)
-        rc = reg1(ctx->ckpt, "/data/global_batch", &ctx->ck_global_batch);
+        rc = reg1(ctx->ckpt.engine, "/data/global_batch", &ctx->ckpt.global_batch);
     if (!rc)
-        rc = reg1(ctx->ckpt, "/rng/seed", &ctx->ck_seed);
+        rc = reg1(ctx->ckpt.engine, "/rng/seed", &ctx->ckpt.seed);
     return rc;
 }
 
 int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync)
 {
+    /* Never a checkpoint of NaN weights: the newest good one must stay
+     * newest. (On a GPU this waits, as the download below does anyway.) */
+    long bad = tsr_optim_nonfinite_step(ctx->net.optim);
+    if (bad)
+        return tsr_error_set(bad < 0 ? TSR_EIO : TSR_EDIVERGED, "training diverged at step %ld: the weights became "
+                             "NaN or Inf; not writing the checkpoint of step %ld (the newest good one, %s, is kept)",
+                             bad, step, tsr_ckpt_last_step(ctx->ckpt.engine) >= 0 ? tsr_ckpt_last_path(ctx->ckpt.engine) : "none");
     /* On a GPU the registered host buffers are mirrors: refresh them first. */
-    int rc = tsr_model_download(ctx->model);
+    int rc = tsr_model_download(ctx->net.model);
     if (!rc)
-        rc = tsr_optim_download(ctx->optim);
+        rc = tsr_optim_download(ctx->net.optim);
     if (rc)
         return tsr_error_prefix(rc, "checkpoint of step %ld: copying the GPU's state to the host: ", step);
-    ctx->ck_steps = tsr_optim_steps_taken(ctx->optim);
-    ctx->ck_epoch = next->epoch;
-    ctx->ck_cursor = (int64_t)next->cursor;
-    ctx->ck_global_batch = (int64_t)(ctx->batch * (size_t)ctx->world);
+    ctx->ckpt.steps = tsr_optim_steps_taken(ctx->net.optim);
+    ctx->ckpt.epoch = next->epoch;
+    ctx->ckpt.cursor = (int64_t)next->cursor;
+    ctx->ckpt.global_batch = (int64_t)(ctx->sched.batch * (size_t)ctx->world);
     tsr_ckpt_meta_t meta = {
         .step = step,
         .epoch = next->epoch,
-        .samples_seen = step * (long)ctx->batch * ctx->world,
-        .seed = ctx->ck_seed,
+        .samples_seen = step * (long)ctx->sched.batch * ctx->world,
+        .seed = ctx->ckpt.seed,
         .world_size = ctx->world,
-        .config = ctx->config_text,
-        .model = ctx->model_json,
+        .config = ctx->ckpt.config_text,
+        .model = ctx->ckpt.model_json,
     };
-    return tsr_ckpt_write(ctx->ckpt, &meta, sync);
+    return tsr_ckpt_write(ctx->ckpt.engine, &meta, sync);
+}
+
+static int stop_on_error(const tsr_train_ctx_t *ctx)
+{
+    return ctx->opt->checkpoint.stop_on_error;
+}
+
+/* One failed write: the error that stops the run, or a warning. */
+static int failed(tsr_train_ctx_t *ctx, int rc, long step)
+{
+    char at[48] = "";
+    if (step >= 0)
+        snprintf(at, sizeof at, " of step %ld", step);
+    if (stop_on_error(ctx))
+        return tsr_error_prefix(rc, "checkpoint%s failed and [checkpoint] on_error = stop: ", at);
+    tsr_log(TSR_LOG_WARN, "checkpoint%s failed: %s; training goes on ([checkpoint] on_error = continue)", at,
+            tsr_last_error());
+    return TSR_OK;
+}
+
+/* Hands out every failure not yet reported. */
+static int collect(tsr_train_ctx_t *ctx)
+{
+    long step;
+    int rc;
+    while ((rc = tsr_ckpt_take_failure(ctx->ckpt.engine, &step)))
+        if ((rc = failed(ctx, rc, step)))
+            return rc;
+    return TSR_OK;
+}
+
+int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
+{
+    if (ctx->rank != 0 || !ctx->ckpt.engine)
+        return TSR_OK;
+    if (tsr_ckpt_due(ctx->ckpt.engine, step)) {
+        /* Waits for the write before it, whose failure collect() then sees. */
+        int rc = tsr_train_ckpt_write(ctx, step, next, 0);
+        if (rc && (rc == TSR_EDIVERGED || (rc = failed(ctx, rc, step))))
+            return rc;
+    }
+    return collect(ctx);
+}
+
+int tsr_train_ckpt_stop(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
+{
+    /* Everyone saw the request at the same step; rank 0 writes. */
+    if (ctx->rank != 0)
+        return TSR_ESTOPPED;
+    if (tsr_runtime_stop_signal())
+        tsr_log(TSR_LOG_INFO, "stop requested by signal %d at step %ld: writing a checkpoint",
+                tsr_runtime_stop_signal(), step);
+    else
+        tsr_log(TSR_LOG_INFO, "stop requested by a signal to another rank at step %ld: writing a checkpoint", step);
+    int rc = ctx->ckpt.engine ? tsr_train_ckpt_write(ctx, step, next, 1) : TSR_OK;
+    if (rc)
+        return rc;
+    tsr_log(TSR_LOG_INFO, "checkpoint %s written; exiting with status 75 so the job can be requeued",
+            tsr_ckpt_last_path(ctx->ckpt.engine));
+    return TSR_ESTOPPED;
+}
+
+int tsr_train_ckpt_end(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int trained)
+{
+    if (ctx->rank != 0 || !ctx->ckpt.engine)
+        return TSR_OK;
+    /* After any write in flight, which may be of this very step. */
+    tsr_ckpt_wait(ctx->ckpt.engine);
+    int rc = TSR_OK;
+    if (trained && ctx->opt->checkpoint.final && tsr_ckpt_last_step(ctx->ckpt.engine) != step) {
+        rc = tsr_train_ckpt_write(ctx, step, next, 1);
+        if (rc && rc != TSR_EDIVERGED && !stop_on_error(ctx)) {
+            tsr_log(TSR_LOG_WARN, "final checkpoint of step %ld failed: %s; the model file is still written", step,
+                    tsr_last_error());
+            rc = TSR_OK;
+        } else if (rc && rc != TSR_EDIVERGED) {
+            rc = failed(ctx, rc, step);
+        }
+    }
+    if (!rc)
+        rc = collect(ctx);
+    long nfail = tsr_ckpt_failed(ctx->ckpt.engine);
+    if (nfail > 0) {
+        char list[1200] = "";
+        size_t n = 0;
+        const char *why = NULL;
+        for (int i = 0; i < 8 && n < sizeof list - 64; i++) {
+            long s = tsr_ckpt_failure(ctx->ckpt.engine, i, &why);
+            if (s < 0)
+                break;
+            n += (size_t)snprintf(list + n, sizeof list - n, "%s%ld", i ? ", " : "", s);
+        }
+        tsr_log(TSR_LOG_WARN, "checkpoints: %ld written, %ld failed (step%s %s%s; the last cause: %s)",
+                tsr_ckpt_written(ctx->ckpt.engine), nfail, nfail == 1 ? "" : "s", list, nfail > 8 ? ", ..." : "",
+                why ? why : "unknown");
+    }
+    return rc;
 }
 
 typedef struct {
@@ -110,9 +206,9 @@ static int pick(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg
         pk->skipped++;
         return 0;
     }
-    if (!info->model || strcmp(info->model, pk->ctx->model_json) != 0) {
+    if (!info->model || strcmp(info->model, pk->ctx->ckpt.model_json) != 0) {
         tsr_log(TSR_LOG_WARN, "skipping %s: its model %s does not match this run's %s", path,
-                info->model ? info->model : "(none)", pk->ctx->model_json);
+                info->model ? info->model : "(none)", pk->ctx->ckpt.model_json);
         pk->skipped++;
         return 0;
     }
@@ -125,7 +221,7 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
 {
     pick_t pk = {.ctx = ctx};
     tsr_ckpt_info_t info;
-    const char *dir = tsr_config_get(ctx->cfg, "checkpoint", "dir");
+    const char *dir = ctx->opt->checkpoint.engine.dir;
     int rc;
     *found = 0;
     if (strcmp(how, "auto") == 0) {
@@ -140,29 +236,29 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
     } else {
         snprintf(pk.path, sizeof pk.path, "%s", how);
     }
-    if ((rc = tsr_ckpt_restore(ctx->ckpt, pk.path, &info)))
+    if ((rc = tsr_ckpt_restore(ctx->ckpt.engine, pk.path, &info)))
         return rc;
-    if (strcmp(info.model ? info.model : "", ctx->model_json) != 0) {
+    if (strcmp(info.model ? info.model : "", ctx->ckpt.model_json) != 0) {
         tsr_ckpt_info_free(&info);
-        return tsr_error_set(TSR_EDATA, "%s: its model does not match this run's %s", pk.path, ctx->model_json);
+        return tsr_error_set(TSR_EDATA, "%s: its model does not match this run's %s", pk.path, ctx->ckpt.model_json);
     }
-    if (ctx->ck_seed != tsr_config_get_long(ctx->cfg, "train", "seed"))
+    if (ctx->ckpt.seed != (int64_t)ctx->opt->train.seed)
         tsr_log(TSR_LOG_WARN, "resume: %s was written with seed %lld, this run uses %ld; the data order differs",
-                pk.path, (long long)ctx->ck_seed, tsr_config_get_long(ctx->cfg, "train", "seed"));
+                pk.path, (long long)ctx->ckpt.seed, (long)ctx->opt->train.seed);
     pos->step = info.step;
-    pos->epoch = (long)ctx->ck_epoch;
-    pos->cursor = (size_t)ctx->ck_cursor;
-    int64_t gb = (int64_t)(ctx->batch * (size_t)ctx->world);
-    if (info.world_size != ctx->world || ctx->ck_global_batch != gb) {
+    pos->epoch = (long)ctx->ckpt.epoch;
+    pos->cursor = (size_t)ctx->ckpt.cursor;
+    int64_t gb = (int64_t)(ctx->sched.batch * (size_t)ctx->world);
+    if (info.world_size != ctx->world || ctx->ckpt.global_batch != gb) {
         /* Data-parallel state carries over; the position is kept in samples. */
-        int64_t seen = ctx->ck_cursor * ctx->ck_global_batch;
+        int64_t seen = ctx->ckpt.cursor * ctx->ckpt.global_batch;
         pos->cursor = (size_t)(seen / gb);
         tsr_log(TSR_LOG_WARN, "resume: %s was written by %ld ranks with global batch %lld; this run has %d ranks "
                 "and global batch %lld, so it continues at step %zu of epoch %ld and is not bit-identical to an "
-                "uninterrupted run", pk.path, info.world_size, (long long)ctx->ck_global_batch, ctx->world,
+                "uninterrupted run", pk.path, info.world_size, (long long)ctx->ckpt.global_batch, ctx->world,
                 (long long)gb, pos->cursor, pos->epoch + 1);
     }
-    if (pos->cursor >= ctx->steps_per_epoch) {
+    if (pos->cursor >= ctx->sched.steps_per_epoch) {
         pos->epoch++;
         pos->cursor = 0;
     }
@@ -175,7 +271,7 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
 
 int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *failed_rank)
 {
-    const char *how = tsr_config_get(ctx->cfg, "checkpoint", "resume");
+    const char *how = ctx->opt->checkpoint.resume;
     int rc = TSR_OK, found = 0;
     memset(pos, 0, sizeof *pos);
     if (strcmp(how, "none") == 0 || !how[0])
@@ -184,25 +280,27 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
         rc = restore_rank0(ctx, how, pos, &found);
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
-    MPI_Comm w = tsr_runtime_world(ctx->rt);
-    MPI_Bcast(&found, 1, MPI_INT, 0, w);
+    tsr_runtime_t *rt = ctx->rt;
+    tsr_fault_point(&ctx->faults, ctx->rank, "resume");
+    if ((rc = tsr_runtime_bcast(rt, &found, 1, MPI_INT, 0, "the checkpoint broadcast")))
+        return rc;
     if (!found)
         return TSR_OK;
     /* Everyone gets rank 0's state, so checkpoints may live on rank 0's node only. */
     long hdr[3] = {pos->step, pos->epoch, (long)pos->cursor};
     size_t nstate;
-    float *state = tsr_optim_state(ctx->optim, &nstate);
-    MPI_Bcast(hdr, 3, MPI_LONG, 0, w);
-    MPI_Bcast(&ctx->ck_steps, 1, MPI_INT64_T, 0, w);
-    if (MPI_Bcast(tsr_model_params(ctx->model), (int)tsr_model_nparams(ctx->model), MPI_FLOAT, 0, w) !=
-            MPI_SUCCESS ||
-        (nstate && MPI_Bcast(state, (int)nstate, MPI_FLOAT, 0, w) != MPI_SUCCESS))
-        return tsr_error_set(TSR_EMPI, "rank %d: broadcasting the restored state failed", ctx->rank);
+    float *state = tsr_optim_state(ctx->net.optim, &nstate);
+    if ((rc = tsr_runtime_bcast(rt, hdr, 3, MPI_LONG, 0, "the checkpoint broadcast")) ||
+        (rc = tsr_runtime_bcast(rt, &ctx->ckpt.steps, 1, MPI_INT64_T, 0, "the checkpoint broadcast")) ||
+        (rc = tsr_runtime_bcast(rt, tsr_model_params(ctx->net.model), (int)tsr_model_nparams(ctx->net.model), MPI_FLOAT, 0,
+                                "the checkpoint broadcast")) ||
+        (nstate && (rc = tsr_runtime_bcast(rt, state, (int)nstate, MPI_FLOAT, 0, "the checkpoint broadcast"))))
+        return tsr_error_prefix(rc, "broadcasting the restored state: ");
     pos->step = hdr[0];
     pos->epoch = hdr[1];
     pos->cursor = (size_t)hdr[2];
-    tsr_optim_set_steps_taken(ctx->optim, (long)ctx->ck_steps);
-    if ((rc = tsr_model_upload(ctx->model)) || (rc = tsr_optim_upload(ctx->optim)))
+    tsr_optim_set_steps_taken(ctx->net.optim, (long)ctx->ckpt.steps);
+    if ((rc = tsr_model_upload(ctx->net.model)) || (rc = tsr_optim_upload(ctx->net.optim)))
         return tsr_error_prefix(rc, "rank %d: copying the restored state to the GPU: ", ctx->rank);
-    return tsr_loader_seek(ctx->loader, (uint64_t)pos->epoch, (uint64_t)pos->cursor);
+    return tsr_loader_seek(ctx->data.loader, (uint64_t)pos->epoch, (uint64_t)pos->cursor);
 }

@@ -88,15 +88,15 @@ static int distinct_on_node(tsr_train_ctx_t *ctx, int dev, int count)
 
 int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
 {
-    const char *want = tsr_config_get(ctx->cfg, "runtime", "device");
+    tsr_device_choice_t want = ctx->opt->runtime.device;
     int count = tsr_gpu_count(), ls = tsr_runtime_local_size(ctx->rt), all = 0, rc = TSR_OK;
-    if (strcmp(want, "cpu") == 0)
+    if (want == TSR_DEVICE_CPU)
         return TSR_OK;
     /* Collective on every rank, GPUs or not. */
     int dev = distinct_on_node(ctx, count > 0 ? pick_gpu(ctx, count) : -1, count);
     int mine = dev >= 0;
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, tsr_runtime_world(ctx->rt));
-    if (!all && strcmp(want, "auto") == 0) {
+    if (!all && want == TSR_DEVICE_AUTO) {
         if (ctx->rank == 0)
             tsr_log(TSR_LOG_INFO, "runtime.device = auto: training on the CPU (not every rank has a GPU of its own; "
                     "rank 0's %s shows %d CUDA device%s to each of its %d rank%s)", tsr_runtime_hostname(ctx->rt),
@@ -112,22 +112,23 @@ int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
         tsr_gpu_destroy(probe);
         rc = tsr_error_set(TSR_EINVAL, "[runtime] device = cuda (%s): rank %d on %s has no GPU of its own (%d CUDA "
                            "device%s visible, %d rank%s on the node); expected one per rank%s%s",
-                           tsr_config_origin(ctx->cfg, "runtime", "device"), ctx->rank, tsr_runtime_hostname(ctx->rt),
+                           tsr_config_origin(ctx->opt->config, "runtime", "device"), ctx->rank, tsr_runtime_hostname(ctx->rt),
                            count, count == 1 ? "" : "s", ls, ls == 1 ? "" : "s", why[0] ? ": " : "", why);
     } else if (!all) {
         rc = tsr_error_set(TSR_EINVAL, "rank %d: another rank has no GPU of its own", ctx->rank);
     }
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
-    rc = tsr_gpu_create(dev, &ctx->gpu);
+    tsr_train_net_t *net = &ctx->net;
+    rc = tsr_gpu_create(dev, &net->gpu);
     if (!rc)
-        rc = tsr_model_to_gpu(ctx->model, ctx->gpu);
+        rc = tsr_model_to_gpu(net->model, net->gpu);
     if (!rc)
-        rc = tsr_optim_to_gpu(ctx->optim, ctx->gpu);
+        rc = tsr_optim_to_gpu(net->optim, net->gpu);
     if (!rc) {
-        size_t used = strlen(ctx->placement);
-        snprintf(ctx->placement + used, sizeof ctx->placement - used, " gpu %d", dev);
-        tsr_log(TSR_LOG_INFO, "training on GPU %d (%s) of %s", dev, tsr_gpu_name(ctx->gpu),
+        size_t used = strlen(ctx->sched.placement);
+        snprintf(ctx->sched.placement + used, sizeof ctx->sched.placement - used, " gpu %d", dev);
+        tsr_log(TSR_LOG_INFO, "training on GPU %d (%s) of %s", dev, tsr_gpu_name(net->gpu),
                 tsr_runtime_hostname(ctx->rt));
     }
     return tsr_runtime_agree(ctx->rt, rc, failed_rank);

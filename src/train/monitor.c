@@ -46,7 +46,7 @@ int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     ctx->mon = m;
     m->t0 = tsr_time_now();
     reset(m);
-    snprintf(mine, sizeof mine, "%s %s", tsr_runtime_hostname(ctx->rt), ctx->placement);
+    snprintf(mine, sizeof mine, "%s %s", tsr_runtime_hostname(ctx->rt), ctx->sched.placement);
     if (ctx->rank == 0) {
         size_t w = (size_t)ctx->world;
         m->all = calloc(w * NSTAT * 2, sizeof *m->all);
@@ -58,19 +58,15 @@ int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank)
             m->cols[k] = m->all + w * NSTAT + w * (size_t)k;
         for (size_t r = 0; !rc && r < w; r++)
             m->place[r] = m->place_buf + r * PLACE_LEN;
-        if (!rc && tsr_config_get_bool(ctx->cfg, "serve", "enabled")) {
-            tsr_serve_config_t sc;
-            rc = tsr_serve_config_from(ctx->cfg, &sc);
-            if (!rc)
-                rc = tsr_serve_create(&sc, &m->serve);
+        if (!rc && ctx->opt->serve_enabled) {
+            rc = tsr_serve_create(&ctx->opt->serve, &m->serve);
             if (!rc)
                 tsr_serve_set_model_source(m->serve, "training");
         }
     }
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
-    MPI_Gather(mine, PLACE_LEN, MPI_CHAR, m->place_buf, PLACE_LEN, MPI_CHAR, 0, tsr_runtime_world(ctx->rt));
-    return TSR_OK;
+    return tsr_runtime_gather(ctx->rt, mine, PLACE_LEN, MPI_CHAR, m->place_buf, 0, "the gather of placements", -1);
 }
 
 void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s, double hidden_s)
@@ -101,29 +97,28 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
     memcpy(mine, m->last, sizeof mine);
     /* Only the coordinator needs the numbers; without one, skip the gather. */
     int want = ctx->rank == 0 && m->serve != NULL;
-    MPI_Bcast(&want, 1, MPI_INT, 0, tsr_runtime_world(ctx->rt));
-    if (!want) {
+    if (tsr_runtime_bcast(ctx->rt, &want, 1, MPI_INT, 0, "the per-rank statistics") || !want) {
         reset(m);
         return;
     }
-    MPI_Gather(mine, NSTAT, MPI_DOUBLE, m->all, NSTAT, MPI_DOUBLE, 0, tsr_runtime_world(ctx->rt));
+    int rc = tsr_runtime_gather(ctx->rt, mine, NSTAT, MPI_DOUBLE, m->all, 0, "the per-rank statistics", snap->step);
     reset(m);
-    if (ctx->rank != 0)
+    if (rc || ctx->rank != 0)
         return;
     for (int r = 0; r < ctx->world; r++)
         for (int k = 0; k < NSTAT; k++)
             m->cols[k][r] = m->all[r * NSTAT + k];
     char ck[4200] = "none";
-    if (ctx->ckpt && tsr_ckpt_last_step(ctx->ckpt) >= 0)
-        snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt), tsr_ckpt_last_path(ctx->ckpt),
-                 tsr_ckpt_busy(ctx->ckpt) ? ", writing the next" : "");
+    if (ctx->ckpt.engine && tsr_ckpt_last_step(ctx->ckpt.engine) >= 0)
+        snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt.engine), tsr_ckpt_last_path(ctx->ckpt.engine),
+                 tsr_ckpt_busy(ctx->ckpt.engine) ? ", writing the next" : "");
     tsr_serve_status_t st = {
         .state = snap->state,
         .step = snap->step,
-        .total_steps = ctx->total_steps,
+        .total_steps = ctx->sched.total_steps,
         .epoch = (int)snap->epoch,
-        .epochs = (int)ctx->epochs,
-        .samples_seen = (int64_t)snap->step * (int64_t)ctx->batch * ctx->world,
+        .epochs = (int)ctx->sched.epochs,
+        .samples_seen = (int64_t)snap->step * (int64_t)ctx->sched.batch * ctx->world,
         .loss = snap->loss,
         .test_loss = snap->test_loss,
         .accuracy = snap->accuracy,
@@ -134,12 +129,12 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         .step_time_min = m->cols[0], .step_time_mean = m->cols[1], .step_time_max = m->cols[2],
         .comm_time_min = m->cols[3], .comm_time_mean = m->cols[4], .comm_time_max = m->cols[5],
         .comm_hidden_mean = m->cols[6],
-        .comm_reference_s = tsr_comm_reference_seconds(ctx->comm),
+        .comm_reference_s = tsr_comm_reference_seconds(ctx->comm.engine),
         .checkpoint = ck,
     };
     /* On a GPU the host copy of the weights is refreshed only for this. */
-    if (tsr_model_download(ctx->model) == TSR_OK)
-        tsr_serve_publish_model(m->serve, ctx->model);
+    if (tsr_model_download(ctx->net.model) == TSR_OK)
+        tsr_serve_publish_model(m->serve, ctx->net.model);
     tsr_serve_publish_status(m->serve, &st);
 }
 
@@ -148,21 +143,23 @@ void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int 
     struct tsr_train_monitor *m = ctx->mon;
     char id[256] = "";
     int rc = TSR_OK;
-    if (!m || ctx->rank != 0 || !ok || !tsr_config_get_bool(ctx->cfg, "train", "register"))
+    if (!m || ctx->rank != 0 || !ok || !ctx->opt->train.register_model)
         return;
     if (m->serve) {
         rc = tsr_serve_register_model(m->serve, model_path, NULL, id, sizeof id);
     } else {
         tsr_registry_t *reg = NULL;
-        rc = tsr_registry_create(tsr_config_get(ctx->cfg, "serve", "registry"), &reg);
-        if (!rc)
+        rc = tsr_registry_create(ctx->opt->serve.registry, &reg);
+        if (!rc) {
+            tsr_registry_set_max_params(reg, ctx->opt->serve.max_model_params);
             rc = tsr_registry_add(reg, model_path, NULL, id, sizeof id);
+        }
         tsr_registry_destroy(reg);
     }
     if (rc)
         tsr_log(TSR_LOG_WARN, "the model was written to %s but not registered: %s", model_path, tsr_last_error());
     else
-        tsr_log(TSR_LOG_INFO, "registered %s as %s in %s", model_path, id, tsr_config_get(ctx->cfg, "serve", "registry"));
+        tsr_log(TSR_LOG_INFO, "registered %s as %s in %s", model_path, id, ctx->opt->serve.registry);
 }
 
 void tsr_train_monitor_destroy(tsr_train_ctx_t *ctx)

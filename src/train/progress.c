@@ -1,3 +1,4 @@
+/* Progress output of rank 0: see progress.h. */
 #include "train/progress.h"
 #include "tessera/runtime.h"
 
@@ -6,22 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
-void tsr_progress_init(tsr_progress_t *p, const char *mode_name)
+void tsr_progress_init(tsr_progress_t *p, tsr_progress_mode_t mode)
 {
     memset(p, 0, sizeof *p);
-    if (strcmp(mode_name, "none") == 0)
-        p->mode = 0;
-    else if (strcmp(mode_name, "bar") == 0)
-        p->mode = 1;
-    else if (strcmp(mode_name, "lines") == 0)
-        p->mode = 2;
-    else
-        p->mode = isatty(STDOUT_FILENO) ? 1 : 2;
+    p->mode = mode != TSR_PROGRESS_AUTO ? mode : tsr_runtime_stdout_is_terminal() ? TSR_PROGRESS_BAR
+                                                                                 : TSR_PROGRESS_LINES;
 }
 
 int tsr_progress_due(const tsr_progress_t *p, long step, long steps)
 {
-    return p->mode == 1 && (step + 1 >= steps || tsr_time_now() - p->last_draw >= 0.1);
+    return p->mode == TSR_PROGRESS_BAR && (step + 1 >= steps || tsr_time_now() - p->last_draw >= 0.1);
 }
 
 void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, long steps, double loss,
@@ -58,6 +53,6 @@ void tsr_progress_line(tsr_progress_t *p, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     tsr_progress_clear(p);
-    if (p->mode != 0)
+    if (p->mode != TSR_PROGRESS_NONE)
         tsr_log(TSR_LOG_INFO, "%s", line);
 }

@@ -1,15 +1,17 @@
 /* Progress output of rank 0: a bar on a terminal, plain lines in a log. */
 #ifndef TSR_TRAIN_PROGRESS_H
 #define TSR_TRAIN_PROGRESS_H
+#include "tessera/options.h"
 
 typedef struct {
-    int mode;           /* 0 none, 1 bar, 2 lines */
+    tsr_progress_mode_t mode; /* BAR, LINES or NONE (AUTO is resolved) */
     double last_draw;
     int drawn;          /* a bar is on screen and needs a newline */
 } tsr_progress_t;
 
-/* mode_name: auto|bar|lines|none; auto picks bar when stdout is a terminal. */
-void tsr_progress_init(tsr_progress_t *p, const char *mode_name);
+/* AUTO picks BAR when output reaches a terminal
+ * (tsr_runtime_stdout_is_terminal: the launcher's, under mpirun), else LINES. */
+void tsr_progress_init(tsr_progress_t *p, tsr_progress_mode_t mode);
 /* Redraws the bar (at most 10 times a second). */
 /* Whether tsr_progress_bar would draw now (it redraws at most every 0.1 s
  * and at an epoch's last step), so the caller fetches the loss only then. */

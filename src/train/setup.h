@@ -1,55 +1,71 @@
-/* What tsr_train_run builds before its first step (internal). */
+/* The state of a training run and the functions of src/train that share it
+ * (internal). The context is grouped by concern; each group is owned by the
+ * file named beside it. */
 #ifndef TSR_TRAIN_SETUP_H
 #define TSR_TRAIN_SETUP_H
 #include "tessera/ckpt.h"
 #include "tessera/comm.h"
-#include "tessera/config.h"
 #include "tessera/data.h"
 #include "tessera/model.h"
 #include "tessera/optim.h"
+#include "tessera/options.h"
 #include "tessera/runtime.h"
+#include "tessera/train.h"
+#include "train/fault.h"
 
-typedef struct tsr_train_ctx {
-    tsr_runtime_t *rt;
-    const tsr_config_t *cfg;
-    int rank, world;
-    char data_path[4096], test_path[4096];
+/* The data (setup.c): splits, the loader, this rank's slice of the test split. */
+typedef struct tsr_train_data {
+    char path[4096], test_path[4096]; /* resolved from the options */
     tsr_dataset_t *train, *test;
     tsr_loader_t *loader;
-    tsr_model_t *model;
-    tsr_optim_t *optim;
-    tsr_comm_t *comm;
-    tsr_gpu_t *gpu;  /* NULL: training on the CPU */
-    double comm_exposed, comm_hidden; /* sums over this run's steps */
-    long comm_steps;
-    size_t batch, steps_per_epoch;
-    long epochs, total_steps;
-    /* This rank's slice of the test split, read once. */
     float *test_x, *test_t;
     int32_t *test_y;
     size_t test_rows, test_total;
-    int blas_threads;
-    char placement[128];
-    /* Checkpoints (the engine lives on rank 0 only: every rank holds the
-     * same weights). Counters are registered as 1-element datasets. */
-    tsr_ckpt_t *ckpt;
-    int64_t ck_steps, ck_epoch, ck_cursor, ck_seed, ck_global_batch;
+} tsr_train_data_t;
+
+/* The model and its optimizer (setup.c, device.c); gpu NULL: on the CPU. */
+typedef struct tsr_train_net {
+    tsr_model_t *model;
+    tsr_optim_t *optim;
+    tsr_gpu_t *gpu;
+} tsr_train_net_t;
+
+/* The gradient engine and what it cost (setup.c, loop.c). */
+typedef struct tsr_train_comm {
+    tsr_comm_t *engine;
+    double exposed, hidden; /* sums over this run's steps */
+    long steps;
+} tsr_train_comm_t;
+
+/* Checkpoints (checkpoint.c). The engine lives on rank 0 only (every rank
+ * holds the same weights); the counters are registered as 1-element datasets. */
+typedef struct tsr_train_ckpt {
+    tsr_ckpt_t *engine;
+    int64_t steps, epoch, cursor, seed, global_batch;
     char *config_text;
     char model_json[8192];
-    int ckpt_failed_warned;
-    int pending_status;  /* TSR_STEP_* bits to share at the next step */
-    /* Fault injection for tests: TSR_FAULT_KILL="RANK:STEP" makes that rank
-     * SIGKILL itself right after global step STEP; TSR_FAULT_STALL likewise
-     * makes it hang (sleep forever), for the watchdog; STEP 0 hangs it in
-     * set-up, before the gradient engine, for the phase deadline. */
-    int fault_rank, stall_rank;
-    long fault_step, stall_step;
-    struct tsr_train_monitor *mon; /* coordinator link and per-rank timings */
-    /* Stall watchdog: limit in seconds (0: off) and its own communicator;
-     * the phase deadline (deadline.h) with the same limit. */
-    double watchdog;
-    MPI_Comm wd_comm;
-    struct tsr_deadline *deadline;
+} tsr_train_ckpt_t;
+
+/* The shape of the run (setup.c) and where it stands (loop.c). */
+typedef struct tsr_train_sched {
+    size_t batch, steps_per_epoch;
+    long epochs, total_steps;
+    int pending_status; /* TSR_STEP_* bits to share at the next step */
+    int blas_threads;
+    char placement[128];
+} tsr_train_sched_t;
+
+typedef struct tsr_train_ctx {
+    tsr_runtime_t *rt;
+    const tsr_train_options_t *opt;
+    int rank, world;
+    tsr_train_data_t data;
+    tsr_train_net_t net;
+    tsr_train_comm_t comm;
+    tsr_train_ckpt_t ckpt;
+    tsr_train_sched_t sched;
+    struct tsr_train_monitor *mon; /* coordinator link and per-rank timings (monitor.c) */
+    tsr_faults_t faults;           /* fault injection for tests (fault.h) */
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
@@ -57,29 +73,46 @@ typedef struct tsr_train_ctx {
  * reduction and none waits for it. */
 enum { TSR_STEP_ERROR = 1, TSR_STEP_STOP = 2, TSR_STEP_COMM = 4 };
 
-/* Opens data, binds, builds model, optimizer, loader and engine; collective,
- * agreeing after every phase that can fail on some ranks only. */
-int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_config_t *cfg, int *failed_rank);
-void tsr_train_teardown(tsr_train_ctx_t *ctx);
-
-/* runtime.device: on cuda, creates ctx->gpu (one GPU per rank, nearest
- * by hwloc) and moves the model and optimizer there. Collective. */
-int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank);
-
 /* Where training starts: global step, epoch, step within the epoch. */
 typedef struct tsr_train_pos {
     long step, epoch;
     size_t cursor;
 } tsr_train_pos_t;
 
-/* Waits for the step's status agreement; past the watchdog limit, finds
- * out which ranks did not arrive, says so and aborts the job (exit 76). */
-int tsr_train_wait_arrival(tsr_train_ctx_t *ctx, MPI_Request *req, long step);
+/* setup.c: opens data, binds, builds model, optimizer, loader and engine;
+ * collective, agreeing after every phase that can fail on some ranks only. */
+int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_options_t *opt, int *failed_rank);
+void tsr_train_teardown(tsr_train_ctx_t *ctx);
 
-/* The coordinator link (src/train/monitor.c). Setup is collective: rank 0
- * starts the coordinator if [serve] enabled. Step records one step's
- * timings; publish is collective (gathers per-rank timings) and hands rank
- * 0's snapshot to the coordinator; finish registers the model file. */
+/* data.c: resolves the data paths, checks the output against the run's
+ * inputs, opens the splits; the test slice; frees all of it. */
+int tsr_train_data_open(tsr_train_ctx_t *ctx);
+int tsr_train_data_test_slice(tsr_train_ctx_t *ctx);
+void tsr_train_data_close(tsr_train_ctx_t *ctx);
+/* spec.c: the model's shape from [model] and the data (labels validated). */
+int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec);
+
+/* device.c: runtime.device; on cuda, creates net.gpu (one GPU per rank,
+ * nearest by hwloc) and moves the model and optimizer there. Collective. */
+int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank);
+
+/* loop.c: the epochs from start; fills res (losses, accuracy, steps, rate). */
+int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train_result_t *res);
+/* Mean test loss and accuracy over all ranks' slices; collective. */
+int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step);
+/* NaN or Inf weights: the error that stops the run (TSR_EDIVERGED), or
+ * TSR_OK. Free on the CPU; on a GPU it waits for the device. */
+int tsr_train_check_finite(tsr_train_ctx_t *ctx, long now);
+
+/* walltime.c (rank 0): the margin in seconds, or -1 when there is nothing
+ * to watch; and, every step, a stop request once under the margin. */
+double tsr_train_walltime_margin(tsr_train_ctx_t *ctx);
+void tsr_train_walltime_check(tsr_train_ctx_t *ctx, double margin);
+
+/* monitor.c: the coordinator link. Setup is collective: rank 0 starts the
+ * coordinator if [serve] enabled. Step records one step's timings; publish
+ * is collective (gathers per-rank timings) and hands rank 0's snapshot to
+ * the coordinator; finish registers the model file. */
 int tsr_train_monitor_setup(tsr_train_ctx_t *ctx, int *failed_rank);
 /* comm: the reduction's exposed time this step; hidden: the part of the
  * reduction hidden behind compute (tsr_comm_last_hidden_seconds). */
@@ -93,7 +126,7 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
 void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int ok);
 void tsr_train_monitor_destroy(tsr_train_ctx_t *ctx);
 
-/* Creates the checkpoint engine on rank 0 and registers the training state. */
+/* checkpoint.c: creates the engine on rank 0 and registers the state. */
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx);
 /* Restores per checkpoint.resume (none, auto or a path) on rank 0 and
  * broadcasts the state; collective. pos gets the position to start from. */
@@ -101,5 +134,16 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
 /* Rank 0: writes a checkpoint of the state after global step `step`, where
  * next is the position of the following batch. */
 int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int sync);
+/* Rank 0, every step: a checkpoint if one is due, and every earlier write
+ * that failed: with [checkpoint] on_error = stop its error (the message
+ * names the step and the cause), with continue a warning each and TSR_OK. */
+int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next);
+/* Every rank, when the agreed status says stop: rank 0 writes the
+ * checkpoint (synchronously) and says so; TSR_ESTOPPED or the write's error. */
+int tsr_train_ckpt_stop(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next);
+/* Rank 0, at the end: waits for the write in flight, writes the final
+ * checkpoint (if [checkpoint] final and trained is set) and collects every
+ * failure as tsr_train_ckpt_step does. */
+int tsr_train_ckpt_end(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next, int trained);
 
 #endif

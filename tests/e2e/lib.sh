@@ -19,3 +19,16 @@ finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
 }
+
+# stop_server: ends the background `tessera serve` whose pid is PID (TERM,
+# KILL after 5 s) and reaps it.
+PID=
+stop_server() {
+  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID"
+    for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PID" 2>/dev/null
+  fi
+  [ -n "$PID" ] && wait "$PID" 2>/dev/null
+  PID=
+}

@@ -75,16 +75,21 @@ fi
 
 # The schema as documented, read with h5py alone.
 $PY - "$good" <<'PY' && ok "h5py reads the documented schema" || bad "schema"
-import sys, zlib, h5py
+import sys, zlib, struct, h5py
 f = h5py.File(sys.argv[1], "r")
 a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-assert a["format"] == "tessera-checkpoint" and a["version"] == 1
+assert a["format"] == "tessera-checkpoint" and a["version"] == 2
 for k in ("step", "epoch", "samples_seen", "world_size", "seed", "created", "config", "model"):
     assert k in a, k
 names = a["checksum_datasets"].split("\n")[:-1]
 crc = 0
 for n in names:
     crc = zlib.crc32(f[n][()].tobytes(), crc)
+# Version 2: then the root attributes, each as name NUL, length (8 bytes LE), value.
+for k in ("format", "version", "step", "epoch", "samples_seen", "world_size", "seed", "created", "config",
+          "model", "checksum_datasets"):
+    v = str(a[k]).encode()
+    crc = zlib.crc32(k.encode() + b"\0" + struct.pack("<Q", len(v)) + v, crc)
 assert a["checksum"] == "crc32:%08x" % crc, (a["checksum"], crc)
 assert f["model/layer_0/weight"].shape == (128, 64)
 assert "optimizer/state" in f and "data/cursor" in f

@@ -6,16 +6,6 @@
 # Debian's onnx package and evaluated from its initializers with numpy
 # against /predict, the registry, `tessera export`, and shutdown by PID.
 . "$(dirname "$0")/lib.sh"
-PID=
-stop_server() {
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID"
-    for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PID" 2>/dev/null
-  fi
-  [ -n "$PID" ] && wait "$PID" 2>/dev/null
-  PID=
-}
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
 # start_server ARGS...: runs `tessera serve ARGS` and waits for its address file.

@@ -38,6 +38,7 @@ static pthread_cond_t fz_cv = PTHREAD_COND_INITIALIZER;
 typedef struct fz_conn {
     char query[4096];
     char keys[32][64], vals[32][1024];
+    size_t lens[32]; /* decoded lengths: a %00 makes them longer than strlen */
     int n;
 } fz_conn_t;
 
@@ -46,8 +47,9 @@ static int hexval(int c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-/* Percent-decoding as libmicrohttpd does for paths and arguments. */
-static void unescape(const char *in, size_t n, char *out, size_t cap, int plus)
+/* Percent-decoding as libmicrohttpd does for paths and arguments; returns
+ * the decoded length. */
+static size_t unescape(const char *in, size_t n, char *out, size_t cap, int plus)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && k + 1 < cap; i++) {
@@ -59,14 +61,17 @@ static void unescape(const char *in, size_t n, char *out, size_t cap, int plus)
         }
     }
     out[k] = '\0';
+    return k;
 }
 
-static const char *fz_arg(void *conn, const char *key)
+static const char *fz_arg(void *conn, const char *key, size_t *len)
 {
     fz_conn_t *c = conn;
     for (int i = 0; i < c->n; i++)
-        if (strcmp(c->keys[i], key) == 0)
+        if (strcmp(c->keys[i], key) == 0) {
+            *len = c->lens[i];
             return c->vals[i];
+        }
     return NULL;
 }
 
@@ -77,7 +82,7 @@ static void fz_parse_query(fz_conn_t *c, const char *q)
         const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q), *eq = memchr(q, '=', (size_t)(end - q));
         const char *kend = eq ? eq : end;
         unescape(q, (size_t)(kend - q), c->keys[c->n], sizeof c->keys[0], 1);
-        unescape(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, c->vals[c->n], sizeof c->vals[0], 1);
+        c->lens[c->n] = unescape(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, c->vals[c->n], sizeof c->vals[0], 1);
         c->n++;
         q = amp ? amp + 1 : end;
     }

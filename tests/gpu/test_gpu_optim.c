@@ -56,7 +56,7 @@ static void test_sgd(void)
             v[i] = cases[c][2] ? gi : mu * v[i] + gi;
             p[i] -= lr * (cases[c][1] ? gi + mu * v[i] : v[i]);
         }
-        CK(tsr_gpu_sgd(G, dp, dg, dv, n, lr, wd, mu, cases[c][1], cases[c][2]));
+        CK(tsr_gpu_sgd(G, dp, dg, dv, n, lr, wd, mu, cases[c][1], cases[c][2], NULL));
         char what[80];
         snprintf(what, sizeof what, "sgd momentum=%d nesterov=%d first=%d: params", cases[c][0], cases[c][1],
                  cases[c][2]);
@@ -83,7 +83,7 @@ static void test_adamw(void)
         v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
         p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
     }
-    CK(tsr_gpu_adamw(G, dp, dg, dm, dv, n, step, decay, b1, b2, eps, bc2s));
+    CK(tsr_gpu_adamw(G, dp, dg, dm, dv, n, step, decay, b1, b2, eps, bc2s, NULL));
     cmp_dev("adamw params", dp, p, n, 1e-6);
     cmp_dev("adamw first moment", dm, m, n, 1e-6);
     cmp_dev("adamw second moment", dv, v, n, 1e-6);

@@ -29,3 +29,54 @@ robust_finish() {
   echo "$CASES hostile cases"
   finish
 }
+
+# remember FILE...: note FILE's bytes; intact NAME: every remembered file
+# still has them and no temporary (".NAME.tmp.PID") is left in the work
+# directory or below.
+declare -A REMEMBERED=()
+remember() {
+  local f
+  for f in "$@"; do REMEMBERED[$f]=$(sha256sum < "$f" | cut -d' ' -f1); done
+}
+intact() {
+  local f changed=""
+  for f in "${!REMEMBERED[@]}"; do
+    same_bytes "$f" "${REMEMBERED[$f]}" || changed="$changed $f"
+  done
+  local temps
+  temps=$(find . -name '.*.tmp.*' 2>/dev/null | head -3)
+  if [ -n "$changed" ]; then bad "$1: changed:$changed"; return 1; fi
+  if [ -n "$temps" ]; then bad "$1: temporary left: $temps"; rm -f $temps; return 1; fi
+  ok "$1: inputs byte-identical, nothing left behind"
+}
+
+# fixtures: small.h5 (40 rows x 8 features, 3 classes, a test split),
+# small.ini training it for one epoch into out.h5, and model.h5 trained
+# from it (one rank).
+fixtures() {
+  $PY - <<'PY'
+import h5py, numpy as np
+rng = np.random.default_rng(0)
+X = rng.random((40, 8), dtype=np.float32); y = (np.arange(40) % 3).astype(np.int32)
+with h5py.File("small.h5", "w") as f:
+    f["X"] = X; f["y"] = y; f["X_test"] = X[:8]; f["y_test"] = y[:8]
+with h5py.File("test.h5", "w") as f:
+    f["X"] = X[:8]; f["y"] = y[:8]
+PY
+  cat > small.ini <<'INI'
+[data]
+path = small.h5
+[model]
+hidden = 8
+[train]
+epochs = 1
+batch_size = 4
+output = out.h5
+register = false
+[runtime]
+progress = none
+[checkpoint]
+final = false
+INI
+  "$TSR_BIN" train small.ini --set train.output=model.h5 >fixtures.log 2>&1 || { cat fixtures.log; exit 1; }
+}

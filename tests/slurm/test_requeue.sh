@@ -83,4 +83,21 @@ t_req=$(sed -n 's/.*requeueing job [0-9]* at //p' "$log" | head -1)
   && echo "measured: walltime-margin stop request to checkpoint written $(secs_since "$t_margin" "$t_ck") s," \
           "to srun's exit (every rank gone) $(secs_since "$t_margin" "$t_req") s"
 grep -v 'epoch [0-9]*/' "$log"
+
+# 3. A plain scancel: SIGTERM to every rank (then SIGKILL after KillWait, 5 s
+# here): a checkpoint, exit 75, the job ends CANCELLED (scancel means it),
+# and --resume auto continues from that checkpoint.
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --time=5 -o cancel-%j.out "$TSR_SRC/jobs/train.sbatch" digits.ini \
+     "${common[@]}" --set train.output=cancel.h5 --set checkpoint.dir=cancel-ck)
+log=cancel-$id.out
+wait_line "$log" 'training data/digits.h5' 120 "$id" >/dev/null || { bad "job $id did not start training"; cat "$log"; }
+scancel "$id"
+st=$(wait_job "$id" 60 0)
+[ "$st" = CANCELLED ] && [ "$(job_field "$id" Restarts)" = 0 ] && grep -q 'stop requested by signal 15 at step' "$log" \
+  && grep -q 'exiting with status 75' "$log" && grep -q 'not requeueing' "$log" \
+  && "$TSR_BIN" ckpt verify cancel-ck/*.h5 >/dev/null \
+  && ok "scancel: SIGTERM -> checkpoint that verifies -> exit 75, job $st" || { bad "scancel: job $st"; cat "$log"; }
+mpi 2 train digits.ini "${common[@]}" --set train.output=cancel.h5 --set checkpoint.dir=cancel-ck --resume auto \
+  >cancel-resume.txt 2>&1 && grep -q 'resumed from cancel-ck/ckpt-' cancel-resume.txt && same_weights ref.h5 cancel.h5 \
+  && ok "the cancelled job resumed by hand ends byte-identical" || { bad "cancelled job's resume"; tail -5 cancel-resume.txt; }
 finish

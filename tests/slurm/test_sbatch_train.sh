@@ -47,7 +47,9 @@ st=$(wait_job "$id" 120)
 # Outside SLURM: an explicit SLURM setting is ignored and said so once; the defaults say nothing.
 (unset SLURM_JOB_ID SLURM_JOBID; mpi 1 train digits.ini --set train.epochs=1 --set runtime.progress=none \
   --set runtime.walltime_margin_seconds=30 --set submit.partition=x --set checkpoint.final=false) >out.txt 2>&1
-[ "$(grep -c 'not running under SLURM (no SLURM_JOB_ID): ignoring runtime.walltime_margin_seconds, submit.partition' out.txt)" = 1 ] \
+note=$(grep 'not running under SLURM (no SLURM_JOB_ID): ignoring ' out.txt)
+[ "$(printf '%s\n' "$note" | grep -c .)" = 1 ] && [[ "$note" == *runtime.walltime_margin_seconds* ]] \
+  && [[ "$note" == *submit.partition* ]] \
   && ok "outside SLURM: SLURM settings ignored, said once" || { bad "outside-SLURM note"; cat out.txt; }
 (unset SLURM_JOB_ID SLURM_JOBID; mpi 1 train digits.ini --set train.epochs=1 --set runtime.progress=none \
   --set checkpoint.final=false) >out.txt 2>&1

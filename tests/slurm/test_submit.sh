@@ -31,6 +31,27 @@ st=$(wait_job "$id" 120)
 "$TSR_BIN" jobs "$id" 67000000 >jobs.txt 2>&1 && grep -qE "^67000000 +UNKNOWN" jobs.txt \
   && ok "tessera jobs ID: an unknown id is UNKNOWN" || { bad "tessera jobs ID"; cat jobs.txt; }
 
+# Hostile strings reach SLURM exactly and run nowhere: sbatch reads the
+# printed script's #SBATCH lines back to the same job name and time, and a
+# config path with a tab and a newline stays one line in the list of jobs.
+hname='n "q" $(touch pwned) `touch pwned`; #h '"'s'"' \e'
+"$TSR_BIN" submit digits.ini --job-name "$hname" --time 5 --print-script >hs.sh
+hid=$(sbatch --parsable --hold hs.sh)
+[ -n "$hid" ] && [ "$(squeue -h -j "$hid" -o %j)" = "$hname" ] && [ "$(job_field "$hid" TimeLimit)" = 00:05:00 ] \
+  && ok "sbatch of the printed script: the hostile job name and the time arrive exactly" \
+  || { bad "sbatch of a hostile script: '$(squeue -h -j "$hid" -o %j)'"; head -12 hs.sh; }
+[ -n "$hid" ] && scancel "$hid"
+hcfg=$(printf 'tab\there\nnl.ini')
+cp digits.ini "$hcfg"
+hid=$("$TSR_BIN" submit "$hcfg" --parsable --job-name "$hname" --time 5 2>err.txt)
+[ -n "$hid" ] && [ "$(squeue -h -j "$hid" -o %j)" = "$hname" ] && ok "libslurm: the same name arrives exactly" \
+  || { bad "libslurm hostile submit"; cat err.txt; }
+[ -n "$hid" ] && scancel "$hid"
+"$TSR_BIN" jobs --all >jobs.txt 2>&1
+[ "$(grep -c "^$hid " jobs.txt)" = 1 ] && grep -q 'tab\\there\\nnl.ini' jobs.txt && [ "$(wc -l <jobs.txt)" -le 5 ] \
+  && ok "tessera jobs: the odd config path is one escaped line" || { bad "jobs list"; cat jobs.txt; }
+[ ! -e pwned ] && ok "no string was executed" || bad "a string was executed"
+
 expect() { # expect CODE REGEX DESCRIPTION -- ARGS...
   local code=$1 re=$2 what=$3; shift 4
   "$@" >out.txt 2>&1

@@ -164,13 +164,14 @@ static void test_failed_write_keeps_older(void **state)
         /* Retention of that write done (it follows the commit on the writer
          * thread), before a directory named like a newer checkpoint appears. */
         assert_int_equal(tsr_ckpt_wait(c), TSR_OK);
-        /* (a) The final name is taken by a directory: rename fails. */
+        /* (a) The final name is taken by a directory: refused as not a
+         * regular file (never replaced), TSR_EINVAL. */
         assert_int_equal(mkdir(ckpt_file(dir, base + 3), 0755), 0);
         tsr_ckpt_meta_t m = meta_at(base + 3);
         int rc = tsr_ckpt_write(c, &m, 0);
         if (rc == TSR_OK)
             rc = tsr_ckpt_wait(c);
-        assert_int_equal(rc, TSR_EIO);
+        assert_int_equal(rc, TSR_EINVAL);
         assert_non_null(strstr(tsr_last_error(), ckpt_file(dir, base + 3)));
         assert_non_null(strstr(tsr_last_error(), "previous checkpoint is untouched"));
         assert_int_equal(rmdir(ckpt_file(dir, base + 3)), 0);
@@ -381,7 +382,7 @@ static void test_restore_refuses_mismatch(void **state)
     refuse(f, reg_wrong_type, TSR_EDATA, "/optimizer/steps");
     refuse(f, reg_wrong_length, TSR_EDATA, "/optimizer/v");
     refuse(f, reg_missing, TSR_EDATA, "/not/in/the/file");
-    refuse(tpath("mismatch/ckpt-0000000099.h5"), reg_all, TSR_EIO, NULL); /* no such file */
+    refuse(tpath("mismatch/ckpt-0000000099.h5"), reg_all, TSR_EDATA, "no such file");
     /* The sound file restores with the right registration after all that. */
     state_t s, want;
     fill_state(&want, 4);
@@ -555,6 +556,21 @@ static void test_damaged_files_refused(void **state)
     copy_file(good, sum, -1);
     set_str_attr(sum, "checksum", "crc32:00000000");
     damaged(sum, "checksum mismatch");
+
+    /* The checksum covers the root attributes: a flipped step, epoch or
+     * world size is damage like a flipped byte of data. */
+    const char *step = tpath("damaged/step.h5");
+    copy_file(good, step, -1);
+    set_long_attr(step, "step", 7);
+    damaged(step, "checksum mismatch");
+    const char *world = tpath("damaged/world.h5");
+    copy_file(good, world, -1);
+    set_long_attr(world, "world_size", 64);
+    damaged(world, "checksum mismatch");
+    const char *conf = tpath("damaged/config.h5");
+    copy_file(good, conf, -1);
+    set_str_attr(conf, "config", "[train]\nepochs = 1\n");
+    damaged(conf, "checksum mismatch");
 
     const char *gone = tpath("damaged/gone.h5");
     copy_file(good, gone, -1);

@@ -4,6 +4,7 @@
  * many regions; a write cut short failing cleanly; tsr_crc32 against
  * zlib. Shares its helpers with test_ckpt.c (ckpt_test_util.h). */
 #include "ckpt_test_util.h"
+#include "ckpt/internal.h"
 
 /* ---- big regions: written by tessera around HDF5's metadata ---- */
 
@@ -108,16 +109,28 @@ static void check_big_file(const char *path, const big_t *want)
         H5Tclose(t);
         H5Dclose(d);
     }
-    char sum[32], want_sum[32];
+    char sum[32], want_sum[32], list[1024];
     hid_t a = H5Aopen(f, "checksum", H5P_DEFAULT), t = H5Aget_type(a);
     assert_true(H5Tget_size(t) < sizeof sum);
     assert_true(H5Aread(a, t, sum) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    a = H5Aopen(f, "checksum_datasets", H5P_DEFAULT), t = H5Aget_type(a);
+    assert_true(H5Tget_size(t) < sizeof list);
+    assert_true(H5Aread(a, t, list) >= 0);
     H5Tclose(t);
     H5Aclose(a);
     haddr_t eoa = 0;
     assert_true(H5Fget_eoa(f, &eoa) >= 0);
     H5Fclose(f);
     tsr_h5_unlock();
+    /* After the data, the root attributes (the format's version 2). */
+    tsr_ckpt_info_t info;
+    assert_int_equal(tsr_ckpt_verify(path, &info), TSR_OK);
+    tsr_ckpt_meta_t m = {info.step, info.epoch, info.samples_seen, info.seed, (int)info.world_size, info.config,
+                         info.model};
+    crc = tsr_ckpt_crc_attrs((uint32_t)crc, &m, info.created, list);
+    tsr_ckpt_info_free(&info);
     snprintf(want_sum, sizeof want_sum, "crc32:%08lx", crc);
     assert_string_equal(sum, want_sum);
     struct stat st;
@@ -267,6 +280,52 @@ static void test_big_write_fails_cleanly(void **state)
     }
 }
 
+/* No failure is lost: asynchronous writes that fail while the next one is
+ * due are each handed out once by take_failure, oldest first; a failed
+ * synchronous write is returned to its caller and not handed out again. */
+static void test_failures_collected(void **state)
+{
+    (void)state;
+    const char *d = tpath("fail-collect");
+    /* A regular file where the directory should be: every write fails. */
+    FILE *blocker = fopen(d, "w");
+    assert_non_null(blocker);
+    fclose(blocker);
+    for (int async = 0; async <= 1; async++) {
+        tsr_ckpt_config_t cc = {.dir = d, .every_steps = 1, .keep = 2, .async = async};
+        tsr_ckpt_t *c = NULL;
+        float x[4] = {1, 2, 3, 4};
+        size_t four = 4;
+        long step = 0;
+        assert_int_equal(tsr_ckpt_create(&cc, &c), TSR_OK);
+        assert_int_equal(tsr_ckpt_register(c, "/x", x, TSR_CKPT_FLOAT32, 1, &four), TSR_OK);
+        tsr_ckpt_meta_t m = meta_at(100);
+        int rc = tsr_ckpt_write(c, &m, 0);
+        assert_int_equal(rc, async ? TSR_OK : TSR_EIO); /* without a thread the caller gets it */
+        m = meta_at(200);
+        tsr_ckpt_write(c, &m, 0); /* waits for 100, whose failure must survive */
+        tsr_ckpt_wait(c);
+        if (async) {
+            assert_int_equal(tsr_ckpt_take_failure(c, &step), TSR_EIO);
+            assert_int_equal(step, 100);
+            assert_non_null(strstr(tsr_last_error(), "ckpt-0000000100.h5"));
+            assert_int_equal(tsr_ckpt_take_failure(c, &step), TSR_EIO);
+            assert_int_equal(step, 200);
+        }
+        assert_int_equal(tsr_ckpt_take_failure(c, &step), TSR_OK);
+        m = meta_at(300);
+        assert_int_equal(tsr_ckpt_write(c, &m, 1), TSR_EIO);
+        assert_int_equal(tsr_ckpt_take_failure(c, &step), TSR_OK);
+        assert_int_equal(tsr_ckpt_failed(c), 3);
+        assert_int_equal(tsr_ckpt_written(c), 0);
+        const char *why = NULL;
+        assert_int_equal(tsr_ckpt_failure(c, 1, &why), 200);
+        assert_non_null(why);
+        tsr_ckpt_destroy(c);
+    }
+    unlink(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_big_regions_async),
         cmocka_unit_test(test_many_regions),
         cmocka_unit_test(test_big_write_fails_cleanly),
+        cmocka_unit_test(test_failures_collected),
     };
     return cmocka_run_group_tests_name("ckpt_write", tests, setup_dir, teardown_dir);
 }

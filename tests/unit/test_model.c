@@ -153,6 +153,13 @@ static void test_save_load_roundtrip(void **state)
     assert_int_equal(tsr_model_spec(back)->act, TSR_ACT_SIGMOID);
     assert_int_equal(tsr_model_spec(back)->loss, TSR_LOSS_MSE);
     tsr_model_destroy(back);
+    /* The parameter budget: refused one below the model, read at it. */
+    back = NULL;
+    assert_int_equal(tsr_model_load_max(path, 3, tsr_model_nparams(m) - 1, &back), TSR_EDATA);
+    assert_non_null(strstr(tsr_last_error(), "max_model_params"));
+    assert_null(back);
+    assert_int_equal(tsr_model_load_max(path, 3, tsr_model_nparams(m), &back), TSR_OK);
+    tsr_model_destroy(back);
     /* A non-HDF5 file is refused with its name. */
     FILE *f = fopen(path, "w");
     fputs("not hdf5", f);

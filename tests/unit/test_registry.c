@@ -189,9 +189,15 @@ static void test_remove_and_refuse(void **state)
     assert_int_equal(tsr_registry_remove(r, id), TSR_EDATA);
     assert_int_equal(tsr_registry_model_path(r, id, path, sizeof path), TSR_EDATA);
     assert_int_equal(tsr_registry_remove(r, "../p/m-v1"), TSR_EINVAL);
-    /* With no file of the name left, numbering starts over. */
+    /* A deleted id is never handed out again, not even by a registry
+     * opened afresh on the directory (a restarted coordinator). */
     assert_int_equal(tsr_registry_add(r, model_path, "m", id, sizeof id), TSR_OK);
-    assert_string_equal(id, "m-v1");
+    assert_string_equal(id, "m-v2");
+    assert_int_equal(tsr_registry_remove(r, id), TSR_OK);
+    tsr_registry_destroy(r);
+    r = open_reg("r");
+    assert_int_equal(tsr_registry_add(r, model_path, "m", id, sizeof id), TSR_OK);
+    assert_string_equal(id, "m-v3");
 
     /* An upload that is not a model is refused and its file removed. */
     int fd = tsr_registry_tmpfile(r, tmp, sizeof tmp);
@@ -207,6 +213,43 @@ static void test_remove_and_refuse(void **state)
     json_decref(l);
     tsr_registry_destroy(r);
     tsr_registry_destroy(NULL);
+}
+
+/* Files of the directory that are not regular files (a FIFO where metadata
+ * or the version record goes) are refused at once, never waited on or
+ * replaced; a model declaring more than the budget is refused. */
+static void test_not_regular(void **state)
+{
+    (void)state;
+    tsr_registry_t *r = open_reg("fifo");
+    char id[TSR_REGISTRY_ID_MAX], p[4400];
+    struct stat st;
+    assert_int_equal(tsr_registry_add(r, model_path, "f", id, sizeof id), TSR_OK);
+    snprintf(p, sizeof p, "%s/fifo/f-v1.json", dir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    assert_null(tsr_registry_get_json(r, "f-v1"));
+    assert_int_equal(tsr_registry_update(r, "f-v1", "{\"description\":\"x\"}", 18), TSR_EIO);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    json_t *l = list(r, NULL, NULL, NULL);
+    assert_int_equal(json_array_size(l), 0);
+    json_decref(l);
+    snprintf(p, sizeof p, "%s/fifo/.versions", dir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    assert_int_equal(tsr_registry_add(r, model_path, "f", id, sizeof id), TSR_EIO);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(unlink(p), 0);
+    /* The budget: the test model has 4*8+8 + 8*3+3 = 67 parameters. */
+    tsr_registry_set_max_params(r, 66);
+    assert_int_equal(tsr_registry_add(r, model_path, "f", id, sizeof id), TSR_EDATA);
+    assert_non_null(strstr(tsr_last_error(), "max_model_params"));
+    tsr_registry_set_max_params(r, 67);
+    assert_int_equal(tsr_registry_add(r, model_path, "f", id, sizeof id), TSR_OK);
+    assert_string_equal(id, "f-v2");
+    tsr_registry_destroy(r);
 }
 
 /* A stale upload (over an hour old) is removed when the registry opens; a
@@ -240,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_remove_and_refuse),
         cmocka_unit_test(test_stale_uploads),
+        cmocka_unit_test(test_not_regular),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

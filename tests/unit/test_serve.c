@@ -43,11 +43,13 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static const char *no_arg(void *conn, const char *key)
+static const char *no_arg(void *conn, const char *key, size_t *len)
 {
     const char *q = conn; /* "key=value" or NULL */
     size_t n = strlen(key);
-    return q && strncmp(q, key, n) == 0 && q[n] == '=' ? q + n + 1 : NULL;
+    const char *v = q && strncmp(q, key, n) == 0 && q[n] == '=' ? q + n + 1 : NULL;
+    *len = v ? strlen(v) : 0;
+    return v;
 }
 
 static void done(serve_job_t *j)
@@ -147,6 +149,41 @@ static void test_refusals(void **state)
     close(fd);
     assert_int_equal(tsr_serve_create(&cfg, &s), TSR_EINVAL);
     assert_null(s);
+}
+
+/* JSON text the parsers may see: UTF-8 by RFC 3629, no NUL; the general
+ * input parser refuses the rest with 400 before jansson sees it. */
+static void test_json_text(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n;
+        int ok;
+    } cases[] = {
+        {"{\"a\":\"\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e\"}", 0, 1}, /* e-acute, euro, G clef */
+        {"{\"a\":\"\xc0\x80\"}", 0, 0},         /* overlong NUL */
+        {"{\"a\":\"\xc1\xbf\"}", 0, 0},         /* overlong */
+        {"{\"a\":\"\xe0\x80\xaf\"}", 0, 0},     /* overlong '/' */
+        {"{\"a\":\"\xed\xa0\x80\"}", 0, 0},     /* a surrogate */
+        {"{\"a\":\"\xf4\x90\x80\x80\"}", 0, 0}, /* above U+10FFFF */
+        {"{\"a\":\"\xf5\x80\x80\x80\"}", 0, 0},
+        {"{\"a\":\"\x80\"}", 0, 0},             /* a lone continuation byte */
+        {"{\"a\":1}\xe2\x82", 0, 0},             /* cut short at the end */
+        {"{\"a\":1}\0{\"b\":2}", 15, 0},          /* a NUL byte */
+        {"{\"a\":1}", 0, 1},
+    };
+    char err[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = cases[i].n ? cases[i].n : strlen(cases[i].s);
+        assert_int_equal(serve_json_text(cases[i].s, n, err, sizeof err), cases[i].ok ? 0 : 400);
+    }
+    float xin[8], *x = xin;
+    size_t rows = 0;
+    assert_int_equal(serve_parse_inputs("{\"inputs\":[[1,2]]}\0", 19, 2, 4, &x, 8, &rows, err, sizeof err), 400);
+    assert_non_null(strstr(err, "NUL byte at byte 18"));
+    assert_int_equal(serve_parse_inputs("{\"inputs\":[[1,2]]}", 18, 2, 4, &x, 8, &rows, err, sizeof err), 0);
+    assert_int_equal(rows, 1);
 }
 
 static void test_token(void **state)
@@ -367,9 +404,9 @@ static void test_shutdown(void **state)
     assert_int_equal(serve_body(r, "{\"inputs\":[[1,2,3]]}", 20), 0);
     serve_end(r);
     assert_true(r->queued);
-    double t0 = serve_now();
+    double t0 = tsr_time_now();
     tsr_serve_destroy(s);
-    assert_true(serve_now() - t0 < 5);
+    assert_true(tsr_time_now() - t0 < 5);
     assert_int_equal(r->phase, PH_COMPUTED);
     assert_int_equal(r->job.status, 503);
     serve_req_free(r);
@@ -378,7 +415,7 @@ static void test_shutdown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_token),
+        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_token), cmocka_unit_test(test_json_text),
         cmocka_unit_test(test_predict_cache), cmocka_unit_test(test_batching),
         cmocka_unit_test(test_status_metrics), cmocka_unit_test(test_shutdown),
     };

@@ -1,5 +1,5 @@
 /* Rank-prefixed log lines. */
-#include "tessera/runtime.h"
+#include "tessera/log.h"
 
 #include <stdio.h>
 #include <time.h>

@@ -1,7 +1,7 @@
 /* The phase deadline: see deadline.h. arm/disarm are two atomic stores, so
  * the per-step use around the gradient wait costs nothing measurable; the
  * thread looks every quarter of the limit (at most once a second). */
-#include "train/deadline.h"
+#include "runtime/deadline.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
 
@@ -41,9 +41,16 @@ static void *watch(void *arg)
         const char *phase = atomic_load(&d->phase);
         double waited = tsr_time_now() - atomic_load(&d->since);
         if (phase && waited > d->limit) {
+            /* A blocking collective that hangs holds every rank: rank 0 says
+             * so, the others give its line a moment to be the only one. */
+            if (d->rank != 0) {
+                pthread_mutex_unlock(&d->lock);
+                sleep(2);
+                pthread_mutex_lock(&d->lock);
+            }
             tsr_log(TSR_LOG_ERROR, "rank %d: %s has not finished after %.0f s (runtime.watchdog_seconds = %g): "
                     "a rank may have hung or failed, or MPI or NCCL cannot reach a peer; ending the job with exit "
-                    "code 76", d->rank, phase, waited, d->limit);
+                    "code 76", d->rank, phase, tsr_time_now() - atomic_load(&d->since), d->limit);
             _exit(76);
         }
     }

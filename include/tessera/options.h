@@ -1,0 +1,89 @@
+/* The configuration parsed once into the typed options each module takes
+ * (DESIGN.md): the CLI (and anything that builds runs from a configuration,
+ * such as a sweep) maps a tsr_config_t onto these structs; the modules
+ * never look keys up by string. Strings point into the configuration,
+ * which must outlive the options. */
+#ifndef TESSERA_OPTIONS_H
+#define TESSERA_OPTIONS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "tessera/ckpt.h"
+#include "tessera/compute.h"
+#include "tessera/config.h"
+#include "tessera/model.h"
+#include "tessera/optim.h"
+#include "tessera/serve.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { TSR_PROGRESS_AUTO = 0, TSR_PROGRESS_BAR, TSR_PROGRESS_LINES, TSR_PROGRESS_NONE } tsr_progress_mode_t;
+typedef enum { TSR_DEVICE_CPU = 0, TSR_DEVICE_CUDA, TSR_DEVICE_AUTO } tsr_device_choice_t;
+/* [model] loss: by the kind of labels, or one of tsr_loss_t. */
+enum { TSR_LOSS_AUTO = -1 };
+
+typedef struct tsr_data_options {
+    const char *path;       /* as given: relative to the config file's directory */
+    const char *test_path;  /* "": /X_test in path, if any */
+    size_t memory_limit;    /* bytes: read a split into memory below this */
+    int prefetch, validate;
+} tsr_data_options_t;
+
+typedef struct tsr_model_options {
+    long hidden[TSR_MODEL_MAX_LAYERS];
+    int nhidden;
+    tsr_act_t activation;
+    int loss;               /* TSR_LOSS_AUTO or a tsr_loss_t */
+    long outputs;           /* 0: from the data */
+} tsr_model_options_t;
+
+typedef struct tsr_loop_options {
+    long epochs, log_every, max_steps;
+    size_t batch_size;      /* samples per rank per step */
+    uint64_t seed;
+    const char *output;     /* the model file, relative to the working directory */
+    int eval, register_model;
+    tsr_nonfinite_t on_nonfinite;
+} tsr_loop_options_t;
+
+typedef struct tsr_runtime_options {
+    tsr_device_choice_t device;
+    const char *comm;       /* back-end name or "auto" */
+    const char *allreduce_algorithm; /* between ranks or node leaders: "auto" or a name (comm.h) */
+    size_t bucket_bytes;
+    int bind, blas_threads, verbose;
+    tsr_progress_mode_t progress;
+    double watchdog_seconds, walltime_margin_seconds;
+} tsr_runtime_options_t;
+
+typedef struct tsr_ckpt_options {
+    tsr_ckpt_config_t engine; /* dir, cadence, keep, async */
+    int stop_on_error, final;
+    const char *resume;       /* "none", "auto" or a file */
+} tsr_ckpt_options_t;
+
+typedef struct tsr_train_options {
+    tsr_data_options_t data;
+    tsr_model_options_t model;
+    tsr_loop_options_t train;
+    tsr_optim_config_t optim;       /* total_steps is set by training, from the data */
+    tsr_runtime_options_t runtime;
+    tsr_ckpt_options_t checkpoint;
+    int serve_enabled;
+    tsr_serve_config_t serve;
+    /* The source: its text goes into model files and checkpoints, and
+     * tsr_config_origin() says where a value came from in messages. */
+    const tsr_config_t *config;
+} tsr_train_options_t;
+
+/* Fills o from every section training reads. Values were checked when set;
+ * this fails only on a value no module can take (TSR_EINVAL, naming it). */
+int tsr_options_train(const tsr_config_t *cfg, tsr_train_options_t *o);
+/* The [serve] section. */
+int tsr_options_serve(const tsr_config_t *cfg, tsr_serve_config_t *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

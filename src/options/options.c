@@ -1,0 +1,134 @@
+/* The configuration's keys mapped onto the modules' typed options: the one
+ * place that looks them up by name (options.h). */
+#include "tessera/options.h"
+#include "tessera/error.h"
+
+#include <string.h>
+
+static const char *get(const tsr_config_t *c, const char *section, const char *key)
+{
+    return tsr_config_get(c, section, key);
+}
+
+static int is(const tsr_config_t *c, const char *section, const char *key, const char *value)
+{
+    return strcmp(get(c, section, key), value) == 0;
+}
+
+int tsr_options_serve(const tsr_config_t *c, tsr_serve_config_t *o)
+{
+    tsr_serve_config_default(o);
+    o->bind = get(c, "serve", "bind");
+    o->port = (int)tsr_config_get_long(c, "serve", "port");
+    o->token_file = get(c, "serve", "token_file");
+    o->run_dir = get(c, "serve", "run_dir");
+    o->registry = get(c, "serve", "registry");
+    o->max_batch = (int)tsr_config_get_long(c, "serve", "max_batch");
+    o->max_delay_us = (int)tsr_config_get_long(c, "serve", "max_delay_us");
+    o->cache_mb = (size_t)tsr_config_get_long(c, "serve", "cache_mb");
+    o->cache_ttl_s = tsr_config_get_double(c, "serve", "cache_ttl_s");
+    o->max_body_kb = (size_t)tsr_config_get_long(c, "serve", "max_body_kb");
+    o->max_upload_mb = (size_t)tsr_config_get_long(c, "serve", "max_upload_mb");
+    o->threads = (int)tsr_config_get_long(c, "serve", "threads");
+    o->max_connections = (int)tsr_config_get_long(c, "serve", "max_connections");
+    o->max_connections_per_ip = (int)tsr_config_get_long(c, "serve", "max_connections_per_ip");
+    o->header_timeout_s = (int)tsr_config_get_long(c, "serve", "header_timeout_s");
+    o->max_model_params = (size_t)tsr_config_get_long(c, "serve", "max_model_params");
+    if (!o->bind || !o->run_dir || !o->registry)
+        return tsr_error_set(TSR_EINTERNAL, "config: the [serve] section is missing from the schema");
+    return TSR_OK;
+}
+
+static void data_options(const tsr_config_t *c, tsr_data_options_t *o)
+{
+    o->path = get(c, "data", "path");
+    o->test_path = get(c, "data", "test_path");
+    o->memory_limit = (size_t)tsr_config_get_long(c, "data", "memory_limit_mb") << 20;
+    o->prefetch = tsr_config_get_bool(c, "data", "prefetch");
+    o->validate = tsr_config_get_bool(c, "data", "validate");
+}
+
+static void model_options(const tsr_config_t *c, tsr_model_options_t *o)
+{
+    o->nhidden = tsr_config_get_ints(c, "model", "hidden", o->hidden, TSR_MODEL_MAX_LAYERS - 1);
+    o->activation = (tsr_act_t)tsr_act_parse(get(c, "model", "activation"));
+    o->loss = is(c, "model", "loss", "auto") ? TSR_LOSS_AUTO : is(c, "model", "loss", "mse") ? TSR_LOSS_MSE
+                                                                                              : TSR_LOSS_XENT;
+    o->outputs = tsr_config_get_long(c, "model", "outputs");
+}
+
+static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
+{
+    o->epochs = tsr_config_get_long(c, "train", "epochs");
+    o->batch_size = (size_t)tsr_config_get_long(c, "train", "batch_size");
+    o->seed = (uint64_t)tsr_config_get_long(c, "train", "seed");
+    o->output = get(c, "train", "output");
+    o->log_every = tsr_config_get_long(c, "train", "log_every");
+    o->eval = tsr_config_get_bool(c, "train", "eval");
+    o->register_model = tsr_config_get_bool(c, "train", "register");
+    o->max_steps = tsr_config_get_long(c, "train", "max_steps");
+    o->on_nonfinite = is(c, "train", "on_nonfinite", "skip_step") ? TSR_NONFINITE_SKIP : TSR_NONFINITE_STOP;
+}
+
+static void optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop, tsr_optim_config_t *o)
+{
+    o->kind = is(c, "optim", "name", "adamw") ? TSR_OPTIM_ADAMW : TSR_OPTIM_SGD;
+    o->lr = tsr_config_get_double(c, "optim", "lr");
+    o->momentum = tsr_config_get_double(c, "optim", "momentum");
+    o->weight_decay = tsr_config_get_double(c, "optim", "weight_decay");
+    o->nesterov = tsr_config_get_bool(c, "optim", "nesterov");
+    o->beta1 = tsr_config_get_double(c, "optim", "beta1");
+    o->beta2 = tsr_config_get_double(c, "optim", "beta2");
+    o->eps = tsr_config_get_double(c, "optim", "eps");
+    o->schedule = is(c, "optim", "schedule", "cosine") ? TSR_SCHED_COSINE : TSR_SCHED_CONSTANT;
+    o->warmup_steps = tsr_config_get_long(c, "optim", "warmup_steps");
+    o->total_steps = 0;
+    o->min_lr = tsr_config_get_double(c, "optim", "min_lr");
+    o->clip_norm = tsr_config_get_double(c, "optim", "clip_norm");
+    o->on_nonfinite = loop->on_nonfinite;
+}
+
+static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
+{
+    o->device = is(c, "runtime", "device", "cuda") ? TSR_DEVICE_CUDA
+                : is(c, "runtime", "device", "auto") ? TSR_DEVICE_AUTO
+                                                     : TSR_DEVICE_CPU;
+    o->comm = get(c, "runtime", "comm");
+    o->allreduce_algorithm = get(c, "runtime", "allreduce_algorithm");
+    o->bucket_bytes = (size_t)tsr_config_get_long(c, "runtime", "bucket_kb") << 10;
+    o->bind = tsr_config_get_bool(c, "runtime", "bind");
+    o->blas_threads = (int)tsr_config_get_long(c, "runtime", "blas_threads");
+    o->verbose = tsr_config_get_bool(c, "runtime", "verbose");
+    o->progress = is(c, "runtime", "progress", "bar") ? TSR_PROGRESS_BAR
+                  : is(c, "runtime", "progress", "lines") ? TSR_PROGRESS_LINES
+                  : is(c, "runtime", "progress", "none") ? TSR_PROGRESS_NONE
+                                                          : TSR_PROGRESS_AUTO;
+    o->watchdog_seconds = tsr_config_get_double(c, "runtime", "watchdog_seconds");
+    o->walltime_margin_seconds = tsr_config_get_double(c, "runtime", "walltime_margin_seconds");
+}
+
+static void ckpt_options(const tsr_config_t *c, tsr_ckpt_options_t *o)
+{
+    o->engine.dir = get(c, "checkpoint", "dir");
+    o->engine.every_steps = tsr_config_get_long(c, "checkpoint", "every_steps");
+    o->engine.every_seconds = tsr_config_get_double(c, "checkpoint", "every_seconds");
+    o->engine.keep = (int)tsr_config_get_long(c, "checkpoint", "keep");
+    o->engine.async = tsr_config_get_bool(c, "checkpoint", "async");
+    o->stop_on_error = is(c, "checkpoint", "on_error", "stop");
+    o->final = tsr_config_get_bool(c, "checkpoint", "final");
+    o->resume = get(c, "checkpoint", "resume");
+}
+
+int tsr_options_train(const tsr_config_t *c, tsr_train_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->config = c;
+    data_options(c, &o->data);
+    model_options(c, &o->model);
+    loop_options(c, &o->train);
+    optim_options(c, &o->train, &o->optim);
+    runtime_options(c, &o->runtime);
+    ckpt_options(c, &o->checkpoint);
+    o->serve_enabled = tsr_config_get_bool(c, "serve", "enabled");
+    return tsr_options_serve(c, &o->serve);
+}

@@ -1,0 +1,31 @@
+/* Fault injection for tests, behind one hook (internal to src/train).
+ * TSR_FAULT_KILL and TSR_FAULT_STALL in the environment, each "RANK:STEP"
+ * (after global step STEP; a STEP of 0 means the point "setup") or
+ * "RANK:@POINT" for a named point of the run: setup (before the gradient
+ * engine), resume (before the checkpoint broadcast), sums (after the
+ * first step's agreement, before its gradient sums are waited for, so the
+ * others wait inside the allreduce's rounds), eval (before an evaluation's
+ * sum), end (before the end-of-training agreement). KILL makes
+ * that rank SIGKILL itself there, STALL makes it hang (sleep forever), as
+ * a dead node or a stuck file system would. */
+#ifndef TSR_TRAIN_FAULT_H
+#define TSR_TRAIN_FAULT_H
+
+typedef struct tsr_fault {
+    int rank;      /* -1: none */
+    long step;     /* -1: at a named point */
+    char point[16];
+} tsr_fault_t;
+
+typedef struct tsr_faults {
+    tsr_fault_t kill, stall;
+} tsr_faults_t;
+
+/* Reads the environment (a malformed value is ignored: no fault). */
+void tsr_faults_read(tsr_faults_t *f);
+/* Acts if a fault is set for this rank after global step `step`. */
+void tsr_fault_step(const tsr_faults_t *f, int rank, long step);
+/* Acts if a fault is set for this rank at the named point. */
+void tsr_fault_point(const tsr_faults_t *f, int rank, const char *point);
+
+#endif
