@@ -9,11 +9,18 @@
 extern "C" {
 #endif
 
-typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID } tsr_act_t;
+/* relu, tanh and sigmoid take their derivative from their output (so they
+ * may run in place); gelu (erf form) and silu from their input. */
+typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID, TSR_ACT_GELU, TSR_ACT_SILU } tsr_act_t;
+#define TSR_ACT_COUNT 6
 
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, op = transpose when trans != 0. */
 void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                       const float *b, float beta, float *c);
+/* The same with leading dimensions (row-major: lda, ldb, ldc elements
+ * between rows). */
+void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
+                         size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 /* y[rows, n] += bias[n] broadcast over rows. */
 void tsr_compute_add_bias(float *y, const float *bias, size_t rows, size_t n);
 /* db[n] = sum over rows of dy[rows, n] (overwrites db). */
@@ -24,6 +31,45 @@ void tsr_compute_act(tsr_act_t act, float *y, size_t len);
 void tsr_compute_act_backward(tsr_act_t act, const float *y, float *dy, size_t len);
 /* Row-wise softmax of z[rows, n] into p (may alias z). */
 void tsr_compute_softmax(const float *z, float *p, size_t rows, size_t n);
+
+/* One pass: y[rows, n] = act(y + bias) (bias may be NULL; act relu, tanh,
+ * sigmoid or none). */
+void tsr_compute_bias_act(float *y, const float *bias, size_t rows, size_t n, tsr_act_t act);
+/* One pass: dy *= act'(y) (act as above), and db[n] = column sums of the
+ * result unless db is NULL. */
+void tsr_compute_act_bias_grad(tsr_act_t act, const float *y, float *dy, size_t rows, size_t n, float *db);
+/* y = act(x) for any activation, out of place; and dx = dy * act'(x). */
+void tsr_compute_act_x(tsr_act_t act, const float *x, float *y, size_t len);
+void tsr_compute_act_x_backward(tsr_act_t act, const float *x, const float *dy, float *dx, size_t len);
+
+/* ---- convolution and pooling, channels last (NHWC) ----
+ * A geometry: input h x w x c, kernel k x k, stride, padding, dilation,
+ * output oh x ow. */
+typedef struct tsr_conv_geom {
+    int h, w, c, k, stride, pad, dil, oh, ow;
+} tsr_conv_geom_t;
+/* col[n*oh*ow, k*k*cg]: for each output pixel its input window over the
+ * channels [c0, c0+cg), in (kh, kw, c) order; zeros outside the image. */
+void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col);
+/* The adjoint: adds col's values back into dx (which the caller zeroes). */
+void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx);
+/* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
+ * offset in its sample for the backward pass. */
+void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
+void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
+                                  float *dx);
+/* Average pooling (no padding: every window is whole). */
+void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y);
+void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx);
+
+/* ---- normalisation ----
+ * Column sums of x[rows, n] in double: sum[j] and, unless sumsq is NULL,
+ * the sum of (x - center[j])^2 (center NULL: 0). */
+void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq);
+/* y = (x - mean[j]) * scale[j] + shift[j] per column (batch-norm's
+ * inference form and its training apply, with scale = gamma*invstd). */
+void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
+                             const float *shift, float *y);
 
 const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */

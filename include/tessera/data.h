@@ -54,6 +54,10 @@ int tsr_dataset_read(tsr_dataset_t *ds, size_t start, size_t count, float *x, in
 int tsr_dataset_is_streaming(const tsr_dataset_t *ds);
 /* How /X is stored in the file: "float32" or "uint8". */
 const char *tsr_dataset_dtype(const tsr_dataset_t *ds);
+/* The shape (c, h, w) of a row, when /X declares one (an integer attribute
+ * "shape" of up to 3 values, or image_rows and image_cols as the IDX
+ * converter writes): returns 1 and fills shape, else 0. */
+int tsr_dataset_shape(const tsr_dataset_t *ds, int shape[3]);
 /* The scale applied to uint8 /X (1 for float32). */
 float tsr_dataset_scale(const tsr_dataset_t *ds);
 /* The path the dataset was opened from. */

@@ -1,31 +1,69 @@
-/* A feed-forward model: dense layers over one flat parameter buffer and one
- * flat gradient buffer. Layer i owns W_i [out, in] (row-major, as PyTorch's
- * Linear) followed by b_i [out]; layers are laid out in order, so backward,
- * which runs last layer first, finishes the buffer from its end. */
+/* A model: a sequence of layers, with residual blocks, over one flat
+ * parameter buffer and one flat gradient buffer (tessera/layer.h). Layer i's
+ * parameters follow layer i-1's, so backward, which runs last layer first,
+ * finishes the buffers from their end. Dense layers own W [out, in]
+ * (row-major, as PyTorch's Linear) followed by b [out]. */
 #ifndef TESSERA_MODEL_H
 #define TESSERA_MODEL_H
 #include <stddef.h>
 #include <stdint.h>
 #include "tessera/compute.h"
+#include "tessera/layer.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define TSR_MODEL_MAX_LAYERS 32
+#define TSR_MODEL_MAX_LAYERS 96
+#define TSR_MODEL_MAX_CLASS_WEIGHTS 256
 /* The most parameters a model file may declare unless told otherwise
  * (serve.max_model_params): 512 MiB of float32, what the default upload
  * limit carries uncompressed. */
 #define TSR_MODEL_MAX_PARAMS_DEFAULT ((size_t)1 << 27)
 
-typedef enum { TSR_LOSS_XENT = 0, TSR_LOSS_MSE = 1 } tsr_loss_t;
+typedef enum { TSR_LOSS_XENT = 0, TSR_LOSS_MSE = 1, TSR_LOSS_HUBER = 2, TSR_LOSS_BCE = 3 } tsr_loss_t;
+
+/* One layer as written: a kind's name and its arguments (in the order of
+ * the kind's args; tsr_model_parse binds names and defaults). Residual
+ * blocks are the kinds "res" (opens a block: its input is kept) and
+ * "res_end" (closes it: adds the kept input to its input). */
+typedef struct tsr_layer_spec {
+    char kind[32];
+    double arg[TSR_LAYER_MAX_ARGS];
+} tsr_layer_spec_t;
 
 typedef struct tsr_model_spec {
-    int nlayers;                            /* dense layers */
-    size_t sizes[TSR_MODEL_MAX_LAYERS + 1]; /* sizes[0] inputs ... sizes[nlayers] outputs */
-    tsr_act_t act;                          /* activation after every layer but the last */
-    tsr_loss_t loss;                        /* softmax cross-entropy on labels, or MSE */
+    int nlayers;
+    tsr_layer_spec_t layer[TSR_MODEL_MAX_LAYERS];
+    tsr_shape_t input;              /* per sample; a flat row of d values is (d, 1, 1) */
+    tsr_loss_t loss;                /* on the last layer's output */
+    float label_smoothing;          /* cross-entropy */
+    float huber_delta;              /* Huber (0: 1.0) */
+    int nclass_weights;             /* cross-entropy: 0, or one weight per class */
+    float class_weight[TSR_MODEL_MAX_CLASS_WEIGHTS];
+    int sync_bn;                    /* batch norm statistics over all ranks */
 } tsr_model_spec_t;
+
+/* An MLP: dense layers sizes[0] -> ... -> sizes[n], act after each but the last. */
+void tsr_model_spec_mlp(tsr_model_spec_t *s, const size_t *sizes, int n, tsr_act_t act, tsr_loss_t loss);
+/* Parses the [model] layers grammar into s->layer (see README: "conv(32,3,pad=1)
+ * bn relu maxpool(2) res{...} gap flatten dense(10)"). Keeps s's other
+ * fields. Errors name the position and, for an unknown kind or argument,
+ * the nearest known one. */
+int tsr_model_parse(const char *text, tsr_model_spec_t *s);
+/* One layer as text ("conv(32,3,stride=1,pad=1)"), written as parsed. */
+void tsr_layer_spec_text(const tsr_layer_spec_t *l, char *buf, size_t len);
+/* The graph as JSON: input, loss and its options, each layer's kind,
+ * arguments and output shape. Returns bytes written or <0. */
+int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
+/* The spec back from tsr_model_spec_json's text (model files, checkpoints). */
+int tsr_model_spec_from_json(const char *json, tsr_model_spec_t *s);
+/* Compares two graphs: 0 when the same, else 1 with why (e.g. "layer 3:
+ * conv(64,3,pad=1) here, conv(32,3,pad=1) there"). */
+int tsr_model_spec_diff(const tsr_model_spec_t *a, const tsr_model_spec_t *b, char *why, size_t len);
+const char *tsr_loss_name(tsr_loss_t loss);
+/* Returns -1 for an unknown name. */
+int tsr_loss_parse(const char *name);
 
 typedef struct tsr_model tsr_model_t;
 
@@ -40,14 +78,46 @@ const tsr_model_spec_t *tsr_model_spec(const tsr_model_t *m);
 size_t tsr_model_nparams(const tsr_model_t *m);
 float *tsr_model_params(tsr_model_t *m);
 float *tsr_model_grads(tsr_model_t *m);
-/* Offset of layer i's weights in the flat buffers. */
+/* Offset of layer i's parameters in the flat buffers. */
 size_t tsr_model_layer_offset(const tsr_model_t *m, int layer);
-/* FLOPs of one sample's forward+backward: 2*in*out per layer forward, the
- * same for each weight gradient and each input gradient but the first. */
+/* FLOPs of one sample's forward+backward: each layer's forward FLOPs three
+ * times (forward, weight gradient, input gradient), less the input gradient
+ * of the first layer with parameters and everything before it. */
 double tsr_model_flops_per_sample(const tsr_model_t *m);
+/* The layers (with shapes, counts and pointers into the flat buffers). */
+int tsr_model_nlayers(const tsr_model_t *m);
+const tsr_layer_t *tsr_model_layer(const tsr_model_t *m, int i);
+/* Values per input row and per output row. */
+size_t tsr_model_input_size(const tsr_model_t *m);
+size_t tsr_model_output_size(const tsr_model_t *m);
+/* Saved but untrained values (batch-norm running statistics), one flat
+ * buffer in layer order; n may be NULL. */
+float *tsr_model_buffers(tsr_model_t *m, size_t *n);
 
-/* PyTorch's default Linear init, U(-1/sqrt(in), 1/sqrt(in)), from (seed, layer). */
+/* A layer's named parameters and buffers as stored in model files and
+ * checkpoints (/model/layer_<i>/<name>): dense weight [out, in] and bias;
+ * conv weight [out, k, k, in/groups] and bias; bn weight, bias,
+ * running_mean, running_var; ln weight and bias [features, channels last];
+ * embed weight [vocab, dim]; a plugin's kinds: params and buffers, flat. */
+typedef struct tsr_model_tensor {
+    const char *name;
+    float *data;
+    int ndims;
+    size_t dims[4];
+} tsr_model_tensor_t;
+#define TSR_MODEL_MAX_TENSORS 4
+/* Fills t (TSR_MODEL_MAX_TENSORS entries) for layer i; returns how many. */
+int tsr_model_tensors(tsr_model_t *m, int layer, tsr_model_tensor_t *t);
+
+/* Parameters as PyTorch initialises them, from (seed, layer). */
 void tsr_model_init(tsr_model_t *m, uint64_t seed);
+/* Dropout's masks are keyed by (seed, rank, step, layer, element): the
+ * step counts training forwards and is set on resume, so a resumed run
+ * draws the same masks as an uninterrupted one. */
+void tsr_model_set_rng(tsr_model_t *m, uint64_t seed, int rank);
+void tsr_model_set_step(tsr_model_t *m, uint64_t step);
+/* Sums n doubles over every rank (synchronised batch norm); NULL: one rank. */
+void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg);
 
 /* Forward pass of rows <= max_batch samples; keeps activations for backward. */
 int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
@@ -69,10 +139,21 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
 int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
                               float scale, tsr_grad_ready_fn ready, void *arg);
 int tsr_model_take_loss(tsr_model_t *m, double *sum);
-/* Loss sum and correct count (labels only; 0 for MSE) over rows, in chunks of max_batch. */
+/* Loss sum and correct count (labels only; 0 for MSE) over rows, in chunks
+ * of max_batch, in evaluation mode (running statistics, no dropout). */
 int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
                        double *loss_sum, size_t *correct);
-/* Softmax probabilities (cross-entropy) or predictions (MSE) for rows inputs into out. */
+/* Classification metrics beyond top-1: counts added to what *e holds. */
+typedef struct tsr_eval {
+    double loss;
+    size_t rows, top1, top5;
+    size_t classes;          /* confusion has classes*classes counts (may be NULL) */
+    uint64_t *confusion;     /* [true][predicted] */
+} tsr_eval_t;
+int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
+                            tsr_eval_t *e);
+/* Softmax probabilities (cross-entropy), sigmoid probabilities (binary
+ * cross-entropy) or predictions (MSE, Huber) for rows inputs into out. */
 int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
 
 /* ---- GPU ----
@@ -98,11 +179,13 @@ int tsr_model_zero_grads(tsr_model_t *m);
 /* TSR_OK, or the first error the GPU hit (sticky: backward returns NaN then). */
 int tsr_model_status(const tsr_model_t *m);
 
-/* The spec as JSON ({"layers":[...],"loss":...}); returns bytes written or <0. */
-int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
-const char *tsr_loss_name(tsr_loss_t loss);
 
-/* Model file (HDF5): /model/layer_<i>/{weight,bias}, root attributes format
+/* "tessera model summary": one line per layer (kind, output shape,
+ * parameters, forward FLOPs per sample) and the totals; returns the text
+ * (malloc'd) or NULL. */
+char *tsr_model_summary(const tsr_model_t *m);
+
+/* Model file (HDF5): /model/layer_<i>/{weight,bias,...}, root attributes format
  * "tessera-model", version, model (spec JSON), created, plus the given text
  * attributes (pairs of key, value; may be NULL). Written atomically. */
 int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs);

@@ -31,11 +31,18 @@ typedef struct tsr_data_options {
 } tsr_data_options_t;
 
 typedef struct tsr_model_options {
-    long hidden[TSR_MODEL_MAX_LAYERS];
+    const char *layers;     /* the layer graph, or dense widths "784,256,10"; "": hidden */
+    const char *input;      /* a row's shape CxHxW; "": /X's shape attribute, else flat */
+    long hidden[TSR_MODEL_MAX_LAYERS / 2];
     int nhidden;
     tsr_act_t activation;
     int loss;               /* TSR_LOSS_AUTO or a tsr_loss_t */
     long outputs;           /* 0: from the data */
+    double label_smoothing, huber_delta;
+    const char *class_weights; /* comma-separated, one per class; "": all 1 */
+    int sync_bn;
+    const char *plugins;    /* layer plugins (.so), comma-separated, relative to plugins_dir */
+    const char *plugins_dir; /* the config file's directory */
 } tsr_model_options_t;
 
 typedef struct tsr_loop_options {

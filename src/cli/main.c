@@ -15,6 +15,7 @@ static const char usage[] =
     "  ckpt list DIR | ckpt verify FILE...          show checkpoints and check them\n"
     "  serve MODEL_OR_REGISTRY [--port P ...]        serve predictions and the registry over HTTP\n"
     "  export MODEL [--format onnx|hdf5] -o OUT      write a model as ONNX or HDF5\n"
+    "  model summary CONFIG|MODEL                    layers, output shapes, parameters and FLOPs of a model\n"
     "  submit CONFIG [--nodes N --time T ...]        submit a SLURM batch job that trains CONFIG\n"
     "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
     "  launch [MPIRUN OPTIONS] COMMAND [ARGS]        mpirun, with SIGTERM/SIGINT turned into checkpoint-and-stop\n"
@@ -99,6 +100,8 @@ int main(int argc, char **argv)
         return tsr_error_exit_code(tsr_cmd_serve(argc - 1, argv + 1));
     if (strcmp(argv[1], "export") == 0)
         return tsr_error_exit_code(tsr_cmd_export(argc - 1, argv + 1));
+    if (strcmp(argv[1], "model") == 0)
+        return tsr_error_exit_code(tsr_cmd_model(argc - 1, argv + 1));
     if (strcmp(argv[1], "submit") == 0)
         return exit_code(tsr_cmd_submit(argc - 1, argv + 1));
     if (strcmp(argv[1], "jobs") == 0)
@@ -111,7 +114,7 @@ int main(int argc, char **argv)
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, submit, jobs, launch, tasks or version (see tessera --help)\n",
+    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks or version (see tessera --help)\n",
             argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

@@ -10,4 +10,8 @@
  * the same text. Returns the length written. */
 size_t tsr_text_printable(const char *in, char *out, size_t len);
 
+/* Levenshtein distance ignoring ASCII case, for "did you mean"
+ * suggestions; 99 for strings over 63 bytes. */
+int tsr_text_distance(const char *a, const char *b);
+
 #endif

@@ -17,7 +17,14 @@ void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, fl
                 (int)n, (int)k, alpha, a, lda, b, ldb, beta, c, (int)n);
 }
 
-void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
+void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
+                         size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
+                (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+TSR_HOT void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
 {
     for (size_t r = 0; r < rows; r++) {
         float *restrict row = y + r * n;
@@ -25,7 +32,7 @@ void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t 
     }
 }
 
-void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, float *restrict db)
+TSR_HOT void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, float *restrict db)
 {
     memset(db, 0, n * sizeof *db);
     for (size_t r = 0; r < rows; r++) {
@@ -34,7 +41,7 @@ void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t n, floa
     }
 }
 
-void tsr_compute_act(tsr_act_t act, float *y, size_t len)
+TSR_HOT void tsr_compute_act(tsr_act_t act, float *y, size_t len)
 {
     switch (act) {
     case TSR_ACT_RELU:
@@ -48,12 +55,20 @@ void tsr_compute_act(tsr_act_t act, float *y, size_t len)
         for (size_t i = 0; i < len; i++)
             y[i] = 1.0f / (1.0f + expf(-y[i]));
         break;
+    case TSR_ACT_GELU:
+        for (size_t i = 0; i < len; i++)
+            y[i] = 0.5f * y[i] * (1.0f + erff(y[i] * 0.70710678118654752f));
+        break;
+    case TSR_ACT_SILU:
+        for (size_t i = 0; i < len; i++)
+            y[i] = y[i] / (1.0f + expf(-y[i]));
+        break;
     case TSR_ACT_NONE:
         break;
     }
 }
 
-void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *restrict dy, size_t len)
+TSR_HOT void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *restrict dy, size_t len)
 {
     switch (act) {
     case TSR_ACT_RELU:
@@ -65,7 +80,113 @@ void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *res
     case TSR_ACT_SIGMOID:
         EACH8(i, len, dy[i] *= y[i] * (1.0f - y[i]));
         break;
+    default: /* gelu and silu take their derivative from x: tsr_compute_act_x_backward */
+        break;
+    }
+}
+
+TSR_HOT void tsr_compute_bias_act(float *restrict y, const float *restrict bias, size_t rows, size_t n, tsr_act_t act)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *restrict row = y + r * n;
+        if (bias) {
+            switch (act) {
+            case TSR_ACT_RELU: {
+                EACH8(j, n, { float v = row[j] + bias[j]; row[j] = v > 0.0f ? v : 0.0f; });
+                break;
+            }
+            case TSR_ACT_NONE:
+                EACH8(j, n, row[j] += bias[j]);
+                break;
+            default:
+                EACH8(j, n, row[j] += bias[j]);
+                tsr_compute_act(act, row, n);
+                break;
+            }
+        } else if (act != TSR_ACT_NONE) {
+            tsr_compute_act(act, row, n);
+        }
+    }
+}
+
+TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, float *restrict dy, size_t rows, size_t n,
+                               float *restrict db)
+{
+    if (db)
+        memset(db, 0, n * sizeof *db);
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict yr = y + r * n;
+        float *restrict d = dy + r * n;
+        switch (act) {
+        case TSR_ACT_RELU:
+            EACH8(j, n, d[j] = yr[j] > 0.0f ? d[j] : 0.0f);
+            break;
+        case TSR_ACT_TANH:
+            EACH8(j, n, d[j] *= 1.0f - yr[j] * yr[j]);
+            break;
+        case TSR_ACT_SIGMOID:
+            EACH8(j, n, d[j] *= yr[j] * (1.0f - yr[j]));
+            break;
+        default:
+            break;
+        }
+        if (db)
+            EACH8(j, n, db[j] += d[j]);
+    }
+}
+
+void tsr_compute_act_x(tsr_act_t act, const float *restrict x, float *restrict y, size_t len)
+{
+    switch (act) {
+    case TSR_ACT_GELU:
+        for (size_t i = 0; i < len; i++)
+            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        break;
+    case TSR_ACT_SILU:
+        for (size_t i = 0; i < len; i++)
+            y[i] = x[i] / (1.0f + expf(-x[i]));
+        break;
+    default:
+        memcpy(y, x, len * sizeof *y);
+        tsr_compute_act(act, y, len);
+        break;
+    }
+}
+
+void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const float *restrict dy,
+                                float *restrict dx, size_t len)
+{
+    switch (act) {
+    case TSR_ACT_GELU:
+        for (size_t i = 0; i < len; i++) {
+            float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
+            float pdf = 0.39894228040143268f * expf(-0.5f * x[i] * x[i]);
+            dx[i] = dy[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    case TSR_ACT_SILU:
+        for (size_t i = 0; i < len; i++) {
+            float s = 1.0f / (1.0f + expf(-x[i]));
+            dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    case TSR_ACT_RELU:
+        EACH8(i, len, dx[i] = x[i] > 0.0f ? dy[i] : 0.0f);
+        break;
+    case TSR_ACT_TANH:
+        for (size_t i = 0; i < len; i++) {
+            float t = tanhf(x[i]);
+            dx[i] = dy[i] * (1.0f - t * t);
+        }
+        break;
+    case TSR_ACT_SIGMOID:
+        for (size_t i = 0; i < len; i++) {
+            float s = 1.0f / (1.0f + expf(-x[i]));
+            dx[i] = dy[i] * s * (1.0f - s);
+        }
+        break;
     case TSR_ACT_NONE:
+        memcpy(dx, dy, len * sizeof *dx);
         break;
     }
 }
@@ -91,13 +212,13 @@ void tsr_compute_softmax(const float *z, float *p, size_t rows, size_t n)
 
 const char *tsr_act_name(tsr_act_t act)
 {
-    static const char *const names[] = {"none", "relu", "tanh", "sigmoid"};
-    return (unsigned)act < 4 ? names[act] : "unknown";
+    static const char *const names[] = {"none", "relu", "tanh", "sigmoid", "gelu", "silu"};
+    return (unsigned)act < TSR_ACT_COUNT ? names[act] : "unknown";
 }
 
 int tsr_act_parse(const char *name)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < TSR_ACT_COUNT; i++)
         if (strcmp(name, tsr_act_name((tsr_act_t)i)) == 0)
             return i;
     return -1;

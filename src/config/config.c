@@ -3,7 +3,7 @@
 #include "tessera/error.h"
 #include "config/schema.h"
 #include "common/fileutil.h"
-#include "common/strdist.h"
+#include "common/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -68,9 +68,9 @@ static void nearest(const char *section, const char *key, char *buf, size_t len)
         int d;
         if (key) {
             /* Keys in the same section are likelier; a wrong section costs 2. */
-            d = tsr_edit_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
+            d = tsr_text_distance(key, k->key) + (strcmp(section, k->section) ? 2 : 0);
         } else {
-            d = tsr_edit_distance(section, k->section);
+            d = tsr_text_distance(section, k->section);
         }
         if (d < best) {
             best = d;
@@ -215,6 +215,8 @@ typedef struct {
     tsr_config_t *cfg;
     int rc;
     int set_on[NKEYS_MAX]; /* the line each key was set on in this file, or 0 */
+    int indented;          /* the line just read starts with a space or tab */
+    int last_key;          /* the key of the previous line that set one, or -1 */
 } load_ctx_t;
 
 static char *reader(char *str, int num, void *stream)
@@ -231,6 +233,7 @@ static char *reader(char *str, int num, void *stream)
         return NULL;
     str[n] = '\0';
     ctx->line++;
+    ctx->indented = str[0] == ' ' || str[0] == '\t';
     /* inih would see the line end at the NUL and drop the rest unseen. */
     if (nul && !ctx->rc)
         ctx->rc = tsr_error_set(TSR_EINVAL, "%s:%d: a NUL byte; expected a text file", ctx->path, ctx->line);
@@ -250,6 +253,22 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     /* The later line would silently win: say which two lines disagree. */
     const tsr_key_t *k = tsr_schema_find(section, name);
+    if (k && ctx->indented && k->type == TSR_T_STR && ctx->last_key == key_index(k)) {
+        /* An indented line continues a text value (inih's multi-line
+         * values): [model] layers over several lines. */
+        const char *prev = tsr_config_get(ctx->cfg, section, name);
+        size_t len = strlen(prev) + strlen(value) + 2;
+        char *joined = malloc(len);
+        if (!joined) {
+            ctx->rc = tsr_error_set(TSR_ENOMEM, "config: out of memory");
+            return 0;
+        }
+        snprintf(joined, len, "%s %s", prev, value);
+        ctx->rc = store(ctx->cfg, section, name, joined, where);
+        free(joined);
+        return ctx->rc == TSR_OK;
+    }
+    ctx->last_key = k ? key_index(k) : -1;
     if (k && ctx->set_on[key_index(k)]) {
         ctx->rc = tsr_error_set(TSR_EINVAL, "%s: duplicate key '%s' in [%s]; it is already set on line %d", where, name,
                                 section, ctx->set_on[key_index(k)]);
@@ -263,7 +282,7 @@ static int handler(void *user, const char *section, const char *name, const char
 
 int tsr_config_load(tsr_config_t *c, const char *path)
 {
-    load_ctx_t ctx = {.path = path, .cfg = c};
+    load_ctx_t ctx = {.path = path, .cfg = c, .last_key = -1};
     int rc = tsr_file_check_input(path, "an INI configuration file");
     /* A config that is not there is a usage error (exit 2); one that is a
      * FIFO or a directory is bad input like any other file (exit 3). */

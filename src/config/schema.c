@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-static const char *const act_choices[] = {"relu", "tanh", "sigmoid", NULL};
-static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", NULL};
+static const char *const act_choices[] = {"relu", "tanh", "sigmoid", "gelu", "silu", NULL};
+static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", "huber", "bce", NULL};
 static const char *const optim_choices[] = {"sgd", "adamw", NULL};
 static const char *const sched_choices[] = {"constant", "cosine", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
@@ -20,10 +20,17 @@ const tsr_key_t tsr_schema[] = {
     {"data", "memory_limit_mb", TSR_T_INT, "4096", 0, 1L << 30, NULL, "read into memory below this size"},
     {"data", "prefetch", TSR_T_BOOL, "true", 0, 0, NULL, "fill the next batch on a helper thread"},
     {"data", "validate", TSR_T_BOOL, "true", 0, 0, NULL, "check every value for NaN/Inf and label range"},
-    {"model", "hidden", TSR_T_INTS, "256,256", 1, 1L << 20, NULL, "hidden layer widths"},
-    {"model", "activation", TSR_T_ENUM, "relu", 0, 0, act_choices, "hidden activation"},
-    {"model", "loss", TSR_T_ENUM, "auto", 0, 0, loss_choices, "loss (auto: by label kind)"},
+    {"model", "layers", TSR_T_STR, "", 0, 0, NULL, "the layer graph, e.g. conv(32,3,pad=1) bn relu maxpool(2) flatten dense(10), or dense widths 784,256,10 (empty: hidden)"},
+    {"model", "input", TSR_T_STR, "", 0, 0, NULL, "input shape CxHxW of a row (empty: /X's shape attribute, else a flat row)"},
+    {"model", "hidden", TSR_T_INTS, "256,256", 1, 1L << 20, NULL, "hidden layer widths (when layers is empty)"},
+    {"model", "activation", TSR_T_ENUM, "relu", 0, 0, act_choices, "hidden activation (hidden and width lists)"},
+    {"model", "loss", TSR_T_ENUM, "auto", 0, 0, loss_choices, "loss (auto: cross_entropy for labels, mse for targets)"},
     {"model", "outputs", TSR_T_INT, "0", 0, 1L << 20, NULL, "output width (0: from the data)"},
+    {"model", "label_smoothing", TSR_T_DOUBLE, "0", 0, 0, NULL, "cross-entropy label smoothing in [0, 1)"},
+    {"model", "class_weights", TSR_T_STR, "", 0, 0, NULL, "cross-entropy weight per class, comma-separated (empty: all 1)"},
+    {"model", "huber_delta", TSR_T_DOUBLE, "1", 0, 0, NULL, "Huber loss threshold"},
+    {"model", "sync_bn", TSR_T_BOOL, "false", 0, 0, NULL, "batch-norm statistics over every rank's batch (else per rank)"},
+    {"model", "plugins", TSR_T_STR, "", 0, 0, NULL, "layer plugins (.so), comma-separated, relative to the config file"},
     {"train", "epochs", TSR_T_INT, "10", 1, 1L << 30, NULL, "passes over the training data"},
     {"train", "batch_size", TSR_T_INT, "32", 1, 1L << 24, NULL, "samples per rank per step"},
     {"train", "seed", TSR_T_INT, "42", 0, 1L << 62, NULL, "seed for weights and shuffling"},

@@ -139,6 +139,39 @@ static void u8_to_float_inplace(float *x, size_t n, float scale)
     }
 }
 
+/* The per-row shape /X declares: an integer attribute "shape" of 1 to 3
+ * values (c, h, w), or the IDX converter's image_rows and image_cols
+ * (1 x rows x cols); nothing when absent or when it does not multiply out
+ * to the row length. Caller holds the lock. */
+static long long int_attr(hid_t obj, const char *name, long long *v, int max)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return 0;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int ok = t >= 0 && H5Tget_class(t) == H5T_INTEGER && n >= 1 && n <= max &&
+             H5Aread(a, H5T_NATIVE_LLONG, v) >= 0;
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    return ok ? n : 0;
+}
+
+static void read_shape(tsr_dataset_t *ds)
+{
+    long long v[3] = {1, 1, 1}, r = 0, c = 0;
+    int n = (int)int_attr(ds->xset, "shape", v, 3);
+    if (n == 0 && int_attr(ds->xset, "image_rows", &r, 1) && int_attr(ds->xset, "image_cols", &c, 1))
+        v[0] = 1, v[1] = r, v[2] = c, n = 3;
+    if (n == 0 || v[0] < 1 || v[1] < 1 || v[2] < 1 || (size_t)(v[0] * v[1] * v[2]) != ds->d)
+        return;
+    for (int i = 0; i < 3; i++)
+        ds->shape[i] = (int)v[i];
+}
+
 /* Reads rows [start, start+count) of /X (as float, uint8 scaled) and /y
  * into the given buffers (any may be NULL). Lock held. */
 int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, float *x, int32_t *labels,
@@ -280,6 +313,7 @@ static int check_sets(tsr_dataset_t *ds)
     }
     ds->n = (size_t)xd[0];
     ds->d = (size_t)xd[1];
+    read_shape(ds);
     if (ds->n == 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: %s has 0 rows; expected at least one", ds->path, ds->xname);
         goto done;
@@ -447,6 +481,14 @@ int tsr_dataset_is_streaming(const tsr_dataset_t *ds)
 const char *tsr_dataset_dtype(const tsr_dataset_t *ds)
 {
     return ds && ds->x_u8 ? "uint8" : "float32";
+}
+
+int tsr_dataset_shape(const tsr_dataset_t *ds, int shape[3])
+{
+    if (!ds->shape[0])
+        return 0;
+    memcpy(shape, ds->shape, sizeof ds->shape);
+    return 1;
 }
 
 float tsr_dataset_scale(const tsr_dataset_t *ds)

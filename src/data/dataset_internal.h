@@ -28,6 +28,7 @@ struct tsr_dataset {
     int x_u8;
     float scale; /* uint8 -> float factor; 1 for float32 */
     int classes; /* max label + 1; 0 until known */
+    int shape[3]; /* c, h, w of a row when /X declares it; 0 otherwise */
     int streaming;
     /* In memory. */
     float *x;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { IR_VERSION = 7, OPSET = 13, MAXL = TSR_MODEL_MAX_LAYERS, MAXN = 2 * TSR_MODEL_MAX_LAYERS + 1 };
+enum { IR_VERSION = 7, OPSET = 13, MAXL = TSR_MODEL_MAX_LAYERS, MAXN = 2 * TSR_MODEL_MAX_LAYERS + 2 };
 
 /* Everything one model's message points at, so nothing needs freeing
  * piecemeal: the message is built in this struct and packed. */
@@ -31,7 +31,7 @@ typedef struct onnx_build {
     Onnx__TypeProto__Tensor ttype[2];
     Onnx__TensorShapeProto shape[2];
     Onnx__TensorShapeProto__Dimension dim[2][2], *dimp[2][2];
-    char spec_json[8192];
+    char spec_json[65536];
 } onnx_build_t;
 
 static const char *act_op(tsr_act_t a)
@@ -114,61 +114,73 @@ int tsr_export_onnx_buffer(const tsr_model_t *cm, const char *name, unsigned cha
 {
     tsr_model_t *m = (tsr_model_t *)cm; /* only read: tsr_model_params has no const form */
     const tsr_model_spec_t *s = tsr_model_spec(m);
-    const float *p = tsr_model_params(m);
-    int L = s->nlayers, nn = 0, nm = 0;
+    int L = tsr_model_nlayers(m), nn = 0, nm = 0, ni = 0, nd = 0;
     onnx_build_t *b = calloc(1, sizeof *b);
     if (!b)
         return tsr_error_set(TSR_ENOMEM, "export: out of memory");
+    for (int i = 0; i < L; i++) {
+        const tsr_layer_t *l = tsr_model_layer(m, i);
+        if (strcmp(l->kind->name, "dense") && !act_op(tsr_act_parse(l->kind->name) > 0 ? (tsr_act_t)tsr_act_parse(l->kind->name) : TSR_ACT_NONE)) {
+            free(b);
+            return tsr_error_set(TSR_ENOTSUP, "export: layer %d (%s) has no ONNX form yet", i, l->kind->name);
+        }
+    }
 #define NAME(...) (snprintf(b->names[nm], sizeof b->names[nm], __VA_ARGS__), b->names[nm++])
     char *x = NAME("input");
     for (int i = 0; i < L; i++) {
-        size_t in = s->sizes[i], out = s->sizes[i + 1];
-        const float *w = p + tsr_model_layer_offset(m, i);
-        char *wn = NAME("layer_%d.weight", i), *bn = NAME("layer_%d.bias", i);
-        tensor(b, 2 * i, wn, w, (int64_t)out, (int64_t)in);
-        tensor(b, 2 * i + 1, bn, w + in * out, (int64_t)out, 0);
-        int last = i == L - 1;
-        const char *act = last ? NULL : act_op(s->act);
-        int softmax = last && s->loss == TSR_LOSS_XENT;
-        char *y = (act || softmax) ? NAME("layer_%d.linear", i) : last ? NAME("output") : NAME("layer_%d.out", i);
-        Onnx__NodeProto *g = node(b, nn, "Gemm", NAME("gemm_%d", i), y);
-        b->node_in[nn][0] = x;
-        b->node_in[nn][1] = wn;
-        b->node_in[nn][2] = bn;
-        g->n_input = 3;
-        onnx__attribute_proto__init(&b->trans_b[i]);
-        b->trans_b[i].name = "transB";
-        b->trans_b[i].has_type = 1;
-        b->trans_b[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-        b->trans_b[i].has_i = 1;
-        b->trans_b[i].i = 1;
-        b->trans_bp[i] = &b->trans_b[i];
-        g->n_attribute = 1;
-        g->attribute = &b->trans_bp[i];
-        nn++;
-        x = y;
-        if (act || softmax) {
-            y = last ? NAME("output") : NAME("layer_%d.out", i);
-            Onnx__NodeProto *a = node(b, nn, act ? act : "Softmax", NAME("%s_%d", act ? act : "softmax", i), y);
+        const tsr_layer_t *l = tsr_model_layer(m, i);
+        int last = i == L - 1, softmax = last && s->loss == TSR_LOSS_XENT;
+        char *y = softmax ? NAME("layer_%d.out", i) : last ? NAME("output") : NAME("layer_%d.out", i);
+        if (strcmp(l->kind->name, "dense") == 0) {
+            size_t in = tsr_model_input_size(m), out = (size_t)l->out.c;
+            in = (size_t)l->in.c * (size_t)l->in.h * (size_t)l->in.w;
+            const float *w = l->params;
+            char *wn = NAME("layer_%d.weight", i), *bn = NAME("layer_%d.bias", i);
+            tensor(b, ni++, wn, w, (int64_t)out, (int64_t)in);
+            tensor(b, ni++, bn, w + in * out, (int64_t)out, 0);
+            Onnx__NodeProto *g = node(b, nn, "Gemm", NAME("gemm_%d", i), y);
+            b->node_in[nn][0] = x;
+            b->node_in[nn][1] = wn;
+            b->node_in[nn][2] = bn;
+            g->n_input = 3;
+            onnx__attribute_proto__init(&b->trans_b[nd]);
+            b->trans_b[nd].name = "transB";
+            b->trans_b[nd].has_type = 1;
+            b->trans_b[nd].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            b->trans_b[nd].has_i = 1;
+            b->trans_b[nd].i = 1;
+            b->trans_bp[nd] = &b->trans_b[nd];
+            g->n_attribute = 1;
+            g->attribute = &b->trans_bp[nd];
+            nd++;
+        } else {
+            const char *op = act_op((tsr_act_t)tsr_act_parse(l->kind->name));
+            Onnx__NodeProto *a = node(b, nn, op, NAME("%s_%d", op, i), y);
             b->node_in[nn][0] = x;
             a->n_input = 1;
-            if (softmax) {
-                onnx__attribute_proto__init(&b->axis);
-                b->axis.name = "axis";
-                b->axis.has_type = 1;
-                b->axis.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-                b->axis.has_i = 1;
-                b->axis.i = 1;
-                b->axisp[0] = &b->axis;
-                a->n_attribute = 1;
-                a->attribute = b->axisp;
-            }
+        }
+        nn++;
+        x = y;
+        if (softmax) {
+            y = NAME("output");
+            Onnx__NodeProto *a = node(b, nn, "Softmax", NAME("softmax_%d", i), y);
+            b->node_in[nn][0] = x;
+            a->n_input = 1;
+            onnx__attribute_proto__init(&b->axis);
+            b->axis.name = "axis";
+            b->axis.has_type = 1;
+            b->axis.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            b->axis.has_i = 1;
+            b->axis.i = 1;
+            b->axisp[0] = &b->axis;
+            a->n_attribute = 1;
+            a->attribute = b->axisp;
             nn++;
             x = y;
         }
     }
-    value_info(b, 0, "input", (int64_t)s->sizes[0]);
-    value_info(b, 1, "output", (int64_t)s->sizes[L]);
+    value_info(b, 0, "input", (int64_t)tsr_model_input_size(m));
+    value_info(b, 1, "output", (int64_t)tsr_model_output_size(m));
     b->inp[0] = &b->io[0];
     b->outp[0] = &b->io[1];
 
@@ -176,7 +188,7 @@ int tsr_export_onnx_buffer(const tsr_model_t *cm, const char *name, unsigned cha
     b->graph.name = (char *)(name && name[0] ? name : "tessera");
     b->graph.n_node = (size_t)nn;
     b->graph.node = b->nodep;
-    b->graph.n_initializer = (size_t)(2 * L);
+    b->graph.n_initializer = (size_t)ni;
     b->graph.initializer = b->initp;
     b->graph.n_input = 1;
     b->graph.input = b->inp;

@@ -1,5 +1,5 @@
-/* The model's state, shared by the CPU code (model.c) and the GPU code
- * (model_gpu.c). Internal to src/model. */
+/* The model's state, shared by the graph (model.c), losses (loss.c), files
+ * (model_file.c) and the GPU code (model_gpu.c). Internal to src/model. */
 #ifndef TSR_MODEL_INTERNAL_H
 #define TSR_MODEL_INTERNAL_H
 #include "tessera/model.h"
@@ -18,17 +18,52 @@ typedef struct model_gpu {
     int status;                            /* the first GPU error (sticky) */
 } model_gpu_t;
 
+/* How the executor treats a layer. */
+enum {
+    ROLE_NORMAL = 0, /* y in a buffer of its own */
+    ROLE_ALIAS,      /* y is x (flatten, the start of a residual block) */
+    ROLE_RES_END,    /* y = x + the block's input */
+    ROLE_INPLACE,    /* an activation run on x itself */
+    ROLE_FUSED,      /* an activation the layer before applies in its own pass */
+};
+
 struct tsr_model {
     tsr_model_spec_t spec;
-    size_t max_batch, nparams, widest;
-    size_t off[TSR_MODEL_MAX_LAYERS + 1];  /* layer weight offsets; off[L] = nparams */
-    float *params, *grads;                 /* on a GPU: host mirrors */
-    float *act[TSR_MODEL_MAX_LAYERS + 1];  /* act[0] points at the caller's input */
-    float *delta[2];                       /* backward scratch, ping-pong */
-    size_t rows;                           /* rows of the last forward */
-    double loss_total;                     /* CPU: tsr_model_backward_queued's running total */
-    model_gpu_t *dev;                      /* NULL: the model runs on the CPU */
+    int nl;
+    tsr_layer_t layer[TSR_MODEL_MAX_LAYERS];
+    int role[TSR_MODEL_MAX_LAYERS];
+    int block[TSR_MODEL_MAX_LAYERS];        /* res / res_end: the res layer's index */
+    int needs_dx[TSR_MODEL_MAX_LAYERS];     /* some layer before has parameters */
+    size_t max_batch, nparams, nbuffers, widest;
+    size_t off[TSR_MODEL_MAX_LAYERS + 1];   /* parameter offsets; off[nl] = nparams */
+    size_t boff[TSR_MODEL_MAX_LAYERS + 1];  /* buffer offsets */
+    float *params, *grads, *buffers;        /* on a GPU: host mirrors */
+    float *act[TSR_MODEL_MAX_LAYERS + 1];   /* act[0]: the input (the caller's, or xin) */
+    unsigned char own[TSR_MODEL_MAX_LAYERS + 1];
+    float *skip[TSR_MODEL_MAX_LAYERS];      /* res layers: the gradient of the kept input */
+    float *delta[2];                        /* backward scratch, ping-pong */
+    float *xin;                             /* channels-last copy of image inputs */
+    float *ws;                              /* workspace shared by all layers */
+    float *state;                           /* the layers' private state */
+    size_t rows;                            /* rows of the last forward */
+    double loss_total;                      /* CPU: tsr_model_backward_queued's running total */
+    uint64_t seed, step;
+    int rank;
+    int (*allreduce)(double *buf, int n, void *arg);
+    void *allreduce_arg;
+    int cpu_rc;                             /* the last training forward's or backward's error */
+    int gpu_ok;                             /* the graph is dense layers and activations the GPU has */
+    model_gpu_t *dev;                       /* NULL: the model runs on the CPU */
 };
+
+/* Shapes and counts of every layer of m->spec (m->nl, max_batch set). */
+int model_build_layers(tsr_model_t *m);
+/* Forward in training (train = 1) or evaluation mode. */
+int model_forward(tsr_model_t *m, const float *x, size_t rows, int train);
+/* The loss of the last forward into delta (dLoss/dOutput * scale); returns the sum. */
+double model_loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta);
+/* Whether a spec's loss turns outputs into probabilities for predict. */
+void model_output_transform(const tsr_model_t *m, const float *z, float *p, size_t rows);
 
 int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows);
 /* queued: the loss goes to the device's running total, and nothing is

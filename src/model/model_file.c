@@ -1,5 +1,12 @@
-/* Model files in HDF5: /model/layer_<i>/{weight,bias} and root attributes. */
+/* Model files in HDF5 (format version 2): root attributes format
+ * "tessera-model", version, model (the graph as JSON, tsr_model_spec_json),
+ * created and the caller's; /model/layer_<i>/<name> for each layer's
+ * parameters and buffers (tsr_model_tensors), with the layer's kind as an
+ * attribute. Version 1 files (dense layers only) still load
+ * (model_file_v1.c). */
 #include "tessera/model.h"
+#include "model/internal.h"
+#include "model/model_h5.h"
 #include "tessera/error.h"
 #include "common/fileutil.h"
 #include "common/h5io.h"
@@ -16,7 +23,10 @@
 #include <time.h>
 
 #define MODEL_FORMAT "tessera-model"
-#define MODEL_VERSION 1
+#define MODEL_VERSION 2
+#define JSON_MAX 65536
+
+int model_load_v1(hid_t f, const char *path, size_t max_batch, size_t max_params, tsr_model_t **out);
 
 static int write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims, const float *data)
 {
@@ -31,18 +41,21 @@ static int write_f32(hid_t loc, const char *name, int rank, const hsize_t *dims,
 
 int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs)
 {
-    char json[8192], name[64], when[32];
-    const tsr_model_spec_t *s = tsr_model_spec(m);
-    const float *p = tsr_model_params(m);
+    char name[64], when[32];
+    char *json = malloc(JSON_MAX);
     int rc;
-    if (tsr_model_spec_json(s, json, sizeof json) < 0)
+    if (!json)
+        return tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
+    if (tsr_model_spec_json(tsr_model_spec(m), json, JSON_MAX) < 0) {
+        free(json);
         return TSR_EINVAL;
+    }
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
     tsr_h5_lock();
     tsr_h5_image_t image = {0};
-    hid_t f = tsr_h5_mem_create(&image, tsr_model_nparams(m) * sizeof(float)), g = -1;
+    hid_t f = tsr_h5_mem_create(&image, (m->nparams + m->nbuffers) * sizeof(float)), g = -1;
     int ok = f >= 0;
     ok = ok && tsr_h5_attr_put_str(f, "format", MODEL_FORMAT) == 0 &&
          tsr_h5_attr_put_i64(f, "version", MODEL_VERSION) == 0 && tsr_h5_attr_put_str(f, "model", json) == 0 &&
@@ -53,15 +66,18 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
         g = H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         ok = g >= 0;
     }
-    for (int i = 0; ok && i < s->nlayers; i++) {
-        size_t in = s->sizes[i], out = s->sizes[i + 1];
-        const float *w = p + tsr_model_layer_offset(m, i);
+    for (int i = 0; ok && i < m->nl; i++) {
+        tsr_model_tensor_t t[TSR_MODEL_MAX_TENSORS];
+        int nt = tsr_model_tensors(m, i, t);
+        if (nt == 0)
+            continue;
         snprintf(name, sizeof name, "layer_%d", i);
         hid_t lg = H5Gcreate2(g, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        hsize_t wd[2] = {out, in}, bd[1] = {out};
-        ok = lg >= 0 && write_f32(lg, "weight", 2, wd, w) == 0 && write_f32(lg, "bias", 1, bd, w + in * out) == 0 &&
-             tsr_h5_attr_put_str(lg, "type", "dense") == 0 &&
-             tsr_h5_attr_put_str(lg, "activation", tsr_act_name(i < s->nlayers - 1 ? s->act : TSR_ACT_NONE)) == 0;
+        ok = lg >= 0 && tsr_h5_attr_put_str(lg, "kind", m->layer[i].kind->name) == 0;
+        for (int k = 0; ok && k < nt; k++) {
+            hsize_t d[4] = {t[k].dims[0], t[k].dims[1], t[k].dims[2], t[k].dims[3]};
+            ok = write_f32(lg, t[k].name, t[k].ndims, d, t[k].data) == 0;
+        }
         if (lg >= 0)
             H5Gclose(lg);
     }
@@ -70,6 +86,7 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
     if (f >= 0 && tsr_h5_mem_finish(f, path, &image) != TSR_OK)
         ok = 0;
     tsr_h5_unlock();
+    free(json);
     if (!ok) {
         tsr_h5_image_free(&image);
         return tsr_error_set(TSR_EIO, "%s: building the model file failed", path);
@@ -81,7 +98,7 @@ int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, i
 
 /* 1: name is a hard link in loc; 0: there is no such link; -1: a soft or
  * external link, which could lead to another object or another file. */
-static int hard_link(hid_t loc, const char *name)
+int model_h5_hard_link(hid_t loc, const char *name)
 {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
         return 0;
@@ -92,9 +109,9 @@ static int hard_link(hid_t loc, const char *name)
 }
 
 /* Opens a 1-D or 2-D float dataset and reads its dims; returns its id or -1. */
-static hid_t open_f32(hid_t loc, const char *name, int rank, hsize_t *dims)
+hid_t model_h5_open_f32(hid_t loc, const char *name, int rank, hsize_t *dims)
 {
-    if (hard_link(loc, name) != 1)
+    if (model_h5_hard_link(loc, name) != 1)
         return -1;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0)
@@ -117,7 +134,7 @@ static hid_t open_f32(hid_t loc, const char *name, int rank, hsize_t *dims)
  * server), allocated in full, and without compression at least as many
  * bytes stored as declared. *raw sums the bytes of uncompressed datasets,
  * which the file must be large enough to hold. */
-static int check_stored(hid_t d, hsize_t nelem, hsize_t *raw)
+int model_h5_check_stored(hid_t d, hsize_t nelem, hsize_t *raw)
 {
     hid_t dcpl = H5Dget_create_plist(d), t = H5Dget_type(d);
     size_t esize = H5Tget_size(t);
@@ -135,17 +152,125 @@ static int check_stored(hid_t d, hsize_t nelem, hsize_t *raw)
     return ok ? 0 : -1;
 }
 
-/* The parameters a spec declares, or (size_t)-1 when they overflow. */
-static size_t declared_params(const tsr_model_spec_t *s)
+static long long attr_i64(hid_t f, const char *name)
 {
-    size_t n = 0;
-    for (int i = 0; i < s->nlayers; i++) {
-        size_t in = s->sizes[i], out = s->sizes[i + 1];
-        if (in && out > (SIZE_MAX - n) / (in + 1))
-            return SIZE_MAX;
-        n += out * (in + 1);
+    long long v = -1;
+    if (H5Aexists(f, name) <= 0)
+        return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0)
+        return -1;
+    hid_t t = H5Aget_type(a);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+        v = -1;
+    H5Tclose(t);
+    H5Aclose(a);
+    return v;
+}
+
+/* A version-2 file already open as f (under the HDF5 lock). */
+static int load_v2(hid_t f, const char *path, size_t max_batch, size_t max_params, tsr_model_t **out)
+{
+    char name[96];
+    char *json = malloc(JSON_MAX);
+    tsr_model_t *tmp = calloc(1, sizeof *tmp), *m = NULL;
+    hsize_t raw = 0, fsize = 0;
+    int rc = TSR_OK;
+    if (!json || !tmp) {
+        rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory", path);
+        goto out;
     }
-    return n;
+    if (tsr_h5_attr_get_str(f, "model", json, JSON_MAX)) {
+        rc = tsr_error_set(TSR_EDATA, "%s: no readable root attribute model (the graph as JSON)", path);
+        goto out;
+    }
+    if ((rc = tsr_model_spec_from_json(json, &tmp->spec))) {
+        rc = tsr_error_prefix(TSR_EDATA, "%s: ", path);
+        goto out;
+    }
+    /* What the graph declares, checked before anything is allocated. */
+    tmp->nl = tmp->spec.nlayers;
+    tmp->max_batch = 1;
+    if (model_build_layers(tmp)) {
+        rc = tsr_error_prefix(TSR_EDATA, "%s: ", path);
+        goto out;
+    }
+    size_t declared = 0;
+    for (int i = 0; i < tmp->nl; i++) {
+        tsr_model_tensor_t t[TSR_MODEL_MAX_TENSORS];
+        int nt = tsr_model_tensors(tmp, i, t);
+        declared += tmp->layer[i].nparams + tmp->layer[i].nbuffers;
+        if (declared > max_params) {
+            rc = tsr_error_set(TSR_EDATA, "%s: layer %d: the layers up to here declare more than %zu parameters, the "
+                               "limit (serve.max_model_params, export --max-params)", path, i, max_params);
+            goto out;
+        }
+        for (int k = 0; k < nt; k++) {
+            hsize_t dims[4] = {0};
+            snprintf(name, sizeof name, "model/layer_%d/%s", i, t[k].name);
+            int link = model_h5_hard_link(f, "model") == 1 ? model_h5_hard_link(f, name) : 0;
+            snprintf(name, sizeof name, "model/layer_%d", i);
+            if (link == 1 && model_h5_hard_link(f, name) != 1)
+                link = -1;
+            hid_t d = -1;
+            if (link == 1) {
+                hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+                d = g >= 0 ? model_h5_open_f32(g, t[k].name, t[k].ndims, dims) : -1;
+                if (g >= 0)
+                    H5Gclose(g);
+            }
+            int same = d >= 0;
+            size_t nelem = 1;
+            for (int j = 0; same && j < t[k].ndims; j++) {
+                same = dims[j] == t[k].dims[j];
+                nelem *= t[k].dims[j];
+            }
+            int stored = same && model_h5_check_stored(d, nelem, &raw) == 0;
+            if (d >= 0)
+                H5Dclose(d);
+            if (!stored) {
+                rc = tsr_error_set(TSR_EDATA, "%s: /%s/%s: %s", path, name, t[k].name,
+                                   link < 0 ? "a soft or external link; a model's layers must be stored in the file "
+                                              "itself"
+                                   : !same ? "missing, or not float data of the shape the graph declares"
+                                           : "not all stored in the file (missing, external or virtual data)");
+                goto out;
+            }
+        }
+    }
+    if (H5Fget_filesize(f, &fsize) < 0 || raw > fsize) {
+        rc = tsr_error_set(TSR_EDATA, "%s: the datasets claim %llu bytes, more than the file's %llu", path,
+                           (unsigned long long)raw, (unsigned long long)fsize);
+        goto out;
+    }
+    tsr_h5_unlock();
+    rc = tsr_model_create(&tmp->spec, max_batch, &m);
+    tsr_h5_lock();
+    if (rc) {
+        rc = tsr_error_prefix(rc == TSR_EINVAL ? TSR_EDATA : rc, "%s: ", path);
+        goto out;
+    }
+    for (int i = 0; i < m->nl && !rc; i++) {
+        tsr_model_tensor_t t[TSR_MODEL_MAX_TENSORS];
+        int nt = tsr_model_tensors(m, i, t);
+        for (int k = 0; k < nt && !rc; k++) {
+            snprintf(name, sizeof name, "model/layer_%d/%s", i, t[k].name);
+            hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+            if (d < 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t[k].data) < 0)
+                rc = tsr_error_set(TSR_EDATA, "%s: reading /%s failed (truncated or damaged file)", path, name);
+            if (d >= 0)
+                H5Dclose(d);
+        }
+    }
+out:
+    free(json);
+    free(tmp);
+    if (rc) {
+        tsr_model_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return TSR_OK;
 }
 
 /* A FIFO would block the open below and a device would be read forever. */
@@ -156,17 +281,13 @@ int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out)
 
 int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, tsr_model_t **out)
 {
-    char buf[64], name[64];
-    tsr_model_spec_t spec = {0};
-    tsr_model_t *m = NULL;
-    hid_t f = -1, wd[TSR_MODEL_MAX_LAYERS] = {0}, bd[TSR_MODEL_MAX_LAYERS] = {0};
-    hsize_t raw = 0, fsize = 0;
+    char buf[64];
+    hid_t f = -1;
     int rc = tsr_file_check_input(path, "a tessera model file (HDF5)");
     if (rc)
         return rc;
     if (max_params == 0)
         max_params = TSR_MODEL_MAX_PARAMS_DEFAULT;
-
     tsr_h5_lock();
     if (H5Fis_hdf5(path) <= 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: not an HDF5 file (or not readable); expected a tessera model file", path);
@@ -182,107 +303,17 @@ int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, ts
         rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is not \"%s\"", path, MODEL_FORMAT);
         goto out;
     }
-    int has_model = hard_link(f, "model");
-    if (has_model < 0) {
-        rc = tsr_error_set(TSR_EDATA, "%s: /model is a soft or external link; expected a group in the file", path);
-        goto out;
-    }
-    spec.act = TSR_ACT_NONE;
-    for (int i = 0; i <= TSR_MODEL_MAX_LAYERS; i++) {
-        hsize_t w[2], b[1];
-        char act[32] = "none";
-        snprintf(name, sizeof name, "model/layer_%d", i);
-        int link = has_model ? hard_link(f, name) : 0;
-        if (link == 0)
-            break;
-        if (i == TSR_MODEL_MAX_LAYERS) {
-            rc = tsr_error_set(TSR_EDATA, "%s: more than %d layers", path, TSR_MODEL_MAX_LAYERS);
-            goto out;
-        }
-        hid_t g = link == 1 ? H5Gopen2(f, name, H5P_DEFAULT) : -1;
-        if (link < 0 || (g >= 0 && (hard_link(g, "weight") < 0 || hard_link(g, "bias") < 0))) {
-            if (g >= 0)
-                H5Gclose(g);
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: a soft or external link; a model's layers must be stored in "
-                               "the file itself", path, name);
-            goto out;
-        }
-        wd[i] = g >= 0 ? open_f32(g, "weight", 2, w) : -1;
-        bd[i] = g >= 0 ? open_f32(g, "bias", 1, b) : -1;
-        if (g >= 0) {
-            tsr_h5_attr_get_str(g, "activation", act, sizeof act);
-            H5Gclose(g);
-        }
-        if (wd[i] < 0 || bd[i] < 0 || b[0] != w[0] || (i > 0 && w[1] != spec.sizes[i])) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: expected float weight [out, in] and bias [out] matching the "
-                               "previous layer", path, name);
-            goto out;
-        }
-        if (i == 0)
-            spec.sizes[0] = w[1];
-        spec.sizes[i + 1] = w[0];
-        spec.nlayers = i + 1;
-        if (i == 0 && tsr_act_parse(act) > 0)
-            spec.act = (tsr_act_t)tsr_act_parse(act);
-        if (w[0] > SIZE_MAX / 2 || w[1] > SIZE_MAX / 2 || declared_params(&spec) > max_params) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: the layers up to here declare more than %zu parameters, the "
-                               "limit (serve.max_model_params, export --max-params)", path, name, max_params);
-            goto out;
-        }
-        if (check_stored(wd[i], w[0] * w[1], &raw) || check_stored(bd[i], b[0], &raw)) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: declares %llu x %llu weights that are not all stored in the "
-                               "file (missing, external or virtual data)", path, name, (unsigned long long)w[0],
-                               (unsigned long long)w[1]);
-            goto out;
-        }
-    }
-    if (spec.nlayers == 0) {
-        rc = tsr_error_set(TSR_EDATA, "%s: no /model/layer_0; expected a tessera model file", path);
-        goto out;
-    }
-    if (H5Fget_filesize(f, &fsize) < 0 || raw > fsize) {
-        rc = tsr_error_set(TSR_EDATA, "%s: the datasets claim %llu bytes, more than the file's %llu", path,
-                           (unsigned long long)raw, (unsigned long long)fsize);
-        goto out;
-    }
-    /* The loss is not stored per layer; the spec JSON names it. */
-    {
-        char json[8192] = "";
-        tsr_h5_attr_get_str(f, "model", json, sizeof json);
-        spec.loss = strstr(json, "\"loss\":\"mse\"") ? TSR_LOSS_MSE : TSR_LOSS_XENT;
-    }
-    tsr_h5_unlock();
-    rc = tsr_model_create(&spec, max_batch, &m);
-    tsr_h5_lock();
-    if (rc) {
-        /* A spec the file declares is bad data, not bad configuration. */
-        if (rc == TSR_EINVAL)
-            rc = tsr_error_prefix(TSR_EDATA, "%s: ", path);
-        goto out;
-    }
-    for (int i = 0; i < spec.nlayers; i++) {
-        float *w = tsr_model_params(m) + tsr_model_layer_offset(m, i);
-        if (H5Dread(wd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0 ||
-            H5Dread(bd[i], H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w + spec.sizes[i] * spec.sizes[i + 1]) <
-                0) {
-            rc = tsr_error_set(TSR_EDATA, "%s: reading /model/layer_%d failed (truncated or damaged file)", path, i);
-            goto out;
-        }
-    }
+    long long version = attr_i64(f, "version");
+    if (version == 1 || version < 0) /* files before version 2 may lack it */
+        rc = model_load_v1(f, path, max_batch, max_params, out);
+    else if (version == MODEL_VERSION)
+        rc = load_v2(f, path, max_batch, max_params, out);
+    else
+        rc = tsr_error_set(TSR_EDATA, "%s: model file format version %lld; this tessera reads versions 1 and %d "
+                           "(a newer tessera wrote it)", path, version, MODEL_VERSION);
 out:
-    for (int i = 0; i < TSR_MODEL_MAX_LAYERS; i++) {
-        if (wd[i] > 0)
-            H5Dclose(wd[i]);
-        if (bd[i] > 0)
-            H5Dclose(bd[i]);
-    }
     if (f >= 0)
         H5Fclose(f);
     tsr_h5_unlock();
-    if (rc) {
-        tsr_model_destroy(m);
-        return rc;
-    }
-    *out = m;
-    return TSR_OK;
+    return rc;
 }

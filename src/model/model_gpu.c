@@ -10,6 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The dense layers of a graph that runs on a GPU (gpu_capable in model.c:
+ * dense layers, each maybe with relu, tanh or sigmoid fused): their
+ * indices, widths (w[0] the input, w[j+1] dense j's output) and activations. */
+typedef struct {
+    int n, idx[TSR_MODEL_MAX_LAYERS];
+    size_t w[TSR_MODEL_MAX_LAYERS + 1];
+    tsr_act_t act[TSR_MODEL_MAX_LAYERS];
+} dense_t;
+
+static void dense_list(const tsr_model_t *m, dense_t *d)
+{
+    d->n = 0;
+    d->w[0] = tsr_model_input_size(m);
+    for (int i = 0; i < m->nl; i++)
+        if (m->layer[i].nparams) {
+            d->idx[d->n] = i;
+            d->act[d->n] = (tsr_act_t)m->layer[i].fused_act;
+            d->w[d->n + 1] = (size_t)m->layer[i].out.c;
+            d->n++;
+        }
+}
+
 /* A GPU error is sticky: backward returns a double, so it cannot return
  * the code; tsr_model_status reports it and every later call fails. */
 static int failed(tsr_model_t *m, int rc)
@@ -25,18 +47,31 @@ int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu)
         return tsr_error_set(TSR_EINVAL, "model: already on a GPU");
     if (!gpu)
         return tsr_error_set(TSR_EINVAL, "model: no GPU handle");
+    if (!m->gpu_ok) {
+        for (int i = 0; i < m->nl; i++)
+            if (m->layer[i].kind->name[0] && m->role[i] != ROLE_FUSED && strcmp(m->layer[i].kind->name, "dense"))
+                return tsr_error_set(TSR_ENOTSUP, "model: layer %d (%s) has no GPU version yet: on a GPU tessera runs "
+                                     "dense layers with relu, tanh or sigmoid and the cross-entropy or mse loss; "
+                                     "train this model with runtime.device = cpu", i, m->layer[i].kind->name);
+        return tsr_error_set(TSR_ENOTSUP, "model: this graph (loss %s%s) has no GPU version yet; train it with "
+                             "runtime.device = cpu", tsr_loss_name(m->spec.loss),
+                             m->spec.label_smoothing != 0 || m->spec.nclass_weights ? " with label smoothing or "
+                             "class weights" : "");
+    }
+    dense_t dl;
+    dense_list(m, &dl);
     model_gpu_t *d = calloc(1, sizeof *d);
     if (!d)
         return tsr_error_set(TSR_ENOMEM, "model: out of memory");
     d->gpu = gpu;
     m->dev = d;
-    int L = m->spec.nlayers, rc;
-    size_t k = m->spec.sizes[L];
+    int L = dl.n, rc;
+    size_t k = dl.w[L];
     size_t pbytes = m->nparams * sizeof(float);
     if ((rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->params)) || (rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->grads)))
         goto fail;
     for (int i = 0; i <= L; i++)
-        if ((rc = tsr_gpu_alloc(gpu, m->max_batch * m->spec.sizes[i] * sizeof(float), (void **)&d->act[i])))
+        if ((rc = tsr_gpu_alloc(gpu, m->max_batch * dl.w[i] * sizeof(float), (void **)&d->act[i])))
             goto fail;
     for (int i = 0; i < 2; i++)
         if ((rc = tsr_gpu_alloc(gpu, m->max_batch * m->widest * sizeof(float), (void **)&d->delta[i])))
@@ -67,7 +102,7 @@ void model_gpu_free(tsr_model_t *m)
         return;
     tsr_gpu_free(d->gpu, d->params);
     tsr_gpu_free(d->gpu, d->grads);
-    for (int i = 0; i <= m->spec.nlayers; i++)
+    for (int i = 0; i <= TSR_MODEL_MAX_LAYERS; i++)
         tsr_gpu_free(d->gpu, d->act[i]);
     tsr_gpu_free(d->gpu, d->delta[0]);
     tsr_gpu_free(d->gpu, d->delta[1]);
@@ -112,29 +147,32 @@ int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows)
 {
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
-    int L = m->spec.nlayers;
+    dense_t dl;
+    dense_list(m, &dl);
+    int L = dl.n;
     if (d->status)
         return tsr_error_set(d->status, "model: the GPU failed earlier; giving up");
     m->rows = rows;
-    int rc = tsr_gpu_upload(g, d->act[0], x, rows * m->spec.sizes[0] * sizeof(float));
+    int rc = tsr_gpu_upload(g, d->act[0], x, rows * dl.w[0] * sizeof(float));
     for (int i = 0; !rc && i < L; i++) {
-        size_t in = m->spec.sizes[i], outw = m->spec.sizes[i + 1];
-        const float *w = d->params + m->off[i];
+        size_t in = dl.w[i], outw = dl.w[i + 1];
+        const float *w = d->params + m->off[dl.idx[i]];
         /* Y = X W^T + b, as on the CPU */
         rc = tsr_gpu_gemm(g, 0, 1, rows, outw, in, 1.0f, d->act[i], w, 0.0f, d->act[i + 1]);
         if (!rc)
             rc = tsr_gpu_add_bias(g, d->act[i + 1], w + in * outw, rows, outw);
-        if (!rc && i < L - 1)
-            rc = tsr_gpu_act(g, m->spec.act, d->act[i + 1], rows * outw);
+        if (!rc && dl.act[i] != TSR_ACT_NONE)
+            rc = tsr_gpu_act(g, dl.act[i], d->act[i + 1], rows * outw);
     }
     return failed(m, rc);
 }
 
 int model_gpu_output(tsr_model_t *m)
 {
-    size_t k = m->spec.sizes[m->spec.nlayers];
-    return failed(m, tsr_gpu_download(m->dev->gpu, m->act[m->spec.nlayers], m->dev->act[m->spec.nlayers],
-                                      m->rows * k * sizeof(float)));
+    dense_t dl;
+    dense_list(m, &dl);
+    size_t k = dl.w[dl.n];
+    return failed(m, tsr_gpu_download(m->dev->gpu, m->act[m->nl], m->dev->act[dl.n], m->rows * k * sizeof(float)));
 }
 
 /* The loss of the last forward into delta, its sum added to *dsum (on the
@@ -143,8 +181,10 @@ static int loss_delta(tsr_model_t *m, const int32_t *labels, const float *target
                       double *dsum, int reset)
 {
     model_gpu_t *d = m->dev;
-    size_t rows = m->rows, k = m->spec.sizes[m->spec.nlayers];
-    const float *out = d->act[m->spec.nlayers];
+    dense_t dl;
+    dense_list(m, &dl);
+    size_t rows = m->rows, k = dl.w[dl.n];
+    const float *out = d->act[dl.n];
     int rc = reset ? tsr_gpu_memset0(d->gpu, dsum, sizeof(double)) : TSR_OK;
     if (rc)
         return rc;
@@ -165,27 +205,29 @@ double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *ta
 {
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
-    int L = m->spec.nlayers, cur = 0;
+    dense_t dl;
+    dense_list(m, &dl);
+    int L = dl.n, cur = 0;
     double loss = NAN;
     if (d->status)
         return NAN;
     int rc = loss_delta(m, labels, targets, scale, d->delta[cur], queued ? d->loss_total : d->loss, !queued);
     for (int i = L - 1; !rc && i >= 0; i--) {
-        size_t in = m->spec.sizes[i], outw = m->spec.sizes[i + 1];
-        const float *w = d->params + m->off[i];
-        float *gw = d->grads + m->off[i];
-        float *dl = d->delta[cur];
+        size_t in = dl.w[i], outw = dl.w[i + 1], off = m->off[dl.idx[i]];
+        const float *w = d->params + off;
+        float *gw = d->grads + off;
+        float *dlt = d->delta[cur];
         /* dW = delta^T X, db = column sums of delta */
-        rc = tsr_gpu_gemm(g, 1, 0, outw, in, m->rows, 1.0f, dl, d->act[i], 0.0f, gw);
+        rc = tsr_gpu_gemm(g, 1, 0, outw, in, m->rows, 1.0f, dlt, d->act[i], 0.0f, gw);
         if (!rc)
-            rc = tsr_gpu_bias_grad(g, dl, m->rows, outw, gw + in * outw);
+            rc = tsr_gpu_bias_grad(g, dlt, m->rows, outw, gw + in * outw);
         /* Queued, not run: the NCCL back-end orders its stream after this. */
         if (!rc && ready)
-            ready(m->off[i], arg);
+            ready(off, arg);
         if (!rc && i > 0) {
-            rc = tsr_gpu_gemm(g, 0, 0, m->rows, in, outw, 1.0f, dl, w, 0.0f, d->delta[cur ^ 1]);
-            if (!rc)
-                rc = tsr_gpu_act_backward(g, m->spec.act, d->act[i], d->delta[cur ^ 1], m->rows * in);
+            rc = tsr_gpu_gemm(g, 0, 0, m->rows, in, outw, 1.0f, dlt, w, 0.0f, d->delta[cur ^ 1]);
+            if (!rc && dl.act[i - 1] != TSR_ACT_NONE)
+                rc = tsr_gpu_act_backward(g, dl.act[i - 1], d->act[i], d->delta[cur ^ 1], m->rows * in);
             cur ^= 1;
         }
     }
@@ -213,8 +255,10 @@ int model_gpu_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, co
                        double *loss_sum, size_t *correct)
 {
     model_gpu_t *d = m->dev;
-    size_t k = m->spec.sizes[m->spec.nlayers], dim = m->spec.sizes[0];
-    const float *out = d->act[m->spec.nlayers];
+    dense_t dl;
+    dense_list(m, &dl);
+    size_t k = dl.w[dl.n], dim = dl.w[0];
+    const float *out = d->act[dl.n];
     unsigned long long ok = 0;
     int rc = tsr_gpu_memset0(d->gpu, d->loss, sizeof(double));
     if (!rc)
@@ -244,8 +288,10 @@ int model_gpu_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, co
 int model_gpu_predict(tsr_model_t *m, const float *x, size_t rows, float *out)
 {
     model_gpu_t *d = m->dev;
-    size_t k = m->spec.sizes[m->spec.nlayers], dim = m->spec.sizes[0];
-    const float *y = d->act[m->spec.nlayers];
+    dense_t dl;
+    dense_list(m, &dl);
+    size_t k = dl.w[dl.n], dim = dl.w[0];
+    const float *y = d->act[dl.n];
     int rc = TSR_OK;
     for (size_t start = 0; !rc && start < rows; start += m->max_batch) {
         size_t n = rows - start < m->max_batch ? rows - start : m->max_batch;
@@ -257,7 +303,7 @@ int model_gpu_predict(tsr_model_t *m, const float *x, size_t rows, float *out)
         }
         if (!rc)
             rc = tsr_gpu_download(d->gpu, out + start * k, y, n * k * sizeof(float));
-        y = d->act[m->spec.nlayers];
+        y = d->act[dl.n];
     }
     return failed(m, rc);
 }

@@ -50,11 +50,18 @@ static void data_options(const tsr_config_t *c, tsr_data_options_t *o)
 
 static void model_options(const tsr_config_t *c, tsr_model_options_t *o)
 {
-    o->nhidden = tsr_config_get_ints(c, "model", "hidden", o->hidden, TSR_MODEL_MAX_LAYERS - 1);
+    o->layers = get(c, "model", "layers");
+    o->input = get(c, "model", "input");
+    o->nhidden = tsr_config_get_ints(c, "model", "hidden", o->hidden, TSR_MODEL_MAX_LAYERS / 2 - 1);
     o->activation = (tsr_act_t)tsr_act_parse(get(c, "model", "activation"));
-    o->loss = is(c, "model", "loss", "auto") ? TSR_LOSS_AUTO : is(c, "model", "loss", "mse") ? TSR_LOSS_MSE
-                                                                                              : TSR_LOSS_XENT;
+    o->loss = is(c, "model", "loss", "auto") ? TSR_LOSS_AUTO : tsr_loss_parse(get(c, "model", "loss"));
     o->outputs = tsr_config_get_long(c, "model", "outputs");
+    o->label_smoothing = tsr_config_get_double(c, "model", "label_smoothing");
+    o->huber_delta = tsr_config_get_double(c, "model", "huber_delta");
+    o->class_weights = get(c, "model", "class_weights");
+    o->sync_bn = tsr_config_get_bool(c, "model", "sync_bn");
+    o->plugins = get(c, "model", "plugins");
+    o->plugins_dir = tsr_config_dir(c);
 }
 
 static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)

@@ -42,7 +42,7 @@ static void now_iso(char *buf, size_t len)
 json_t *reg_meta_new(const char *id, const char *name, long version, const char *source, const char *model_file,
                      const tsr_model_t *m)
 {
-    char when[48], created[64], acc[64], spec[8192];
+    char when[48], created[64], acc[64], *spec = malloc(65536);
     const tsr_model_spec_t *s = tsr_model_spec(m);
     now_iso(when, sizeof when);
     tsr_h5_lock();
@@ -66,14 +66,15 @@ json_t *reg_meta_new(const char *id, const char *name, long version, const char 
     json_object_set_new(meta, "registered", json_string(when));
     json_object_set_new(meta, "created", created[0] ? json_string(created) : json_null());
     json_object_set_new(meta, "source", source ? json_string(source) : json_null());
-    json_object_set_new(meta, "inputs", json_integer((json_int_t)s->sizes[0]));
-    json_object_set_new(meta, "outputs", json_integer((json_int_t)s->sizes[s->nlayers]));
+    json_object_set_new(meta, "inputs", json_integer((json_int_t)tsr_model_input_size(m)));
+    json_object_set_new(meta, "outputs", json_integer((json_int_t)tsr_model_output_size(m)));
     json_object_set_new(meta, "parameters", json_integer((json_int_t)tsr_model_nparams(m)));
     json_object_set_new(meta, "bytes", json_integer(stat(model_file, &st) == 0 ? (json_int_t)st.st_size : 0));
     char *end = NULL;
     double a = acc[0] ? strtod(acc, &end) : NAN;
     json_object_set_new(meta, "test_accuracy", isfinite(a) && end && !*end ? json_real(a) : json_null());
-    json_t *js = tsr_model_spec_json(s, spec, sizeof spec) > 0 ? json_loads(spec, 0, NULL) : NULL;
+    json_t *js = spec && tsr_model_spec_json(s, spec, 65536) > 0 ? json_loads(spec, 0, NULL) : NULL;
+    free(spec);
     json_object_set_new(meta, "spec", js ? js : json_null());
     return meta;
 }

@@ -35,12 +35,8 @@ struct serve_batcher {
 
 static int same_spec(const tsr_model_spec_t *a, const tsr_model_spec_t *b)
 {
-    if (a->nlayers != b->nlayers || a->act != b->act || a->loss != b->loss)
-        return 0;
-    for (int i = 0; i <= a->nlayers; i++)
-        if (a->sizes[i] != b->sizes[i])
-            return 0;
-    return 1;
+    char why[256];
+    return !tsr_model_spec_diff(a, b, why, sizeof why);
 }
 
 /* A copy of m's spec and weights into *slot (reused when the spec matches). */
@@ -56,7 +52,10 @@ static int copy_model(tsr_model_t **slot, const tsr_model_t *m, size_t max_batch
         if (rc)
             return rc;
     }
+    size_t nb;
+    float *b = tsr_model_buffers(src, &nb);
     memcpy(tsr_model_params(*slot), tsr_model_params(src), tsr_model_nparams(src) * sizeof(float));
+    memcpy(tsr_model_buffers(*slot, NULL), b, nb * sizeof(float));
     return TSR_OK;
 }
 
@@ -108,20 +107,21 @@ static void run_batch(serve_batcher_t *b, serve_job_t *list)
         b->work_version = rc ? 0 : b->staged_version;
     }
     pthread_mutex_unlock(&b->model_mu);
-    const tsr_model_spec_t *sp = b->work ? tsr_model_spec(b->work) : NULL;
+    size_t in_w = b->work ? tsr_model_input_size(b->work) : 0, out_w = b->work ? tsr_model_output_size(b->work) : 0;
+    int sp = b->work != NULL;
     size_t rows = 0, n = 0;
     serve_job_t *j, *next;
     for (j = list; j; j = j->next)
-        if (sp && j->width == sp->sizes[0] && j->outputs == sp->sizes[sp->nlayers]) {
+        if (sp && j->width == in_w && j->outputs == out_w) {
             rows += j->rows;
             n++;
         }
     if (n == 1) { /* one request: straight from its input to its output */
         for (j = list; j; j = j->next)
-            if (sp && j->width == sp->sizes[0] && j->outputs == sp->sizes[sp->nlayers])
+            if (sp && j->width == in_w && j->outputs == out_w)
                 rc = tsr_model_predict(b->work, j->x, j->rows, j->y);
     } else if (n > 1) {
-        size_t w = sp->sizes[0], k = sp->sizes[sp->nlayers], off = 0;
+        size_t w = in_w, k = out_w, off = 0;
         if (grow(&b->bx, &b->bx_cap, rows * w) || grow(&b->by, &b->by_cap, rows * k)) {
             rc = TSR_ENOMEM;
         } else {
@@ -150,7 +150,7 @@ static void run_batch(serve_batcher_t *b, serve_job_t *list)
     for (j = list; j; j = next) {
         next = j->next; /* done() may free j */
         j->version = b->work_version;
-        if (!sp || j->width != sp->sizes[0] || j->outputs != sp->sizes[sp->nlayers])
+        if (!sp || j->width != in_w || j->outputs != out_w)
             finish(j, 409, "the model changed shape while this request waited; retry");
         else if (rc)
             finish(j, 500, "the model failed on this batch");

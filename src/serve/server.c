@@ -223,9 +223,8 @@ int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m)
     int rc = serve_batcher_publish(s->batcher, m, v);
     if (rc)
         return rc;
-    const tsr_model_spec_t *sp = tsr_model_spec(m);
-    atomic_store(&s->in_width, sp->sizes[0]);
-    atomic_store(&s->out_width, sp->sizes[sp->nlayers]);
+    atomic_store(&s->in_width, tsr_model_input_size(m));
+    atomic_store(&s->out_width, tsr_model_output_size(m));
     /* Cache keys start with the version, so from here old answers can no
      * longer be found; the batcher thread frees them. */
     atomic_store(&s->version, v);

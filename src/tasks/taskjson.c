@@ -2,7 +2,7 @@
  * named), types and ranges, then one task per point of "each". */
 #include "tasks/expand.h"
 #include "tasks/taskfile.h"
-#include "common/strdist.h"
+#include "common/text.h"
 #include "tessera/error.h"
 
 #include <jansson.h>
@@ -30,7 +30,7 @@ static int unknown_key(tparse_t *p, const char *k)
     int best = 99;
     const char *near = NULL;
     for (int i = 0; keys[i]; i++) {
-        int d = tsr_edit_distance(k, keys[i]);
+        int d = tsr_text_distance(k, keys[i]);
         if (d < best) {
             best = d;
             near = keys[i];

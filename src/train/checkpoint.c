@@ -17,7 +17,6 @@ static int reg1(tsr_ckpt_t *c, const char *path, int64_t *v)
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
 {
     const tsr_model_spec_t *spec = tsr_model_spec(ctx->net.model);
-    float *p = tsr_model_params(ctx->net.model);
     size_t nstate;
     float *state = tsr_optim_state(ctx->net.optim, &nstate);
     int rc;
@@ -37,16 +36,15 @@ int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
     if (stale > 0)
         tsr_log(TSR_LOG_WARN, "removed %d temporary file%s left in %s by a writer that was killed", stale,
                 stale == 1 ? "" : "s", cc.dir);
-    for (int i = 0; i < spec->nlayers && !rc; i++) {
-        char name[64];
-        size_t in = spec->sizes[i], out = spec->sizes[i + 1];
-        size_t wd[2] = {out, in}, bd[1] = {out};
-        float *w = p + tsr_model_layer_offset(ctx->net.model, i);
-        snprintf(name, sizeof name, "/model/layer_%d/weight", i);
-        rc = tsr_ckpt_register(ctx->ckpt.engine, name, w, TSR_CKPT_FLOAT32, 2, wd);
-        snprintf(name, sizeof name, "/model/layer_%d/bias", i);
-        if (!rc)
-            rc = tsr_ckpt_register(ctx->ckpt.engine, name, w + in * out, TSR_CKPT_FLOAT32, 1, bd);
+    /* Every layer's parameters and buffers (batch-norm running statistics). */
+    for (int i = 0; i < tsr_model_nlayers(ctx->net.model) && !rc; i++) {
+        tsr_model_tensor_t t[TSR_MODEL_MAX_TENSORS];
+        int nt = tsr_model_tensors(ctx->net.model, i, t);
+        for (int k = 0; k < nt && !rc; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "/model/layer_%d/%s", i, t[k].name);
+            rc = tsr_ckpt_register(ctx->ckpt.engine, name, t[k].data, TSR_CKPT_FLOAT32, t[k].ndims, t[k].dims);
+        }
     }
     if (!rc && nstate)
         rc = tsr_ckpt_register(ctx->ckpt.engine, "/optimizer/state", state, TSR_CKPT_FLOAT32, 1, &nstate);
@@ -198,6 +196,24 @@ typedef struct {
 } pick_t;
 
 /* Accepts the newest checkpoint that verifies and fits this run. */
+/* 1 when a checkpoint's model JSON is not this run's graph; why names
+ * the first layer that differs ("here" is this run, "there" the checkpoint). */
+static int other_model(const tsr_train_ctx_t *ctx, const char *json, char *why, size_t len)
+{
+    if (json && strcmp(json, ctx->ckpt.model_json) == 0)
+        return 0;
+    tsr_model_spec_t *theirs = calloc(1, sizeof *theirs);
+    if (!theirs)
+        snprintf(why, len, "out of memory comparing the models");
+    else if (!json || tsr_model_spec_from_json(json, theirs) != TSR_OK)
+        snprintf(why, len, "its model description cannot be read (%s)", json ? tsr_last_error() : "none");
+    else if (!tsr_model_spec_diff(tsr_model_spec(ctx->net.model), theirs, why, len))
+        snprintf(why, len, "its model description differs from this run's in form only; written by another "
+                 "version of tessera");
+    free(theirs);
+    return 1;
+}
+
 static int pick(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg)
 {
     pick_t *pk = arg;
@@ -206,9 +222,9 @@ static int pick(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg
         pk->skipped++;
         return 0;
     }
-    if (!info->model || strcmp(info->model, pk->ctx->ckpt.model_json) != 0) {
-        tsr_log(TSR_LOG_WARN, "skipping %s: its model %s does not match this run's %s", path,
-                info->model ? info->model : "(none)", pk->ctx->ckpt.model_json);
+    char why[512];
+    if (other_model(pk->ctx, info->model, why, sizeof why)) {
+        tsr_log(TSR_LOG_WARN, "skipping %s: a checkpoint of another model: %s", path, why);
         pk->skipped++;
         return 0;
     }
@@ -236,12 +252,18 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
     } else {
         snprintf(pk.path, sizeof pk.path, "%s", how);
     }
+    /* The architecture first: restoring would only say a shape differs. */
+    if ((rc = tsr_ckpt_verify(pk.path, &info)))
+        return rc;
+    char why[512];
+    if (other_model(ctx, info.model, why, sizeof why)) {
+        tsr_ckpt_info_free(&info);
+        return tsr_error_set(TSR_EDATA, "%s: a checkpoint of another model (\"here\" is this run's [model], "
+                             "\"there\" the checkpoint's): %s", pk.path, why);
+    }
+    tsr_ckpt_info_free(&info);
     if ((rc = tsr_ckpt_restore(ctx->ckpt.engine, pk.path, &info)))
         return rc;
-    if (strcmp(info.model ? info.model : "", ctx->ckpt.model_json) != 0) {
-        tsr_ckpt_info_free(&info);
-        return tsr_error_set(TSR_EDATA, "%s: its model does not match this run's %s", pk.path, ctx->ckpt.model_json);
-    }
     if (ctx->ckpt.seed != (int64_t)ctx->opt->train.seed)
         tsr_log(TSR_LOG_WARN, "resume: %s was written with seed %lld, this run uses %ld; the data order differs",
                 pk.path, (long long)ctx->ckpt.seed, (long)ctx->opt->train.seed);
@@ -299,8 +321,21 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     pos->step = hdr[0];
     pos->epoch = hdr[1];
     pos->cursor = (size_t)hdr[2];
+    if ((rc = tsr_train_sync_buffers(ctx)))
+        return rc;
+    /* Dropout's masks continue where the checkpointed run left off. */
+    tsr_model_set_step(ctx->net.model, (uint64_t)pos->step);
     tsr_optim_set_steps_taken(ctx->net.optim, (long)ctx->ckpt.steps);
     if ((rc = tsr_model_upload(ctx->net.model)) || (rc = tsr_optim_upload(ctx->net.optim)))
         return tsr_error_prefix(rc, "rank %d: copying the restored state to the GPU: ", ctx->rank);
     return tsr_loader_seek(ctx->data.loader, (uint64_t)pos->epoch, (uint64_t)pos->cursor);
+}
+
+int tsr_train_sync_buffers(tsr_train_ctx_t *ctx)
+{
+    size_t n;
+    float *b = tsr_model_buffers(ctx->net.model, &n);
+    if (n == 0 || ctx->world == 1 || tsr_model_spec(ctx->net.model)->sync_bn)
+        return TSR_OK;
+    return tsr_runtime_bcast(ctx->rt, b, (int)n, MPI_FLOAT, 0, "the batch-norm statistics");
 }

@@ -40,7 +40,10 @@ int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long ste
     const tsr_train_data_t *d = &ctx->data;
     double part[3] = {0, 0, 0}, sum[3];
     size_t correct = 0;
-    int rc = TSR_OK;
+    /* Every rank evaluates with rank 0's batch-norm statistics. */
+    int rc = tsr_train_sync_buffers(ctx);
+    if (rc)
+        return rc;
     tsr_fault_point(&ctx->faults, ctx->rank, "eval");
     if (d->test_rows) {
         rc = tsr_model_evaluate(ctx->net.model, d->test_x, d->test_y, d->test_t, d->test_rows, &part[0], &correct);
@@ -104,8 +107,11 @@ static double global_mean(tsr_train_ctx_t *ctx, double local_sum, double local_n
     return out[1] > 0 ? out[0] / out[1] : NAN;
 }
 
-static int another_failed(const tsr_train_ctx_t *ctx)
+/* This rank stops only because another failed: the agreement at the end
+ * then reports the rank that failed, with its own message and code. */
+static int another_failed(tsr_train_ctx_t *ctx)
 {
+    ctx->sched.peer_failed = 1;
     return tsr_error_set(TSR_EIO, "rank %d: stopping because another rank failed", ctx->rank);
 }
 

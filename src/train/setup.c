@@ -59,8 +59,14 @@ static int build_optim(tsr_train_ctx_t *ctx)
     return tsr_optim_create(&oc, tsr_model_nparams(ctx->net.model), &ctx->net.optim);
 }
 
+/* The model's sums over ranks (synchronised batch norm), watched. */
+static int model_allreduce(double *buf, int n, void *rt)
+{
+    return tsr_runtime_allreduce(rt, MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, "the batch-norm statistics", -1);
+}
+
 /* Loader, step counts, model, optimizer and the test slice. */
-static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec)
+static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec, size_t outputs)
 {
     const tsr_train_options_t *o = ctx->opt;
     tsr_train_sched_t *sc = &ctx->sched;
@@ -75,9 +81,17 @@ static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec)
     sc->total_steps = sc->epochs * (long)sc->steps_per_epoch;
     if (o->train.max_steps > 0 && o->train.max_steps < sc->total_steps)
         sc->total_steps = o->train.max_steps;
-    if ((rc = tsr_model_create(spec, sc->batch, &ctx->net.model)))
+    rc = tsr_model_create(spec, sc->batch, &ctx->net.model);
+    if (rc == TSR_EINVAL && o->model.layers[0])
+        tsr_error_prefix(rc, "[model] layers (%s): ", tsr_config_origin(o->config, "model", "layers"));
+    if (!rc)
+        rc = tsr_train_check_outputs(ctx, ctx->net.model, outputs);
+    if (rc)
         return rc;
     tsr_model_init(ctx->net.model, o->train.seed);
+    tsr_model_set_rng(ctx->net.model, o->train.seed, ctx->rank);
+    if (ctx->world > 1)
+        tsr_model_set_allreduce(ctx->net.model, model_allreduce, ctx->rt);
     if ((rc = build_optim(ctx)))
         return rc;
     return tsr_train_data_test_slice(ctx);
@@ -105,9 +119,12 @@ static int build_engine(tsr_train_ctx_t *ctx)
 
 int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_options_t *opt, int *failed_rank)
 {
-    tsr_model_spec_t spec;
+    tsr_model_spec_t *spec = calloc(1, sizeof *spec); /* a graph's spec is large */
+    size_t outputs = 0;
     int rc;
     memset(ctx, 0, sizeof *ctx);
+    if (!spec)
+        return tsr_error_set(TSR_ENOMEM, "out of memory");
     ctx->rt = rt;
     ctx->opt = opt;
     ctx->rank = tsr_runtime_rank(rt);
@@ -117,16 +134,18 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_opt
     tsr_faults_read(&ctx->faults);
     /* From here every collective is watched: a rank that never comes is named. */
     if ((rc = tsr_runtime_watchdog_start(rt, opt->runtime.watchdog_seconds)))
-        return rc;
-
+        goto out;
     rc = tsr_train_data_open(ctx);
     if (!rc)
-        rc = tsr_train_model_spec(ctx, &spec);
+        rc = tsr_train_model_spec(ctx, spec, &outputs);
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
-        return rc;
+        goto out;
     place_rank(ctx);
-    rc = build(ctx, &spec);
-    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+    rc = build(ctx, spec, outputs);
+    rc = tsr_runtime_agree(rt, rc, failed_rank);
+out:
+    free(spec);
+    if (rc)
         return rc;
     tsr_fault_point(&ctx->faults, ctx->rank, "setup");
     /* Communicators, windows and NCCL are made by blocking calls nobody can

@@ -43,7 +43,7 @@ typedef struct tsr_train_ckpt {
     tsr_ckpt_t *engine;
     int64_t steps, epoch, cursor, seed, global_batch;
     char *config_text;
-    char model_json[8192];
+    char model_json[65536];
 } tsr_train_ckpt_t;
 
 /* The shape of the run (setup.c) and where it stands (loop.c). */
@@ -51,6 +51,7 @@ typedef struct tsr_train_sched {
     size_t batch, steps_per_epoch;
     long epochs, total_steps;
     int pending_status; /* TSR_STEP_* bits to share at the next step */
+    int peer_failed;    /* stopped only because another rank failed */
     int blas_threads;
     char placement[128];
 } tsr_train_sched_t;
@@ -89,8 +90,23 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx);
 int tsr_train_data_open(tsr_train_ctx_t *ctx);
 int tsr_train_data_test_slice(tsr_train_ctx_t *ctx);
 void tsr_train_data_close(tsr_train_ctx_t *ctx);
-/* spec.c: the model's shape from [model] and the data (labels validated). */
-int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec);
+/* spec.c: the model's spec from [model] and the data (labels validated);
+ * *outputs: what the last layer must give. */
+int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec, size_t *outputs);
+/* model_config.c: [model] -> the layer graph (the layers grammar, a list of
+ * dense widths, or hidden), the input shape, the loss's options; loads the
+ * plugins it names. outputs: the last layer's width. */
+int tsr_train_model_graph(const tsr_train_ctx_t *ctx, size_t outputs, tsr_loss_t loss, tsr_model_spec_t *spec);
+/* The built model's output width against the data's. */
+int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, size_t outputs);
+/* checkpoint.c: batch-norm running statistics (model buffers) from rank 0
+ * to every rank, as PyTorch's DDP does, so evaluation and resumes agree.
+ * Collective. */
+int tsr_train_sync_buffers(tsr_train_ctx_t *ctx);
+
+/* metrics.c: the final report's top-5, per-class accuracy and confusion
+ * matrix, logged by rank 0. Collective. */
+int tsr_train_report_metrics(tsr_train_ctx_t *ctx);
 
 /* device.c: runtime.device; on cuda, creates net.gpu (one GPU per rank,
  * nearest by hwloc) and moves the model and optimizer there. Collective. */

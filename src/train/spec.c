@@ -1,32 +1,28 @@
-/* The model's shape from [model] and the data, with the labels validated
- * against it (setup). */
+/* The model's spec from [model] and the data, with the labels validated
+ * against it (setup): the loss by the kind of labels, the output width by
+ * the classes or targets; model_config.c builds the layer graph. */
 #include "train/setup.h"
 #include "tessera/error.h"
 
 #include <string.h>
 
-/* The model's shape from [model] and the data; validates labels against it. */
-int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
+int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec, size_t *outputs_out)
 {
     const tsr_config_t *cfg = ctx->opt->config;
     const tsr_model_options_t *mo = &ctx->opt->model;
     const tsr_train_data_t *d = &ctx->data;
-    int nh = mo->nhidden, labels = tsr_dataset_is_labels(d->train), validate = ctx->opt->data.validate;
+    int labels = tsr_dataset_is_labels(d->train), validate = ctx->opt->data.validate;
     long outputs = mo->outputs;
+    const char *lname = tsr_config_get(cfg, "model", "loss");
+    tsr_loss_t loss = mo->loss == TSR_LOSS_AUTO ? (labels ? TSR_LOSS_XENT : TSR_LOSS_MSE) : (tsr_loss_t)mo->loss;
+    size_t k_out;
     int rc;
-    memset(spec, 0, sizeof *spec);
-    spec->nlayers = nh + 1;
-    spec->sizes[0] = tsr_dataset_dim(d->train);
-    for (int i = 0; i < nh; i++)
-        spec->sizes[i + 1] = (size_t)mo->hidden[i];
-    spec->act = mo->activation;
-    spec->loss = mo->loss == TSR_LOSS_AUTO ? (labels ? TSR_LOSS_XENT : TSR_LOSS_MSE) : (tsr_loss_t)mo->loss;
-    if (spec->loss == TSR_LOSS_XENT && !labels)
+    if (loss == TSR_LOSS_XENT && !labels)
         return tsr_error_set(TSR_EDATA, "%s: /y holds float targets but [model] loss = cross_entropy (%s) needs "
                              "int32 class labels", d->path, tsr_config_origin(cfg, "model", "loss"));
-    if (spec->loss == TSR_LOSS_MSE && labels)
-        return tsr_error_set(TSR_EDATA, "%s: /y holds class labels but [model] loss = mse (%s) needs float "
-                             "targets", d->path, tsr_config_origin(cfg, "model", "loss"));
+    if ((loss == TSR_LOSS_MSE || loss == TSR_LOSS_HUBER) && labels)
+        return tsr_error_set(TSR_EDATA, "%s: /y holds class labels but [model] loss = %s (%s) needs float "
+                             "targets", d->path, lname, tsr_config_origin(cfg, "model", "loss"));
     if (labels) {
         /* Validation learns the class count; --set model.outputs fixes it. */
         if (validate || outputs == 0) {
@@ -37,9 +33,12 @@ int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
         if (d->test && (rc = tsr_dataset_validate(d->test, classes)))
             return rc;
         if (classes < 2)
-            return tsr_error_set(TSR_EDATA, "%s: /y has only %d class; expected at least 2", d->path,
-                                 classes);
-        spec->sizes[spec->nlayers] = (size_t)classes;
+            return tsr_error_set(TSR_EDATA, "%s: /y has only %d class; expected at least 2", d->path, classes);
+        if (loss == TSR_LOSS_BCE && classes != 2)
+            return tsr_error_set(TSR_EDATA, "%s: /y has %d classes but [model] loss = bce (%s) on labels needs 0 "
+                                 "and 1 (or float targets)", d->path, classes,
+                                 tsr_config_origin(cfg, "model", "loss"));
+        k_out = loss == TSR_LOSS_BCE ? 1 : (size_t)classes;
     } else {
         size_t k = tsr_dataset_target_dim(d->train);
         if (outputs && (size_t)outputs != k)
@@ -48,8 +47,8 @@ int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec)
         if (validate &&
             ((rc = tsr_dataset_validate(d->train, 0)) || (d->test && (rc = tsr_dataset_validate(d->test, 0)))))
             return rc;
-        spec->sizes[spec->nlayers] = k;
+        k_out = k;
     }
-    return TSR_OK;
+    *outputs_out = k_out;
+    return tsr_train_model_graph(ctx, k_out, loss, spec);
 }
-

@@ -79,13 +79,16 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
 static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_rank)
 {
     report_comm(ctx);
+    int rc = tsr_runtime_agree(ctx->rt, tsr_train_report_metrics(ctx), failed_rank);
+    if (rc)
+        return rc;
     res->skipped_steps = tsr_optim_skipped_steps(ctx->net.optim);
     if (ctx->ckpt.engine) {
         res->ckpt_written = tsr_ckpt_written(ctx->ckpt.engine);
         res->ckpt_failed = tsr_ckpt_failed(ctx->ckpt.engine);
     }
     /* Every rank holds the same weights; rank 0 writes them. */
-    int rc = ctx->rank == 0 ? save_model(ctx, res) : TSR_OK;
+    rc = ctx->rank == 0 ? save_model(ctx, res) : TSR_OK;
     return tsr_runtime_agree(ctx->rt, rc, failed_rank);
 }
 
@@ -116,7 +119,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
     if (!rc && res->steps == start.step && ctx.data.test && opt->train.eval) /* nothing trained */
         rc = tsr_train_evaluate(&ctx, &res->test_loss, &res->test_accuracy, start.step);
     tsr_fault_point(&ctx.faults, ctx.rank, "end");
-    if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
+    if ((rc = tsr_runtime_agree(rt, ctx.sched.peer_failed ? TSR_OK : rc, failed_rank)))
         goto out;
     rc = finish(&ctx, res, failed_rank);
     res->wall_seconds = tsr_time_now() - t0;

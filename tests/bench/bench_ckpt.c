@@ -388,7 +388,7 @@ static run_t train_run(trainer_t *t, int mode, long steps, long every, long *ste
         for (int i = 0; i < NLAYERS && !rc; i++) {
             char name[64];
             size_t wd[2] = {sizes[i + 1], sizes[i]}, bd[1] = {sizes[i + 1]};
-            float *w = p + tsr_model_layer_offset(t->model, i);
+            float *w = p + tsr_model_layer_offset(t->model, 2 * i); /* dense layers are 0, 2, 4 (relu between) */
             snprintf(name, sizeof name, "/model/layer_%d/weight", i);
             rc = tsr_ckpt_register(c, name, w, TSR_CKPT_FLOAT32, 2, wd);
             snprintf(name, sizeof name, "/model/layer_%d/bias", i);
@@ -465,12 +465,7 @@ static void bench_train(long steps, long every, int rounds, train_res_t *out)
 {
     tsr_place_set_blas_threads(1);
     tsr_model_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.nlayers = NLAYERS;
-    for (int i = 0; i <= NLAYERS; i++)
-        spec.sizes[i] = sizes[i];
-    spec.act = TSR_ACT_RELU;
-    spec.loss = TSR_LOSS_XENT;
+    tsr_model_spec_mlp(&spec, sizes, NLAYERS, TSR_ACT_RELU, TSR_LOSS_XENT);
     trainer_t t = {.batch = 128};
     int rc = tsr_model_create(&spec, t.batch, &t.model);
     if (rc)

@@ -57,7 +57,8 @@ int main(int argc, char **argv)
     tsr_gpu_t *g = NULL;
     tsr_model_t *m = NULL;
     tsr_optim_t *o = NULL;
-    tsr_model_spec_t spec = {.nlayers = 3, .sizes = {784, 256, 256, 10}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){784, 256, 256, 10}, 3, TSR_ACT_RELU, TSR_LOSS_XENT);
     tsr_optim_config_t oc = {.kind = TSR_OPTIM_SGD, .lr = 0.01, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
                              .eps = 1e-8};
     if (tsr_gpu_create(dev, &g) || tsr_model_create(&spec, batch, &m) || tsr_optim_create(&oc, tsr_model_nparams(m), &o)) {

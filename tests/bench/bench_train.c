@@ -161,12 +161,7 @@ int main(int argc, char **argv)
 
     /* Model, optimizer and synthetic data. */
     tsr_model_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.nlayers = NLAYERS;
-    for (int i = 0; i <= NLAYERS; i++)
-        spec.sizes[i] = sizes[i];
-    spec.act = TSR_ACT_RELU;
-    spec.loss = TSR_LOSS_XENT;
+    tsr_model_spec_mlp(&spec, sizes, NLAYERS, TSR_ACT_RELU, TSR_LOSS_XENT);
     step_ctx_t st = {0};
     st.batch = batch;
     if (tsr_model_create(&spec, batch, &st.model)) {

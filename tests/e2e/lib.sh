@@ -9,9 +9,9 @@ cd "$WORK"
 FAILS=0
 PASSES=0
 
-mpi() { # mpi NP ARGS...: run tessera on NP ranks
+mpi() { # mpi NP ARGS...: run tessera on NP ranks (killed after TSR_MPI_TIMEOUT s, 120)
   local np=$1; shift
-  timeout 120 "$TSR_MPIEXEC" --oversubscribe --bind-to none -n "$np" "$TSR_BIN" "$@"
+  timeout "${TSR_MPI_TIMEOUT:-120}" "$TSR_MPIEXEC" --oversubscribe --bind-to none -n "$np" "$TSR_BIN" "$@"
 }
 ok() { PASSES=$((PASSES + 1)); echo "ok: $*"; }
 bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }

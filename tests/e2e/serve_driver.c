@@ -34,7 +34,8 @@ int main(int argc, char **argv)
     cfg.run_dir = argv[1];
     cfg.registry = NULL;
     tsr_serve_t *s = NULL;
-    tsr_model_spec_t spec = {.nlayers = 2, .sizes = {4, 8, 3}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){4, 8, 3}, 2, TSR_ACT_RELU, TSR_LOSS_XENT);
     tsr_model_t *m = NULL;
     if (tsr_serve_create(&cfg, &s) || tsr_model_create(&spec, 1, &m)) {
         fprintf(stderr, "serve_driver: %s\n", tsr_last_error());

@@ -20,7 +20,7 @@ $PY - dmg/flip.h5 dmg/version.h5 dmg/model.h5 "$good" <<'PY'
 import sys, shutil, h5py, numpy as np
 flip, ver, mod, good = sys.argv[1:]
 with h5py.File(flip, "r+") as f:           # one weight changed, checksum left alone
-    w = f["model/layer_1/weight"]; a = w[()]; a[3, 4] += 1.0; w[...] = a
+    w = f["model/layer_2/weight"]; a = w[()]; a[3, 4] += 1.0; w[...] = a
 shutil.copy(good, ver)
 with h5py.File(ver, "r+") as f: f.attrs["version"] = np.int64(99)
 shutil.copy(good, mod)

@@ -116,7 +116,8 @@ static int fz_init(void)
     if (fd < 0 || write(fd, fz_token, sizeof fz_token - 1) != (ssize_t)(sizeof fz_token - 1))
         return -1;
     close(fd);
-    tsr_model_spec_t spec = {.nlayers = 2, .sizes = {FZ_WIDTH, 5, FZ_OUT}, .act = TSR_ACT_TANH, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){FZ_WIDTH, 5, FZ_OUT}, 2, TSR_ACT_TANH, TSR_LOSS_XENT);
     tsr_model_t *m = NULL;
     if (tsr_model_create(&spec, 8, &m))
         return -1;

@@ -48,7 +48,8 @@ static double max_rel(const float *a, const float *b, size_t n)
 
 static void run(tsr_gpu_t *g, tsr_loss_t loss, const tsr_optim_config_t *oc)
 {
-    tsr_model_spec_t spec = {.nlayers = 3, .sizes = {64, 48, 32, 10}, .act = TSR_ACT_TANH, .loss = loss};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){64, 48, 32, 10}, 3, TSR_ACT_TANH, loss);
     tsr_model_t *cpu = NULL, *gpu = NULL;
     tsr_optim_t *ocpu = NULL, *ogpu = NULL;
     CHECK(tsr_model_create(&spec, ROWS, &cpu) == TSR_OK, "create");

@@ -25,10 +25,13 @@ good, out = sys.argv[1], sys.argv[2]
 src = h5py.File(good, "r")
 
 
-def model(name, fill):
+def model(name, fill, version=1):
+    """Version 1 (dense layers found by walking /model/layer_<i>) unless told:
+    version 2 files declare their graph in the model attribute instead."""
     with h5py.File(os.path.join(out, name), "w") as f:
         for k, v in src.attrs.items():
             f.attrs[k] = v
+        f.attrs["version"] = np.int64(version)
         fill(f)
 
 

@@ -9,7 +9,7 @@ fixtures
 export TESSERA_STATE_DIR=$PWD/state   # tessera jobs reads its (empty) list here
 T=$TSR_BIN
 COMMANDS=("data" "data convert" "data info" "ckpt" "ckpt list" "ckpt verify" "jobs" "submit" "serve" "export"
-          "topo" "train" "tasks" "tasks run" "version")
+          "topo" "train" "tasks" "tasks run" "model" "model summary" "version")
 
 # The table in README.md and `tessera --help`: 0 1 2 3 4 5 6 7 75 76 130.
 table=$("$T" --help | sed -n '/^Exit codes:/,$p' | grep -o '\b[0-9][0-9]* [a-zA-Z]' | cut -d' ' -f1 | sort -n | tr '\n' ' ')

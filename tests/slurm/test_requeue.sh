@@ -97,7 +97,8 @@ st=$(wait_job "$id" 60 0)
   && grep -q 'exiting with status 75' "$log" && grep -q 'not requeueing' "$log" \
   && "$TSR_BIN" ckpt verify cancel-ck/*.h5 >/dev/null \
   && ok "scancel: SIGTERM -> checkpoint that verifies -> exit 75, job $st" || { bad "scancel: job $st"; cat "$log"; }
-mpi 2 train digits.ini "${common[@]}" --set train.output=cancel.h5 --set checkpoint.dir=cancel-ck --resume auto \
+# Nearly the whole run is left to train here: more than mpi's 120 s on a loaded machine.
+TSR_MPI_TIMEOUT=500 mpi 2 train digits.ini "${common[@]}" --set train.output=cancel.h5 --set checkpoint.dir=cancel-ck --resume auto \
   >cancel-resume.txt 2>&1 && grep -q 'resumed from cancel-ck/ckpt-' cancel-resume.txt && same_weights ref.h5 cancel.h5 \
   && ok "the cancelled job resumed by hand ends byte-identical" || { bad "cancelled job's resume"; tail -5 cancel-resume.txt; }
 finish

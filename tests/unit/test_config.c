@@ -87,7 +87,7 @@ static void test_bad_values(void **state)
     (void)state;
     static const char *const bad[] = {
         "[train]\nepochs = ten\n",        "[train]\nbatch_size = 0\n",   "[optim]\nlr = -1\n",
-        "[optim]\nlr = nan\n",            "[model]\nactivation = gelu\n", "[data]\nprefetch = maybe\n",
+        "[optim]\nlr = nan\n",            "[model]\nactivation = swish\n", "[data]\nprefetch = maybe\n",
         "[model]\nhidden = 12,x\n",       "just garbage line\n",         "epochs = 3\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

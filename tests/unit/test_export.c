@@ -141,9 +141,16 @@ static void read_model(const uint8_t *buf, size_t len, onnx_t *o)
     }
 }
 
+/* The MLP the tests export: widths SZ, the activation between layers. */
+static const size_t SZ[4] = {5, 7, 6, 4};
+enum { NL = 3 };
+static tsr_act_t cur_act;
+
 static tsr_model_t *make(tsr_act_t act, tsr_loss_t loss)
 {
-    tsr_model_spec_t s = {.nlayers = 3, .sizes = {5, 7, 6, 4}, .act = act, .loss = loss};
+    cur_act = act;
+    tsr_model_spec_t s;
+    tsr_model_spec_mlp(&s, (const size_t[]){5, 7, 6, 4}, 3, act, loss);
     tsr_model_t *m = NULL;
     assert_int_equal(tsr_model_create(&s, 8, &m), TSR_OK);
     tsr_model_init(m, 11);
@@ -159,19 +166,19 @@ static float apply(tsr_act_t a, float z)
 static void eval(const onnx_t *o, const tsr_model_spec_t *s, const float *x, float *out)
 {
     float a[16], b[16];
-    memcpy(a, x, s->sizes[0] * sizeof(float));
-    for (int l = 0; l < s->nlayers; l++) {
+    memcpy(a, x, SZ[0] * sizeof(float));
+    for (int l = 0; l < NL; l++) {
         const float *w = o->init[2 * l], *bias = o->init[2 * l + 1];
-        size_t in = s->sizes[l], outn = s->sizes[l + 1];
+        size_t in = SZ[l], outn = SZ[l + 1];
         for (size_t j = 0; j < outn; j++) {
             double z = bias[j];
             for (size_t i = 0; i < in; i++)
                 z += (double)w[j * in + i] * a[i];
-            b[j] = l < s->nlayers - 1 ? apply(s->act, (float)z) : (float)z;
+            b[j] = l < NL - 1 ? apply(cur_act, (float)z) : (float)z;
         }
         memcpy(a, b, outn * sizeof(float));
     }
-    size_t k = s->sizes[s->nlayers];
+    size_t k = SZ[NL];
     if (s->loss == TSR_LOSS_XENT) {
         double mx = a[0], sum = 0;
         for (size_t j = 1; j < k; j++)
@@ -199,15 +206,15 @@ static void check(tsr_act_t act, tsr_loss_t loss, const char *const *ops, int no
     assert_int_equal(o.nops, nops);
     for (int i = 0; i < nops; i++)
         assert_string_equal(o.op[i], ops[i]);
-    assert_int_equal(o.trans_b, s->nlayers);
-    assert_int_equal(o.ninit, 2 * s->nlayers);
-    for (int l = 0; l < s->nlayers; l++) {
-        size_t wn = s->sizes[l] * s->sizes[l + 1];
-        const float *p = tsr_model_params(m) + tsr_model_layer_offset(m, l);
+    assert_int_equal(o.trans_b, NL);
+    assert_int_equal(o.ninit, 2 * NL);
+    for (int l = 0; l < NL; l++) {
+        size_t wn = SZ[l] * SZ[l + 1];
+        const float *p = tsr_model_params(m) + tsr_model_layer_offset(m, 2 * l);
         assert_int_equal(o.init_len[2 * l], wn);
-        assert_int_equal(o.init_len[2 * l + 1], s->sizes[l + 1]);
+        assert_int_equal(o.init_len[2 * l + 1], SZ[l + 1]);
         assert_memory_equal(o.init[2 * l], p, wn * sizeof(float));
-        assert_memory_equal(o.init[2 * l + 1], p + wn, s->sizes[l + 1] * sizeof(float));
+        assert_memory_equal(o.init[2 * l + 1], p + wn, SZ[l + 1] * sizeof(float));
     }
     float x[3 * 5], want[3 * 4], got[4];
     for (int i = 0; i < 15; i++)

@@ -18,7 +18,8 @@ enum { ROWS = 5 };
 
 static tsr_model_t *make(tsr_act_t act, tsr_loss_t loss, size_t out)
 {
-    tsr_model_spec_t s = {.nlayers = 3, .sizes = {4, 6, 5, out}, .act = act, .loss = loss};
+    tsr_model_spec_t s;
+    tsr_model_spec_mlp(&s, (const size_t[]){4, 6, 5, out}, 3, act, loss);
     tsr_model_t *m = NULL;
     assert_int_equal(tsr_model_create(&s, ROWS, &m), TSR_OK);
     tsr_model_init(m, 7);
@@ -88,8 +89,8 @@ static void test_layout_and_ready_order(void **state)
     tsr_model_t *m = make(TSR_ACT_RELU, TSR_LOSS_XENT, 3);
     /* 4*6+6, 6*5+5, 5*3+3 */
     assert_int_equal(tsr_model_nparams(m), 30 + 35 + 18);
-    assert_int_equal(tsr_model_layer_offset(m, 1), 30);
-    assert_int_equal(tsr_model_layer_offset(m, 2), 65);
+    assert_int_equal(tsr_model_layer_offset(m, 2), 30);
+    assert_int_equal(tsr_model_layer_offset(m, 4), 65);
     float x[ROWS * 4] = {0};
     int32_t y[ROWS] = {0, 1, 2, 0, 1};
     assert_int_equal(tsr_model_forward(m, x, ROWS), TSR_OK);
@@ -130,7 +131,8 @@ static void test_bad_spec(void **state)
     tsr_model_spec_t s = {.nlayers = 0};
     tsr_model_t *m = NULL;
     assert_int_equal(tsr_model_create(&s, 4, &m), TSR_EINVAL);
-    tsr_model_spec_t s2 = {.nlayers = 1, .sizes = {4, 1}, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t s2;
+    tsr_model_spec_mlp(&s2, (const size_t[]){4, 1}, 1, TSR_ACT_NONE, TSR_LOSS_XENT);
     assert_int_equal(tsr_model_create(&s2, 4, &m), TSR_EINVAL);
     assert_non_null(strstr(tsr_last_error(), "cross-entropy"));
     tsr_model_destroy(NULL);
@@ -150,7 +152,7 @@ static void test_save_load_roundtrip(void **state)
     assert_int_equal(tsr_model_load(path, 3, &back), TSR_OK);
     assert_int_equal(tsr_model_nparams(back), tsr_model_nparams(m));
     assert_memory_equal(tsr_model_params(back), tsr_model_params(m), tsr_model_nparams(m) * sizeof(float));
-    assert_int_equal(tsr_model_spec(back)->act, TSR_ACT_SIGMOID);
+    assert_string_equal(tsr_model_spec(back)->layer[1].kind, "sigmoid");
     assert_int_equal(tsr_model_spec(back)->loss, TSR_LOSS_MSE);
     tsr_model_destroy(back);
     /* The parameter budget: refused one below the model, read at it. */
@@ -174,13 +176,24 @@ static void test_save_load_roundtrip(void **state)
 static void test_spec_json(void **state)
 {
     (void)state;
-    tsr_model_spec_t s = {.nlayers = 2, .sizes = {64, 32, 10}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
-    char buf[512];
+    tsr_model_spec_t s, back;
+    tsr_model_spec_mlp(&s, (const size_t[]){64, 32, 10}, 2, TSR_ACT_RELU, TSR_LOSS_XENT);
+    char buf[2048], why[256];
     assert_true(tsr_model_spec_json(&s, buf, sizeof buf) > 0);
-    assert_string_equal(buf, "{\"layers\":[{\"type\":\"dense\",\"in\":64,\"out\":32,\"activation\":\"relu\"},"
-                             "{\"type\":\"dense\",\"in\":32,\"out\":10,\"activation\":\"none\"}],"
-                             "\"loss\":\"cross_entropy\"}");
+    assert_string_equal(buf, "{\"graph\":2,\"input\":[64,1,1],\"loss\":\"cross_entropy\",\"layers\":["
+                             "{\"kind\":\"dense\",\"text\":\"dense(32)\",\"args\":{\"out\":32},\"out\":[32,1,1],"
+                             "\"params\":2080},{\"kind\":\"relu\",\"text\":\"relu\",\"args\":{},\"out\":[32,1,1],"
+                             "\"params\":0},{\"kind\":\"dense\",\"text\":\"dense(10)\",\"args\":{\"out\":10},"
+                             "\"out\":[10,1,1],\"params\":330}]}");
+    assert_int_equal(tsr_model_spec_from_json(buf, &back), TSR_OK);
+    assert_int_equal(tsr_model_spec_diff(&s, &back, why, sizeof why), 0);
     assert_int_equal(tsr_model_spec_json(&s, buf, 10), TSR_EINVAL);
+    /* The JSON of model files before graphs still reads. */
+    assert_int_equal(tsr_model_spec_from_json("{\"layers\":[{\"type\":\"dense\",\"in\":64,\"out\":32,"
+                                              "\"activation\":\"relu\"},{\"type\":\"dense\",\"in\":32,"
+                                              "\"out\":10,\"activation\":\"none\"}],\"loss\":\"cross_entropy\"}",
+                                              &back), TSR_OK);
+    assert_int_equal(tsr_model_spec_diff(&s, &back, why, sizeof why), 0);
 }
 
 /* The queued loss total equals the sum of what tsr_model_backward returns,

@@ -32,7 +32,8 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     snprintf(model_path, sizeof model_path, "%s/digits-model.h5", dir);
-    tsr_model_spec_t spec = {.nlayers = 2, .sizes = {4, 8, 3}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){4, 8, 3}, 2, TSR_ACT_RELU, TSR_LOSS_XENT);
     tsr_model_t *m = NULL;
     if (tsr_model_create(&spec, 4, &m))
         return -1;

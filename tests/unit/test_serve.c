@@ -96,7 +96,8 @@ static int status_of(tsr_serve_t *s, const char *method, const char *url, const 
 
 static tsr_model_t *model(uint64_t seed)
 {
-    tsr_model_spec_t spec = {.nlayers = 2, .sizes = {3, 6, 4}, .act = TSR_ACT_RELU, .loss = TSR_LOSS_XENT};
+    tsr_model_spec_t spec;
+    tsr_model_spec_mlp(&spec, (const size_t[]){3, 6, 4}, 2, TSR_ACT_RELU, TSR_LOSS_XENT);
     tsr_model_t *m = NULL;
     assert_int_equal(tsr_model_create(&spec, 16, &m), TSR_OK);
     tsr_model_init(m, seed);
@@ -280,7 +281,8 @@ static void test_predict_cache(void **state)
     tsr_cache_stats(s->cache, &cs);
     assert_int_equal(cs.entries, 2);
     /* A different architecture is fine too. */
-    tsr_model_spec_t wide = {.nlayers = 1, .sizes = {2, 3}, .act = TSR_ACT_NONE, .loss = TSR_LOSS_MSE};
+    tsr_model_spec_t wide;
+    tsr_model_spec_mlp(&wide, (const size_t[]){2, 3}, 1, TSR_ACT_NONE, TSR_LOSS_MSE);
     tsr_model_t *m3 = NULL;
     assert_int_equal(tsr_model_create(&wide, 4, &m3), TSR_OK);
     tsr_model_init(m3, 3);

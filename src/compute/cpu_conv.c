@@ -1,0 +1,191 @@
+/* Convolution lowering and pooling on channels-last (NHWC) tensors. im2col
+ * copies whole channel runs (memcpy of cg floats per kernel tap), so the
+ * GEMM that follows sees one row per output pixel. */
+#include "tessera/compute.h"
+#include "common/vec.h"
+
+#include <string.h>
+
+TSR_HOT void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col)
+{
+    const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
+    const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    for (size_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_sample;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                for (int kh = 0; kh < g->k; kh++) {
+                    int ih = oh * g->stride - g->pad + kh * g->dil;
+                    for (int kw = 0; kw < g->k; kw++, row += cg) {
+                        int iw = ow * g->stride - g->pad + kw * g->dil;
+                        if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) {
+                            memset(row, 0, (size_t)cg * sizeof *row);
+                        } else {
+                            const float *src = xs + ((size_t)ih * (size_t)g->w + (size_t)iw) * (size_t)g->c + c0;
+                            if (cg == 1)
+                                *row = *src;
+                            else
+                                EACH8(c, (size_t)cg, row[c] = src[c]);
+                        }
+                    }
+                }
+            }
+    }
+}
+
+TSR_HOT void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx)
+{
+    const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
+    const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    for (size_t s = 0; s < n; s++) {
+        float *xs = dx + s * in_sample;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                const float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                for (int kh = 0; kh < g->k; kh++) {
+                    int ih = oh * g->stride - g->pad + kh * g->dil;
+                    for (int kw = 0; kw < g->k; kw++, row += cg) {
+                        int iw = ow * g->stride - g->pad + kw * g->dil;
+                        if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+                            continue;
+                        float *restrict dst = xs + ((size_t)ih * (size_t)g->w + (size_t)iw) * (size_t)g->c + c0;
+                        const float *restrict r = row;
+                        for (int c = 0; c < cg; c++)
+                            dst[c] += r[c];
+                    }
+                }
+            }
+    }
+}
+
+TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
+{
+    const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
+    for (size_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_sample;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                size_t o = ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C;
+                float *restrict yo = y + o;
+                int32_t *restrict ao = argmax + o;
+                size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
+                const float *restrict x0 = xs + first;
+                EACH8(c, C, { yo[c] = x0[c]; ao[c] = (int32_t)(first + c); });
+                for (int kh = 0; kh < g->k; kh++)
+                    for (int kw = 0; kw < g->k; kw++) {
+                        size_t off = ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
+                        const float *restrict xr = xs + off;
+                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises. */
+                        EACH8(c, C, {
+                            int gt = xr[c] > yo[c];
+                            yo[c] = gt ? xr[c] : yo[c];
+                            ao[c] = gt ? (int32_t)(off + c) : ao[c];
+                        });
+                    }
+            }
+    }
+}
+
+TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
+                                  float *dx)
+{
+    const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
+    const size_t out_sample = (size_t)g->oh * (size_t)g->ow * C;
+    if (g->stride == g->k && g->oh * g->k == g->h && g->ow * g->k == g->w) {
+        /* Windows tile the input: every input element belongs to one window,
+         * so each is written once (no zeroing pass, no scatter). */
+        for (size_t s = 0; s < n; s++) {
+            float *xs = dx + s * in_sample;
+            for (int oh = 0; oh < g->oh; oh++)
+                for (int ow = 0; ow < g->ow; ow++) {
+                    size_t o = ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C;
+                    const float *restrict d = dy + o;
+                    const int32_t *restrict a = argmax + o;
+                    for (int kh = 0; kh < g->k; kh++)
+                        for (int kw = 0; kw < g->k; kw++) {
+                            size_t off = ((size_t)(oh * g->k + kh) * (size_t)g->w + (size_t)(ow * g->k + kw)) * C;
+                            float *restrict xr = xs + off;
+                            EACH8(c, C, xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f);
+                        }
+                }
+        }
+        return;
+    }
+    memset(dx, 0, n * in_sample * sizeof *dx);
+    for (size_t s = 0; s < n; s++) {
+        float *xs = dx + s * in_sample;
+        const float *ds = dy + s * out_sample;
+        const int32_t *as = argmax + s * out_sample;
+        for (size_t i = 0; i < out_sample; i++)
+            xs[as[i]] += ds[i];
+    }
+}
+
+TSR_HOT void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y)
+{
+    const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
+    const float inv = 1.0f / (float)(g->k * g->k);
+    for (size_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_sample;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                float *restrict yo = y + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C;
+                memset(yo, 0, C * sizeof *yo);
+                for (int kh = 0; kh < g->k; kh++)
+                    for (int kw = 0; kw < g->k; kw++) {
+                        const float *restrict xr =
+                            xs + ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
+                        EACH8(c, C, yo[c] += xr[c]);
+                    }
+                EACH8(c, C, yo[c] *= inv);
+            }
+    }
+}
+
+TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx)
+{
+    const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
+    const float inv = 1.0f / (float)(g->k * g->k);
+    memset(dx, 0, n * in_sample * sizeof *dx);
+    for (size_t s = 0; s < n; s++) {
+        float *xs = dx + s * in_sample;
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                const float *restrict d = dy + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C;
+                for (int kh = 0; kh < g->k; kh++)
+                    for (int kw = 0; kw < g->k; kw++) {
+                        float *restrict xr =
+                            xs + ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
+                        EACH8(c, C, xr[c] += d[c] * inv);
+                    }
+            }
+    }
+}
+
+TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq)
+{
+    memset(sum, 0, n * sizeof *sum);
+    if (sumsq)
+        memset(sumsq, 0, n * sizeof *sumsq);
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n;
+        EACH8(j, n, sum[j] += (double)xr[j]);
+        if (sumsq) {
+            if (center)
+                EACH8(j, n, { double d = (double)xr[j] - center[j]; sumsq[j] += d * d; });
+            else
+                EACH8(j, n, sumsq[j] += (double)xr[j] * (double)xr[j]);
+        }
+    }
+}
+
+TSR_HOT void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
+                             const float *shift, float *y)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n;
+        float *restrict yr = y + r * n;
+        EACH8(j, n, yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j]);
+    }
+}

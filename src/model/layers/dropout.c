@@ -1,0 +1,65 @@
+/* dropout(p): in training each value is kept with probability 1-p and
+ * scaled by 1/(1-p); in evaluation it passes unchanged. The mask comes from
+ * a counter-based RNG keyed by (seed, rank, step, layer) and the element's
+ * index, so backward recomputes it (no state), runs are bit-reproducible
+ * and a resumed run draws the masks an uninterrupted one would. */
+#include "model/layers/layers.h"
+
+#include <string.h>
+
+static int dropout_shape(tsr_layer_t *l)
+{
+    if (!(l->arg[0] >= 0 && l->arg[0] < 1))
+        return tsr_error_set(TSR_EINVAL, "dropout(%g): expected a probability in [0, 1)", l->arg[0]);
+    l->out = l->in;
+    return TSR_OK;
+}
+
+/* keep when the top 32 bits are at or above p * 2^32 */
+static void apply(const tsr_layer_t *l, const tsr_layer_run_t *run, const float *in, float *out, size_t len)
+{
+    uint64_t key = tsr_rng_key(run->seed, (uint64_t)run->rank, run->step, 0x5000 + (uint64_t)l->index);
+    uint32_t thr = (uint32_t)(l->arg[0] * 4294967296.0);
+    float scale = (float)(1.0 / (1.0 - l->arg[0]));
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint32_t)(tsr_rng_counter(key, i) >> 32) >= thr ? in[i] * scale : 0.0f;
+}
+
+static int dropout_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    size_t len = n * shape_size(l->in);
+    if (!run->train || l->arg[0] == 0)
+        memcpy(y, x, len * sizeof *y);
+    else
+        apply(l, run, x, y, len);
+    return TSR_OK;
+}
+
+static int dropout_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy,
+                            float *dx, size_t n)
+{
+    (void)x, (void)y;
+    size_t len = n * shape_size(l->in);
+    if (!dx)
+        return TSR_OK;
+    if (l->arg[0] == 0)
+        memcpy(dx, dy, len * sizeof *dx);
+    else
+        apply(l, run, dy, dx, len);
+    return TSR_OK;
+}
+
+static double dropout_flops(const tsr_layer_t *l)
+{
+    return (double)shape_size(l->in);
+}
+
+const tsr_layer_kind_t tsr_kind_dropout = {
+    .abi = TSR_LAYER_ABI,
+    .name = "dropout",
+    .args = "p",
+    .shape = dropout_shape,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .flops = dropout_flops,
+};

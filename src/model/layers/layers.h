@@ -1,0 +1,32 @@
+/* The built-in layer kinds (one file each) and what they share. Internal. */
+#ifndef TSR_MODEL_LAYERS_H
+#define TSR_MODEL_LAYERS_H
+#include "tessera/layer.h"
+#include "tessera/compute.h"
+#include "tessera/error.h"
+
+extern const tsr_layer_kind_t tsr_kind_dense, tsr_kind_conv, tsr_kind_maxpool, tsr_kind_avgpool, tsr_kind_gap,
+    tsr_kind_flatten, tsr_kind_bn, tsr_kind_ln, tsr_kind_dropout, tsr_kind_embed, tsr_kind_res, tsr_kind_res_end,
+    tsr_kind_relu, tsr_kind_tanh, tsr_kind_sigmoid, tsr_kind_gelu, tsr_kind_silu;
+
+/* Values per sample of a shape. */
+static inline size_t shape_size(tsr_shape_t s)
+{
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+/* U(-bound, bound) into p[0..n), PyTorch's default for Linear and Conv. */
+void layer_uniform(float *p, size_t n, double bound, tsr_rng_t *r);
+/* The activation a kind stands for (the act kinds), else TSR_ACT_NONE. */
+tsr_act_t layer_act_of(const tsr_layer_kind_t *k);
+/* The known kind nearest to name (for "did you mean"). */
+const char *layer_nearest(const char *name);
+int tsr_layer_is_builtin(const tsr_layer_kind_t *k);
+/* A layer's forward and backward; plugins' run under a crash guard (guard.c). */
+int layer_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n);
+int layer_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
+                   size_t n);
+/* "3x28x28" */
+const char *layer_shape_text(tsr_shape_t s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench_cnn: the same networks as nn.Sequential (the
+Fashion-MNIST CNN, or the residual network with batch norm), softmax
+cross-entropy, batch 128, SGD momentum 0.9 lr 0.01, one thread, synthetic
+1x28x28 inputs, the standard loop (zero_grad, forward, loss, backward,
+step). Median samples/s of --reps runs of --seconds each, in blocks of 4
+steps alternating with a 1024^3 torch.mm, whose rate gives PyTorch's
+fraction of the SGEMM bound for the net's FLOPs (given by bench_cnn).
+
+Run with Debian's /usr/bin/python3 (python3-torch) and OMP_NUM_THREADS=1,
+OPENBLAS_NUM_THREADS=1, as run_cnn_bench.sh does."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+NBATCHES = 8
+
+
+class Res(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def block(c):
+    return Res(nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+                             nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)))
+
+
+def resnet():
+    # tests/bench/fashion_resnet.ini without its dropout (bench_cnn runs it the same way)
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                         block(32), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.MaxPool2d(2), block(64), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--net", choices=["cnn", "resnet"], default="cnn")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--flops", type=float, default=0, help="FLOPs per sample (bench_cnn's) for the fraction")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(1234)
+    model = cnn() if args.net == "cnn" else resnet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    xs = torch.rand(NBATCHES, args.batch, 1, 28, 28)
+    ys = torch.randint(0, 10, (NBATCHES, args.batch))
+    state = {"next": 0}
+
+    def step():
+        b = state["next"]
+        state["next"] = (b + 1) % NBATCHES
+        opt.zero_grad()
+        loss = loss_fn(model(xs[b]), ys[b])
+        loss.backward()
+        opt.step()
+
+    n = 1024
+    a, bm, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
+    for _ in range(3):
+        step()
+    torch.mm(a, bm, out=c)
+    steps, fracs, sq = [], [], []
+    for _ in range(args.reps):
+        ts = tq = 0.0
+        ns = nq = 0
+        while ts < args.seconds:
+            t0 = time.perf_counter()
+            for _ in range(4):
+                step()
+            t1 = time.perf_counter()
+            torch.mm(a, bm, out=c)
+            tq += time.perf_counter() - t1
+            ts += t1 - t0
+            ns += 4
+            nq += 1
+        steps.append(ts / ns)
+        sq.append(tq / nq)
+        fracs.append(args.flops * args.batch / (ts / ns) / (2.0 * n ** 3 / (tq / nq)) if args.flops else 0.0)
+    sps = args.batch / statistics.median(steps)
+    out = {"bench": "torch_cnn", "net": args.net, "torch": torch.__version__, "batch": args.batch,
+           "samples_per_s": sps, "square_gflops": 2.0 * n ** 3 / statistics.median(sq) * 1e-9,
+           "frac_sgemm_bound": statistics.median(fracs)}
+    print(json.dumps(out) if args.json else out)
+
+
+if __name__ == "__main__":
+    main()

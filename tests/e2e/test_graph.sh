@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Layer graphs end to end (examples/digits_cnn.ini: convolutions, batch norm,
+# a residual block, dropout): two runs give byte-identical model files
+# (weights and running statistics), a run killed and resumed gives the same
+# bytes as an uninterrupted one, sync_bn trains, a checkpoint of another
+# architecture is refused naming the first differing layer, the summary.
+. "$(dirname "$0")/lib.sh"
+cp "$TSR_SRC/examples/digits_cnn.ini" . && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
+common=(--set train.epochs=3 --set runtime.progress=none --set checkpoint.every_steps=20 --set checkpoint.keep=2
+        --set serve.registry=reg)
+
+same_model() { # same_model A B: every dataset under /model equal, byte for byte
+  $PY - "$1" "$2" <<'PY'
+import sys, h5py
+def w(p):
+    out = []
+    h5py.File(p, "r")["model"].visititems(lambda n, o: out.append((n, o[()].tobytes())) if isinstance(o, h5py.Dataset) else None)
+    return out
+a, b = w(sys.argv[1]), w(sys.argv[2])
+sys.exit(0 if a == b and any("running_var" in n for n, _ in a) else 1)
+PY
+}
+
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=a.h5 --set checkpoint.dir=cka >a.txt 2>&1 \
+  && ok "CNN trains on 2 ranks ($(grep -o 'test accuracy [0-9.]*%' a.txt))" || { bad "CNN run"; cat a.txt; }
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=b.h5 --set checkpoint.dir=ckb >/dev/null 2>&1
+same_model a.h5 b.h5 && ok "two runs with dropout and batch norm: byte-identical" || bad "two runs differ"
+
+# Killed at a step between checkpoints, resumed: the same bytes as run a.
+TSR_FAULT_KILL="1:47" mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=k.h5 --set checkpoint.dir=ckk \
+  >kill.txt 2>&1
+[ -e k.h5 ] && bad "the killed run wrote its model"
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=k.h5 --set checkpoint.dir=ckk --resume auto >res.txt 2>&1 \
+  && grep -q 'resumed from ckk/ckpt-0000000040.h5' res.txt && ok "resumed from step 40" || { bad "resume"; cat res.txt; }
+same_model a.h5 k.h5 && ok "killed at step 47 and resumed: byte-identical to the uninterrupted run" \
+  || bad "resumed run differs"
+
+# Another architecture: refused, naming the first layer that differs.
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=o.h5 --set checkpoint.dir=cko \
+  --set "model.layers=conv(16,3,pad=1) bn relu conv(8,3,pad=1) relu maxpool(2) flatten dense(10)" \
+  --resume cka/ckpt-0000000132.h5 >o.txt 2>&1
+rc=$?
+[ $rc -eq 3 ] && grep -q 'a checkpoint of another model' o.txt \
+  && grep -q 'layer 3 is conv(8,3,pad=1) here and res{ there' o.txt && ok "another architecture refused (exit 3)" \
+  || { bad "another architecture: rc $rc"; cat o.txt; }
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=o2.h5 --set checkpoint.dir=cka \
+  --set "model.layers=conv(16,3,pad=1) bn relu flatten dense(10)" --resume auto >o2.txt 2>&1 \
+  && grep -q 'skipping cka/ckpt-0000000132.h5: a checkpoint of another model: layer 3 is flatten here and res{ there' o2.txt \
+  && ok "resume auto skips checkpoints of another architecture" || { bad "auto skip"; cat o2.txt; }
+
+# Batch-norm statistics over both ranks.
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=s.h5 --set checkpoint.dir=cks --set model.sync_bn=true \
+  >s.txt 2>&1 && acc=$(grep -o 'test accuracy [0-9.]*' s.txt | grep -o '[0-9.]*$') \
+  && $PY -c "import sys; sys.exit(0 if float('$acc') > 90 else 1)" && ok "sync_bn trains ($acc%)" \
+  || { bad "sync_bn"; cat s.txt; }
+
+# The summary, from the config and from the model file.
+"$TSR_BIN" model summary digits_cnn.ini >sum.txt 2>&1 && grep -q "^3  *res{  *16x8x8" sum.txt \
+  && grep -q 'total: 7562 parameters (7466 trained, 96 buffers)' sum.txt && ok "model summary of the config" \
+  || { bad "summary"; cat sum.txt; }
+"$TSR_BIN" model summary a.h5 | grep -q 'maxpool(2)  *16x4x4' && ok "model summary of the model file" \
+  || bad "summary of a.h5"
+finish
