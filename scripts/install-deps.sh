@@ -13,6 +13,7 @@ pkgs=(
   slurm-wlm slurm-client munge libslurm-dev lmod
   curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx
   prometheus chromium
+  libsimgrid-dev
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then

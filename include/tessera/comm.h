@@ -1,16 +1,24 @@
 /* The gradient reduction engine. A flat float buffer is cut into buckets
  * (from the end, since backward produces the last layer first); each bucket
  * is summed across ranks as soon as it is marked ready, and tsr_comm_wait
- * finishes them all. The sum for every element is taken in rank order
- * 0,1,...,P-1 whatever the timing, so results are bit-reproducible for a
- * given world size.
+ * finishes them all. The sum for every element is taken in an order fixed
+ * by the algorithm, the world size and the element's place in its bucket,
+ * whatever the timing, so results are bit-reproducible for a given world
+ * size and algorithm (the algorithms differ in the order, so in the last
+ * bits; "alltoall" keeps rank order 0..P-1).
  *
  * Back-ends (Open MPI component style, chosen by name at create):
- *   "mpi": reduce-scatter by MPI_Ialltoallv, a rank-ordered local sum of the
- *          slice this rank owns, then MPI_Iallgatherv of the sums.
+ *   "mpi": an allreduce of each bucket by point-to-point schedules, picked
+ *          per bucket size and world ("auto") or by name: "ring"
+ *          (reduce-scatter and allgather around a ring, 2(P-1) rounds),
+ *          "rabenseifner" (recursive halving, then doubling, 2 log2 P
+ *          rounds), "tree" (recursive doubling, log2 P rounds), or
+ *          "alltoall" (the original MPI_Ialltoallv reduce-scatter with a
+ *          rank-ordered sum, then MPI_Iallgatherv). Each has a fixed
+ *          summation order (src/comm/alg_select.c).
  *   "shm": ranks on a node sum through an MPI-3 shared-memory window, chunk
  *          by chunk, in local-rank order; one leader per node runs "mpi"
- *          across nodes (sum order: local ranks, then nodes). See
+ *          across nodes (sum order: local ranks, then the leaders' algorithm). See
  *          src/comm/backend_shm.c.
  *   "nccl": GPU buffers: ncclAllReduce per bucket on a communication
  *          stream (src/comm/backend_nccl.c); needs a build with NCCL.
@@ -47,6 +55,17 @@ int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, si
  * the sums. */
 int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
                         size_t bucket_bytes, tsr_comm_t **out);
+/* Everything create takes; zero-initialised fields mean the defaults. */
+typedef struct tsr_comm_options {
+    const char *backend;   /* NULL or "auto", "mpi", "shm", "nccl" */
+    const char *algorithm; /* the allreduce between ranks ("mpi") or node
+                            * leaders ("shm"): NULL or "auto", "ring",
+                            * "rabenseifner", "tree", "alltoall"; "nccl"
+                            * ignores it (NCCL picks its own) */
+    size_t bucket_bytes;   /* 0: one bucket */
+    tsr_gpu_t *gpu;        /* non-NULL: buf is device memory on this GPU */
+} tsr_comm_options_t;
+int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out);
 void tsr_comm_destroy(tsr_comm_t *c);
 
 const char *tsr_comm_backend(const tsr_comm_t *c);
@@ -58,6 +77,10 @@ int tsr_comm_status(const tsr_comm_t *c);
  * (never on a single rank, where nothing is copied). */
 int tsr_comm_staged(const tsr_comm_t *c);
 size_t tsr_comm_nbuckets(const tsr_comm_t *c);
+/* The algorithm bucket b runs between ranks on this rank ("ring", ...),
+ * or NULL where none runs (one rank; "shm" on one node or off a leader;
+ * "nccl"). */
+const char *tsr_comm_algorithm(const tsr_comm_t *c, size_t bucket);
 
 /* Declares buf[offset..n) final for this step: every bucket lying wholly in
  * it that has not started yet starts now (buckets start in order from the

@@ -64,6 +64,7 @@ typedef struct tsr_loop_options {
 typedef struct tsr_runtime_options {
     tsr_device_choice_t device;
     const char *comm;       /* back-end name or "auto" */
+    const char *allreduce_algorithm; /* between ranks or node leaders: "auto" or a name (comm.h) */
     size_t bucket_bytes;
     int bind, blas_threads, verbose;
     tsr_progress_mode_t progress;

@@ -14,8 +14,13 @@ extern "C" {
 typedef struct tsr_runtime tsr_runtime_t;
 
 /* Initialises MPI (MPI_THREAD_FUNNELED at least) unless it already is, and
- * learns world and node-local ranks. */
+ * learns world and node-local ranks. In a SimGrid build (TSR_SIMGRID)
+ * SMPI's MPI_THREAD_SINGLE is accepted and helper threads are off. */
 int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out);
+/* 1 when helper threads (prefetch, asynchronous checkpoints, watchdogs)
+ * may run beside the MPI thread; 0 under SimGrid's SMPI, which simulates
+ * every rank in one process and offers MPI_THREAD_SINGLE only. */
+int tsr_runtime_helper_threads(const tsr_runtime_t *rt);
 /* Finalises MPI if tsr_runtime_create initialised it. Accepts NULL. */
 void tsr_runtime_destroy(tsr_runtime_t *rt);
 

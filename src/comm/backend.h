@@ -18,6 +18,10 @@ typedef struct comm_bucket {
     size_t start, len;
 } comm_bucket_t;
 
+/* Allreduce algorithms of the "mpi" back-end (and of "shm" between node
+ * leaders); see mpi_internal.h and alg_select.c. */
+enum { TSR_ALG_AUTO, TSR_ALG_RING, TSR_ALG_RABENSEIFNER, TSR_ALG_TREE, TSR_ALG_ALLTOALL, TSR_ALG_COUNT };
+
 /* What a back-end calls in every loop that waits for other ranks (the
  * engine's owner watches the wait there: tsr_comm_set_idle). */
 typedef struct comm_idle {
@@ -42,6 +46,7 @@ typedef struct comm_setup {
     tsr_gpu_t *gpu; /* non-NULL: buf is device memory on this GPU, and every
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
+    int algorithm;  /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
     const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 
@@ -67,6 +72,9 @@ typedef struct comm_backend {
      * 0..k-1, hold their final sums this step. Lets one back-end drive
      * another ("shm" runs "mpi" between node leaders, chunk by chunk). */
     size_t (*finished)(void *state);
+    /* Optional: the name of the algorithm bucket b runs on this rank, or
+     * NULL where the back-end runs none (one rank, one node). */
+    const char *(*algorithm)(void *state, size_t b);
 } comm_backend_t;
 
 extern const comm_backend_t tsr_comm_mpi_component;

@@ -1,36 +1,36 @@
-/* The "mpi" back-end: a deterministic allreduce built from nonblocking
- * collectives.
+/* The "mpi" back-end: a deterministic allreduce of each bucket, as
+ * schedules of nonblocking point-to-point rounds (ring, rabenseifner,
+ * tree) or, by name, the original MPI_Ialltoallv/MPI_Iallgatherv pair
+ * (alltoall). alg_select.c describes the algorithms, their summation
+ * orders and what "auto" picks; mpi_internal.h the state.
  *
- * A bucket of m floats is cut into P slices, slice j = [j*m/P, (j+1)*m/P)
- * (sizes differ by at most one; some are empty when m < P). Rank r owns
- * slice r.
- *   Phase 1, MPI_Ialltoallv: rank r sends its copy of slice j to rank j and
- *   receives every other rank's copy of slice r into a staging area.
- *   Local sum: slice r = s_0 + s_1 + ... + s_{P-1}, accumulated in float in
- *   exactly that order, whatever order the data arrived in.
- *   Phase 2, MPI_Iallgatherv in place: every rank gets every summed slice.
- * Every element is therefore the same rank-ordered float sum on every rank
- * and in every run.
+ * Pieces. Each bucket is cut into k pieces of equal size (piece i =
+ * [i*len/k, (i+1)*len/k) of the bucket; tsr_alg_pieces gives k: up to 16,
+ * of 128 KiB and more), alltoall buckets into one. A piece is
+ * the unit of work: pieces start in order, bucket by bucket, as the engine
+ * starts buckets, at most WINDOW of them in flight; the rest wait and
+ * start, still in order, as earlier ones finish. Several pieces in flight
+ * overlap one piece's sums with another's transfers, and the window bounds
+ * memory and the number of requests each poll tests.
  *
- * MPI requires collectives on one communicator to be called in the same
- * order on every rank. Buckets start phase 1 in bucket order, but a rank
- * would start phase 2 whenever its phase 1 happened to finish, interleaving
- * differently on different ranks. So phase 1 runs on one duplicate of the
- * caller's communicator and phase 2 on another, and phase 2 is started in
- * bucket order too (bucket b waits for b-1 to start phase 2 first).
+ * Progress. Multi-round schedules advance only when polled: start and
+ * progress (the engine's ready_from, called as backward produces layers)
+ * test every piece in flight and run each one whose round has completed
+ * into its next round; wait blocks in MPI_Waitsome on all of their
+ * requests and does the same until every piece is done. Round boundaries
+ * thus depend on timing, but which data each round adds, and in what
+ * order, never does.
  *
- * At most WINDOW buckets are in flight per rank; buckets the engine starts
- * beyond that are queued and launched, still in bucket order, as earlier
- * ones finish. This bounds memory and, above all, the cost of MPI's
- * progress engine, which walks every pending nonblocking collective on each
- * poll (thousands of tiny buckets in flight made a step quadratic).
+ * Messages of piece p carry tag p % TAG_MOD on one duplicate of the
+ * caller's communicator: between two ranks, a piece's messages are sent and
+ * received in the same order (its schedule), so MPI's in-order matching
+ * pairs them right across rounds and steps. alltoall also uses a second
+ * duplicate for its allgather (see alg_alltoall.c).
  *
- * Scratch (all allocated at create): a ring of min(nbuckets, WINDOW)
- * staging slots of (P-1) * ceil(m/P) floats each (this rank's own copy is
- * read in place, never sent to itself); two requests per bucket; count and
- * displacement arrays per distinct bucket length (at most two: the full
- * size and the shorter last bucket). */
-#include "comm/backend.h"
+ * Scratch (all allocated at create): per window slot, the largest scratch
+ * any piece's algorithm needs (alg_select.c) and, for alltoall, its count
+ * and displacement arrays; two requests per slot. */
+#include "comm/mpi_internal.h"
 #include "tessera/error.h"
 
 #include <limits.h>
@@ -39,63 +39,67 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Count and displacement arrays for one bucket length m, P entries each. */
-typedef struct layout {
-    size_t m;
-    int *gcount, *gdispl; /* slice j: size and start (allgatherv; alltoallv send displs) */
-    int *scount;          /* alltoallv send counts: gcount, but 0 to this rank */
-    int *rcount, *rdispl; /* alltoallv receive: slice r from each other rank */
-} layout_t;
+#ifdef TSR_SIMGRID
+#include <smpi/smpi.h>
+#endif
 
-typedef struct mbucket {
-    float *base;           /* buf + start */
-    size_t start, len;
-    const layout_t *lay;
-} mbucket_t;
-
-enum { WINDOW = 16 };
-
-typedef struct mpi_state {
-    MPI_Comm comm1, comm2; /* phase 1 and phase 2 */
-    int rank, size;
-    size_t nbuckets;
-    mbucket_t *b;
-    layout_t lay[2];
-    int *ints;             /* backing store of the layouts' arrays */
-    float *staging;        /* nslots slots of slot_floats: bucket b uses slot b % nslots */
-    size_t nslots, slot_floats;
-    MPI_Request *req1, *req2;
-    int indices[WINDOW];   /* for MPI_Testsome */
-    size_t ready;          /* buckets [0, ready) were started by the engine */
-    size_t started;        /* buckets [0, started) have begun phase 1 */
-    size_t next2;          /* buckets [0, next2) have begun phase 2 */
-    size_t done2;          /* buckets [0, done2) are finished */
-    const comm_idle_t *idle;
-} mpi_state_t;
-
-/* MPI_Wait, polled so that the engine's owner can watch the wait. */
-static int wait_req(mpi_state_t *s, MPI_Request *req)
-{
-    if (!s->idle || !s->idle->fn)
-        return MPI_Wait(req, MPI_STATUS_IGNORE);
-    for (;;) {
-        int flag = 0, err = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
-        if (err != MPI_SUCCESS || flag)
-            return err;
-        comm_idle(s->idle);
-    }
-}
-
-static int mpi_fail(int err, const char *call, const mpi_state_t *s, size_t b)
+int tsr_mpi_fail(const mpi_state_t *s, int err, const char *call, size_t piece)
 {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
     if (MPI_Error_string(err, text, &len) != MPI_SUCCESS)
         snprintf(text, sizeof text, "error code %d", err);
-    if (b < s->nbuckets && s->b)
-        return tsr_error_set(TSR_EMPI, "comm: %s failed for bucket %zu (buf[%zu..%zu)): %s", call, b, s->b[b].start,
-                             s->b[b].start + s->b[b].len, text);
+    if (piece < s->npieces && s->pc) {
+        const mpiece_t *p = &s->pc[piece];
+        return tsr_error_set(TSR_EMPI, "comm: %s failed for bucket %zu (%zu floats, %s): %s", call, p->bucket,
+                             p->len, tsr_alg_name(p->alg), text);
+    }
     return tsr_error_set(TSR_EMPI, "comm: %s failed: %s", call, text);
+}
+
+void tsr_mpi_charge(const mpi_state_t *s, size_t floats)
+{
+#ifdef TSR_SIMGRID
+    if (s->sum_seconds_per_byte > 0 && floats > 0)
+        smpi_execute((double)floats * sizeof(float) * s->sum_seconds_per_byte);
+#else
+    (void)s;
+    (void)floats;
+#endif
+}
+
+/* Blocks of 16 with a fixed inner count, so -O2 vectorizes them (GCC's
+ * cheap model leaves a loop of unknown count scalar); each element is
+ * still one addition, in the same operand order. */
+enum { VEC = 16 };
+
+static void add_t_first(float *restrict x, const float *restrict t, size_t n)
+{
+    size_t i = 0;
+    for (; i + VEC <= n; i += VEC)
+        for (size_t j = 0; j < VEC; j++)
+            x[i + j] = t[i + j] + x[i + j];
+    for (; i < n; i++)
+        x[i] = t[i] + x[i];
+}
+
+static void add_x_first(float *restrict x, const float *restrict t, size_t n)
+{
+    size_t i = 0;
+    for (; i + VEC <= n; i += VEC)
+        for (size_t j = 0; j < VEC; j++)
+            x[i + j] = x[i + j] + t[i + j];
+    for (; i < n; i++)
+        x[i] = x[i] + t[i];
+}
+
+void tsr_mpi_sum_into(const mpi_state_t *s, float *x, const float *t, size_t n, int t_first)
+{
+    if (t_first)
+        add_t_first(x, t, n);
+    else
+        add_x_first(x, t, n);
+    tsr_mpi_charge(s, n);
 }
 
 /* Usable on host buffers; "auto" prefers "shm" (20) where ranks share a node. */
@@ -103,27 +107,6 @@ static int mpi_available(MPI_Comm comm, int on_gpu)
 {
     (void)comm;
     return on_gpu ? 0 : 10;
-}
-
-static void layout_fill(layout_t *l, size_t m, int rank, int size, int *ints)
-{
-    size_t P = (size_t)size;
-    l->m = m;
-    l->gcount = ints;
-    l->gdispl = ints + P;
-    l->scount = ints + 2 * P;
-    l->rcount = ints + 3 * P;
-    l->rdispl = ints + 4 * P;
-    size_t own = ((size_t)rank + 1) * m / P - (size_t)rank * m / P;
-    for (size_t j = 0; j < P; j++) {
-        size_t lo = j * m / P, hi = (j + 1) * m / P;
-        size_t slot = j < (size_t)rank ? j : j - 1;
-        l->gcount[j] = (int)(hi - lo);
-        l->gdispl[j] = (int)lo;
-        l->scount[j] = j == (size_t)rank ? 0 : (int)(hi - lo);
-        l->rcount[j] = j == (size_t)rank ? 0 : (int)own;
-        l->rdispl[j] = j == (size_t)rank ? 0 : (int)(slot * own);
-    }
 }
 
 static void mpi_destroy(void *state)
@@ -135,12 +118,64 @@ static void mpi_destroy(void *state)
         MPI_Comm_free(&s->comm1);
     if (s->comm2 != MPI_COMM_NULL)
         MPI_Comm_free(&s->comm2);
-    free(s->b);
+    free(s->pc);
+    free(s->first);
+    free(s->done);
+    free(s->scratch);
     free(s->ints);
-    free(s->staging);
-    free(s->req1);
-    free(s->req2);
+    free(s->reqs);
+    free(s->indices);
+    free(s->runs);
     free(s);
+}
+
+/* Cuts the buckets into pieces and picks each piece's algorithm. */
+static size_t pieces_of(const mpi_state_t *s, size_t len, size_t piece_env)
+{
+    return s->alg == TSR_ALG_ALLTOALL ? 1 : tsr_alg_pieces(len, piece_env);
+}
+
+static int plan(mpi_state_t *s, const comm_setup_t *setup, size_t piece_env)
+{
+    size_t nb = setup->nbuckets, np = 0;
+    for (size_t b = 0; b < nb; b++)
+        np += pieces_of(s, setup->buckets[b].len, piece_env);
+    s->npieces = np;
+    s->pc = calloc(np ? np : 1, sizeof *s->pc);
+    s->first = calloc(nb + 1, sizeof *s->first);
+    s->done = calloc(np ? np : 1, 1);
+    if (!s->pc || !s->first || !s->done)
+        return tsr_error_set(TSR_ENOMEM, "comm: out of memory for %zu pieces of %zu buckets", np, nb);
+    size_t p = 0;
+    for (size_t b = 0; b < nb; b++) {
+        size_t len = setup->buckets[b].len;
+        size_t k = pieces_of(s, len, piece_env);
+        s->first[b] = p;
+        for (size_t i = 0; i < k; i++, p++) {
+            size_t lo = i * len / k, hi = (i + 1) * len / k;
+            s->pc[p].base = setup->buf + setup->buckets[b].start + lo;
+            s->pc[p].len = hi - lo;
+            s->pc[p].bucket = b;
+            s->pc[p].alg = s->alg != TSR_ALG_AUTO ? s->alg : tsr_alg_choose(s->size, len);
+            size_t need = tsr_alg_scratch(s->pc[p].alg, hi - lo, s->size);
+            if (need > s->slot_floats)
+                s->slot_floats = need;
+        }
+    }
+    s->first[nb] = p;
+    return TSR_OK;
+}
+
+/* Every rank must cut the same pieces: TSR_COMM_PIECE_KB must agree. */
+static int agree_piece(const mpi_state_t *s, size_t piece_bytes)
+{
+    unsigned long long mine[2] = {piece_bytes, ~(unsigned long long)piece_bytes}, most[2];
+    int err = MPI_Allreduce(mine, most, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, s->comm1);
+    if (err != MPI_SUCCESS)
+        return tsr_mpi_fail(s, err, "MPI_Allreduce", SIZE_MAX);
+    if (most[0] != ~most[1])
+        return tsr_error_set(TSR_EINVAL, "comm: TSR_COMM_PIECE_KB differs between ranks");
+    return TSR_OK;
 }
 
 static int mpi_create(const comm_setup_t *setup, void **state)
@@ -157,70 +192,67 @@ static int mpi_create(const comm_setup_t *setup, void **state)
                                  "use a smaller bucket size",
                                  b, setup->buckets[b].len, INT_MAX);
     }
+    if (setup->algorithm < 0 || setup->algorithm >= TSR_ALG_COUNT)
+        return tsr_error_set(TSR_EINVAL, "comm: unknown allreduce algorithm %d", setup->algorithm);
     mpi_state_t *s = calloc(1, sizeof *s);
     if (!s)
         return tsr_error_set(TSR_ENOMEM, "comm: out of memory");
     s->comm1 = s->comm2 = MPI_COMM_NULL;
     s->rank = setup->rank;
     s->size = setup->size;
+    s->alg = tsr_alg_resolve(setup->algorithm, setup->size);
     s->idle = setup->idle;
     s->nbuckets = nb;
     if (P == 1) { /* the buffer already holds the sum */
         *state = s;
         return TSR_OK;
     }
+#ifdef TSR_SIMGRID
+    /* The modelled sum rate, GB/s of sums written (run_scale_bench.sh
+     * measures it); the code's real time is not simulated. */
+    const char *bw = getenv("TSR_SIM_REDUCE_GBPS");
+    double gbps = bw && *bw ? strtod(bw, NULL) : 10.0;
+    s->sum_seconds_per_byte = gbps > 0 ? 1e-9 / gbps : 0;
+#endif
 
     int err = MPI_Comm_dup(setup->comm, &s->comm1);
     if (err != MPI_SUCCESS) {
         s->comm1 = MPI_COMM_NULL;
-        rc = mpi_fail(err, "MPI_Comm_dup", s, SIZE_MAX);
-        goto fail;
-    }
-    err = MPI_Comm_dup(setup->comm, &s->comm2);
-    if (err != MPI_SUCCESS) {
-        s->comm2 = MPI_COMM_NULL;
-        rc = mpi_fail(err, "MPI_Comm_dup", s, SIZE_MAX);
+        rc = tsr_mpi_fail(s, err, "MPI_Comm_dup", SIZE_MAX);
         goto fail;
     }
     MPI_Comm_set_errhandler(s->comm1, MPI_ERRORS_RETURN);
-    MPI_Comm_set_errhandler(s->comm2, MPI_ERRORS_RETURN);
-
-    /* Bucket 0 is the longest (only the last may be shorter). */
-    s->nslots = nb < WINDOW ? nb : WINDOW;
-    s->slot_floats = nb ? (P - 1) * ((setup->buckets[0].len + P - 1) / P) : 0;
-    size_t stage_total = s->nslots * s->slot_floats;
-    s->b = calloc(nb ? nb : 1, sizeof *s->b);
-    s->ints = calloc(10 * P, sizeof *s->ints);
-    s->staging = malloc((stage_total ? stage_total : 1) * sizeof *s->staging);
-    s->req1 = malloc((nb ? nb : 1) * sizeof *s->req1);
-    s->req2 = malloc((nb ? nb : 1) * sizeof *s->req2);
-    if (!s->b || !s->ints || !s->staging || !s->req1 || !s->req2) {
-        rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory for %zu buckets (%zu staging floats)", nb,
-                           stage_total);
+    if (s->alg == TSR_ALG_ALLTOALL) {
+        err = MPI_Comm_dup(setup->comm, &s->comm2);
+        if (err != MPI_SUCCESS) {
+            s->comm2 = MPI_COMM_NULL;
+            rc = tsr_mpi_fail(s, err, "MPI_Comm_dup", SIZE_MAX);
+            goto fail;
+        }
+        MPI_Comm_set_errhandler(s->comm2, MPI_ERRORS_RETURN);
+    }
+    size_t piece_env = tsr_alg_piece_env();
+    if ((rc = agree_piece(s, piece_env)) || (rc = plan(s, setup, piece_env)))
+        goto fail;
+    s->nslots = s->npieces < WINDOW ? s->npieces : WINDOW;
+    size_t ns = s->nslots ? s->nslots : 1;
+    size_t nints = s->alg == TSR_ALG_ALLTOALL ? ns * 5 * P : 1;
+    s->scratch = malloc((s->slot_floats ? ns * s->slot_floats : 1) * sizeof *s->scratch);
+    s->ints = calloc(nints, sizeof *s->ints);
+    s->reqs = malloc(2 * ns * sizeof *s->reqs);
+    s->indices = malloc(2 * ns * sizeof *s->indices);
+    s->runs = calloc(ns, sizeof *s->runs);
+    if (!s->scratch || !s->ints || !s->reqs || !s->indices || !s->runs) {
+        rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory for %zu pieces in flight (%zu scratch floats each)", ns,
+                           s->slot_floats);
         goto fail;
     }
-    /* Bucket 0 has the full length; only the last one (the start of the
-     * buffer) may be shorter. */
-    int nlay = 0;
-    for (size_t b = 0; b < nb; b++) {
-        size_t m = setup->buckets[b].len;
-        const layout_t *lay = NULL;
-        for (int k = 0; k < nlay; k++)
-            if (s->lay[k].m == m)
-                lay = &s->lay[k];
-        if (!lay) {
-            if (nlay == 2) {
-                rc = tsr_error_set(TSR_EINTERNAL, "comm: more than two bucket lengths");
-                goto fail;
-            }
-            layout_fill(&s->lay[nlay], m, s->rank, s->size, s->ints + 5 * P * (size_t)nlay);
-            lay = &s->lay[nlay++];
-        }
-        s->b[b].base = setup->buf + setup->buckets[b].start;
-        s->b[b].start = setup->buckets[b].start;
-        s->b[b].len = m;
-        s->b[b].lay = lay;
-        s->req1[b] = s->req2[b] = MPI_REQUEST_NULL;
+    for (size_t i = 0; i < ns; i++) {
+        s->runs[i].piece = SIZE_MAX;
+        s->runs[i].req = s->reqs + 2 * i;
+        s->runs[i].req[0] = s->runs[i].req[1] = MPI_REQUEST_NULL;
+        s->runs[i].tmp = s->scratch + i * s->slot_floats;
+        s->runs[i].ints = s->alg == TSR_ALG_ALLTOALL ? s->ints + i * 5 * P : NULL;
     }
     *state = s;
     return TSR_OK;
@@ -229,92 +261,74 @@ fail:
     return rc;
 }
 
-static float *stage_of(const mpi_state_t *s, size_t b)
+static int step_of(mpi_state_t *s, mrun_t *run)
 {
-    return s->staging + (b % s->nslots) * s->slot_floats;
-}
-
-enum { SUM_CHUNK = 1024 };
-
-/* Slice r of bucket b = s_0 + s_1 + ... + s_{P-1}, left to right in float.
- * Processed in cache-sized chunks; the accumulation order per element is
- * the same as a scalar loop. */
-static void local_sum(const mpi_state_t *s, size_t b)
-{
-    const mbucket_t *k = &s->b[b];
-    const float *stage = stage_of(s, b);
-    const layout_t *l = k->lay;
-    int r = s->rank, P = s->size;
-    size_t own = (size_t)l->gcount[r];
-    float *mine = k->base + l->gdispl[r];
-    float acc[SUM_CHUNK];
-    for (size_t i0 = 0; i0 < own; i0 += SUM_CHUNK) {
-        size_t c = own - i0 < SUM_CHUNK ? own - i0 : SUM_CHUNK;
-        for (int j = 0; j < P; j++) {
-            const float *src = j == r ? mine + i0 : stage + (size_t)l->rdispl[j] + i0;
-            if (j == 0)
-                memcpy(acc, src, c * sizeof *acc);
-            else
-                for (size_t i = 0; i < c; i++)
-                    acc[i] += src[i];
-        }
-        memcpy(mine + i0, acc, c * sizeof *acc);
+    switch (s->pc[run->piece].alg) {
+    case TSR_ALG_RING:
+        return tsr_alg_ring_step(s, run);
+    case TSR_ALG_RABENSEIFNER:
+        return tsr_alg_rhd_step(s, run);
+    case TSR_ALG_TREE:
+        return tsr_alg_tree_step(s, run);
+    default:
+        return tsr_alg_alltoall_step(s, run);
     }
 }
 
-static int begin_phase2(mpi_state_t *s, size_t b)
+/* Runs a piece's schedule forward while its rounds have completed. */
+static int try_advance(mpi_state_t *s, mrun_t *run, int *moved)
 {
-    const mbucket_t *k = &s->b[b];
-    local_sum(s, b);
-    int err = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, k->base, k->lay->gcount, k->lay->gdispl,
-                              MPI_FLOAT, s->comm2, &s->req2[b]);
-    if (err != MPI_SUCCESS)
-        return mpi_fail(err, "MPI_Iallgatherv", s, b);
-    return TSR_OK;
-}
-
-/* Launches phase 1 of ready buckets, in order, while the window has room. */
-static int launch(mpi_state_t *s)
-{
-    while (s->started < s->ready && s->started - s->done2 < s->nslots) {
-        size_t b = s->started;
-        const mbucket_t *k = &s->b[b];
-        const layout_t *l = k->lay;
-        int err = MPI_Ialltoallv(k->base, l->scount, l->gdispl, MPI_FLOAT, stage_of(s, b), l->rcount, l->rdispl,
-                                 MPI_FLOAT, s->comm1, &s->req1[b]);
-        if (err != MPI_SUCCESS)
-            return mpi_fail(err, "MPI_Ialltoallv", s, b);
-        s->started++;
-    }
-    return TSR_OK;
-}
-
-/* Without blocking: moves buckets whose phase 1 is done to phase 2 (in
- * bucket order) and retires buckets whose phase 2 is done. */
-static int advance(mpi_state_t *s)
-{
-    while (s->next2 < s->started) {
+    for (;;) {
         int flag = 0;
-        int err = MPI_Test(&s->req1[s->next2], &flag, MPI_STATUS_IGNORE);
+        int err = MPI_Testall(2, run->req, &flag, MPI_STATUSES_IGNORE);
         if (err != MPI_SUCCESS)
-            return mpi_fail(err, "MPI_Test (MPI_Ialltoallv)", s, s->next2);
+            return tsr_mpi_fail(s, err, "MPI_Testall", run->piece);
         if (!flag)
-            break;
-        int rc = begin_phase2(s, s->next2);
+            return TSR_OK;
+        int st = step_of(s, run);
+        if (st < 0)
+            return st;
+        if (st == STEP_BLOCKED)
+            return TSR_OK;
+        *moved = 1;
+        if (st == STEP_DONE) {
+            s->done[run->piece] = 1;
+            run->piece = SIZE_MAX;
+            return TSR_OK;
+        }
+    }
+}
+
+/* Starts ready pieces, in order, while the window has room. */
+static int launch(mpi_state_t *s, int *moved)
+{
+    size_t upto = s->first[s->ready];
+    while (s->launched < upto && s->launched - s->finished < s->nslots) {
+        mrun_t *run = &s->runs[s->launched % s->nslots];
+        run->piece = s->launched++;
+        run->step = 0;
+        int rc = try_advance(s, run, moved);
         if (rc)
             return rc;
-        s->next2++;
-    }
-    if (s->done2 < s->next2) {
-        int outcount = 0;
-        int err = MPI_Testsome((int)(s->next2 - s->done2), &s->req2[s->done2], &outcount, s->indices,
-                               MPI_STATUSES_IGNORE);
-        if (err != MPI_SUCCESS)
-            return mpi_fail(err, "MPI_Testsome (MPI_Iallgatherv)", s, s->done2);
-        while (s->done2 < s->next2 && s->req2[s->done2] == MPI_REQUEST_NULL)
-            s->done2++;
     }
     return TSR_OK;
+}
+
+/* One nonblocking pass over every piece in flight, then the window refilled. */
+static int advance_all(mpi_state_t *s, int *moved)
+{
+    for (size_t p = s->finished; p < s->launched; p++) {
+        if (s->done[p])
+            continue;
+        int rc = try_advance(s, &s->runs[p % s->nslots], moved);
+        if (rc)
+            return rc;
+    }
+    while (s->finished < s->launched && s->done[s->finished])
+        s->finished++;
+    while (s->bdone < s->ready && s->first[s->bdone + 1] <= s->finished)
+        s->bdone++;
+    return launch(s, moved);
 }
 
 static int mpi_start(void *state, size_t b)
@@ -323,18 +337,32 @@ static int mpi_start(void *state, size_t b)
     s->ready = b + 1;
     if (s->size == 1)
         return TSR_OK;
-    return launch(s);
+    int moved = 0;
+    return launch(s, &moved);
 }
 
 static int mpi_progress(void *state)
 {
     mpi_state_t *s = state;
-    if (s->size == 1)
-        return TSR_OK;
-    int rc = advance(s);
-    if (!rc && s->started < s->ready)
-        rc = launch(s);
-    return rc;
+    int moved = 0;
+    return s->size == 1 ? TSR_OK : advance_all(s, &moved);
+}
+
+/* MPI_Waitsome on every request in flight; with an idle hook (the
+ * engine's owner watching the wait: tsr_comm_set_idle) polled by
+ * MPI_Testsome instead, the hook called between polls, so a rank that
+ * stalls inside any schedule's round is still reported. */
+static int wait_some(mpi_state_t *s, int *outcount)
+{
+    int n = (int)(2 * s->nslots);
+    if (!s->idle || !s->idle->fn)
+        return MPI_Waitsome(n, s->reqs, outcount, s->indices, MPI_STATUSES_IGNORE);
+    for (;;) {
+        int err = MPI_Testsome(n, s->reqs, outcount, s->indices, MPI_STATUSES_IGNORE);
+        if (err != MPI_SUCCESS || *outcount != 0) /* some done, or MPI_UNDEFINED: none active */
+            return err;
+        comm_idle(s->idle);
+    }
 }
 
 static int mpi_wait(void *state)
@@ -344,50 +372,44 @@ static int mpi_wait(void *state)
         s->ready = 0;
         return TSR_OK;
     }
+    size_t want = s->first[s->ready];
     for (;;) {
-        /* Retire what has finished so queued buckets can launch. */
-        while (s->done2 < s->next2) {
-            int flag = 0;
-            int err = MPI_Test(&s->req2[s->done2], &flag, MPI_STATUS_IGNORE);
-            if (err != MPI_SUCCESS)
-                return mpi_fail(err, "MPI_Test (MPI_Iallgatherv)", s, s->done2);
-            if (!flag)
-                break;
-            s->done2++;
+        int moved = 1, rc = TSR_OK;
+        while (moved && !rc) {
+            moved = 0;
+            rc = advance_all(s, &moved);
         }
-        int rc = launch(s);
         if (rc)
             return rc;
-        if (s->next2 < s->started) {
-            /* While we block here, earlier buckets' phase 2 and later
-             * buckets' phase 1 progress inside MPI. */
-            int err = wait_req(s, &s->req1[s->next2]);
-            if (err != MPI_SUCCESS)
-                return mpi_fail(err, "MPI_Wait (MPI_Ialltoallv)", s, s->next2);
-            rc = begin_phase2(s, s->next2);
-            if (rc)
-                return rc;
-            s->next2++;
-        } else if (s->done2 < s->next2) {
-            int err = wait_req(s, &s->req2[s->done2]);
-            if (err != MPI_SUCCESS)
-                return mpi_fail(err, "MPI_Wait (MPI_Iallgatherv)", s, s->done2);
-            s->done2++;
-        } else {
+        if (s->finished == want)
             break;
-        }
+        /* While we block here, every piece's transfers progress inside MPI. */
+        int outcount = 0;
+        int err = wait_some(s, &outcount);
+        if (err != MPI_SUCCESS)
+            return tsr_mpi_fail(s, err, "MPI_Waitsome", s->finished);
+        if (outcount == MPI_UNDEFINED)
+            return tsr_error_set(TSR_EINTERNAL, "comm: pieces %zu..%zu wait for nothing", s->finished,
+                                 s->launched);
     }
-    if (s->started != s->ready)
-        return tsr_error_set(TSR_EINTERNAL, "comm: %zu of %zu buckets never started", s->ready - s->started,
-                             s->ready);
-    s->ready = s->started = s->next2 = s->done2 = 0;
+    memset(s->done, 0, s->npieces);
+    s->ready = s->launched = s->finished = s->a2a_next = s->bdone = 0;
     return TSR_OK;
 }
 
+/* Buckets whose every piece is done, in order. */
 static size_t mpi_finished(void *state)
 {
     const mpi_state_t *s = state;
-    return s->size == 1 ? s->ready : s->done2;
+    return s->size == 1 ? s->ready : s->bdone;
+}
+
+static const char *mpi_algorithm(void *state, size_t b)
+{
+    const mpi_state_t *s = state;
+    if (!s || s->size == 1 || b >= s->nbuckets)
+        return NULL;
+    return tsr_alg_name(s->pc[s->first[b]].alg);
 }
 
 const comm_backend_t tsr_comm_mpi_component = {
@@ -399,4 +421,5 @@ const comm_backend_t tsr_comm_mpi_component = {
     .progress = mpi_progress,
     .wait = mpi_wait,
     .finished = mpi_finished,
+    .algorithm = mpi_algorithm,
 };

@@ -4,9 +4,10 @@
  *
  * Order of summation (bit-reproducible run to run, whatever the timing):
  * within a node, local ranks 0..L-1 in the order of their ranks in the
- * caller's communicator; then the node sums in node order (nodes ordered by
- * their lowest rank). With one node this is plain rank order 0..P-1, the
- * same bits as the "mpi" back-end.
+ * caller's communicator; then the node sums in the inner algorithm's order
+ * over nodes (nodes numbered by their lowest rank; alg_select.c). With one
+ * node this is plain rank order 0..P-1, the same bits as the "mpi"
+ * back-end's alltoall.
  *
  * Chunks. The buffer is cut, from the end as buckets are, into chunks of
  * `chunk` floats (default 128 KiB; the last one, at the start of the buffer,
@@ -151,10 +152,17 @@ int tsr_shm_fail(int err, const char *call)
 
 /* Collective over comm. Usable wherever MPI-3 shared windows are (every
  * MPI-3 library), so at least 1; preferred (20, above "mpi"'s 10) when some
- * node holds more than one rank of comm. */
+ * node holds more than one rank of comm. Not under SimGrid's SMPI, whose
+ * simulated ranks share no real memory model (no MPI_Win_sync, and spin
+ * waits would turn into simulated time). */
 static int shm_available(MPI_Comm comm, int on_gpu)
 {
     int rank = 0, size = 1;
+#ifdef TSR_SIMGRID
+    (void)comm;
+    (void)on_gpu;
+    return 0;
+#endif
     if (on_gpu)
         return 0;
     MPI_Comm_rank(comm, &rank);
@@ -552,6 +560,15 @@ static int shm_wait(void *state)
     return rc;
 }
 
+/* The leaders' algorithm for the chunk holding bucket b's first float. */
+static const char *shm_algorithm(void *state, size_t b)
+{
+    const shm_state_t *s = state;
+    if (!s->inner || !s->inner_be->algorithm || s->n == 0)
+        return NULL;
+    return s->inner_be->algorithm(s->inner, (s->n - 1 - s->buckets[b].start) / s->chunk);
+}
+
 const comm_backend_t tsr_comm_shm_component = {
     .name = "shm",
     .available = shm_available,
@@ -561,4 +578,5 @@ const comm_backend_t tsr_comm_shm_component = {
     .progress = shm_progress,
     .wait = shm_wait,
     .finished = NULL,
+    .algorithm = shm_algorithm,
 };

@@ -153,6 +153,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
             .n = n,
             .buckets = s->chunks,
             .nbuckets = s->nch,
+            .algorithm = setup->algorithm,
             .idle = s->idle,
         };
         MPI_Comm_rank(s->leaders, &in.rank);

@@ -2,6 +2,7 @@
  * this step, timing, and the choice of back-end (see backend.h). */
 #include "tessera/comm.h"
 #include "comm/backend.h"
+#include "comm/mpi_internal.h"
 #include "tessera/error.h"
 
 #include <stdio.h>
@@ -117,21 +118,38 @@ static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const com
 int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
                     tsr_comm_t **out)
 {
-    return tsr_comm_create_gpu(comm, backend, NULL, buf, n, bucket_bytes, out);
+    tsr_comm_options_t o = {.backend = backend, .bucket_bytes = bucket_bytes};
+    return tsr_comm_create_opts(comm, &o, buf, n, out);
 }
 
 int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
                         size_t bucket_bytes, tsr_comm_t **out)
+{
+    tsr_comm_options_t o = {.backend = backend, .bucket_bytes = bucket_bytes, .gpu = gpu};
+    return tsr_comm_create_opts(comm, &o, buf, n, out);
+}
+
+int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out)
 {
     tsr_comm_t *c = NULL;
     int rc = TSR_OK;
     if (!out)
         return tsr_error_set(TSR_EINVAL, "comm: out is NULL");
     *out = NULL;
+    if (!opts)
+        return tsr_error_set(TSR_EINVAL, "comm: options are NULL");
     if (comm == MPI_COMM_NULL)
         return tsr_error_set(TSR_EINVAL, "comm: communicator is MPI_COMM_NULL");
     if (!buf && n > 0)
         return tsr_error_set(TSR_EINVAL, "comm: buffer is NULL but holds %zu floats", n);
+    const char *backend = opts->backend;
+    tsr_gpu_t *gpu = opts->gpu;
+    size_t bucket_bytes = opts->bucket_bytes;
+    int alg = tsr_alg_parse(opts->algorithm);
+    if (alg < 0)
+        return tsr_error_set(TSR_EINVAL,
+                             "comm: unknown allreduce algorithm '%s'; expected auto, ring, rabenseifner, tree or "
+                             "alltoall", opts->algorithm);
     const comm_backend_t *be = NULL;
     int staged = 0;
     rc = select_backend(comm, backend, gpu != NULL, &be, &staged);
@@ -196,6 +214,7 @@ int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, floa
         .buckets = c->buckets,
         .nbuckets = c->nbuckets,
         .gpu = gpu,
+        .algorithm = alg,
         .idle = &c->idle,
     };
     if (!c->alone && (rc = be->create(&setup, &c->state)))
@@ -239,6 +258,13 @@ void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg)
 size_t tsr_comm_nbuckets(const tsr_comm_t *c)
 {
     return c ? c->nbuckets : 0;
+}
+
+const char *tsr_comm_algorithm(const tsr_comm_t *c, size_t bucket)
+{
+    if (!c || !c->state || !c->be->algorithm || bucket >= c->nbuckets)
+        return NULL;
+    return c->be->algorithm(c->state, bucket);
 }
 
 /* Records the first failure (sticky, with its message) and returns rc. */

@@ -9,6 +9,7 @@ static const char *const optim_choices[] = {"sgd", "adamw", NULL};
 static const char *const sched_choices[] = {"constant", "cosine", NULL};
 static const char *const early_choices[] = {"loss", "accuracy", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
+static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
@@ -61,6 +62,7 @@ const tsr_key_t tsr_schema[] = {
     {"optim", "clip_norm", TSR_T_DOUBLE, "0", 0, 0, NULL, "clip the global gradient norm (0: off)"},
     {"runtime", "device", TSR_T_ENUM, "cpu", 0, 0, device_choices, "where to train: cpu, cuda (one GPU per rank, nearest by hwloc), auto (cuda when every rank has a GPU)"},
     {"runtime", "comm", TSR_T_ENUM, "auto", 0, 0, comm_choices, "gradient reduction back-end (nccl on GPUs)"},
+    {"runtime", "allreduce_algorithm", TSR_T_ENUM, "auto", 0, 0, allreduce_choices, "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size and world"},
     {"runtime", "bucket_kb", TSR_T_INT, "1024", 1, 1L << 30, NULL, "gradient bucket size in KiB"},
     {"runtime", "bind", TSR_T_BOOL, "true", 0, 0, NULL, "bind ranks to cores with hwloc"},
     {"runtime", "blas_threads", TSR_T_INT, "0", 0, 4096, NULL, "BLAS threads per rank (0: cores owned)"},

@@ -108,6 +108,7 @@ static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
                 : is(c, "runtime", "device", "auto") ? TSR_DEVICE_AUTO
                                                      : TSR_DEVICE_CPU;
     o->comm = get(c, "runtime", "comm");
+    o->allreduce_algorithm = get(c, "runtime", "allreduce_algorithm");
     o->bucket_bytes = (size_t)tsr_config_get_long(c, "runtime", "bucket_kb") << 10;
     o->bind = tsr_config_get_bool(c, "runtime", "bind");
     o->blas_threads = (int)tsr_config_get_long(c, "runtime", "blas_threads");

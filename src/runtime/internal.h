@@ -8,6 +8,7 @@ struct tsr_runtime {
     int local_rank, local_size;
     int node_id, node_count;
     int we_initialised;
+    int helper_threads;     /* 0 where MPI gives only MPI_THREAD_SINGLE (SimGrid) */
     MPI_Comm world, node;
     char host[256];
     /* SLURM: facts from the environment, and the job's end time as learnt

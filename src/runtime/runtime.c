@@ -21,10 +21,22 @@ int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
             return tsr_error_set(TSR_EMPI, "MPI_Init_thread failed");
         }
         rt->we_initialised = 1;
-        if (provided < MPI_THREAD_FUNNELED) {
+    } else if (MPI_Query_thread(&provided) != MPI_SUCCESS) {
+        provided = MPI_THREAD_SINGLE;
+    }
+    rt->helper_threads = 1;
+    if (provided < MPI_THREAD_FUNNELED) {
+#ifdef TSR_SIMGRID
+        /* SMPI runs every simulated rank in one process: threads beside
+         * them would run outside the simulation, so there are none. */
+        rt->helper_threads = 0;
+#else
+        if (rt->we_initialised) {
             tsr_error_set(TSR_EMPI, "MPI provides thread level %d, tessera needs MPI_THREAD_FUNNELED", provided);
             goto fail;
         }
+        rt->helper_threads = 0; /* the caller initialised MPI: no threads beside it */
+#endif
     }
     /* Errors come back as codes so we can report them and stop together. */
     if (MPI_Comm_dup(MPI_COMM_WORLD, &rt->world) != MPI_SUCCESS) {
@@ -84,6 +96,7 @@ void tsr_runtime_destroy(tsr_runtime_t *rt)
 }
 
 int tsr_runtime_rank(const tsr_runtime_t *rt) { return rt->rank; }
+int tsr_runtime_helper_threads(const tsr_runtime_t *rt) { return rt->helper_threads; }
 int tsr_runtime_size(const tsr_runtime_t *rt) { return rt->size; }
 int tsr_runtime_local_rank(const tsr_runtime_t *rt) { return rt->local_rank; }
 int tsr_runtime_local_size(const tsr_runtime_t *rt) { return rt->local_size; }

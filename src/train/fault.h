@@ -2,10 +2,12 @@
  * TSR_FAULT_KILL and TSR_FAULT_STALL in the environment, each "RANK:STEP"
  * (after global step STEP; a STEP of 0 means the point "setup") or
  * "RANK:@POINT" for a named point of the run: setup (before the gradient
- * engine), resume (before the checkpoint broadcast), eval (before an
- * evaluation's sum), end (before the end-of-training agreement). KILL makes
- * that rank SIGKILL itself there, STALL makes it hang (sleep forever), as
- * a dead node or a stuck file system would. */
+ * engine), resume (before the checkpoint broadcast), sums (after the
+ * first step's agreement, before its gradient sums are waited for: the
+ * others wait in the allreduce's rounds for what it has not sent), eval
+ * (before an evaluation's sum), end (before the end-of-training
+ * agreement). KILL makes that rank SIGKILL itself there, STALL makes it
+ * hang (sleep forever), as a dead node or a stuck file system would. */
 #ifndef TSR_TRAIN_FAULT_H
 #define TSR_TRAIN_FAULT_H
 

@@ -235,6 +235,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
      * engine failed sends nothing: stop first (teardown aborts NCCL). */
     if ((*agreed & TSR_STEP_ERROR) && (ctx->net.gpu || (*agreed & TSR_STEP_COMM)))
         return l->rc ? l->rc : another_failed(ctx);
+    tsr_fault_point(&ctx->faults, ctx->rank, "sums");
     tsr_runtime_watch_begin(ctx->rt, "the gradient sums", l->step + 1);
     rc = tsr_comm_wait(ctx->comm.engine);
     tsr_runtime_watch_end(ctx->rt);

@@ -143,9 +143,14 @@ static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec, size_t outp
 static int build_engine(tsr_train_ctx_t *ctx)
 {
     const tsr_runtime_options_t *ro = &ctx->opt->runtime;
-    int rc = tsr_comm_create_gpu(tsr_runtime_world(ctx->rt), ro->comm, ctx->net.gpu,
-                                 tsr_model_work_grads(ctx->net.model), tsr_model_nparams(ctx->net.model),
-                                 ro->bucket_bytes, &ctx->comm.engine);
+    tsr_comm_options_t co = {
+        .backend = ro->comm,
+        .algorithm = ro->allreduce_algorithm,
+        .bucket_bytes = ro->bucket_bytes,
+        .gpu = ctx->net.gpu,
+    };
+    int rc = tsr_comm_create_opts(tsr_runtime_world(ctx->rt), &co, tsr_model_work_grads(ctx->net.model),
+                                  tsr_model_nparams(ctx->net.model), &ctx->comm.engine);
     if (rc == TSR_ENOTSUP || rc == TSR_EINVAL)
         return tsr_error_prefix(rc, "[runtime] comm = %s (%s): ", ro->comm,
                                 tsr_config_origin(ctx->opt->config, "runtime", "comm"));

@@ -27,4 +27,21 @@ d = np.abs(a - o).max()
 print("max |w1 - w2| =", d)
 assert d < 1e-3, d
 PY
+# Every allreduce algorithm is bit-reproducible on its own (3 ranks: the
+# orders differ from each other), and a bad name is refused (exit 2).
+for alg in ring rabenseifner; do
+  for run in 1 2; do
+    mpi 3 train digits.ini "${common[@]}" --set train.epochs=1 --set runtime.comm=mpi \
+      --set runtime.allreduce_algorithm=$alg --set train.output=$alg-$run.h5 >/dev/null || bad "run $alg $run"
+  done
+  $PY - "$alg-1.h5" "$alg-2.h5" <<'PY' && ok "$alg: identical weights across runs" || bad "$alg: weights differ between identical runs"
+import sys, h5py
+def w(p):
+    g = h5py.File(p, "r")["model"]
+    return b"".join(g[k][n][()].tobytes() for k in sorted(g) for n in ("weight", "bias"))
+assert w(sys.argv[1]) == w(sys.argv[2])
+PY
+done
+out=$(mpi 1 train digits.ini "${common[@]}" --set runtime.allreduce_algorithm=butterfly 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "allreduce_algorithm" <<< "$out" && ok "unknown algorithm refused" || bad "unknown algorithm: rc $rc: $out"
 finish

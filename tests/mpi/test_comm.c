@@ -1,10 +1,12 @@
-/* Multi-rank test of the comm engine: sums must equal, bit for bit, a
- * reference sum taken locally in rank order 0..P-1 (every rank can
- * regenerate every other rank's inputs), for many buffer and bucket sizes,
+/* Multi-rank test of the comm engine's "mpi" back-end: sums must equal,
+ * bit for bit, a reference sum taken locally in the order of the algorithm
+ * that ran (comm_order.h; every rank can regenerate every other rank's
+ * inputs), for every algorithm, many buffer, bucket and piece sizes,
  * whether buckets are started all at once or in stages as backward would,
  * and step after step on one engine. */
 #include "tessera/comm.h"
 #include "tessera/error.h"
+#include "comm_order.h"
 
 #include <limits.h>
 #include <math.h>
@@ -53,16 +55,34 @@ static void fill(float *buf, size_t n, uint64_t seed, int r)
         buf[i] = value(seed, r, i);
 }
 
-/* The sum every rank must get: float, rank order 0, 1, ..., P-1. */
-static void reference(float *ref, size_t n, uint64_t seed)
+/* The engine under test: algorithm (TSR_ALG_*) and TSR_COMM_PIECE_KB (0: unset). */
+typedef struct setting {
+    int alg;
+    int piece_kb;
+} setting_t;
+
+static size_t unit_of(size_t n, size_t bucket_bytes)
 {
+    return bucket_bytes == 0 ? n : (bucket_bytes / 4 ? bucket_bytes / 4 : 1);
+}
+
+/* The sum every rank must get: element i in its piece's algorithm's order
+ * (with TSR_COMM_PIECE_KB as the engine saw it: set for the whole case). */
+static void reference(float *ref, size_t n, size_t bucket_bytes, const setting_t *k, uint64_t seed)
+{
+    float v[ORDER_MAXP];
+    size_t unit = unit_of(n, bucket_bytes);
+    int alg = tsr_alg_resolve(k->alg, size);
     for (size_t i = 0; i < n; i++) {
-        float acc = value(seed, 0, i);
-        for (int r = 1; r < size; r++)
-            acc += value(seed, r, i);
-        ref[i] = acc;
+        size_t off, m, ulen;
+        order_piece_at(n, unit, alg, i, &off, &m, &ulen);
+        for (int r = 0; r < size; r++)
+            v[r] = value(seed, r, i);
+        ref[i] = order_sum(order_alg(alg, size, ulen), v, size, off, m);
     }
 }
+
+static const char *cur_alg = "?"; /* for messages */
 
 static uint32_t bits(float f)
 {
@@ -84,8 +104,8 @@ static void check_equal(const float *got, const float *want, size_t n, const cha
         }
     }
     CHECK(bad == 0,
-          "%s (n=%zu, bucket_bytes=%zu): %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)", what,
-          nelem, bucket_bytes, bad, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u,
+          "%s (%s, n=%zu, bucket_bytes=%zu): %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)",
+          what, cur_alg, nelem, bucket_bytes, bad, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u,
           bad ? want[first] : 0.0, bad ? bits(want[first]) : 0u);
 }
 
@@ -127,7 +147,7 @@ static size_t expected_buckets(size_t n, size_t bucket_bytes)
     return (n + be - 1) / be;
 }
 
-static void run_case(size_t n, size_t bucket_bytes)
+static void run_case(size_t n, size_t bucket_bytes, const setting_t *k)
 {
     float *mem = malloc((n + 2 * GUARD) * sizeof *mem);
     float *ref = malloc((n ? n : 1) * sizeof *ref);
@@ -142,20 +162,40 @@ static void run_case(size_t n, size_t bucket_bytes)
     tsr_comm_t *c = NULL;
     /* The "mpi" back-end by name ("auto" picks "shm" when ranks share a
      * node; test_comm_shm.c covers that one and check_auto the choice). */
-    int rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", buf, n, bucket_bytes, &c);
-    CHECK(rc == TSR_OK, "create(n=%zu, bucket_bytes=%zu): %s", n, bucket_bytes, tsr_last_error());
+    tsr_comm_options_t o = {.backend = "mpi", .algorithm = tsr_alg_name(k->alg), .bucket_bytes = bucket_bytes};
+    char kb[32];
+    snprintf(kb, sizeof kb, "%d", k->piece_kb);
+    if (k->piece_kb)
+        setenv("TSR_COMM_PIECE_KB", kb, 1);
+    int rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c);
+    CHECK(rc == TSR_OK, "create(n=%zu, bucket_bytes=%zu, %s): %s", n, bucket_bytes, o.algorithm, tsr_last_error());
     if (rc) {
+        unsetenv("TSR_COMM_PIECE_KB");
         free(mem), free(ref), free(first);
         return;
     }
     CHECK(strcmp(tsr_comm_backend(c), "mpi") == 0, "backend is '%s', want mpi", tsr_comm_backend(c));
     CHECK(tsr_comm_nbuckets(c) == expected_buckets(n, bucket_bytes), "n=%zu bucket_bytes=%zu: %zu buckets, want %zu",
           n, bucket_bytes, tsr_comm_nbuckets(c), expected_buckets(n, bucket_bytes));
+    /* Each bucket reports the algorithm its first piece runs. */
+    size_t nb = tsr_comm_nbuckets(c);
+    for (size_t b = 0; b < nb; b++) {
+        if (b == 8 && nb > 16)
+            b = nb - 8; /* the first and last few */
+        const char *got = tsr_comm_algorithm(c, b);
+        size_t off, m, ulen, unit = unit_of(n, bucket_bytes);
+        size_t end = n - b * unit, start = end > unit ? end - unit : 0;
+        int alg = tsr_alg_resolve(k->alg, size);
+        order_piece_at(n, unit, alg, start, &off, &m, &ulen);
+        const char *want = size == 1 ? NULL : tsr_alg_name(order_alg(alg, size, ulen));
+        CHECK(want ? got && strcmp(got, want) == 0 : got == NULL, "bucket %zu runs %s, want %s", b,
+              got ? got : "none", want ? want : "none");
+    }
 
     /* 1. all at once */
-    uint64_t seed = 1000003u * n + bucket_bytes;
+    uint64_t seed = 1000003u * n + bucket_bytes + 7919u * (uint64_t)k->alg;
     fill(buf, n, seed, rank);
-    reference(ref, n, seed);
+    reference(ref, n, bucket_bytes, k, seed);
     rc = tsr_comm_allreduce(c);
     CHECK(rc == TSR_OK, "allreduce: %s", tsr_last_error());
     check_equal(buf, ref, n, "allreduce", n, bucket_bytes);
@@ -179,24 +219,28 @@ static void run_case(size_t n, size_t bucket_bytes)
     for (int step = 0; step < 3; step++) {
         uint64_t s2 = seed * 31 + (uint64_t)step + 1;
         fill(buf, n, s2, rank);
-        reference(ref, n, s2);
+        reference(ref, n, bucket_bytes, k, s2);
         rc = step % 2 ? tsr_comm_allreduce(c) : staged(c, n, s2);
         CHECK(rc == TSR_OK, "step %d: %s", step, tsr_last_error());
         check_equal(buf, ref, n, "reused engine", n, bucket_bytes);
     }
     check_guards(mem, n, bucket_bytes);
     tsr_comm_destroy(c);
+    unsetenv("TSR_COMM_PIECE_KB");
     free(mem);
     free(ref);
     free(first);
 }
 
-/* The test only means something if addition order shows in the bits. */
+/* The test only means something if addition order shows in the bits, and
+ * the algorithms' orders differ where they can (tree is rank order on 3
+ * ranks, every order is the same on 2). */
 static void check_order_matters(void)
 {
     if (size < 3)
         return;
-    size_t differ = 0;
+    size_t differ = 0, ring = 0, tree = 0;
+    float v[ORDER_MAXP];
     for (size_t i = 0; i < 10000; i++) {
         float fwd = value(7, 0, i), bwd = value(7, size - 1, i);
         for (int r = 1; r < size; r++)
@@ -204,8 +248,15 @@ static void check_order_matters(void)
         for (int r = size - 2; r >= 0; r--)
             bwd += value(7, r, i);
         differ += bits(fwd) != bits(bwd);
+        for (int r = 0; r < size; r++)
+            v[r] = value(7, r, i);
+        float a2a = order_sum(TSR_ALG_ALLTOALL, v, size, 0, 1);
+        ring += bits(order_sum(TSR_ALG_RING, v, size, 0, (size_t)size)) != bits(a2a);
+        tree += bits(order_sum(TSR_ALG_TREE, v, size, 0, 1)) != bits(a2a);
     }
     CHECK(differ > 100, "only %zu of 10000 sums depend on the order: inputs too tame", differ);
+    CHECK(ring > 100, "only %zu of 10000 ring sums differ from rank order", ring);
+    CHECK(size < 4 || tree > 100, "only %zu of 10000 tree sums differ from rank order", tree);
 }
 
 static void check_errors(void)
@@ -311,13 +362,15 @@ static void check_subcomm(void)
     MPI_Comm_rank(sub, &srank);
     MPI_Comm_size(sub, &ssize);
     enum { N = 777 };
-    float buf[N], want[N];
+    float buf[N], want[N], v[ORDER_MAXP];
     for (size_t i = 0; i < N; i++) {
         buf[i] = value(99, srank, i);
-        float acc = value(99, 0, i);
-        for (int r = 1; r < ssize; r++)
-            acc += value(99, r, i);
-        want[i] = acc;
+        for (int r = 0; r < ssize; r++)
+            v[r] = value(99, r, i);
+        size_t off, m, ulen;
+        int alg = tsr_alg_resolve(TSR_ALG_AUTO, ssize);
+        order_piece_at(N, 100, alg, i, &off, &m, &ulen);
+        want[i] = order_sum(order_alg(alg, ssize, ulen), v, ssize, off, m);
     }
     tsr_comm_t *c = NULL;
     int rc = tsr_comm_create(sub, "mpi", buf, N, 100 * sizeof(float), &c);
@@ -339,18 +392,36 @@ int main(int argc, char **argv)
 
     static const size_t sizes[] = {0, 1, 2, 3, 5, 7, 1000, 1023, 4096 + 3, 100003};
     static const size_t buckets[] = {0, 4, 12, 1024, 64 * 1024};
+    /* Every algorithm on every size and bucket; then pieces of 1 KiB (256
+     * floats: a bucket runs as many schedules) on fewer. */
+    static const setting_t settings[] = {
+        {TSR_ALG_AUTO, 0}, {TSR_ALG_RING, 0}, {TSR_ALG_RABENSEIFNER, 0}, {TSR_ALG_TREE, 0}, {TSR_ALG_ALLTOALL, 0},
+        {TSR_ALG_AUTO, 1}, {TSR_ALG_RING, 1}, {TSR_ALG_RABENSEIFNER, 1}, {TSR_ALG_TREE, 1},
+    };
     check_order_matters();
     check_errors();
     check_auto();
     check_subcomm();
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
-        {
-            double t0 = MPI_Wtime();
-            run_case(sizes[i], buckets[j]);
-            if (getenv("TSR_TEST_VERBOSE") && rank == 0)
-                printf("n=%zu bucket_bytes=%zu: %.3f s\n", sizes[i], buckets[j], MPI_Wtime() - t0);
-        }
+    for (size_t a = 0; a < sizeof settings / sizeof settings[0]; a++) {
+        const setting_t *k = &settings[a];
+        cur_alg = tsr_alg_name(k->alg);
+        double t0 = MPI_Wtime();
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++) {
+                /* small pieces: one bucket and 64 KiB ones */
+                if (k->piece_kb && j != 0 && j != 4)
+                    continue;
+                /* tens of thousands of tiny buckets: auto only, and only
+                 * up to 3 ranks (slow when 5 or 6 share two cores) */
+                if (sizes[i] > 5000 && buckets[j] < 1024 && (k->alg != TSR_ALG_AUTO || size > 3))
+                    continue;
+                if (size > 3 && sizes[i] > 5000 && j != 0 && j != 4)
+                    continue;
+                run_case(sizes[i], buckets[j], k);
+            }
+        if (getenv("TSR_TEST_VERBOSE") && rank == 0)
+            printf("%s pieces %d KiB: %.3f s\n", cur_alg, k->piece_kb, MPI_Wtime() - t0);
+    }
 
     long total_fail = 0, total_checks = 0;
     MPI_Allreduce(&failures, &total_fail, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);

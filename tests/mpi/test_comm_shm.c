@@ -1,7 +1,9 @@
 /* Multi-rank test of the "shm" comm back-end. Every sum must equal, bit
  * for bit, a reference taken locally in the back-end's documented order:
- * within a node, ranks in ascending order; then the node sums in node order
- * (nodes ordered by their lowest rank). With one node that is rank order.
+ * within a node, ranks in ascending order; then the node sums in the order
+ * of the leaders' algorithm (comm_order.h; nodes ordered by their lowest
+ * rank, each chunk a bucket of the leaders' "mpi" back-end). With one node
+ * that is rank order.
  *
  * The hierarchical path (several nodes, leaders reducing over MPI) is
  * exercised on one machine through the back-end's test hook
@@ -14,6 +16,7 @@
  * selects the MPI_Barrier-synchronised variant. */
 #include "tessera/comm.h"
 #include "tessera/error.h"
+#include "comm_order.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -86,22 +89,40 @@ static void node_layout(int fake, int p, int *node)
     }
 }
 
-/* Element i of the sum in the back-end's order for the given layout. */
-static float ordered_sum(uint64_t seed, size_t i, const int *node, int p)
+/* shm's chunk size in floats for n floats and TSR_COMM_SHM_CHUNK = bytes
+ * (0: the default 128 KiB), as backend_shm_setup.c cuts them. */
+static size_t chunk_floats(size_t n, size_t bytes)
 {
-    float total = 0.0f;
-    int first = 1;
+    size_t cf = (bytes ? bytes : (size_t)128 << 10) / sizeof(float);
+    cf &= ~(size_t)15;
+    if (cf < 16)
+        cf = 16;
+    size_t nround = (n + 15) & ~(size_t)15;
+    if (cf > nround)
+        cf = nround > 0 ? nround : 16;
+    return cf;
+}
+
+/* Element i of the sum in the back-end's order for the given layout: node
+ * partial sums in rank order, combined over nodes by the leaders'
+ * algorithm alg on the piece of the chunk (of cf floats) holding i. */
+static float ordered_sum(uint64_t seed, size_t i, const int *node, int p, int alg, size_t n, size_t cf)
+{
+    float part[ORDER_MAXP];
+    int nn = 0;
     for (int lead = 0; lead < p; lead++) {
         if (node[lead] != lead)
             continue;
-        float part = value(seed, lead, i);
+        float acc = value(seed, lead, i);
         for (int r = lead + 1; r < p; r++)
             if (node[r] == lead)
-                part += value(seed, r, i);
-        total = first ? part : total + part;
-        first = 0;
+                acc += value(seed, r, i);
+        part[nn++] = acc;
     }
-    return total;
+    size_t off, m, ulen;
+    alg = tsr_alg_resolve(alg, nn);
+    order_piece_at(n, cf, alg, i, &off, &m, &ulen);
+    return order_sum(order_alg(alg, nn, ulen), part, nn, off, m);
 }
 
 static void check_equal(const float *got, const float *want, size_t n, const char *what, const char *tag)
@@ -144,6 +165,7 @@ typedef struct config {
     int fake;          /* TSR_COMM_FAKE_NODES, 0: unset */
     size_t chunk;      /* TSR_COMM_SHM_CHUNK in bytes, 0: unset */
     int barrier;       /* TSR_COMM_SHM_SYNC=barrier */
+    int alg;           /* the leaders' algorithm, TSR_ALG_* */
 } config_t;
 
 static void set_env(const config_t *k)
@@ -171,8 +193,9 @@ static void clear_env(void)
 static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
 {
     char tag[160];
-    snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu fake_nodes=%d chunk=%zu%s", n, bucket_bytes, k->fake, k->chunk,
-             k->barrier ? " barrier" : "");
+    snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu fake_nodes=%d chunk=%zu%s %s", n, bucket_bytes, k->fake,
+             k->chunk, k->barrier ? " barrier" : "", tsr_alg_name(k->alg));
+    size_t cf = chunk_floats(n, k->chunk);
     float *mem = malloc((n + 2 * GUARD) * sizeof *mem);
     float *ref = malloc((n ? n : 1) * sizeof *ref);
     float *first = malloc((n ? n : 1) * sizeof *first);
@@ -187,7 +210,8 @@ static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
     float *buf = mem + GUARD;
     tsr_comm_t *c = NULL;
     set_env(k);
-    int rc = tsr_comm_create(MPI_COMM_WORLD, "shm", buf, n, bucket_bytes, &c);
+    tsr_comm_options_t o = {.backend = "shm", .algorithm = tsr_alg_name(k->alg), .bucket_bytes = bucket_bytes};
+    int rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c);
     clear_env();
     CHECK(rc == TSR_OK, "create (%s): %s", tag, tsr_last_error());
     if (rc)
@@ -195,10 +219,10 @@ static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
     CHECK(strcmp(tsr_comm_backend(c), "shm") == 0, "backend is '%s'", tsr_comm_backend(c));
 
     /* 1. all at once */
-    uint64_t seed = 1000003u * n + bucket_bytes * 7 + (uint64_t)k->fake * 13 + k->chunk;
+    uint64_t seed = 1000003u * n + bucket_bytes * 7 + (uint64_t)k->fake * 13 + k->chunk + 101u * (uint64_t)k->alg;
     fill(buf, n, seed, rank);
     for (size_t i = 0; i < n; i++)
-        ref[i] = ordered_sum(seed, i, node, size);
+        ref[i] = ordered_sum(seed, i, node, size, k->alg, n, cf);
     rc = tsr_comm_allreduce(c);
     CHECK(rc == TSR_OK, "allreduce (%s): %s", tag, tsr_last_error());
     check_equal(buf, ref, n, "allreduce", tag);
@@ -221,7 +245,7 @@ static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
         uint64_t s2 = seed * 31 + (uint64_t)step + 1;
         fill(buf, n, s2, rank);
         for (size_t i = 0; i < n; i++)
-            ref[i] = ordered_sum(s2, i, node, size);
+            ref[i] = ordered_sum(s2, i, node, size, k->alg, n, cf);
         rc = step % 2 ? tsr_comm_allreduce(c) : staged(c, n, s2);
         CHECK(rc == TSR_OK, "step %d (%s): %s", step, tag, tsr_last_error());
         check_equal(buf, ref, n, "reused engine", tag);
@@ -250,7 +274,8 @@ static void check_order_matters(void)
         flat[r] = 0;
     size_t differ = 0;
     for (size_t i = 0; i < 10000; i++)
-        differ += bits(ordered_sum(7, i, node, size)) != bits(ordered_sum(7, i, flat, size));
+        differ += bits(ordered_sum(7, i, node, size, TSR_ALG_ALLTOALL, 10000, 10000)) !=
+                  bits(ordered_sum(7, i, flat, size, TSR_ALG_ALLTOALL, 10000, 10000));
     CHECK(differ > 100, "only %zu of 10000 hierarchical sums differ from rank order", differ);
     free(node);
     free(flat);
@@ -280,7 +305,7 @@ static void check_overlap(void)
     for (int step = 0; step < 3; step++) {
         fill(buf, N, 555 + (uint64_t)step, rank);
         for (size_t i = 0; i < N; i++)
-            want[i] = ordered_sum(555 + (uint64_t)step, i, flat, size);
+            want[i] = ordered_sum(555 + (uint64_t)step, i, flat, size, TSR_ALG_AUTO, N, chunk_floats(N, 0));
         rc = tsr_comm_ready_from(c, 0);
         for (int round = 0; round < 3 && !rc; round++) {
             MPI_Barrier(MPI_COMM_WORLD);
@@ -428,17 +453,20 @@ int main(int argc, char **argv)
     /* Fake nodes, tiny chunks, barrier sync: fewer sizes each. */
     static const size_t small_sizes[] = {0, 1, 3, 7, 1000, 4096 + 3, 100003};
     static const size_t small_buckets[] = {0, 12, 4096};
-    config_t configs[16];
+    config_t configs[24];
     int nconf = 0;
-    configs[nconf++] = (config_t){0, 0, 0};
-    configs[nconf++] = (config_t){0, 64, 0};  /* 16 floats: slices empty on most ranks */
-    configs[nconf++] = (config_t){0, 256, 0}; /* 64 floats */
-    configs[nconf++] = (config_t){0, 0, 1};   /* MPI_Barrier sync */
-    configs[nconf++] = (config_t){0, 256, 1};
+    configs[nconf++] = (config_t){0, 0, 0, TSR_ALG_AUTO};
+    configs[nconf++] = (config_t){0, 64, 0, TSR_ALG_AUTO};  /* 16 floats: slices empty on most ranks */
+    configs[nconf++] = (config_t){0, 256, 0, TSR_ALG_AUTO}; /* 64 floats */
+    configs[nconf++] = (config_t){0, 0, 1, TSR_ALG_AUTO};   /* MPI_Barrier sync */
+    configs[nconf++] = (config_t){0, 256, 1, TSR_ALG_AUTO};
     for (int fake = 2; fake <= size && fake <= 4; fake++) {
-        configs[nconf++] = (config_t){fake, 0, 0};
-        configs[nconf++] = (config_t){fake, 256, 0};
+        configs[nconf++] = (config_t){fake, 0, 0, TSR_ALG_AUTO};
+        configs[nconf++] = (config_t){fake, 256, 0, TSR_ALG_AUTO};
     }
+    /* Every leaders' algorithm, every rank its own node. */
+    for (int alg = TSR_ALG_RING; alg < TSR_ALG_COUNT && size > 1; alg++)
+        configs[nconf++] = (config_t){size, 256, 0, alg};
     for (int ci = 0; ci < nconf; ci++) {
         const config_t *k = &configs[ci];
         int full = ci == 0;

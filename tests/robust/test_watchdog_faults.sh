@@ -76,13 +76,35 @@ stop() {
   echo "  $name: every rank gone $(printf %.2f "$took") s after SIGSTOP (watchdog $WD s)"
 }
 
-# The fault hook: log points, epoch ends (evaluation), set-up, the end.
+# The fault hook: log points, epoch ends (evaluation), set-up, the gradient
+# sums, the end.
 hook "rank 1 hangs at a log step, 2 ranks, shm" 2 shm 1:50 1 1
 hook "rank 0 hangs at a log step, 2 ranks, mpi" 2 mpi 0:50 0 1
 hook "rank 2 hangs at an epoch end, 3 ranks, shm" 3 shm 2:29 2 1
 hook "rank 0 hangs before evaluation, 3 ranks, mpi" 3 mpi 0:@eval 0 1
 hook "rank 1 hangs in set-up, 2 ranks, mpi" 2 mpi 1:@setup 1 1
 hook "rank 2 hangs before the end-of-training agreement, 3 ranks, shm" 3 shm 2:@end 2 1
+# A rank that hangs after the first step's agreement, before its gradient
+# sums, with each point-to-point allreduce (auto picks alltoall on 2-3
+# ranks): the others wait in the schedule's rounds, which poll the
+# watchdog (one wait loop for every algorithm). The ring's 4 rounds on 3
+# ranks always need the victim after its first round, so the line must
+# name the gradient sums; rabenseifner and tree may have posted every send
+# the others need (they are short on 3 ranks), and then the others finish
+# and the victim is named at the next agreement: only the usual check.
+sums() {
+  local alg=$1 victim=$2 log
+  hook "rank $victim hangs before the gradient sums, 3 ranks, mpi, $alg" 3 mpi "$victim:@sums" "$victim" 1 \
+    --set runtime.allreduce_algorithm="$alg"
+  [ "$alg" = ring ] || return 0
+  log=$(ls -t wd-*.log | head -1)
+  grep -q "did not arrive at the gradient sums of step 1 " "$log" && ok "$alg: caught inside the allreduce" \
+    || bad "$alg: not caught in the gradient sums: $(grep -m1 'error:' "$log")"
+}
+sums ring 0
+sums ring 2
+sums rabenseifner 1
+sums tree 2
 # A checkpoint to resume from, then a rank that hangs before its broadcast.
 "$TSR_MPIEXEC" --oversubscribe --bind-to none -n 2 "$TSR_BIN" train digits.ini --set runtime.progress=none \
   --set train.max_steps=20 --set checkpoint.dir=ck --set train.output=first.h5 >first.log 2>&1 \

@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Analytic cost model of tessera's allreduce, fitted to SimGrid simulations
+(run_scale_bench.sh writes OUT/sim.tsv), checked against the simulations it
+did not fit, and used to predict to 4,096 ranks and to predict the
+weak-scaling efficiency of data-parallel training. Prints Markdown.
+
+Model of one bucket of M bytes on P ranks, cut into k pieces in flight
+(k = min(8, max(1, M / 128 KiB)), as src/comm/alg_select.c cuts them):
+
+    T = a R + b V + c X + g W / k
+
+R: rounds one piece goes through (pieces overlap, so latency counts once):
+   ring 2(P-1), rabenseifner 2 log2 P' + 2f, tree log2 P' + 2f;
+V: bytes each rank sends: ring 2(P-1)/P M, rabenseifner 2(P'-1)/P' M + 2fM,
+   tree (log2 P' + 2f) M;
+X: bytes each rank sends across leaf switches in rounds where all ranks of
+   a leaf do (the fat-tree's 4:1 taper; 0 on the flat cluster and for the
+   ring, whose one flow per leaf boundary is never congested);
+W: bytes each rank sums: ring (P-1)/P M, rabenseifner (P'-1)/P' M + fM,
+   tree (log2 P' + f) M; one piece's share (W/k) is not hidden behind the
+   other pieces' transfers.
+(P' = largest power of two <= P, f = 1 when P is not one.) a, b, c, g are
+fitted per platform by least squares on relative error.
+
+Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms MS]
+"""
+import math
+import os
+import sys
+
+import numpy as np
+
+LEAF = 16
+MIN_PIECE, MAX_PIECES = 128 << 10, 8
+
+
+def pieces(m):
+    return min(MAX_PIECES, max(1, m // MIN_PIECE))
+
+
+def shape(p):
+    p2 = 1 << int(math.floor(math.log2(p)))
+    return p2, int(math.log2(p2)), 1.0 if p2 != p else 0.0
+
+
+def terms(alg, p, m, fattree):
+    """R, V, X, W (see the module docstring) for one bucket of m bytes."""
+    p2, lg, f = shape(p)
+    if alg == "ring":
+        return 2.0 * (p - 1), 2.0 * (p - 1) / p * m, 0.0, (p - 1.0) / p * m
+    x = 0.0
+    if fattree and p2 > LEAF:
+        # rounds at distance >= LEAF: every rank of a leaf crosses to another
+        for j in range(int(math.log2(LEAF)), lg):
+            x += (m / 2 ** (j + 1)) if alg == "rabenseifner" else m
+        x *= 2 if alg == "rabenseifner" else 1
+    if alg == "rabenseifner":
+        return 2.0 * lg + 2 * f, 2.0 * (p2 - 1) / p2 * m + 2 * f * m, x, (p2 - 1.0) / p2 * m + f * m
+    return lg + 2 * f, (lg + 2 * f) * m, x, (lg + f) * m
+
+
+def row(alg, p, m, fattree):
+    r, v, x, w = terms(alg, p, m, fattree)
+    return np.array([r, v, x, w / pieces(m)])
+
+
+def load(out):
+    rows = []
+    with open(os.path.join(out, "sim.tsv")) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            c = line.rstrip("\n").split("\t")
+            rows.append(dict(plat=c[0], size=int(c[1]), method=c[2], p=int(c[3]), t=float(c[5]),
+                             busbw=float(c[7]), alg=c[9], wall=float(c[10]), pss=int(c[11])))
+    return rows
+
+
+def fit(rows, fattree):
+    a = np.array([row(r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
+    if not fattree:
+        a = a[:, [0, 1, 3]]
+    coef, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
+    if not fattree:
+        coef = np.array([coef[0], coef[1], 0.0, coef[2]])
+    return coef
+
+
+def predict(coef, alg, p, m, fattree):
+    return float(row(alg, p, m, fattree) @ coef)
+
+
+def mib(m):
+    return f"{m >> 20} MiB" if m >= 1 << 20 else f"{m >> 10} KiB"
+
+
+def busbw(m, p, t):
+    return m / t / 1e9 * 2 * (p - 1) / p
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        sys.exit(__doc__)
+    out = args[0]
+    fit_ranks = {16, 64, 256}
+    step_ms = None
+    if "--fit-ranks" in args:
+        fit_ranks = {int(x) for x in args[args.index("--fit-ranks") + 1].split(",")}
+    if "--step-ms" in args:
+        step_ms = float(args[args.index("--step-ms") + 1])
+    rows = load(out)
+    plats = sorted({r["plat"] for r in rows})
+
+    print("## Simulated busbw: tessera auto against SMPI's MPI_Allreduce (ompi selector)\n")
+    for plat in plats:
+        print(f"### {plat}\n")
+        print("| ranks | size | auto runs | auto busbw | MPI_Allreduce | auto / MPI | MPI_Allreduce, sums charged "
+              "| auto / charged | wall s (auto) | Pss MiB (auto) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        keys = sorted({(r["p"], r["size"]) for r in rows if r["plat"] == plat})
+        for p, m in keys:
+            get = {r["method"]: r for r in rows if r["plat"] == plat and r["p"] == p and r["size"] == m}
+            au, ar, ao = get.get("mpi:auto:0"), get.get("allreduce"), get.get("allreduce-op")
+            if not au:
+                continue
+            cell = lambda x: f"{x['busbw']:.3f}" if x else "not run"
+            ratio = lambda x: f"{au['busbw'] / x['busbw']:.2f}" if x else "-"
+            print(f"| {p} | {mib(m)} | {au['alg']} | {au['busbw']:.3f} | {cell(ar)} | {ratio(ar)} | {cell(ao)} | "
+                  f"{ratio(ao)} | {au['wall']:.0f} | {au['pss'] / 1024:.0f} |")
+        print()
+
+    print("## Cost model: fit and check\n")
+    coefs = {}
+    for plat in plats:
+        ft = plat == "fattree"
+        mine = [r for r in rows if r["plat"] == plat and r["method"].startswith("mpi:") and r["alg"] != "-"]
+        train = [r for r in mine if r["p"] in fit_ranks]
+        test = [r for r in mine if r["p"] not in fit_ranks]
+        if len(train) < 4:
+            print(f"{plat}: too few simulations to fit ({len(train)})\n")
+            continue
+        coef = fit(train, ft)
+        coefs[plat] = coef
+        err = lambda rs: [abs(predict(coef, r["alg"], r["p"], r["size"], ft) / r["t"] - 1) for r in rs]
+        e_tr, e_te = err(train), err(test)
+        print(f"**{plat}**: a = {coef[0] * 1e6:.3f} us/round, b = {1 / coef[1] / 1e9:.3f} GB/s (1/b), "
+              + (f"c = {coef[2] / coef[1]:.2f} b per crossing byte, " if ft else "")
+              + f"g = {1 / coef[3] / 1e9 if coef[3] > 0 else float('inf'):.2f} GB/s (1/g, exposed sums). "
+              f"Fitted on {len(train)} simulations (ranks {sorted(fit_ranks)}): median |error| "
+              f"{100 * np.median(e_tr):.1f}%, max {100 * max(e_tr):.1f}%. Checked on {len(test)} it did not fit "
+              f"(ranks {sorted({r['p'] for r in test})}): median {100 * np.median(e_te) if e_te else 0:.1f}%, "
+              f"max {100 * max(e_te) if e_te else 0:.1f}%.\n")
+        print("| ranks | size | algorithm | simulated ms | model ms | error |")
+        print("|---|---|---|---|---|---|")
+        for r in sorted(test, key=lambda r: (r["p"], r["size"], r["alg"])):
+            t = predict(coef, r["alg"], r["p"], r["size"], ft)
+            print(f"| {r['p']} | {mib(r['size'])} | {r['alg']} | {r['t'] * 1e3:.3f} | {t * 1e3:.3f} | "
+                  f"{100 * (t / r['t'] - 1):+.1f}% |")
+        print()
+
+    print("## Predicted busbw (GB/s) to 4,096 ranks\n")
+    sizes = [1 << 20, 16 << 20, 64 << 20, 256 << 20]
+    for plat, coef in coefs.items():
+        ft = plat == "fattree"
+        print(f"### {plat} (best of ring and rabenseifner by the model)\n")
+        print("| ranks | " + " | ".join(mib(m) for m in sizes) + " |")
+        print("|---|" + "---|" * len(sizes))
+        for p in [256, 512, 1024, 2048, 4096]:
+            cells = []
+            for m in sizes:
+                best = min(("ring", "rabenseifner"), key=lambda a: predict(coef, a, p, m, ft))
+                cells.append(f"{busbw(m, p, predict(coef, best, p, m, ft)):.2f} ({best[:4]})")
+            print(f"| {p} | " + " | ".join(cells) + " |")
+        print()
+
+    val = os.path.join(out, "validate.tsv")
+    if os.path.exists(val):
+        print("## Validation: SMPI on a platform calibrated to this machine against real Open MPI\n")
+        print("| ranks | size | method | real ms | simulated ms | error |")
+        print("|---|---|---|---|---|---|")
+        with open(val) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                p, m, meth, real, simt = line.split("\t")
+                real, simt = float(real), float(simt)
+                print(f"| {p} | {mib(int(m))} | {meth} | {real * 1e3:.3f} | {simt * 1e3:.3f} | "
+                      f"{100 * (simt / real - 1):+.1f}% |")
+        print()
+
+    if step_ms and coefs:
+        train_table(coefs, step_ms)
+
+
+def train_table(coefs, step_ms):
+    """Weak scaling of the MLP: its gradients as the engine cuts them, each
+    bucket's allreduce from the model; the bucket holding the first layer is
+    ready only when backward ends, so only the other buckets can overlap."""
+    dims = [784, 256, 256, 10]
+    n = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
+    bucket = (1 << 20) // 4
+    lens = [min(bucket, n - b * bucket) for b in range((n + bucket - 1) // bucket)]
+    print(f"## Training step model: the MLP {'-'.join(map(str, dims))} ({n} parameters, buckets of "
+          f"{', '.join(str(x * 4) for x in lens)} bytes), {step_ms:.2f} ms of compute per step\n")
+    print("| nodes | " + " | ".join(f"{p} allreduce ms | {p} efficiency" for p in coefs) + " | CNN |")
+    print("|---|" + "---|---|" * len(coefs) + "---|")
+    for p in [2, 4, 16, 64, 256, 1024]:
+        cells = []
+        for plat, coef in coefs.items():
+            ft = plat == "fattree"
+            t = 0.0
+            for m in lens:
+                t += min(predict(coef, a, p, m * 4, ft) for a in ("ring", "rabenseifner", "tree"))
+            cells.append(f"{t * 1e3:.3f} | {step_ms / (step_ms + t * 1e3):.3f}")
+        print(f"| {p} | " + " | ".join(cells) + " | pending the CNN |")
+    print()
+
+
+if __name__ == "__main__":
+    main()
