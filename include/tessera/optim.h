@@ -44,6 +44,8 @@ typedef struct tsr_optim_config {
     double beta1, beta2, eps;
     tsr_sched_t schedule;
     long warmup_steps, total_steps; /* total_steps bounds the cosine */
+    long planned_steps;             /* the run as configured, for the checks (0: total_steps); a
+                                     * cap (train.max_steps) may cut total_steps below it */
     double min_lr;
     double clip_norm;               /* <= 0: no clipping */
     tsr_nonfinite_t on_nonfinite;
@@ -70,8 +72,9 @@ typedef struct tsr_optim_segment {
 
 typedef struct tsr_optim tsr_optim_t;
 
-/* Checks the configuration, the schedule against total_steps when that is
- * set (a milestone or warmup past the run is TSR_EINVAL naming the key). */
+/* Checks the configuration, the schedule against planned_steps (else
+ * total_steps) when set: a milestone or warmup past the run is TSR_EINVAL
+ * naming the key. */
 int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out);
 void tsr_optim_destroy(tsr_optim_t *o);
 /* The tensors, sorted or not, which must tile [0, n) exactly; copied.

@@ -47,8 +47,8 @@ static double at(const tsr_optim_t *o, long k)
         double t = k > K ? 1.0 : (double)k / (double)K;
         return c->min_lr + (c->lr - c->min_lr) * pow(1.0 - t, c->power);
     }
-    case TSR_SCHED_ONECYCLE:
-        return K >= 2 ? onecycle(c, k, K) : c->lr;
+    case TSR_SCHED_ONECYCLE: /* a run cut too short for both phases (train.max_steps) stays at lr */
+        return c->pct_start * (double)K > 1 && c->pct_start * (double)K < (double)K - 1 ? onecycle(c, k, K) : c->lr;
     case TSR_SCHED_PLATEAU:
         return o->state[o->nopt + PL_LR];
     default:
@@ -92,10 +92,12 @@ void tsr_optim_observe(tsr_optim_t *o, double metric)
 }
 
 /* What no run can use: a phase longer than the run, a value out of range.
- * Names the configuration key (options.c reads [optim] into the config). */
+ * Names the configuration key (options.c reads [optim] into the config).
+ * The run is the planned one: a cap (train.max_steps) that cuts it short
+ * for a quick try is not a schedule that exceeds it. */
 int tsr_optim_sched_check(const tsr_optim_config_t *c)
 {
-    long T = c->total_steps, K = T - c->warmup_steps;
+    long T = c->planned_steps > 0 ? c->planned_steps : c->total_steps, K = T - c->warmup_steps;
     if (T > 0 && c->warmup_steps > T)
         return tsr_error_set(TSR_EINVAL, "optim.warmup_steps = %ld is longer than the run (%ld steps)",
                              c->warmup_steps, T);

@@ -128,7 +128,14 @@ static int check_optim_keys(const tsr_config_t *c, int kind, int sched)
         for (int j = 0; optim_names[j]; j++)
             of_optim |= has_word(optim_takes[j], k);
         const char *what = of_optim ? "name" : "schedule", *choice = of_optim ? optim_names[kind] : sched_names[sched];
-        const char *takes = of_optim ? optim_takes[kind] : sched_takes[sched];
+        char takes[160] = "";
+        const char *list = of_optim ? optim_takes[kind] : sched_takes[sched];
+        for (size_t j = 0, o = 0; list[j] && o + 3 < sizeof takes; j++) {
+            if (list[j] == ' ')
+                takes[o++] = ',';
+            takes[o++] = list[j];
+            takes[o] = '\0';
+        }
         return tsr_error_set(TSR_EINVAL, "[optim] %s (%s) does not apply to optim.%s = %s (it takes %s)", k,
                              tsr_config_origin(c, "optim", k), what, choice, takes[0] ? takes : "no options");
     }

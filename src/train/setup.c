@@ -78,6 +78,7 @@ static int build_optim(tsr_train_ctx_t *ctx)
     const tsr_config_t *cfg = ctx->opt->config;
     tsr_optim_config_t oc = ctx->opt->optim;
     oc.total_steps = ctx->sched.total_steps;
+    oc.planned_steps = ctx->sched.epochs * (long)ctx->sched.steps_per_epoch;
     int momentum = oc.kind == TSR_OPTIM_SGD || oc.kind == TSR_OPTIM_LARS || oc.kind == TSR_OPTIM_RMSPROP;
     if (momentum && oc.momentum >= 1)
         return tsr_error_set(TSR_EINVAL, "[optim] momentum = %g (%s): expected a value below 1", oc.momentum,
