@@ -93,8 +93,8 @@ static int by_offset(const void *a, const void *b)
 
 int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int nseg)
 {
-    if (nseg < 1)
-        return tsr_error_set(TSR_EINVAL, "optim: expected at least one segment");
+    if (nseg < 1 || o->gpu)
+        return tsr_error_set(TSR_EINVAL, "optim: expected at least one segment, set before tsr_optim_to_gpu");
     tsr_optim_segment_t *s = malloc((size_t)nseg * sizeof *s);
     if (!s)
         return tsr_error_set(TSR_ENOMEM, "optim: out of memory for %d segments", nseg);
@@ -123,11 +123,7 @@ void tsr_optim_destroy(tsr_optim_t *o)
 {
     if (!o)
         return;
-    if (o->gpu) {
-        tsr_gpu_free(o->gpu, o->dstate);
-        tsr_gpu_free(o->gpu, o->dsumsq);
-        tsr_gpu_free(o->gpu, o->dnote);
-    }
+    tsr_optim_gpu_free(o);
     free(o->state);
     free(o->seg);
     free(o);
@@ -146,43 +142,13 @@ double tsr_optim_norm(const float *g, size_t n)
     return sqrt(s[0] + s[1] + s[2] + s[3]);
 }
 
-/* The same rules as tsr_optim_step with the tsr_gpu_* kernels. The kernels
- * note a non-finite weight in dnote[0] themselves; skipping reads the
- * gradients' sum of squares on the device, so the host never waits. */
-static int step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr)
-{
-    const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
-    int rc = TSR_OK, skip = c->on_nonfinite == TSR_NONFINITE_SKIP;
-    if (c->clip_norm > 0 || grad_norm || skip) {
-        double sumsq = 0;
-        rc = tsr_gpu_sumsq(o->gpu, g, n, o->dsumsq);
-        /* Only a caller who asks for the norm makes the host wait. */
-        if (!rc && grad_norm && !(rc = tsr_gpu_download(o->gpu, &sumsq, o->dsumsq, sizeof sumsq)))
-            *grad_norm = sqrt(sumsq);
-        if (!rc && c->clip_norm > 0)
-            rc = tsr_gpu_clip(o->gpu, g, n, o->dsumsq, c->clip_norm); /* double, as the CPU compares */
-    }
-    if (rc)
-        return rc;
-    tsr_gpu_guard_t guard = {skip ? o->dsumsq : NULL, o->dnote, o->step + 1};
-    if (c->kind == TSR_OPTIM_SGD)
-        return tsr_gpu_sgd(o->gpu, p, g, o->nopt ? o->dstate : NULL, n, lr, (float)c->weight_decay,
-                           (float)c->momentum, c->nesterov, o->step == 0 && !c->nesterov, &guard);
-    double t = (double)(o->step + 1);
-    float bc1 = (float)(1.0 - pow(c->beta1, t));
-    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
-    return tsr_gpu_adamw(o->gpu, p, g, o->dstate, o->dstate + n, n, lr / bc1, 1.0f - lr * (float)c->weight_decay,
-                         (float)c->beta1, (float)c->beta2, (float)c->eps, bc2s, &guard);
-}
-
 int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double *grad_norm)
 {
     const tsr_optim_config_t *c = &o->cfg;
     size_t n = o->n;
     float lr = (float)tsr_optim_lr(o, o->step);
     if (o->gpu) {
-        int rc = step_gpu(o, p, g, grad_norm, lr);
+        int rc = tsr_optim_step_gpu(o, p, g, grad_norm, lr);
         if (!rc)
             o->step++; /* a skip is counted on the device */
         return rc;
@@ -256,34 +222,6 @@ float *tsr_optim_state(tsr_optim_t *o, size_t *nstate)
 void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps)
 {
     o->step = steps;
-}
-
-int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu)
-{
-    int rc;
-    if (o->gpu)
-        return tsr_error_set(TSR_EINVAL, "optim: already on a GPU");
-    if (o->cfg.kind != TSR_OPTIM_SGD && o->cfg.kind != TSR_OPTIM_ADAMW)
-        return tsr_error_set(TSR_ENOTSUP, "optim.name = %s has no GPU kernel yet (sgd and adamw have); train it "
-                             "with runtime.device = cpu", tsr_optim_kind_name(o->cfg.kind));
-    o->gpu = gpu;
-    if ((rc = tsr_gpu_alloc(gpu, sizeof(double), (void **)&o->dsumsq)) ||
-        (rc = tsr_gpu_alloc(gpu, 2 * sizeof(long long), (void **)&o->dnote)))
-        goto fail;
-    if (o->nopt && ((rc = tsr_gpu_alloc(gpu, o->nopt * sizeof(float), (void **)&o->dstate)) ||
-                      (rc = tsr_optim_upload(o))))
-        goto fail;
-    return TSR_OK;
-fail:
-    tsr_error_prefix(rc, "optim: moving %zu state values to the GPU: ", o->nopt);
-    tsr_gpu_free(gpu, o->dstate);
-    tsr_gpu_free(gpu, o->dsumsq);
-    tsr_gpu_free(gpu, o->dnote);
-    o->dstate = NULL;
-    o->dsumsq = NULL;
-    o->dnote = NULL;
-    o->gpu = NULL;
-    return rc;
 }
 
 int tsr_optim_download(tsr_optim_t *o)

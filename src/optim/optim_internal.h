@@ -21,6 +21,8 @@ struct tsr_optim {
     float *dstate;
     double *dsumsq;
     long long *dnote; /* GPU: [0] the first bad update, [1] skipped updates */
+    double *dnorm;    /* LARS, LAMB: |p|^2 and |g|^2 (LAMB: |u|^2) per segment */
+    float *du;        /* LAMB: the update direction u */
 };
 
 /* The plateau's floats after the arrays (tsr_optim_state). */
@@ -42,6 +44,10 @@ enum { PL_BEST, PL_BAD, PL_COOL, PL_LR, PL_N };
  * OR-reduced non-finite bits of the new weights. */
 uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
 uint32_t tsr_optim_update_layerwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
+/* gpu.c: tsr_optim_step's update with the GPU kernels. */
+int tsr_optim_step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr);
+int tsr_optim_gpu_alloc(tsr_optim_t *o, tsr_gpu_t *gpu);
+void tsr_optim_gpu_free(tsr_optim_t *o);
 /* sched.c: the schedule's checks against the run (create). */
 int tsr_optim_sched_check(const tsr_optim_config_t *c);
 /* L2 norm of x[0..n) in double (four partial sums: accurate, vectorised). */
