@@ -8,16 +8,6 @@
 sed "/^momentum/d" "$TSR_SRC/examples/digits.ini" > digits.ini && mkdir -p data && cp "$TSR_SRC/examples/data/digits.h5" data/
 common=(--set train.epochs=3 --set runtime.progress=none --set checkpoint.every_steps=20 --set checkpoint.keep=2)
 
-same_weights() { # same_weights A B
-  $PY - "$1" "$2" <<'PY'
-import sys, h5py
-def w(p):
-    f = h5py.File(p, "r"); g = f["model"]
-    return [g[k][n][()].tobytes() for k in sorted(g) for n in ("weight", "bias")]
-sys.exit(0 if w(sys.argv[1]) == w(sys.argv[2]) else 1)
-PY
-}
-
 try() { # try NAME ARRAYS EXTRA PLATEAU_FLOATS KEYS...: reference, killed run, resume
   local name=$1 arrays=$2 extra=$3; shift 3
   mpi 2 train digits.ini "${common[@]}" "$@" --set train.output=$name-ref.h5 --set checkpoint.dir=$name-rck \
