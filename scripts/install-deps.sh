@@ -11,13 +11,13 @@ pkgs=(
   libinih-dev libcmocka-dev zlib1g-dev
   libmicrohttpd-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
   slurm-wlm slurm-client munge libslurm-dev lmod
-  curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx
+  curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx python3-torch
   prometheus chromium
   libsimgrid-dev
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then
-  pkgs+=(python3-torch dataset-fashion-mnist wrk parallel)
+  pkgs+=(dataset-fashion-mnist wrk parallel)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,5 +1,7 @@
-/* Optimizers over a flat parameter buffer: SGD with (Nesterov) momentum and
- * AdamW; linear warmup then constant or cosine decay; global-norm clipping. */
+/* Optimizers over a flat parameter buffer: SGD with (Nesterov) momentum,
+ * AdamW, Adam (coupled L2), Lion, LAMB, LARS and RMSprop; linear warmup then
+ * a schedule (constant, cosine, step, multi-step, exponential, polynomial,
+ * one-cycle, reduce-on-plateau); global-norm clipping. */
 #ifndef TESSERA_OPTIM_H
 #define TESSERA_OPTIM_H
 #include <stddef.h>
@@ -9,8 +11,27 @@
 extern "C" {
 #endif
 
-typedef enum { TSR_OPTIM_SGD = 0, TSR_OPTIM_ADAMW = 1 } tsr_optim_kind_t;
-typedef enum { TSR_SCHED_CONSTANT = 0, TSR_SCHED_COSINE = 1 } tsr_sched_t;
+typedef enum {
+    TSR_OPTIM_SGD = 0,
+    TSR_OPTIM_ADAMW = 1,
+    TSR_OPTIM_ADAM,    /* coupled L2, as torch.optim.Adam's weight_decay */
+    TSR_OPTIM_LION,
+    TSR_OPTIM_LAMB,
+    TSR_OPTIM_LARS,
+    TSR_OPTIM_RMSPROP
+} tsr_optim_kind_t;
+/* After warmup; every schedule counts steps from the end of warmup. */
+typedef enum {
+    TSR_SCHED_CONSTANT = 0,
+    TSR_SCHED_COSINE = 1,
+    TSR_SCHED_STEP,        /* lr * gamma^(k / step_size) */
+    TSR_SCHED_MULTISTEP,   /* lr * gamma^(milestones <= k) */
+    TSR_SCHED_EXPONENTIAL, /* lr * gamma^k */
+    TSR_SCHED_POLYNOMIAL,  /* min_lr + (lr - min_lr) (1 - k/K)^power */
+    TSR_SCHED_ONECYCLE,    /* OneCycleLR, cosine anneal, two phases */
+    TSR_SCHED_PLATEAU      /* ReduceLROnPlateau (mode min, rel threshold) */
+} tsr_sched_t;
+#define TSR_OPTIM_MAX_MILESTONES 32
 /* What an update with NaN or Inf gradients does: STOP updates (the caller
  * learns from tsr_optim_nonfinite_step and stops); SKIP leaves weights and
  * state unchanged (the step still counts for the schedule). */
@@ -23,15 +44,49 @@ typedef struct tsr_optim_config {
     double beta1, beta2, eps;
     tsr_sched_t schedule;
     long warmup_steps, total_steps; /* total_steps bounds the cosine */
+    long planned_steps;             /* the run as configured, for the checks (0: total_steps); a
+                                     * cap (train.max_steps) may cut total_steps below it */
     double min_lr;
     double clip_norm;               /* <= 0: no clipping */
     tsr_nonfinite_t on_nonfinite;
+    double alpha;                   /* RMSprop smoothing */
+    int centered;                   /* RMSprop */
+    double trust_coef;              /* LARS eta */
+    int exclude_bias_norm;          /* LARS/LAMB: 1-d tensors neither decay nor adapt */
+    long step_size;                 /* step */
+    double gamma;                   /* step, multistep, exponential */
+    long milestones[TSR_OPTIM_MAX_MILESTONES]; /* multistep: increasing */
+    int nmilestones;
+    double power;                   /* polynomial */
+    double max_lr, pct_start, div_factor, final_div_factor; /* onecycle; max_lr <= 0: lr */
+    long plateau_patience, plateau_cooldown;
+    double plateau_factor, plateau_threshold; /* plateau; min_lr is its floor */
 } tsr_optim_config_t;
+
+/* A tensor of the flat buffer, for the layer-wise rules (LAMB, LARS):
+ * exclude leaves it out of weight decay and the trust ratio. */
+typedef struct tsr_optim_segment {
+    size_t offset, size;
+    int exclude;
+} tsr_optim_segment_t;
 
 typedef struct tsr_optim tsr_optim_t;
 
+/* Checks the configuration, the schedule against planned_steps (else
+ * total_steps) when set: a milestone or warmup past the run is TSR_EINVAL
+ * naming the key. */
 int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out);
 void tsr_optim_destroy(tsr_optim_t *o);
+/* The tensors, sorted or not, which must tile [0, n) exactly; copied.
+ * Without it the buffer is one tensor. Before the first step. */
+int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int nseg);
+/* The validation metric (lower is better) for reduce-on-plateau, after an
+ * evaluation; a pure function of the values observed, so ranks observing
+ * the same value agree. Its state is in tsr_optim_state. No-op for other
+ * schedules. */
+void tsr_optim_observe(tsr_optim_t *o, double metric);
+/* "sgd", "adamw", ...: the configuration's names. */
+const char *tsr_optim_kind_name(tsr_optim_kind_t kind);
 
 /* The learning rate at step (0-based). */
 double tsr_optim_lr(const tsr_optim_t *o, long step);
@@ -57,7 +112,12 @@ int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu);
 int tsr_optim_download(tsr_optim_t *o);
 int tsr_optim_upload(tsr_optim_t *o);
 
-/* Optimizer state for checkpoints: nstate floats (0, n or 2n) and the step. */
+/* Optimizer state for checkpoints: nstate floats and the step. The
+ * optimizer's arrays (SGD/LARS: velocity if momentum; AdamW/Adam/LAMB: m,
+ * v; Lion: m; RMSprop: square average, then the mean if centered, then
+ * the velocity if momentum), then with reduce-on-plateau 4 floats: best,
+ * bad evaluations, cooldown left, current lr. On a GPU only the arrays
+ * move; the plateau's floats stay on the host. */
 float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);
 void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps);
 

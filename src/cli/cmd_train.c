@@ -89,8 +89,10 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
         return TSR_OK;
     }
     tsr_train_options_t opt;
-    if ((rc = tsr_options_train(cfg, &opt)))
+    if ((rc = tsr_options_train(cfg, &opt))) {
+        failed = 0; /* every rank read the same keys: rank 0 says which one */
         goto fail;
+    }
     /* Outside SLURM, say once which SLURM settings are ignored. */
     if (!tsr_runtime_slurm(rt)->in_slurm) {
         char keys[512], more[128];

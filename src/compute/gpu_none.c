@@ -212,6 +212,42 @@ int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv
 {
     return nocuda("tsr_gpu_adamw");
 }
+
+int tsr_gpu_adam(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
+                 float l2, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_adam");
+}
+
+int tsr_gpu_lion(tsr_gpu_t *g, float *dp, const float *dg, float *dm, size_t n, float lr, float decay, float b1,
+                 float b2, const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_lion");
+}
+
+int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n,
+                    float lr, float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_rmsprop");
+}
+
+int tsr_gpu_lars(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, double wd, float mu,
+                 int first, double eta, double eps, const double *dnorm2, const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_lars");
+}
+
+int tsr_gpu_lamb_moments(tsr_gpu_t *g, const float *dp, const float *dg, float *dm, float *dv, float *du, size_t n,
+                         float b1, float b2, float eps, float bc1, float bc2s, float wd, const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_lamb_moments");
+}
+
+int tsr_gpu_lamb_apply(tsr_gpu_t *g, float *dp, const float *du, size_t n, float lr, const double *dnorm2,
+                       const tsr_gpu_guard_t *guard)
+{
+    return nocuda("tsr_gpu_lamb_apply");
+}
 #else
 /* ISO C wants at least one declaration in a translation unit. */
 typedef int tsr_gpu_none_empty_t;

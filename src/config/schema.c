@@ -5,8 +5,10 @@
 
 static const char *const act_choices[] = {"relu", "tanh", "sigmoid", "gelu", "silu", NULL};
 static const char *const loss_choices[] = {"auto", "cross_entropy", "mse", "huber", "bce", NULL};
-static const char *const optim_choices[] = {"sgd", "adamw", NULL};
-static const char *const sched_choices[] = {"constant", "cosine", NULL};
+static const char *const optim_choices[] = {"sgd", "adamw", "adam", "lion", "lamb", "lars", "rmsprop", NULL};
+static const char *const sched_choices[] = {"constant", "cosine", "step", "multistep", "exponential",
+                                            "polynomial", "onecycle", "plateau", NULL};
+static const char *const exclude_choices[] = {"bias_and_norm", "none", NULL};
 static const char *const early_choices[] = {"loss", "accuracy", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
 static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", NULL};
@@ -50,15 +52,31 @@ const tsr_key_t tsr_schema[] = {
     {"train", "on_nonfinite", TSR_T_ENUM, "stop", 0, 0, nonfinite_choices, "NaN or Inf gradients or weights: stop (exit 6, nothing written) or skip_step (skip such updates)"},
     {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
     {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},
-    {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "SGD momentum"},
-    {"optim", "nesterov", TSR_T_BOOL, "false", 0, 0, NULL, "Nesterov momentum"},
-    {"optim", "weight_decay", TSR_T_DOUBLE, "0", 0, 0, NULL, "L2 (sgd) or decoupled (adamw) decay"},
-    {"optim", "beta1", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "AdamW beta1"},
-    {"optim", "beta2", TSR_T_DOUBLE, "0.999", 0, 0, NULL, "AdamW beta2"},
-    {"optim", "eps", TSR_T_DOUBLE, "1e-8", 0, 0, NULL, "AdamW epsilon"},
-    {"optim", "schedule", TSR_T_ENUM, "cosine", 0, 0, sched_choices, "learning-rate decay after warmup"},
-    {"optim", "warmup_steps", TSR_T_INT, "0", 0, 1L << 40, NULL, "linear warmup steps"},
-    {"optim", "min_lr", TSR_T_DOUBLE, "0", 0, 0, NULL, "cosine floor"},
+    {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "sgd, lars and rmsprop momentum (rmsprop: 0 unless set)"},
+    {"optim", "nesterov", TSR_T_BOOL, "false", 0, 0, NULL, "sgd: Nesterov momentum"},
+    {"optim", "weight_decay", TSR_T_DOUBLE, "0", 0, 0, NULL, "L2 (sgd, adam, rmsprop, lars) or decoupled (adamw, lion, lamb) decay"},
+    {"optim", "beta1", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "adamw, adam, lamb, lion beta1"},
+    {"optim", "beta2", TSR_T_DOUBLE, "0.999", 0, 0, NULL, "adamw, adam, lamb, lion beta2 (lion: 0.99 unless set)"},
+    {"optim", "eps", TSR_T_DOUBLE, "1e-8", 0, 0, NULL, "adamw, adam, rmsprop, lars epsilon; lamb (1e-6 unless set)"},
+    {"optim", "alpha", TSR_T_DOUBLE, "0.99", 0, 0, NULL, "rmsprop smoothing constant"},
+    {"optim", "centered", TSR_T_BOOL, "false", 0, 0, NULL, "rmsprop: normalise by the centered variance"},
+    {"optim", "trust_coef", TSR_T_DOUBLE, "0.001", 0, 0, NULL, "lars trust coefficient (eta)"},
+    {"optim", "exclude", TSR_T_ENUM, "bias_and_norm", 0, 0, exclude_choices, "lars, lamb: tensors without decay or trust ratio (bias_and_norm: every 1-d tensor)"},
+    {"optim", "schedule", TSR_T_ENUM, "cosine", 0, 0, sched_choices, "learning-rate schedule after warmup"},
+    {"optim", "warmup_steps", TSR_T_INT, "0", 0, 1L << 40, NULL, "linear warmup steps (to the schedule's first lr)"},
+    {"optim", "min_lr", TSR_T_DOUBLE, "0", 0, 0, NULL, "cosine and polynomial end, plateau floor"},
+    {"optim", "step_size", TSR_T_INT, "0", 0, 1L << 40, NULL, "step: steps between decays (required)"},
+    {"optim", "gamma", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "step, multistep, exponential: decay factor"},
+    {"optim", "milestones", TSR_T_INTS, "", 1, 1L << 40, NULL, "multistep: steps after warmup where lr *= gamma (required)"},
+    {"optim", "power", TSR_T_DOUBLE, "1", 0, 0, NULL, "polynomial exponent"},
+    {"optim", "max_lr", TSR_T_DOUBLE, "0", 0, 0, NULL, "onecycle peak (0: optim.lr)"},
+    {"optim", "pct_start", TSR_T_DOUBLE, "0.3", 0, 0, NULL, "onecycle: share of the steps rising to max_lr"},
+    {"optim", "div_factor", TSR_T_DOUBLE, "25", 0, 0, NULL, "onecycle: first lr = max_lr / div_factor"},
+    {"optim", "final_div_factor", TSR_T_DOUBLE, "1e4", 0, 0, NULL, "onecycle: last lr = first lr / final_div_factor"},
+    {"optim", "plateau_patience", TSR_T_INT, "10", 0, 1L << 30, NULL, "plateau: evaluations without improvement before a cut"},
+    {"optim", "plateau_factor", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "plateau: lr *= factor at a cut"},
+    {"optim", "plateau_threshold", TSR_T_DOUBLE, "1e-4", 0, 0, NULL, "plateau: relative improvement that counts"},
+    {"optim", "plateau_cooldown", TSR_T_INT, "0", 0, 1L << 30, NULL, "plateau: evaluations ignored after a cut"},
     {"optim", "clip_norm", TSR_T_DOUBLE, "0", 0, 0, NULL, "clip the global gradient norm (0: off)"},
     {"runtime", "device", TSR_T_ENUM, "cpu", 0, 0, device_choices, "where to train: cpu, cuda (one GPU per rank, nearest by hwloc), auto (cuda when every rank has a GPU)"},
     {"runtime", "comm", TSR_T_ENUM, "auto", 0, 0, comm_choices, "gradient reduction back-end (nccl on GPUs)"},

@@ -1,5 +1,6 @@
-/* SGD with momentum and AdamW, PyTorch's update rules, so runs compare. */
-#include "tessera/optim.h"
+/* The optimizer's life: creation and state, clipping and the non-finite
+ * policy around the update (rules.c, layerwise.c), the GPU path. */
+#include "optim/optim_internal.h"
 #include "tessera/error.h"
 #include "common/vec.h"
 
@@ -9,32 +10,6 @@
 #include <string.h>
 
 
-struct tsr_optim {
-    tsr_optim_config_t cfg;
-    size_t n;
-    long step;
-    long nonfinite;  /* the first update (1-based) that left a weight NaN or Inf; 0: none */
-    long skipped;    /* updates skipped for non-finite gradients (on_nonfinite = skip) */
-    float *state; /* SGD: velocity [n]; AdamW: m [n] then v [n] */
-    size_t nstate;
-    /* On a GPU (tsr_optim_to_gpu): the state lives there, state mirrors it. */
-    tsr_gpu_t *gpu;
-    float *dstate;
-    double *dsumsq;
-    long long *dnote; /* GPU: [0] the first bad update, [1] skipped updates */
-};
-
-/* Non-finite check by bits, OR-reduced so loops stay vectorised: a float
- * is NaN or Inf exactly when its exponent bits are all ones, and adding
- * one to that exponent then carries into bit 31. */
-#define NF_ACC(acc, x)                                                                                         \
-    do {                                                                                                       \
-        uint32_t u_;                                                                                           \
-        memcpy(&u_, &(x), sizeof u_);                                                                          \
-        (acc) |= (u_ & 0x7f800000u) + 0x00800000u;                                                             \
-    } while (0)
-#define NF_BAD(acc) (((acc) & 0x80000000u) != 0)
-
 static int any_nonfinite(const float *x, size_t n)
 {
     uint32_t acc = 0;
@@ -42,26 +17,105 @@ static int any_nonfinite(const float *x, size_t n)
     return NF_BAD(acc);
 }
 
+static const char *const kind_names[] = {"sgd", "adamw", "adam", "lion", "lamb", "lars", "rmsprop"};
+
+const char *tsr_optim_kind_name(tsr_optim_kind_t kind)
+{
+    return (unsigned)kind < sizeof kind_names / sizeof *kind_names ? kind_names[kind] : "unknown";
+}
+
+/* The optimizer's arrays, in units of n (tsr_optim_state's layout). */
+static size_t arrays(const tsr_optim_config_t *c)
+{
+    switch (c->kind) {
+    case TSR_OPTIM_ADAMW:
+    case TSR_OPTIM_ADAM:
+    case TSR_OPTIM_LAMB:
+        return 2;
+    case TSR_OPTIM_LION:
+        return 1;
+    case TSR_OPTIM_RMSPROP:
+        return 1 + (c->centered != 0) + (c->momentum > 0);
+    default:
+        return c->momentum > 0;
+    }
+}
+
+static int check(const tsr_optim_config_t *c)
+{
+    if ((unsigned)c->kind >= sizeof kind_names / sizeof *kind_names)
+        return tsr_error_set(TSR_EINVAL, "optim: unknown optimizer %d", (int)c->kind);
+    if (!(c->lr >= 0) || c->momentum < 0 || c->momentum >= 1 || c->beta1 < 0 || c->beta1 >= 1 || c->beta2 < 0 ||
+        c->beta2 >= 1 || c->eps <= 0)
+        return tsr_error_set(TSR_EINVAL, "optim: expected lr >= 0, 0 <= momentum, beta1, beta2 < 1 and eps > 0");
+    if (c->kind == TSR_OPTIM_RMSPROP && !(c->alpha >= 0 && c->alpha < 1))
+        return tsr_error_set(TSR_EINVAL, "optim.alpha = %g: expected 0 <= alpha < 1", c->alpha);
+    if (c->kind == TSR_OPTIM_LARS && !(c->trust_coef > 0))
+        return tsr_error_set(TSR_EINVAL, "optim.trust_coef = %g: expected a value above 0", c->trust_coef);
+    return tsr_optim_sched_check(c);
+}
+
 int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out)
 {
-    if (!(cfg->lr >= 0) || cfg->momentum < 0 || cfg->momentum >= 1 || cfg->beta1 < 0 || cfg->beta1 >= 1 ||
-        cfg->beta2 < 0 || cfg->beta2 >= 1 || cfg->eps <= 0)
-        return tsr_error_set(TSR_EINVAL, "optim: expected lr >= 0, 0 <= momentum, beta1, beta2 < 1 and eps > 0");
+    int rc = check(cfg);
+    if (rc)
+        return rc;
     tsr_optim_t *o = calloc(1, sizeof *o);
     if (!o)
         return tsr_error_set(TSR_ENOMEM, "optim: out of memory");
     o->cfg = *cfg;
     o->n = n;
-    o->nstate = cfg->kind == TSR_OPTIM_ADAMW ? 2 * n : (cfg->momentum > 0 ? n : 0);
-    if (o->nstate) {
+    o->nopt = arrays(cfg) * n;
+    o->nstate = o->nopt + (cfg->schedule == TSR_SCHED_PLATEAU ? PL_N : 0);
+    o->seg = malloc(sizeof *o->seg);
+    if (o->nstate)
         o->state = calloc(o->nstate, sizeof(float));
-        if (!o->state) {
-            size_t ns = o->nstate;
-            free(o);
-            return tsr_error_set(TSR_ENOMEM, "optim: out of memory for %zu state values", ns);
-        }
+    if (!o->seg || (o->nstate && !o->state)) {
+        size_t ns = o->nstate;
+        tsr_optim_destroy(o);
+        return tsr_error_set(TSR_ENOMEM, "optim: out of memory for %zu state values", ns);
+    }
+    o->seg[0] = (tsr_optim_segment_t){0, n, 0};
+    o->nseg = 1;
+    if (cfg->schedule == TSR_SCHED_PLATEAU) {
+        o->state[o->nopt + PL_BEST] = INFINITY;
+        o->state[o->nopt + PL_LR] = (float)cfg->lr;
     }
     *out = o;
+    return TSR_OK;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    size_t x = ((const tsr_optim_segment_t *)a)->offset, y = ((const tsr_optim_segment_t *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int nseg)
+{
+    if (nseg < 1 || o->gpu)
+        return tsr_error_set(TSR_EINVAL, "optim: expected at least one segment, set before tsr_optim_to_gpu");
+    tsr_optim_segment_t *s = malloc((size_t)nseg * sizeof *s);
+    if (!s)
+        return tsr_error_set(TSR_ENOMEM, "optim: out of memory for %d segments", nseg);
+    memcpy(s, seg, (size_t)nseg * sizeof *s);
+    qsort(s, (size_t)nseg, sizeof *s, by_offset);
+    size_t end = 0;
+    for (int i = 0; i < nseg; i++) {
+        if (s[i].offset != end || s[i].size == 0) {
+            free(s);
+            return tsr_error_set(TSR_EINVAL, "optim: segment at %zu (%zu values) leaves a gap or overlaps at %zu; "
+                                 "segments must tile the %zu parameters", seg[i].offset, seg[i].size, end, o->n);
+        }
+        end += s[i].size;
+    }
+    if (end != o->n) {
+        free(s);
+        return tsr_error_set(TSR_EINVAL, "optim: segments cover %zu of %zu parameters", end, o->n);
+    }
+    free(o->seg);
+    o->seg = s;
+    o->nseg = nseg;
     return TSR_OK;
 }
 
@@ -69,29 +123,13 @@ void tsr_optim_destroy(tsr_optim_t *o)
 {
     if (!o)
         return;
-    if (o->gpu) {
-        tsr_gpu_free(o->gpu, o->dstate);
-        tsr_gpu_free(o->gpu, o->dsumsq);
-        tsr_gpu_free(o->gpu, o->dnote);
-    }
+    tsr_optim_gpu_free(o);
     free(o->state);
+    free(o->seg);
     free(o);
 }
 
-double tsr_optim_lr(const tsr_optim_t *o, long step)
-{
-    const tsr_optim_config_t *c = &o->cfg;
-    if (c->warmup_steps > 0 && step < c->warmup_steps)
-        return c->lr * (double)(step + 1) / (double)c->warmup_steps;
-    if (c->schedule == TSR_SCHED_CONSTANT || c->total_steps <= c->warmup_steps)
-        return c->lr;
-    double t = (double)(step - c->warmup_steps) / (double)(c->total_steps - c->warmup_steps);
-    if (t > 1.0)
-        t = 1.0;
-    return c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(M_PI * t));
-}
-
-static double global_norm(const float *g, size_t n)
+double tsr_optim_norm(const float *g, size_t n)
 {
     /* Four partial sums in double keep it accurate and vectorisable. */
     double s[4] = {0, 0, 0, 0};
@@ -104,104 +142,20 @@ static double global_norm(const float *g, size_t n)
     return sqrt(s[0] + s[1] + s[2] + s[3]);
 }
 
-/* The same rules as tsr_optim_step with the tsr_gpu_* kernels. The kernels
- * note a non-finite weight in dnote[0] themselves; skipping reads the
- * gradients' sum of squares on the device, so the host never waits. */
-static int step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr)
-{
-    const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
-    int rc = TSR_OK, skip = c->on_nonfinite == TSR_NONFINITE_SKIP;
-    if (c->clip_norm > 0 || grad_norm || skip) {
-        double sumsq = 0;
-        rc = tsr_gpu_sumsq(o->gpu, g, n, o->dsumsq);
-        /* Only a caller who asks for the norm makes the host wait. */
-        if (!rc && grad_norm && !(rc = tsr_gpu_download(o->gpu, &sumsq, o->dsumsq, sizeof sumsq)))
-            *grad_norm = sqrt(sumsq);
-        if (!rc && c->clip_norm > 0)
-            rc = tsr_gpu_clip(o->gpu, g, n, o->dsumsq, c->clip_norm); /* double, as the CPU compares */
-    }
-    if (rc)
-        return rc;
-    tsr_gpu_guard_t guard = {skip ? o->dsumsq : NULL, o->dnote, o->step + 1};
-    if (c->kind == TSR_OPTIM_SGD)
-        return tsr_gpu_sgd(o->gpu, p, g, o->nstate ? o->dstate : NULL, n, lr, (float)c->weight_decay,
-                           (float)c->momentum, c->nesterov, o->step == 0 && !c->nesterov, &guard);
-    double t = (double)(o->step + 1);
-    float bc1 = (float)(1.0 - pow(c->beta1, t));
-    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
-    return tsr_gpu_adamw(o->gpu, p, g, o->dstate, o->dstate + n, n, lr / bc1, 1.0f - lr * (float)c->weight_decay,
-                         (float)c->beta1, (float)c->beta2, (float)c->eps, bc2s, &guard);
-}
-
-/* The update proper; returns the OR-reduced non-finite bits of the new weights. */
-static uint32_t update_cpu(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
-{
-    const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
-    uint32_t nf = 0;
-    if (c->kind == TSR_OPTIM_SGD) {
-        float wd = (float)c->weight_decay, mu = (float)c->momentum;
-        float *restrict v = o->state;
-        if (!v) {
-            EACH8(i, n, {
-                p[i] -= lr * (g[i] + wd * p[i]);
-                NF_ACC(nf, p[i]);
-            });
-        } else if (c->nesterov) {
-            EACH8(i, n, {
-                float gi = g[i] + wd * p[i];
-                v[i] = mu * v[i] + gi;
-                p[i] -= lr * (gi + mu * v[i]);
-                NF_ACC(nf, p[i]);
-            });
-        } else if (o->step == 0) {
-            /* PyTorch starts the buffer at the first gradient. */
-            EACH8(i, n, {
-                float gi = g[i] + wd * p[i];
-                v[i] = gi;
-                p[i] -= lr * gi;
-                NF_ACC(nf, p[i]);
-            });
-        } else {
-            EACH8(i, n, {
-                float gi = g[i] + wd * p[i];
-                v[i] = mu * v[i] + gi;
-                p[i] -= lr * v[i];
-                NF_ACC(nf, p[i]);
-            });
-        }
-        return nf;
-    }
-    float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps;
-    double t = (double)(o->step + 1);
-    float bc1 = (float)(1.0 - pow(c->beta1, t));
-    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
-    float step = lr / bc1, decay = 1.0f - lr * (float)c->weight_decay;
-    float *restrict m = o->state, *restrict v = o->state + n;
-    for (size_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
-        NF_ACC(nf, p[i]);
-    }
-    return nf;
-}
-
 int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double *grad_norm)
 {
     const tsr_optim_config_t *c = &o->cfg;
     size_t n = o->n;
     float lr = (float)tsr_optim_lr(o, o->step);
     if (o->gpu) {
-        int rc = step_gpu(o, p, g, grad_norm, lr);
+        int rc = tsr_optim_step_gpu(o, p, g, grad_norm, lr);
         if (!rc)
             o->step++; /* a skip is counted on the device */
         return rc;
     }
     double norm = -1;
     if (c->clip_norm > 0 || grad_norm) {
-        norm = global_norm(g, n);
+        norm = tsr_optim_norm(g, n);
         if (grad_norm)
             *grad_norm = norm;
     }
@@ -221,7 +175,7 @@ int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double 
     }
     /* Checking the new weights costs nothing (they are in registers) and
      * catches NaN or Inf gradients as well as an update that overflowed. */
-    if (NF_BAD(update_cpu(o, p, g, lr)) && !o->nonfinite)
+    if (NF_BAD(tsr_optim_update_elementwise(o, p, g, lr)) && !o->nonfinite)
         o->nonfinite = o->step + 1;
     o->step++;
     return TSR_OK;
@@ -270,42 +224,17 @@ void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps)
     o->step = steps;
 }
 
-int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu)
-{
-    int rc;
-    if (o->gpu)
-        return tsr_error_set(TSR_EINVAL, "optim: already on a GPU");
-    o->gpu = gpu;
-    if ((rc = tsr_gpu_alloc(gpu, sizeof(double), (void **)&o->dsumsq)) ||
-        (rc = tsr_gpu_alloc(gpu, 2 * sizeof(long long), (void **)&o->dnote)))
-        goto fail;
-    if (o->nstate && ((rc = tsr_gpu_alloc(gpu, o->nstate * sizeof(float), (void **)&o->dstate)) ||
-                      (rc = tsr_optim_upload(o))))
-        goto fail;
-    return TSR_OK;
-fail:
-    tsr_error_prefix(rc, "optim: moving %zu state values to the GPU: ", o->nstate);
-    tsr_gpu_free(gpu, o->dstate);
-    tsr_gpu_free(gpu, o->dsumsq);
-    tsr_gpu_free(gpu, o->dnote);
-    o->dstate = NULL;
-    o->dsumsq = NULL;
-    o->dnote = NULL;
-    o->gpu = NULL;
-    return rc;
-}
-
 int tsr_optim_download(tsr_optim_t *o)
 {
-    if (!o->gpu || !o->nstate)
+    if (!o->gpu || !o->nopt)
         return TSR_OK;
-    return tsr_gpu_download(o->gpu, o->state, o->dstate, o->nstate * sizeof(float));
+    return tsr_gpu_download(o->gpu, o->state, o->dstate, o->nopt * sizeof(float));
 }
 
 int tsr_optim_upload(tsr_optim_t *o)
 {
-    if (!o->gpu || !o->nstate)
+    if (!o->gpu || !o->nopt)
         return TSR_OK;
-    int rc = tsr_gpu_upload(o->gpu, o->dstate, o->state, o->nstate * sizeof(float));
+    int rc = tsr_gpu_upload(o->gpu, o->dstate, o->state, o->nopt * sizeof(float));
     return rc ? rc : tsr_gpu_sync(o->gpu);
 }

@@ -84,9 +84,81 @@ static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
     o->on_nonfinite = is(c, "train", "on_nonfinite", "skip_step") ? TSR_NONFINITE_SKIP : TSR_NONFINITE_STOP;
 }
 
-static void optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop, tsr_optim_config_t *o)
+/* Which [optim] keys each optimizer and schedule reads (besides name, lr,
+ * weight_decay, schedule, warmup_steps and clip_norm): a key the choice
+ * does not read is refused rather than silently ignored. */
+static const char *const optim_names[] = {"sgd", "adamw", "adam", "lion", "lamb", "lars", "rmsprop", NULL};
+static const char *const optim_takes[] = {"momentum nesterov", "beta1 beta2 eps", "beta1 beta2 eps", "beta1 beta2",
+                                          "beta1 beta2 eps exclude", "momentum eps trust_coef exclude",
+                                          "alpha eps momentum centered"};
+static const char *const sched_names[] = {"constant", "cosine", "step", "multistep", "exponential", "polynomial",
+                                          "onecycle", "plateau", NULL};
+static const char *const sched_takes[] = {"", "min_lr", "step_size gamma", "milestones gamma", "gamma",
+                                          "power min_lr", "max_lr pct_start div_factor final_div_factor",
+                                          "plateau_patience plateau_factor plateau_threshold plateau_cooldown min_lr"};
+
+static int index_of(const char *const *names, const char *v)
 {
-    o->kind = is(c, "optim", "name", "adamw") ? TSR_OPTIM_ADAMW : TSR_OPTIM_SGD;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], v) == 0)
+            return i;
+    return 0;
+}
+
+static int has_word(const char *list, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = list; (p = strstr(p, w)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+            return 1;
+    return 0;
+}
+
+static int set_by_user(const tsr_config_t *c, const char *key)
+{
+    char buf[64];
+    return tsr_config_changed(c, "optim", key, buf, sizeof buf) > 0;
+}
+
+static int check_optim_keys(const tsr_config_t *c, int kind, int sched)
+{
+    static const char *const keys[] = {"momentum", "nesterov", "beta1", "beta2", "eps", "alpha", "centered",
+                                       "trust_coef", "exclude", "min_lr", "step_size", "gamma", "milestones",
+                                       "power", "max_lr", "pct_start", "div_factor", "final_div_factor",
+                                       "plateau_patience", "plateau_factor", "plateau_threshold",
+                                       "plateau_cooldown", NULL};
+    for (int i = 0; keys[i]; i++) {
+        const char *k = keys[i];
+        if (!set_by_user(c, k) || has_word(optim_takes[kind], k) || has_word(sched_takes[sched], k))
+            continue;
+        int of_optim = 0;
+        for (int j = 0; optim_names[j]; j++)
+            of_optim |= has_word(optim_takes[j], k);
+        const char *what = of_optim ? "name" : "schedule", *choice = of_optim ? optim_names[kind] : sched_names[sched];
+        char takes[160] = "";
+        const char *list = of_optim ? optim_takes[kind] : sched_takes[sched];
+        for (size_t j = 0, o = 0; list[j] && o + 3 < sizeof takes; j++) {
+            if (list[j] == ' ')
+                takes[o++] = ',';
+            takes[o++] = list[j];
+            takes[o] = '\0';
+        }
+        return tsr_error_set(TSR_EINVAL, "[optim] %s (%s) does not apply to optim.%s = %s (it takes %s)", k,
+                             tsr_config_origin(c, "optim", k), what, choice, takes[0] ? takes : "no options");
+    }
+    return TSR_OK;
+}
+
+/* A value the user did not set, defaulting as the optimizer's reference does. */
+static double or_default(const tsr_config_t *c, const char *key, double dflt)
+{
+    return set_by_user(c, key) ? tsr_config_get_double(c, "optim", key) : dflt;
+}
+
+static int optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop, tsr_optim_config_t *o)
+{
+    int kind = index_of(optim_names, get(c, "optim", "name")), sched = index_of(sched_names, get(c, "optim", "schedule"));
+    o->kind = (tsr_optim_kind_t)kind;
     o->lr = tsr_config_get_double(c, "optim", "lr");
     o->momentum = tsr_config_get_double(c, "optim", "momentum");
     o->weight_decay = tsr_config_get_double(c, "optim", "weight_decay");
@@ -94,12 +166,36 @@ static void optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop,
     o->beta1 = tsr_config_get_double(c, "optim", "beta1");
     o->beta2 = tsr_config_get_double(c, "optim", "beta2");
     o->eps = tsr_config_get_double(c, "optim", "eps");
-    o->schedule = is(c, "optim", "schedule", "cosine") ? TSR_SCHED_COSINE : TSR_SCHED_CONSTANT;
+    /* torch.optim.RMSprop's, the Lion paper's and apex FusedLAMB's defaults. */
+    if (o->kind == TSR_OPTIM_RMSPROP)
+        o->momentum = or_default(c, "momentum", 0);
+    if (o->kind == TSR_OPTIM_LION)
+        o->beta2 = or_default(c, "beta2", 0.99);
+    if (o->kind == TSR_OPTIM_LAMB)
+        o->eps = or_default(c, "eps", 1e-6);
+    o->alpha = tsr_config_get_double(c, "optim", "alpha");
+    o->centered = tsr_config_get_bool(c, "optim", "centered");
+    o->trust_coef = tsr_config_get_double(c, "optim", "trust_coef");
+    o->exclude_bias_norm = is(c, "optim", "exclude", "bias_and_norm");
+    o->schedule = (tsr_sched_t)sched;
     o->warmup_steps = tsr_config_get_long(c, "optim", "warmup_steps");
     o->total_steps = 0;
     o->min_lr = tsr_config_get_double(c, "optim", "min_lr");
+    o->step_size = tsr_config_get_long(c, "optim", "step_size");
+    o->gamma = tsr_config_get_double(c, "optim", "gamma");
+    o->nmilestones = tsr_config_get_ints(c, "optim", "milestones", o->milestones, TSR_OPTIM_MAX_MILESTONES);
+    o->power = tsr_config_get_double(c, "optim", "power");
+    o->max_lr = tsr_config_get_double(c, "optim", "max_lr");
+    o->pct_start = tsr_config_get_double(c, "optim", "pct_start");
+    o->div_factor = tsr_config_get_double(c, "optim", "div_factor");
+    o->final_div_factor = tsr_config_get_double(c, "optim", "final_div_factor");
+    o->plateau_patience = tsr_config_get_long(c, "optim", "plateau_patience");
+    o->plateau_cooldown = tsr_config_get_long(c, "optim", "plateau_cooldown");
+    o->plateau_factor = tsr_config_get_double(c, "optim", "plateau_factor");
+    o->plateau_threshold = tsr_config_get_double(c, "optim", "plateau_threshold");
     o->clip_norm = tsr_config_get_double(c, "optim", "clip_norm");
     o->on_nonfinite = loop->on_nonfinite;
+    return check_optim_keys(c, kind, sched);
 }
 
 static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
@@ -140,7 +236,9 @@ int tsr_options_train(const tsr_config_t *c, tsr_train_options_t *o)
     data_options(c, &o->data);
     model_options(c, &o->model);
     loop_options(c, &o->train);
-    optim_options(c, &o->train, &o->optim);
+    int rc = optim_options(c, &o->train, &o->optim);
+    if (rc)
+        return rc;
     runtime_options(c, &o->runtime);
     ckpt_options(c, &o->checkpoint);
     o->serve_enabled = tsr_config_get_bool(c, "serve", "enabled");

@@ -15,15 +15,19 @@ int tsr_train_early_setup(tsr_train_ctx_t *ctx)
     const tsr_loop_options_t *t = &ctx->opt->train;
     const tsr_config_t *cfg = ctx->opt->config;
     tsr_train_early_t *e = &ctx->early;
-    e->on = t->early_stop_patience > 0 || t->keep_best;
+    int plateau = ctx->opt->optim.schedule == TSR_SCHED_PLATEAU;
+    /* Reduce-on-plateau watches the evaluations too: their step is kept so
+     * that a resumed run makes the one its checkpoint came before. */
+    e->on = t->early_stop_patience > 0 || t->keep_best || plateau;
     e->best = e->best_loss = e->best_accuracy = NAN;
     if (!e->on)
         return TSR_OK;
-    const char *key = t->early_stop_patience > 0 ? "early_stop_patience" : "keep_best";
+    const char *sect = t->early_stop_patience > 0 || t->keep_best ? "train" : "optim";
+    const char *key = t->early_stop_patience > 0 ? "early_stop_patience" : t->keep_best ? "keep_best" : "schedule";
     if (!ctx->data.test || !t->eval)
-        return tsr_error_set(TSR_EINVAL, "[train] %s (%s) watches the test split, but %s; give [data] test_path "
-                             "(or /X_test in the dataset) and leave train.eval = true", key,
-                             tsr_config_origin(cfg, "train", key),
+        return tsr_error_set(TSR_EINVAL, "[%s] %s (%s) watches the test split, but %s; give [data] test_path "
+                             "(or /X_test in the dataset) and leave train.eval = true", sect, key,
+                             tsr_config_origin(cfg, sect, key),
                              !ctx->data.test ? "this run has none" : "train.eval = false");
     if (t->early_stop_accuracy && !tsr_dataset_is_labels(ctx->data.train))
         return tsr_error_set(TSR_EINVAL, "[train] early_stop_metric = accuracy (%s) needs class labels; %s has float "
@@ -91,6 +95,9 @@ int tsr_train_early_observe(tsr_train_ctx_t *ctx, long step, double loss, double
     if (!e->on)
         return TSR_OK;
     e->eval_step = step;
+    /* The test loss is global: every rank's schedule decides alike. */
+    if (ctx->opt->optim.schedule == TSR_SCHED_PLATEAU)
+        tsr_optim_observe(ctx->net.optim, loss);
     double m = t->early_stop_accuracy ? accuracy : loss, d = t->early_stop_min_delta;
     int better = isnan(e->best) || (t->early_stop_accuracy ? m > e->best + d : m < e->best - d);
     if (better) {

@@ -45,18 +45,50 @@ out:
         hwloc_topology_destroy(topo);
 }
 
+/* The model's tensors as the optimizer's segments (LAMB and LARS adapt per
+ * tensor); 1-d ones (biases, norm weights) excluded if so configured. */
+static int set_optim_segments(tsr_train_ctx_t *ctx, int exclude_1d)
+{
+    tsr_model_t *m = ctx->net.model;
+    const float *base = tsr_model_params(m);
+    size_t n = tsr_model_nparams(m);
+    int nseg = 0, cap = 4 * tsr_model_nlayers(m) + 1, rc;
+    tsr_optim_segment_t *seg = malloc((size_t)cap * sizeof *seg);
+    if (!seg)
+        return tsr_error_set(TSR_ENOMEM, "out of memory for the optimizer's segments");
+    for (int i = 0; i < tsr_model_nlayers(m); i++) {
+        tsr_model_tensor_t t[TSR_MODEL_MAX_TENSORS];
+        int nt = tsr_model_tensors(m, i, t);
+        for (int k = 0; k < nt && nseg < cap; k++) {
+            if (t[k].data < base || t[k].data >= base + n) /* buffers (running statistics) */
+                continue;
+            size_t size = 1;
+            for (int d = 0; d < t[k].ndims; d++)
+                size *= t[k].dims[d];
+            seg[nseg++] = (tsr_optim_segment_t){(size_t)(t[k].data - base), size, exclude_1d && t[k].ndims == 1};
+        }
+    }
+    rc = nseg ? tsr_optim_set_segments(ctx->net.optim, seg, nseg) : TSR_OK;
+    free(seg);
+    return rc;
+}
+
 static int build_optim(tsr_train_ctx_t *ctx)
 {
     const tsr_config_t *cfg = ctx->opt->config;
     tsr_optim_config_t oc = ctx->opt->optim;
     oc.total_steps = ctx->sched.total_steps;
-    if (oc.kind == TSR_OPTIM_SGD && oc.momentum >= 1)
+    oc.planned_steps = ctx->sched.epochs * (long)ctx->sched.steps_per_epoch;
+    int momentum = oc.kind == TSR_OPTIM_SGD || oc.kind == TSR_OPTIM_LARS || oc.kind == TSR_OPTIM_RMSPROP;
+    if (momentum && oc.momentum >= 1)
         return tsr_error_set(TSR_EINVAL, "[optim] momentum = %g (%s): expected a value below 1", oc.momentum,
                              tsr_config_origin(cfg, "optim", "momentum"));
-    if (oc.kind == TSR_OPTIM_ADAMW && (oc.beta1 >= 1 || oc.beta2 >= 1 || oc.eps <= 0))
+    if (!momentum && (oc.beta1 >= 1 || oc.beta2 >= 1 || oc.eps <= 0))
         return tsr_error_set(TSR_EINVAL, "[optim] beta1 = %g, beta2 = %g, eps = %g: expected betas below 1 and eps "
                              "above 0", oc.beta1, oc.beta2, oc.eps);
-    return tsr_optim_create(&oc, tsr_model_nparams(ctx->net.model), &ctx->net.optim);
+    /* A schedule past the run is refused there, naming the key. */
+    int rc = tsr_optim_create(&oc, tsr_model_nparams(ctx->net.model), &ctx->net.optim);
+    return rc ? rc : set_optim_segments(ctx, oc.exclude_bias_norm);
 }
 
 /* The batch shape: micro-batches of batch_size rows, accumulate_steps of

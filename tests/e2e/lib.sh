@@ -32,3 +32,14 @@ stop_server() {
   [ -n "$PID" ] && wait "$PID" 2>/dev/null
   PID=
 }
+
+# same_weights A B: the model files' weights and biases are byte-identical.
+same_weights() { # same_weights A B
+  $PY - "$1" "$2" <<'PY'
+import sys, h5py
+def w(p):
+    f = h5py.File(p, "r"); g = f["model"]
+    return [g[k][n][()].tobytes() for k in sorted(g) for n in ("weight", "bias")]
+sys.exit(0 if w(sys.argv[1]) == w(sys.argv[2]) else 1)
+PY
+}

@@ -50,6 +50,24 @@ grep -q 'resumed from ck/ckpt-0000000040.h5' res.txt && [ "$d" = 0 ] \
   && ok "accumulate 3 with dropout and batch norm: killed after step 47, resumed at 40, byte-identical" \
   || { bad "accumulation resume: max difference '$d'"; cat res.txt; }
 
+# Accumulation with reduce-on-plateau on the test loss (evaluated every 20
+# steps; a learning rate too high, so the loss turns up and the schedule
+# cuts): killed and resumed, byte-identical, the same cuts.
+pl=(--set train.epochs=6 --set train.batch_size=8 --set train.accumulate_steps=2 --set train.eval_every=20
+    --set optim.lr=0.3 --set optim.schedule=plateau --set optim.plateau_patience=1 --set optim.plateau_factor=0.5
+    --set optim.warmup_steps=0 --set checkpoint.every_steps=15 --set runtime.progress=lines --set train.log_every=10
+    --set train.register=false)
+mpi 2 train digits.ini "${pl[@]}" --set train.output=pref.h5 --set checkpoint.dir=pref >pref.txt 2>&1 \
+  || { bad "plateau reference run"; cat pref.txt; }
+TSR_FAULT_KILL=0:100 mpi 2 train digits.ini "${pl[@]}" --set train.output=pk.h5 --set checkpoint.dir=pk >pk1.txt 2>&1
+mpi 2 train digits.ini "${pl[@]}" --set train.output=pk.h5 --set checkpoint.dir=pk --resume auto >pk2.txt 2>&1
+d=$(maxdiff pref.h5 pk.h5 2>/dev/null)
+lrs() { sed -n 's/.* lr \([0-9.e-]*\) .*/\1/p' "$@" | sort -gu | tr '\n' ' '; }
+cuts=$(lrs pref.txt)
+grep -q 'resumed from pk/ckpt-0000000090.h5' pk2.txt && [ "$d" = 0 ] && [ "$(echo "$cuts" | wc -w)" -ge 2 ] \
+  && ok "accumulate 2 + reduce-on-plateau (learning rates seen: $cuts): killed after step 100, resumed at 90, byte-identical" \
+  || { bad "plateau resume: max difference '$d', learning rates '$cuts'"; grep -E 'resumed|error' pk1.txt pk2.txt; }
+
 # Bad shapes: one line naming the key and what would do.
 hostile_run() { # NAME PATTERN ARGS...
   local name=$1 pat=$2; shift 2

@@ -8,16 +8,6 @@ common=(--set train.epochs=6 --set runtime.progress=none --set checkpoint.every_
 mpi 2 train digits.ini "${common[@]}" --set train.output=ref.h5 --set checkpoint.dir=ref-ckpt >/dev/null \
   && ok "uninterrupted run" || bad "uninterrupted run failed"
 
-same_weights() { # same_weights A B
-  $PY - "$1" "$2" <<'PY'
-import sys, h5py
-def w(p):
-    f = h5py.File(p, "r"); g = f["model"]
-    return [g[k][n][()].tobytes() for k in sorted(g) for n in ("weight", "bias")]
-sys.exit(0 if w(sys.argv[1]) == w(sys.argv[2]) else 1)
-PY
-}
-
 steps=$((6 * 44))
 for trial in 1 2 3; do
   # A random step, and sometimes exactly a checkpoint step (kill right after the async write began).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The bundled digits model trained by the program on the CPU and on a GPU
 # (runtime.device = cpu / cuda, same seed, 1 rank) agrees to float
-# tolerance: test accuracy within 1 point, weights close; a checkpoint
+# tolerance: test accuracy within 1 point, weights close (also with LAMB
+# and Lion); a checkpoint
 # written from the GPU resumes on the GPU bit-identically to an
 # uninterrupted GPU run. With 2+ GPUs the same on 2 ranks through NCCL.
 # Exits 77 (skipped) without a CUDA device. With TSR_CUDAEMU=1 and TSR_BIN
@@ -50,6 +51,16 @@ mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.batc
 mpi 1 train digits.ini "${common[@]}" --set runtime.device=cpu --set train.batch_size=32 --set train.output=cpu32.h5 \
   >cpu32.txt 2>&1 || { bad "CPU run, batch 32"; cat cpu32.txt; }
 agree cpu32.h5 gacc.h5 "CPU batch 32 and GPU 2 x 16 accumulated"
+# The layer-wise and sign-based optimizers through the whole program too.
+sed "/^momentum/d" digits.ini > nomom.ini
+for o in "lamb --set optim.lr=0.01" "lion --set optim.lr=0.001 --set optim.weight_decay=0.1"; do
+  n=${o%% *}
+  for d in cpu cuda; do
+    mpi 1 train nomom.ini "${common[@]}" --set train.epochs=1 --set runtime.device=$d --set optim.name=$o \
+      --set train.output=$n-$d.h5 >$n-$d.txt 2>&1 || { bad "$n on $d"; cat $n-$d.txt; }
+  done
+  agree $n-cpu.h5 $n-cuda.h5 "optim.name = $n on CPU and GPU"
+done
 # Resume on the GPU: the run dies after step 130 (TSR_FAULT_KILL, as
 # tests/e2e/test_resume.sh) and resumes from its last checkpoint. Not
 # train.max_steps: that also shortens the learning-rate schedule.

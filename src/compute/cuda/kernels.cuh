@@ -70,4 +70,28 @@ template <typename T> __device__ inline void block_sum(T *s)
     }
     __syncthreads();
 }
+/* The guard (compute.h): whether this update is skipped (one thread
+ * counts it), and the note of a non-finite weight. */
+__device__ static inline bool guard_skips(tsr_gpu_guard_t gd)
+{
+    if (!gd.skip_if || isfinite(*gd.skip_if))
+        return false;
+    if (gd.note && !gd.quiet && blockIdx.x == 0 && threadIdx.x == 0)
+        gd.note[1]++;
+    return true;
+}
+
+__device__ static inline void guard_note(tsr_gpu_guard_t gd, float p)
+{
+    /* Every thread that sees one writes the same value: no atomics needed. */
+    if (!isfinite(p) && gd.note && gd.note[0] == 0)
+        gd.note[0] = gd.step;
+}
+
+static inline tsr_gpu_guard_t guard_or_none(const tsr_gpu_guard_t *guard)
+{
+    tsr_gpu_guard_t none = {NULL, NULL, 0, 0};
+    return guard ? *guard : none;
+}
+
 #endif

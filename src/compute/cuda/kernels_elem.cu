@@ -115,30 +115,6 @@ int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double
     return tsr_cuda_check_launch("tsr_gpu_clip");
 }
 
-/* The guard (compute.h): whether this update is skipped (one thread
- * counts it), and the note of a non-finite weight. */
-__device__ static bool guard_skips(tsr_gpu_guard_t gd)
-{
-    if (!gd.skip_if || isfinite(*gd.skip_if))
-        return false;
-    if (gd.note && blockIdx.x == 0 && threadIdx.x == 0)
-        gd.note[1]++;
-    return true;
-}
-
-__device__ static void guard_note(tsr_gpu_guard_t gd, float p)
-{
-    /* Every thread that sees one writes the same value: no atomics needed. */
-    if (!isfinite(p) && gd.note && gd.note[0] == 0)
-        gd.note[0] = gd.step;
-}
-
-static tsr_gpu_guard_t guard_or_none(const tsr_gpu_guard_t *guard)
-{
-    tsr_gpu_guard_t none = {NULL, NULL, 0};
-    return guard ? *guard : none;
-}
-
 /* SGD, PyTorch's rule; v may be NULL (no momentum). */
 __global__ void sgd_k(float *p, const float *gr, float *v, size_t n, float lr, float wd, float mu, int nesterov,
                       int first, tsr_gpu_guard_t gd)
@@ -170,13 +146,14 @@ int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, f
     return tsr_cuda_check_launch("tsr_gpu_sgd");
 }
 
-__global__ void adamw_k(float *p, const float *gr, float *m, float *v, size_t n, float step, float decay, float b1,
-                        float b2, float eps, float bc2s, tsr_gpu_guard_t gd)
+/* AdamW (l2 = 0) and Adam (decay = 1, l2 = weight decay on the gradient). */
+__global__ void adamw_k(float *p, const float *gr, float *m, float *v, size_t n, float step, float decay, float l2,
+                        float b1, float b2, float eps, float bc2s, tsr_gpu_guard_t gd)
 {
     if (guard_skips(gd))
         return;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float gi = gr[i];
+        float gi = gr[i] + l2 * p[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
@@ -186,13 +163,19 @@ __global__ void adamw_k(float *p, const float *gr, float *m, float *v, size_t n,
     }
 }
 
+int tsr_gpu_adam(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
+                 float l2, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard)
+{
+    if (n == 0)
+        return noop(g, "tsr_gpu_adam");
+    BEGIN(g, "tsr_gpu_adam", dp, dg, dm, dv);
+    adamw_k<<<elem_blocks(n), TSR_THREADS, 0, g->stream>>>(dp, dg, dm, dv, n, step, decay, l2, b1, b2, eps, bc2s,
+                                                            guard_or_none(guard));
+    return tsr_cuda_check_launch("tsr_gpu_adam");
+}
+
 int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
                   float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard)
 {
-    if (n == 0)
-        return noop(g, "tsr_gpu_adamw");
-    BEGIN(g, "tsr_gpu_adamw", dp, dg, dm, dv);
-    adamw_k<<<elem_blocks(n), TSR_THREADS, 0, g->stream>>>(dp, dg, dm, dv, n, step, decay, b1, b2, eps, bc2s,
-                                                            guard_or_none(guard));
-    return tsr_cuda_check_launch("tsr_gpu_adamw");
+    return tsr_gpu_adam(g, dp, dg, dm, dv, n, step, decay, 0.0f, b1, b2, eps, bc2s, guard);
 }

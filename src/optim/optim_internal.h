@@ -1,0 +1,55 @@
+/* The optimizer's state and the pieces its files share. */
+#ifndef TSR_OPTIM_INTERNAL_H
+#define TSR_OPTIM_INTERNAL_H
+#include "tessera/optim.h"
+
+#include <stdint.h>
+#include <string.h>
+
+struct tsr_optim {
+    tsr_optim_config_t cfg;
+    size_t n;
+    long step;
+    long nonfinite;  /* the first update (1-based) that left a weight NaN or Inf; 0: none */
+    long skipped;    /* updates skipped for non-finite gradients (on_nonfinite = skip) */
+    float *state;    /* the optimizer's arrays (nopt), then the plateau's floats */
+    size_t nstate, nopt;
+    tsr_optim_segment_t *seg; /* sorted by offset; one [0, n) if none were set */
+    int nseg;
+    /* On a GPU (tsr_optim_to_gpu): the arrays live there, state mirrors them. */
+    tsr_gpu_t *gpu;
+    float *dstate;
+    double *dsumsq;
+    long long *dnote; /* GPU: [0] the first bad update, [1] skipped updates */
+    double *dnorm;    /* LARS, LAMB: |p|^2 and |g|^2 (LAMB: |u|^2) per segment */
+    float *du;        /* LAMB: the update direction u */
+};
+
+/* The plateau's floats after the arrays (tsr_optim_state). */
+enum { PL_BEST, PL_BAD, PL_COOL, PL_LR, PL_N };
+
+/* Non-finite check by bits, OR-reduced so loops stay vectorised: a float
+ * is NaN or Inf exactly when its exponent bits are all ones, and adding
+ * one to that exponent then carries into bit 31. */
+#define NF_ACC(acc, x)                                                                                         \
+    do {                                                                                                       \
+        uint32_t u_;                                                                                           \
+        memcpy(&u_, &(x), sizeof u_);                                                                          \
+        (acc) |= (u_ & 0x7f800000u) + 0x00800000u;                                                             \
+    } while (0)
+#define NF_BAD(acc) (((acc) & 0x80000000u) != 0)
+
+/* rules.c: the element-wise updates (SGD, AdamW, Adam, Lion, RMSprop);
+ * layerwise.c: LAMB and LARS over the segments. Each returns the
+ * OR-reduced non-finite bits of the new weights. */
+uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
+uint32_t tsr_optim_update_layerwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
+/* gpu.c: tsr_optim_step's update with the GPU kernels. */
+int tsr_optim_step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr);
+int tsr_optim_gpu_alloc(tsr_optim_t *o, tsr_gpu_t *gpu);
+void tsr_optim_gpu_free(tsr_optim_t *o);
+/* sched.c: the schedule's checks against the run (create). */
+int tsr_optim_sched_check(const tsr_optim_config_t *c);
+/* L2 norm of x[0..n) in double (four partial sums: accurate, vectorised). */
+double tsr_optim_norm(const float *x, size_t n);
+#endif

@@ -1,0 +1,135 @@
+/* The element-wise updates, PyTorch's rules (torch.optim 1.13, the
+ * single-tensor paths) so runs compare: SGD, AdamW, Adam, RMSprop; Lion
+ * as the paper's (Chen et al. 2023, Algorithm 2). */
+#include "optim/optim_internal.h"
+#include "common/vec.h"
+
+#include <math.h>
+
+static uint32_t sgd(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    size_t n = o->n;
+    uint32_t nf = 0;
+    float wd = (float)c->weight_decay, mu = (float)c->momentum;
+    float *restrict v = o->state;
+    if (!o->nopt) {
+        EACH8(i, n, {
+            p[i] -= lr * (g[i] + wd * p[i]);
+            NF_ACC(nf, p[i]);
+        });
+    } else if (c->nesterov) {
+        EACH8(i, n, {
+            float gi = g[i] + wd * p[i];
+            v[i] = mu * v[i] + gi;
+            p[i] -= lr * (gi + mu * v[i]);
+            NF_ACC(nf, p[i]);
+        });
+    } else if (o->step == 0) {
+        /* PyTorch starts the buffer at the first gradient. */
+        EACH8(i, n, {
+            float gi = g[i] + wd * p[i];
+            v[i] = gi;
+            p[i] -= lr * gi;
+            NF_ACC(nf, p[i]);
+        });
+    } else {
+        EACH8(i, n, {
+            float gi = g[i] + wd * p[i];
+            v[i] = mu * v[i] + gi;
+            p[i] -= lr * v[i];
+            NF_ACC(nf, p[i]);
+        });
+    }
+    return nf;
+}
+
+/* AdamW decays the weights (decoupled); Adam adds wd * p to the gradient. */
+static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, int coupled)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    size_t n = o->n;
+    uint32_t nf = 0;
+    float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps, wd = (float)c->weight_decay;
+    double t = (double)(o->step + 1);
+    float bc1 = (float)(1.0 - pow(c->beta1, t));
+    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
+    float step = lr / bc1, decay = coupled ? 1.0f : 1.0f - lr * wd, l2 = coupled ? wd : 0.0f;
+    float *restrict m = o->state, *restrict v = o->state + n;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + l2 * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+        NF_ACC(nf, p[i]);
+    }
+    return nf;
+}
+
+/* c = b1 m + (1 - b1) g; p = p (1 - lr wd) - lr sign(c); m = b2 m + (1 - b2) g.
+ * sign(0) = 0 as torch.sign; a NaN c stays NaN so the check sees it. */
+static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    uint32_t nf = 0;
+    float b1 = (float)c->beta1, b2 = (float)c->beta2, decay = 1.0f - lr * (float)c->weight_decay;
+    float *restrict m = o->state;
+    EACH8(i, o->n, {
+        float u = b1 * m[i] + (1.0f - b1) * g[i];
+        float s = u > 0.0f ? 1.0f : u < 0.0f ? -1.0f : u;
+        p[i] = p[i] * decay - lr * s;
+        m[i] = b2 * m[i] + (1.0f - b2) * g[i];
+        NF_ACC(nf, p[i]);
+    });
+    return nf;
+}
+
+/* torch.optim.RMSprop: g += wd p; a = alpha a + (1 - alpha) g^2; centered:
+ * mean = alpha mean + (1 - alpha) g, a - mean^2 under the root; then
+ * d = g / (sqrt(.) + eps), through a momentum buffer if momentum > 0. */
+static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    size_t n = o->n;
+    uint32_t nf = 0;
+    float al = (float)c->alpha, eps = (float)c->eps, wd = (float)c->weight_decay, mu = (float)c->momentum;
+    float *restrict sq = o->state, *restrict mean = c->centered ? o->state + n : NULL;
+    float *restrict buf = mu > 0 ? o->state + (c->centered ? 2 : 1) * n : NULL;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * p[i];
+        sq[i] = al * sq[i] + (1.0f - al) * gi * gi;
+        float avg;
+        if (mean) {
+            mean[i] = al * mean[i] + (1.0f - al) * gi;
+            avg = sqrtf(sq[i] - mean[i] * mean[i]) + eps;
+        } else {
+            avg = sqrtf(sq[i]) + eps;
+        }
+        if (buf) {
+            buf[i] = mu * buf[i] + gi / avg;
+            p[i] -= lr * buf[i];
+        } else {
+            p[i] -= lr * (gi / avg);
+        }
+        NF_ACC(nf, p[i]);
+    }
+    return nf;
+}
+
+uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+{
+    switch (o->cfg.kind) {
+    case TSR_OPTIM_SGD:
+        return sgd(o, p, g, lr);
+    case TSR_OPTIM_ADAMW:
+        return adam(o, p, g, lr, 0);
+    case TSR_OPTIM_ADAM:
+        return adam(o, p, g, lr, 1);
+    case TSR_OPTIM_LION:
+        return lion(o, p, g, lr);
+    case TSR_OPTIM_RMSPROP:
+        return rmsprop(o, p, g, lr);
+    default:
+        return tsr_optim_update_layerwise(o, p, g, lr);
+    }
+}
