@@ -2,6 +2,7 @@
 #include "tessera/optim.h"
 #include "tessera/error.h"
 #include "common/vec.h"
+#include "compute/gpu_train.h"
 
 #include <math.h>
 #include <stdint.h>
