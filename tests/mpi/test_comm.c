@@ -3,120 +3,19 @@
  * regenerate every other rank's inputs), for many buffer and bucket sizes,
  * whether buckets are started all at once or in stages as backward would,
  * and step after step on one engine. */
-#include "tessera/comm.h"
-#include "tessera/error.h"
+#define COMM_TEST_NAME "test_comm"
+#include "comm_test.h"
 
 #include <limits.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int rank, size;
-static long checks, failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        checks++;                                                                                                      \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "test_comm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Rank r's input element i for a given seed: random sign, 24 random
- * mantissa bits and an exponent spread over 2^-12..2^12, so the sum of a
- * few of them depends on the order they are added in. */
-static float value(uint64_t seed, int r, size_t i)
-{
-    uint64_t h = mix(seed ^ mix((uint64_t)r * 0x632be59bd9b4e019ULL + 1) ^ mix((uint64_t)i + 0x12345));
-    float mant = (float)((h >> 40) & 0xffffff) / (float)0x1000000 + 0.5f; /* [0.5, 1.5) */
-    int ex = (int)((h >> 8) % 25) - 12;
-    float v = ldexpf(mant, ex);
-    return (h & 1) ? -v : v;
-}
-
-static void fill(float *buf, size_t n, uint64_t seed, int r)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = value(seed, r, i);
-}
 
 /* The sum every rank must get: float, rank order 0, 1, ..., P-1. */
-static void reference(float *ref, size_t n, uint64_t seed)
+static float rank_order_sum(uint64_t seed, size_t i, const void *arg)
 {
-    for (size_t i = 0; i < n; i++) {
-        float acc = value(seed, 0, i);
-        for (int r = 1; r < size; r++)
-            acc += value(seed, r, i);
-        ref[i] = acc;
-    }
-}
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-/* Compares bitwise; reports the first mismatch only. */
-static void check_equal(const float *got, const float *want, size_t n, const char *what, size_t nelem,
-                        size_t bucket_bytes)
-{
-    size_t bad = 0, first = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bits(got[i]) != bits(want[i])) {
-            if (!bad)
-                first = i;
-            bad++;
-        }
-    }
-    CHECK(bad == 0,
-          "%s (n=%zu, bucket_bytes=%zu): %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)", what,
-          nelem, bucket_bytes, bad, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u,
-          bad ? want[first] : 0.0, bad ? bits(want[first]) : 0u);
-}
-
-enum { GUARD = 4 };
-static const float guard_value = -1234.5f;
-
-static void check_guards(const float *mem, size_t n, size_t bucket_bytes)
-{
-    int ok = 1;
-    for (int g = 0; g < GUARD; g++)
-        ok &= bits(mem[g]) == bits(guard_value) && bits(mem[GUARD + n + (size_t)g]) == bits(guard_value);
-    CHECK(ok, "memory outside buf[0..%zu) was written (bucket_bytes=%zu)", n, bucket_bytes);
-}
-
-/* Marks the buffer ready from the end in uneven steps, as backward does
- * layer by layer. The schedule differs from rank to rank on purpose: only
- * the bucket order must agree, not the timing. */
-static int staged(tsr_comm_t *c, size_t n, uint64_t seed)
-{
-    uint64_t h = mix(seed ^ (uint64_t)(rank + 77));
-    size_t off = n;
-    int rc = tsr_comm_ready_from(c, n); /* nothing ready yet: starts nothing */
-    while (!rc && off > 0) {
-        h = mix(h);
-        size_t step = 1 + (size_t)(h % (n / 5 + 1));
-        off = step < off ? off - step : 0;
-        rc = tsr_comm_ready_from(c, off);
-        if (!rc && (h >> 20) % 3 == 0) /* the same offset twice changes nothing */
-            rc = tsr_comm_ready_from(c, off);
-    }
-    return rc ? rc : tsr_comm_wait(c);
+    (void)arg;
+    float acc = value(seed, 0, i);
+    for (int r = 1; r < size; r++)
+        acc += value(seed, r, i);
+    return acc;
 }
 
 static size_t expected_buckets(size_t n, size_t bucket_bytes)
@@ -129,66 +28,22 @@ static size_t expected_buckets(size_t n, size_t bucket_bytes)
 
 static void run_case(size_t n, size_t bucket_bytes)
 {
-    float *mem = malloc((n + 2 * GUARD) * sizeof *mem);
-    float *ref = malloc((n ? n : 1) * sizeof *ref);
-    float *first = malloc((n ? n : 1) * sizeof *first);
-    if (!mem || !ref || !first) {
-        fprintf(stderr, "test_comm[rank %d]: out of memory\n", rank);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    for (size_t i = 0; i < n + 2 * GUARD; i++)
-        mem[i] = guard_value;
-    float *buf = mem + GUARD;
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu", n, bucket_bytes);
+    float *mem = guarded_alloc(n);
     tsr_comm_t *c = NULL;
     /* The "mpi" back-end by name ("auto" picks "shm" when ranks share a
      * node; test_comm_shm.c covers that one and check_auto the choice). */
-    int rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", buf, n, bucket_bytes, &c);
-    CHECK(rc == TSR_OK, "create(n=%zu, bucket_bytes=%zu): %s", n, bucket_bytes, tsr_last_error());
-    if (rc) {
-        free(mem), free(ref), free(first);
-        return;
+    int rc = tsr_comm_create(MPI_COMM_WORLD, "mpi", mem + GUARD, n, bucket_bytes, &c);
+    CHECK(rc == TSR_OK, "create (%s): %s", tag, tsr_last_error());
+    if (!rc) {
+        CHECK(strcmp(tsr_comm_backend(c), "mpi") == 0, "backend is '%s', want mpi", tsr_comm_backend(c));
+        CHECK(tsr_comm_nbuckets(c) == expected_buckets(n, bucket_bytes), "%s: %zu buckets, want %zu", tag,
+              tsr_comm_nbuckets(c), expected_buckets(n, bucket_bytes));
+        run_steps(c, mem + GUARD, n, 1000003u * n + bucket_bytes, rank_order_sum, NULL, tag);
     }
-    CHECK(strcmp(tsr_comm_backend(c), "mpi") == 0, "backend is '%s', want mpi", tsr_comm_backend(c));
-    CHECK(tsr_comm_nbuckets(c) == expected_buckets(n, bucket_bytes), "n=%zu bucket_bytes=%zu: %zu buckets, want %zu",
-          n, bucket_bytes, tsr_comm_nbuckets(c), expected_buckets(n, bucket_bytes));
-
-    /* 1. all at once */
-    uint64_t seed = 1000003u * n + bucket_bytes;
-    fill(buf, n, seed, rank);
-    reference(ref, n, seed);
-    rc = tsr_comm_allreduce(c);
-    CHECK(rc == TSR_OK, "allreduce: %s", tsr_last_error());
-    check_equal(buf, ref, n, "allreduce", n, bucket_bytes);
-    check_guards(mem, n, bucket_bytes);
-    CHECK(tsr_comm_last_wait_seconds(c) >= 0.0, "negative wait time");
-    memcpy(first, buf, n * sizeof *buf);
-
-    /* 2. the same inputs again give the same bits */
-    fill(buf, n, seed, rank);
-    rc = tsr_comm_allreduce(c);
-    CHECK(rc == TSR_OK, "repeat allreduce: %s", tsr_last_error());
-    check_equal(buf, first, n, "repeat run", n, bucket_bytes);
-
-    /* 3. staged readiness, then wait, on the same inputs */
-    fill(buf, n, seed, rank);
-    rc = staged(c, n, seed);
-    CHECK(rc == TSR_OK, "staged: %s", tsr_last_error());
-    check_equal(buf, ref, n, "staged", n, bucket_bytes);
-
-    /* 4. several more steps on one engine, new inputs each step */
-    for (int step = 0; step < 3; step++) {
-        uint64_t s2 = seed * 31 + (uint64_t)step + 1;
-        fill(buf, n, s2, rank);
-        reference(ref, n, s2);
-        rc = step % 2 ? tsr_comm_allreduce(c) : staged(c, n, s2);
-        CHECK(rc == TSR_OK, "step %d: %s", step, tsr_last_error());
-        check_equal(buf, ref, n, "reused engine", n, bucket_bytes);
-    }
-    check_guards(mem, n, bucket_bytes);
     tsr_comm_destroy(c);
     free(mem);
-    free(ref);
-    free(first);
 }
 
 /* The test only means something if addition order shows in the bits. */
@@ -301,36 +156,6 @@ static void check_auto(void)
     tsr_comm_destroy(c);
 }
 
-/* A communicator other than the world: the engine duplicates it and works
- * on the ranks in it only (here, even and odd world ranks separately). */
-static void check_subcomm(void)
-{
-    MPI_Comm sub;
-    MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &sub);
-    int srank, ssize;
-    MPI_Comm_rank(sub, &srank);
-    MPI_Comm_size(sub, &ssize);
-    enum { N = 777 };
-    float buf[N], want[N];
-    for (size_t i = 0; i < N; i++) {
-        buf[i] = value(99, srank, i);
-        float acc = value(99, 0, i);
-        for (int r = 1; r < ssize; r++)
-            acc += value(99, r, i);
-        want[i] = acc;
-    }
-    tsr_comm_t *c = NULL;
-    int rc = tsr_comm_create(sub, "mpi", buf, N, 100 * sizeof(float), &c);
-    CHECK(rc == TSR_OK, "create on a sub-communicator: %s", tsr_last_error());
-    if (!rc) {
-        rc = tsr_comm_allreduce(c);
-        CHECK(rc == TSR_OK, "allreduce on a sub-communicator: %s", tsr_last_error());
-        check_equal(buf, want, N, "sub-communicator", N, 100 * sizeof(float));
-    }
-    tsr_comm_destroy(c);
-    MPI_Comm_free(&sub);
-}
-
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -342,7 +167,7 @@ int main(int argc, char **argv)
     check_order_matters();
     check_errors();
     check_auto();
-    check_subcomm();
+    check_subcomm("mpi", 1);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
         {
@@ -352,15 +177,7 @@ int main(int argc, char **argv)
                 printf("n=%zu bucket_bytes=%zu: %.3f s\n", sizes[i], buckets[j], MPI_Wtime() - t0);
         }
 
-    long total_fail = 0, total_checks = 0;
-    MPI_Allreduce(&failures, &total_fail, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&checks, &total_checks, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) {
-        if (total_fail)
-            fprintf(stderr, "test_comm: %ld of %ld checks FAILED on %d ranks\n", total_fail, total_checks, size);
-        else
-            printf("test_comm: %ld checks passed on %d ranks\n", total_checks, size);
-    }
+    int status = finish_checks();
     MPI_Finalize();
-    return total_fail ? 1 : 0;
+    return status;
 }

@@ -12,61 +12,10 @@
  * TSR_COMM_SHM_CHUNK shrinks the chunks to force many of them (the ring
  * wraps round, slices of a chunk are empty), and TSR_COMM_SHM_SYNC=barrier
  * selects the MPI_Barrier-synchronised variant. */
-#include "tessera/comm.h"
-#include "tessera/error.h"
+#define COMM_TEST_NAME "test_comm_shm"
+#include "comm_test.h"
 
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-static int rank, size;
-static long checks, failures;
 static int *real_node; /* lowest world rank on each rank's real node */
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        checks++;                                                                                                      \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "test_comm_shm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);         \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Rank r's input element i: random sign and mantissa, exponents over
- * 2^-12..2^12, so sums depend on the order of addition. */
-static float value(uint64_t seed, int r, size_t i)
-{
-    uint64_t h = mix(seed ^ mix((uint64_t)r * 0x632be59bd9b4e019ULL + 1) ^ mix((uint64_t)i + 0x12345));
-    float mant = (float)((h >> 40) & 0xffffff) / (float)0x1000000 + 0.5f;
-    int ex = (int)((h >> 8) % 25) - 12;
-    float v = ldexpf(mant, ex);
-    return (h & 1) ? -v : v;
-}
-
-static void fill(float *buf, size_t n, uint64_t seed, int r)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = value(seed, r, i);
-}
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* node[r] = the lowest rank on rank r's node when the back-end runs with
  * TSR_COMM_FAKE_NODES=fake (0: unset) on a world of p ranks. */
@@ -104,40 +53,10 @@ static float ordered_sum(uint64_t seed, size_t i, const int *node, int p)
     return total;
 }
 
-static void check_equal(const float *got, const float *want, size_t n, const char *what, const char *tag)
+/* ordered_sum over the node layout arg (int[size]), for run_steps. */
+static float layout_sum(uint64_t seed, size_t i, const void *arg)
 {
-    size_t bad = 0, first = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (bits(got[i]) != bits(want[i])) {
-            if (!bad)
-                first = i;
-            bad++;
-        }
-    }
-    CHECK(bad == 0, "%s (%s): %zu of %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)", what,
-          tag, bad, n, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u, bad ? want[first] : 0.0,
-          bad ? bits(want[first]) : 0u);
-}
-
-enum { GUARD = 4 };
-static const float guard_value = -1234.5f;
-
-/* Marks the buffer ready from the end in uneven steps, differently on
- * every rank, as backward does layer by layer. */
-static int staged(tsr_comm_t *c, size_t n, uint64_t seed)
-{
-    uint64_t h = mix(seed ^ (uint64_t)(rank + 77));
-    size_t off = n;
-    int rc = tsr_comm_ready_from(c, n);
-    while (!rc && off > 0) {
-        h = mix(h);
-        size_t step = 1 + (size_t)(h % (n / 5 + 1));
-        off = step < off ? off - step : 0;
-        rc = tsr_comm_ready_from(c, off);
-        if (!rc && (h >> 20) % 3 == 0)
-            rc = tsr_comm_ready_from(c, off);
-    }
-    return rc ? rc : tsr_comm_wait(c);
+    return ordered_sum(seed, i, arg, size);
 }
 
 typedef struct config {
@@ -173,68 +92,21 @@ static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
     char tag[160];
     snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu fake_nodes=%d chunk=%zu%s", n, bucket_bytes, k->fake, k->chunk,
              k->barrier ? " barrier" : "");
-    float *mem = malloc((n + 2 * GUARD) * sizeof *mem);
-    float *ref = malloc((n ? n : 1) * sizeof *ref);
-    float *first = malloc((n ? n : 1) * sizeof *first);
-    int *node = malloc((size_t)size * sizeof *node);
-    if (!mem || !ref || !first || !node) {
-        fprintf(stderr, "test_comm_shm[rank %d]: out of memory\n", rank);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    float *mem = guarded_alloc(n);
+    int *node = alloc_or_abort((size_t)size * sizeof *node);
     node_layout(k->fake, size, node);
-    for (size_t i = 0; i < n + 2 * GUARD; i++)
-        mem[i] = guard_value;
-    float *buf = mem + GUARD;
     tsr_comm_t *c = NULL;
     set_env(k);
-    int rc = tsr_comm_create(MPI_COMM_WORLD, "shm", buf, n, bucket_bytes, &c);
+    int rc = tsr_comm_create(MPI_COMM_WORLD, "shm", mem + GUARD, n, bucket_bytes, &c);
     clear_env();
     CHECK(rc == TSR_OK, "create (%s): %s", tag, tsr_last_error());
-    if (rc)
-        goto out;
-    CHECK(strcmp(tsr_comm_backend(c), "shm") == 0, "backend is '%s'", tsr_comm_backend(c));
-
-    /* 1. all at once */
-    uint64_t seed = 1000003u * n + bucket_bytes * 7 + (uint64_t)k->fake * 13 + k->chunk;
-    fill(buf, n, seed, rank);
-    for (size_t i = 0; i < n; i++)
-        ref[i] = ordered_sum(seed, i, node, size);
-    rc = tsr_comm_allreduce(c);
-    CHECK(rc == TSR_OK, "allreduce (%s): %s", tag, tsr_last_error());
-    check_equal(buf, ref, n, "allreduce", tag);
-    memcpy(first, buf, n * sizeof *buf);
-
-    /* 2. the same inputs again: the same bits */
-    fill(buf, n, seed, rank);
-    rc = tsr_comm_allreduce(c);
-    CHECK(rc == TSR_OK, "repeat (%s): %s", tag, tsr_last_error());
-    check_equal(buf, first, n, "repeat run", tag);
-
-    /* 3. staged readiness */
-    fill(buf, n, seed, rank);
-    rc = staged(c, n, seed);
-    CHECK(rc == TSR_OK, "staged (%s): %s", tag, tsr_last_error());
-    check_equal(buf, ref, n, "staged", tag);
-
-    /* 4. more steps on one engine, new inputs each */
-    for (int step = 0; step < 3; step++) {
-        uint64_t s2 = seed * 31 + (uint64_t)step + 1;
-        fill(buf, n, s2, rank);
-        for (size_t i = 0; i < n; i++)
-            ref[i] = ordered_sum(s2, i, node, size);
-        rc = step % 2 ? tsr_comm_allreduce(c) : staged(c, n, s2);
-        CHECK(rc == TSR_OK, "step %d (%s): %s", step, tag, tsr_last_error());
-        check_equal(buf, ref, n, "reused engine", tag);
+    if (!rc) {
+        CHECK(strcmp(tsr_comm_backend(c), "shm") == 0, "backend is '%s'", tsr_comm_backend(c));
+        run_steps(c, mem + GUARD, n, 1000003u * n + bucket_bytes * 7 + (uint64_t)k->fake * 13 + k->chunk, layout_sum,
+                  node, tag);
     }
-    int ok = 1;
-    for (int g = 0; g < GUARD; g++)
-        ok &= bits(mem[g]) == bits(guard_value) && bits(mem[GUARD + n + (size_t)g]) == bits(guard_value);
-    CHECK(ok, "memory outside buf[0..%zu) was written (%s)", n, tag);
     tsr_comm_destroy(c);
-out:
     free(mem);
-    free(ref);
-    free(first);
     free(node);
 }
 
@@ -362,41 +234,6 @@ static void check_errors(void)
     tsr_comm_destroy(c);
 }
 
-/* A sub-communicator (even and odd world ranks): the engine works on its
- * ranks only, and its nodes are the sub-communicator's. */
-static void check_subcomm(void)
-{
-    MPI_Comm sub;
-    MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &sub);
-    int srank, ssize;
-    MPI_Comm_rank(sub, &srank);
-    MPI_Comm_size(sub, &ssize);
-    enum { N = 777 };
-    float buf[N], want[N];
-    for (size_t i = 0; i < N; i++) {
-        buf[i] = value(99, srank, i);
-        float acc = value(99, 0, i);
-        for (int r = 1; r < ssize; r++)
-            acc += value(99, r, i);
-        want[i] = acc;
-    }
-    tsr_comm_t *c = NULL;
-    int rc = tsr_comm_create(sub, "shm", buf, N, 100 * sizeof(float), &c);
-    CHECK(rc == TSR_OK, "create on a sub-communicator: %s", tsr_last_error());
-    if (!rc) {
-        rc = tsr_comm_allreduce(c);
-        CHECK(rc == TSR_OK, "allreduce on a sub-communicator: %s", tsr_last_error());
-        /* one real node: rank order within the sub-communicator */
-        int one = 1;
-        for (int r = 0; r < size; r++)
-            one &= real_node[r] == 0;
-        if (one)
-            check_equal(buf, want, N, "sub-communicator", "n=777");
-    }
-    tsr_comm_destroy(c);
-    MPI_Comm_free(&sub);
-}
-
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -416,7 +253,12 @@ int main(int argc, char **argv)
     check_order_matters();
     check_errors();
     check_auto();
-    check_subcomm();
+    /* A sub-communicator's nodes are its own: on one real node its sums
+     * are in its rank order. */
+    int one_node = 1;
+    for (int r = 0; r < size; r++)
+        one_node &= real_node[r] == 0;
+    check_subcomm("shm", one_node);
     check_overlap();
 
     int verbose = getenv("TSR_TEST_VERBOSE") ? atoi(getenv("TSR_TEST_VERBOSE")) : 0;
@@ -464,16 +306,8 @@ int main(int argc, char **argv)
             printf("fake_nodes=%d chunk=%zu barrier=%d: %.3f s\n", k->fake, k->chunk, k->barrier, MPI_Wtime() - t0);
     }
 
-    long total_fail = 0, total_checks = 0;
-    MPI_Allreduce(&failures, &total_fail, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&checks, &total_checks, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) {
-        if (total_fail)
-            fprintf(stderr, "test_comm_shm: %ld of %ld checks FAILED on %d ranks\n", total_fail, total_checks, size);
-        else
-            printf("test_comm_shm: %ld checks passed on %d ranks\n", total_checks, size);
-    }
+    int status = finish_checks();
     free(real_node);
     MPI_Finalize();
-    return total_fail ? 1 : 0;
+    return status;
 }
