@@ -65,7 +65,7 @@ typedef struct tsr_slurm_job_info {
 TSR_API int tsr_slurm_job_query(unsigned long job_id, tsr_slurm_job_info_t *info);
 
 /* "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (SLURM's --time
- * forms) to minutes, rounded up; -1 if malformed. */
+ * forms) to minutes, rounded up; -1 if malformed or above INT_MAX minutes. */
 TSR_API long tsr_slurm_parse_time(const char *s);
 
 #ifdef __cplusplus

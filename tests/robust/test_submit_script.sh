@@ -108,6 +108,10 @@ hostile "[submit] job_name with an escape (--set)" 2 "submit: \[submit\] job_nam
   "$T" submit small.ini --set "submit.job_name=$(printf 'x\033[2J')" --print-script
 hostile "[submit] partition with a tab" 2 "submit: \[submit\] partition (--set .*) = 'a\\\\tb' holds" \
   "$T" submit small.ini --set "submit.partition=$(printf 'a\tb')" --print-script
+hostile "--time beyond what a long holds" 2 "submit: time '99999999999999999999' (--time): expected MM" \
+  "$T" submit small.ini --time 99999999999999999999 --print-script
+hostile "--time of more than INT_MAX minutes" 2 "submit: time '2000000-00:00:00' (--time): expected" \
+  "$T" submit small.ini --time 2000000-00:00:00 --print-script
 mkdir "$(printf 'wd\nx')"
 pushd "$(printf 'wd\nx')" >/dev/null
 hostile "a working directory with a newline (--chdir)" 2 \
