@@ -5,6 +5,7 @@
 #define TESSERA_CACHE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,27 +32,27 @@ typedef struct tsr_cache_stats {
     size_t entries, bytes, max_bytes;
 } tsr_cache_stats_t;
 
-int tsr_cache_create(const tsr_cache_config_t *cfg, tsr_cache_t **out);
-void tsr_cache_destroy(tsr_cache_t *c); /* accepts NULL */
+TSR_API int tsr_cache_create(const tsr_cache_config_t *cfg, tsr_cache_t **out);
+TSR_API void tsr_cache_destroy(tsr_cache_t *c); /* accepts NULL */
 
 /* Inserts key -> value (copies both), replacing an existing entry and
  * restarting its TTL; evicts least recently used entries to fit. An entry
  * larger than the whole budget is not stored (counted as rejected). */
-int tsr_cache_put(tsr_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen);
+TSR_API int tsr_cache_put(tsr_cache_t *c, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* Looks key up. Returns 1 on a hit, with *vlen set to the value's size and
  * the value copied into buf when it fits in cap (check *vlen <= cap; else
  * nothing is copied and the caller may retry with a larger buffer); 0 on a
  * miss. A hit makes the entry the most recently used. */
-int tsr_cache_get(tsr_cache_t *c, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
+TSR_API int tsr_cache_get(tsr_cache_t *c, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
 
 /* Returns 1 if key was present (and is now gone), else 0. */
-int tsr_cache_remove(tsr_cache_t *c, const void *key, size_t klen);
+TSR_API int tsr_cache_remove(tsr_cache_t *c, const void *key, size_t klen);
 /* Drops every entry; counters are kept. */
-void tsr_cache_clear(tsr_cache_t *c);
-void tsr_cache_stats(tsr_cache_t *c, tsr_cache_stats_t *st);
+TSR_API void tsr_cache_clear(tsr_cache_t *c);
+TSR_API void tsr_cache_stats(tsr_cache_t *c, tsr_cache_stats_t *st);
 /* Bytes each entry costs beyond its key and value. */
-size_t tsr_cache_entry_overhead(void);
+TSR_API size_t tsr_cache_entry_overhead(void);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #ifndef TESSERA_CKPT_H
 #define TESSERA_CKPT_H
 #include <stddef.h>
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,18 +61,18 @@ typedef struct tsr_ckpt_info {
 
 typedef struct tsr_ckpt tsr_ckpt_t;
 
-int tsr_ckpt_create(const tsr_ckpt_config_t *cfg, tsr_ckpt_t **out);
+TSR_API int tsr_ckpt_create(const tsr_ckpt_config_t *cfg, tsr_ckpt_t **out);
 /* Waits for a write in flight, then frees. Accepts NULL. */
-void tsr_ckpt_destroy(tsr_ckpt_t *c);
+TSR_API void tsr_ckpt_destroy(tsr_ckpt_t *c);
 
 /* Registers ptr (ndims dims, row-major) as dataset path. The snapshot
  * buffer is allocated here, so writing allocates nothing. */
-int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_t type, int ndims,
-                      const size_t *dims);
+TSR_API int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_t type, int ndims,
+                              const size_t *dims);
 
 /* Whether a checkpoint is due after step (by every_steps or every_seconds
  * since the last write started). */
-int tsr_ckpt_due(const tsr_ckpt_t *c, long step);
+TSR_API int tsr_ckpt_due(const tsr_ckpt_t *c, long step);
 
 /* Writes the file DIR/ckpt-<step>.h5; waits first for the previous write.
  * Asynchronous (async on and sync 0): copies every region into its
@@ -82,37 +83,37 @@ int tsr_ckpt_due(const tsr_ckpt_t *c, long step);
  * removed after a successful commit, never before; with a writer thread
  * that removal runs there after a sync write returns (tsr_ckpt_wait, the
  * next write and destroy wait for it). */
-int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync);
+TSR_API int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync);
 /* Waits for the write in flight (if any) and returns its result. */
-int tsr_ckpt_wait(tsr_ckpt_t *c);
+TSR_API int tsr_ckpt_wait(tsr_ckpt_t *c);
 /* No write's failure is lost: every failed write is recorded, and a
  * failure not returned to the caller by a synchronous write is handed out
  * once here, oldest first, without waiting: its code (the message names the
  * file and the cause) and *step (may be NULL) its checkpoint's step, or
  * TSR_OK when there is none (yet). Poll it, and after tsr_ckpt_wait. */
-int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step);
+TSR_API int tsr_ckpt_take_failure(tsr_ckpt_t *c, long *step);
 /* Writes committed and writes failed so far; the step and message (owned
  * by the engine) of failure i (the first 8 are kept), or -1. */
-long tsr_ckpt_written(const tsr_ckpt_t *c);
-long tsr_ckpt_failed(const tsr_ckpt_t *c);
-long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why);
+TSR_API long tsr_ckpt_written(const tsr_ckpt_t *c);
+TSR_API long tsr_ckpt_failed(const tsr_ckpt_t *c);
+TSR_API long tsr_ckpt_failure(const tsr_ckpt_t *c, int i, const char **why);
 /* 1 while a write is in flight. */
-int tsr_ckpt_busy(tsr_ckpt_t *c);
+TSR_API int tsr_ckpt_busy(tsr_ckpt_t *c);
 /* Path and step of the last committed checkpoint ("" / -1 if none). */
-const char *tsr_ckpt_last_path(const tsr_ckpt_t *c);
-long tsr_ckpt_last_step(const tsr_ckpt_t *c);
+TSR_API const char *tsr_ckpt_last_path(const tsr_ckpt_t *c);
+TSR_API long tsr_ckpt_last_step(const tsr_ckpt_t *c);
 /* Seconds the last write took on the writer (snapshot excluded) and its bytes. */
-double tsr_ckpt_last_write_seconds(const tsr_ckpt_t *c);
-size_t tsr_ckpt_bytes(const tsr_ckpt_t *c);
+TSR_API double tsr_ckpt_last_write_seconds(const tsr_ckpt_t *c);
+TSR_API size_t tsr_ckpt_bytes(const tsr_ckpt_t *c);
 
 /* Verifies path, then reads every registered region from it (shapes and
  * types must match). Regions change only if everything read and verified.
  * info (may be NULL) gets the file's attributes. */
-int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info);
+TSR_API int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info);
 
 /* Checks format, version and checksum of a file. */
-int tsr_ckpt_verify(const char *path, tsr_ckpt_info_t *info);
-void tsr_ckpt_info_free(tsr_ckpt_info_t *info);
+TSR_API int tsr_ckpt_verify(const char *path, tsr_ckpt_info_t *info);
+TSR_API void tsr_ckpt_info_free(tsr_ckpt_info_t *info);
 
 /* Called for each checkpoint file found in a directory, newest first.
  * rc is TSR_OK if it verified (info filled) or the error; return non-zero
@@ -120,16 +121,16 @@ void tsr_ckpt_info_free(tsr_ckpt_info_t *info);
 typedef int (*tsr_ckpt_visit_fn)(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg);
 /* Walks DIR's ckpt-*.h5 files newest (highest step) first. Returns the
  * number visited or a negative error (a missing directory is 0 files). */
-int tsr_ckpt_scan(const char *dir, tsr_ckpt_visit_fn fn, void *arg);
+TSR_API int tsr_ckpt_scan(const char *dir, tsr_ckpt_visit_fn fn, void *arg);
 
 /* 1 if path (its links followed) is a file a checkpoint directory dir
  * manages: a ckpt-<step>.h5 name inside dir, which checkpoints replace and
  * retention deletes; 0 otherwise (also when dir does not exist). */
-int tsr_ckpt_dir_owns(const char *dir, const char *path);
+TSR_API int tsr_ckpt_dir_owns(const char *dir, const char *path);
 
 /* Removes temporary files that writers killed mid-write left in dir
  * (".ckpt-*.tmp.<pid>" whose process no longer runs). Returns how many. */
-int tsr_ckpt_clean_stale(const char *dir);
+TSR_API int tsr_ckpt_clean_stale(const char *dir);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
  * work for GPU buffers either (no NCCL set-up, no per-step wait). */
 #ifndef TESSERA_COMM_H
 #define TESSERA_COMM_H
+#include "tessera/api.h"
 #include <mpi.h>
 #include <stddef.h>
 #include "tessera/compute.h"
@@ -43,7 +44,7 @@ typedef struct tsr_comm tsr_comm_t;
 /* Binds an engine to buf[0..n) on comm (which it duplicates). bucket_bytes
  * is rounded to whole floats; 0 means one bucket. All scratch memory is
  * allocated here: the per-step calls allocate nothing. Collective. */
-int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
+TSR_API int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
                     tsr_comm_t **out);
 /* The same for a buffer in GPU memory. With "nccl" (or "auto" in a build
  * with NCCL) each bucket's reduction is queued on a communication stream
@@ -53,7 +54,7 @@ int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, si
  * stream) and tsr_comm_wait queues the upload of the sums on the GPU's
  * stream. Either way, work queued on that stream after tsr_comm_wait sees
  * the sums. */
-int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
+TSR_API int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
                         size_t bucket_bytes, tsr_comm_t **out);
 /* Everything create takes; zero-initialised fields mean the defaults. */
 typedef struct tsr_comm_options {
@@ -65,40 +66,40 @@ typedef struct tsr_comm_options {
     size_t bucket_bytes;   /* 0: one bucket */
     tsr_gpu_t *gpu;        /* non-NULL: buf is device memory on this GPU */
 } tsr_comm_options_t;
-int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out);
-void tsr_comm_destroy(tsr_comm_t *c);
+TSR_API int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out);
+TSR_API void tsr_comm_destroy(tsr_comm_t *c);
 
-const char *tsr_comm_backend(const tsr_comm_t *c);
+TSR_API const char *tsr_comm_backend(const tsr_comm_t *c);
 /* TSR_OK, or the code of the first failed call of the engine, with its
  * message set again (sticky: a failure inside ready_from, e.g. from
  * backward's callback, shows here; every later call fails with it). */
-int tsr_comm_status(const tsr_comm_t *c);
+TSR_API int tsr_comm_status(const tsr_comm_t *c);
 /* 1 when a GPU buffer is summed through a host copy by a host back-end
  * (never on a single rank, where nothing is copied). */
-int tsr_comm_staged(const tsr_comm_t *c);
-size_t tsr_comm_nbuckets(const tsr_comm_t *c);
+TSR_API int tsr_comm_staged(const tsr_comm_t *c);
+TSR_API size_t tsr_comm_nbuckets(const tsr_comm_t *c);
 /* The algorithm bucket b runs between ranks on this rank ("ring", ...),
  * or NULL where none runs (one rank; "shm" on one node or off a leader;
  * "nccl"). */
-const char *tsr_comm_algorithm(const tsr_comm_t *c, size_t bucket);
+TSR_API const char *tsr_comm_algorithm(const tsr_comm_t *c, size_t bucket);
 
 /* Declares buf[offset..n) final for this step: every bucket lying wholly in
  * it that has not started yet starts now (buckets start in order from the
  * end of the buffer, on every rank). Also drives progress of buckets in
  * flight. Call with offset 0 (or call tsr_comm_wait) to start the rest. */
-int tsr_comm_ready_from(tsr_comm_t *c, size_t offset);
+TSR_API int tsr_comm_ready_from(tsr_comm_t *c, size_t offset);
 /* Starts whatever has not started and waits until buf holds the sums.
  * The engine is then ready for the next step. */
-int tsr_comm_wait(tsr_comm_t *c);
+TSR_API int tsr_comm_wait(tsr_comm_t *c);
 /* fn(arg) is called in every loop where the engine waits for other ranks
  * (a stall watchdog's poll; tsr_runtime_watch_poll); NULL: none. */
-void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg);
+TSR_API void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg);
 /* tsr_comm_ready_from(c, 0) + tsr_comm_wait(c). */
-int tsr_comm_allreduce(tsr_comm_t *c);
+TSR_API int tsr_comm_allreduce(tsr_comm_t *c);
 
 /* Seconds spent inside tsr_comm_wait in the last step (the part of the
  * reduction that was not hidden behind compute). */
-double tsr_comm_last_wait_seconds(const tsr_comm_t *c);
+TSR_API double tsr_comm_last_wait_seconds(const tsr_comm_t *c);
 
 /* How much of a step's reduction is hidden behind compute. calibrate
  * (collective; it sums the buffer in place reps times, so call it while
@@ -109,10 +110,10 @@ double tsr_comm_last_wait_seconds(const tsr_comm_t *c);
  * reduction cost the caller's thread: the wait plus the time inside
  * ready_from (work a back-end does inline); hidden is reference minus
  * exposed, at least 0. */
-int tsr_comm_calibrate(tsr_comm_t *c, int reps);
-double tsr_comm_reference_seconds(const tsr_comm_t *c);
-double tsr_comm_last_exposed_seconds(const tsr_comm_t *c);
-double tsr_comm_last_hidden_seconds(const tsr_comm_t *c);
+TSR_API int tsr_comm_calibrate(tsr_comm_t *c, int reps);
+TSR_API double tsr_comm_reference_seconds(const tsr_comm_t *c);
+TSR_API double tsr_comm_last_exposed_seconds(const tsr_comm_t *c);
+TSR_API double tsr_comm_last_hidden_seconds(const tsr_comm_t *c);
 
 #ifdef __cplusplus
 }

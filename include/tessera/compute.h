@@ -2,6 +2,7 @@
  * CBLAS, on NVIDIA GPUs through cuBLAS and CUDA kernels (tsr_gpu_*). */
 #ifndef TESSERA_COMPUTE_H
 #define TESSERA_COMPUTE_H
+#include "tessera/api.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,32 +16,32 @@ typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID, TS
 #define TSR_ACT_COUNT 6
 
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, op = transpose when trans != 0. */
-void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
+TSR_API void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                       const float *b, float beta, float *c);
 /* The same with leading dimensions (row-major: lda, ldb, ldc elements
  * between rows). */
-void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
+TSR_API void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                          size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 /* y[rows, n] += bias[n] broadcast over rows. */
-void tsr_compute_add_bias(float *y, const float *bias, size_t rows, size_t n);
+TSR_API void tsr_compute_add_bias(float *y, const float *bias, size_t rows, size_t n);
 /* db[n] = sum over rows of dy[rows, n] (overwrites db). */
-void tsr_compute_bias_grad(const float *dy, size_t rows, size_t n, float *db);
+TSR_API void tsr_compute_bias_grad(const float *dy, size_t rows, size_t n, float *db);
 /* In-place activation of y[len]. */
-void tsr_compute_act(tsr_act_t act, float *y, size_t len);
+TSR_API void tsr_compute_act(tsr_act_t act, float *y, size_t len);
 /* dy[len] *= act'(.) given the activation's output y. */
-void tsr_compute_act_backward(tsr_act_t act, const float *y, float *dy, size_t len);
+TSR_API void tsr_compute_act_backward(tsr_act_t act, const float *y, float *dy, size_t len);
 /* Row-wise softmax of z[rows, n] into p (may alias z). */
-void tsr_compute_softmax(const float *z, float *p, size_t rows, size_t n);
+TSR_API void tsr_compute_softmax(const float *z, float *p, size_t rows, size_t n);
 
 /* One pass: y[rows, n] = act(y + bias) (bias may be NULL; act relu, tanh,
  * sigmoid or none). */
-void tsr_compute_bias_act(float *y, const float *bias, size_t rows, size_t n, tsr_act_t act);
+TSR_API void tsr_compute_bias_act(float *y, const float *bias, size_t rows, size_t n, tsr_act_t act);
 /* One pass: dy *= act'(y) (act as above), and db[n] = column sums of the
  * result unless db is NULL. */
-void tsr_compute_act_bias_grad(tsr_act_t act, const float *y, float *dy, size_t rows, size_t n, float *db);
+TSR_API void tsr_compute_act_bias_grad(tsr_act_t act, const float *y, float *dy, size_t rows, size_t n, float *db);
 /* y = act(x) for any activation, out of place; and dx = dy * act'(x). */
-void tsr_compute_act_x(tsr_act_t act, const float *x, float *y, size_t len);
-void tsr_compute_act_x_backward(tsr_act_t act, const float *x, const float *dy, float *dx, size_t len);
+TSR_API void tsr_compute_act_x(tsr_act_t act, const float *x, float *y, size_t len);
+TSR_API void tsr_compute_act_x_backward(tsr_act_t act, const float *x, const float *dy, float *dx, size_t len);
 
 /* ---- convolution and pooling, channels last (NHWC) ----
  * A geometry: input h x w x c, kernel k x k, stride, padding, dilation,
@@ -50,30 +51,30 @@ typedef struct tsr_conv_geom {
 } tsr_conv_geom_t;
 /* col[n*oh*ow, k*k*cg]: for each output pixel its input window over the
  * channels [c0, c0+cg), in (kh, kw, c) order; zeros outside the image. */
-void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col);
+TSR_API void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col);
 /* The adjoint: adds col's values back into dx (which the caller zeroes). */
-void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx);
+TSR_API void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx);
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
-void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
-void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
+TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
+TSR_API void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
                                   float *dx);
 /* Average pooling (no padding: every window is whole). */
-void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y);
-void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx);
+TSR_API void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y);
+TSR_API void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx);
 
 /* ---- normalisation ----
  * Column sums of x[rows, n] in double: sum[j] and, unless sumsq is NULL,
  * the sum of (x - center[j])^2 (center NULL: 0). */
-void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq);
+TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq);
 /* y = (x - mean[j]) * scale[j] + shift[j] per column (batch-norm's
  * inference form and its training apply, with scale = gamma*invstd). */
-void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
+TSR_API void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
                              const float *shift, float *y);
 
-const char *tsr_act_name(tsr_act_t act);
+TSR_API const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */
-int tsr_act_parse(const char *name);
+TSR_API int tsr_act_parse(const char *name);
 
 /* ---- GPU (CUDA) -------------------------------------------------------
  * The same kernels on device memory, through cuBLAS and the CUDA kernels
@@ -92,125 +93,57 @@ typedef struct tsr_gpu tsr_gpu_t;
 
 /* CUDA devices this process sees; 0 without CUDA support, a driver or a
  * device. Never fails; when it returns 0, tsr_last_error() says why. */
-int tsr_gpu_count(void);
+TSR_API int tsr_gpu_count(void);
 /* PCI bus id of device dev ("0000:3b:00.0"), for hwloc locality. */
-int tsr_gpu_pci_busid(int dev, char *buf, size_t len);
+TSR_API int tsr_gpu_pci_busid(int dev, char *buf, size_t len);
 /* Makes dev the calling thread's device and creates the handle. */
-int tsr_gpu_create(int dev, tsr_gpu_t **out);
-void tsr_gpu_destroy(tsr_gpu_t *g);
-int tsr_gpu_device(const tsr_gpu_t *g);
+TSR_API int tsr_gpu_create(int dev, tsr_gpu_t **out);
+TSR_API void tsr_gpu_destroy(tsr_gpu_t *g);
+TSR_API int tsr_gpu_device(const tsr_gpu_t *g);
 /* The device's name ("NVIDIA H100 80GB HBM3"). */
-const char *tsr_gpu_name(const tsr_gpu_t *g);
-void *tsr_gpu_stream(tsr_gpu_t *g);
+TSR_API const char *tsr_gpu_name(const tsr_gpu_t *g);
+TSR_API void *tsr_gpu_stream(tsr_gpu_t *g);
 
 /* Device memory, zeroed (waits). Free accepts NULL. */
-int tsr_gpu_alloc(tsr_gpu_t *g, size_t bytes, void **dptr);
-void tsr_gpu_free(tsr_gpu_t *g, void *dptr);
+TSR_API int tsr_gpu_alloc(tsr_gpu_t *g, size_t bytes, void **dptr);
+TSR_API void tsr_gpu_free(tsr_gpu_t *g, void *dptr);
 /* Page-locked host memory for fast asynchronous copies. Free accepts NULL. */
-int tsr_gpu_host_alloc(size_t bytes, void **ptr);
-void tsr_gpu_host_free(void *ptr);
+TSR_API int tsr_gpu_host_alloc(size_t bytes, void **ptr);
+TSR_API void tsr_gpu_host_free(void *ptr);
 /* Host to device, asynchronous on the stream (src must stay valid until
  * the next sync unless it is pageable memory, which CUDA stages first). */
-int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
+TSR_API int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
 /* Device to host; waits for everything before it on the stream. */
-int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
-int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes);
+TSR_API int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
+TSR_API int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes);
 /* Waits for the stream; reports any error a kernel hit. */
-int tsr_gpu_sync(tsr_gpu_t *g);
+TSR_API int tsr_gpu_sync(tsr_gpu_t *g);
 
 /* More streams and events for overlap (the NCCL back-end's comm stream). */
-int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream);
-void tsr_gpu_stream_destroy(void *stream);
-int tsr_gpu_stream_sync(void *stream);
+TSR_API int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream);
+TSR_API void tsr_gpu_stream_destroy(void *stream);
+TSR_API int tsr_gpu_stream_sync(void *stream);
 /* Without waiting: 1 when everything queued on stream has run, 0 while
  * work is pending, or a TSR_E* code for an error the work hit. */
-int tsr_gpu_stream_done(void *stream);
+TSR_API int tsr_gpu_stream_done(void *stream);
 /* On the calling thread's current device (the last handle created or used). */
-int tsr_gpu_event_create(void **event);
-void tsr_gpu_event_destroy(void *event);
-int tsr_gpu_event_record(void *event, void *stream);
+TSR_API int tsr_gpu_event_create(void **event);
+TSR_API void tsr_gpu_event_destroy(void *event);
+TSR_API int tsr_gpu_event_record(void *event, void *stream);
 /* Later work on stream waits for event (no host wait). */
-int tsr_gpu_stream_wait_event(void *stream, void *event);
+TSR_API int tsr_gpu_stream_wait_event(void *stream, void *event);
 /* Milliseconds between two recorded events (waits for end). */
-int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms);
+TSR_API int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms);
 
 /* Kernels: the CPU functions above on device memory, same row-major
  * layout and the same results to float rounding. */
-int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+TSR_API int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                  const float *da, const float *db, float beta, float *dc);
-int tsr_gpu_add_bias(tsr_gpu_t *g, float *dy, const float *dbias, size_t rows, size_t n);
-int tsr_gpu_bias_grad(tsr_gpu_t *g, const float *ddy, size_t rows, size_t n, float *ddb);
-int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len);
-int tsr_gpu_act_backward(tsr_gpu_t *g, tsr_act_t act, const float *dy_out, float *ddy, size_t len);
-int tsr_gpu_softmax(tsr_gpu_t *g, const float *dz, float *dp, size_t rows, size_t n);
-/* Training loss: softmax cross-entropy of logits dz[rows,k] against
- * dlabels (int32), delta = scale * (softmax - onehot); adds the sum of
- * -log(max(p[label], 1e-30)) to *dloss (one device double). */
-int tsr_gpu_xent_delta(tsr_gpu_t *g, const float *dz, const int32_t *dlabels, size_t rows, size_t k, float scale,
-                       float *ddelta, double *dloss);
-/* MSE: delta = scale * 2/k * (out - target); adds sum (out-target)^2 / k to *dloss. */
-int tsr_gpu_mse_delta(tsr_gpu_t *g, const float *dout, const float *dtargets, size_t rows, size_t k, float scale,
-                      float *ddelta, double *dloss);
-/* Evaluation: adds the cross-entropy sum (log-sum-exp form) to *dloss and
- * the count of rows whose argmax (first maximum) equals the label to *dcorrect. */
-int tsr_gpu_xent_eval(tsr_gpu_t *g, const float *dz, const int32_t *dlabels, size_t rows, size_t k, double *dloss,
-                      unsigned long long *dcorrect);
-int tsr_gpu_mse_eval(tsr_gpu_t *g, const float *dout, const float *dtargets, size_t rows, size_t k, double *dloss);
-
-/* Optimizer pieces (src/optim's rules; the caller computes lr and the bias
- * corrections on the host). *dsumsq (device double) = sum of dx[i]^2. */
-int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq);
-/* dx *= clip / (sqrt(*dsumsq) + 1e-6) when sqrt(*dsumsq) > clip; reads the
- * norm on the device, so no host wait. */
-int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double clip);
-/* Non-finite values in an update, noted on the device so that the host
- * need not wait: the update is skipped when *skip_if (device double, the
- * gradients' sum of squares; NULL: never) is NaN or Inf, which adds 1 to
- * note[1]; a new weight that is NaN or Inf sets note[0] (device, two
- * int64) to step if note[0] is still 0. note may be NULL. quiet: a skip
- * is not counted (an update of several launches counts it in one). */
-typedef struct tsr_gpu_guard {
-    const double *skip_if;
-    long long *note;
-    long long step;
-    int quiet;
-} tsr_gpu_guard_t;
-/* SGD: gi = g + wd*p; without velocity (dv NULL) p -= lr*gi; with it:
- * first step v = gi, else v = mu*v + gi; p -= lr*(nesterov ? gi + mu*v : v). */
-int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, float wd, float mu,
-                int nesterov, int first, const tsr_gpu_guard_t *guard);
-/* AdamW: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
- * p = p*decay - step*m / (sqrt(v)/bc2s + eps). */
-int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step,
-                  float decay, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard);
-/* The same with gi = g + l2*p in place of g (Adam's coupled L2: decay 1). */
-int tsr_gpu_adam(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
-                 float l2, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard);
-/* Lion: u = b1*m + (1-b1)*g; p = p*decay - lr*sign(u) (sign(0) = 0, NaN
- * kept); m = b2*m + (1-b2)*g. */
-int tsr_gpu_lion(tsr_gpu_t *g, float *dp, const float *dg, float *dm, size_t n, float lr, float decay, float b1,
-                 float b2, const tsr_gpu_guard_t *guard);
-/* RMSprop: gi = g + wd*p; sq = a*sq + (1-a)*gi^2; centered (dmean not
- * NULL): mean = a*mean + (1-a)*gi, d = sqrt(sq - mean^2) + eps, else
- * sqrt(sq) + eps; with dbuf: buf = mu*buf + gi/d, p -= lr*buf; else
- * p -= lr*(gi/d). */
-int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n,
-                    float lr, float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard);
-/* LARS on one tensor: trust = eta*|p|/(|g| + wd*|p| + eps) in double from
- * dnorm2 (device doubles |p|^2, |g|^2), 1 where either is 0 or dnorm2 is
- * NULL; d = (g + wd*p)*trust; dv NULL: p -= lr*d; else v = first ? d :
- * mu*v + d, p -= lr*v. */
-int tsr_gpu_lars(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, float lr, double wd, float mu,
-                 int first, double eta, double eps, const double *dnorm2, const tsr_gpu_guard_t *guard);
-/* LAMB on one tensor in two launches: moments updates m and v and writes
- * u = (m/bc1)/(sqrt(v)/bc2s + eps) + wd*p into du; apply does p -= f*u with
- * f = lr*|p|/|u| from dnorm2 (device doubles |p|^2, |u|^2), f = lr where
- * either is 0 or dnorm2 is NULL. */
-int tsr_gpu_lamb_moments(tsr_gpu_t *g, const float *dp, const float *dg, float *dm, float *dv, float *du, size_t n,
-                         float b1, float b2, float eps, float bc1, float bc2s, float wd, const tsr_gpu_guard_t *guard);
-int tsr_gpu_lamb_apply(tsr_gpu_t *g, float *dp, const float *du, size_t n, float lr, const double *dnorm2,
-                       const tsr_gpu_guard_t *guard);
-
+TSR_API int tsr_gpu_add_bias(tsr_gpu_t *g, float *dy, const float *dbias, size_t rows, size_t n);
+TSR_API int tsr_gpu_bias_grad(tsr_gpu_t *g, const float *ddy, size_t rows, size_t n, float *ddb);
+TSR_API int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len);
+TSR_API int tsr_gpu_act_backward(tsr_gpu_t *g, tsr_act_t act, const float *dy_out, float *ddy, size_t len);
+TSR_API int tsr_gpu_softmax(tsr_gpu_t *g, const float *dz, float *dp, size_t rows, size_t n);
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* Error codes and the thread-local "what went wrong" message. */
 #ifndef TESSERA_ERROR_H
 #define TESSERA_ERROR_H
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,22 +27,22 @@ enum {
 };
 
 /* The message set by the last failing call on this thread ("" if none). */
-const char *tsr_last_error(void);
+TSR_API const char *tsr_last_error(void);
 
 /* Sets the message (printf-style) and returns code, so callers can write
  * `return tsr_error_set(TSR_EINVAL, "...")`. */
-int tsr_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+TSR_API int tsr_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prefixes the current message with more context ("file.h5: " + old). */
-int tsr_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+TSR_API int tsr_error_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-void tsr_error_clear(void);
+TSR_API void tsr_error_clear(void);
 
 /* A short name for a code ("invalid argument", ...). */
-const char *tsr_strerror(int code);
+TSR_API const char *tsr_strerror(int code);
 
 /* The documented process exit code for an error code. */
-int tsr_error_exit_code(int code);
+TSR_API int tsr_error_exit_code(int code);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tessera/rng.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,18 +107,18 @@ struct tsr_layer_kind {
 
 /* Registers a kind for this process (what plugin loading does). Fails for
  * a name already taken or another ABI version. */
-int tsr_layer_register(const tsr_layer_kind_t *kind);
+TSR_API int tsr_layer_register(const tsr_layer_kind_t *kind);
 /* The kind of that name, or NULL. */
-const tsr_layer_kind_t *tsr_layer_find(const char *name);
+TSR_API const tsr_layer_kind_t *tsr_layer_find(const char *name);
 /* Loads a plugin (dlopen), checks its ABI and registers its kinds. Loading
  * the same path twice is a no-op. Errors name the file and what is wrong. */
-int tsr_layer_load_plugin(const char *path);
+TSR_API int tsr_layer_load_plugin(const char *path);
 
 /* Loads each plugin of a comma-separated list, relative paths taken from
  * dir (NULL: the working directory). */
-int tsr_layer_load_plugins(const char *list, const char *dir);
+TSR_API int tsr_layer_load_plugins(const char *list, const char *dir);
 /* "CxHxW", "HxW" (one channel) or "D" (a flat row) into *s. */
-int tsr_shape_parse(const char *text, tsr_shape_t *s);
+TSR_API int tsr_shape_parse(const char *text, tsr_shape_t *s);
 
 #ifdef __cplusplus
 }

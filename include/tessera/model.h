@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "tessera/compute.h"
 #include "tessera/layer.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,25 +46,25 @@ typedef struct tsr_model_spec {
 } tsr_model_spec_t;
 
 /* An MLP: dense layers sizes[0] -> ... -> sizes[n], act after each but the last. */
-void tsr_model_spec_mlp(tsr_model_spec_t *s, const size_t *sizes, int n, tsr_act_t act, tsr_loss_t loss);
+TSR_API void tsr_model_spec_mlp(tsr_model_spec_t *s, const size_t *sizes, int n, tsr_act_t act, tsr_loss_t loss);
 /* Parses the [model] layers grammar into s->layer (see README: "conv(32,3,pad=1)
  * bn relu maxpool(2) res{...} gap flatten dense(10)"). Keeps s's other
  * fields. Errors name the position and, for an unknown kind or argument,
  * the nearest known one. */
-int tsr_model_parse(const char *text, tsr_model_spec_t *s);
+TSR_API int tsr_model_parse(const char *text, tsr_model_spec_t *s);
 /* One layer as text ("conv(32,3,stride=1,pad=1)"), written as parsed. */
-void tsr_layer_spec_text(const tsr_layer_spec_t *l, char *buf, size_t len);
+TSR_API void tsr_layer_spec_text(const tsr_layer_spec_t *l, char *buf, size_t len);
 /* The graph as JSON: input, loss and its options, each layer's kind,
  * arguments and output shape. Returns bytes written or <0. */
-int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
+TSR_API int tsr_model_spec_json(const tsr_model_spec_t *spec, char *buf, size_t len);
 /* The spec back from tsr_model_spec_json's text (model files, checkpoints). */
-int tsr_model_spec_from_json(const char *json, tsr_model_spec_t *s);
+TSR_API int tsr_model_spec_from_json(const char *json, tsr_model_spec_t *s);
 /* Compares two graphs: 0 when the same, else 1 with why (e.g. "layer 3:
  * conv(64,3,pad=1) here, conv(32,3,pad=1) there"). */
-int tsr_model_spec_diff(const tsr_model_spec_t *a, const tsr_model_spec_t *b, char *why, size_t len);
-const char *tsr_loss_name(tsr_loss_t loss);
+TSR_API int tsr_model_spec_diff(const tsr_model_spec_t *a, const tsr_model_spec_t *b, char *why, size_t len);
+TSR_API const char *tsr_loss_name(tsr_loss_t loss);
 /* Returns -1 for an unknown name. */
-int tsr_loss_parse(const char *name);
+TSR_API int tsr_loss_parse(const char *name);
 
 typedef struct tsr_model tsr_model_t;
 
@@ -71,28 +72,28 @@ typedef struct tsr_model tsr_model_t;
 typedef void (*tsr_grad_ready_fn)(size_t offset, void *arg);
 
 /* Allocates buffers for batches of up to max_batch rows. */
-int tsr_model_create(const tsr_model_spec_t *spec, size_t max_batch, tsr_model_t **out);
-void tsr_model_destroy(tsr_model_t *m);
+TSR_API int tsr_model_create(const tsr_model_spec_t *spec, size_t max_batch, tsr_model_t **out);
+TSR_API void tsr_model_destroy(tsr_model_t *m);
 
-const tsr_model_spec_t *tsr_model_spec(const tsr_model_t *m);
-size_t tsr_model_nparams(const tsr_model_t *m);
-float *tsr_model_params(tsr_model_t *m);
-float *tsr_model_grads(tsr_model_t *m);
+TSR_API const tsr_model_spec_t *tsr_model_spec(const tsr_model_t *m);
+TSR_API size_t tsr_model_nparams(const tsr_model_t *m);
+TSR_API float *tsr_model_params(tsr_model_t *m);
+TSR_API float *tsr_model_grads(tsr_model_t *m);
 /* Offset of layer i's parameters in the flat buffers. */
-size_t tsr_model_layer_offset(const tsr_model_t *m, int layer);
+TSR_API size_t tsr_model_layer_offset(const tsr_model_t *m, int layer);
 /* FLOPs of one sample's forward+backward: each layer's forward FLOPs three
  * times (forward, weight gradient, input gradient), less the input gradient
  * of the first layer with parameters and everything before it. */
-double tsr_model_flops_per_sample(const tsr_model_t *m);
+TSR_API double tsr_model_flops_per_sample(const tsr_model_t *m);
 /* The layers (with shapes, counts and pointers into the flat buffers). */
-int tsr_model_nlayers(const tsr_model_t *m);
-const tsr_layer_t *tsr_model_layer(const tsr_model_t *m, int i);
+TSR_API int tsr_model_nlayers(const tsr_model_t *m);
+TSR_API const tsr_layer_t *tsr_model_layer(const tsr_model_t *m, int i);
 /* Values per input row and per output row. */
-size_t tsr_model_input_size(const tsr_model_t *m);
-size_t tsr_model_output_size(const tsr_model_t *m);
+TSR_API size_t tsr_model_input_size(const tsr_model_t *m);
+TSR_API size_t tsr_model_output_size(const tsr_model_t *m);
 /* Saved but untrained values (batch-norm running statistics), one flat
  * buffer in layer order; n may be NULL. */
-float *tsr_model_buffers(tsr_model_t *m, size_t *n);
+TSR_API float *tsr_model_buffers(tsr_model_t *m, size_t *n);
 
 /* A layer's named parameters and buffers as stored in model files and
  * checkpoints (/model/layer_<i>/<name>): dense weight [out, in] and bias;
@@ -107,28 +108,28 @@ typedef struct tsr_model_tensor {
 } tsr_model_tensor_t;
 #define TSR_MODEL_MAX_TENSORS 4
 /* Fills t (TSR_MODEL_MAX_TENSORS entries) for layer i; returns how many. */
-int tsr_model_tensors(tsr_model_t *m, int layer, tsr_model_tensor_t *t);
+TSR_API int tsr_model_tensors(tsr_model_t *m, int layer, tsr_model_tensor_t *t);
 
 /* Parameters as PyTorch initialises them, from (seed, layer). */
-void tsr_model_init(tsr_model_t *m, uint64_t seed);
+TSR_API void tsr_model_init(tsr_model_t *m, uint64_t seed);
 /* Dropout's masks are keyed by (seed, rank, step, layer, element): the
  * step counts training forwards and is set on resume, so a resumed run
  * draws the same masks as an uninterrupted one. */
-void tsr_model_set_rng(tsr_model_t *m, uint64_t seed, int rank);
-void tsr_model_set_step(tsr_model_t *m, uint64_t step);
+TSR_API void tsr_model_set_rng(tsr_model_t *m, uint64_t seed, int rank);
+TSR_API void tsr_model_set_step(tsr_model_t *m, uint64_t step);
 /* Sums n doubles over every rank (synchronised batch norm); NULL: one rank. */
-void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg);
+TSR_API void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg);
 
 /* Forward pass of rows <= max_batch samples; keeps activations for backward. */
-int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
+TSR_API int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
 /* Output of the last forward: logits (cross-entropy) or predictions (MSE). */
-const float *tsr_model_output(const tsr_model_t *m);
+TSR_API const float *tsr_model_output(const tsr_model_t *m);
 /* Loss and gradient of the last forward. grads = scale * d(sum of per-sample
  * losses)/d(params); returns that sum, unscaled. ready (may be NULL) is told
  * as each layer's gradients are done, last layer first. labels for
  * cross-entropy, targets [rows, outputs] for MSE. */
-double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
-                          tsr_grad_ready_fn ready, void *arg);
+TSR_API double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
+                                  tsr_grad_ready_fn ready, void *arg);
 /* The same, but the loss sum is added to a running total instead of being
  * returned, so on a GPU the host does not wait for the step's kernels.
  * tsr_model_take_loss returns the total since the last take and clears it
@@ -136,13 +137,13 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
  * double in the same order: the total equals the sum of what
  * tsr_model_backward would have returned, bit for bit. Returns TSR_OK or
  * the model's GPU error. */
-int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
-                              float scale, tsr_grad_ready_fn ready, void *arg);
-int tsr_model_take_loss(tsr_model_t *m, double *sum);
+TSR_API int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
+                                      float scale, tsr_grad_ready_fn ready, void *arg);
+TSR_API int tsr_model_take_loss(tsr_model_t *m, double *sum);
 /* Loss sum and correct count (labels only; 0 for MSE) over rows, in chunks
  * of max_batch, in evaluation mode (running statistics, no dropout). */
-int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
-                       double *loss_sum, size_t *correct);
+TSR_API int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
+                               double *loss_sum, size_t *correct);
 /* Classification metrics beyond top-1: counts added to what *e holds. */
 typedef struct tsr_eval {
     double loss;
@@ -150,11 +151,11 @@ typedef struct tsr_eval {
     size_t classes;          /* confusion has classes*classes counts (may be NULL) */
     uint64_t *confusion;     /* [true][predicted] */
 } tsr_eval_t;
-int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
-                            tsr_eval_t *e);
+TSR_API int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets,
+                                    size_t rows, tsr_eval_t *e);
 /* Softmax probabilities (cross-entropy), sigmoid probabilities (binary
  * cross-entropy) or predictions (MSE, Huber) for rows inputs into out. */
-int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
+TSR_API int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
 
 /* ---- GPU ----
  * Moves the model onto a GPU: device copies of the parameters and
@@ -165,38 +166,38 @@ int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
  * tsr_model_upload pushes host parameters (after a restore). Backward's
  * ready callback is told when a layer's gradient kernels are queued on the
  * GPU's stream, not when they have run. */
-int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu);
+TSR_API int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu);
 /* NULL when the model runs on the CPU. */
-tsr_gpu_t *tsr_model_gpu(const tsr_model_t *m);
+TSR_API tsr_gpu_t *tsr_model_gpu(const tsr_model_t *m);
 /* The buffers backward and the optimizer work on: device memory on a
  * GPU, else the same as tsr_model_params/grads. */
-float *tsr_model_work_params(tsr_model_t *m);
-float *tsr_model_work_grads(tsr_model_t *m);
-int tsr_model_download(tsr_model_t *m);
-int tsr_model_upload(tsr_model_t *m);
+TSR_API float *tsr_model_work_params(tsr_model_t *m);
+TSR_API float *tsr_model_work_grads(tsr_model_t *m);
+TSR_API int tsr_model_download(tsr_model_t *m);
+TSR_API int tsr_model_upload(tsr_model_t *m);
 /* Zeroes the gradients wherever they live. */
-int tsr_model_zero_grads(tsr_model_t *m);
+TSR_API int tsr_model_zero_grads(tsr_model_t *m);
 /* TSR_OK, or the first error the GPU hit (sticky: backward returns NaN then). */
-int tsr_model_status(const tsr_model_t *m);
+TSR_API int tsr_model_status(const tsr_model_t *m);
 
 
 /* "tessera model summary": one line per layer (kind, output shape,
  * parameters, forward FLOPs per sample) and the totals; returns the text
  * (malloc'd) or NULL. */
-char *tsr_model_summary(const tsr_model_t *m);
+TSR_API char *tsr_model_summary(const tsr_model_t *m);
 
 /* Model file (HDF5): /model/layer_<i>/{weight,bias,...}, root attributes format
  * "tessera-model", version, model (spec JSON), created, plus the given text
  * attributes (pairs of key, value; may be NULL). Written atomically. */
-int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs);
+TSR_API int tsr_model_save(tsr_model_t *m, const char *path, const char *const *attrs, int nattrs);
 /* Reads a model file back (max_batch as in tsr_model_create), checking what
  * it declares before allocating anything: every weight stored in the file
  * itself (no external or virtual data, no links out of it, nothing missing)
  * and at most max_params parameters (0: TSR_MODEL_MAX_PARAMS_DEFAULT).
  * Anything else is TSR_EDATA naming the file and the layer. */
-int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, tsr_model_t **out);
+TSR_API int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, tsr_model_t **out);
 /* tsr_model_load_max with the default budget. */
-int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out);
+TSR_API int tsr_model_load(const char *path, size_t max_batch, tsr_model_t **out);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
  * one-cycle, reduce-on-plateau); global-norm clipping. */
 #ifndef TESSERA_OPTIM_H
 #define TESSERA_OPTIM_H
+#include "tessera/api.h"
 #include <stddef.h>
 #include "tessera/compute.h"
 
@@ -75,42 +76,42 @@ typedef struct tsr_optim tsr_optim_t;
 /* Checks the configuration, the schedule against planned_steps (else
  * total_steps) when set: a milestone or warmup past the run is TSR_EINVAL
  * naming the key. */
-int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out);
-void tsr_optim_destroy(tsr_optim_t *o);
+TSR_API int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out);
+TSR_API void tsr_optim_destroy(tsr_optim_t *o);
 /* The tensors, sorted or not, which must tile [0, n) exactly; copied.
  * Without it the buffer is one tensor. Before the first step. */
-int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int nseg);
+TSR_API int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int nseg);
 /* The validation metric (lower is better) for reduce-on-plateau, after an
  * evaluation; a pure function of the values observed, so ranks observing
  * the same value agree. Its state is in tsr_optim_state. No-op for other
  * schedules. */
-void tsr_optim_observe(tsr_optim_t *o, double metric);
+TSR_API void tsr_optim_observe(tsr_optim_t *o, double metric);
 /* "sgd", "adamw", ...: the configuration's names. */
-const char *tsr_optim_kind_name(tsr_optim_kind_t kind);
+TSR_API const char *tsr_optim_kind_name(tsr_optim_kind_t kind);
 
 /* The learning rate at step (0-based). */
-double tsr_optim_lr(const tsr_optim_t *o, long step);
+TSR_API double tsr_optim_lr(const tsr_optim_t *o, long step);
 /* One update of params from grads (grads may be scaled by clipping).
  * *grad_norm (may be NULL) gets the global L2 norm before clipping. */
-int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
-long tsr_optim_steps_taken(const tsr_optim_t *o);
+TSR_API int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
+TSR_API long tsr_optim_steps_taken(const tsr_optim_t *o);
 /* The first update (1-based) after which a weight was NaN or Inf (NaN or
  * Inf gradients, or an update that overflowed), or 0. Checked as part of
  * the update, so free on the CPU; on a GPU the kernels note it on the
  * device and this reads it (waits for the stream: call it where the host
  * waits anyway), returning -1 if the read fails. */
-long tsr_optim_nonfinite_step(tsr_optim_t *o);
+TSR_API long tsr_optim_nonfinite_step(tsr_optim_t *o);
 /* Updates skipped for non-finite gradients (on_nonfinite = SKIP); reads
  * the device on a GPU. */
-long tsr_optim_skipped_steps(tsr_optim_t *o);
+TSR_API long tsr_optim_skipped_steps(tsr_optim_t *o);
 
 /* On a GPU: the state moves to device memory and tsr_optim_step takes
  * device pointers (tsr_model_work_params/grads). tsr_optim_state stays the
  * host mirror: download before reading it (checkpoints), upload after
  * writing it (restore). */
-int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu);
-int tsr_optim_download(tsr_optim_t *o);
-int tsr_optim_upload(tsr_optim_t *o);
+TSR_API int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu);
+TSR_API int tsr_optim_download(tsr_optim_t *o);
+TSR_API int tsr_optim_upload(tsr_optim_t *o);
 
 /* Optimizer state for checkpoints: nstate floats and the step. The
  * optimizer's arrays (SGD/LARS: velocity if momentum; AdamW/Adam/LAMB: m,
@@ -118,8 +119,8 @@ int tsr_optim_upload(tsr_optim_t *o);
  * the velocity if momentum), then with reduce-on-plateau 4 floats: best,
  * bad evaluations, cooldown left, current lr. On a GPU only the arrays
  * move; the plateau's floats stay on the host. */
-float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);
-void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps);
+TSR_API float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);
+TSR_API void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include "tessera/model.h"
 #include "tessera/optim.h"
 #include "tessera/serve.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,9 +94,9 @@ typedef struct tsr_train_options {
 
 /* Fills o from every section training reads. Values were checked when set;
  * this fails only on a value no module can take (TSR_EINVAL, naming it). */
-int tsr_options_train(const tsr_config_t *cfg, tsr_train_options_t *o);
+TSR_API int tsr_options_train(const tsr_config_t *cfg, tsr_train_options_t *o);
 /* The [serve] section. */
-int tsr_options_serve(const tsr_config_t *cfg, tsr_serve_config_t *o);
+TSR_API int tsr_options_serve(const tsr_config_t *cfg, tsr_serve_config_t *o);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tessera/model.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +39,7 @@ typedef struct tsr_serve_config {
  * 64, max_delay_us 500, cache 64 MB / 300 s, body 1024 KB, uploads 512 MB,
  * 2048 connections, 512 per client address, headers within 10 s, models of
  * up to TSR_MODEL_MAX_PARAMS_DEFAULT parameters. */
-void tsr_serve_config_default(tsr_serve_config_t *cfg);
+TSR_API void tsr_serve_config_default(tsr_serve_config_t *cfg);
 /* (tsr_options_serve in options.h fills it from a configuration's [serve].) */
 
 /* One (step, loss, accuracy) point of the dashboard's plot; NaN: unknown. */
@@ -73,24 +74,24 @@ typedef struct tsr_serve_status {
  * <run_dir>/coordinator.addr atomically. Refuses a non-loopback bind without
  * a token file, and a token file that others can read. cfg and its strings
  * need to live only during the call. */
-int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out);
+TSR_API int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out);
 /* Stops the server, answers queued predictions with 503, removes the
  * address file. Accepts NULL. */
-void tsr_serve_destroy(tsr_serve_t *s);
+TSR_API void tsr_serve_destroy(tsr_serve_t *s);
 
 /* The port actually bound (useful with port 0). */
-int tsr_serve_port(const tsr_serve_t *s);
+TSR_API int tsr_serve_port(const tsr_serve_t *s);
 
 /* Copies m's weights for /predict (a new architecture is fine too) and
  * invalidates the prediction cache. Takes a mutex only for the copy. */
-int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m);
+TSR_API int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m);
 /* Names the published model in /status (e.g. its file); may be NULL. */
-int tsr_serve_set_model_source(tsr_serve_t *s, const char *source);
+TSR_API int tsr_serve_set_model_source(tsr_serve_t *s, const char *source);
 /* Replaces the training snapshot shown by /status, /metrics and the dashboard. */
-int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
+TSR_API int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
 /* Adds a model file to the coordinator's registry as name (NULL: from the
  * file name); the new id is written to id (may be NULL) of idlen bytes. */
-int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
+TSR_API int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
 
 /* Task farm routes: GET /tasks[?state=S&tag=T&offset=N&limit=N], GET
  * /tasks/{id}, POST /tasks (task-file lines), POST /tasks/{id}/cancel and
@@ -109,7 +110,7 @@ typedef struct tsr_serve_tasks {
 
 /* Installs a farm's routes (copied), or removes them (NULL), waiting for
  * calls in progress to return. */
-int tsr_serve_set_tasks(tsr_serve_t *s, const tsr_serve_tasks_t *ops);
+TSR_API int tsr_serve_set_tasks(tsr_serve_t *s, const tsr_serve_tasks_t *ops);
 
 #ifdef __cplusplus
 }

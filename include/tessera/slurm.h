@@ -2,6 +2,7 @@
  * submitted and queried through libslurm (no MPI). */
 #ifndef TESSERA_SLURM_H
 #define TESSERA_SLURM_H
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,9 +24,9 @@ typedef struct tsr_slurm_facts {
 } tsr_slurm_facts_t;
 
 /* Reads the facts from the environment (no MPI, no libslurm). */
-void tsr_slurm_facts_read(tsr_slurm_facts_t *f);
+TSR_API void tsr_slurm_facts_read(tsr_slurm_facts_t *f);
 /* 1 if this build talks to slurmctld through libslurm (TESSERA_WITH_SLURM). */
-int tsr_slurm_linked(void);
+TSR_API int tsr_slurm_linked(void);
 
 /* Submitting batch jobs through libslurm (tessera submit, tessera jobs).
  * A scheduler that refuses a request, or cannot be reached, gives
@@ -46,7 +47,7 @@ typedef struct tsr_slurm_job {
 } tsr_slurm_job_t;
 
 /* Submits; *job_id gets the new job's id. */
-int tsr_slurm_submit(const tsr_slurm_job_t *job, unsigned long *job_id);
+TSR_API int tsr_slurm_submit(const tsr_slurm_job_t *job, unsigned long *job_id);
 
 typedef struct tsr_slurm_job_info {
     unsigned long job_id;
@@ -61,11 +62,11 @@ typedef struct tsr_slurm_job_info {
 
 /* Asks slurmctld about one job. A job the controller no longer knows gives
  * TSR_OK with state "UNKNOWN". */
-int tsr_slurm_job_query(unsigned long job_id, tsr_slurm_job_info_t *info);
+TSR_API int tsr_slurm_job_query(unsigned long job_id, tsr_slurm_job_info_t *info);
 
 /* "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (SLURM's --time
- * forms) to minutes, rounded up; -1 if malformed. */
-long tsr_slurm_parse_time(const char *s);
+ * forms) to minutes, rounded up; -1 if malformed or above INT_MAX minutes. */
+TSR_API long tsr_slurm_parse_time(const char *s);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include "tessera/runtime.h"
 #include "tessera/serve.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,9 +44,9 @@ typedef enum tsr_task_state {
 } tsr_task_state_t;
 
 /* "pending", "ready", ... ; NULL for a value out of range. */
-const char *tsr_task_state_name(tsr_task_state_t s);
+TSR_API const char *tsr_task_state_name(tsr_task_state_t s);
 /* The state named s, or -1. */
-int tsr_task_state_parse(const char *s);
+TSR_API int tsr_task_state_parse(const char *s);
 
 /* ---- In-process tasks ------------------------------------------------ */
 
@@ -58,16 +59,16 @@ typedef struct tsr_task_ctx tsr_task_ctx_t;
 typedef int (*tsr_task_fn_t)(tsr_task_ctx_t *ctx, const void *arg, size_t len);
 
 /* Inside a task: sets its result (copied; the last call wins). */
-int tsr_task_set_result(tsr_task_ctx_t *ctx, const void *data, size_t len);
+TSR_API int tsr_task_set_result(tsr_task_ctx_t *ctx, const void *data, size_t len);
 /* Inside a task: its id, its attempt (1, 2, ...), the rank running it, and
  * whether a cancel was asked for (a running task is never interrupted: it
  * may poll this and return early). */
-tsr_task_id_t tsr_task_id(const tsr_task_ctx_t *ctx);
-int tsr_task_attempt(const tsr_task_ctx_t *ctx);
-int tsr_task_rank(const tsr_task_ctx_t *ctx);
-int tsr_task_cancelled(const tsr_task_ctx_t *ctx);
+TSR_API tsr_task_id_t tsr_task_id(const tsr_task_ctx_t *ctx);
+TSR_API int tsr_task_attempt(const tsr_task_ctx_t *ctx);
+TSR_API int tsr_task_rank(const tsr_task_ctx_t *ctx);
+TSR_API int tsr_task_cancelled(const tsr_task_ctx_t *ctx);
 /* Inside a task: the farm, to submit more tasks from a task. */
-tsr_tasks_t *tsr_task_farm(const tsr_task_ctx_t *ctx);
+TSR_API tsr_tasks_t *tsr_task_farm(const tsr_task_ctx_t *ctx);
 
 typedef struct tsr_tasks_config {
     /* MPI_COMM_NULL (the default): this process only, no MPI calls. Else a
@@ -79,7 +80,7 @@ typedef struct tsr_tasks_config {
     int run_on_root;  /* rank 0's threads run tasks too (default 1) */
 } tsr_tasks_config_t;
 
-void tsr_tasks_config_default(tsr_tasks_config_t *cfg);
+TSR_API void tsr_tasks_config_default(tsr_tasks_config_t *cfg);
 
 typedef void (*tsr_task_done_fn_t)(tsr_tasks_t *farm, tsr_task_id_t id, tsr_task_state_t state, void *user);
 
@@ -95,42 +96,42 @@ typedef struct tsr_task_opts {
 } tsr_task_opts_t;
 
 /* Creates a farm and starts its threads. Collective over cfg->comm. */
-int tsr_tasks_create(const tsr_tasks_config_t *cfg, tsr_tasks_t **out);
+TSR_API int tsr_tasks_create(const tsr_tasks_config_t *cfg, tsr_tasks_t **out);
 /* Rank 0 (or a farm without a communicator): waits for every submitted
  * task, then stops the threads; with a communicator also tells the other
  * ranks to return from tsr_tasks_work. Collective. Accepts NULL. */
-void tsr_tasks_destroy(tsr_tasks_t *t);
+TSR_API void tsr_tasks_destroy(tsr_tasks_t *t);
 
 /* Functions by number, for farms over several ranks (a function pointer
  * means nothing in another process): every rank registers the same
  * functions in the same order before tasks are submitted. A farm on one
  * process registers functions on first submit by itself. */
-int tsr_tasks_register(tsr_tasks_t *t, tsr_task_fn_t fn);
+TSR_API int tsr_tasks_register(tsr_tasks_t *t, tsr_task_fn_t fn);
 
 /* Queues fn(arg) (arg is copied); opts may be NULL. Thread-safe; from
  * inside a task too. Rank 0 only on a farm over several ranks. */
-int tsr_tasks_submit(tsr_tasks_t *t, tsr_task_fn_t fn, const void *arg, size_t len, const tsr_task_opts_t *opts,
-                     tsr_task_id_t *id);
+TSR_API int tsr_tasks_submit(tsr_tasks_t *t, tsr_task_fn_t fn, const void *arg, size_t len, const tsr_task_opts_t *opts,
+                             tsr_task_id_t *id);
 /* Cancels a task that has not started (and skips its dependents); a
  * running one is asked to stop (tsr_task_cancelled) and ends CANCELLED. */
-int tsr_tasks_cancel(tsr_tasks_t *t, tsr_task_id_t id);
+TSR_API int tsr_tasks_cancel(tsr_tasks_t *t, tsr_task_id_t id);
 /* Waits until the task is final; *state (may be NULL) gets its state. */
-int tsr_tasks_wait(tsr_tasks_t *t, tsr_task_id_t id, tsr_task_state_t *state);
+TSR_API int tsr_tasks_wait(tsr_tasks_t *t, tsr_task_id_t id, tsr_task_state_t *state);
 /* Waits until every task submitted so far is final; returns TSR_OK, or
  * TSR_ETASKS when any of them did not succeed. */
-int tsr_tasks_wait_all(tsr_tasks_t *t);
+TSR_API int tsr_tasks_wait_all(tsr_tasks_t *t);
 /* Without waiting: the task's state. */
-tsr_task_state_t tsr_tasks_state(tsr_tasks_t *t, tsr_task_id_t id);
+TSR_API tsr_task_state_t tsr_tasks_state(tsr_tasks_t *t, tsr_task_id_t id);
 /* A final task's result bytes (owned by the farm until tsr_tasks_release or
  * destroy), its function's return value and its attempts. Any may be NULL. */
-int tsr_tasks_result(tsr_tasks_t *t, tsr_task_id_t id, const void **data, size_t *len, int *rc, int *attempts);
+TSR_API int tsr_tasks_result(tsr_tasks_t *t, tsr_task_id_t id, const void **data, size_t *len, int *rc, int *attempts);
 /* Frees a final task's argument and result early (its state stays). */
-int tsr_tasks_release(tsr_tasks_t *t, tsr_task_id_t id);
+TSR_API int tsr_tasks_release(tsr_tasks_t *t, tsr_task_id_t id);
 /* Rank 0 of a farm over several ranks: moves tasks between ranks without
  * waiting (wait and wait_all do this themselves). */
-int tsr_tasks_poll(tsr_tasks_t *t);
+TSR_API int tsr_tasks_poll(tsr_tasks_t *t);
 /* Ranks > 0: runs what rank 0 sends until it destroys the farm. */
-int tsr_tasks_work(tsr_tasks_t *t);
+TSR_API int tsr_tasks_work(tsr_tasks_t *t);
 
 typedef struct tsr_tasks_stats {
     uint64_t submitted, finished, succeeded, failed, skipped, cancelled;
@@ -138,7 +139,7 @@ typedef struct tsr_tasks_stats {
     uint64_t remote;      /* tasks run on other ranks */
     size_t bytes_per_task; /* the farm's own memory per task record */
 } tsr_tasks_stats_t;
-void tsr_tasks_stats(tsr_tasks_t *t, tsr_tasks_stats_t *st);
+TSR_API void tsr_tasks_stats(tsr_tasks_t *t, tsr_tasks_stats_t *st);
 
 /* ---- Shell tasks (tessera tasks run) --------------------------------- */
 
@@ -158,19 +159,19 @@ typedef struct tsr_tasks_run_opts {
     const tsr_serve_config_t *serve; /* start the coordinator on rank 0; NULL: none */
 } tsr_tasks_run_opts_t;
 
-void tsr_tasks_run_opts_default(tsr_tasks_run_opts_t *o);
+TSR_API void tsr_tasks_run_opts_default(tsr_tasks_run_opts_t *o);
 
 /* Runs the farm; collective over the runtime's world. Returns TSR_OK when
  * every task succeeded, TSR_ETASKS when some failed, were skipped or
  * cancelled (a summary is printed), TSR_ESTOPPED after a signal or the
  * walltime margin (the journal holds what is left: run again), or an
  * error. Every rank returns the same code. */
-int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o);
+TSR_API int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o);
 
 /* Prints a journal's counts by state and, with list, one line per task it
  * names (id, state, attempts, exit, rank, duration) matching state (NULL:
  * any). Reads only; a farm may be running on it. */
-int tsr_tasks_journal_report(const char *journal_dir, const char *state, int list, FILE *out);
+TSR_API int tsr_tasks_journal_report(const char *journal_dir, const char *state, int list, FILE *out);
 
 #ifdef __cplusplus
 }

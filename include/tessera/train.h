@@ -3,6 +3,7 @@
 #define TESSERA_TRAIN_H
 #include "tessera/options.h"
 #include "tessera/runtime.h"
+#include "tessera/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,11 +32,11 @@ typedef struct tsr_train_result {
  * or registered, earlier checkpoints kept); a run resumed from a checkpoint
  * at its end trains nothing and leaves the model file and registry as
  * they are (already_done). */
-int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_result_t *res, int *failed_rank);
+TSR_API int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_result_t *res, int *failed_rank);
 /* The model the options describe, as `tessera model summary` prints it
  * (tsr_model_summary); reads the data's shape and classes. No MPI.
  * *text is malloc'd. */
-int tsr_train_model_summary(const tsr_train_options_t *opt, char **text);
+TSR_API int tsr_train_model_summary(const tsr_train_options_t *opt, char **text);
 
 #ifdef __cplusplus
 }

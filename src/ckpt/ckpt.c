@@ -1,6 +1,7 @@
 /* The checkpoint engine: regions, snapshots, the writer thread. */
 #include "ckpt/internal.h"
 #include "common/fileutil.h"
+#include "common/thread.h"
 #include "tessera/error.h"
 #include "tessera/log.h"
 
@@ -162,11 +163,7 @@ void tsr_ckpt_destroy(tsr_ckpt_t *c)
     if (!c)
         return;
     if (c->thread_started) {
-        pthread_mutex_lock(&c->mu);
-        c->stop = 1;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->thread, NULL);
+        tsr_thread_stop(c->thread, &c->mu, &c->cv, &c->stop);
     }
     for (int i = 0; c->regions && i < c->nregions; i++)
         free(c->regions[i].snap);

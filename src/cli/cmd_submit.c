@@ -115,7 +115,8 @@ int tsr_cmd_submit(int argc, char **argv)
     job.time_minutes = tsr_slurm_parse_time(tstr);
     if (job.time_minutes <= 0) {
         rc = tsr_error_set(TSR_EINVAL, "submit: time '%s' (%s): expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
-                           "D-HH:MM:SS, more than zero", tstr, o_time ? "--time" : tsr_config_origin(cfg, "submit", "time"));
+                           "D-HH:MM:SS, more than zero and at most %d minutes", tstr,
+                           o_time ? "--time" : tsr_config_origin(cfg, "submit", "time"), INT_MAX);
         goto done;
     }
     job.nodes = o_nodes >= 0 ? o_nodes : tsr_config_get_long(cfg, "submit", "nodes");

@@ -10,8 +10,10 @@ int tsr_submit_check_directive(const char *value, const char *where);
 
 /* The script (malloc'd, NULL when out of memory): #SBATCH lines for what
  * job asks for, so that `sbatch` on the printed script asks for the same as
- * the libslurm submission, then srun of `exe train config --set sets[i]...`
- * with requeue on exit 75. Every string reaches the shell single-quoted and
+ * the libslurm submission, then exe, mpi, config and `--set sets[i]...` as
+ * the variables and arguments of jobs/train.sbatch's run-and-requeue lines
+ * (srun of `exe train config ...`, requeue on exit 75), which follow
+ * verbatim. Every string reaches the shell single-quoted and
  * the #SBATCH lines double-quoted (values checked with
  * tsr_submit_check_directive first); comments show them escaped. */
 char *tsr_submit_script(const tsr_slurm_job_t *job, const char *exe, const char *config, char **sets, int nsets,

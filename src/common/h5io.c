@@ -335,3 +335,12 @@ void tsr_h5w_abandon(hid_t f, const char *tmp)
     }
     tsr_file_discard(tmp);
 }
+
+int tsr_h5w_finish(hid_t f, char *tmp, const char *out, int rc)
+{
+    if (rc == TSR_OK)
+        return tsr_h5w_commit(f, tmp, out);
+    tsr_error_prefix(rc, "%s: ", out);
+    tsr_h5w_abandon(f, tmp);
+    return rc;
+}

@@ -13,7 +13,8 @@
  *   tsr_h5w_attr_float(f, "X", "scale", 1.0f / 255);
  *   tsr_h5w_root_attrs(f, "tessera-dataset", "train.idx");
  *   rc = tsr_h5w_commit(f, tmp, out);
- * and on any failure before it tsr_h5w_abandon(f, tmp). */
+ * and on any failure before it tsr_h5w_abandon(f, tmp); or, after calls
+ * chained on rc, rc = tsr_h5w_finish(f, tmp, out, rc). */
 #ifndef TSR_COMMON_H5IO_H
 #define TSR_COMMON_H5IO_H
 #include <hdf5.h>
@@ -49,6 +50,10 @@ int tsr_h5w_commit(hid_t f, char *tmp, const char *out);
 /* The end after a failure: closes f (ignores ids < 0) and removes tmp,
  * keeping the message that said what failed. */
 void tsr_h5w_abandon(hid_t f, const char *tmp);
+/* The end, whatever the calls that wrote f returned (rc): tsr_h5w_commit
+ * when rc is TSR_OK; otherwise the message is prefixed with out, the file
+ * abandoned, and rc returned. */
+int tsr_h5w_finish(hid_t f, char *tmp, const char *out, int rc);
 
 /* Datasets up to this many bytes are worth compressing: they are read
  * whole. Bigger ones are best contiguous, since a streamed random row from

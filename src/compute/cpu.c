@@ -115,21 +115,8 @@ TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, f
     if (db)
         memset(db, 0, n * sizeof *db);
     for (size_t r = 0; r < rows; r++) {
-        const float *restrict yr = y + r * n;
         float *restrict d = dy + r * n;
-        switch (act) {
-        case TSR_ACT_RELU:
-            EACH8(j, n, d[j] = yr[j] > 0.0f ? d[j] : 0.0f);
-            break;
-        case TSR_ACT_TANH:
-            EACH8(j, n, d[j] *= 1.0f - yr[j] * yr[j]);
-            break;
-        case TSR_ACT_SIGMOID:
-            EACH8(j, n, d[j] *= yr[j] * (1.0f - yr[j]));
-            break;
-        default:
-            break;
-        }
+        tsr_compute_act_backward(act, y + r * n, d, n);
         if (db)
             EACH8(j, n, db[j] += d[j]);
     }

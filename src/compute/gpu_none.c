@@ -3,7 +3,7 @@
  * CUDA the real functions in src/compute/cuda/ are built instead and this
  * file is empty. */
 #ifndef TSR_HAVE_CUDA
-#include "tessera/compute.h"
+#include "compute/gpu_train.h"
 #include "tessera/error.h"
 
 #define NOCUDA "built without CUDA (configure with TESSERA_WITH_CUDA=ON and the CUDA Toolkit)"

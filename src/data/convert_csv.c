@@ -275,12 +275,12 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
 
     rc = open_input(csv, &lr.gz);
     if (rc)
-        goto fail;
+        goto done;
     for (;;) {
         int got = read_line(&lr, csv);
         if (got < 0) {
             rc = got;
-            goto fail;
+            goto done;
         }
         if (got == 0)
             break;
@@ -292,12 +292,12 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
             if (ncols < 2) {
                 rc = tsr_error_set(TSR_EDATA, "%s: line %zu has %zu column; expected features and a label separated "
                                    "by commas", csv, lr.lineno, ncols);
-                goto fail;
+                goto done;
             }
             if (label_col >= 0 && (size_t)label_col >= ncols) {
                 rc = tsr_error_set(TSR_EINVAL, "%s: label column %d does not exist; the file has %zu columns "
                                    "(0..%zu)", csv, label_col, ncols, ncols - 1);
-                goto fail;
+                goto done;
             }
             lcol = label_col < 0 ? ncols - 1 : (size_t)label_col;
             t.d = ncols - 1;
@@ -306,18 +306,18 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         }
         rc = parse_row(&t, csv, lr.buf, lr.lineno, ncols, lcol, scale);
         if (rc)
-            goto fail;
+            goto done;
     }
     gzclose(lr.gz);
     lr.gz = NULL;
     if (t.rows == 0) {
         rc = tsr_error_set(TSR_EDATA, "%s: no data rows; expected numeric lines like \"0.5,1.2,3\"", csv);
-        goto fail;
+        goto done;
     }
     if (t.rows > UINT32_MAX) {
         rc = tsr_error_set(TSR_EDATA, "%s: %zu rows; at most %lu are supported", csv, t.rows,
                            (unsigned long)UINT32_MAX);
-        goto fail;
+        goto done;
     }
 
     size_t n = t.rows, d = t.d, nte = 0;
@@ -328,7 +328,7 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         if (nte >= n) {
             rc = tsr_error_set(TSR_EDATA, "%s: %zu rows are too few for a test fraction of %g (no training rows "
                                "would remain)", csv, n, test_fraction);
-            goto fail;
+            goto done;
         }
     }
     size_t ntr = n - nte;
@@ -341,7 +341,7 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
     }
     if (!perm || !xtr || !ytr || (nte && (!xte || !yte))) {
         rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory for %zu rows", csv, n);
-        goto fail;
+        goto done;
     }
     for (size_t i = 0; i < n; i++)
         perm[i] = (uint32_t)i;
@@ -374,14 +374,7 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         rc = tsr_h5w_attr_int64(f, "/", "seed", (int64_t)seed);
     if (rc == TSR_OK)
         rc = tsr_h5w_attr_double(f, "/", "scale", scale);
-    if (rc) {
-        tsr_error_prefix(rc, "%s: ", out);
-        goto fail;
-    }
-    rc = tsr_h5w_commit(f, tmp, out);
-    goto done;
-fail:
-    tsr_h5w_abandon(f, tmp);
+    rc = tsr_h5w_finish(f, tmp, out, rc);
 done:
     if (lr.gz)
         gzclose(lr.gz);

@@ -248,13 +248,13 @@ int tsr_data_convert_idx(const char *images, const char *labels, const char *tes
                                (unsigned long)tr.rows, (unsigned long)tr.cols);
     }
     if (rc)
-        goto fail;
+        goto done;
 
     size_t slen = strlen(images) + strlen(labels) + (test_images ? strlen(test_images) + strlen(test_labels) : 0) + 8;
     source = malloc(slen);
     if (!source) {
         rc = tsr_error_set(TSR_ENOMEM, "%s: out of memory", out);
-        goto fail;
+        goto done;
     }
     if (test_images)
         snprintf(source, slen, "%s, %s, %s, %s", images, labels, test_images, test_labels);
@@ -268,14 +268,7 @@ int tsr_data_convert_idx(const char *images, const char *labels, const char *tes
         rc = write_part(f, "X_test", "y_test", &te);
     if (rc == TSR_OK)
         rc = tsr_h5w_root_attrs(f, "tessera-dataset", source);
-    if (rc) {
-        tsr_error_prefix(rc, "%s: ", out);
-        goto fail;
-    }
-    rc = tsr_h5w_commit(f, tmp, out);
-    goto done;
-fail:
-    tsr_h5w_abandon(f, tmp);
+    rc = tsr_h5w_finish(f, tmp, out, rc);
 done:
     free(source);
     free(tr.x);

@@ -10,6 +10,7 @@
 
 #include "tessera/error.h"
 #include "tessera/rng.h"
+#include "common/thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -146,11 +147,7 @@ void tsr_loader_destroy(tsr_loader_t *ld)
     if (!ld)
         return;
     if (ld->thread_started) {
-        pthread_mutex_lock(&ld->mu);
-        ld->stop = 1;
-        pthread_cond_broadcast(&ld->cv_prod);
-        pthread_mutex_unlock(&ld->mu);
-        pthread_join(ld->thread, NULL);
+        tsr_thread_stop(ld->thread, &ld->mu, &ld->cv_prod, &ld->stop);
     }
     if (ld->sync_init) {
         pthread_cond_destroy(&ld->cv_prod);

@@ -4,6 +4,7 @@
  * mirrors (tsr_model_download / tsr_model_upload). Without CUDA in the
  * build, tsr_model_to_gpu fails with the compute module's ENOTSUP. */
 #include "model/internal.h"
+#include "compute/gpu_train.h"
 #include "tessera/error.h"
 
 #include <math.h>

@@ -4,6 +4,7 @@
  * sum of squares on the device, and the per-tensor norms of LARS and LAMB
  * stay there too, so the host never waits. */
 #include "optim/optim_internal.h"
+#include "compute/gpu_train.h"
 #include "tessera/error.h"
 
 #include <math.h>

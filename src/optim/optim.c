@@ -3,6 +3,7 @@
 #include "optim/optim_internal.h"
 #include "tessera/error.h"
 #include "common/vec.h"
+#include "compute/gpu_train.h"
 
 #include <math.h>
 #include <stdint.h>

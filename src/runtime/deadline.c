@@ -4,6 +4,7 @@
 #include "runtime/deadline.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
+#include "common/thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -107,11 +108,7 @@ void tsr_deadline_destroy(tsr_deadline_t *d)
 {
     if (!d)
         return;
-    pthread_mutex_lock(&d->lock);
-    d->stop = 1;
-    pthread_cond_signal(&d->cond);
-    pthread_mutex_unlock(&d->lock);
-    pthread_join(d->thread, NULL);
+    tsr_thread_stop(d->thread, &d->lock, &d->cond, &d->stop);
     pthread_cond_destroy(&d->cond);
     pthread_mutex_destroy(&d->lock);
     free(d);

@@ -4,6 +4,7 @@
 #include "tessera/error.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,7 +161,12 @@ void tsr_runtime_slurm_close(tsr_runtime_t *rt)
 #endif
 }
 
-/* SLURM's --time forms; minutes, rounded up. */
+/* SLURM's --time forms; minutes, rounded up. Each number is at most
+ * TIME_FIELD_MAX and the result at most INT_MAX minutes, so the arithmetic
+ * cannot overflow and the result fits libslurm's 32-bit time limit below
+ * its INFINITE and NO_VAL. */
+#define TIME_FIELD_MAX 100000000L
+
 long tsr_slurm_parse_time(const char *s)
 {
     long f[4] = {0, 0, 0, 0}, days = 0;
@@ -174,7 +180,7 @@ long tsr_slurm_parse_time(const char *s)
         if (!isdigit((unsigned char)*s))
             return -1;
         days = strtol(s, &end, 10);
-        if (end != dash)
+        if (end != dash || days > TIME_FIELD_MAX)
             return -1;
         p = dash + 1;
     }
@@ -182,7 +188,9 @@ long tsr_slurm_parse_time(const char *s)
         char *end;
         if (!isdigit((unsigned char)*p) || n == 3)
             return -1;
-        f[n++] = strtol(p, &end, 10);
+        f[n] = strtol(p, &end, 10);
+        if (f[n++] > TIME_FIELD_MAX)
+            return -1;
         if (*end == ':')
             end++;
         else if (*end)
@@ -203,5 +211,6 @@ long tsr_slurm_parse_time(const char *s)
     } else {
         return -1;
     }
-    return (secs + 59) / 60;
+    long minutes = (secs + 59) / 60;
+    return minutes > INT_MAX ? -1 : minutes;
 }

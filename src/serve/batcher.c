@@ -5,6 +5,7 @@
  * the working model between batches, so a publish never waits on a batch. */
 #include "serve/internal.h"
 #include "tessera/error.h"
+#include "common/thread.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -278,11 +279,7 @@ void serve_batcher_stop(serve_batcher_t *b)
 {
     if (!b || !b->started)
         return;
-    pthread_mutex_lock(&b->mu);
-    b->stop = 1;
-    pthread_cond_signal(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    tsr_thread_stop(b->thread, &b->mu, &b->cv, &b->stop);
     b->started = 0;
 }
 

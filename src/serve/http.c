@@ -12,6 +12,7 @@
 #include "serve/http.h"
 #include "tessera/error.h"
 #include "tessera/log.h"
+#include "common/thread.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -133,11 +134,7 @@ static void conns_stop(tsr_serve_t *s)
     if (!cs)
         return;
     if (cs->started) {
-        pthread_mutex_lock(&cs->mu);
-        cs->stop = 1;
-        pthread_cond_signal(&cs->wake);
-        pthread_mutex_unlock(&cs->mu);
-        pthread_join(cs->thread, NULL);
+        tsr_thread_stop(cs->thread, &cs->mu, &cs->wake, &cs->stop);
     }
     while (cs->head.next != &cs->head) {
         serve_conn_t *c = cs->head.next;

@@ -114,10 +114,10 @@ void disp_out_path(const disp_t *d, const task_t *t, const char *pat, const char
     char tmp[4096];
     size_t o = 0;
     if (!pat) {
-        snprintf(buf, len, "%s/%s.%s", d->outdir, t->id, ext);
-        return;
+        snprintf(tmp, sizeof tmp, "%s.%s", t->id, ext);
+        o = strlen(tmp);
     }
-    for (const char *p = pat; *p && o + 1 < sizeof tmp; p++) {
+    for (const char *p = pat; p && *p && o + 1 < sizeof tmp; p++) {
         if (strncmp(p, "{id}", 4) == 0) {
             o += (size_t)snprintf(tmp + o, sizeof tmp - o, "%s", t->id);
             p += 3;

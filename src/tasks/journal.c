@@ -2,6 +2,7 @@
 #include "tasks/journal.h"
 #include "common/crc32.h"
 #include "common/fileutil.h"
+#include "common/thread.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
 
@@ -445,11 +446,7 @@ void journal_close(journal_t *j)
     if (!j)
         return;
     if (j->started) {
-        pthread_mutex_lock(&j->mu);
-        j->quit = 1;
-        pthread_cond_signal(&j->wake);
-        pthread_mutex_unlock(&j->mu);
-        pthread_join(j->thread, NULL);
+        tsr_thread_stop(j->thread, &j->mu, &j->wake, &j->quit);
     }
     if (j->fd >= 0)
         close(j->fd); /* releases the OFD lock */

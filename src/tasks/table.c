@@ -1,5 +1,6 @@
 /* The task table of table.h. */
 #include "tasks/table.h"
+#include "common/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,22 +122,14 @@ uint32_t ttable_find(const ttable_t *tt, const char *id)
 
 int ttable_add_dep(ttable_t *tt, uint32_t task, uint32_t dep)
 {
-    if (tt->ndeps == tt->capdeps) {
-        size_t cap = tt->capdeps ? 2 * tt->capdeps : 1024;
-        uint32_t *d = realloc(tt->deps, cap * sizeof *d);
-        if (!d)
-            return -1;
-        tt->deps = d;
-        tt->capdeps = cap;
-    }
-    if (tt->nedges == tt->capedges) {
-        size_t cap = tt->capedges ? 2 * tt->capedges : 1024;
-        task_edge_t *e = realloc(tt->edges, cap * sizeof *e);
-        if (!e)
-            return -1;
-        tt->edges = e;
-        tt->capedges = cap;
-    }
+    uint32_t *d = tsr_grow(tt->deps, &tt->capdeps, tt->ndeps + 1, sizeof *d, 1024);
+    if (!d)
+        return -1;
+    tt->deps = d;
+    task_edge_t *e = tsr_grow(tt->edges, &tt->capedges, tt->nedges + 1, sizeof *e, 1024);
+    if (!e)
+        return -1;
+    tt->edges = e;
     /* A task's dependencies are added one after another: its slice starts at the first. */
     if (tt->t[task].ndeps == 0)
         tt->t[task].dep_off = (uint32_t)tt->ndeps;

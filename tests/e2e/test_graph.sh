@@ -54,6 +54,19 @@ mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=s.h5 --set checkpoi
   && $PY -c "import sys; sys.exit(0 if float('$acc') > 90 else 1)" && ok "sync_bn trains ($acc%)" \
   || { bad "sync_bn"; cat s.txt; }
 
+# A layer plugin (examples/plugin/swish.c) calls tsr_error_set, which the
+# program exports to the plugins it loads (it links libtessera statically):
+# it loads on both ranks, trains, and its own error message reaches the user.
+SW=$TSR_BUILD/examples/libtessera_swish.so
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=sw.h5 --set checkpoint.dir=cksw --set model.plugins="$SW" \
+  --set "model.layers=flatten dense(32) swish dense(10)" >sw.txt 2>&1 && grep -q 'test accuracy' sw.txt \
+  && ok "the swish plugin trains" || { bad "swish plugin"; cat sw.txt; }
+mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=sw0.h5 --set checkpoint.dir=cksw0 --set model.plugins="$SW" \
+  --set "model.layers=flatten swish(beta0=0) dense(10)" >sw0.txt 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q 'swish(beta0=0): expected a starting slope above 0' sw0.txt && [ ! -e sw0.h5 ] \
+  && ok "the plugin's own error (tsr_error_set) reaches the user, exit 2" || { bad "plugin error: rc $rc"; cat sw0.txt; }
+
 # The summary, from the config and from the model file.
 "$TSR_BIN" model summary digits_cnn.ini >sum.txt 2>&1 && grep -q "^3  *res{  *16x8x8" sum.txt \
   && grep -q 'total: 7562 parameters (7466 trained, 96 buffers)' sum.txt && ok "model summary of the config" \

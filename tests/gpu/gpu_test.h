@@ -2,7 +2,7 @@
  * random data, upload/download, comparisons that print one line each. */
 #ifndef TSR_TESTS_GPU_TEST_H
 #define TSR_TESTS_GPU_TEST_H
-#include "tessera/compute.h"
+#include "compute/gpu_train.h"
 #include "tessera/error.h"
 
 #include <math.h>

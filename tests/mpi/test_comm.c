@@ -4,8 +4,8 @@
  * inputs), for every algorithm, many buffer, bucket and piece sizes,
  * whether buckets are started all at once or in stages as backward would,
  * and step after step on one engine. */
-#include "tessera/comm.h"
-#include "tessera/error.h"
+#define COMM_TEST_NAME "test_comm"
+#include "comm_test.h"
 #include "comm_order.h"
 
 #include <limits.h>
@@ -15,45 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int rank, size;
-static long checks, failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        checks++;                                                                                                      \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "test_comm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Rank r's input element i for a given seed: random sign, 24 random
- * mantissa bits and an exponent spread over 2^-12..2^12, so the sum of a
- * few of them depends on the order they are added in. */
-static float value(uint64_t seed, int r, size_t i)
-{
-    uint64_t h = mix(seed ^ mix((uint64_t)r * 0x632be59bd9b4e019ULL + 1) ^ mix((uint64_t)i + 0x12345));
-    float mant = (float)((h >> 40) & 0xffffff) / (float)0x1000000 + 0.5f; /* [0.5, 1.5) */
-    int ex = (int)((h >> 8) % 25) - 12;
-    float v = ldexpf(mant, ex);
-    return (h & 1) ? -v : v;
-}
-
-static void fill(float *buf, size_t n, uint64_t seed, int r)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = value(seed, r, i);
-}
 
 /* The engine under test: algorithm (TSR_ALG_*) and TSR_COMM_PIECE_KB (0: unset). */
 typedef struct setting {
@@ -84,13 +45,6 @@ static void reference(float *ref, size_t n, size_t bucket_bytes, const setting_t
 
 static const char *cur_alg = "?"; /* for messages */
 
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 /* Compares bitwise; reports the first mismatch only. */
 static void check_equal(const float *got, const float *want, size_t n, const char *what, size_t nelem,
                         size_t bucket_bytes)
@@ -109,8 +63,6 @@ static void check_equal(const float *got, const float *want, size_t n, const cha
           bad ? want[first] : 0.0, bad ? bits(want[first]) : 0u);
 }
 
-enum { GUARD = 4 };
-static const float guard_value = -1234.5f;
 
 static void check_guards(const float *mem, size_t n, size_t bucket_bytes)
 {
@@ -118,25 +70,6 @@ static void check_guards(const float *mem, size_t n, size_t bucket_bytes)
     for (int g = 0; g < GUARD; g++)
         ok &= bits(mem[g]) == bits(guard_value) && bits(mem[GUARD + n + (size_t)g]) == bits(guard_value);
     CHECK(ok, "memory outside buf[0..%zu) was written (bucket_bytes=%zu)", n, bucket_bytes);
-}
-
-/* Marks the buffer ready from the end in uneven steps, as backward does
- * layer by layer. The schedule differs from rank to rank on purpose: only
- * the bucket order must agree, not the timing. */
-static int staged(tsr_comm_t *c, size_t n, uint64_t seed)
-{
-    uint64_t h = mix(seed ^ (uint64_t)(rank + 77));
-    size_t off = n;
-    int rc = tsr_comm_ready_from(c, n); /* nothing ready yet: starts nothing */
-    while (!rc && off > 0) {
-        h = mix(h);
-        size_t step = 1 + (size_t)(h % (n / 5 + 1));
-        off = step < off ? off - step : 0;
-        rc = tsr_comm_ready_from(c, off);
-        if (!rc && (h >> 20) % 3 == 0) /* the same offset twice changes nothing */
-            rc = tsr_comm_ready_from(c, off);
-    }
-    return rc ? rc : tsr_comm_wait(c);
 }
 
 static size_t expected_buckets(size_t n, size_t bucket_bytes)

@@ -14,8 +14,8 @@
  * TSR_COMM_SHM_CHUNK shrinks the chunks to force many of them (the ring
  * wraps round, slices of a chunk are empty), and TSR_COMM_SHM_SYNC=barrier
  * selects the MPI_Barrier-synchronised variant. */
-#include "tessera/comm.h"
-#include "tessera/error.h"
+#define COMM_TEST_NAME "test_comm_shm"
+#include "comm_test.h"
 #include "comm_order.h"
 
 #include <math.h>
@@ -24,52 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int rank, size;
-static long checks, failures;
 static int *real_node; /* lowest world rank on each rank's real node */
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        checks++;                                                                                                      \
-        if (!(cond)) {                                                                                                 \
-            failures++;                                                                                                \
-            fprintf(stderr, "test_comm_shm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);         \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-        }                                                                                                              \
-    } while (0)
-
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Rank r's input element i: random sign and mantissa, exponents over
- * 2^-12..2^12, so sums depend on the order of addition. */
-static float value(uint64_t seed, int r, size_t i)
-{
-    uint64_t h = mix(seed ^ mix((uint64_t)r * 0x632be59bd9b4e019ULL + 1) ^ mix((uint64_t)i + 0x12345));
-    float mant = (float)((h >> 40) & 0xffffff) / (float)0x1000000 + 0.5f;
-    int ex = (int)((h >> 8) % 25) - 12;
-    float v = ldexpf(mant, ex);
-    return (h & 1) ? -v : v;
-}
-
-static void fill(float *buf, size_t n, uint64_t seed, int r)
-{
-    for (size_t i = 0; i < n; i++)
-        buf[i] = value(seed, r, i);
-}
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
 
 /* node[r] = the lowest rank on rank r's node when the back-end runs with
  * TSR_COMM_FAKE_NODES=fake (0: unset) on a world of p ranks. */
@@ -140,26 +95,6 @@ static void check_equal(const float *got, const float *want, size_t n, const cha
           bad ? bits(want[first]) : 0u);
 }
 
-enum { GUARD = 4 };
-static const float guard_value = -1234.5f;
-
-/* Marks the buffer ready from the end in uneven steps, differently on
- * every rank, as backward does layer by layer. */
-static int staged(tsr_comm_t *c, size_t n, uint64_t seed)
-{
-    uint64_t h = mix(seed ^ (uint64_t)(rank + 77));
-    size_t off = n;
-    int rc = tsr_comm_ready_from(c, n);
-    while (!rc && off > 0) {
-        h = mix(h);
-        size_t step = 1 + (size_t)(h % (n / 5 + 1));
-        off = step < off ? off - step : 0;
-        rc = tsr_comm_ready_from(c, off);
-        if (!rc && (h >> 20) % 3 == 0)
-            rc = tsr_comm_ready_from(c, off);
-    }
-    return rc ? rc : tsr_comm_wait(c);
-}
 
 typedef struct config {
     int fake;          /* TSR_COMM_FAKE_NODES, 0: unset */

@@ -32,6 +32,10 @@ setv="train.output=out $evil.h5"
 "$T" submit "$cfg" --set "$setv" --set runtime.progress=none --print-script >script.sh 2>e.txt \
   && ok "--print-script with a hostile config path and --set value" || { bad "--print-script refused"; cat e.txt; }
 bash -n script.sh && ok "the script parses (bash -n)" || { bad "bash -n"; cat script.sh; }
+# One source: the script ends with jobs/train.sbatch's run-and-requeue lines, byte for byte.
+sed -n '/^# ---- run, then requeue/,$p' "$TSR_SRC/jobs/train.sbatch" >body.txt
+[ "$(wc -l <body.txt)" -gt 20 ] && tail -n "$(wc -l <body.txt)" script.sh | cmp -s - body.txt \
+  && ok "the script ends with jobs/train.sbatch's run-and-requeue lines" || { bad "body differs"; diff body.txt script.sh; }
 [ -z "$(pwned)" ] && ok "printing executed nothing" || bad "executed: $(pwned)"
 grep -q "^# Written by tessera submit from .*cfg\\\\nx " script.sh \
   && ok "the comment shows the newline escaped" || { bad "comment line"; head -15 script.sh; }
@@ -104,6 +108,10 @@ hostile "[submit] job_name with an escape (--set)" 2 "submit: \[submit\] job_nam
   "$T" submit small.ini --set "submit.job_name=$(printf 'x\033[2J')" --print-script
 hostile "[submit] partition with a tab" 2 "submit: \[submit\] partition (--set .*) = 'a\\\\tb' holds" \
   "$T" submit small.ini --set "submit.partition=$(printf 'a\tb')" --print-script
+hostile "--time beyond what a long holds" 2 "submit: time '99999999999999999999' (--time): expected MM" \
+  "$T" submit small.ini --time 99999999999999999999 --print-script
+hostile "--time of more than INT_MAX minutes" 2 "submit: time '2000000-00:00:00' (--time): expected" \
+  "$T" submit small.ini --time 2000000-00:00:00 --print-script
 mkdir "$(printf 'wd\nx')"
 pushd "$(printf 'wd\nx')" >/dev/null
 hostile "a working directory with a newline (--chdir)" 2 \

@@ -12,7 +12,8 @@ fi
 slurm_start
 
 # The generated script: srun through PMIx, requeue on 75, resume when restarted.
-grep -q "^srun --mpi='pmix' " script.sh && grep -q 'scontrol requeue' script.sh && grep -q 'resume=(--resume auto)' script.sh \
+grep -qx "TESSERA_MPI='pmix'" script.sh && grep -q '^srun --mpi="$TESSERA_MPI" ' script.sh \
+  && grep -q 'scontrol requeue' script.sh && grep -q 'resume=(--resume auto)' script.sh \
   && bash -n script.sh && ok "--print-script: a valid batch script" || { bad "--print-script"; cat script.sh; }
 
 out=$("$TSR_BIN" submit digits.ini --ntasks-per-node 2 --time 5 --set runtime.progress=lines --set train.epochs=3 \

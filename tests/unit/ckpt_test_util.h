@@ -1,6 +1,6 @@
 /* What the checkpoint unit tests share: a private directory under
  * $TSR_TEST_TMP, file helpers, a state of every region type and an engine
- * over it. Included by test_ckpt.c and test_ckpt_write.c only. */
+ * over it. Included by test_ckpt.c, test_ckpt_restore.c and test_ckpt_write.c. */
 #ifndef TSR_TEST_CKPT_UTIL_H
 #define TSR_TEST_CKPT_UTIL_H
 #define TSR_UNUSED __attribute__((unused))

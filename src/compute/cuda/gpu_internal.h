@@ -3,7 +3,7 @@
  * from CUDA C++ (the .cu files), so it holds declarations only. */
 #ifndef TSR_COMPUTE_CUDA_GPU_INTERNAL_H
 #define TSR_COMPUTE_CUDA_GPU_INTERNAL_H
-#include "tessera/compute.h"
+#include "compute/gpu_train.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

@@ -1,9 +1,10 @@
 /* Element-wise GPU kernels: bias, activations and the optimizer updates.
- * Each tsr_gpu_* here is the extern "C" function compute.h declares; it
- * checks its arguments, launches on the handle's stream and reports launch
- * errors (errors while running surface at the next wait). Expressions are
- * written as in src/compute/cpu.c and src/optim/optim.c, and nvcc runs with
- * --fmad=false, so each element rounds as on the CPU. */
+ * Each tsr_gpu_* here is the extern "C" function compute.h (the optimizer
+ * updates: compute/gpu_train.h) declares; it checks its arguments, launches
+ * on the handle's stream and reports launch errors (errors while running
+ * surface at the next wait). Expressions are written as in src/compute/cpu.c
+ * and src/optim/optim.c, and nvcc runs with --fmad=false, so each element
+ * rounds as on the CPU. */
 #include "compute/cuda/kernels.cuh"
 
 __global__ void add_bias_k(float *y, const float *bias, size_t rows, size_t n)

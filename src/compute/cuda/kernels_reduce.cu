@@ -1,5 +1,6 @@
 /* GPU kernels that sum: bias gradients, sum of squares, softmax and the
- * losses. Each tsr_gpu_* here is the extern "C" function compute.h declares.
+ * losses. Each tsr_gpu_* here is the extern "C" function compute.h (the
+ * sum of squares and the losses: compute/gpu_train.h) declares.
  *
  * Every sum a user sees (loss, norm, bias gradient) is bit-reproducible
  * run to run: no float atomics. Pass one writes per-block (or per-row)

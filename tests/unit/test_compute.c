@@ -1,0 +1,299 @@
+/* Unit tests of the CPU compute kernels (src/compute/cpu.c) against
+ * reference loops and formulas in double precision: GEMM (every transpose,
+ * alpha and beta, leading dimensions) against the naive triple loop; bias
+ * and its gradient; each activation, its derivative from the output and
+ * from the input (against the formula and central differences), the fused
+ * bias+activation passes against the unfused ones; softmax; column sums
+ * and the per-column affine map; activation names. Sizes are odd so the
+ * vectorised loops' tails run too. Convolution and pooling are in
+ * test_compute_conv.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tessera/compute.h"
+#include "tessera/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *randv(size_t n, uint64_t seed, double lo, double hi)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    assert_non_null(v);
+    tsr_rng_t r;
+    tsr_rng_seed(&r, seed, 0);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(lo + (hi - lo) * tsr_rng_uniform(&r));
+    return v;
+}
+
+/* |got - want| <= tol * max(1, |want|), naming the kernel and the index. */
+static void near(const char *what, size_t i, double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol * fmax(1.0, fabs(want))))
+        fail_msg("%s[%zu]: got %.9g, want %.9g", what, i, got, want);
+}
+
+/* ---- GEMM ---- */
+
+/* op(X)[r][c] of a row-major matrix stored rows x cols (before op). */
+static double at(const float *x, int trans, size_t ld, size_t r, size_t c)
+{
+    return trans ? x[c * ld + r] : x[r * ld + c];
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    static const size_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 31, 1}, {1, 40, 65}, {33, 33, 33}};
+    static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t s = 0; s < sizeof ab / sizeof ab[0]; s++) {
+                    size_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
+                    float alpha = ab[s][0], beta = ab[s][1];
+                    float *a = randv(m * k, 1 + d, -1, 1), *b = randv(k * n, 2 + d, -1, 1);
+                    float *c = randv(m * n, 3 + d, -1, 1), *c0 = malloc(m * n * sizeof *c0);
+                    memcpy(c0, c, m * n * sizeof *c);
+                    tsr_compute_gemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+                    for (size_t i = 0; i < m; i++)
+                        for (size_t j = 0; j < n; j++) {
+                            double acc = 0, mag = 0;
+                            for (size_t p = 0; p < k; p++) {
+                                double x = at(a, ta, ta ? m : k, i, p) * at(b, tb, tb ? k : n, p, j);
+                                acc += x;
+                                mag += fabs(x);
+                            }
+                            double want = alpha * acc + beta * c0[i * n + j];
+                            if (fabs(c[i * n + j] - want) > 1e-5 * (fabs(alpha) * mag + fabs(beta) + 1))
+                                fail_msg("gemm %zux%zux%zu ta=%d tb=%d alpha=%g beta=%g: c[%zu][%zu] = %.9g, want %.9g",
+                                         m, n, k, ta, tb, (double)alpha, (double)beta, i, j, (double)c[i * n + j],
+                                         want);
+                        }
+                    free(a), free(b), free(c), free(c0);
+                }
+}
+
+/* A block of bigger matrices: only the m x n block of C changes. */
+static void test_gemm_ld(void **state)
+{
+    (void)state;
+    const size_t m = 5, n = 7, k = 6, lda = 11, ldb = 9, ldc = 13;
+    float *a = randv(m * lda, 4, -1, 1), *b = randv(k * ldb, 5, -1, 1), *c = randv(m * ldc, 6, -1, 1);
+    float *c0 = malloc(m * ldc * sizeof *c0);
+    memcpy(c0, c, m * ldc * sizeof *c);
+    tsr_compute_gemm_ld(0, 0, m, n, k, 1.0f, a, lda, b, ldb, 0.5f, c, ldc);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < ldc; j++) {
+            if (j >= n) {
+                assert_memory_equal(&c[i * ldc + j], &c0[i * ldc + j], sizeof *c);
+                continue;
+            }
+            double acc = 0;
+            for (size_t p = 0; p < k; p++)
+                acc += (double)a[i * lda + p] * b[p * ldb + j];
+            near("gemm_ld", i * ldc + j, c[i * ldc + j], acc + 0.5 * c0[i * ldc + j], 1e-5);
+        }
+    free(a), free(b), free(c), free(c0);
+}
+
+/* ---- bias and activations ---- */
+
+static void test_bias(void **state)
+{
+    (void)state;
+    const size_t rows = 7, n = 19;
+    float *y = randv(rows * n, 7, -1, 1), *bias = randv(n, 8, -1, 1), *y0 = malloc(rows * n * sizeof *y0);
+    float db[19];
+    memcpy(y0, y, rows * n * sizeof *y);
+    tsr_compute_add_bias(y, bias, rows, n);
+    for (size_t i = 0; i < rows * n; i++)
+        assert_true(y[i] == y0[i] + bias[i % n]);
+    memset(db, 0x7f, sizeof db); /* overwritten, not added to */
+    tsr_compute_bias_grad(y0, rows, n, db);
+    for (size_t j = 0; j < n; j++) {
+        double s = 0;
+        for (size_t r = 0; r < rows; r++)
+            s += y0[r * n + j];
+        near("bias_grad", j, db[j], s, 1e-6);
+    }
+    free(y), free(bias), free(y0);
+}
+
+static double ref_act(tsr_act_t act, double x)
+{
+    switch (act) {
+    case TSR_ACT_RELU: return x > 0 ? x : 0;
+    case TSR_ACT_TANH: return tanh(x);
+    case TSR_ACT_SIGMOID: return 1 / (1 + exp(-x));
+    case TSR_ACT_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+    case TSR_ACT_SILU: return x / (1 + exp(-x));
+    default: return x;
+    }
+}
+
+static double ref_grad(tsr_act_t act, double x)
+{
+    double s = 1 / (1 + exp(-x)), t = tanh(x);
+    switch (act) {
+    case TSR_ACT_RELU: return x > 0 ? 1 : 0;
+    case TSR_ACT_TANH: return 1 - t * t;
+    case TSR_ACT_SIGMOID: return s * (1 - s);
+    case TSR_ACT_GELU: return 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2 * M_PI);
+    case TSR_ACT_SILU: return s * (1 + x * (1 - s));
+    default: return 1;
+    }
+}
+
+enum { LEN = 1003 };
+
+static void test_activations(void **state)
+{
+    (void)state;
+    float *x = randv(LEN, 9, -6, 6), *dy = randv(LEN, 10, -1, 1);
+    x[0] = 0, x[1] = -0.0f, x[2] = 30, x[3] = -30; /* the kinks and saturation */
+    float y[LEN], y2[LEN], d[LEN], dx[LEN];
+    for (int a = 0; a < TSR_ACT_COUNT; a++) {
+        tsr_act_t act = (tsr_act_t)a;
+        const char *name = tsr_act_name(act);
+        memcpy(y, x, sizeof y);
+        tsr_compute_act(act, y, LEN);
+        tsr_compute_act_x(act, x, y2, LEN);
+        for (size_t i = 0; i < LEN; i++) {
+            near(name, i, y[i], ref_act(act, x[i]), 2e-6);
+            assert_memory_equal(&y[i], &y2[i], sizeof *y); /* in place and out of place agree */
+        }
+        /* From the input: the formula, and central differences away from relu's kink. */
+        tsr_compute_act_x_backward(act, x, dy, dx, LEN);
+        for (size_t i = 0; i < LEN; i++) {
+            near(name, i, dx[i], dy[i] * ref_grad(act, x[i]), 2e-5);
+            double h = 1e-4;
+            if (fabs(x[i]) > 1e-2) {
+                double fd = (ref_act(act, x[i] + h) - ref_act(act, x[i] - h)) / (2 * h);
+                near(name, i, dx[i], dy[i] * fd, 1e-4);
+            }
+        }
+        /* From the output, for the kinds that take it so. */
+        if (act == TSR_ACT_RELU || act == TSR_ACT_TANH || act == TSR_ACT_SIGMOID) {
+            memcpy(d, dy, sizeof d);
+            tsr_compute_act_backward(act, y, d, LEN);
+            for (size_t i = 0; i < LEN; i++)
+                near(name, i, d[i], dy[i] * ref_grad(act, x[i]), 2e-5);
+        }
+    }
+    free(x), free(dy);
+}
+
+/* bias_act = add_bias then act; act_bias_grad = act_backward then bias_grad. */
+static void test_fused(void **state)
+{
+    (void)state;
+    const size_t rows = 5, n = 21;
+    static const tsr_act_t acts[] = {TSR_ACT_NONE, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID};
+    float *x = randv(rows * n, 11, -3, 3), *bias = randv(n, 12, -1, 1), *dy = randv(rows * n, 13, -1, 1);
+    float a[5 * 21], b[5 * 21], da[5 * 21], db_[5 * 21], ga[21], gb[21];
+    for (size_t t = 0; t < sizeof acts / sizeof acts[0]; t++) {
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            memcpy(a, x, sizeof a);
+            memcpy(b, x, sizeof b);
+            tsr_compute_bias_act(a, with_bias ? bias : NULL, rows, n, acts[t]);
+            if (with_bias)
+                tsr_compute_add_bias(b, bias, rows, n);
+            tsr_compute_act(acts[t], b, rows * n);
+            assert_memory_equal(a, b, sizeof a);
+        }
+        memcpy(da, dy, sizeof da);
+        memcpy(db_, dy, sizeof db_);
+        tsr_compute_act_bias_grad(acts[t], a, da, rows, n, ga);
+        tsr_compute_act_backward(acts[t], a, db_, rows * n);
+        tsr_compute_bias_grad(db_, rows, n, gb);
+        assert_memory_equal(da, db_, sizeof da);
+        for (size_t j = 0; j < n; j++)
+            near("act_bias_grad", j, ga[j], gb[j], 1e-6);
+        tsr_compute_act_bias_grad(acts[t], a, da, rows, n, NULL); /* no bias gradient asked */
+    }
+    free(x), free(bias), free(dy);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    const size_t rows = 6, n = 11;
+    float *z = randv(rows * n, 14, -8, 8), p[6 * 11];
+    for (size_t j = 0; j < n; j++)
+        z[5 * n + j] = 1000.0f + (float)j; /* large logits: no overflow */
+    tsr_compute_softmax(z, p, rows, n);
+    for (size_t r = 0; r < rows; r++) {
+        double mx = z[r * n], s = 0, total = 0;
+        for (size_t j = 1; j < n; j++)
+            mx = fmax(mx, z[r * n + j]);
+        for (size_t j = 0; j < n; j++)
+            s += exp(z[r * n + j] - mx);
+        for (size_t j = 0; j < n; j++) {
+            near("softmax", r * n + j, p[r * n + j], exp(z[r * n + j] - mx) / s, 1e-6);
+            total += p[r * n + j];
+        }
+        near("softmax row sum", r, total, 1.0, 1e-5);
+    }
+    tsr_compute_softmax(z, z, rows, n); /* in place */
+    assert_memory_equal(z, p, sizeof p);
+    free(z);
+}
+
+/* ---- normalisation helpers ---- */
+
+static void test_colsums_affine(void **state)
+{
+    (void)state;
+    const size_t rows = 9, n = 13;
+    float *x = randv(rows * n, 15, -2, 2), *mean = randv(n, 16, -1, 1), *scale = randv(n, 17, 0.5, 2);
+    float *shift = randv(n, 18, -1, 1), y[9 * 13];
+    double sum[13], sumsq[13], center[13];
+    for (size_t j = 0; j < n; j++)
+        center[j] = 0.25 * (double)j;
+    for (int centred = 0; centred < 2; centred++) {
+        tsr_compute_colsums(x, rows, n, centred ? center : NULL, sum, sumsq);
+        for (size_t j = 0; j < n; j++) {
+            double s = 0, q = 0, c = centred ? center[j] : 0;
+            for (size_t r = 0; r < rows; r++) {
+                s += x[r * n + j];
+                q += (x[r * n + j] - c) * (x[r * n + j] - c);
+            }
+            near("colsums sum", j, sum[j], s, 1e-12);
+            near("colsums sumsq", j, sumsq[j], q, 1e-12);
+        }
+    }
+    tsr_compute_colsums(x, rows, n, NULL, sum, NULL);
+    tsr_compute_affine_cols(x, rows, n, mean, scale, shift, y);
+    for (size_t i = 0; i < rows * n; i++)
+        near("affine_cols", i, y[i], ((double)x[i] - mean[i % n]) * scale[i % n] + shift[i % n], 1e-6);
+    free(x), free(mean), free(scale), free(shift);
+}
+
+static void test_act_names(void **state)
+{
+    (void)state;
+    for (int a = 0; a < TSR_ACT_COUNT; a++)
+        assert_int_equal(tsr_act_parse(tsr_act_name((tsr_act_t)a)), a);
+    assert_string_equal(tsr_act_name(TSR_ACT_GELU), "gelu");
+    assert_string_equal(tsr_act_name((tsr_act_t)TSR_ACT_COUNT), "unknown");
+    assert_int_equal(tsr_act_parse("swish"), -1);
+    assert_int_equal(tsr_act_parse("RELU"), -1);
+    assert_int_equal(tsr_act_parse(""), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm),        cmocka_unit_test(test_gemm_ld),  cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_activations), cmocka_unit_test(test_fused),    cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_colsums_affine), cmocka_unit_test(test_act_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,204 @@
+/* Unit tests of the CPU convolution and pooling kernels
+ * (src/compute/cpu_conv.c, channels last) against direct loops: im2col
+ * followed by GEMM equals a naive convolution (stride, padding, dilation,
+ * channel groups), col2im is im2col's adjoint (<im2col x, c> = <x,
+ * col2im c>), max pooling gives the first maximum and its offset and
+ * routes gradients there (tiling and overlapping windows), average pooling
+ * and its adjoint. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tessera/compute.h"
+#include "tessera/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *randv(size_t n, uint64_t seed)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    assert_non_null(v);
+    tsr_rng_t r;
+    tsr_rng_seed(&r, seed, 0);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
+    return v;
+}
+
+static double dot(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+static tsr_conv_geom_t geom(int h, int w, int c, int k, int stride, int pad, int dil)
+{
+    tsr_conv_geom_t g = {h, w, c, k, stride, pad, dil, 0, 0};
+    g.oh = (h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+    g.ow = (w + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+    return g;
+}
+
+/* Element (s, h, w, c) of an NHWC tensor. */
+static size_t nhwc(const tsr_conv_geom_t *g, size_t s, int h, int w, int c)
+{
+    return ((s * (size_t)g->h + (size_t)h) * (size_t)g->w + (size_t)w) * (size_t)g->c + (size_t)c;
+}
+
+/* Element (s, oh, ow, c) of an output with C channels per pixel. */
+static size_t out_at(const tsr_conv_geom_t *g, size_t s, int oh, int ow, size_t c, size_t C)
+{
+    return ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * C + c;
+}
+
+/* Shapes: h, w, c, k, stride, pad, dilation, groups. */
+static const int convs[][8] = {
+    {5, 5, 1, 3, 1, 0, 1, 1}, {6, 7, 3, 3, 1, 1, 1, 1}, {7, 6, 4, 3, 2, 1, 1, 2}, {9, 9, 2, 3, 1, 2, 2, 1},
+    {8, 5, 6, 1, 1, 0, 1, 3}, {4, 4, 9, 4, 3, 2, 1, 1}, {11, 3, 5, 2, 2, 0, 1, 1},
+};
+
+static void test_conv_im2col(void **state)
+{
+    (void)state;
+    const size_t n = 2, out_per_group = 3;
+    for (size_t t = 0; t < sizeof convs / sizeof convs[0]; t++) {
+        const int *v = convs[t];
+        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+        int groups = v[7], cg = g.c / groups;
+        size_t pix = n * (size_t)g.oh * (size_t)g.ow, kk = (size_t)g.k * (size_t)g.k * (size_t)cg;
+        float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 20 + t);
+        float *wt = randv(kk * out_per_group, 40 + t), *col = malloc(pix * kk * sizeof *col);
+        float *y = malloc(pix * out_per_group * sizeof *y), *c2 = randv(pix * kk, 60 + t);
+        float *dx = calloc(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, sizeof *dx);
+        for (int grp = 0; grp < groups; grp++) {
+            tsr_compute_im2col(x, n, &g, grp * cg, cg, col);
+            /* y[pix, out] = col[pix, kk] . wt[kk, out] */
+            tsr_compute_gemm(0, 0, pix, out_per_group, kk, 1.0f, col, wt, 0.0f, y);
+            for (size_t s = 0; s < n; s++)
+                for (int oh = 0; oh < g.oh; oh++)
+                    for (int ow = 0; ow < g.ow; ow++)
+                        for (size_t o = 0; o < out_per_group; o++) {
+                            double acc = 0;
+                            for (int kh = 0; kh < g.k; kh++)
+                                for (int kw = 0; kw < g.k; kw++)
+                                    for (int c = 0; c < cg; c++) {
+                                        int ih = oh * g.stride - g.pad + kh * g.dil;
+                                        int iw = ow * g.stride - g.pad + kw * g.dil;
+                                        if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w)
+                                            continue;
+                                        size_t tap = ((size_t)kh * (size_t)g.k + (size_t)kw) * (size_t)cg + (size_t)c;
+                                        float xv = x[nhwc(&g, s, ih, iw, grp * cg + c)];
+                                        acc += (double)xv * wt[tap * out_per_group + o];
+                                    }
+                            size_t at = out_at(&g, s, oh, ow, o, out_per_group);
+                            if (fabs(y[at] - acc) > 1e-5 * fmax(1, fabs(acc)))
+                                fail_msg("conv case %zu group %d: y[%zu] = %.9g, want %.9g", t, grp, at, (double)y[at],
+                                         acc);
+                        }
+            /* The adjoint: <im2col(x), c2> = <x, col2im(c2)> over this group's channels. */
+            memset(dx, 0, n * (size_t)g.h * (size_t)g.w * (size_t)g.c * sizeof *dx);
+            tsr_compute_col2im(c2, n, &g, grp * cg, cg, dx);
+            double lhs = dot(col, c2, pix * kk), rhs = dot(x, dx, n * (size_t)g.h * (size_t)g.w * (size_t)g.c);
+            if (fabs(lhs - rhs) > 1e-5 * fmax(1, fabs(lhs)))
+                fail_msg("col2im case %zu group %d: <im2col x, c> = %.12g, <x, col2im c> = %.12g", t, grp, lhs, rhs);
+        }
+        free(x), free(wt), free(col), free(y), free(c2), free(dx);
+    }
+}
+
+/* Pooling shapes: h, w, c, k, stride (no padding). stride == k tiles the
+ * input (the backward pass's fast path); stride < k overlaps. */
+static const int pools[][5] = {{4, 4, 3, 2, 2}, {6, 9, 5, 3, 3}, {5, 5, 2, 3, 1}, {7, 6, 17, 2, 1}, {5, 7, 1, 3, 2}};
+
+static void test_maxpool(void **state)
+{
+    (void)state;
+    const size_t n = 2;
+    for (size_t t = 0; t < sizeof pools / sizeof pools[0]; t++) {
+        const int *v = pools[t];
+        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], 0, 1);
+        size_t in = n * (size_t)g.h * (size_t)g.w * (size_t)g.c, out = n * (size_t)g.oh * (size_t)g.ow * (size_t)g.c;
+        float *x = randv(in, 80 + t), *y = malloc(out * sizeof *y), *dy = randv(out, 90 + t);
+        float *dx = malloc(in * sizeof *dx);
+        double *want_dx = calloc(in, sizeof *want_dx);
+        int32_t *arg = malloc(out * sizeof *arg);
+        for (size_t i = 0; i < in; i += 5)
+            x[i] = 0.5f; /* ties: the first maximum in window order wins */
+        tsr_compute_maxpool(x, n, &g, y, arg);
+        for (size_t s = 0; s < n; s++)
+            for (int oh = 0; oh < g.oh; oh++)
+                for (int ow = 0; ow < g.ow; ow++)
+                    for (int c = 0; c < g.c; c++) {
+                        size_t best = nhwc(&g, s, oh * g.stride, ow * g.stride, c);
+                        for (int kh = 0; kh < g.k; kh++)
+                            for (int kw = 0; kw < g.k; kw++) {
+                                size_t i = nhwc(&g, s, oh * g.stride + kh, ow * g.stride + kw, c);
+                                if (x[i] > x[best])
+                                    best = i;
+                            }
+                        size_t o = out_at(&g, s, oh, ow, (size_t)c, (size_t)g.c);
+                        size_t in_sample = (size_t)g.h * (size_t)g.w * (size_t)g.c;
+                        assert_true(y[o] == x[best]);
+                        if ((size_t)arg[o] != best - s * in_sample)
+                            fail_msg("maxpool case %zu: argmax[%zu] = %d, want %zu", t, o, arg[o],
+                                     best - s * in_sample);
+                        want_dx[best] += dy[o];
+                    }
+        memset(dx, 0x7f, in * sizeof *dx); /* every element is written */
+        tsr_compute_maxpool_backward(dy, arg, n, &g, dx);
+        for (size_t i = 0; i < in; i++)
+            if (fabs(dx[i] - want_dx[i]) > 1e-6)
+                fail_msg("maxpool backward case %zu: dx[%zu] = %.9g, want %.9g", t, i, (double)dx[i], want_dx[i]);
+        free(x), free(y), free(dy), free(dx), free(want_dx), free(arg);
+    }
+}
+
+static void test_avgpool(void **state)
+{
+    (void)state;
+    const size_t n = 2;
+    for (size_t t = 0; t < sizeof pools / sizeof pools[0]; t++) {
+        const int *v = pools[t];
+        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], 0, 1);
+        size_t in = n * (size_t)g.h * (size_t)g.w * (size_t)g.c, out = n * (size_t)g.oh * (size_t)g.ow * (size_t)g.c;
+        float *x = randv(in, 100 + t), *y = malloc(out * sizeof *y), *dy = randv(out, 110 + t);
+        float *dx = malloc(in * sizeof *dx);
+        tsr_compute_avgpool(x, n, &g, y);
+        for (size_t s = 0; s < n; s++)
+            for (int oh = 0; oh < g.oh; oh++)
+                for (int ow = 0; ow < g.ow; ow++)
+                    for (int c = 0; c < g.c; c++) {
+                        double acc = 0;
+                        for (int kh = 0; kh < g.k; kh++)
+                            for (int kw = 0; kw < g.k; kw++)
+                                acc += x[nhwc(&g, s, oh * g.stride + kh, ow * g.stride + kw, c)];
+                        acc /= g.k * g.k;
+                        size_t o = out_at(&g, s, oh, ow, (size_t)c, (size_t)g.c);
+                        if (fabs(y[o] - acc) > 1e-6)
+                            fail_msg("avgpool case %zu: y[%zu] = %.9g, want %.9g", t, o, (double)y[o], acc);
+                    }
+        memset(dx, 0x7f, in * sizeof *dx);
+        tsr_compute_avgpool_backward(dy, n, &g, dx);
+        double lhs = dot(y, dy, out), rhs = dot(x, dx, in);
+        if (fabs(lhs - rhs) > 1e-5 * fmax(1, fabs(lhs)))
+            fail_msg("avgpool backward case %zu: <pool x, dy> = %.12g, <x, dx> = %.12g", t, lhs, rhs);
+        free(x), free(y), free(dy), free(dx);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_im2col),
+        cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_avgpool),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
