@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Finds NVIDIA's NCCL: nccl.h and libnccl.
 #   NCCL_FOUND, NCCL_INCLUDE_DIR, NCCL_LIBRARY, NCCL_VERSION, target NCCL::NCCL
 # Hints: NCCL_ROOT (CMake or environment variable), NCCL_HOME (environment),

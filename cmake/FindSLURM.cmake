@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Finds libslurm and slurm/slurm.h (Debian: libslurm-dev).
 #   SLURM_FOUND, SLURM_INCLUDE_DIR, SLURM_LIBRARY, SLURM_VERSION
 # Hints: SLURM_ROOT (environment or CMake variable).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # cmake -DIN=FILE -DOUT=HEADER -DNAME=SYMBOL [-DFROM=TEXT] -P embed_text.cmake
 # Writes HEADER with `static const char SYMBOL[]`: FILE's text (from the
 # first occurrence of TEXT to the end, when FROM is given), NUL-terminated.

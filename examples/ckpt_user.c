@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A user program that brings its own computation and uses tessera only for
  * checkpoints (in the style of SCR and VeloC), through the public C API.
  *
@@ -89,9 +90,9 @@ static int parse(int argc, char **argv, options_t *o)
 
 typedef struct {
     int n;
-    long steps[MAX_FOUND];  /* newest first */
+    long steps[MAX_FOUND]; /* newest first */
     char paths[MAX_FOUND][512];
-    const char *config;     /* this run's shape; files of another are skipped */
+    const char *config; /* this run's shape; files of another are skipped */
 } found_t;
 
 static int collect(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg)
@@ -117,8 +118,7 @@ static int collect(const char *path, int rc, const tsr_ckpt_info_t *info, void *
 /* Restores the newest step every rank has a sound file of. Returns that
  * step, 0 if there is none (start from the beginning), or a negative error
  * code. Collective. */
-static long agree_and_restore(tsr_ckpt_t *c, const char *dir, const char *config, int64_t *step_counter,
-                              MPI_Comm world)
+static long agree_and_restore(tsr_ckpt_t *c, const char *dir, const char *config, int64_t *step_counter, MPI_Comm world)
 {
     found_t *f = calloc(1, sizeof *f);
     long bound = LONG_MAX, result = 0;
@@ -129,8 +129,7 @@ static long agree_and_restore(tsr_ckpt_t *c, const char *dir, const char *config
         f->config = config;
         int removed = tsr_ckpt_clean_stale(dir);
         if (removed > 0)
-            fprintf(stderr, "ckpt_user[rank %d]: removed %d temporary file(s) of a killed writer\n", rank_g,
-                    removed);
+            fprintf(stderr, "ckpt_user[rank %d]: removed %d temporary file(s) of a killed writer\n", rank_g, removed);
         int n = tsr_ckpt_scan(dir, collect, f);
         if (n < 0)
             rc = n;
@@ -305,8 +304,11 @@ int main(int argc, char **argv)
             int prev = tsr_ckpt_wait(ck); /* the previous write's result */
             if (prev && !write_failed++)
                 fail("a checkpoint write failed (going on)", prev);
-            tsr_ckpt_meta_t m = {.step = (long)step, .samples_seen = (long)step, .world_size = size,
-                                 .config = config, .model = "heat1d jacobi"};
+            tsr_ckpt_meta_t m = {.step = (long)step,
+                                 .samples_seen = (long)step,
+                                 .world_size = size,
+                                 .config = config,
+                                 .model = "heat1d jacobi"};
             if ((rc = tsr_ckpt_write(ck, &m, 0)) && !write_failed++)
                 fail("starting a checkpoint write (going on)", rc);
         }

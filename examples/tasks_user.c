@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process tasks through the public C API (tessera/tasks.h): a Monte
  * Carlo estimate of pi cut into many small tasks, spread over the threads
  * of every MPI rank.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Sourced (bash) on a GPU machine without MPI, HDF5 or hwloc, from the
 # checkout's root, after scripts/device-kit.sh made .device-kit and
 # build-device here and they travelled: unpacks the kit's Debian packages

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Packs what a GPU machine that has CUDA, NCCL and PyTorch but no MPI, HDF5
 # or hwloc (the lent device machines; tests/bench/README.md) needs to run tessera's GPU
 # tests and benchmarks, so a short lease is spent on the GPU, not on setup:

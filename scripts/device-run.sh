@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # tessera's GPU checks on a machine with NVIDIA GPUs, CUDA, NCCL and
 # PyTorch but no MPI, HDF5 or hwloc, from build-device and .device-kit
 # (scripts/device-kit.sh, run beforehand on a Debian 12 machine; carry both):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian 12 packages tessera needs to build, test and benchmark.
 # Idempotent: packages already present are left alone and apt is not touched.
 set -euo pipefail
@@ -8,7 +9,7 @@ pkgs=(
   libhdf5-openmpi-dev hdf5-tools
   libhwloc-dev hwloc
   libopenblas-dev
-  libinih-dev libcmocka-dev zlib1g-dev
+  libinih-dev libcmocka-dev zlib1g-dev clang-format
   libmicrohttpd-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
   slurm-wlm slurm-client munge libslurm-dev lmod
   curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx python3-torch

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # README command one: install what is missing, build, train on the bundled digits.
 set -euo pipefail
 cd "$(dirname "$0")/.."

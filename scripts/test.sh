@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # README command two (and .ci/run): install what is missing, build, run every test with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Regenerate examples/data/digits.h5 from scikit-learn's bundled copy of the
 UCI Optical Recognition of Handwritten Digits test set (1797 images of 8x8
 pixels with values 0..16, labels 0..9), through tessera's own CSV converter.

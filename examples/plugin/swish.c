@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A user-defined layer for tessera: swish with a learned slope,
  * y = x * sigmoid(beta * x), one parameter beta (starting at 1) shared by
  * the whole layer. Built as a plugin (a shared object) and named in a
@@ -12,10 +13,7 @@
 #include <tessera/export.h>
 #include <tessera/layer.h>
 
-static size_t values(tsr_shape_t s)
-{
-    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
-}
+static size_t values(tsr_shape_t s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
 
 /* The output has the input's shape; one trained parameter. */
 static int swish_shape(tsr_layer_t *l)
@@ -59,10 +57,7 @@ static int swish_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
     return TSR_OK;
 }
 
-static double swish_flops(const tsr_layer_t *l)
-{
-    return 4.0 * (double)values(l->in);
-}
+static double swish_flops(const tsr_layer_t *l) { return 4.0 * (double)values(l->in); }
 
 /* Optional: the layer as ONNX nodes for `tessera export --plugins`, from
  * the value named in to the one named out: x * Sigmoid(beta * x). */

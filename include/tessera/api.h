@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* TSR_API marks the functions of tessera's public C API. libtessera.so is
  * built with -fvisibility=hidden, so these, and nothing else, are exported
  * (a test checks its dynamic symbols against the installed headers). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* An in-memory LRU cache with a time-to-live and a byte budget. Keys and
  * values are byte strings (the coordinator keys predictions by the raw
  * float bytes of an input row). Every call is thread-safe. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Checkpoints: named memory regions written to one HDF5 file, atomically
  * (temporary name, fsync, rename, fsync of the directory) and, if asked,
  * asynchronously (regions are copied into host snapshot buffers and a helper
@@ -55,7 +56,7 @@ typedef struct tsr_ckpt_info {
     long step, epoch, samples_seen, seed, world_size, version;
     char created[40];
     char *config, *model;
-    size_t bytes;      /* data bytes covered by the checksum */
+    size_t bytes; /* data bytes covered by the checksum */
     int ndatasets;
 } tsr_ckpt_info_t;
 

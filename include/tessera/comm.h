@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The gradient reduction engine. A flat float buffer is cut into buckets
  * (from the end, since backward produces the last layer first); each bucket
  * is summed across ranks as soon as it is marked ready, and tsr_comm_wait
@@ -45,7 +46,7 @@ typedef struct tsr_comm tsr_comm_t;
  * is rounded to whole floats; 0 means one bucket. All scratch memory is
  * allocated here: the per-step calls allocate nothing. Collective. */
 TSR_API int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
-                    tsr_comm_t **out);
+                            tsr_comm_t **out);
 /* The same for a buffer in GPU memory. With "nccl" (or "auto" in a build
  * with NCCL) each bucket's reduction is queued on a communication stream
  * after the work already queued on the GPU's stream when it is marked
@@ -55,7 +56,7 @@ TSR_API int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size
  * stream. Either way, work queued on that stream after tsr_comm_wait sees
  * the sums. */
 TSR_API int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
-                        size_t bucket_bytes, tsr_comm_t **out);
+                                size_t bucket_bytes, tsr_comm_t **out);
 /* Everything create takes; zero-initialised fields mean the defaults. */
 typedef struct tsr_comm_options {
     const char *backend;   /* NULL or "auto", "mpi", "shm", "nccl" */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Dense kernels used by the model module, row-major: on the CPU through
  * CBLAS, on NVIDIA GPUs through cuBLAS and CUDA kernels (tsr_gpu_*). */
 #ifndef TESSERA_COMPUTE_H
@@ -17,11 +18,11 @@ typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID, TS
 
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, op = transpose when trans != 0. */
 TSR_API void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
-                      const float *b, float beta, float *c);
+                              const float *b, float beta, float *c);
 /* The same with leading dimensions (row-major: lda, ldb, ldc elements
  * between rows). */
 TSR_API void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
-                         size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+                                 size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 /* y[rows, n] += bias[n] broadcast over rows. */
 TSR_API void tsr_compute_add_bias(float *y, const float *bias, size_t rows, size_t n);
 /* db[n] = sum over rows of dy[rows, n] (overwrites db). */
@@ -58,7 +59,7 @@ TSR_API void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
 TSR_API void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
-                                  float *dx);
+                                          float *dx);
 /* Average pooling (no padding: every window is whole). */
 TSR_API void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y);
 TSR_API void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_conv_geom_t *g, float *dx);
@@ -66,11 +67,12 @@ TSR_API void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_c
 /* ---- normalisation ----
  * Column sums of x[rows, n] in double: sum[j] and, unless sumsq is NULL,
  * the sum of (x - center[j])^2 (center NULL: 0). */
-TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq);
+TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum,
+                                 double *sumsq);
 /* y = (x - mean[j]) * scale[j] + shift[j] per column (batch-norm's
  * inference form and its training apply, with scale = gamma*invstd). */
 TSR_API void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
-                             const float *shift, float *y);
+                                     const float *shift, float *y);
 
 TSR_API const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */
@@ -138,7 +140,7 @@ TSR_API int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms);
 /* Kernels: the CPU functions above on device memory, same row-major
  * layout and the same results to float rounding. */
 TSR_API int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-                 const float *da, const float *db, float beta, float *dc);
+                         const float *da, const float *db, float beta, float *dc);
 TSR_API int tsr_gpu_add_bias(tsr_gpu_t *g, float *dy, const float *dbias, size_t rows, size_t n);
 TSR_API int tsr_gpu_bias_grad(tsr_gpu_t *g, const float *ddy, size_t rows, size_t n, float *ddb);
 TSR_API int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len);

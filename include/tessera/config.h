@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* INI configuration with a fixed schema: sections data, model, train, optim,
  * runtime. Unknown sections or keys are errors that name the file, line and
  * the nearest valid key; values are checked against their type. */

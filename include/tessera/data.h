@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Datasets in tessera's HDF5 format (shared/DESIGN.md):
  *   /X  float32 or uint8 [N, D]   (uint8 carries attribute "scale", float)
  *   /y  int32 [N] class labels, or float32 [N, K] regression targets
@@ -76,12 +77,12 @@ TSR_API int tsr_dataset_gather(tsr_dataset_t *ds, const uint32_t *rows, size_t c
 /* A batch as the loader hands it out; the memory belongs to the loader and
  * stays valid until the next tsr_loader_next. */
 typedef struct tsr_batch {
-    const float *x;         /* rows * dim */
-    const int32_t *labels;  /* rows, or NULL */
-    const float *targets;   /* rows * target_dim, or NULL */
+    const float *x;        /* rows * dim */
+    const int32_t *labels; /* rows, or NULL */
+    const float *targets;  /* rows * target_dim, or NULL */
     size_t rows;
-    uint64_t epoch;         /* epoch of this batch */
-    uint64_t step;          /* step within the epoch */
+    uint64_t epoch; /* epoch of this batch */
+    uint64_t step;  /* step within the epoch */
 } tsr_batch_t;
 
 typedef struct tsr_loader tsr_loader_t;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Handing a model off: ONNX (standard operators of opset 13 only, so any
  * ONNX runtime loads it; every built-in layer kind, and plugin kinds that
  * give an onnx hook) and HDF5 model files. */
@@ -35,7 +36,8 @@ TSR_API int tsr_export_onnx(const tsr_model_t *m, const char *name, const char *
 TSR_API int tsr_export_file(const char *model_path, tsr_export_format_t fmt, const char *out_path);
 /* The same for a model that may declare up to max_params parameters (0:
  * TSR_MODEL_MAX_PARAMS_DEFAULT, what tsr_export_file allows). */
-TSR_API int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path, size_t max_params);
+TSR_API int tsr_export_file_max(const char *model_path, tsr_export_format_t fmt, const char *out_path,
+                                size_t max_params);
 
 /* The builder a layer kind's onnx hook (tessera/layer.h) adds nodes
  * through. The hook gets its input's name and must produce its output's:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Layer kinds: the extension point of tessera's model graph.
  *
  * A model is a sequence of layers (with residual blocks) over one flat
@@ -43,45 +44,45 @@ typedef struct tsr_layer_kind tsr_layer_kind_t;
  * grads, buffers and state at memory it owns. */
 typedef struct tsr_layer {
     const tsr_layer_kind_t *kind;
-    int index;                       /* position in the model's layer list */
-    double arg[TSR_LAYER_MAX_ARGS];  /* arguments in the order of kind->args */
-    tsr_shape_t in, out;             /* per sample */
+    int index;                      /* position in the model's layer list */
+    double arg[TSR_LAYER_MAX_ARGS]; /* arguments in the order of kind->args */
+    tsr_shape_t in, out;            /* per sample */
     size_t max_batch;
-    size_t nparams;                  /* trained parameters (in the flat buffers) */
-    size_t nbuffers;                 /* saved but not trained (e.g. running statistics) */
-    size_t state_floats;             /* private scratch kept from forward to backward */
-    size_t ws_floats;                /* workspace used during one call only (shared) */
+    size_t nparams;      /* trained parameters (in the flat buffers) */
+    size_t nbuffers;     /* saved but not trained (e.g. running statistics) */
+    size_t state_floats; /* private scratch kept from forward to backward */
+    size_t ws_floats;    /* workspace used during one call only (shared) */
     float *params, *grads, *buffers, *state;
     /* Set by the model for built-in kinds: an activation applied in the same
      * pass as the bias (0: none; the values of tsr_act_t). */
     int fused_act;
-    int sync;                        /* batch norm: statistics over all ranks */
+    int sync; /* batch norm: statistics over all ranks */
 } tsr_layer_t;
 
 /* What a forward or backward call may use besides its tensors. */
 typedef struct tsr_layer_run {
-    int train;                       /* 1: training (batch statistics, dropout); 0: evaluation */
-    uint64_t seed, step;             /* dropout's counter-based RNG is keyed by seed, rank, step, layer */
+    int train;           /* 1: training (batch statistics, dropout); 0: evaluation */
+    uint64_t seed, step; /* dropout's counter-based RNG is keyed by seed, rank, step, layer */
     int rank;
-    float *ws;                       /* ws_floats floats of workspace */
+    float *ws; /* ws_floats floats of workspace */
     /* Sums n doubles over every rank in place (NULL on one rank); returns 0 or an error code. */
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
 } tsr_layer_run_t;
 
 enum {
-    TSR_LAYER_NEEDS_Y = 1,   /* backward reads its own output y */
-    TSR_LAYER_ALIAS = 2,     /* forward leaves the data as it is: y is x (flatten) */
-    TSR_LAYER_NEEDS_X = 4,   /* backward reads its input x (most layers) */
+    TSR_LAYER_NEEDS_Y = 1, /* backward reads its own output y */
+    TSR_LAYER_ALIAS = 2,   /* forward leaves the data as it is: y is x (flatten) */
+    TSR_LAYER_NEEDS_X = 4, /* backward reads its input x (most layers) */
 };
 
 struct tsr_layer_kind {
-    int abi;           /* TSR_LAYER_ABI */
-    const char *name;  /* as written in [model] layers, lower case */
+    int abi;          /* TSR_LAYER_ABI */
+    const char *name; /* as written in [model] layers, lower case */
     /* Argument names in order, required first, defaults after '=':
      * "out k stride=1 pad=0 dilation=1 groups=1". NULL: no arguments. */
     const char *args;
-    int flags;         /* TSR_LAYER_* */
+    int flags; /* TSR_LAYER_* */
     /* Checks the arguments against l->in; sets l->out and the counts.
      * Returns 0, or an error with tsr_error_set naming what does not fit. */
     int (*shape)(tsr_layer_t *l);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Rank-prefixed log lines and the clock, for every module (no MPI). */
 #ifndef TESSERA_LOG_H
 #define TESSERA_LOG_H

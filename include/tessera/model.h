@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A model: a sequence of layers, with residual blocks, over one flat
  * parameter buffer and one flat gradient buffer (tessera/layer.h). Layer i's
  * parameters follow layer i-1's, so backward, which runs last layer first,
@@ -36,13 +37,13 @@ typedef struct tsr_layer_spec {
 typedef struct tsr_model_spec {
     int nlayers;
     tsr_layer_spec_t layer[TSR_MODEL_MAX_LAYERS];
-    tsr_shape_t input;              /* per sample; a flat row of d values is (d, 1, 1) */
-    tsr_loss_t loss;                /* on the last layer's output */
-    float label_smoothing;          /* cross-entropy */
-    float huber_delta;              /* Huber (0: 1.0) */
-    int nclass_weights;             /* cross-entropy: 0, or one weight per class */
+    tsr_shape_t input;     /* per sample; a flat row of d values is (d, 1, 1) */
+    tsr_loss_t loss;       /* on the last layer's output */
+    float label_smoothing; /* cross-entropy */
+    float huber_delta;     /* Huber (0: 1.0) */
+    int nclass_weights;    /* cross-entropy: 0, or one weight per class */
     float class_weight[TSR_MODEL_MAX_CLASS_WEIGHTS];
-    int sync_bn;                    /* batch norm statistics over all ranks */
+    int sync_bn; /* batch norm statistics over all ranks */
 } tsr_model_spec_t;
 
 /* An MLP: dense layers sizes[0] -> ... -> sizes[n], act after each but the last. */
@@ -148,8 +149,8 @@ TSR_API int tsr_model_evaluate(tsr_model_t *m, const float *x, const int32_t *la
 typedef struct tsr_eval {
     double loss;
     size_t rows, top1, top5;
-    size_t classes;          /* confusion has classes*classes counts (may be NULL) */
-    uint64_t *confusion;     /* [true][predicted] */
+    size_t classes;      /* confusion has classes*classes counts (may be NULL) */
+    uint64_t *confusion; /* [true][predicted] */
 } tsr_eval_t;
 TSR_API int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets,
                                     size_t rows, tsr_eval_t *e);
@@ -179,7 +180,6 @@ TSR_API int tsr_model_upload(tsr_model_t *m);
 TSR_API int tsr_model_zero_grads(tsr_model_t *m);
 /* TSR_OK, or the first error the GPU hit (sticky: backward returns NaN then). */
 TSR_API int tsr_model_status(const tsr_model_t *m);
-
 
 /* "tessera model summary": one line per layer (kind, output shape,
  * parameters, forward FLOPs per sample) and the totals; returns the text

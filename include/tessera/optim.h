@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Optimizers over a flat parameter buffer: SGD with (Nesterov) momentum,
  * AdamW, Adam (coupled L2), Lion, LAMB, LARS and RMSprop; linear warmup then
  * a schedule (constant, cosine, step, multi-step, exponential, polynomial,
@@ -15,7 +16,7 @@ extern "C" {
 typedef enum {
     TSR_OPTIM_SGD = 0,
     TSR_OPTIM_ADAMW = 1,
-    TSR_OPTIM_ADAM,    /* coupled L2, as torch.optim.Adam's weight_decay */
+    TSR_OPTIM_ADAM, /* coupled L2, as torch.optim.Adam's weight_decay */
     TSR_OPTIM_LION,
     TSR_OPTIM_LAMB,
     TSR_OPTIM_LARS,
@@ -48,17 +49,17 @@ typedef struct tsr_optim_config {
     long planned_steps;             /* the run as configured, for the checks (0: total_steps); a
                                      * cap (train.max_steps) may cut total_steps below it */
     double min_lr;
-    double clip_norm;               /* <= 0: no clipping */
+    double clip_norm; /* <= 0: no clipping */
     tsr_nonfinite_t on_nonfinite;
-    double alpha;                   /* RMSprop smoothing */
-    int centered;                   /* RMSprop */
-    double trust_coef;              /* LARS eta */
-    int exclude_bias_norm;          /* LARS/LAMB: 1-d tensors neither decay nor adapt */
-    long step_size;                 /* step */
-    double gamma;                   /* step, multistep, exponential */
+    double alpha;                              /* RMSprop smoothing */
+    int centered;                              /* RMSprop */
+    double trust_coef;                         /* LARS eta */
+    int exclude_bias_norm;                     /* LARS/LAMB: 1-d tensors neither decay nor adapt */
+    long step_size;                            /* step */
+    double gamma;                              /* step, multistep, exponential */
     long milestones[TSR_OPTIM_MAX_MILESTONES]; /* multistep: increasing */
     int nmilestones;
-    double power;                   /* polynomial */
+    double power;                                           /* polynomial */
     double max_lr, pct_start, div_factor, final_div_factor; /* onecycle; max_lr <= 0: lr */
     long plateau_patience, plateau_cooldown;
     double plateau_factor, plateau_threshold; /* plateau; min_lr is its floor */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The configuration parsed once into the typed options each module takes
  * (DESIGN.md): the CLI (and anything that builds runs from a configuration,
  * such as a sweep) maps a tsr_config_t onto these structs; the modules
@@ -25,46 +26,46 @@ typedef enum { TSR_DEVICE_CPU = 0, TSR_DEVICE_CUDA, TSR_DEVICE_AUTO } tsr_device
 enum { TSR_LOSS_AUTO = -1 };
 
 typedef struct tsr_data_options {
-    const char *path;       /* as given: relative to the config file's directory */
-    const char *test_path;  /* "": /X_test in path, if any */
-    size_t memory_limit;    /* bytes: read a split into memory below this */
+    const char *path;      /* as given: relative to the config file's directory */
+    const char *test_path; /* "": /X_test in path, if any */
+    size_t memory_limit;   /* bytes: read a split into memory below this */
     int prefetch, validate;
 } tsr_data_options_t;
 
 typedef struct tsr_model_options {
-    const char *layers;     /* the layer graph, or dense widths "784,256,10"; "": hidden */
-    const char *input;      /* a row's shape CxHxW; "": /X's shape attribute, else flat */
+    const char *layers; /* the layer graph, or dense widths "784,256,10"; "": hidden */
+    const char *input;  /* a row's shape CxHxW; "": /X's shape attribute, else flat */
     long hidden[TSR_MODEL_MAX_LAYERS / 2];
     int nhidden;
     tsr_act_t activation;
-    int loss;               /* TSR_LOSS_AUTO or a tsr_loss_t */
-    long outputs;           /* 0: from the data */
+    int loss;     /* TSR_LOSS_AUTO or a tsr_loss_t */
+    long outputs; /* 0: from the data */
     double label_smoothing, huber_delta;
     const char *class_weights; /* comma-separated, one per class; "": all 1 */
     int sync_bn;
-    const char *plugins;    /* layer plugins (.so), comma-separated, relative to plugins_dir */
+    const char *plugins;     /* layer plugins (.so), comma-separated, relative to plugins_dir */
     const char *plugins_dir; /* the config file's directory */
 } tsr_model_options_t;
 
 typedef struct tsr_loop_options {
     long epochs, log_every, max_steps;
-    size_t batch_size;      /* samples per rank per forward and backward (a micro-batch) */
-    long accumulate_steps;  /* micro-batches per optimizer step */
-    long global_batch;      /* samples per optimizer step over all ranks; 0: from the two above */
+    size_t batch_size;     /* samples per rank per forward and backward (a micro-batch) */
+    long accumulate_steps; /* micro-batches per optimizer step */
+    long global_batch;     /* samples per optimizer step over all ranks; 0: from the two above */
     uint64_t seed;
-    const char *output;     /* the model file, relative to the working directory */
+    const char *output; /* the model file, relative to the working directory */
     int eval, register_model;
-    long eval_every;        /* steps between evaluations besides epoch ends; 0: none */
+    long eval_every;          /* steps between evaluations besides epoch ends; 0: none */
     long early_stop_patience; /* evaluations without improvement before stopping; 0: never */
     double early_stop_min_delta;
-    int early_stop_accuracy;  /* the metric: 1 test accuracy (higher is better), 0 test loss */
+    int early_stop_accuracy; /* the metric: 1 test accuracy (higher is better), 0 test loss */
     int keep_best;
     tsr_nonfinite_t on_nonfinite;
 } tsr_loop_options_t;
 
 typedef struct tsr_runtime_options {
     tsr_device_choice_t device;
-    const char *comm;       /* back-end name or "auto" */
+    const char *comm;                /* back-end name or "auto" */
     const char *allreduce_algorithm; /* between ranks or node leaders: "auto" or a name (comm.h) */
     size_t bucket_bytes;
     int bind, blas_threads, verbose;
@@ -75,14 +76,14 @@ typedef struct tsr_runtime_options {
 typedef struct tsr_ckpt_options {
     tsr_ckpt_config_t engine; /* dir, cadence, keep, async */
     int stop_on_error, final;
-    const char *resume;       /* "none", "auto" or a file */
+    const char *resume; /* "none", "auto" or a file */
 } tsr_ckpt_options_t;
 
 typedef struct tsr_train_options {
     tsr_data_options_t data;
     tsr_model_options_t model;
     tsr_loop_options_t train;
-    tsr_optim_config_t optim;       /* total_steps is set by training, from the data */
+    tsr_optim_config_t optim; /* total_steps is set by training, from the data */
     tsr_runtime_options_t runtime;
     tsr_ckpt_options_t checkpoint;
     int serve_enabled;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Placement: a binding plan that splits a node's cores among its local
  * ranks (whole packages and NUMA domains first), binding, BLAS threads. */
 #ifndef TESSERA_PLACE_H

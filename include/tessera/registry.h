@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model registry: a directory of model files, each <id>.h5 beside its
  * metadata <id>.json. Ids are "<name>-v<version>" with name made of
  * [A-Za-z0-9._-] and the version counting up per name, so an id can never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A small, fast, seedable and serialisable random generator (xoshiro256**).
  * Plain struct so its state can be copied into checkpoints. */
 #ifndef TESSERA_RNG_H

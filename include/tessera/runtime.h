@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* MPI start-up and shutdown, world and node-local ranks, agreement, the
  * watchdog over collectives, signals, the job's walltime. Logging and the
  * clock are in log.h, SLURM's job facts and batch jobs in slurm.h. */
@@ -29,7 +30,7 @@ TSR_API int tsr_runtime_rank(const tsr_runtime_t *rt);
 TSR_API int tsr_runtime_size(const tsr_runtime_t *rt);
 TSR_API int tsr_runtime_local_rank(const tsr_runtime_t *rt);
 TSR_API int tsr_runtime_local_size(const tsr_runtime_t *rt);
-TSR_API int tsr_runtime_node_id(const tsr_runtime_t *rt);   /* 0..node_count-1 */
+TSR_API int tsr_runtime_node_id(const tsr_runtime_t *rt); /* 0..node_count-1 */
 TSR_API int tsr_runtime_node_count(const tsr_runtime_t *rt);
 TSR_API const char *tsr_runtime_hostname(const tsr_runtime_t *rt);
 TSR_API MPI_Comm tsr_runtime_world(const tsr_runtime_t *rt);
@@ -68,10 +69,10 @@ TSR_API void tsr_runtime_watch_end(tsr_runtime_t *rt);
 /* Collectives over the world, nonblocking underneath and waited for under
  * the watchdog. Return TSR_OK or TSR_EMPI with a message naming what. */
 TSR_API int tsr_runtime_allreduce(tsr_runtime_t *rt, const void *in, void *out, int count, MPI_Datatype type, MPI_Op op,
-                          const char *what, long step);
+                                  const char *what, long step);
 TSR_API int tsr_runtime_bcast(tsr_runtime_t *rt, void *buf, int count, MPI_Datatype type, int root, const char *what);
 TSR_API int tsr_runtime_gather(tsr_runtime_t *rt, const void *in, int count, MPI_Datatype type, void *out, int root,
-                       const char *what, long step);
+                               const char *what, long step);
 TSR_API int tsr_runtime_barrier(tsr_runtime_t *rt, const char *what);
 
 /* Signals: SIGTERM, SIGUSR1 and SIGINT record a stop request (the first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The rank-0 coordinator: an HTTP server (libmicrohttpd) on its own threads
  * that answers status, Prometheus metrics, predictions (dynamically batched,
  * cached), the cache and the model registry. The training loop publishes
@@ -17,22 +18,22 @@ extern "C" {
 typedef struct tsr_serve tsr_serve_t;
 
 typedef struct tsr_serve_config {
-    const char *bind;       /* address to listen on; NULL: "127.0.0.1" */
-    int port;               /* 0: any free port (see the address file) */
-    const char *token_file; /* bearer token file (not world-readable); required unless bind is loopback */
-    const char *run_dir;    /* where "coordinator.addr" (host:port) is written; NULL: "." */
-    const char *registry;   /* model registry directory; NULL or "": the /models routes answer 404 */
-    int max_batch;          /* rows per model call (>= 1) */
-    int max_delay_us;       /* how long the first queued request waits for the batch to fill */
-    size_t cache_mb;        /* prediction cache budget; 0: no cache */
-    double cache_ttl_s;     /* prediction cache TTL; 0: entries never expire */
-    size_t max_body_kb;     /* request body limit (uploads to POST /models: max_upload_mb) */
-    size_t max_upload_mb;   /* model upload limit */
-    int threads;            /* HTTP threads; 0: one per core this process may run on */
-    int max_connections;    /* open connections in all (more wait in the kernel's backlog) */
+    const char *bind;           /* address to listen on; NULL: "127.0.0.1" */
+    int port;                   /* 0: any free port (see the address file) */
+    const char *token_file;     /* bearer token file (not world-readable); required unless bind is loopback */
+    const char *run_dir;        /* where "coordinator.addr" (host:port) is written; NULL: "." */
+    const char *registry;       /* model registry directory; NULL or "": the /models routes answer 404 */
+    int max_batch;              /* rows per model call (>= 1) */
+    int max_delay_us;           /* how long the first queued request waits for the batch to fill */
+    size_t cache_mb;            /* prediction cache budget; 0: no cache */
+    double cache_ttl_s;         /* prediction cache TTL; 0: entries never expire */
+    size_t max_body_kb;         /* request body limit (uploads to POST /models: max_upload_mb) */
+    size_t max_upload_mb;       /* model upload limit */
+    int threads;                /* HTTP threads; 0: one per core this process may run on */
+    int max_connections;        /* open connections in all (more wait in the kernel's backlog) */
     int max_connections_per_ip; /* open connections from one client address */
-    int header_timeout_s;   /* a request's headers (or an idle keep-alive connection's next ones) within this */
-    size_t max_model_params; /* parameters a model file may declare (serve, uploads, registry, export route) */
+    int header_timeout_s;       /* a request's headers (or an idle keep-alive connection's next ones) within this */
+    size_t max_model_params;    /* parameters a model file may declare (serve, uploads, registry, export route) */
 } tsr_serve_config_t;
 
 /* Defaults: 127.0.0.1, port 0, run_dir ".", registry "registry", max_batch
@@ -52,18 +53,18 @@ typedef struct tsr_serve_point {
  * elements; the coordinator copies what it needs before returning. NaN
  * marks an unknown number (it is shown as null). */
 typedef struct tsr_serve_status {
-    const char *state;          /* "training", "evaluating", "checkpointing", "done", "failed"; NULL: "training" */
-    int64_t step, total_steps;  /* total_steps 0: unknown */
+    const char *state;         /* "training", "evaluating", "checkpointing", "done", "failed"; NULL: "training" */
+    int64_t step, total_steps; /* total_steps 0: unknown */
     int epoch, epochs;
     int64_t samples_seen;
     double loss, test_loss, accuracy, samples_per_s, elapsed_s;
     int world_size;
-    const char *const *placement;          /* per rank, e.g. "node03 cores 0-7 numa 0" */
+    const char *const *placement;                                 /* per rank, e.g. "node03 cores 0-7 numa 0" */
     const double *step_time_min, *step_time_mean, *step_time_max; /* per rank, seconds */
     const double *comm_time_min, *comm_time_mean, *comm_time_max; /* per rank, seconds: exposed reduction time */
-    const double *comm_hidden_mean;        /* per rank, seconds per step of reduction hidden behind compute */
-    double comm_reference_s;               /* a blocking allreduce of the gradients, seconds (0: unknown) */
-    const char *checkpoint;                /* e.g. "saved step 400 (ckpt/step-400.h5)"; NULL: "none" */
+    const double *comm_hidden_mean; /* per rank, seconds per step of reduction hidden behind compute */
+    double comm_reference_s;        /* a blocking allreduce of the gradients, seconds (0: unknown) */
+    const char *checkpoint;         /* e.g. "saved step 400 (ckpt/step-400.h5)"; NULL: "none" */
     /* Points to append to the plot's history. When NULL, a publish with a
      * new step appends (step, loss, accuracy) by itself. */
     const tsr_serve_point_t *history;

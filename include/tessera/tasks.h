@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The task farm. Two faces over one scheduling model (priorities,
  * dependencies, retries with backoff, cancel):
  *
@@ -76,8 +77,8 @@ typedef struct tsr_tasks_config {
      * over it, rank 0 submits, ranks > 0 call tsr_tasks_work. MPI is only
      * called from the thread that created the farm (MPI_THREAD_FUNNELED). */
     MPI_Comm comm;
-    int threads;      /* worker threads on this rank; 0: one per core this process may run on */
-    int run_on_root;  /* rank 0's threads run tasks too (default 1) */
+    int threads;     /* worker threads on this rank; 0: one per core this process may run on */
+    int run_on_root; /* rank 0's threads run tasks too (default 1) */
 } tsr_tasks_config_t;
 
 TSR_API void tsr_tasks_config_default(tsr_tasks_config_t *cfg);
@@ -85,14 +86,14 @@ TSR_API void tsr_tasks_config_default(tsr_tasks_config_t *cfg);
 typedef void (*tsr_task_done_fn_t)(tsr_tasks_t *farm, tsr_task_id_t id, tsr_task_state_t state, void *user);
 
 typedef struct tsr_task_opts {
-    int priority;                /* higher runs first among ready tasks (default 0) */
-    const tsr_task_id_t *after;  /* ids that must succeed first; a failed, */
-    size_t nafter;               /* cancelled or skipped one skips this task */
-    int retries;                 /* extra attempts after a failure (default 0) */
-    double backoff_s;            /* wait before retry k: backoff_s * backoff_factor^(k-1) */
-    double backoff_factor;       /* (defaults 0 and 2) */
-    tsr_task_done_fn_t on_done;  /* called once when the task is final, on the */
-    void *user;                  /* thread that finished it (rank 0 for remote tasks) */
+    int priority;               /* higher runs first among ready tasks (default 0) */
+    const tsr_task_id_t *after; /* ids that must succeed first; a failed, */
+    size_t nafter;              /* cancelled or skipped one skips this task */
+    int retries;                /* extra attempts after a failure (default 0) */
+    double backoff_s;           /* wait before retry k: backoff_s * backoff_factor^(k-1) */
+    double backoff_factor;      /* (defaults 0 and 2) */
+    tsr_task_done_fn_t on_done; /* called once when the task is final, on the */
+    void *user;                 /* thread that finished it (rank 0 for remote tasks) */
 } tsr_task_opts_t;
 
 /* Creates a farm and starts its threads. Collective over cfg->comm. */
@@ -135,8 +136,8 @@ TSR_API int tsr_tasks_work(tsr_tasks_t *t);
 
 typedef struct tsr_tasks_stats {
     uint64_t submitted, finished, succeeded, failed, skipped, cancelled;
-    uint64_t steals;      /* batches a thread took from another thread */
-    uint64_t remote;      /* tasks run on other ranks */
+    uint64_t steals;       /* batches a thread took from another thread */
+    uint64_t remote;       /* tasks run on other ranks */
     size_t bytes_per_task; /* the farm's own memory per task record */
 } tsr_tasks_stats_t;
 TSR_API void tsr_tasks_stats(tsr_tasks_t *t, tsr_tasks_stats_t *st);
@@ -144,18 +145,18 @@ TSR_API void tsr_tasks_stats(tsr_tasks_t *t, tsr_tasks_stats_t *st);
 /* ---- Shell tasks (tessera tasks run) --------------------------------- */
 
 typedef struct tsr_tasks_run_opts {
-    const char *taskfile;     /* task file (plain lines or JSON Lines); read by rank 0 */
-    const char *journal_dir;  /* journal directory (created); NULL: no journal */
-    const char *output_dir;   /* task output files; NULL: JOURNAL/output, else tasks-output */
-    int retry_failed;         /* on restart, run failed, skipped and cancelled tasks again */
-    int keep_alive;           /* keep running when every task is final (wait for submissions) */
-    double drain_s;           /* after a stop: running tasks may finish this long (default 60) */
-    double kill_grace_s;      /* SIGTERM to SIGKILL, for timeouts, cancels, stops (default 5) */
-    double walltime_margin_s; /* under SLURM, stop this long before the end (default 120; <0 off) */
-    int gpus_per_rank;        /* -1 (default): CUDA_VISIBLE_DEVICES or hwloc's NVIDIA devices */
-    int reserve_core;         /* rank 0 keeps one core for the dispatcher */
-    double fsync_ms;          /* journal group commit: fsync at most this often (default 5) */
-    double progress_s;        /* seconds between progress lines; 0: none (default 10) */
+    const char *taskfile;            /* task file (plain lines or JSON Lines); read by rank 0 */
+    const char *journal_dir;         /* journal directory (created); NULL: no journal */
+    const char *output_dir;          /* task output files; NULL: JOURNAL/output, else tasks-output */
+    int retry_failed;                /* on restart, run failed, skipped and cancelled tasks again */
+    int keep_alive;                  /* keep running when every task is final (wait for submissions) */
+    double drain_s;                  /* after a stop: running tasks may finish this long (default 60) */
+    double kill_grace_s;             /* SIGTERM to SIGKILL, for timeouts, cancels, stops (default 5) */
+    double walltime_margin_s;        /* under SLURM, stop this long before the end (default 120; <0 off) */
+    int gpus_per_rank;               /* -1 (default): CUDA_VISIBLE_DEVICES or hwloc's NVIDIA devices */
+    int reserve_core;                /* rank 0 keeps one core for the dispatcher */
+    double fsync_ms;                 /* journal group commit: fsync at most this often (default 5) */
+    double progress_s;               /* seconds between progress lines; 0: none (default 10) */
     const tsr_serve_config_t *serve; /* start the coordinator on rank 0; NULL: none */
 } tsr_tasks_run_opts_t;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The training step loop: ties runtime, place, data, model, optim and comm. */
 #ifndef TESSERA_TRAIN_H
 #define TESSERA_TRAIN_H
@@ -18,11 +19,11 @@ typedef struct tsr_train_result {
     double wall_seconds;       /* from start of training to the model being written */
     double samples_per_second; /* global training samples per second of step loop */
     size_t nparams;
-    long skipped_steps;        /* updates skipped for NaN/Inf gradients (train.on_nonfinite = skip_step) */
+    long skipped_steps;             /* updates skipped for NaN/Inf gradients (train.on_nonfinite = skip_step) */
     long ckpt_written, ckpt_failed; /* checkpoint writes of this run (rank 0's count; 0 elsewhere) */
-    int already_done;          /* resumed from a checkpoint at the end of training: nothing was trained or written */
-    long best_step;            /* early stopping or keep_best: the step of the best evaluation; -1 otherwise */
-    int early_stopped;         /* training stopped early (train.early_stop_patience) */
+    int already_done;  /* resumed from a checkpoint at the end of training: nothing was trained or written */
+    long best_step;    /* early stopping or keep_best: the step of the best evaluation; -1 otherwise */
+    int early_stopped; /* training stopped early (train.early_stop_patience) */
 } tsr_train_result_t;
 
 /* Trains as the options say (options.h: tsr_options_train parses a configuration). Collective over the runtime's world:

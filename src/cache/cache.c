@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* LRU cache: a chained hash table for lookup and a doubly linked list for
  * recency, one mutex around both. Each entry is one allocation holding its
  * key and value, so the byte budget charges what is really used. */
@@ -15,18 +16,18 @@ typedef struct entry {
     struct entry *hnext;       /* hash chain */
     struct entry *prev, *next; /* LRU list, head = most recently used */
     uint64_t hash;
-    double expires;            /* 0: never */
+    double expires; /* 0: never */
     size_t klen, vlen;
-    unsigned char data[];      /* key bytes, then value bytes */
+    unsigned char data[]; /* key bytes, then value bytes */
 } entry_t;
 
 struct tsr_cache {
     pthread_mutex_t mu;
     tsr_cache_config_t cfg;
     entry_t **buckets;
-    size_t nbuckets;           /* a power of two */
+    size_t nbuckets; /* a power of two */
     entry_t *head, *tail;
-    uint64_t seed;             /* keys come from clients: a secret seed keeps them from choosing collisions */
+    uint64_t seed; /* keys come from clients: a secret seed keeps them from choosing collisions */
     tsr_cache_stats_t st;
 };
 
@@ -72,10 +73,7 @@ size_t tsr_cache_entry_overhead(void)
     return sizeof(entry_t) + sizeof(entry_t *); /* the entry header and its share of the bucket array */
 }
 
-static size_t charge(const entry_t *e)
-{
-    return tsr_cache_entry_overhead() + e->klen + e->vlen;
-}
+static size_t charge(const entry_t *e) { return tsr_cache_entry_overhead() + e->klen + e->vlen; }
 
 int tsr_cache_create(const tsr_cache_config_t *cfg, tsr_cache_t **out)
 {

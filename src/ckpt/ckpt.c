@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The checkpoint engine: regions, snapshots, the writer thread. */
 #include "ckpt/internal.h"
 #include "common/fileutil.h"
@@ -50,12 +51,12 @@ struct tsr_ckpt {
      * ring until take_failure hands each out once (more than MAX_FAILURES
      * not taken are reported as a count), and the first steps noted for
      * the run's summary. */
-    long written, nfailed;   /* every write */
-    long nring, taken;        /* failures the caller did not get back: ring entry i at i % MAX_FAILURES */
+    long written, nfailed; /* every write */
+    long nring, taken;     /* failures the caller did not get back: ring entry i at i % MAX_FAILURES */
     failure_t failures[MAX_FAILURES];
     long first_steps[MAX_FAILURES];
     char last_why[1024];
-    int returns_result;       /* the write in flight is one the caller waits for (it gets the result) */
+    int returns_result; /* the write in flight is one the caller waits for (it gets the result) */
 };
 
 /* Under the lock (or on the only thread): records a failed write. */
@@ -176,8 +177,7 @@ void tsr_ckpt_destroy(tsr_ckpt_t *c)
     free(c);
 }
 
-int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_t type, int ndims,
-                      const size_t *dims)
+int tsr_ckpt_register(tsr_ckpt_t *c, const char *path, void *ptr, tsr_ckpt_type_t type, int ndims, const size_t *dims)
 {
     if (c->nregions == MAX_REGIONS)
         return tsr_error_set(TSR_EINVAL, "checkpoint: more than %d regions", MAX_REGIONS);
@@ -235,10 +235,7 @@ static int wait_for(tsr_ckpt_t *c, int all_done)
     return rc;
 }
 
-int tsr_ckpt_wait(tsr_ckpt_t *c)
-{
-    return wait_for(c, 1);
-}
+int tsr_ckpt_wait(tsr_ckpt_t *c) { return wait_for(c, 1); }
 
 int tsr_ckpt_busy(tsr_ckpt_t *c)
 {
@@ -248,10 +245,7 @@ int tsr_ckpt_busy(tsr_ckpt_t *c)
     return b;
 }
 
-static char *dup_or_empty(const char *s)
-{
-    return strdup(s ? s : "");
-}
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
 
 int tsr_ckpt_write(tsr_ckpt_t *c, const tsr_ckpt_meta_t *meta, int sync)
 {
@@ -387,7 +381,4 @@ int tsr_ckpt_restore(tsr_ckpt_t *c, const char *path, tsr_ckpt_info_t *info)
     return TSR_OK;
 }
 
-int tsr_ckpt_verify(const char *path, tsr_ckpt_info_t *info)
-{
-    return tsr_ckpt_file_read(path, info, NULL, 0);
-}
+int tsr_ckpt_verify(const char *path, tsr_ckpt_info_t *info) { return tsr_ckpt_file_read(path, info, NULL, 0); }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Checkpoint directories: scanning newest first, retention, stale temps. */
 #include "ckpt/internal.h"
 #include "common/fileutil.h"

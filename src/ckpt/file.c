@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The checkpoint file format: HDF5 datasets plus root attributes and a
  * CRC-32 over every dataset, so damage is found before anything is loaded.
  * Reading and verifying; write.c writes. */
@@ -63,8 +64,9 @@ uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const cha
     const struct {
         const char *name;
         long long v;
-    } ints[] = {{"version", TSR_CKPT_VERSION}, {"step", meta->step}, {"epoch", meta->epoch},
-                {"samples_seen", meta->samples_seen}, {"world_size", meta->world_size}, {"seed", meta->seed}};
+    } ints[] = {{"version", TSR_CKPT_VERSION},    {"step", meta->step},
+                {"epoch", meta->epoch},           {"samples_seen", meta->samples_seen},
+                {"world_size", meta->world_size}, {"seed", meta->seed}};
     char num[32];
     crc = crc_field(crc, "format", TSR_CKPT_FORMAT);
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
@@ -78,10 +80,7 @@ uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const cha
 }
 
 /* Root attributes through the common HDF5 layer, in the forms used below. */
-static int get_str(hid_t obj, const char *name, char **out)
-{
-    return tsr_h5_attr_get_str_alloc(obj, name, out);
-}
+static int get_str(hid_t obj, const char *name, char **out) { return tsr_h5_attr_get_str_alloc(obj, name, out); }
 
 static int get_long(hid_t obj, const char *name, long *v)
 {
@@ -123,9 +122,10 @@ static int read_one(hid_t f, const char *path, const char *name, tsr_ckpt_region
         for (int k = 0; same && k < nd; k++)
             same = r[i].dims[k] == dims[k];
         if (!same) {
-            rc = tsr_error_set(TSR_EDATA, "%s: dataset %s has another type or shape than this run's (%zu values "
-                               "expected, file has %zu)", path, name, r[i].bytes / tsr_ckpt_type_size(r[i].type),
-                               count);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: dataset %s has another type or shape than this run's (%zu values "
+                               "expected, file has %zu)",
+                               path, name, r[i].bytes / tsr_ckpt_type_size(r[i].type), count);
             goto out;
         }
         buf = r[i].snap;
@@ -178,8 +178,8 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
         goto out;
     }
     if (get_str(f, "format", &fmt) || strcmp(fmt, TSR_CKPT_FORMAT) != 0) {
-        rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is %s%s%s; expected \"%s\"", path,
-                           fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", TSR_CKPT_FORMAT);
+        rc = tsr_error_set(TSR_EDATA, "%s: root attribute format is %s%s%s; expected \"%s\"", path, fmt ? "\"" : "",
+                           fmt ? fmt : "missing", fmt ? "\"" : "", TSR_CKPT_FORMAT);
         goto out;
     }
     if (get_long(f, "version", &info->version) || info->version < 1 || info->version > TSR_CKPT_VERSION) {
@@ -191,15 +191,17 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
         get_long(f, "samples_seen", &info->samples_seen) || get_long(f, "seed", &info->seed) ||
         get_long(f, "world_size", &info->world_size) || get_str(f, "checksum", &sum) ||
         get_str(f, "checksum_datasets", &list) || get_str(f, "created", &created_copy)) {
-        rc = tsr_error_set(TSR_EDATA, "%s: a required root attribute (step, epoch, samples_seen, seed, world_size, "
-                           "created, checksum, checksum_datasets) is missing", path);
+        rc = tsr_error_set(TSR_EDATA,
+                           "%s: a required root attribute (step, epoch, samples_seen, seed, world_size, "
+                           "created, checksum, checksum_datasets) is missing",
+                           path);
         goto out;
     }
     snprintf(info->created, sizeof info->created, "%s", created_copy);
     get_str(f, "config", &info->config);
     get_str(f, "model", &info->model);
     /* Version 2 checksums the attributes after the data (strtok below cuts the list). */
-    tsr_ckpt_meta_t m = {info->step, info->epoch, info->samples_seen, info->seed, (int)info->world_size,
+    tsr_ckpt_meta_t m = {info->step,   info->epoch, info->samples_seen, info->seed, (int)info->world_size,
                          info->config, info->model};
     list_copy = strdup(list);
     if (!list_copy) {
@@ -221,8 +223,8 @@ int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_
         crc = tsr_ckpt_crc_attrs(crc, &m, created_copy, list_copy);
     snprintf(want, sizeof want, "crc32:%08lx", (unsigned long)crc);
     if (strcmp(want, sum) != 0) {
-        rc = tsr_error_set(TSR_EDATA, "%s: checksum mismatch (file says %s, data gives %s); the file is damaged",
-                           path, sum, want);
+        rc = tsr_error_set(TSR_EDATA, "%s: checksum mismatch (file says %s, data gives %s); the file is damaged", path,
+                           sum, want);
         goto out;
     }
     for (int i = 0; i < n; i++)

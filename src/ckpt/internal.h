@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared between the checkpoint engine, its file format and directory code. */
 #ifndef TSR_CKPT_INTERNAL_H
 #define TSR_CKPT_INTERNAL_H
@@ -9,8 +10,8 @@
 
 typedef struct tsr_ckpt_region {
     char path[256];
-    void *live;            /* the caller's memory */
-    void *snap;            /* host snapshot the writer reads */
+    void *live; /* the caller's memory */
+    void *snap; /* host snapshot the writer reads */
     tsr_ckpt_type_t type;
     int ndims;
     size_t dims[TSR_CKPT_MAX_DIMS];
@@ -20,8 +21,8 @@ typedef struct tsr_ckpt_region {
 /* Writes the regions (their live memory if from_live, else their
  * snapshots) and meta to path atomically, building the HDF5 metadata in img
  * (kept between writes so its memory stays warm). write.c */
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int from_live,
-                        const tsr_ckpt_meta_t *meta, tsr_h5_image_t *img);
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int from_live, const tsr_ckpt_meta_t *meta,
+                        tsr_h5_image_t *img);
 /* Verifies path; when regions are given, each must be in the file with the
  * same type and shape and is read into its snapshot buffer. */
 int tsr_ckpt_file_read(const char *path, tsr_ckpt_info_t *info, tsr_ckpt_region_t *r, int n);

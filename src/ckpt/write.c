@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Writing a checkpoint file.
  *
  * HDF5 builds the file in memory (core driver, the engine's persistent image
@@ -44,9 +45,9 @@ typedef struct {
     int fd;
     const tsr_ckpt_region_t *r;
     int n, from_live;
-    int direct;   /* some regions are big enough for tessera to write */
-    size_t total; /* data bytes */
-    haddr_t *off; /* per region: where tessera writes it, or HADDR_UNDEF if HDF5 did */
+    int direct;     /* some regions are big enough for tessera to write */
+    size_t total;   /* data bytes */
+    haddr_t *off;   /* per region: where tessera writes it, or HADDR_UNDEF if HDF5 did */
     size_t written; /* bytes of the temporary file so far (for messages) */
     size_t end;     /* the highest offset written */
 } job_t;
@@ -80,8 +81,9 @@ static int put_attrs(hid_t f, const tsr_ckpt_meta_t *meta, const char *list, con
     const struct {
         const char *name;
         long long v;
-    } ints[] = {{"version", TSR_CKPT_VERSION}, {"step", meta->step}, {"epoch", meta->epoch},
-                {"samples_seen", meta->samples_seen}, {"world_size", meta->world_size}, {"seed", meta->seed}};
+    } ints[] = {{"version", TSR_CKPT_VERSION},    {"step", meta->step},
+                {"epoch", meta->epoch},           {"samples_seen", meta->samples_seen},
+                {"world_size", meta->world_size}, {"seed", meta->seed}};
     int ok = tsr_h5_attr_put_str(f, "format", TSR_CKPT_FORMAT) == 0;
     for (size_t i = 0; ok && i < sizeof ints / sizeof *ints; i++)
         ok = tsr_h5_attr_put_i64(f, ints[i].name, ints[i].v) == 0;
@@ -167,8 +169,7 @@ static int write_at(job_t *j, const void *buf, size_t len, size_t off)
             continue;
         if (w <= 0) {
             int e = w < 0 ? errno : ENOSPC;
-            return tsr_error_set(TSR_EIO, "%s: write failed after %zu bytes: %s", j->path, j->written,
-                                 strerror(e));
+            return tsr_error_set(TSR_EIO, "%s: write failed after %zu bytes: %s", j->path, j->written, strerror(e));
         }
         p += w;
         off += (size_t)w;
@@ -250,13 +251,12 @@ static int put_image(job_t *j, const tsr_h5_image_t *img)
     }
     free(ord);
     if (!rc && j->end < len && ftruncate(j->fd, (off_t)len) != 0)
-        rc = tsr_error_set(TSR_EIO, "%s: extending %s to %zu bytes failed: %s", j->path, j->tmp, len,
-                           strerror(errno));
+        rc = tsr_error_set(TSR_EIO, "%s: extending %s to %zu bytes failed: %s", j->path, j->tmp, len, strerror(errno));
     return rc;
 }
 
-int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int from_live,
-                        const tsr_ckpt_meta_t *meta, tsr_h5_image_t *img)
+int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int from_live, const tsr_ckpt_meta_t *meta,
+                        tsr_h5_image_t *img)
 {
     job_t j = {.path = path, .fd = -1, .r = r, .n = n, .from_live = from_live};
     const char *bad = "file creation";
@@ -323,8 +323,7 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int
         tsr_error_prefix(rc, "checkpoint write failed, the previous checkpoint is untouched: ");
     goto out;
 h5fail:
-    rc = tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched", path,
-                       bad);
+    rc = tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched", path, bad);
 out:
     if (j.fd >= 0)
         close(j.fd);

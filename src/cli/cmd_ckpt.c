@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera ckpt list DIR | tessera ckpt verify FILE... */
 #include "cli/commands.h"
 #include "common/fileutil.h"
@@ -30,8 +31,8 @@ static int show(const char *path, int rc, const tsr_ckpt_info_t *info, void *arg
         if (!t->bad++)
             snprintf(t->first, sizeof t->first, "%s", tsr_last_error());
     } else {
-        printf("%-40s  ok  step %ld  epoch %ld  samples %ld  ranks %ld  %.1f MiB  %s\n", path, info->step,
-               info->epoch, info->samples_seen, info->world_size, (double)info->bytes / (1 << 20), info->created);
+        printf("%-40s  ok  step %ld  epoch %ld  samples %ld  ranks %ld  %.1f MiB  %s\n", path, info->step, info->epoch,
+               info->samples_seen, info->world_size, (double)info->bytes / (1 << 20), info->created);
     }
     return 0;
 }
@@ -67,17 +68,16 @@ int tsr_cmd_ckpt(int argc, char **argv)
     }
     if (!action)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt: expected list DIR or verify FILE... (see tessera ckpt "
-                                          "--help)"));
+                                                      "--help)"));
     if (!is_list && !is_verify)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt: unknown %s '%s'; expected list DIR or verify FILE...",
                                           action[0] == '-' ? "option" : "action", action));
     for (int i = 2; i < argc; i++)
         if (argv[i][0] == '-' && argv[i][1])
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt %s: unknown option '%s' (see tessera ckpt --help)",
-                                              action, argv[i]));
+            return tsr_cli_fail(
+                tsr_error_set(TSR_EINVAL, "ckpt %s: unknown option '%s' (see tessera ckpt --help)", action, argv[i]));
     if (is_list && argc != 3)
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt list: expected one directory, got %d arguments",
-                                          argc - 2));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt list: expected one directory, got %d arguments", argc - 2));
     if (is_verify && argc < 3)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "ckpt verify: expected one or more checkpoint files"));
     tally_t t = {0};

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera data`: convert CSV and IDX files into tessera's HDF5 dataset
  * format, and describe a dataset file. */
 #include "cli/commands.h"
@@ -39,8 +40,7 @@ static int parse_long(const char *opt, const char *v, long lo, long hi, long *ou
     errno = 0;
     long x = strtol(v, &end, 10);
     if (!*v || *end || errno || x < lo || x > hi)
-        return tsr_error_set(TSR_EINVAL, "data convert: %s expects an integer in [%ld, %ld], not '%s'", opt, lo, hi,
-                             v);
+        return tsr_error_set(TSR_EINVAL, "data convert: %s expects an integer in [%ld, %ld], not '%s'", opt, lo, hi, v);
     *out = x;
     return TSR_OK;
 }
@@ -103,14 +103,14 @@ static int cmd_convert(int argc, char **argv)
             fputs(data_usage, stdout);
             return TSR_OK;
         }
-#define OPT(name, action)                                                                                            \
-    if ((m = opt_value(argc, argv, &i, name, &v)) != 0) {                                                            \
-        if (m < 0)                                                                                                   \
-            return tsr_cli_fail(m);                                                                                          \
-        action;                                                                                                      \
-        if (rc)                                                                                                      \
-            return tsr_cli_fail(rc);                                                                                         \
-        continue;                                                                                                    \
+#define OPT(name, action)                                                                                              \
+    if ((m = opt_value(argc, argv, &i, name, &v)) != 0) {                                                              \
+        if (m < 0)                                                                                                     \
+            return tsr_cli_fail(m);                                                                                    \
+        action;                                                                                                        \
+        if (rc)                                                                                                        \
+            return tsr_cli_fail(rc);                                                                                   \
+        continue;                                                                                                      \
     }
         OPT("--csv", csv = v)
         OPT("--label-col", (rc = parse_long("--label-col", v, -1, 1L << 30, &label_col), csv_opts = 1))
@@ -125,25 +125,29 @@ static int cmd_convert(int argc, char **argv)
         OPT("-o", out = v)
 #undef OPT
         if (a[0] == '-' && a[1] != '\0')
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: unknown option '%s' (see tessera data --help)", a));
+            return tsr_cli_fail(
+                tsr_error_set(TSR_EINVAL, "data convert: unknown option '%s' (see tessera data --help)", a));
         if (positional)
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: more than one input file given ('%s' and '%s')",
-                                      positional, a));
+            return tsr_cli_fail(tsr_error_set(
+                TSR_EINVAL, "data convert: more than one input file given ('%s' and '%s')", positional, a));
         positional = a;
     }
     if (argc < 2)
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: expected an input (--csv FILE, FILE.csv or "
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                          "data convert: expected an input (--csv FILE, FILE.csv or "
                                           "--idx-images F --idx-labels F) and -o OUT (see tessera data --help)"));
     if (!out)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no output file; add -o OUT.h5"));
     int idx = img || lab || timg || tlab;
     if (positional) {
         if (csv || idx)
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: input '%s' given besides --csv or --idx-* options",
-                                      positional));
+            return tsr_cli_fail(tsr_error_set(
+                TSR_EINVAL, "data convert: input '%s' given besides --csv or --idx-* options", positional));
         if (!tsr_cli_ends_with(positional, ".csv") && !tsr_cli_ends_with(positional, ".csv.gz"))
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: cannot tell the format of '%s' from its name; use "
-                                      "--csv FILE or --idx-images F --idx-labels F", positional));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                              "data convert: cannot tell the format of '%s' from its name; use "
+                                              "--csv FILE or --idx-images F --idx-labels F",
+                                              positional));
         csv = positional;
     }
     if (csv && idx)
@@ -153,14 +157,17 @@ static int cmd_convert(int argc, char **argv)
         rc = tsr_data_convert_csv_scaled(csv, out, (int)label_col, test_fraction, seed, scale);
     } else if (idx) {
         if (csv_opts)
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: --label-col, --test-fraction, --seed and --scale "
-                                      "apply to CSV input only"));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                              "data convert: --label-col, --test-fraction, --seed and --scale "
+                                              "apply to CSV input only"));
         if (!img || !lab)
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: IDX input needs both --idx-images and --idx-labels"));
+            return tsr_cli_fail(
+                tsr_error_set(TSR_EINVAL, "data convert: IDX input needs both --idx-images and --idx-labels"));
         rc = tsr_data_convert_idx(img, lab, timg, tlab, out);
     } else {
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data convert: no input; give --csv FILE, FILE.csv or --idx-images F "
-                                  "--idx-labels F (see tessera data --help)"));
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                          "data convert: no input; give --csv FILE, FILE.csv or --idx-images F "
+                                          "--idx-labels F (see tessera data --help)"));
     }
     if (rc)
         return tsr_cli_fail(rc);
@@ -220,10 +227,11 @@ static int cmd_info(int argc, char **argv)
             return TSR_OK;
         }
         if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: unknown option '%s' (see tessera data --help)",
-                                              argv[i]));
+            return tsr_cli_fail(
+                tsr_error_set(TSR_EINVAL, "data info: unknown option '%s' (see tessera data --help)", argv[i]));
         if (path)
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
+            return tsr_cli_fail(
+                tsr_error_set(TSR_EINVAL, "data info: give one file, not '%s' and '%s'", path, argv[i]));
         path = argv[i];
     }
     if (!path)
@@ -262,7 +270,7 @@ int tsr_cmd_data(int argc, char **argv)
 {
     if (argc < 2)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "data: expected a subcommand, convert or info (see tessera data "
-                                          "--help)"));
+                                                      "--help)"));
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         fputs(data_usage, stdout);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera export`: a model file (or a registry id) to ONNX or HDF5, the
  * same files GET /models/{id}/export serves. */
 #include "cli/commands.h"
@@ -46,14 +47,17 @@ int tsr_cmd_export(int argc, char **argv)
             char *end;
             max_params = strtoull(argv[++i], &end, 10);
             if (*end || max_params == 0 || argv[i][0] == '-')
-                return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --max-params %s: expected a positive integer",
-                                                  argv[i]));
+                return tsr_cli_fail(
+                    tsr_error_set(TSR_EINVAL, "export: --max-params %s: expected a positive integer", argv[i]));
         } else if (a[0] == '-' && a[1]) {
-            static const char *const valued[] = {"--format", "-o", "--output", "--registry", "--max-params", "--plugins", NULL};
+            static const char *const valued[] = {"--format",     "-o",        "--output", "--registry",
+                                                 "--max-params", "--plugins", NULL};
             return tsr_cli_fail(tsr_cli_bad_option("export", a, valued));
         } else if (model) {
-            return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: unexpected argument '%s' besides MODEL %s (see "
-                                              "tessera export --help)", a, model));
+            return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                              "export: unexpected argument '%s' besides MODEL %s (see "
+                                              "tessera export --help)",
+                                              a, model));
         } else {
             model = a;
         }
@@ -61,11 +65,13 @@ int tsr_cmd_export(int argc, char **argv)
     if (!model || !out)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: expected MODEL and -o OUT (see tessera export --help)"));
     if (!format)
-        format = tsr_cli_ends_with(out, ".onnx") ? "onnx" : (tsr_cli_ends_with(out, ".h5") || tsr_cli_ends_with(out, ".hdf5")) ? "hdf5" : NULL;
+        format = tsr_cli_ends_with(out, ".onnx")                                      ? "onnx"
+                 : (tsr_cli_ends_with(out, ".h5") || tsr_cli_ends_with(out, ".hdf5")) ? "hdf5"
+                                                                                      : NULL;
     int fmt = tsr_export_format_parse(format);
     if (fmt < 0)
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "export: --format %s: expected onnx or hdf5",
-                                  format ? format : "(none, and OUT has no .onnx or .h5 extension)"));
+                                          format ? format : "(none, and OUT has no .onnx or .h5 extension)"));
     if (plugins) {
         int rc = tsr_layer_load_plugins(plugins, NULL);
         if (rc)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera jobs [--all] [JOBID...]: the state of jobs tessera submit sent. */
 #include "cli/commands.h"
 #include "cli/jobs_file.h"
@@ -47,8 +48,8 @@ static int show(unsigned long id, const char *config, int *header)
     if (!(*header)++)
         printf("%-10s %-11s %8s %6s %10s  %-16s %-24s %s\n", "JOBID", "STATE", "REQUEUES", "EXIT", "ELAPSED", "NODES",
                "REASON", "CONFIG");
-    printf("%-10lu %-11s %8d %6s %10s  %-16s %-24s %s\n", id, j.state, j.restarts, ex, el,
-           j.nodes[0] ? j.nodes : "-", j.reason, config ? config : "-");
+    printf("%-10lu %-11s %8d %6s %10s  %-16s %-24s %s\n", id, j.state, j.restarts, ex, el, j.nodes[0] ? j.nodes : "-",
+           j.reason, config ? config : "-");
     return TSR_OK;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera launch [MPIRUN OPTIONS] [--] COMMAND [ARGS]: mpirun with the
  * signals users stop jobs with turned into what tessera promises.
  *
@@ -124,9 +125,10 @@ static void clean_after(pid_t mpirun)
         rmdir(base); /* only if no other job uses it */
     }
     if (had_session || removed)
-        fprintf(stderr, "tessera: launch: removed what Open MPI left from the killed ranks on this node: %s%s%d "
-                "shared-memory segment%s\n", had_session ? session : "", had_session ? " and " : "", removed,
-                removed == 1 ? "" : "s");
+        fprintf(stderr,
+                "tessera: launch: removed what Open MPI left from the killed ranks on this node: %s%s%d "
+                "shared-memory segment%s\n",
+                had_session ? session : "", had_session ? " and " : "", removed, removed == 1 ? "" : "s");
 }
 
 int tsr_cmd_launch(int argc, char **argv)
@@ -141,13 +143,13 @@ int tsr_cmd_launch(int argc, char **argv)
             split = i;
     if (split < 0 || (strcmp(argv[split], "--") == 0 && split + 1 >= argc))
         return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "launch: no tessera COMMAND given (train, topo, tasks, ...); "
-                                          "see tessera launch --help"));
+                                                      "see tessera launch --help"));
     int skip = strcmp(argv[split], "--") == 0;
     char self[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0)
-        return tsr_cli_fail(tsr_error_set(TSR_ESYS, "launch: cannot find this program (/proc/self/exe): %s",
-                                          strerror(errno)));
+        return tsr_cli_fail(
+            tsr_error_set(TSR_ESYS, "launch: cannot find this program (/proc/self/exe): %s", strerror(errno)));
     self[len] = '\0';
     const char *mpirun = getenv("TSR_MPIRUN") && getenv("TSR_MPIRUN")[0] ? getenv("TSR_MPIRUN") : "mpirun";
     char **args = calloc((size_t)argc + 2, sizeof *args);
@@ -198,8 +200,10 @@ int tsr_cmd_launch(int argc, char **argv)
         }
         if (stops && !asked) {
             asked = 1;
-            fprintf(stderr, "tessera: launch: signal %d: asking every rank to checkpoint at its next step and exit "
-                    "75%s\n", (int)pending_sig, pending_sig == SIGINT ? " (Ctrl-C again stops at once)" : "");
+            fprintf(stderr,
+                    "tessera: launch: signal %d: asking every rank to checkpoint at its next step and exit "
+                    "75%s\n",
+                    (int)pending_sig, pending_sig == SIGINT ? " (Ctrl-C again stops at once)" : "");
             kill(pid, SIGUSR1);
         } else if (sigints >= 2 && !forced) {
             forced = 1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera model summary CONFIG|MODEL`: the layers of the model a
  * configuration describes (or a model file holds), with output shapes,
  * parameter counts and FLOPs per sample. */
@@ -12,15 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: tessera model summary CONFIG [--set section.key=value ...]\n"
-    "       tessera model summary MODEL.h5 [--plugins LIST]\n"
-    "\n"
-    "Prints the model's layers: kind, output shape (CxHxW, or a width), parameters\n"
-    "(trained and buffers such as batch-norm running statistics) and forward FLOPs per\n"
-    "sample, then the totals and the FLOPs of a training step's forward and backward.\n"
-    "With a CONFIG the input shape and classes come from its data (model.input, /X's\n"
-    "shape attribute); a MODEL.h5 is a model file that tessera wrote.\n";
+static const char usage[] = "usage: tessera model summary CONFIG [--set section.key=value ...]\n"
+                            "       tessera model summary MODEL.h5 [--plugins LIST]\n"
+                            "\n"
+                            "Prints the model's layers: kind, output shape (CxHxW, or a width), parameters\n"
+                            "(trained and buffers such as batch-norm running statistics) and forward FLOPs per\n"
+                            "sample, then the totals and the FLOPs of a training step's forward and backward.\n"
+                            "With a CONFIG the input shape and classes come from its data (model.input, /X's\n"
+                            "shape attribute); a MODEL.h5 is a model file that tessera wrote.\n";
 
 int tsr_cmd_model(int argc, char **argv)
 {
@@ -30,7 +30,7 @@ int tsr_cmd_model(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? tsr_cli_fail(tsr_error_set(TSR_EINVAL, "model: expected summary (see tessera model "
-                                                      "--help)"))
+                                                                 "--help)"))
                         : TSR_OK;
     }
     if (strcmp(argv[1], "summary") != 0)

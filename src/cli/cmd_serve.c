@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera serve`: the coordinator without training, on a model file or a
  * registry, until SIGINT or SIGTERM. No MPI: it runs on a login node or in
  * a one-task job. */
@@ -79,8 +80,8 @@ int tsr_cmd_serve(int argc, char **argv)
         } else if (strcmp(a, "--set") == 0 && has) {
             rc = tsr_config_set(conf, argv[++i]);
         } else if (a[0] == '-' && a[1]) {
-            static const char *const valued[] = {"--bind", "--port", "--token-file", "--run-dir", "--registry",
-                                                 "--config", "--set", NULL};
+            static const char *const valued[] = {"--bind",     "--port",   "--token-file", "--run-dir",
+                                                 "--registry", "--config", "--set",        NULL};
             rc = tsr_cli_bad_option("serve", a, valued);
         } else if (target) {
             rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' besides %s (see tessera serve --help)", a,
@@ -113,8 +114,10 @@ int tsr_cmd_serve(int argc, char **argv)
         sc.registry = registry ? registry : target;
         model_path = pick(target, path, sizeof path) == TSR_OK ? path : NULL;
         if (!model_path)
-            fprintf(stderr, "tessera: warning: %s has no model yet; /predict answers 503 until one is uploaded "
-                            "and the coordinator restarted\n", target);
+            fprintf(stderr,
+                    "tessera: warning: %s has no model yet; /predict answers 503 until one is uploaded "
+                    "and the coordinator restarted\n",
+                    target);
     }
     /* The one file serve writes must not be one it reads. */
     char addr[4096];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera submit CONFIG [--nodes N ...]: a SLURM batch job built from the
  * config's [submit] section, sent through libslurm. */
 #include "cli/commands.h"
@@ -40,9 +41,22 @@ static long arg_long(const char *opt, const char *v, int *rc)
 
 int tsr_cmd_submit(int argc, char **argv)
 {
-    static const char *const valued[] = {"--set", "--nodes", "-N", "--ntasks-per-node", "--gpus-per-task",
-                                         "--cpus-per-task", "-c", "--time", "-t", "--partition", "-p", "--account",
-                                         "-A", "--job-name", "-J", NULL};
+    static const char *const valued[] = {"--set",
+                                         "--nodes",
+                                         "-N",
+                                         "--ntasks-per-node",
+                                         "--gpus-per-task",
+                                         "--cpus-per-task",
+                                         "-c",
+                                         "--time",
+                                         "-t",
+                                         "--partition",
+                                         "-p",
+                                         "--account",
+                                         "-A",
+                                         "--job-name",
+                                         "-J",
+                                         NULL};
     tsr_config_t *cfg = NULL;
     const char *path = NULL;
     const char *o_time = NULL, *o_part = NULL, *o_acct = NULL, *o_name = NULL;
@@ -85,8 +99,8 @@ int tsr_cmd_submit(int argc, char **argv)
         } else if (strcmp(a, "--job-name") == 0 || strcmp(a, "-J") == 0) {
             o_name = argv[++i];
         } else if (path) {
-            rc = tsr_error_set(TSR_EINVAL, "submit: unexpected argument '%s' after CONFIG %s; see tessera submit --help",
-                               a, path);
+            rc = tsr_error_set(TSR_EINVAL,
+                               "submit: unexpected argument '%s' after CONFIG %s; see tessera submit --help", a, path);
         } else {
             path = a;
         }
@@ -114,9 +128,10 @@ int tsr_cmd_submit(int argc, char **argv)
     const char *tstr = o_time ? o_time : tsr_config_get(cfg, "submit", "time");
     job.time_minutes = tsr_slurm_parse_time(tstr);
     if (job.time_minutes <= 0) {
-        rc = tsr_error_set(TSR_EINVAL, "submit: time '%s' (%s): expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
-                           "D-HH:MM:SS, more than zero and at most %d minutes", tstr,
-                           o_time ? "--time" : tsr_config_origin(cfg, "submit", "time"), INT_MAX);
+        rc = tsr_error_set(TSR_EINVAL,
+                           "submit: time '%s' (%s): expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
+                           "D-HH:MM:SS, more than zero and at most %d minutes",
+                           tstr, o_time ? "--time" : tsr_config_origin(cfg, "submit", "time"), INT_MAX);
         goto done;
     }
     job.nodes = o_nodes >= 0 ? o_nodes : tsr_config_get_long(cfg, "submit", "nodes");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera tasks run TASKFILE`: the task farm on every rank (MPI).
  * submit, cancel and status talk to a running farm's coordinator or read
  * a journal (cmd_tasks_client.c). */
@@ -40,10 +41,7 @@ static const char usage_run[] =
     "Exit codes: 0 all succeeded, 7 some failed, were skipped or cancelled, 75 stopped (run again on the\n"
     "journal), 2 bad usage, 3 bad task file or journal, 4 journal I/O (full disk).\n";
 
-void tsr_cmd_tasks_run_usage(FILE *out)
-{
-    fputs(usage_run, out);
-}
+void tsr_cmd_tasks_run_usage(FILE *out) { fputs(usage_run, out); }
 
 static int number(const char *opt, const char *v, double lo, double hi, double *out)
 {

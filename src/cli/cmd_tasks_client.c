@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera tasks submit|cancel|status: a running farm's coordinator over
  * HTTP, or (status) a journal read directly. No MPI. */
 #include "cli/commands.h"
@@ -47,8 +48,10 @@ static int call(tsr_http_req_t *q, json_t **out)
     json_t *o = json_loadb(body, len, 0, &e);
     if (status < 200 || status > 299) {
         const char *msg = json_is_object(o) ? json_string_value(json_object_get(o, "error")) : NULL;
-        rc = tsr_error_set(status == 401 ? TSR_EINVAL : status >= 500 ? TSR_EIO : TSR_EDATA, "%s %s: HTTP %d: %s",
-                           q->method, q->path, status, msg ? msg : body);
+        rc = tsr_error_set(status == 401   ? TSR_EINVAL
+                           : status >= 500 ? TSR_EIO
+                                           : TSR_EDATA,
+                           "%s %s: HTTP %d: %s", q->method, q->path, status, msg ? msg : body);
         json_decref(o);
         free(body);
         return rc;
@@ -139,9 +142,9 @@ static void print_counts(json_t *o)
     for (int s = 0; s < TSR_TASK_NSTATES; s++)
         k[s] = json_integer_value(json_object_get(c, tsr_task_state_name((tsr_task_state_t)s)));
     printf("%lld tasks (farm %s): %lld succeeded, %lld failed, %lld skipped, %lld cancelled, %lld running, %lld not "
-           "started; %.1f tasks/s\n", (long long)json_integer_value(json_object_get(o, "total")),
-           json_string_value(json_object_get(o, "state")), k[TSR_TASK_SUCCEEDED], k[TSR_TASK_FAILED],
-           k[TSR_TASK_SKIPPED], k[TSR_TASK_CANCELLED], k[TSR_TASK_RUNNING],
+           "started; %.1f tasks/s\n",
+           (long long)json_integer_value(json_object_get(o, "total")), json_string_value(json_object_get(o, "state")),
+           k[TSR_TASK_SUCCEEDED], k[TSR_TASK_FAILED], k[TSR_TASK_SKIPPED], k[TSR_TASK_CANCELLED], k[TSR_TASK_RUNNING],
            k[TSR_TASK_PENDING] + k[TSR_TASK_READY] + k[TSR_TASK_DELAYED],
            json_number_value(json_object_get(o, "dispatch_rate")));
 }
@@ -167,7 +170,8 @@ static int status_url(tsr_http_req_t *q, const char *state, const char *tag, int
             print_counts(o);
         size_t i;
         json_t *t;
-        json_array_foreach(json_object_get(o, "tasks"), i, t) {
+        json_array_foreach(json_object_get(o, "tasks"), i, t)
+        {
             json_t *ex = json_object_get(t, "exit_code");
             char exitc[32] = "-";
             if (json_is_integer(ex))
@@ -197,8 +201,9 @@ int tsr_cmd_tasks(int argc, char **argv)
     int list = 0, rc = TSR_OK;
     char token[4200];
     if (strcmp(cmd, "submit") && strcmp(cmd, "cancel") && strcmp(cmd, "status"))
-        return tsr_cli_fail(tsr_error_set(TSR_EINVAL, "tasks: unknown %s '%s'; expected run, submit, cancel "
-                                                      "or status (see tessera tasks --help)",
+        return tsr_cli_fail(tsr_error_set(TSR_EINVAL,
+                                          "tasks: unknown %s '%s'; expected run, submit, cancel "
+                                          "or status (see tessera tasks --help)",
                                           cmd[0] == '-' ? "option" : "command", cmd));
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)

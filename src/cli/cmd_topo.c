@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* `tessera topo`: shows the binding plan every rank would use, so users can
  * check placement under srun/mpirun before a long job. */
 #include "commands.h"
@@ -12,13 +13,12 @@
 /* Fixed-size lines make the gather a single MPI_Gather; longer ones are cut. */
 #define LINE 512
 
-static const char usage[] =
-    "usage: tessera topo [--bind] [--help]\n"
-    "Prints one line per rank, in world-rank order: host, world rank, node-local\n"
-    "rank, cores owned, cpuset (PU list) and NUMA node (\"-\" if several).\n"
-    "  --bind   bind each rank to its cpuset first and add a \"bound\" column with\n"
-    "           the binding the operating system actually reports\n"
-    "  --help   print this text\n";
+static const char usage[] = "usage: tessera topo [--bind] [--help]\n"
+                            "Prints one line per rank, in world-rank order: host, world rank, node-local\n"
+                            "rank, cores owned, cpuset (PU list) and NUMA node (\"-\" if several).\n"
+                            "  --bind   bind each rank to its cpuset first and add a \"bound\" column with\n"
+                            "           the binding the operating system actually reports\n"
+                            "  --help   print this text\n";
 
 /* This rank's table line; with bind, binds first (a failure only warns). */
 static int describe(tsr_runtime_t *rt, int bind, char *line)

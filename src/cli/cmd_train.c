@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera train CONFIG [--set section.key=value ...] */
 #include "cli/commands.h"
 #include "tessera/config.h"
@@ -106,21 +107,26 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
     if (rc)
         goto fail;
     if (res.skipped_steps > 0)
-        tsr_log(TSR_LOG_WARN, "skipped %ld of %ld updates whose gradients were NaN or Inf (train.on_nonfinite = "
-                "skip_step)", res.skipped_steps, res.steps);
+        tsr_log(TSR_LOG_WARN,
+                "skipped %ld of %ld updates whose gradients were NaN or Inf (train.on_nonfinite = "
+                "skip_step)",
+                res.skipped_steps, res.steps);
     if (res.already_done)
         tsr_log(TSR_LOG_INFO, "done: nothing to train (resumed at step %ld, the end of the run); model %s unchanged",
                 res.steps, tsr_config_get(cfg, "train", "output"));
     else if (isnan(res.test_accuracy))
-        tsr_log(TSR_LOG_INFO, "done: %s%.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s | %.0f samples/s | "
-                "model %s", isnan(res.test_loss) ? "train loss " : "test loss ",
+        tsr_log(TSR_LOG_INFO,
+                "done: %s%.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s | %.0f samples/s | "
+                "model %s",
+                isnan(res.test_loss) ? "train loss " : "test loss ",
                 isnan(res.test_loss) ? res.train_loss : res.test_loss, res.epochs, res.steps, tsr_runtime_size(rt),
                 res.wall_seconds, res.samples_per_second, tsr_config_get(cfg, "train", "output"));
     else
-        tsr_log(TSR_LOG_INFO, "done: test accuracy %.2f%% loss %.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s "
-                "| %.0f samples/s | model %s", 100 * res.test_accuracy, res.test_loss, res.epochs, res.steps,
-                tsr_runtime_size(rt), res.wall_seconds, res.samples_per_second,
-                tsr_config_get(cfg, "train", "output"));
+        tsr_log(TSR_LOG_INFO,
+                "done: test accuracy %.2f%% loss %.4f | %ld epochs, %ld steps, %d ranks | wall %.2f s "
+                "| %.0f samples/s | model %s",
+                100 * res.test_accuracy, res.test_loss, res.epochs, res.steps, tsr_runtime_size(rt), res.wall_seconds,
+                res.samples_per_second, tsr_config_get(cfg, "train", "output"));
     tsr_config_destroy(cfg);
     return TSR_OK;
 fail:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Subcommands of the tessera program; main.c dispatches on argv[1]. Each
  * takes the subcommand's own argv (argv[0] is the subcommand name) and
  * returns 0 or a TSR_E* code after logging the error. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A minimal HTTP/1.1 client for the coordinator (tessera tasks submit,
  * cancel, status): one request per connection ("Connection: close"), the
  * answer read to the end. The coordinator is named by URL
@@ -33,8 +34,10 @@ static int address(const char *where, char *host, size_t hlen, char *port, size_
         if (!f || !fgets(line, sizeof line, f)) {
             if (f)
                 fclose(f);
-            return tsr_error_set(TSR_EINVAL, "%s: no coordinator address in it (expected host:port on line 1 of "
-                                 "coordinator.addr)", path);
+            return tsr_error_set(TSR_EINVAL,
+                                 "%s: no coordinator address in it (expected host:port on line 1 of "
+                                 "coordinator.addr)",
+                                 path);
         }
         fclose(f);
         line[strcspn(line, "\r\n")] = '\0';
@@ -103,8 +106,10 @@ int tsr_http_request(const tsr_http_req_t *q, int *status, char **body, size_t *
     if (fd < 0)
         return tsr_error_set(TSR_EIO, "coordinator %s:%s: cannot connect: %s", host, port, strerror(e));
     char head[8192];
-    int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\nUser-Agent: tessera\r\n"
-                     "Content-Length: %zu\r\n", q->method, q->path, host, port, q->len);
+    int n = snprintf(head, sizeof head,
+                     "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\nUser-Agent: tessera\r\n"
+                     "Content-Length: %zu\r\n",
+                     q->method, q->path, host, port, q->len);
     if (q->ctype && n < (int)sizeof head)
         n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: %s\r\n", q->ctype);
     if (q->token && n < (int)sizeof head)

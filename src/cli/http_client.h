@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A minimal HTTP client for talking to the coordinator (internal to the CLI). */
 #ifndef TESSERA_CLI_HTTP_CLIENT_H
 #define TESSERA_CLI_HTTP_CLIENT_H

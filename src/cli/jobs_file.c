@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The list of submitted jobs: one line per job, appended in one write. */
 #include "cli/jobs_file.h"
 #include "common/fileutil.h"

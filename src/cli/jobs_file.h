@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The list of jobs tessera submit sent, for tessera jobs (internal to the CLI). */
 #ifndef TSR_CLI_JOBS_FILE_H
 #define TSR_CLI_JOBS_FILE_H

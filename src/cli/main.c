@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The tessera program: one binary, started on every rank. */
 #include "cli/commands.h"
 #include "tessera/error.h"
@@ -31,10 +32,7 @@ static const char usage[] =
     "See man tessera.\n";
 
 /* The documented exit code (error.h). */
-static int exit_code(int rc)
-{
-    return tsr_error_exit_code(rc);
-}
+static int exit_code(int rc) { return tsr_error_exit_code(rc); }
 
 /* Commands that need MPI run inside a runtime; the rest do not start MPI. */
 static int with_runtime(int (*cmd)(tsr_runtime_t *, int, char **), int *argc, char ***argv)
@@ -114,7 +112,9 @@ int main(int argc, char **argv)
         int rc = tsr_cmd_data(argc - 1, argv + 1);
         return tsr_error_exit_code(rc);
     }
-    fprintf(stderr, "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks or version (see tessera --help)\n",
-            argv[1][0] == '-' ? "option" : "command", argv[1]);
+    fprintf(
+        stderr,
+        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks or version (see tessera --help)\n",
+        argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera submit's batch script, built from the job description so the
  * #SBATCH lines and the libslurm request never disagree; what it runs is
  * jobs/train.sbatch's own run-and-requeue part, built in (train_sbatch.h,
@@ -91,8 +92,10 @@ int tsr_submit_check_directive(const char *value, const char *where)
         if (*p < 0x20 || *p == 0x7F) {
             char shown[512];
             tsr_text_printable(value, shown, sizeof shown);
-            return tsr_error_set(TSR_EINVAL, "submit: %s = '%s' holds a control character (byte 0x%02X); a #SBATCH "
-                                 "line cannot carry it, so the job is not submitted", where, shown, *p);
+            return tsr_error_set(TSR_EINVAL,
+                                 "submit: %s = '%s' holds a control character (byte 0x%02X); a #SBATCH "
+                                 "line cannot carry it, so the job is not submitted",
+                                 where, shown, *p);
         }
     return TSR_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The batch script of tessera submit (internal to the CLI). */
 #ifndef TSR_CLI_SUBMIT_SCRIPT_H
 #define TSR_CLI_SUBMIT_SCRIPT_H

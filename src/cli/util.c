@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Small helpers the subcommands share (declared in commands.h). */
 #include "cli/commands.h"
 #include "tessera/error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The back-end's original schedule, kept selectable ("alltoall"), one
  * piece per bucket.
  *
@@ -89,8 +90,8 @@ int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run)
     switch (run->step) {
     case 0:
         layout_fill(s, run, pc->len);
-        err = MPI_Ialltoallv(pc->base, l.scount, l.gdispl, MPI_FLOAT, run->tmp, l.rcount, l.rdispl, MPI_FLOAT,
-                             s->comm1, &run->req[0]);
+        err = MPI_Ialltoallv(pc->base, l.scount, l.gdispl, MPI_FLOAT, run->tmp, l.rcount, l.rdispl, MPI_FLOAT, s->comm1,
+                             &run->req[0]);
         if (err != MPI_SUCCESS)
             return tsr_mpi_fail(s, err, "MPI_Ialltoallv", run->piece);
         run->step = 1;
@@ -106,7 +107,6 @@ int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run)
         s->a2a_next++;
         run->step = 2;
         return STEP_POSTED;
-    default:
-        return STEP_DONE;
+    default: return STEP_DONE;
     }
 }

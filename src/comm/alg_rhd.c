@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Recursive halving/doubling (rabenseifner) and recursive doubling (tree)
  * of one piece; their common order is in alg_select.c.
  *
@@ -41,10 +42,7 @@ static int virt(shape_t sh, int r)
     return r - sh.rem;
 }
 
-static int real_rank(shape_t sh, int w)
-{
-    return w < sh.rem ? 2 * w + 1 : w + sh.rem;
-}
+static int real_rank(shape_t sh, int w) { return w < sh.rem ? 2 * w + 1 : w + sh.rem; }
 
 /* The blocks [*lo, *hi) virtual rank v holds after `halvings` rounds. */
 static void range_after(shape_t sh, int v, int halvings, int *lo, int *hi)
@@ -60,15 +58,12 @@ static void range_after(shape_t sh, int v, int halvings, int *lo, int *hi)
     }
 }
 
-static size_t blk(shape_t sh, size_t m, int i)
-{
-    return (size_t)i * m / (size_t)sh.P2;
-}
+static size_t blk(shape_t sh, size_t m, int i) { return (size_t)i * m / (size_t)sh.P2; }
 
 /* A receive (rcount floats into rbuf, unless rbuf is NULL) and a send
  * (unless sbuf is NULL), both with peer. */
-static int post(mpi_state_t *s, mrun_t *run, float *rbuf, size_t rcount, const float *sbuf, size_t scount,
-                int peer, const char *what)
+static int post(mpi_state_t *s, mrun_t *run, float *rbuf, size_t rcount, const float *sbuf, size_t scount, int peer,
+                const char *what)
 {
     int tag = (int)(run->piece % TAG_MOD), err = MPI_SUCCESS;
     if (rbuf)
@@ -128,7 +123,7 @@ static int start(mpi_state_t *s, mrun_t *run, shape_t sh, int v, int rab, int k,
         if (!rab)
             return post(s, run, run->tmp, m, x, m, peer, "MPI_Irecv/MPI_Isend (tree)");
         int lo, hi, plo, phi;
-        range_after(sh, v, j + 1, &lo, &hi);          /* kept */
+        range_after(sh, v, j + 1, &lo, &hi);              /* kept */
         range_after(sh, v ^ (1 << j), j + 1, &plo, &phi); /* given up */
         size_t a = blk(sh, m, lo), b = blk(sh, m, plo);
         return post(s, run, run->tmp, blk(sh, m, hi) - a, x + b, blk(sh, m, phi) - b, peer,
@@ -163,12 +158,6 @@ static int rhd_step(mpi_state_t *s, mrun_t *run, int rab)
     }
 }
 
-int tsr_alg_rhd_step(mpi_state_t *s, mrun_t *run)
-{
-    return rhd_step(s, run, 1);
-}
+int tsr_alg_rhd_step(mpi_state_t *s, mrun_t *run) { return rhd_step(s, run, 1); }
 
-int tsr_alg_tree_step(mpi_state_t *s, mrun_t *run)
-{
-    return rhd_step(s, run, 0);
-}
+int tsr_alg_tree_step(mpi_state_t *s, mrun_t *run) { return rhd_step(s, run, 0); }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Ring allreduce of one piece (order in alg_select.c).
  *
  * The piece's m floats are cut into P slices, slice j = [j*m/P, (j+1)*m/P).
@@ -10,15 +11,9 @@
 #include "comm/mpi_internal.h"
 #include "tessera/error.h"
 
-static size_t slice_lo(size_t m, int P, int j)
-{
-    return (size_t)j * m / (size_t)P;
-}
+static size_t slice_lo(size_t m, int P, int j) { return (size_t)j * m / (size_t)P; }
 
-static int mod(int a, int P)
-{
-    return ((a % P) + P) % P;
-}
+static int mod(int a, int P) { return ((a % P) + P) % P; }
 
 int tsr_alg_ring_step(mpi_state_t *s, mrun_t *run)
 {
@@ -48,12 +43,10 @@ int tsr_alg_ring_step(mpi_state_t *s, mrun_t *run)
     }
     size_t slo = slice_lo(m, P, send_j), rlo = slice_lo(m, P, recv_j);
     int tag = (int)(run->piece % TAG_MOD);
-    int err = MPI_Irecv(recv_to, (int)(slice_lo(m, P, recv_j + 1) - rlo), MPI_FLOAT, left, tag, s->comm1,
-                        &run->req[0]);
+    int err = MPI_Irecv(recv_to, (int)(slice_lo(m, P, recv_j + 1) - rlo), MPI_FLOAT, left, tag, s->comm1, &run->req[0]);
     if (err != MPI_SUCCESS)
         return tsr_mpi_fail(s, err, "MPI_Irecv (ring)", run->piece);
-    err = MPI_Isend(x + slo, (int)(slice_lo(m, P, send_j + 1) - slo), MPI_FLOAT, right, tag, s->comm1,
-                    &run->req[1]);
+    err = MPI_Isend(x + slo, (int)(slice_lo(m, P, send_j + 1) - slo), MPI_FLOAT, right, tag, s->comm1, &run->req[1]);
     if (err != MPI_SUCCESS)
         return tsr_mpi_fail(s, err, "MPI_Isend (ring)", run->piece);
     run->step++;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "mpi" back-end's algorithms: names, what "auto" picks, piece sizes.
  *
  * Algorithms and their summation orders (x_r is rank r's input; every
@@ -51,10 +52,7 @@
 
 static const char *const names[TSR_ALG_COUNT] = {"auto", "ring", "rabenseifner", "tree", "alltoall"};
 
-const char *tsr_alg_name(int alg)
-{
-    return alg >= 0 && alg < TSR_ALG_COUNT ? names[alg] : "?";
-}
+const char *tsr_alg_name(int alg) { return alg >= 0 && alg < TSR_ALG_COUNT ? names[alg] : "?"; }
 
 int tsr_alg_resolve(int alg, int size)
 {
@@ -127,15 +125,10 @@ size_t tsr_alg_scratch(int alg, size_t m, int size)
     size_t P = (size_t)size;
     int pow2 = (size & (size - 1)) == 0;
     switch (alg) {
-    case TSR_ALG_RING:
-        return (m + P - 1) / P;
-    case TSR_ALG_RABENSEIFNER:
-        return pow2 ? (m + 1) / 2 : m; /* a folding rank receives the whole piece */
-    case TSR_ALG_TREE:
-        return m;
-    case TSR_ALG_ALLTOALL:
-        return (P - 1) * ((m + P - 1) / P);
-    default:
-        return 0;
+    case TSR_ALG_RING: return (m + P - 1) / P;
+    case TSR_ALG_RABENSEIFNER: return pow2 ? (m + 1) / 2 : m; /* a folding rank receives the whole piece */
+    case TSR_ALG_TREE: return m;
+    case TSR_ALG_ALLTOALL: return (P - 1) * ((m + P - 1) / P);
+    default: return 0;
     }
 }

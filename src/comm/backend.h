@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Internal interface between the comm engine (engine.c) and its back-ends,
  * in the style of Open MPI's components: each back-end is a constant struct
  * of function pointers; the engine picks one by name at create.
@@ -43,10 +44,10 @@ typedef struct comm_setup {
     size_t n;
     const comm_bucket_t *buckets;
     size_t nbuckets;
-    tsr_gpu_t *gpu; /* non-NULL: buf is device memory on this GPU, and every
+    tsr_gpu_t *gpu;          /* non-NULL: buf is device memory on this GPU, and every
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
-    int algorithm;  /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
+    int algorithm;           /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
     const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "mpi" back-end: a deterministic allreduce of each bucket, as
  * schedules of nonblocking point-to-point rounds (ring, rabenseifner,
  * tree) or, by name, the original MPI_Ialltoallv/MPI_Iallgatherv pair
@@ -51,8 +52,8 @@ int tsr_mpi_fail(const mpi_state_t *s, int err, const char *call, size_t piece)
         snprintf(text, sizeof text, "error code %d", err);
     if (piece < s->npieces && s->pc) {
         const mpiece_t *p = &s->pc[piece];
-        return tsr_error_set(TSR_EMPI, "comm: %s failed for bucket %zu (%zu floats, %s): %s", call, p->bucket,
-                             p->len, tsr_alg_name(p->alg), text);
+        return tsr_error_set(TSR_EMPI, "comm: %s failed for bucket %zu (%zu floats, %s): %s", call, p->bucket, p->len,
+                             tsr_alg_name(p->alg), text);
     }
     return tsr_error_set(TSR_EMPI, "comm: %s failed: %s", call, text);
 }
@@ -264,14 +265,10 @@ fail:
 static int step_of(mpi_state_t *s, mrun_t *run)
 {
     switch (s->pc[run->piece].alg) {
-    case TSR_ALG_RING:
-        return tsr_alg_ring_step(s, run);
-    case TSR_ALG_RABENSEIFNER:
-        return tsr_alg_rhd_step(s, run);
-    case TSR_ALG_TREE:
-        return tsr_alg_tree_step(s, run);
-    default:
-        return tsr_alg_alltoall_step(s, run);
+    case TSR_ALG_RING: return tsr_alg_ring_step(s, run);
+    case TSR_ALG_RABENSEIFNER: return tsr_alg_rhd_step(s, run);
+    case TSR_ALG_TREE: return tsr_alg_tree_step(s, run);
+    default: return tsr_alg_alltoall_step(s, run);
     }
 }
 
@@ -389,8 +386,7 @@ static int mpi_wait(void *state)
         if (err != MPI_SUCCESS)
             return tsr_mpi_fail(s, err, "MPI_Waitsome", s->finished);
         if (outcount == MPI_UNDEFINED)
-            return tsr_error_set(TSR_EINTERNAL, "comm: pieces %zu..%zu wait for nothing", s->finished,
-                                 s->launched);
+            return tsr_error_set(TSR_EINTERNAL, "comm: pieces %zu..%zu wait for nothing", s->finished, s->launched);
     }
     memset(s->done, 0, s->npieces);
     s->ready = s->launched = s->finished = s->a2a_next = s->bdone = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "nccl" back-end: gradients in GPU memory summed by ncclAllReduce.
  *
  * Overlap with backward without host waits: when bucket b is started, an
@@ -29,8 +30,8 @@ typedef struct nccl_state {
     ncclComm_t nc;
     MPI_Comm comm;
     tsr_gpu_t *gpu;
-    void *stream;  /* communication stream */
-    void **ready;  /* one event per bucket, on the compute stream */
+    void *stream; /* communication stream */
+    void **ready; /* one event per bucket, on the compute stream */
     float *buf;
     const comm_bucket_t *buckets;
     size_t nbuckets;
@@ -106,8 +107,10 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, s->comm);
     if (!all) {
         if (ok)
-            rc = tsr_error_set(TSR_EINTERNAL, "comm nccl: rank %d: another rank could not set up its stream, "
-                               "events or NCCL id", setup->rank);
+            rc = tsr_error_set(TSR_EINTERNAL,
+                               "comm nccl: rank %d: another rank could not set up its stream, "
+                               "events or NCCL id",
+                               setup->rank);
         goto fail;
     }
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, s->comm);
@@ -122,8 +125,10 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, s->comm);
     if (!all) {
         if (ok)
-            rc = tsr_error_set(TSR_EINTERNAL, "comm nccl: rank %d: another rank could not join the NCCL "
-                               "communicator", setup->rank);
+            rc = tsr_error_set(TSR_EINTERNAL,
+                               "comm nccl: rank %d: another rank could not join the NCCL "
+                               "communicator",
+                               setup->rank);
         goto fail;
     }
     *state = s;
@@ -207,8 +212,16 @@ static int none_start(void *state, size_t b)
     (void)b;
     return TSR_ENOTSUP;
 }
-static int none_progress(void *state) { (void)state; return TSR_ENOTSUP; }
-static int none_wait(void *state) { (void)state; return TSR_ENOTSUP; }
+static int none_progress(void *state)
+{
+    (void)state;
+    return TSR_ENOTSUP;
+}
+static int none_wait(void *state)
+{
+    (void)state;
+    return TSR_ENOTSUP;
+}
 
 const comm_backend_t tsr_comm_nccl_component = {
     .name = "nccl",

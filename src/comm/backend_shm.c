@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "shm" back-end: ranks on one node sum through an MPI-3 shared-memory
  * window; across nodes one leader per node runs the "mpi" back-end's
  * deterministic allreduce on its node's partial sums.
@@ -91,7 +92,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
 
 /* ---- environment hooks ------------------------------------------------- */
 
@@ -266,15 +266,9 @@ VEC_CLONES static void add_into(float *restrict acc, const float *restrict src, 
 
 /* ---- the phases of one chunk ------------------------------------------------ */
 
-static inline size_t slot_of(const shm_state_t *s, size_t k)
-{
-    return (size_t)((s->base + k) % s->slots);
-}
+static inline size_t slot_of(const shm_state_t *s, size_t k) { return (size_t)((s->base + k) % s->slots); }
 
-static inline float *seg(const shm_state_t *s, int q, size_t k)
-{
-    return s->ring[q] + slot_of(s, k) * s->chunk;
-}
+static inline float *seg(const shm_state_t *s, int q, size_t k) { return s->ring[q] + slot_of(s, k) * s->chunk; }
 
 static void copy_in(shm_state_t *s, size_t k)
 {
@@ -339,10 +333,7 @@ static void copy_out(shm_state_t *s, size_t k)
     }
 }
 
-static inline float *seg_b(const shm_state_t *s, size_t k)
-{
-    return s->ring_b + slot_of(s, k) * s->chunk;
-}
+static inline float *seg_b(const shm_state_t *s, size_t k) { return s->ring_b + slot_of(s, k) * s->chunk; }
 
 /* Every local rank's counter at offset has reached target (self included). */
 static int all_reached(const shm_state_t *s, size_t offset, uint64_t target)
@@ -363,10 +354,7 @@ static void publish(const shm_state_t *s, size_t offset, uint64_t value)
 
 #define OFF(field) offsetof(shm_ctrl_t, field)
 
-static int inner_fail(int rc)
-{
-    return tsr_error_prefix(rc, "comm: shm: between nodes: ");
-}
+static int inner_fail(int rc) { return tsr_error_prefix(rc, "comm: shm: between nodes: "); }
 
 /* Does every phase that needs no waiting, as long as any can be done.
  * Sets *moved when something was done. */
@@ -380,8 +368,7 @@ static int advance(shm_state_t *s, int *moved)
         if (L > 1) {
             /* copy-out of ring A: every rank on one node, only the leader
              * (the node's partial sums) across nodes */
-            if ((!s->hier || leader) && s->kout < s->kred &&
-                all_reached(s, OFF(reduced), s->base + s->kout + 1)) {
+            if ((!s->hier || leader) && s->kout < s->kred && all_reached(s, OFF(reduced), s->base + s->kout + 1)) {
                 copy_out(s, s->kout);
                 s->kout++;
                 publish(s, OFF(freed), s->base + s->kout);
@@ -546,8 +533,7 @@ static int shm_wait(void *state)
             else if (s->inner && s->kfin < s->kstart && tries >= SPIN_LIMIT + YIELD_LIMIT) {
                 comm_idle(s->idle);
                 sched_yield(); /* MPI progresses only when polled: never sleep */
-            }
-            else
+            } else
                 backoff(s, &tries);
         }
         if (!rc && s->inner) {

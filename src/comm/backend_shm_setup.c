@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "shm" back-end: creating the shared window, the node and leader
  * communicators and the inner "mpi" back-end; destroying them. The design
  * is described at the top of backend_shm.c. */
@@ -248,4 +249,3 @@ fail:
     tsr_shm_destroy(s);
     return rc;
 }
-

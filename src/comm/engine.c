@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The gradient reduction engine: bucket layout, which buckets have started
  * this step, timing, and the choice of back-end (see backend.h). */
 #include "tessera/comm.h"
@@ -43,9 +44,9 @@ struct tsr_comm {
     size_t bucket_elems;
     size_t nbuckets;
     comm_bucket_t *buckets;
-    size_t next;        /* buckets [0, next) have started this step */
-    int failed;         /* the TSR_* code of the first failed back-end call: the engine is unusable */
-    char why[512];      /* and its message */
+    size_t next;   /* buckets [0, next) have started this step */
+    int failed;    /* the TSR_* code of the first failed back-end call: the engine is unusable */
+    char why[512]; /* and its message */
     double wait_seconds;
     /* Time on the caller's thread inside ready_from this step (work the
      * back-end does inline, e.g. shm's copy-in), and for the last step. */
@@ -56,7 +57,7 @@ struct tsr_comm {
     tsr_gpu_t *gpu;
     float *dbuf, *host;
     int staged, alone;
-    comm_idle_t idle;   /* the back-ends' waits call it (tsr_comm_set_idle) */
+    comm_idle_t idle; /* the back-ends' waits call it (tsr_comm_set_idle) */
 };
 
 /* The highest-priority back-end for on_gpu buffers, or 0. Collective. */
@@ -115,15 +116,14 @@ static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const com
     return tsr_error_set(TSR_EINVAL, "comm: unknown backend '%s'; expected %s or auto", name, list);
 }
 
-int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes,
-                    tsr_comm_t **out)
+int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes, tsr_comm_t **out)
 {
     tsr_comm_options_t o = {.backend = backend, .bucket_bytes = bucket_bytes};
     return tsr_comm_create_opts(comm, &o, buf, n, out);
 }
 
-int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n,
-                        size_t bucket_bytes, tsr_comm_t **out)
+int tsr_comm_create_gpu(MPI_Comm comm, const char *backend, tsr_gpu_t *gpu, float *buf, size_t n, size_t bucket_bytes,
+                        tsr_comm_t **out)
 {
     tsr_comm_options_t o = {.backend = backend, .bucket_bytes = bucket_bytes, .gpu = gpu};
     return tsr_comm_create_opts(comm, &o, buf, n, out);
@@ -149,7 +149,8 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
     if (alg < 0)
         return tsr_error_set(TSR_EINVAL,
                              "comm: unknown allreduce algorithm '%s'; expected auto, ring, rabenseifner, tree or "
-                             "alltoall", opts->algorithm);
+                             "alltoall",
+                             opts->algorithm);
     const comm_backend_t *be = NULL;
     int staged = 0;
     rc = select_backend(comm, backend, gpu != NULL, &be, &staged);
@@ -179,8 +180,10 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
         MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
         if (!all) {
             if (ok)
-                rc = tsr_error_set(TSR_ENOMEM, "comm: rank %d: another rank could not allocate its host copy of the "
-                                   "gradients", rank);
+                rc = tsr_error_set(TSR_ENOMEM,
+                                   "comm: rank %d: another rank could not allocate its host copy of the "
+                                   "gradients",
+                                   rank);
             goto fail;
         }
         buf = c->host;
@@ -237,15 +240,9 @@ void tsr_comm_destroy(tsr_comm_t *c)
     free(c);
 }
 
-const char *tsr_comm_backend(const tsr_comm_t *c)
-{
-    return c ? c->be->name : NULL;
-}
+const char *tsr_comm_backend(const tsr_comm_t *c) { return c ? c->be->name : NULL; }
 
-int tsr_comm_staged(const tsr_comm_t *c)
-{
-    return c ? c->staged && !c->alone : 0;
-}
+int tsr_comm_staged(const tsr_comm_t *c) { return c ? c->staged && !c->alone : 0; }
 
 void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg)
 {
@@ -255,10 +252,7 @@ void tsr_comm_set_idle(tsr_comm_t *c, void (*fn)(void *arg), void *arg)
     c->idle.arg = arg;
 }
 
-size_t tsr_comm_nbuckets(const tsr_comm_t *c)
-{
-    return c ? c->nbuckets : 0;
-}
+size_t tsr_comm_nbuckets(const tsr_comm_t *c) { return c ? c->nbuckets : 0; }
 
 const char *tsr_comm_algorithm(const tsr_comm_t *c, size_t bucket)
 {
@@ -324,8 +318,7 @@ int tsr_comm_ready_from(tsr_comm_t *c, size_t offset)
     if (rc)
         return rc;
     if (offset > c->n)
-        return tsr_error_set(TSR_EINVAL, "comm: ready_from offset %zu is beyond the buffer's %zu floats", offset,
-                             c->n);
+        return tsr_error_set(TSR_EINVAL, "comm: ready_from offset %zu is beyond the buffer's %zu floats", offset, c->n);
     double t0 = MPI_Wtime();
     rc = start_from(c, offset);
     if (!rc && !c->alone) {
@@ -349,8 +342,7 @@ int tsr_comm_wait(tsr_comm_t *c)
         /* Queued on the GPU's stream, so the kernels that read the sums
          * (the optimizer) run after it; the host copy is not written
          * again before the next step's download, which waits for it. */
-        if (!rc && c->staged && c->n &&
-            (rc = tsr_gpu_upload(c->gpu, c->dbuf, c->host, c->n * sizeof(float))))
+        if (!rc && c->staged && c->n && (rc = tsr_gpu_upload(c->gpu, c->dbuf, c->host, c->n * sizeof(float))))
             tsr_error_prefix(rc, "comm: copying the sums back to the GPU for '%s': ", c->be->name);
         if (rc)
             fail(c, rc);
@@ -368,20 +360,11 @@ int tsr_comm_allreduce(tsr_comm_t *c)
     return rc ? rc : tsr_comm_wait(c);
 }
 
-double tsr_comm_last_wait_seconds(const tsr_comm_t *c)
-{
-    return c ? c->wait_seconds : 0.0;
-}
+double tsr_comm_last_wait_seconds(const tsr_comm_t *c) { return c ? c->wait_seconds : 0.0; }
 
-double tsr_comm_last_exposed_seconds(const tsr_comm_t *c)
-{
-    return c ? c->wait_seconds + c->last_inline_seconds : 0.0;
-}
+double tsr_comm_last_exposed_seconds(const tsr_comm_t *c) { return c ? c->wait_seconds + c->last_inline_seconds : 0.0; }
 
-double tsr_comm_reference_seconds(const tsr_comm_t *c)
-{
-    return c ? c->ref_seconds : 0.0;
-}
+double tsr_comm_reference_seconds(const tsr_comm_t *c) { return c ? c->ref_seconds : 0.0; }
 
 double tsr_comm_last_hidden_seconds(const tsr_comm_t *c)
 {

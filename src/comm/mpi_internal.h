@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "mpi" back-end's state and its allreduce algorithms (internal).
  *
  * backend_mpi.c cuts each engine bucket into pieces, launches them in order
@@ -16,8 +17,8 @@
 #include <stddef.h>
 
 enum {
-    WINDOW = 16,      /* pieces in flight per rank */
-    TAG_MOD = 16384,  /* tags are piece % TAG_MOD (MPI guarantees 32767) */
+    WINDOW = 16,           /* pieces in flight per rank */
+    TAG_MOD = 16384,       /* tags are piece % TAG_MOD (MPI guarantees 32767) */
     AUTO_ALLTOALL_MAX = 4, /* "auto" is alltoall up to this many ranks */
 };
 
@@ -50,31 +51,31 @@ typedef struct mpiece {
 /* A piece in flight: its schedule's position and requests. */
 typedef struct mrun {
     size_t piece;
-    int step;             /* the schedule's next round */
-    MPI_Request *req;     /* 2, in the state's request array */
-    float *tmp;           /* this slot's scratch */
-    int *ints;            /* this slot's alltoall counts (5 * size) */
+    int step;         /* the schedule's next round */
+    MPI_Request *req; /* 2, in the state's request array */
+    float *tmp;       /* this slot's scratch */
+    int *ints;        /* this slot's alltoall counts (5 * size) */
 } mrun_t;
 
 typedef struct mpi_state {
     MPI_Comm comm1, comm2; /* p2p and alltoall phase 1; alltoall phase 2 */
     int rank, size;
-    int alg;               /* the configured TSR_ALG_* (may be auto) */
+    int alg; /* the configured TSR_ALG_* (may be auto) */
     size_t nbuckets, npieces;
     mpiece_t *pc;
-    size_t *first;         /* bucket b's pieces are [first[b], first[b+1]) */
-    unsigned char *done;   /* per piece, this step */
+    size_t *first;       /* bucket b's pieces are [first[b], first[b+1]) */
+    unsigned char *done; /* per piece, this step */
     size_t nslots, slot_floats;
-    float *scratch;        /* nslots * slot_floats */
-    int *ints;             /* nslots * 5 * size (alltoall counts) */
-    MPI_Request *reqs;     /* 2 * nslots */
-    int *indices;          /* 2 * nslots, for MPI_Waitsome */
-    mrun_t *runs;          /* nslots: piece p runs in slot p % nslots */
-    size_t ready;          /* buckets [0, ready) were started by the engine */
-    size_t launched;       /* pieces [0, launched) have begun */
-    size_t finished;       /* pieces [0, finished) are done */
-    size_t bdone;          /* buckets [0, bdone) are done */
-    size_t a2a_next;       /* alltoall pieces start phase 2 in piece order */
+    float *scratch;              /* nslots * slot_floats */
+    int *ints;                   /* nslots * 5 * size (alltoall counts) */
+    MPI_Request *reqs;           /* 2 * nslots */
+    int *indices;                /* 2 * nslots, for MPI_Waitsome */
+    mrun_t *runs;                /* nslots: piece p runs in slot p % nslots */
+    size_t ready;                /* buckets [0, ready) were started by the engine */
+    size_t launched;             /* pieces [0, launched) have begun */
+    size_t finished;             /* pieces [0, finished) are done */
+    size_t bdone;                /* buckets [0, bdone) are done */
+    size_t a2a_next;             /* alltoall pieces start phase 2 in piece order */
     double sum_seconds_per_byte; /* SimGrid: modelled cost of a sum, per output byte */
     const comm_idle_t *idle;     /* called while wait polls (backend.h) */
 } mpi_state_t;
@@ -83,8 +84,8 @@ typedef struct mpi_state {
 enum { STEP_POSTED, STEP_BLOCKED, STEP_DONE };
 
 int tsr_alg_ring_step(mpi_state_t *s, mrun_t *run);
-int tsr_alg_rhd_step(mpi_state_t *s, mrun_t *run);      /* rabenseifner */
-int tsr_alg_tree_step(mpi_state_t *s, mrun_t *run);     /* recursive doubling */
+int tsr_alg_rhd_step(mpi_state_t *s, mrun_t *run);  /* rabenseifner */
+int tsr_alg_tree_step(mpi_state_t *s, mrun_t *run); /* recursive doubling */
 int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run);
 
 /* A failed MPI call of piece p as a TSR_EMPI message. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The "shm" back-end's state, shared by backend_shm.c (the per-step
  * phases) and backend_shm_setup.c (create and destroy). Internal. */
 #ifndef TSR_COMM_SHM_INTERNAL_H
@@ -10,12 +11,12 @@
 #include <stdint.h>
 
 enum {
-    SLOTS = 4,                       /* ring depth, in chunks */
-    ALIGN_FLOATS = 16,               /* slice boundaries: one 64-byte line */
-    CTRL_BYTES = 256,                /* counters + padding at each segment's start */
-    SPIN_LIMIT = 256,                /* rounds of 8 pauses (~30 us) before yielding */
-    YIELD_LIMIT = 64,                /* then sched_yield calls before sleeping */
-    SUM_BLOCK = 1024,                /* floats per block of the L > 2 sum */
+    SLOTS = 4,         /* ring depth, in chunks */
+    ALIGN_FLOATS = 16, /* slice boundaries: one 64-byte line */
+    CTRL_BYTES = 256,  /* counters + padding at each segment's start */
+    SPIN_LIMIT = 256,  /* rounds of 8 pauses (~30 us) before yielding */
+    YIELD_LIMIT = 64,  /* then sched_yield calls before sleeping */
+    SUM_BLOCK = 1024,  /* floats per block of the L > 2 sum */
 };
 /* 128 KiB: the ring (4 slots) is 512 KiB a rank, within a 1 MiB L2. On a
  * 2-core EPYC VM, 64 KiB..512 KiB chunks (and 2..8 slots) all ran 64 MiB
@@ -34,32 +35,32 @@ typedef struct shm_ctrl {
 
 typedef struct shm_state {
     int rank, size;
-    MPI_Comm node;            /* ranks of this (possibly fake) node */
-    MPI_Comm leaders;         /* local rank 0 of every node; hierarchical only */
+    MPI_Comm node;    /* ranks of this (possibly fake) node */
+    MPI_Comm leaders; /* local rank 0 of every node; hierarchical only */
     int lrank, lsize, nnodes;
-    int hier;                 /* nnodes > 1 */
+    int hier; /* nnodes > 1 */
     int barrier_mode;
-    int oversub;              /* the real node's ranks outnumber its cores */
+    int oversub; /* the real node's ranks outnumber its cores */
     MPI_Win win;
     int locked;
     float *buf;
     size_t n;
     const comm_bucket_t *buckets; /* the engine's, valid until destroy */
-    size_t chunk;             /* floats per chunk, a multiple of ALIGN_FLOATS */
-    size_t nch;               /* chunks in buf */
-    size_t slots;             /* ring depth in chunks: min(nch, SLOTS), 2 in barrier mode */
-    comm_bucket_t *chunks;    /* chunk k, from the end of buf */
-    shm_ctrl_t **ctrl;        /* [lsize] */
-    float **ring;             /* [lsize]: ring A segment of each local rank */
-    float *ring_b;            /* the leader's ring B (hierarchical, lsize > 1) */
+    size_t chunk;                 /* floats per chunk, a multiple of ALIGN_FLOATS */
+    size_t nch;                   /* chunks in buf */
+    size_t slots;                 /* ring depth in chunks: min(nch, SLOTS), 2 in barrier mode */
+    comm_bucket_t *chunks;        /* chunk k, from the end of buf */
+    shm_ctrl_t **ctrl;            /* [lsize] */
+    float **ring;                 /* [lsize]: ring A segment of each local rank */
+    float *ring_b;                /* the leader's ring B (hierarchical, lsize > 1) */
     const comm_backend_t *inner_be;
-    void *inner;              /* "mpi" back-end over leaders (leader only) */
-    uint64_t base;            /* chunks of all earlier steps */
-    size_t ready_lo;          /* buf[ready_lo..n) may be read this step */
-    size_t kin, kred, kout;   /* chunks [0, k) copied in, reduced, copied out */
-    size_t kstart;            /* leader: chunks started on the inner back-end */
-    size_t kfin;              /* hierarchical: chunks final in buf */
-    const comm_idle_t *idle;  /* called while waiting (the engine's) */
+    void *inner;             /* "mpi" back-end over leaders (leader only) */
+    uint64_t base;           /* chunks of all earlier steps */
+    size_t ready_lo;         /* buf[ready_lo..n) may be read this step */
+    size_t kin, kred, kout;  /* chunks [0, k) copied in, reduced, copied out */
+    size_t kstart;           /* leader: chunks started on the inner back-end */
+    size_t kfin;             /* hierarchical: chunks final in buf */
+    const comm_idle_t *idle; /* called while waiting (the engine's) */
 } shm_state_t;
 
 /* Helpers in backend_shm.c that set-up needs too. */

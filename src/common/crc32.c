@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CRC-32 (zlib's) by folding with carry-less multiplication: four 128-bit
  * lanes fold 64 bytes per round, then Barrett reduction to 32 bits, after
  * Gopal et al., "Fast CRC Computation for Generic Polynomials Using

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CRC-32 with zlib's polynomial and conventions: tsr_crc32(crc, p, n) gives
  * the same value as zlib's crc32(crc, p, n) (start from 0), so files keep
  * checksums that h5py's zlib.crc32 reproduces. Uses carry-less multiply

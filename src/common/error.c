@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Thread-local error message behind tsr_last_error(). */
 #include "tessera/error.h"
 #include "common/text.h"
@@ -18,10 +19,7 @@ static void make_printable(void)
     memcpy(msg, out, sizeof msg);
 }
 
-const char *tsr_last_error(void)
-{
-    return msg;
-}
+const char *tsr_last_error(void) { return msg; }
 
 int tsr_error_set(int code, const char *fmt, ...)
 {
@@ -47,10 +45,7 @@ int tsr_error_prefix(int code, const char *fmt, ...)
     return code;
 }
 
-void tsr_error_clear(void)
-{
-    msg[0] = '\0';
-}
+void tsr_error_clear(void) { msg[0] = '\0'; }
 
 const char *tsr_strerror(int code)
 {

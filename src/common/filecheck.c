@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What a path may be before tessera reads or replaces it (fileutil.h): the
  * one place every reader and writer asks, so a FIFO, a device node or one
  * of a command's own inputs is refused the same way everywhere. */
@@ -81,8 +82,8 @@ int tsr_file_check_output(const char *path, const char *const *inputs, int n)
         return tsr_error_set(TSR_EINVAL, "the output path is empty");
     int exists = stat(path, &out) == 0;
     if (exists && !S_ISREG(out.st_mode))
-        return tsr_error_set(TSR_EINVAL, "%s is %s, not a regular file; refusing to replace it with one",
-                             path, tsr_file_kind(out.st_mode));
+        return tsr_error_set(TSR_EINVAL, "%s is %s, not a regular file; refusing to replace it with one", path,
+                             tsr_file_kind(out.st_mode));
     char outc[2 * PATH_MAX], inc[2 * PATH_MAX];
     if (!exists)
         canonical(path, outc, sizeof outc);
@@ -99,8 +100,10 @@ int tsr_file_check_output(const char *path, const char *const *inputs, int n)
         } else
             same = 0;
         if (same)
-            return tsr_error_set(TSR_EINVAL, "%s is the same file as the input %s; refusing to overwrite an "
-                                 "input (choose another output path)", path, p);
+            return tsr_error_set(TSR_EINVAL,
+                                 "%s is the same file as the input %s; refusing to overwrite an "
+                                 "input (choose another output path)",
+                                 path, p);
     }
     return TSR_OK;
 }
@@ -116,7 +119,7 @@ int tsr_file_check_input(const char *path, const char *expected)
         return tsr_error_set(TSR_EIO, "%s: cannot open: %s", path, strerror(errno));
     }
     if (!S_ISREG(st.st_mode))
-        return tsr_error_set(TSR_EDATA, "%s is %s, not a regular file; expected %s", path,
-                             tsr_file_kind(st.st_mode), expected);
+        return tsr_error_set(TSR_EDATA, "%s is %s, not a regular file; expected %s", path, tsr_file_kind(st.st_mode),
+                             expected);
     return TSR_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #include "common/fileutil.h"
 #include "tessera/error.h"
 
@@ -66,8 +67,8 @@ int tsr_file_commit(const char *tmp, const char *path)
     /* A link that leads nowhere a path can name (a pipe, a deleted file
      * behind /proc/self/fd/N) cannot be replaced by a rename. */
     if (rc == TSR_OK && stat(path, &a) == 0 && (stat(target, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev))
-        rc = tsr_error_set(TSR_EINVAL, "%s: leads to a file without a name (%s); refusing to write there", path,
-                           target);
+        rc =
+            tsr_error_set(TSR_EINVAL, "%s: leads to a file without a name (%s); refusing to write there", path, target);
     if (rc) {
         unlink(tmp);
         return rc;
@@ -171,10 +172,7 @@ int tsr_file_write_atomic(const char *path, const void *buf, size_t len)
     return write_via_tmp(path, tsr_file_write_all, buf, len);
 }
 
-int tsr_file_copy_atomic(const char *from, const char *path)
-{
-    return write_via_tmp(path, fill_copy, from, 0);
-}
+int tsr_file_copy_atomic(const char *from, const char *path) { return write_via_tmp(path, fill_copy, from, 0); }
 
 int tsr_mkdir_p(const char *dir)
 {

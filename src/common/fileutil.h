@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Files tessera reads and writes. Writers: whole or not at all (a temporary
  * name beside the target, fsync, rename, fsync of the directory), never
  * over something that is not a regular file, never over one of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Room in a growable array: the doubling that every append loop needs. */
 #ifndef TSR_COMMON_GROW_H
 #define TSR_COMMON_GROW_H

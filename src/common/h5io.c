@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera's HDF5 files: attributes and datasets (h5io.h). */
 #include "common/h5io.h"
 

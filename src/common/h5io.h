@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera's HDF5 files, one layer for every module: scalar attributes read
  * and written, whole datasets written, new files created under a temporary
  * name. Every function takes the HDF5 lock itself (common/h5lock.h: one

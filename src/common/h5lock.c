@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The HDF5 lock (h5lock.h): recursive, so h5io's functions take it
  * themselves and may also be called by code that holds it. */
 #include "common/h5lock.h"
@@ -24,7 +25,4 @@ void tsr_h5_lock(void)
     pthread_mutex_lock(&h5_mutex);
 }
 
-void tsr_h5_unlock(void)
-{
-    pthread_mutex_unlock(&h5_mutex);
-}
+void tsr_h5_unlock(void) { pthread_mutex_unlock(&h5_mutex); }

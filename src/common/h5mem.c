@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #include "common/h5mem.h"
 #include "tessera/error.h"
 
@@ -49,10 +50,7 @@ static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
     return 0;
 }
 
-static void *udata_copy(void *udata)
-{
-    return udata;
-}
+static void *udata_copy(void *udata) { return udata; }
 
 static herr_t udata_free(void *udata)
 {
@@ -63,8 +61,8 @@ static herr_t udata_free(void *udata)
 static hid_t create(tsr_h5_image_t *img, size_t inc, size_t meta_block)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free,
-                                      udata_copy,   udata_free,   img};
+    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free, udata_copy,
+                                      udata_free,   img};
     img->len = img->mem = 0;
     if (fapl < 0 || H5Pset_fapl_core(fapl, inc, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
         (meta_block && H5Pset_meta_block_size(fapl, meta_block) < 0)) {
@@ -96,8 +94,7 @@ int tsr_h5_mem_finish(hid_t f, const char *path, tsr_h5_image_t *img)
     /* The end of allocated space (EOA), which H5Fget_file_image reports when
      * asked for no copy; the core driver's EOF is rounded up to its growth
      * step and the rest is padding. */
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 || (size = H5Fget_file_image(f, NULL, 0)) <= 0 ||
-        (size_t)size > img->cap) {
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 || (size = H5Fget_file_image(f, NULL, 0)) <= 0 || (size_t)size > img->cap) {
         H5Fclose(f);
         return tsr_error_set(TSR_EIO, "%s: building the HDF5 image in memory failed", path);
     }

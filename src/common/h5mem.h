@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* HDF5 files built in memory (core driver, no backing store) and written
  * to disk by tessera itself: HDF5 never sees a failing write (which can
  * leave its library state broken), and a full or read-only disk becomes one
@@ -15,9 +16,9 @@
 
 typedef struct tsr_h5_image {
     unsigned char *buf;
-    size_t cap;   /* bytes allocated */
-    size_t len;   /* bytes of the finished file */
-    size_t mem;   /* bytes the core driver holds: buf[0..mem) is what HDF5 wrote, zeros elsewhere */
+    size_t cap; /* bytes allocated */
+    size_t len; /* bytes of the finished file */
+    size_t mem; /* bytes the core driver holds: buf[0..mem) is what HDF5 wrote, zeros elsewhere */
 } tsr_h5_image_t;
 
 /* A new empty in-memory file whose image grows in img, or -1. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Rank-prefixed log lines. */
 #include "tessera/log.h"
 
@@ -15,15 +16,9 @@ void tsr_log_set_rank(int rank, int size)
     log_size = size;
 }
 
-void tsr_log_set_level(int level)
-{
-    log_level = level;
-}
+void tsr_log_set_level(int level) { log_level = level; }
 
-void tsr_log_set_all_ranks(int on)
-{
-    log_all = on;
-}
+void tsr_log_set_all_ranks(int on) { log_all = on; }
 
 void tsr_vlog(int level, const char *fmt, va_list ap)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* xoshiro256** seeded through splitmix64 (Blackman and Vigna). */
 #include "tessera/rng.h"
 
@@ -9,10 +10,7 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void tsr_rng_seed(tsr_rng_t *r, uint64_t seed, uint64_t stream)
 {
@@ -35,10 +33,7 @@ uint64_t tsr_rng_next(tsr_rng_t *r)
     return result;
 }
 
-double tsr_rng_uniform(tsr_rng_t *r)
-{
-    return (double)(tsr_rng_next(r) >> 11) * 0x1.0p-53;
-}
+double tsr_rng_uniform(tsr_rng_t *r) { return (double)(tsr_rng_next(r) >> 11) * 0x1.0p-53; }
 
 uint64_t tsr_rng_below(tsr_rng_t *r, uint64_t n)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Text from outside (files, paths, requests) made safe to show. */
 #ifndef TSR_COMMON_TEXT_H
 #define TSR_COMMON_TEXT_H

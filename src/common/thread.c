@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The stop-and-join every module with a worker thread ends with. */
 #include "common/thread.h"
 

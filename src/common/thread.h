@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Stopping a worker thread (internal). */
 #ifndef TSR_COMMON_THREAD_H
 #define TSR_COMMON_THREAD_H

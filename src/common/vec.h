@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A loop shape GCC vectorises at -O2 (internal). */
 #ifndef TSR_COMMON_VEC_H
 #define TSR_COMMON_VEC_H
@@ -8,16 +9,16 @@
  * plain loop stays scalar (and, for the ReLU, branches on every element's
  * sign); the fixed-length inner loop is vectorised. Every element sees the
  * same operations in the same order, so results are unchanged. */
-#define EACH8(i, n, body)                                                                                      \
-    do {                                                                                                       \
-        size_t i##_blk = 0, i##_n = (n);                                                                       \
-        for (; i##_blk + 8 <= i##_n; i##_blk += 8)                                                             \
-            for (size_t i = i##_blk; i < i##_blk + 8; i++) {                                                   \
-                body;                                                                                          \
-            }                                                                                                  \
-        for (size_t i = i##_blk; i < i##_n; i++) {                                                             \
-            body;                                                                                              \
-        }                                                                                                      \
+#define EACH8(i, n, body)                                                                                              \
+    do {                                                                                                               \
+        size_t i##_blk = 0, i##_n = (n);                                                                               \
+        for (; i##_blk + 8 <= i##_n; i##_blk += 8)                                                                     \
+            for (size_t i = i##_blk; i < i##_blk + 8; i++) {                                                           \
+                body;                                                                                                  \
+            }                                                                                                          \
+        for (size_t i = i##_blk; i < i##_n; i++) {                                                                     \
+            body;                                                                                                      \
+        }                                                                                                              \
     } while (0)
 
 /* Hot element-wise kernels: compiled twice, for AVX2 and for the baseline,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CPU kernels: GEMM through OpenBLAS's CBLAS, element-wise loops the
  * compiler vectorises. */
 #include "tessera/compute.h"
@@ -7,21 +8,20 @@
 #include <math.h>
 #include <string.h>
 
-
 void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                       const float *b, float beta, float *c)
 {
     int lda = trans_a ? (int)m : (int)k;
     int ldb = trans_b ? (int)k : (int)n;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
-                (int)n, (int)k, alpha, a, lda, b, ldb, beta, c, (int)n);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)k, alpha, a, lda, b, ldb, beta, c, (int)n);
 }
 
 void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                          size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
-                (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 TSR_HOT void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
@@ -44,9 +44,7 @@ TSR_HOT void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t
 TSR_HOT void tsr_compute_act(tsr_act_t act, float *y, size_t len)
 {
     switch (act) {
-    case TSR_ACT_RELU:
-        EACH8(i, len, y[i] = y[i] > 0.0f ? y[i] : 0.0f);
-        break;
+    case TSR_ACT_RELU: EACH8(i, len, y[i] = y[i] > 0.0f ? y[i] : 0.0f); break;
     case TSR_ACT_TANH:
         for (size_t i = 0; i < len; i++)
             y[i] = tanhf(y[i]);
@@ -63,25 +61,17 @@ TSR_HOT void tsr_compute_act(tsr_act_t act, float *y, size_t len)
         for (size_t i = 0; i < len; i++)
             y[i] = y[i] / (1.0f + expf(-y[i]));
         break;
-    case TSR_ACT_NONE:
-        break;
+    case TSR_ACT_NONE: break;
     }
 }
 
 TSR_HOT void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, float *restrict dy, size_t len)
 {
     switch (act) {
-    case TSR_ACT_RELU:
-        EACH8(i, len, dy[i] = y[i] > 0.0f ? dy[i] : 0.0f);
-        break;
-    case TSR_ACT_TANH:
-        EACH8(i, len, dy[i] *= 1.0f - y[i] * y[i]);
-        break;
-    case TSR_ACT_SIGMOID:
-        EACH8(i, len, dy[i] *= y[i] * (1.0f - y[i]));
-        break;
-    default: /* gelu and silu take their derivative from x: tsr_compute_act_x_backward */
-        break;
+    case TSR_ACT_RELU: EACH8(i, len, dy[i] = y[i] > 0.0f ? dy[i] : 0.0f); break;
+    case TSR_ACT_TANH: EACH8(i, len, dy[i] *= 1.0f - y[i] * y[i]); break;
+    case TSR_ACT_SIGMOID: EACH8(i, len, dy[i] *= y[i] * (1.0f - y[i])); break;
+    default: /* gelu and silu take their derivative from x: tsr_compute_act_x_backward */ break;
     }
 }
 
@@ -92,12 +82,13 @@ TSR_HOT void tsr_compute_bias_act(float *restrict y, const float *restrict bias,
         if (bias) {
             switch (act) {
             case TSR_ACT_RELU: {
-                EACH8(j, n, { float v = row[j] + bias[j]; row[j] = v > 0.0f ? v : 0.0f; });
+                EACH8(j, n, {
+                    float v = row[j] + bias[j];
+                    row[j] = v > 0.0f ? v : 0.0f;
+                });
                 break;
             }
-            case TSR_ACT_NONE:
-                EACH8(j, n, row[j] += bias[j]);
-                break;
+            case TSR_ACT_NONE: EACH8(j, n, row[j] += bias[j]); break;
             default:
                 EACH8(j, n, row[j] += bias[j]);
                 tsr_compute_act(act, row, n);
@@ -109,8 +100,8 @@ TSR_HOT void tsr_compute_bias_act(float *restrict y, const float *restrict bias,
     }
 }
 
-TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, float *restrict dy, size_t rows, size_t n,
-                               float *restrict db)
+TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, float *restrict dy, size_t rows,
+                                       size_t n, float *restrict db)
 {
     if (db)
         memset(db, 0, n * sizeof *db);
@@ -140,8 +131,8 @@ void tsr_compute_act_x(tsr_act_t act, const float *restrict x, float *restrict y
     }
 }
 
-void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const float *restrict dy,
-                                float *restrict dx, size_t len)
+void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const float *restrict dy, float *restrict dx,
+                                size_t len)
 {
     switch (act) {
     case TSR_ACT_GELU:
@@ -157,9 +148,7 @@ void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const fl
             dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
         }
         break;
-    case TSR_ACT_RELU:
-        EACH8(i, len, dx[i] = x[i] > 0.0f ? dy[i] : 0.0f);
-        break;
+    case TSR_ACT_RELU: EACH8(i, len, dx[i] = x[i] > 0.0f ? dy[i] : 0.0f); break;
     case TSR_ACT_TANH:
         for (size_t i = 0; i < len; i++) {
             float t = tanhf(x[i]);
@@ -172,9 +161,7 @@ void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const fl
             dx[i] = dy[i] * s * (1.0f - s);
         }
         break;
-    case TSR_ACT_NONE:
-        memcpy(dx, dy, len * sizeof *dx);
-        break;
+    case TSR_ACT_NONE: memcpy(dx, dy, len * sizeof *dx); break;
     }
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Convolution lowering and pooling on channels-last (NHWC) tensors. im2col
  * copies whole channel runs (memcpy of cg floats per kernel tap), so the
  * GEMM that follows sees one row per output pixel. */
@@ -71,7 +72,10 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                 int32_t *restrict ao = argmax + o;
                 size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
                 const float *restrict x0 = xs + first;
-                EACH8(c, C, { yo[c] = x0[c]; ao[c] = (int32_t)(first + c); });
+                EACH8(c, C, {
+                    yo[c] = x0[c];
+                    ao[c] = (int32_t)(first + c);
+                });
                 for (int kh = 0; kh < g->k; kh++)
                     for (int kw = 0; kw < g->k; kw++) {
                         size_t off = ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
@@ -88,7 +92,7 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
 }
 
 TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
-                                  float *dx)
+                                          float *dx)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     const size_t out_sample = (size_t)g->oh * (size_t)g->ow * C;
@@ -163,7 +167,8 @@ TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_c
     }
 }
 
-TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum, double *sumsq)
+TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum,
+                                 double *sumsq)
 {
     memset(sum, 0, n * sizeof *sum);
     if (sumsq)
@@ -173,7 +178,10 @@ TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
         EACH8(j, n, sum[j] += (double)xr[j]);
         if (sumsq) {
             if (center)
-                EACH8(j, n, { double d = (double)xr[j] - center[j]; sumsq[j] += d * d; });
+                EACH8(j, n, {
+                    double d = (double)xr[j] - center[j];
+                    sumsq[j] += d * d;
+                });
             else
                 EACH8(j, n, sumsq[j] += (double)xr[j] * (double)xr[j]);
         }
@@ -181,7 +189,7 @@ TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
 }
 
 TSR_HOT void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
-                             const float *shift, float *y)
+                                     const float *shift, float *y)
 {
     for (size_t r = 0; r < rows; r++) {
         const float *restrict xr = x + r * n;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The GPU layer in a build without CUDA: every tsr_gpu_* call fails with
  * TSR_ENOTSUP and tsr_gpu_count() is 0, so callers need no #ifdef. With
  * CUDA the real functions in src/compute/cuda/ are built instead and this
@@ -8,10 +9,7 @@
 
 #define NOCUDA "built without CUDA (configure with TESSERA_WITH_CUDA=ON and the CUDA Toolkit)"
 
-static int nocuda(const char *fn)
-{
-    return tsr_error_set(TSR_ENOTSUP, "%s: " NOCUDA, fn);
-}
+static int nocuda(const char *fn) { return tsr_error_set(TSR_ENOTSUP, "%s: " NOCUDA, fn); }
 
 int tsr_gpu_count(void)
 {
@@ -32,24 +30,13 @@ int tsr_gpu_create(int dev, tsr_gpu_t **out)
     return nocuda("tsr_gpu_create");
 }
 
-void tsr_gpu_destroy(tsr_gpu_t *g)
-{
-}
+void tsr_gpu_destroy(tsr_gpu_t *g) {}
 
-int tsr_gpu_device(const tsr_gpu_t *g)
-{
-    return -1;
-}
+int tsr_gpu_device(const tsr_gpu_t *g) { return -1; }
 
-const char *tsr_gpu_name(const tsr_gpu_t *g)
-{
-    return "";
-}
+const char *tsr_gpu_name(const tsr_gpu_t *g) { return ""; }
 
-void *tsr_gpu_stream(tsr_gpu_t *g)
-{
-    return NULL;
-}
+void *tsr_gpu_stream(tsr_gpu_t *g) { return NULL; }
 
 int tsr_gpu_alloc(tsr_gpu_t *g, size_t bytes, void **dptr)
 {
@@ -57,9 +44,7 @@ int tsr_gpu_alloc(tsr_gpu_t *g, size_t bytes, void **dptr)
     return nocuda("tsr_gpu_alloc");
 }
 
-void tsr_gpu_free(tsr_gpu_t *g, void *dptr)
-{
-}
+void tsr_gpu_free(tsr_gpu_t *g, void *dptr) {}
 
 int tsr_gpu_host_alloc(size_t bytes, void **ptr)
 {
@@ -67,29 +52,15 @@ int tsr_gpu_host_alloc(size_t bytes, void **ptr)
     return nocuda("tsr_gpu_host_alloc");
 }
 
-void tsr_gpu_host_free(void *ptr)
-{
-}
+void tsr_gpu_host_free(void *ptr) {}
 
-int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t bytes)
-{
-    return nocuda("tsr_gpu_upload");
-}
+int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t bytes) { return nocuda("tsr_gpu_upload"); }
 
-int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes)
-{
-    return nocuda("tsr_gpu_download");
-}
+int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes) { return nocuda("tsr_gpu_download"); }
 
-int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes)
-{
-    return nocuda("tsr_gpu_memset0");
-}
+int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes) { return nocuda("tsr_gpu_memset0"); }
 
-int tsr_gpu_sync(tsr_gpu_t *g)
-{
-    return nocuda("tsr_gpu_sync");
-}
+int tsr_gpu_sync(tsr_gpu_t *g) { return nocuda("tsr_gpu_sync"); }
 
 int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream)
 {
@@ -97,14 +68,9 @@ int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream)
     return nocuda("tsr_gpu_stream_create");
 }
 
-void tsr_gpu_stream_destroy(void *stream)
-{
-}
+void tsr_gpu_stream_destroy(void *stream) {}
 
-int tsr_gpu_stream_sync(void *stream)
-{
-    return nocuda("tsr_gpu_stream_sync");
-}
+int tsr_gpu_stream_sync(void *stream) { return nocuda("tsr_gpu_stream_sync"); }
 
 int tsr_gpu_stream_done(void *stream)
 {
@@ -118,24 +84,13 @@ int tsr_gpu_event_create(void **event)
     return nocuda("tsr_gpu_event_create");
 }
 
-void tsr_gpu_event_destroy(void *event)
-{
-}
+void tsr_gpu_event_destroy(void *event) {}
 
-int tsr_gpu_event_record(void *event, void *stream)
-{
-    return nocuda("tsr_gpu_event_record");
-}
+int tsr_gpu_event_record(void *event, void *stream) { return nocuda("tsr_gpu_event_record"); }
 
-int tsr_gpu_stream_wait_event(void *stream, void *event)
-{
-    return nocuda("tsr_gpu_stream_wait_event");
-}
+int tsr_gpu_stream_wait_event(void *stream, void *event) { return nocuda("tsr_gpu_stream_wait_event"); }
 
-int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms)
-{
-    return nocuda("tsr_gpu_event_elapsed_ms");
-}
+int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms) { return nocuda("tsr_gpu_event_elapsed_ms"); }
 
 int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
                  const float *db, float beta, float *dc)
@@ -153,10 +108,7 @@ int tsr_gpu_bias_grad(tsr_gpu_t *g, const float *ddy, size_t rows, size_t n, flo
     return nocuda("tsr_gpu_bias_grad");
 }
 
-int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len)
-{
-    return nocuda("tsr_gpu_act");
-}
+int tsr_gpu_act(tsr_gpu_t *g, tsr_act_t act, float *dy, size_t len) { return nocuda("tsr_gpu_act"); }
 
 int tsr_gpu_act_backward(tsr_gpu_t *g, tsr_act_t act, const float *dy_out, float *ddy, size_t len)
 {
@@ -191,10 +143,7 @@ int tsr_gpu_mse_eval(tsr_gpu_t *g, const float *dout, const float *dtargets, siz
     return nocuda("tsr_gpu_mse_eval");
 }
 
-int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq)
-{
-    return nocuda("tsr_gpu_sumsq");
-}
+int tsr_gpu_sumsq(tsr_gpu_t *g, const float *dx, size_t n, double *dsumsq) { return nocuda("tsr_gpu_sumsq"); }
 
 int tsr_gpu_clip(tsr_gpu_t *g, float *dx, size_t n, const double *dsumsq, double clip)
 {
@@ -225,8 +174,8 @@ int tsr_gpu_lion(tsr_gpu_t *g, float *dp, const float *dg, float *dm, size_t n, 
     return nocuda("tsr_gpu_lion");
 }
 
-int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n,
-                    float lr, float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard)
+int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n, float lr,
+                    float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard)
 {
     return nocuda("tsr_gpu_rmsprop");
 }

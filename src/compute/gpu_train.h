@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The GPU kernels of training's loss and optimizer steps (internal: for
  * src/model and src/optim, not installed). The same conventions as the
  * public tsr_gpu_* calls in tessera/compute.h: asynchronous on the handle's
@@ -48,8 +49,8 @@ int tsr_gpu_sgd(tsr_gpu_t *g, float *dp, const float *dg, float *dv, size_t n, f
                 int nesterov, int first, const tsr_gpu_guard_t *guard);
 /* AdamW: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
  * p = p*decay - step*m / (sqrt(v)/bc2s + eps). */
-int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step,
-                  float decay, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard);
+int tsr_gpu_adamw(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
+                  float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard);
 /* The same with gi = g + l2*p in place of g (Adam's coupled L2: decay 1). */
 int tsr_gpu_adam(tsr_gpu_t *g, float *dp, const float *dg, float *dm, float *dv, size_t n, float step, float decay,
                  float l2, float b1, float b2, float eps, float bc2s, const tsr_gpu_guard_t *guard);
@@ -61,8 +62,8 @@ int tsr_gpu_lion(tsr_gpu_t *g, float *dp, const float *dg, float *dm, size_t n, 
  * NULL): mean = a*mean + (1-a)*gi, d = sqrt(sq - mean^2) + eps, else
  * sqrt(sq) + eps; with dbuf: buf = mu*buf + gi/d, p -= lr*buf; else
  * p -= lr*(gi/d). */
-int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n,
-                    float lr, float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard);
+int tsr_gpu_rmsprop(tsr_gpu_t *g, float *dp, const float *dg, float *dsq, float *dmean, float *dbuf, size_t n, float lr,
+                    float alpha, float eps, float wd, float mu, const tsr_gpu_guard_t *guard);
 /* LARS on one tensor: trust = eta*|p|/(|g| + wd*|p| + eps) in double from
  * dnorm2 (device doubles |p|^2, |g|^2), 1 where either is 0 or dnorm2 is
  * NULL; d = (g + wd*p)*trust; dv NULL: p -= lr*d; else v = first ? d :
@@ -77,7 +78,6 @@ int tsr_gpu_lamb_moments(tsr_gpu_t *g, const float *dp, const float *dg, float *
                          float b1, float b2, float eps, float bc1, float bc2s, float wd, const tsr_gpu_guard_t *guard);
 int tsr_gpu_lamb_apply(tsr_gpu_t *g, float *dp, const float *du, size_t n, float lr, const double *dnorm2,
                        const tsr_gpu_guard_t *guard);
-
 
 #ifdef __cplusplus
 }

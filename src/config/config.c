@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* INI loading through inih, checked against the schema. */
 #include "tessera/config.h"
 #include "tessera/error.h"
@@ -25,10 +26,7 @@ struct tsr_config {
     char file[4096];
 };
 
-static int key_index(const tsr_key_t *k)
-{
-    return (int)(k - tsr_schema);
-}
+static int key_index(const tsr_key_t *k) { return (int)(k - tsr_schema); }
 
 int tsr_config_create(tsr_config_t **out)
 {
@@ -122,8 +120,7 @@ static int check_value(const tsr_key_t *k, const char *v, const char *where)
     int b;
     char buf[256];
     switch (k->type) {
-    case TSR_T_STR:
-        return TSR_OK;
+    case TSR_T_STR: return TSR_OK;
     case TSR_T_INT:
         if (parse_long(v, &l) || l < k->min || l > k->max)
             return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected an integer from %ld to %ld", where,
@@ -134,22 +131,21 @@ static int check_value(const tsr_key_t *k, const char *v, const char *where)
         errno = 0;
         double d = strtod(v, &end);
         if (errno || end == v || *end || !isfinite(d) || d < 0)
-            return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected a finite number >= 0", where,
-                                 k->section, k->key, v);
+            return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected a finite number >= 0", where, k->section,
+                                 k->key, v);
         return TSR_OK;
     }
     case TSR_T_BOOL:
         if (parse_bool(v, &b))
-            return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected true or false", where, k->section,
-                                 k->key, v);
+            return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected true or false", where, k->section, k->key,
+                                 v);
         return TSR_OK;
     case TSR_T_ENUM:
         for (int i = 0; k->choices[i]; i++)
             if (strcmp(v, k->choices[i]) == 0)
                 return TSR_OK;
         choices_text(k, buf, sizeof buf);
-        return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected one of %s", where, k->section, k->key, v,
-                             buf);
+        return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': expected one of %s", where, k->section, k->key, v, buf);
     case TSR_T_INTS: {
         /* Empty means "none" (e.g. no hidden layers); an empty item is a typo. */
         const char *p = v;
@@ -162,9 +158,10 @@ static int check_value(const tsr_key_t *k, const char *v, const char *where)
             while (isspace((unsigned char)*t))
                 t++;
             if (!*t)
-                return tsr_error_set(TSR_EINVAL, "%s: [%s] %s = '%s': item %d is empty; expected comma-separated "
-                                     "integers from %ld to %ld, none empty", where, k->section, k->key, v, n + 1,
-                                     k->min, k->max);
+                return tsr_error_set(TSR_EINVAL,
+                                     "%s: [%s] %s = '%s': item %d is empty; expected comma-separated "
+                                     "integers from %ld to %ld, none empty",
+                                     where, k->section, k->key, v, n + 1, k->min, k->max);
             if (len >= sizeof item || parse_long(t, &l) || l < k->min || l > k->max || n >= 32)
                 return tsr_error_set(TSR_EINVAL,
                                      "%s: [%s] %s = '%s': expected up to 32 comma-separated integers from %ld to %ld",
@@ -190,8 +187,7 @@ static int store(tsr_config_t *c, const char *section, const char *key, const ch
     }
     if (!k) {
         nearest(section, key, near, sizeof near);
-        return tsr_error_set(TSR_EINVAL, "%s: unknown key '%s' in [%s]; did you mean %s?", where, key, section,
-                             near);
+        return tsr_error_set(TSR_EINVAL, "%s: unknown key '%s' in [%s]; did you mean %s?", where, key, section, near);
     }
     int rc = check_value(k, value, where);
     if (rc)
@@ -400,15 +396,9 @@ int tsr_config_changed(const tsr_config_t *c, const char *section, const char *k
     return count;
 }
 
-const char *tsr_config_file(const tsr_config_t *c)
-{
-    return c->file;
-}
+const char *tsr_config_file(const tsr_config_t *c) { return c->file; }
 
-const char *tsr_config_dir(const tsr_config_t *c)
-{
-    return c->dir;
-}
+const char *tsr_config_dir(const tsr_config_t *c) { return c->dir; }
 
 char *tsr_config_dump(const tsr_config_t *c)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The configuration schema (internal to the config module and its tests). */
 #ifndef TSR_CONFIG_SCHEMA_H
 #define TSR_CONFIG_SCHEMA_H
@@ -9,8 +10,8 @@ typedef struct tsr_key {
     const char *key;
     tsr_type_t type;
     const char *def;
-    long min, max;               /* TSR_T_INT, TSR_T_INTS */
-    const char *const *choices;  /* TSR_T_ENUM */
+    long min, max;              /* TSR_T_INT, TSR_T_INTS */
+    const char *const *choices; /* TSR_T_ENUM */
     const char *help;
 } tsr_key_t;
 

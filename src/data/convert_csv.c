@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CSV (plain or gzip) -> tessera dataset: numeric columns, one of them an
  * integer class label; an optional header row; a seeded test split. */
 #include "tessera/data.h"
@@ -177,8 +178,8 @@ static int parse_row(table_t *t, const char *path, const char *line, size_t line
         if (!e)
             e = s + strlen(s);
         if (col >= ncols)
-            return tsr_error_set(TSR_EDATA, "%s: line %zu has %zu columns; expected %zu like the first data line",
-                                 path, lineno, count_cells(line), ncols);
+            return tsr_error_set(TSR_EDATA, "%s: line %zu has %zu columns; expected %zu like the first data line", path,
+                                 lineno, count_cells(line), ncols);
         const char *a = s, *b = e;
         trim(&a, &b);
         double v;
@@ -186,19 +187,24 @@ static int parse_row(table_t *t, const char *path, const char *line, size_t line
             return tsr_error_set(TSR_EDATA, "%s: line %zu, column %zu (counting from 1) is empty; expected a number",
                                  path, lineno, col + 1);
         if (parse_num(a, b, &v) != 0)
-            return tsr_error_set(TSR_EDATA, "%s: line %zu, column %zu (counting from 1): \"%.*s\" is not a finite "
-                                 "number", path, lineno, col + 1, (int)(b - a > 40 ? 40 : b - a), a);
+            return tsr_error_set(TSR_EDATA,
+                                 "%s: line %zu, column %zu (counting from 1): \"%.*s\" is not a finite "
+                                 "number",
+                                 path, lineno, col + 1, (int)(b - a > 40 ? 40 : b - a), a);
         if (col == lcol) {
             if (v < 0 || v != floor(v) || v > INT32_MAX)
-                return tsr_error_set(TSR_EDATA, "%s: line %zu, column %zu (counting from 1): label \"%.*s\" is not "
-                                     "a non-negative integer; class labels must be 0, 1, 2, ...", path, lineno,
-                                     col + 1, (int)(b - a > 40 ? 40 : b - a), a);
+                return tsr_error_set(TSR_EDATA,
+                                     "%s: line %zu, column %zu (counting from 1): label \"%.*s\" is not "
+                                     "a non-negative integer; class labels must be 0, 1, 2, ...",
+                                     path, lineno, col + 1, (int)(b - a > 40 ? 40 : b - a), a);
             t->y[t->rows] = (int32_t)v;
         } else {
             double sv = v * scale;
             if (!isfinite((float)sv))
-                return tsr_error_set(TSR_EDATA, "%s: line %zu, column %zu (counting from 1): %g is out of float "
-                                     "range", path, lineno, col + 1, sv);
+                return tsr_error_set(TSR_EDATA,
+                                     "%s: line %zu, column %zu (counting from 1): %g is out of float "
+                                     "range",
+                                     path, lineno, col + 1, sv);
             xr[xi++] = (float)sv;
         }
         col++;
@@ -246,8 +252,8 @@ static int write_split(hid_t f, const char *xn, const char *yn, const float *x, 
     return rc;
 }
 
-int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col, double test_fraction,
-                                uint64_t seed, double scale)
+int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col, double test_fraction, uint64_t seed,
+                                double scale)
 {
     if (!csv || !csv[0] || !out || !out[0])
         return tsr_error_set(TSR_EINVAL, "data convert: input and output files must be given");
@@ -290,13 +296,17 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
             first = 0;
             ncols = count_cells(lr.buf);
             if (ncols < 2) {
-                rc = tsr_error_set(TSR_EDATA, "%s: line %zu has %zu column; expected features and a label separated "
-                                   "by commas", csv, lr.lineno, ncols);
+                rc = tsr_error_set(TSR_EDATA,
+                                   "%s: line %zu has %zu column; expected features and a label separated "
+                                   "by commas",
+                                   csv, lr.lineno, ncols);
                 goto done;
             }
             if (label_col >= 0 && (size_t)label_col >= ncols) {
-                rc = tsr_error_set(TSR_EINVAL, "%s: label column %d does not exist; the file has %zu columns "
-                                   "(0..%zu)", csv, label_col, ncols, ncols - 1);
+                rc = tsr_error_set(TSR_EINVAL,
+                                   "%s: label column %d does not exist; the file has %zu columns "
+                                   "(0..%zu)",
+                                   csv, label_col, ncols, ncols - 1);
                 goto done;
             }
             lcol = label_col < 0 ? ncols - 1 : (size_t)label_col;
@@ -315,8 +325,8 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         goto done;
     }
     if (t.rows > UINT32_MAX) {
-        rc = tsr_error_set(TSR_EDATA, "%s: %zu rows; at most %lu are supported", csv, t.rows,
-                           (unsigned long)UINT32_MAX);
+        rc =
+            tsr_error_set(TSR_EDATA, "%s: %zu rows; at most %lu are supported", csv, t.rows, (unsigned long)UINT32_MAX);
         goto done;
     }
 
@@ -326,8 +336,10 @@ int tsr_data_convert_csv_scaled(const char *csv, const char *out, int label_col,
         if (nte == 0)
             nte = 1;
         if (nte >= n) {
-            rc = tsr_error_set(TSR_EDATA, "%s: %zu rows are too few for a test fraction of %g (no training rows "
-                               "would remain)", csv, n, test_fraction);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: %zu rows are too few for a test fraction of %g (no training rows "
+                               "would remain)",
+                               csv, n, test_fraction);
             goto done;
         }
     }

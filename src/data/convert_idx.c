@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* IDX (the MNIST format, plain or gzip) -> tessera dataset: uint8 images
  * become /X [N, rows*cols] with scale 1/255, uint8 labels become int32 /y.
  * Format: big-endian magic 0x00000803 (unsigned bytes, 3 dimensions) for
@@ -98,8 +99,8 @@ static int read_header(idx_t *f, uint32_t want, uint32_t *dims)
                              (long long)got);
     uint32_t magic = be32(h);
     if (magic != want) {
-        const char *what = want == IDX_IMAGES ? "IDX images: unsigned bytes, 3 dimensions"
-                                              : "IDX labels: unsigned bytes, 1 dimension";
+        const char *what =
+            want == IDX_IMAGES ? "IDX images: unsigned bytes, 3 dimensions" : "IDX labels: unsigned bytes, 1 dimension";
         const char *hint = "";
         if (magic == IDX_LABELS && want == IDX_IMAGES)
             hint = " (this looks like a labels file)";
@@ -127,8 +128,10 @@ static int read_body(idx_t *f, unsigned char *buf, size_t n, const char *what)
     if (got < 0)
         return (int)got;
     if ((size_t)got < n)
-        return tsr_error_set(TSR_EDATA, "%s: truncated at offset %llu: expected %llu bytes of %s after the %llu-byte "
-                             "header, found %lld", f->path, (unsigned long long)f->off, (unsigned long long)n, what,
+        return tsr_error_set(TSR_EDATA,
+                             "%s: truncated at offset %llu: expected %llu bytes of %s after the %llu-byte "
+                             "header, found %lld",
+                             f->path, (unsigned long long)f->off, (unsigned long long)n, what,
                              (unsigned long long)start, (long long)got);
     unsigned char extra;
     got = read_some(f, &extra, 1);
@@ -209,8 +212,7 @@ static int write_part(hid_t f, const char *xn, const char *yn, const part_t *p)
 {
     hsize_t xd[2] = {p->n, (hsize_t)p->rows * p->cols}, yd[1] = {p->n};
     size_t xbytes = (size_t)p->n * p->rows * p->cols;
-    int rc = tsr_h5w_dataset(f, xn, H5T_STD_U8LE, 2, xd, H5T_NATIVE_UINT8, p->x,
-                             xbytes <= TSR_H5W_COMPRESS_MAX_BYTES);
+    int rc = tsr_h5w_dataset(f, xn, H5T_STD_U8LE, 2, xd, H5T_NATIVE_UINT8, p->x, xbytes <= TSR_H5W_COMPRESS_MAX_BYTES);
     if (rc == TSR_OK)
         rc = tsr_h5w_attr_float(f, xn, "scale", 1.0f / 255.0f);
     if (rc == TSR_OK)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Datasets in tessera's HDF5 format: open and check one split, read it
  * into memory by hyperslab or keep it open to stream rows per batch,
  * validate every value. Every HDF5 call runs under tsr_h5_lock(). */
@@ -17,7 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 /* ---- small helpers (callers hold the lock where HDF5 is involved) ---- */
 
 static void type_name(hid_t t, char *buf, size_t len)
@@ -25,9 +25,7 @@ static void type_name(hid_t t, char *buf, size_t len)
     H5T_class_t c = H5Tget_class(t);
     size_t sz = H5Tget_size(t);
     switch (c) {
-    case H5T_INTEGER:
-        snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", sz * 8);
-        break;
+    case H5T_INTEGER: snprintf(buf, len, "%sint%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "u" : "", sz * 8); break;
     case H5T_FLOAT: snprintf(buf, len, "float%zu", sz * 8); break;
     case H5T_STRING: snprintf(buf, len, "string"); break;
     case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
@@ -41,10 +39,7 @@ static void type_name(hid_t t, char *buf, size_t len)
     }
 }
 
-static int is_float32(hid_t t)
-{
-    return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
-}
+static int is_float32(hid_t t) { return H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4; }
 
 static int is_uint8(hid_t t)
 {
@@ -70,8 +65,8 @@ static int has_dataset(hid_t file, const char *name)
 }
 
 /* Opens dataset name, gets its type, rank and dims (up to 2). Lock held. */
-static int open_set(const tsr_dataset_t *ds, hid_t file, const char *name, const char *expect, hid_t *set,
-                    hid_t *type, int *rank, hsize_t dims[2])
+static int open_set(const tsr_dataset_t *ds, hid_t file, const char *name, const char *expect, hid_t *set, hid_t *type,
+                    int *rank, hsize_t dims[2])
 {
     *set = H5I_INVALID_HID;
     *type = H5I_INVALID_HID;
@@ -149,8 +144,7 @@ static long long int_attr(hid_t obj, const char *name, long long *v, int max)
         return 0;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
     hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    int ok = t >= 0 && H5Tget_class(t) == H5T_INTEGER && n >= 1 && n <= max &&
-             H5Aread(a, H5T_NATIVE_LLONG, v) >= 0;
+    int ok = t >= 0 && H5Tget_class(t) == H5T_INTEGER && n >= 1 && n <= max && H5Aread(a, H5T_NATIVE_LLONG, v) >= 0;
     if (t >= 0)
         H5Tclose(t);
     if (sp >= 0)
@@ -175,7 +169,7 @@ static void read_shape(tsr_dataset_t *ds)
 /* Reads rows [start, start+count) of /X (as float, uint8 scaled) and /y
  * into the given buffers (any may be NULL). Lock held. */
 int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, float *x, int32_t *labels,
-                            float *targets)
+                                 float *targets)
 {
     int rc = TSR_OK;
     hid_t mspace = H5I_INVALID_HID;
@@ -185,10 +179,10 @@ int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, 
         /* uint8 goes into the buffer's last quarter, then becomes float. */
         void *dst = ds->x_u8 ? (void *)((uint8_t *)x + 3 * count * ds->d) : (void *)x;
         if (mspace < 0 || H5Sselect_hyperslab(ds->xspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
-            H5Dread(ds->xset, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, ds->xspace, H5P_DEFAULT,
-                    dst) < 0) {
-            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path, start, start + count - 1,
-                               ds->xname);
+            H5Dread(ds->xset, ds->x_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, mspace, ds->xspace, H5P_DEFAULT, dst) <
+                0) {
+            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path,
+                               start, start + count - 1, ds->xname);
             goto done;
         }
         H5Sclose(mspace);
@@ -204,8 +198,8 @@ int tsr_dataset_read_rows_locked(tsr_dataset_t *ds, size_t start, size_t count, 
         if (mspace < 0 || H5Sselect_hyperslab(ds->yspace, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
             H5Dread(ds->yset, ds->is_labels ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, mspace, ds->yspace, H5P_DEFAULT,
                     ybuf) < 0)
-            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path, start, start + count - 1,
-                               ds->yname);
+            rc = tsr_error_set(TSR_EDATA, "%s: cannot read rows %zu..%zu of %s (truncated or damaged file)", ds->path,
+                               start, start + count - 1, ds->yname);
     }
 done:
     if (mspace >= 0)
@@ -230,13 +224,15 @@ static int load_all(tsr_dataset_t *ds)
     else
         ds->targets = malloc(ny * sizeof(float));
     if (!ds->x || (!ds->labels && !ds->targets))
-        return tsr_error_set(TSR_ENOMEM, "%s: cannot allocate %.1f MiB to hold %s in memory; set a memory limit "
-                             "to stream it instead", ds->path, (double)(nx + ny) * 4 / 1048576.0, ds->xname);
+        return tsr_error_set(TSR_ENOMEM,
+                             "%s: cannot allocate %.1f MiB to hold %s in memory; set a memory limit "
+                             "to stream it instead",
+                             ds->path, (double)(nx + ny) * 4 / 1048576.0, ds->xname);
     size_t step = tsr_dataset_chunk_rows(ds);
     for (size_t r = 0; r < ds->n; r += step) {
         size_t c = ds->n - r < step ? ds->n - r : step;
         int rc = tsr_dataset_read_rows_locked(ds, r, c, ds->x + r * ds->d, ds->labels ? ds->labels + r : NULL,
-                                  ds->targets ? ds->targets + r * ds->k : NULL);
+                                              ds->targets ? ds->targets + r * ds->k : NULL);
         if (rc)
             return rc;
     }
@@ -258,12 +254,16 @@ static int open_file(const char *path, hid_t *file)
     if (h5 < 0)
         return tsr_error_set(TSR_EDATA, "%s: cannot read the file (truncated or damaged)", path);
     if (h5 == 0)
-        return tsr_error_set(TSR_EDATA, "%s: not an HDF5 file; expected a tessera dataset with /X and /y "
-                             "(convert CSV or IDX files with `tessera data convert`)", path);
+        return tsr_error_set(TSR_EDATA,
+                             "%s: not an HDF5 file; expected a tessera dataset with /X and /y "
+                             "(convert CSV or IDX files with `tessera data convert`)",
+                             path);
     *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*file < 0)
-        return tsr_error_set(TSR_EDATA, "%s: HDF5 cannot open it (truncated or damaged); expected a tessera "
-                             "dataset with /X and /y", path);
+        return tsr_error_set(TSR_EDATA,
+                             "%s: HDF5 cannot open it (truncated or damaged); expected a tessera "
+                             "dataset with /X and /y",
+                             path);
     return TSR_OK;
 }
 
@@ -290,19 +290,22 @@ static int check_sets(tsr_dataset_t *ds)
     } else if (is_uint8(xtype)) {
         ds->x_u8 = 1;
         if (H5Aexists(ds->xset, "scale") <= 0) {
-            rc = tsr_error_set(TSR_EDATA, "%s: %s is uint8 but has no attribute \"scale\"; expected a float "
-                               "attribute \"scale\" (e.g. 1/255) that maps it to float", ds->path, ds->xname);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: %s is uint8 but has no attribute \"scale\"; expected a float "
+                               "attribute \"scale\" (e.g. 1/255) that maps it to float",
+                               ds->path, ds->xname);
             goto done;
         }
         float sc = 0;
         if (tsr_h5_attr_get_f32(ds->xset, "scale", &sc)) {
-            rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a single float; expected a float "
-                               "attribute \"scale\" (e.g. 1/255)", ds->path, ds->xname);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: attribute \"scale\" of %s is not a single float; expected a float "
+                               "attribute \"scale\" (e.g. 1/255)",
+                               ds->path, ds->xname);
             goto done;
         }
         if (!isfinite(sc)) {
-            rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a finite number", ds->path,
-                               ds->xname);
+            rc = tsr_error_set(TSR_EDATA, "%s: attribute \"scale\" of %s is not a finite number", ds->path, ds->xname);
             goto done;
         }
         ds->scale = sc;
@@ -338,8 +341,8 @@ static int check_sets(tsr_dataset_t *ds)
         ds->is_labels = 0;
         ds->k = (size_t)yd[1];
         if (ds->k == 0) {
-            rc = tsr_error_set(TSR_EDATA, "%s: %s has 0 columns; expected float32 targets [N, K] with K >= 1",
-                               ds->path, ds->yname);
+            rc = tsr_error_set(TSR_EDATA, "%s: %s has 0 columns; expected float32 targets [N, K] with K >= 1", ds->path,
+                               ds->yname);
             goto done;
         }
     } else {
@@ -448,40 +451,19 @@ int tsr_dataset_has_test(const char *path)
     return has;
 }
 
-size_t tsr_dataset_rows(const tsr_dataset_t *ds)
-{
-    return ds ? ds->n : 0;
-}
+size_t tsr_dataset_rows(const tsr_dataset_t *ds) { return ds ? ds->n : 0; }
 
-size_t tsr_dataset_dim(const tsr_dataset_t *ds)
-{
-    return ds ? ds->d : 0;
-}
+size_t tsr_dataset_dim(const tsr_dataset_t *ds) { return ds ? ds->d : 0; }
 
-int tsr_dataset_is_labels(const tsr_dataset_t *ds)
-{
-    return ds ? ds->is_labels : 0;
-}
+int tsr_dataset_is_labels(const tsr_dataset_t *ds) { return ds ? ds->is_labels : 0; }
 
-size_t tsr_dataset_target_dim(const tsr_dataset_t *ds)
-{
-    return ds ? ds->k : 0;
-}
+size_t tsr_dataset_target_dim(const tsr_dataset_t *ds) { return ds ? ds->k : 0; }
 
-int tsr_dataset_classes(const tsr_dataset_t *ds)
-{
-    return ds && ds->is_labels ? ds->classes : 0;
-}
+int tsr_dataset_classes(const tsr_dataset_t *ds) { return ds && ds->is_labels ? ds->classes : 0; }
 
-int tsr_dataset_is_streaming(const tsr_dataset_t *ds)
-{
-    return ds ? ds->streaming : 0;
-}
+int tsr_dataset_is_streaming(const tsr_dataset_t *ds) { return ds ? ds->streaming : 0; }
 
-const char *tsr_dataset_dtype(const tsr_dataset_t *ds)
-{
-    return ds && ds->x_u8 ? "uint8" : "float32";
-}
+const char *tsr_dataset_dtype(const tsr_dataset_t *ds) { return ds && ds->x_u8 ? "uint8" : "float32"; }
 
 int tsr_dataset_shape(const tsr_dataset_t *ds, int shape[3])
 {
@@ -491,12 +473,6 @@ int tsr_dataset_shape(const tsr_dataset_t *ds, int shape[3])
     return 1;
 }
 
-float tsr_dataset_scale(const tsr_dataset_t *ds)
-{
-    return ds ? ds->scale : 1.0f;
-}
+float tsr_dataset_scale(const tsr_dataset_t *ds) { return ds ? ds->scale : 1.0f; }
 
-const char *tsr_dataset_path(const tsr_dataset_t *ds)
-{
-    return ds ? ds->path : "";
-}
+const char *tsr_dataset_path(const tsr_dataset_t *ds) { return ds ? ds->path : ""; }

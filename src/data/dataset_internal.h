@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The dataset object, shared by dataset.c (open, check, load) and
  * dataset_read.c (validate, read, gather). Internal to the data module. */
 #ifndef TSR_DATA_DATASET_INTERNAL_H
@@ -26,8 +27,8 @@ struct tsr_dataset {
     size_t n, d, k;
     int is_labels;
     int x_u8;
-    float scale; /* uint8 -> float factor; 1 for float32 */
-    int classes; /* max label + 1; 0 until known */
+    float scale;  /* uint8 -> float factor; 1 for float32 */
+    int classes;  /* max label + 1; 0 until known */
     int shape[3]; /* c, h, w of a row when /X declares it; 0 otherwise */
     int streaming;
     /* In memory. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Datasets: validating every value, reading rows in order, and gathering
  * rows in any order (the loader's path). Every HDF5 call holds the lock. */
 #include "data/dataset_internal.h"
@@ -12,10 +13,7 @@
 
 /* ---- validation ---- */
 
-static const char *bad_name(float v)
-{
-    return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf";
-}
+static const char *bad_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
 
 /* Checks count*cols floats of rows starting at row0 for NaN/Inf. */
 static int check_finite(const tsr_dataset_t *ds, const char *set, const float *v, size_t row0, size_t count,
@@ -24,33 +22,35 @@ static int check_finite(const tsr_dataset_t *ds, const char *set, const float *v
     size_t total = count * cols;
     for (size_t i = 0; i < total; i++) {
         if (!isfinite(v[i]))
-            return tsr_error_set(TSR_EDATA, "%s: %s row %zu, column %zu is %s (rows and columns count from 0); "
-                                 "expected finite numbers", ds->path, set, row0 + i / cols, i % cols,
-                                 bad_name(v[i]));
+            return tsr_error_set(TSR_EDATA,
+                                 "%s: %s row %zu, column %zu is %s (rows and columns count from 0); "
+                                 "expected finite numbers",
+                                 ds->path, set, row0 + i / cols, i % cols, bad_name(v[i]));
     }
     return TSR_OK;
 }
 
-static int check_labels(const tsr_dataset_t *ds, const int32_t *y, size_t row0, size_t count, int classes,
-                        int32_t *mx)
+static int check_labels(const tsr_dataset_t *ds, const int32_t *y, size_t row0, size_t count, int classes, int32_t *mx)
 {
     for (size_t i = 0; i < count; i++) {
         int32_t v = y[i];
         if (v < 0 || (classes > 0 && v >= classes)) {
             if (classes > 0)
-                return tsr_error_set(TSR_EDATA, "%s: %s row %zu (counting from 0) has label %d; valid labels are "
-                                     "0..%d for %d classes", ds->path, ds->yname, row0 + i, (int)v, classes - 1,
-                                     classes);
+                return tsr_error_set(TSR_EDATA,
+                                     "%s: %s row %zu (counting from 0) has label %d; valid labels are "
+                                     "0..%d for %d classes",
+                                     ds->path, ds->yname, row0 + i, (int)v, classes - 1, classes);
             return tsr_error_set(TSR_EDATA, "%s: %s row %zu (counting from 0) has label %d; labels must be >= 0",
                                  ds->path, ds->yname, row0 + i, (int)v);
         }
         /* Left alone it would surface as a layer width (the class count
          * is the largest label + 1): name the label instead. */
         if (classes <= 0 && v >= TSR_DATA_MAX_CLASSES)
-            return tsr_error_set(TSR_EDATA, "%s: %s row %zu (counting from 0) has label %d, which needs %lld outputs "
+            return tsr_error_set(TSR_EDATA,
+                                 "%s: %s row %zu (counting from 0) has label %d, which needs %lld outputs "
                                  "(one per class up to the largest label); at most %d are supported; fix the label "
-                                 "or set [model] outputs", ds->path, ds->yname, row0 + i, (int)v, (long long)v + 1,
-                                 TSR_DATA_MAX_CLASSES);
+                                 "or set [model] outputs",
+                                 ds->path, ds->yname, row0 + i, (int)v, (long long)v + 1, TSR_DATA_MAX_CLASSES);
         if (v > *mx)
             *mx = v;
     }
@@ -200,8 +200,8 @@ static herr_t select_rows(hid_t space, size_t cols, const uint64_t *keys, size_t
 
 /* Reads the sorted rows keys[0..count) of one dataset into stage (rows
  * back to back), GATHER_GROUP rows per H5Dread. Lock held. */
-static herr_t read_sorted(hid_t set, hid_t space, hid_t mtype, size_t cols, int rank, size_t elem,
-                          const uint64_t *keys, size_t count, void *stage)
+static herr_t read_sorted(hid_t set, hid_t space, hid_t mtype, size_t cols, int rank, size_t elem, const uint64_t *keys,
+                          size_t count, void *stage)
 {
     for (size_t g = 0; g < count; g += GATHER_GROUP) {
         size_t gn = count - g < GATHER_GROUP ? count - g : GATHER_GROUP;
@@ -268,8 +268,8 @@ static int gather_stream(tsr_dataset_t *ds, const uint32_t *rows, size_t count, 
     return TSR_OK;
 }
 
-int tsr_dataset_gather(tsr_dataset_t *ds, const uint32_t *rows, size_t count, float *x, int32_t *labels,
-                       float *targets, void *work)
+int tsr_dataset_gather(tsr_dataset_t *ds, const uint32_t *rows, size_t count, float *x, int32_t *labels, float *targets,
+                       void *work)
 {
     if (!ds || (!rows && count > 0))
         return tsr_error_set(TSR_EINVAL, "tsr_dataset_gather: dataset or rows is NULL");

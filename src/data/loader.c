@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The data loader: a deterministic global shuffle per epoch, each rank's
  * slice of every global batch, and (optionally) a prefetch thread that
  * fills the next batch while the caller uses this one.
@@ -175,9 +176,10 @@ int tsr_loader_create(tsr_dataset_t *ds, int rank, int world, size_t batch, uint
     if (batch < 1)
         return tsr_error_set(TSR_EINVAL, "data loader: batch size must be at least 1");
     if (batch > SIZE_MAX / (size_t)world || batch * (size_t)world > n)
-        return tsr_error_set(TSR_EINVAL, "%s: batch size %zu x world size %d = %.0f rows per global batch exceeds "
-                             "the %zu rows of the dataset; use a smaller batch or fewer ranks", path, batch, world,
-                             (double)batch * world, n);
+        return tsr_error_set(TSR_EINVAL,
+                             "%s: batch size %zu x world size %d = %.0f rows per global batch exceeds "
+                             "the %zu rows of the dataset; use a smaller batch or fewer ranks",
+                             path, batch, world, (double)batch * world, n);
 
     tsr_loader_t *ld = calloc(1, sizeof *ld);
     if (!ld)
@@ -246,10 +248,7 @@ int tsr_loader_create(tsr_dataset_t *ds, int rank, int world, size_t batch, uint
     return TSR_OK;
 }
 
-size_t tsr_loader_steps_per_epoch(const tsr_loader_t *ld)
-{
-    return ld ? ld->steps : 0;
-}
+size_t tsr_loader_steps_per_epoch(const tsr_loader_t *ld) { return ld ? ld->steps : 0; }
 
 int tsr_loader_seek(tsr_loader_t *ld, uint64_t epoch, uint64_t step)
 {

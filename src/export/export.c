@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Export entry points: format names, files written atomically. */
 #include "tessera/export.h"
 #include "common/fileutil.h"
@@ -19,10 +20,7 @@ int tsr_export_format_parse(const char *name)
     return -1;
 }
 
-const char *tsr_export_format_name(tsr_export_format_t fmt)
-{
-    return fmt == TSR_EXPORT_ONNX ? "onnx" : "hdf5";
-}
+const char *tsr_export_format_name(tsr_export_format_t fmt) { return fmt == TSR_EXPORT_ONNX ? "onnx" : "hdf5"; }
 
 /* The bytes of buf, or of the file src, to path atomically, or to standard
  * output when path is "-" (a stream cannot be taken back: a reader sees

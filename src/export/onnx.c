@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ONNX export through protobuf-c and tessera's own subset of onnx.proto:
  * the model's layers in order (onnx_layers.c), residual blocks as Add, and
  * the output transform predict applies (Softmax(axis=1) for cross-entropy,
@@ -57,7 +58,8 @@ static int graph_nodes(tsr_onnx_t *b, tsr_model_t *m, float *tmp)
     tsr_shape_t in = s->input;
     b->layer = 0;
     if (in.h * in.w > 1 && !(L > 0 && strcmp(tsr_model_layer(m, 0)->kind->name, "embed") == 0)) {
-        v.name = onnx_op2(b, "Reshape", v.name, onnx_int64s(b, "input_shape", (const int64_t[]){-1, in.c, in.h, in.w}, 4));
+        v.name =
+            onnx_op2(b, "Reshape", v.name, onnx_int64s(b, "input_shape", (const int64_t[]){-1, in.c, in.h, in.w}, 4));
         v.rank4 = 1;
     }
     for (int i = 0; i < L && !b->rc; i++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The ONNX builder: nodes, attributes and initializers added one call at a
  * time, each copied into memory the builder owns, so built-in layers and
  * plugins' onnx hooks use the same few calls and nothing is freed
@@ -79,10 +80,7 @@ const char *tsr_onnx_value(tsr_onnx_t *b, const char *what)
     return onnx_printf(b, "layer_%d.%s_%d", b->layer, what, b->tmp++);
 }
 
-Onnx__NodeProto *onnx_last(tsr_onnx_t *b)
-{
-    return b->nnode ? b->node[b->nnode - 1] : NULL;
-}
+Onnx__NodeProto *onnx_last(tsr_onnx_t *b) { return b->nnode ? b->node[b->nnode - 1] : NULL; }
 
 int tsr_onnx_node(tsr_onnx_t *b, const char *op, const char *const *in, int nin, const char *out)
 {

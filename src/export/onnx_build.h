@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The ONNX message under construction (onnx_build.c): nodes, initializers
  * and the strings they name, all owned by the builder and freed together.
  * Internal to src/export. */
@@ -8,10 +9,10 @@
 #include "onnx.pb-c.h"
 
 struct tsr_onnx {
-    int rc;                     /* the first error: every later call does nothing */
-    int layer;                  /* names are "layer_<layer>.<what>" */
-    int tmp;                    /* counter for tsr_onnx_value */
-    void **blk;                 /* everything allocated, freed by onnx_build_free */
+    int rc;     /* the first error: every later call does nothing */
+    int layer;  /* names are "layer_<layer>.<what>" */
+    int tmp;    /* counter for tsr_onnx_value */
+    void **blk; /* everything allocated, freed by onnx_build_free */
     size_t nblk, cblk;
     Onnx__NodeProto **node;
     size_t nnode, cnode;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Each built-in layer kind as opset-13 ONNX nodes, and plugin kinds
  * through their onnx hook. tessera works channels last and keeps flat rows
  * and (c, 1, 1) shapes alike; the graph works channels first, so a value is
@@ -147,7 +148,8 @@ static void embed(tsr_onnx_t *b, const tsr_layer_t *l, onnx_val_t *v, const char
 static void gelu(tsr_onnx_t *b, onnx_val_t *v, const char *out)
 {
     const char *e = onnx_op1(b, "Erf", onnx_op2(b, "Mul", v->name, onnx_scalar(b, "rsqrt2", 0.70710678118654752f)));
-    const char *h = onnx_op2(b, "Mul", onnx_op2(b, "Add", e, onnx_scalar(b, "one", 1.0f)), onnx_scalar(b, "half", 0.5f));
+    const char *h =
+        onnx_op2(b, "Mul", onnx_op2(b, "Add", e, onnx_scalar(b, "one", 1.0f)), onnx_scalar(b, "half", 0.5f));
     const char *ins[2] = {v->name, h};
     tsr_onnx_node(b, "Mul", ins, 2, out);
 }
@@ -198,8 +200,10 @@ int onnx_layer(tsr_onnx_t *b, const tsr_layer_t *l, onnx_val_t *v, const char *o
             b->rc = tsr_error_prefix(rc, "export: layer %d (%s), the plugin's onnx hook: ", l->index, k);
         v->rank4 = l->out.h * l->out.w > 1;
     } else if (!b->rc) {
-        b->rc = tsr_error_set(TSR_ENOTSUP, "export: layer %d (%s) is a plugin kind without an ONNX form (its "
-                              "kind's onnx hook is NULL)", l->index, k);
+        b->rc = tsr_error_set(TSR_ENOTSUP,
+                              "export: layer %d (%s) is a plugin kind without an ONNX form (its "
+                              "kind's onnx hook is NULL)",
+                              l->index, k);
     }
     v->name = out;
     return b->rc;

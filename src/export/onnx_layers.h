@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Layers as ONNX nodes (onnx_layers.c), for the model walker (onnx.c).
  * Internal to src/export. */
 #ifndef TSR_EXPORT_ONNX_LAYERS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Calls into user-defined (plugin) layers under a guard: a crash inside
  * the plugin (SIGSEGV, SIGBUS, SIGFPE, SIGILL) becomes an error naming the
  * layer and the signal, so the step's agreement stops every rank cleanly and
@@ -48,9 +49,10 @@ static int guarded(call_t *c)
         rc = c->backward ? c->l->kind->backward(c->l, c->run, c->x, c->y, c->dy, c->dx, c->n)
                          : c->l->kind->forward(c->l, c->run, c->x, c->out, c->n);
     } else {
-        rc = tsr_error_set(TSR_EINTERNAL, "the plugin layer %s crashed in %s (signal %d, %s); its state is unknown, so "
-                           "training stops here and nothing is written", c->l->kind->name,
-                           c->backward ? "backward" : "forward", sig, strsignal(sig));
+        rc = tsr_error_set(TSR_EINTERNAL,
+                           "the plugin layer %s crashed in %s (signal %d, %s); its state is unknown, so "
+                           "training stops here and nothing is written",
+                           c->l->kind->name, c->backward ? "backward" : "forward", sig, strsignal(sig));
     }
     guard_jmp = NULL;
     for (int i = 0; i < NSIGS; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model's state, shared by the graph (model.c), losses (loss.c), files
  * (model_file.c) and the GPU code (model_gpu.c). Internal to src/model. */
 #ifndef TSR_MODEL_INTERNAL_H
@@ -8,14 +9,14 @@
 typedef struct model_gpu {
     tsr_gpu_t *gpu;
     float *params, *grads;
-    float *act[TSR_MODEL_MAX_LAYERS + 1];  /* act[0]: the uploaded input batch */
+    float *act[TSR_MODEL_MAX_LAYERS + 1]; /* act[0]: the uploaded input batch */
     float *delta[2];
-    float *targets;                        /* MSE targets of the batch */
+    float *targets; /* MSE targets of the batch */
     int32_t *labels;
-    double *loss;                          /* loss of one step or evaluation */
-    double *loss_total;                    /* tsr_model_backward_queued's running total */
-    unsigned long long *correct;           /* evaluation's correct count */
-    int status;                            /* the first GPU error (sticky) */
+    double *loss;                /* loss of one step or evaluation */
+    double *loss_total;          /* tsr_model_backward_queued's running total */
+    unsigned long long *correct; /* evaluation's correct count */
+    int status;                  /* the first GPU error (sticky) */
 } model_gpu_t;
 
 /* How the executor treats a layer. */
@@ -32,28 +33,28 @@ struct tsr_model {
     int nl;
     tsr_layer_t layer[TSR_MODEL_MAX_LAYERS];
     int role[TSR_MODEL_MAX_LAYERS];
-    int block[TSR_MODEL_MAX_LAYERS];        /* res / res_end: the res layer's index */
-    int needs_dx[TSR_MODEL_MAX_LAYERS];     /* some layer before has parameters */
+    int block[TSR_MODEL_MAX_LAYERS];    /* res / res_end: the res layer's index */
+    int needs_dx[TSR_MODEL_MAX_LAYERS]; /* some layer before has parameters */
     size_t max_batch, nparams, nbuffers, widest;
-    size_t off[TSR_MODEL_MAX_LAYERS + 1];   /* parameter offsets; off[nl] = nparams */
-    size_t boff[TSR_MODEL_MAX_LAYERS + 1];  /* buffer offsets */
-    float *params, *grads, *buffers;        /* on a GPU: host mirrors */
-    float *act[TSR_MODEL_MAX_LAYERS + 1];   /* act[0]: the input (the caller's, or xin) */
+    size_t off[TSR_MODEL_MAX_LAYERS + 1];  /* parameter offsets; off[nl] = nparams */
+    size_t boff[TSR_MODEL_MAX_LAYERS + 1]; /* buffer offsets */
+    float *params, *grads, *buffers;       /* on a GPU: host mirrors */
+    float *act[TSR_MODEL_MAX_LAYERS + 1];  /* act[0]: the input (the caller's, or xin) */
     unsigned char own[TSR_MODEL_MAX_LAYERS + 1];
-    float *skip[TSR_MODEL_MAX_LAYERS];      /* res layers: the gradient of the kept input */
-    float *delta[2];                        /* backward scratch, ping-pong */
-    float *xin;                             /* channels-last copy of image inputs */
-    float *ws;                              /* workspace shared by all layers */
-    float *state;                           /* the layers' private state */
-    size_t rows;                            /* rows of the last forward */
-    double loss_total;                      /* CPU: tsr_model_backward_queued's running total */
+    float *skip[TSR_MODEL_MAX_LAYERS]; /* res layers: the gradient of the kept input */
+    float *delta[2];                   /* backward scratch, ping-pong */
+    float *xin;                        /* channels-last copy of image inputs */
+    float *ws;                         /* workspace shared by all layers */
+    float *state;                      /* the layers' private state */
+    size_t rows;                       /* rows of the last forward */
+    double loss_total;                 /* CPU: tsr_model_backward_queued's running total */
     uint64_t seed, step;
     int rank;
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
-    int cpu_rc;                             /* the last training forward's or backward's error */
-    int gpu_ok;                             /* the graph is dense layers and activations the GPU has */
-    model_gpu_t *dev;                       /* NULL: the model runs on the CPU */
+    int cpu_rc;       /* the last training forward's or backward's error */
+    int gpu_ok;       /* the graph is dense layers and activations the GPU has */
+    model_gpu_t *dev; /* NULL: the model runs on the CPU */
 };
 
 /* Shapes and counts of every layer of m->spec (m->nl, max_batch set). */

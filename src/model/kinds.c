@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The table of layer kinds: the built-ins, then those plugins register
  * (dlopen, ABI-checked). Process-wide; plugins stay loaded until exit. */
 #include "model/layers/layers.h"
@@ -15,8 +16,8 @@
 #define MAX_PLUGINS 16
 
 static const tsr_layer_kind_t *const builtin[] = {
-    &tsr_kind_dense, &tsr_kind_conv, &tsr_kind_maxpool, &tsr_kind_avgpool, &tsr_kind_gap, &tsr_kind_flatten,
-    &tsr_kind_bn,    &tsr_kind_ln,   &tsr_kind_dropout, &tsr_kind_embed,   &tsr_kind_res, &tsr_kind_res_end,
+    &tsr_kind_dense, &tsr_kind_conv, &tsr_kind_maxpool, &tsr_kind_avgpool, &tsr_kind_gap,  &tsr_kind_flatten,
+    &tsr_kind_bn,    &tsr_kind_ln,   &tsr_kind_dropout, &tsr_kind_embed,   &tsr_kind_res,  &tsr_kind_res_end,
     &tsr_kind_relu,  &tsr_kind_tanh, &tsr_kind_sigmoid, &tsr_kind_gelu,    &tsr_kind_silu,
 };
 enum { NBUILTIN = sizeof builtin / sizeof builtin[0] };
@@ -133,9 +134,10 @@ int tsr_layer_load_plugin(const char *path)
     if (*abi != TSR_LAYER_ABI) {
         int v = *abi;
         dlclose(h);
-        return tsr_error_set(TSR_EINVAL, "[model] plugins: %s was built for layer ABI version %d, this tessera has "
-                             "version %d; rebuild the plugin against this tessera's tessera/layer.h", path, v,
-                             TSR_LAYER_ABI);
+        return tsr_error_set(TSR_EINVAL,
+                             "[model] plugins: %s was built for layer ABI version %d, this tessera has "
+                             "version %d; rebuild the plugin against this tessera's tessera/layer.h",
+                             path, v, TSR_LAYER_ABI);
     }
     int n = 0;
     const tsr_layer_kind_t *const *list = kinds(&n);
@@ -173,7 +175,7 @@ int tsr_layer_load_plugins(const char *list, const char *dir)
             memcpy(item, p + a, b - a);
             item[b - a] = '\0';
             int len = item[0] != '/' && dir && dir[0] ? snprintf(path, sizeof path, "%s/%s", dir, item)
-                                                        : snprintf(path, sizeof path, "%s", item);
+                                                      : snprintf(path, sizeof path, "%s", item);
             if (len < 0 || (size_t)len >= sizeof path)
                 return tsr_error_set(TSR_EINVAL, "[model] plugins: %s: the path is too long", item);
             int rc = tsr_layer_load_plugin(path);
@@ -205,7 +207,7 @@ int tsr_shape_parse(const char *text, tsr_shape_t *s)
     }
     if (n == 0 || *p)
         return tsr_error_set(TSR_EINVAL, "shape \"%s\": expected CxHxW, HxW or a length, e.g. 1x28x28", text);
-    *s = n == 3 ? (tsr_shape_t){(int)v[0], (int)v[1], (int)v[2]}
+    *s = n == 3   ? (tsr_shape_t){(int)v[0], (int)v[1], (int)v[2]}
          : n == 2 ? (tsr_shape_t){1, (int)v[0], (int)v[1]}
                   : (tsr_shape_t){(int)v[0], 1, 1};
     return TSR_OK;

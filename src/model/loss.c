@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Losses on the last layer's output, their gradients, and the metrics of
  * evaluation. Per-sample losses are summed; the caller's scale (1/global
  * batch in training) turns the sum into a mean.
@@ -14,10 +15,7 @@
 #include <math.h>
 #include <string.h>
 
-static float class_w(const tsr_model_spec_t *s, size_t j)
-{
-    return s->nclass_weights ? s->class_weight[j] : 1.0f;
-}
+static float class_w(const tsr_model_spec_t *s, size_t j) { return s->nclass_weights ? s->class_weight[j] : 1.0f; }
 
 /* One row's cross-entropy; writes scale * dL/dz into d unless d is NULL. */
 static double xent_row(const tsr_model_spec_t *s, const float *z, size_t k, int32_t y, float scale, float *d)
@@ -108,8 +106,7 @@ double model_loss_delta(tsr_model_t *m, const int32_t *labels, const float *targ
         if (m->spec.loss == TSR_LOSS_XENT)
             sum += xent_row(&m->spec, out + r * k, k, labels[r], scale, delta + r * k);
         else
-            sum += reg_row(&m->spec, out + r * k, row_targets(labels, targets, r, k, &one), k, scale,
-                           delta + r * k);
+            sum += reg_row(&m->spec, out + r * k, row_targets(labels, targets, r, k, &one), k, scale, delta + r * k);
     }
     return sum;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model graph: layers in sequence (residual blocks spanning some of
  * them) over one flat parameter, gradient and buffer array each. Create
  * works out the shapes, which activations run in place or fuse into the
@@ -26,10 +27,7 @@ static float *falloc(size_t n)
     return p;
 }
 
-static int is_kind(const tsr_layer_t *l, const tsr_layer_kind_t *k)
-{
-    return l->kind == k;
-}
+static int is_kind(const tsr_layer_t *l, const tsr_layer_kind_t *k) { return l->kind == k; }
 
 /* Shapes and counts of every layer; residual blocks matched. */
 int model_build_layers(tsr_model_t *m)
@@ -53,17 +51,18 @@ int model_build_layers(tsr_model_t *m)
             open[nopen++] = i;
         } else if (k == &tsr_kind_res_end) {
             if (nopen == 0)
-                return tsr_error_set(TSR_EINVAL, "model: layer %d: a residual block closes that was never opened",
-                                     i);
+                return tsr_error_set(TSR_EINVAL, "model: layer %d: a residual block closes that was never opened", i);
             int j = open[--nopen];
             m->block[i] = j;
             m->block[j] = i;
             tsr_shape_t kept = m->layer[j].in;
             if (kept.c != cur.c || kept.h != cur.h || kept.w != cur.w)
-                return tsr_error_set(TSR_EINVAL, "model: the residual block of layers %d-%d gives %s but its input "
+                return tsr_error_set(TSR_EINVAL,
+                                     "model: the residual block of layers %d-%d gives %s but its input "
                                      "is %s: res{...} adds them, so the shapes must agree (layer %d, %s, gives %s)",
                                      j, i, layer_shape_text(cur, a, sizeof a), layer_shape_text(kept, b, sizeof b),
-                                     i - 1, i ? m->layer[i - 1].kind->name : "input", layer_shape_text(cur, a, sizeof a));
+                                     i - 1, i ? m->layer[i - 1].kind->name : "input",
+                                     layer_shape_text(cur, a, sizeof a));
         }
         int rc = k->shape(l);
         if (rc) {
@@ -73,8 +72,10 @@ int model_build_layers(tsr_model_t *m)
         }
         if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1 || shape_size(l->out) > MAX_VALUES ||
             l->nparams > ((size_t)1 << 34))
-            return tsr_error_set(TSR_EINVAL, "model: layer %d (%s) gives the shape %dx%dx%d; expected 1 to %zu "
-                                 "values", i, k->name, l->out.c, l->out.h, l->out.w, MAX_VALUES);
+            return tsr_error_set(TSR_EINVAL,
+                                 "model: layer %d (%s) gives the shape %dx%dx%d; expected 1 to %zu "
+                                 "values",
+                                 i, k->name, l->out.c, l->out.h, l->out.w, MAX_VALUES);
         cur = l->out;
     }
     if (nopen)
@@ -221,8 +222,7 @@ int tsr_model_create(const tsr_model_spec_t *spec, size_t max_batch, tsr_model_t
     return TSR_OK;
 nomem:
     tsr_model_destroy(m);
-    return tsr_error_set(TSR_ENOMEM, "model: out of memory for %zu parameters and batch %zu", m->nparams,
-                         max_batch);
+    return tsr_error_set(TSR_ENOMEM, "model: out of memory for %zu parameters and batch %zu", m->nparams, max_batch);
 }
 
 void tsr_model_destroy(tsr_model_t *m)
@@ -262,10 +262,7 @@ float *tsr_model_buffers(tsr_model_t *m, size_t *n)
     return m->buffers;
 }
 
-size_t tsr_model_layer_offset(const tsr_model_t *m, int layer)
-{
-    return m->off[layer];
-}
+size_t tsr_model_layer_offset(const tsr_model_t *m, int layer) { return m->off[layer]; }
 
 double tsr_model_flops_per_sample(const tsr_model_t *m)
 {
@@ -295,10 +292,7 @@ void tsr_model_set_rng(tsr_model_t *m, uint64_t seed, int rank)
     m->rank = rank;
 }
 
-void tsr_model_set_step(tsr_model_t *m, uint64_t step)
-{
-    m->step = step;
-}
+void tsr_model_set_step(tsr_model_t *m, uint64_t step) { m->step = step; }
 
 void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg)
 {
@@ -308,8 +302,13 @@ void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void 
 
 static tsr_layer_run_t run_of(const tsr_model_t *m, int train)
 {
-    return (tsr_layer_run_t){.train = train, .seed = m->seed, .step = m->step, .rank = m->rank, .ws = m->ws,
-                             .allreduce = m->allreduce, .allreduce_arg = m->allreduce_arg};
+    return (tsr_layer_run_t){.train = train,
+                             .seed = m->seed,
+                             .step = m->step,
+                             .rank = m->rank,
+                             .ws = m->ws,
+                             .allreduce = m->allreduce,
+                             .allreduce_arg = m->allreduce_arg};
 }
 
 /* Image rows arrive channels first (c, h, w), as PyTorch and the IDX
@@ -339,9 +338,7 @@ int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
         float *xi = m->act[i];
         int rc = TSR_OK;
         switch (m->role[i]) {
-        case ROLE_NORMAL:
-            rc = layer_forward(l, &run, xi, m->act[i + 1], rows);
-            break;
+        case ROLE_NORMAL: rc = layer_forward(l, &run, xi, m->act[i + 1], rows); break;
         case ROLE_INPLACE:
             m->act[i + 1] = xi;
             rc = layer_forward(l, &run, xi, xi, rows);
@@ -352,9 +349,7 @@ int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
             EACH8(j, rows * shape_size(l->out), y[j] = xi[j] + kept[j]);
             break;
         }
-        default: /* ROLE_ALIAS, ROLE_FUSED */
-            m->act[i + 1] = xi;
-            break;
+        default: /* ROLE_ALIAS, ROLE_FUSED */ m->act[i + 1] = xi; break;
         }
         if (rc) {
             char s[48];
@@ -419,8 +414,7 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         case ROLE_NORMAL:
             if (!l->nparams && !m->needs_dx[i])
                 break;
-            rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL,
-                                   n);
+            rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL, n);
             if (m->needs_dx[i])
                 cur ^= 1;
             break;
@@ -438,8 +432,7 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
                 EACH8(j, n * shape_size(l->out), dy[j] += sk[j]);
             }
             break;
-        default:
-            break;
+        default: break;
         }
         if (rc) {
             char t[48];
@@ -453,8 +446,8 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
     return loss;
 }
 
-int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows,
-                              float scale, tsr_grad_ready_fn ready, void *arg)
+int tsr_model_backward_queued(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
+                              tsr_grad_ready_fn ready, void *arg)
 {
     if (m->dev) {
         model_gpu_backward(m, labels, targets, scale, ready, arg, 1);

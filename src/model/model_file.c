@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Model files in HDF5 (format version 2): root attributes format
  * "tessera-model", version, model (the graph as JSON, tsr_model_spec_json),
  * created and the caller's; /model/layer_<i>/<name> for each layer's
@@ -201,8 +202,10 @@ static int load_v2(hid_t f, const char *path, size_t max_batch, size_t max_param
         int nt = tsr_model_tensors(tmp, i, t);
         declared += tmp->layer[i].nparams + tmp->layer[i].nbuffers;
         if (declared > max_params) {
-            rc = tsr_error_set(TSR_EDATA, "%s: layer %d: the layers up to here declare more than %zu parameters, the "
-                               "limit (serve.max_model_params, export --max-params)", path, i, max_params);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: layer %d: the layers up to here declare more than %zu parameters, the "
+                               "limit (serve.max_model_params, export --max-params)",
+                               path, i, max_params);
             goto out;
         }
         for (int k = 0; k < nt; k++) {
@@ -232,8 +235,8 @@ static int load_v2(hid_t f, const char *path, size_t max_batch, size_t max_param
                 rc = tsr_error_set(TSR_EDATA, "%s: /%s/%s: %s", path, name, t[k].name,
                                    link < 0 ? "a soft or external link; a model's layers must be stored in the file "
                                               "itself"
-                                   : !same ? "missing, or not float data of the shape the graph declares"
-                                           : "not all stored in the file (missing, external or virtual data)");
+                                   : !same  ? "missing, or not float data of the shape the graph declares"
+                                            : "not all stored in the file (missing, external or virtual data)");
                 goto out;
             }
         }
@@ -309,8 +312,10 @@ int tsr_model_load_max(const char *path, size_t max_batch, size_t max_params, ts
     else if (version == MODEL_VERSION)
         rc = load_v2(f, path, max_batch, max_params, out);
     else
-        rc = tsr_error_set(TSR_EDATA, "%s: model file format version %lld; this tessera reads versions 1 and %d "
-                           "(a newer tessera wrote it)", path, version, MODEL_VERSION);
+        rc = tsr_error_set(TSR_EDATA,
+                           "%s: model file format version %lld; this tessera reads versions 1 and %d "
+                           "(a newer tessera wrote it)",
+                           path, version, MODEL_VERSION);
 out:
     if (f >= 0)
         H5Fclose(f);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Model files of format version 1 (tessera before layer graphs): dense
  * layers only, /model/layer_<i>/{weight [out, in], bias [out]} with the
  * hidden activation as an attribute. They load into the equivalent graph
@@ -60,8 +61,10 @@ int model_load_v1(hid_t f, const char *path, size_t max_batch, size_t max_params
         if (link < 0 || (g >= 0 && (model_h5_hard_link(g, "weight") < 0 || model_h5_hard_link(g, "bias") < 0))) {
             if (g >= 0)
                 H5Gclose(g);
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: a soft or external link; a model's layers must be stored in "
-                               "the file itself", path, name);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: /%s: a soft or external link; a model's layers must be stored in "
+                               "the file itself",
+                               path, name);
             goto out;
         }
         wd[i] = g >= 0 ? model_h5_open_f32(g, "weight", 2, w) : -1;
@@ -71,8 +74,10 @@ int model_load_v1(hid_t f, const char *path, size_t max_batch, size_t max_params
             H5Gclose(g);
         }
         if (wd[i] < 0 || bd[i] < 0 || b[0] != w[0] || (i > 0 && w[1] != sizes[i])) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: expected float weight [out, in] and bias [out] matching the "
-                               "previous layer", path, name);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: /%s: expected float weight [out, in] and bias [out] matching the "
+                               "previous layer",
+                               path, name);
             goto out;
         }
         if (i == 0)
@@ -82,14 +87,17 @@ int model_load_v1(hid_t f, const char *path, size_t max_batch, size_t max_params
         if (i == 0 && tsr_act_parse(a) > 0)
             act = (tsr_act_t)tsr_act_parse(a);
         if (w[0] > SIZE_MAX / 2 || w[1] > SIZE_MAX / 2 || declared_params(sizes, nl) > max_params) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: the layers up to here declare more than %zu parameters, the "
-                               "limit (serve.max_model_params, export --max-params)", path, name, max_params);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: /%s: the layers up to here declare more than %zu parameters, the "
+                               "limit (serve.max_model_params, export --max-params)",
+                               path, name, max_params);
             goto out;
         }
         if (model_h5_check_stored(wd[i], w[0] * w[1], &raw) || model_h5_check_stored(bd[i], b[0], &raw)) {
-            rc = tsr_error_set(TSR_EDATA, "%s: /%s: declares %llu x %llu weights that are not all stored in the "
-                               "file (missing, external or virtual data)", path, name, (unsigned long long)w[0],
-                               (unsigned long long)w[1]);
+            rc = tsr_error_set(TSR_EDATA,
+                               "%s: /%s: declares %llu x %llu weights that are not all stored in the "
+                               "file (missing, external or virtual data)",
+                               path, name, (unsigned long long)w[0], (unsigned long long)w[1]);
             goto out;
         }
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model on a GPU: the same forward and backward as model.c with the
  * tsr_gpu_* kernels on device buffers. Batches arrive in host memory and
  * are uploaded on the GPU's stream; the host buffers of the model become
@@ -51,13 +52,18 @@ int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu)
     if (!m->gpu_ok) {
         for (int i = 0; i < m->nl; i++)
             if (m->layer[i].kind->name[0] && m->role[i] != ROLE_FUSED && strcmp(m->layer[i].kind->name, "dense"))
-                return tsr_error_set(TSR_ENOTSUP, "model: layer %d (%s) has no GPU version yet: on a GPU tessera runs "
+                return tsr_error_set(TSR_ENOTSUP,
+                                     "model: layer %d (%s) has no GPU version yet: on a GPU tessera runs "
                                      "dense layers with relu, tanh or sigmoid and the cross-entropy or mse loss; "
-                                     "train this model with runtime.device = cpu", i, m->layer[i].kind->name);
-        return tsr_error_set(TSR_ENOTSUP, "model: this graph (loss %s%s) has no GPU version yet; train it with "
-                             "runtime.device = cpu", tsr_loss_name(m->spec.loss),
+                                     "train this model with runtime.device = cpu",
+                                     i, m->layer[i].kind->name);
+        return tsr_error_set(TSR_ENOTSUP,
+                             "model: this graph (loss %s%s) has no GPU version yet; train it with "
+                             "runtime.device = cpu",
+                             tsr_loss_name(m->spec.loss),
                              m->spec.label_smoothing != 0 || m->spec.nclass_weights ? " with label smoothing or "
-                             "class weights" : "");
+                                                                                      "class weights"
+                                                                                    : "");
     }
     dense_t dl;
     dense_list(m, &dl);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Checks shared by the model file readers (model_file.c, model_file_v1.c).
  * Callers hold tsr_h5_lock(). Internal to src/model. */
 #ifndef TSR_MODEL_H5_H

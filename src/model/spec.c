@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model description: the [model] layers grammar, each layer as text,
  * the graph as JSON (model files, checkpoints, exports) and back, and the
  * comparison that names the first layer where two graphs differ.
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 /* A kind's argument list split into names and defaults (NAN: required). */
 typedef struct {
@@ -237,7 +237,7 @@ int tsr_model_parse(const char *text, tsr_model_spec_t *s)
     int rc = parse_items(&ps, 0);
     if (!rc && s->nlayers == 0)
         rc = tsr_error_set(TSR_EINVAL, "[model] layers is empty; expected layers such as \"dense(128) relu "
-                           "dense(10)\"");
+                                       "dense(10)\"");
     return rc;
 }
 
@@ -382,9 +382,9 @@ int tsr_model_spec_from_json(const char *text, tsr_model_spec_t *s)
         return rc;
     }
     json_t *in = json_object_get(root, "input"), *layers = json_object_get(root, "layers");
-    s->input = (tsr_shape_t){(int)json_integer_value(json_array_get(in, 0)),
-                             (int)json_integer_value(json_array_get(in, 1)),
-                             (int)json_integer_value(json_array_get(in, 2))};
+    s->input =
+        (tsr_shape_t){(int)json_integer_value(json_array_get(in, 0)), (int)json_integer_value(json_array_get(in, 1)),
+                      (int)json_integer_value(json_array_get(in, 2))};
     const char *loss = json_string_value(json_object_get(root, "loss"));
     int li = loss ? tsr_loss_parse(loss) : -1;
     size_t n = json_array_size(layers);

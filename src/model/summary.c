@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tessera model summary: a table of layers, output shapes, parameters and
  * FLOPs per sample. */
 #include "model/internal.h"
@@ -36,8 +37,9 @@ char *tsr_model_summary(const tsr_model_t *m)
         total += f;
     }
     PUT("total: %zu parameters (%zu trained, %zu buffers), %.4g forward FLOPs per sample, %.4g for a training "
-        "step's forward and backward; loss %s\n", m->nparams + m->nbuffers, m->nparams, m->nbuffers, total,
-        tsr_model_flops_per_sample(m), tsr_loss_name(m->spec.loss));
+        "step's forward and backward; loss %s\n",
+        m->nparams + m->nbuffers, m->nparams, m->nbuffers, total, tsr_model_flops_per_sample(m),
+        tsr_loss_name(m->spec.loss));
 #undef PUT
     return buf;
 }

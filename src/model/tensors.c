@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Each layer's parameters and buffers under the names model files and
  * checkpoints use. */
 #include "model/internal.h"

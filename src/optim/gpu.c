@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The optimizer on a GPU: its arrays in device memory and the updates of
  * rules.c and layerwise.c as tsr_gpu_* kernels. The kernels note a
  * non-finite weight in dnote[0] themselves; skipping reads the gradients'
@@ -25,9 +26,9 @@ static int layerwise_gpu(tsr_optim_t *o, float *p, float *g, float lr, tsr_gpu_g
             rc = tsr_gpu_sumsq(o->gpu, p + a, len, dn);
         if (lamb) {
             if (!rc)
-                rc = tsr_gpu_lamb_moments(o->gpu, p + a, g + a, o->dstate + a, o->dstate + o->n + a, o->du + a, len,
-                                          (float)c->beta1, (float)c->beta2, (float)c->eps, bc1, bc2s, (float)wd,
-                                          &guard);
+                rc =
+                    tsr_gpu_lamb_moments(o->gpu, p + a, g + a, o->dstate + a, o->dstate + o->n + a, o->du + a, len,
+                                         (float)c->beta1, (float)c->beta2, (float)c->eps, bc1, bc2s, (float)wd, &guard);
             guard.quiet = 1;
             if (!rc && !ex)
                 rc = tsr_gpu_sumsq(o->gpu, o->du + a, len, dn + 1);
@@ -37,8 +38,8 @@ static int layerwise_gpu(tsr_optim_t *o, float *p, float *g, float lr, tsr_gpu_g
             if (!rc && !ex)
                 rc = tsr_gpu_sumsq(o->gpu, g + a, len, dn + 1);
             if (!rc)
-                rc = tsr_gpu_lars(o->gpu, p + a, g + a, o->nopt ? o->dstate + a : NULL, len, lr, wd,
-                                  (float)c->momentum, o->step == 0, c->trust_coef, c->eps, ex ? NULL : dn, &guard);
+                rc = tsr_gpu_lars(o->gpu, p + a, g + a, o->nopt ? o->dstate + a : NULL, len, lr, wd, (float)c->momentum,
+                                  o->step == 0, c->trust_coef, c->eps, ex ? NULL : dn, &guard);
         }
     }
     return rc;
@@ -81,8 +82,7 @@ int tsr_optim_step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, fl
         return tsr_gpu_rmsprop(o->gpu, p, g, s, mean, buf, n, lr, (float)c->alpha, (float)c->eps, wd,
                                (float)c->momentum, &guard);
     }
-    default:
-        return layerwise_gpu(o, p, g, lr, guard);
+    default: return layerwise_gpu(o, p, g, lr, guard);
     }
 }
 
@@ -112,8 +112,8 @@ int tsr_optim_to_gpu(tsr_optim_t *o, tsr_gpu_t *gpu)
         (layerwise && (rc = tsr_gpu_alloc(gpu, 2 * (size_t)o->nseg * sizeof(double), (void **)&o->dnorm))) ||
         (o->cfg.kind == TSR_OPTIM_LAMB && o->n && (rc = tsr_gpu_alloc(gpu, o->n * sizeof(float), (void **)&o->du))))
         goto fail;
-    if (o->nopt && ((rc = tsr_gpu_alloc(gpu, o->nopt * sizeof(float), (void **)&o->dstate)) ||
-                    (rc = tsr_optim_upload(o))))
+    if (o->nopt &&
+        ((rc = tsr_gpu_alloc(gpu, o->nopt * sizeof(float), (void **)&o->dstate)) || (rc = tsr_optim_upload(o))))
         goto fail;
     return TSR_OK;
 fail:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The layer-wise rules, a trust ratio per tensor (segment):
  * LAMB (You et al. 2020, Algorithm 2, as NVIDIA apex's FusedLAMB with
  * bias correction and grad averaging): u = m^/(sqrt(v^) + eps) + wd p,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The optimizer's life: creation and state, clipping and the non-finite
  * policy around the update (rules.c, layerwise.c), the GPU path. */
 #include "optim/optim_internal.h"
@@ -9,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 static int any_nonfinite(const float *x, size_t n)
 {
@@ -31,14 +31,10 @@ static size_t arrays(const tsr_optim_config_t *c)
     switch (c->kind) {
     case TSR_OPTIM_ADAMW:
     case TSR_OPTIM_ADAM:
-    case TSR_OPTIM_LAMB:
-        return 2;
-    case TSR_OPTIM_LION:
-        return 1;
-    case TSR_OPTIM_RMSPROP:
-        return 1 + (c->centered != 0) + (c->momentum > 0);
-    default:
-        return c->momentum > 0;
+    case TSR_OPTIM_LAMB: return 2;
+    case TSR_OPTIM_LION: return 1;
+    case TSR_OPTIM_RMSPROP: return 1 + (c->centered != 0) + (c->momentum > 0);
+    default: return c->momentum > 0;
     }
 }
 
@@ -105,8 +101,10 @@ int tsr_optim_set_segments(tsr_optim_t *o, const tsr_optim_segment_t *seg, int n
     for (int i = 0; i < nseg; i++) {
         if (s[i].offset != end || s[i].size == 0) {
             free(s);
-            return tsr_error_set(TSR_EINVAL, "optim: segment at %zu (%zu values) leaves a gap or overlaps at %zu; "
-                                 "segments must tile the %zu parameters", seg[i].offset, seg[i].size, end, o->n);
+            return tsr_error_set(TSR_EINVAL,
+                                 "optim: segment at %zu (%zu values) leaves a gap or overlaps at %zu; "
+                                 "segments must tile the %zu parameters",
+                                 seg[i].offset, seg[i].size, end, o->n);
         }
         end += s[i].size;
     }
@@ -209,10 +207,7 @@ long tsr_optim_skipped_steps(tsr_optim_t *o)
     return o->skipped;
 }
 
-long tsr_optim_steps_taken(const tsr_optim_t *o)
-{
-    return o->step;
-}
+long tsr_optim_steps_taken(const tsr_optim_t *o) { return o->step; }
 
 float *tsr_optim_state(tsr_optim_t *o, size_t *nstate)
 {
@@ -220,10 +215,7 @@ float *tsr_optim_state(tsr_optim_t *o, size_t *nstate)
     return o->state;
 }
 
-void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps)
-{
-    o->step = steps;
-}
+void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps) { o->step = steps; }
 
 int tsr_optim_download(tsr_optim_t *o)
 {

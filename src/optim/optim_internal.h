@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The optimizer's state and the pieces its files share. */
 #ifndef TSR_OPTIM_INTERNAL_H
 #define TSR_OPTIM_INTERNAL_H
@@ -10,9 +11,9 @@ struct tsr_optim {
     tsr_optim_config_t cfg;
     size_t n;
     long step;
-    long nonfinite;  /* the first update (1-based) that left a weight NaN or Inf; 0: none */
-    long skipped;    /* updates skipped for non-finite gradients (on_nonfinite = skip) */
-    float *state;    /* the optimizer's arrays (nopt), then the plateau's floats */
+    long nonfinite; /* the first update (1-based) that left a weight NaN or Inf; 0: none */
+    long skipped;   /* updates skipped for non-finite gradients (on_nonfinite = skip) */
+    float *state;   /* the optimizer's arrays (nopt), then the plateau's floats */
     size_t nstate, nopt;
     tsr_optim_segment_t *seg; /* sorted by offset; one [0, n) if none were set */
     int nseg;
@@ -31,13 +32,13 @@ enum { PL_BEST, PL_BAD, PL_COOL, PL_LR, PL_N };
 /* Non-finite check by bits, OR-reduced so loops stay vectorised: a float
  * is NaN or Inf exactly when its exponent bits are all ones, and adding
  * one to that exponent then carries into bit 31. */
-#define NF_ACC(acc, x)                                                                                         \
-    do {                                                                                                       \
-        uint32_t u_;                                                                                           \
-        memcpy(&u_, &(x), sizeof u_);                                                                          \
-        (acc) |= (u_ & 0x7f800000u) + 0x00800000u;                                                             \
+#define NF_ACC(acc, x)                                                                                                 \
+    do {                                                                                                               \
+        uint32_t u_;                                                                                                   \
+        memcpy(&u_, &(x), sizeof u_);                                                                                  \
+        (acc) |= (u_ & 0x7f800000u) + 0x00800000u;                                                                     \
     } while (0)
-#define NF_BAD(acc) (((acc) & 0x80000000u) != 0)
+#define NF_BAD(acc) (((acc)&0x80000000u) != 0)
 
 /* rules.c: the element-wise updates (SGD, AdamW, Adam, Lion, RMSprop);
  * layerwise.c: LAMB and LARS over the segments. Each returns the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The element-wise updates, PyTorch's rules (torch.optim 1.13, the
  * single-tensor paths) so runs compare: SGD, AdamW, Adam, RMSprop; Lion
  * as the paper's (Chen et al. 2023, Algorithm 2). */
@@ -119,17 +120,11 @@ static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict
 uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
 {
     switch (o->cfg.kind) {
-    case TSR_OPTIM_SGD:
-        return sgd(o, p, g, lr);
-    case TSR_OPTIM_ADAMW:
-        return adam(o, p, g, lr, 0);
-    case TSR_OPTIM_ADAM:
-        return adam(o, p, g, lr, 1);
-    case TSR_OPTIM_LION:
-        return lion(o, p, g, lr);
-    case TSR_OPTIM_RMSPROP:
-        return rmsprop(o, p, g, lr);
-    default:
-        return tsr_optim_update_layerwise(o, p, g, lr);
+    case TSR_OPTIM_SGD: return sgd(o, p, g, lr);
+    case TSR_OPTIM_ADAMW: return adam(o, p, g, lr, 0);
+    case TSR_OPTIM_ADAM: return adam(o, p, g, lr, 1);
+    case TSR_OPTIM_LION: return lion(o, p, g, lr);
+    case TSR_OPTIM_RMSPROP: return rmsprop(o, p, g, lr);
+    default: return tsr_optim_update_layerwise(o, p, g, lr);
     }
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Learning-rate schedules as torch.optim.lr_scheduler's, after a linear
  * warmup that ramps to the schedule's first value; reduce-on-plateau. */
 #include "optim/optim_internal.h"
@@ -31,16 +32,14 @@ static double at(const tsr_optim_t *o, long k)
         double t = k > K ? 1.0 : (double)k / (double)K;
         return c->min_lr + 0.5 * (c->lr - c->min_lr) * (1.0 + cos(M_PI * t));
     }
-    case TSR_SCHED_STEP:
-        return c->lr * pow(c->gamma, (double)(k / c->step_size));
+    case TSR_SCHED_STEP: return c->lr * pow(c->gamma, (double)(k / c->step_size));
     case TSR_SCHED_MULTISTEP: {
         int passed = 0;
         while (passed < c->nmilestones && c->milestones[passed] <= k)
             passed++;
         return c->lr * pow(c->gamma, passed);
     }
-    case TSR_SCHED_EXPONENTIAL:
-        return c->lr * pow(c->gamma, (double)k);
+    case TSR_SCHED_EXPONENTIAL: return c->lr * pow(c->gamma, (double)k);
     case TSR_SCHED_POLYNOMIAL: {
         if (K <= 0)
             return c->lr;
@@ -49,10 +48,8 @@ static double at(const tsr_optim_t *o, long k)
     }
     case TSR_SCHED_ONECYCLE: /* a run cut too short for both phases (train.max_steps) stays at lr */
         return c->pct_start * (double)K > 1 && c->pct_start * (double)K < (double)K - 1 ? onecycle(c, k, K) : c->lr;
-    case TSR_SCHED_PLATEAU:
-        return o->state[o->nopt + PL_LR];
-    default:
-        return c->lr;
+    case TSR_SCHED_PLATEAU: return o->state[o->nopt + PL_LR];
+    default: return c->lr;
     }
 }
 
@@ -99,15 +96,17 @@ int tsr_optim_sched_check(const tsr_optim_config_t *c)
 {
     long T = c->planned_steps > 0 ? c->planned_steps : c->total_steps, K = T - c->warmup_steps;
     if (T > 0 && c->warmup_steps > T)
-        return tsr_error_set(TSR_EINVAL, "optim.warmup_steps = %ld is longer than the run (%ld steps)",
-                             c->warmup_steps, T);
+        return tsr_error_set(TSR_EINVAL, "optim.warmup_steps = %ld is longer than the run (%ld steps)", c->warmup_steps,
+                             T);
     switch (c->schedule) {
     case TSR_SCHED_STEP:
         if (c->step_size < 1)
             return tsr_error_set(TSR_EINVAL, "optim.step_size = %ld: expected at least 1", c->step_size);
         if (T > 0 && c->step_size > K)
-            return tsr_error_set(TSR_EINVAL, "optim.step_size = %ld is past the run (%ld steps after warmup): the lr "
-                                 "would never change", c->step_size, K);
+            return tsr_error_set(TSR_EINVAL,
+                                 "optim.step_size = %ld is past the run (%ld steps after warmup): the lr "
+                                 "would never change",
+                                 c->step_size, K);
         break;
     case TSR_SCHED_MULTISTEP:
         if (c->nmilestones < 1)
@@ -123,23 +122,27 @@ int tsr_optim_sched_check(const tsr_optim_config_t *c)
         break;
     case TSR_SCHED_ONECYCLE:
         if (!(c->pct_start > 0 && c->pct_start < 1) || !(c->div_factor > 0) || !(c->final_div_factor > 0))
-            return tsr_error_set(TSR_EINVAL, "optim.pct_start = %g, div_factor = %g, final_div_factor = %g: "
-                                 "expected 0 < pct_start < 1 and positive factors", c->pct_start, c->div_factor,
-                                 c->final_div_factor);
+            return tsr_error_set(TSR_EINVAL,
+                                 "optim.pct_start = %g, div_factor = %g, final_div_factor = %g: "
+                                 "expected 0 < pct_start < 1 and positive factors",
+                                 c->pct_start, c->div_factor, c->final_div_factor);
         if (T > 0 && !(c->pct_start * (double)K > 1 && c->pct_start * (double)K < (double)K - 1))
-            return tsr_error_set(TSR_EINVAL, "optim.pct_start = %g: the rise over %ld steps after warmup must be "
-                                 "more than 1 step and end before the last", c->pct_start, K);
+            return tsr_error_set(TSR_EINVAL,
+                                 "optim.pct_start = %g: the rise over %ld steps after warmup must be "
+                                 "more than 1 step and end before the last",
+                                 c->pct_start, K);
         break;
     case TSR_SCHED_PLATEAU:
         if (!(c->plateau_factor > 0 && c->plateau_factor < 1) || !(c->plateau_threshold >= 0))
-            return tsr_error_set(TSR_EINVAL, "optim.plateau_factor = %g, plateau_threshold = %g: expected a "
-                                 "factor in (0, 1) and a threshold >= 0", c->plateau_factor, c->plateau_threshold);
+            return tsr_error_set(TSR_EINVAL,
+                                 "optim.plateau_factor = %g, plateau_threshold = %g: expected a "
+                                 "factor in (0, 1) and a threshold >= 0",
+                                 c->plateau_factor, c->plateau_threshold);
         break;
-    default:
-        break;
+    default: break;
     }
-    if (!(c->gamma > 0) && (c->schedule == TSR_SCHED_STEP || c->schedule == TSR_SCHED_MULTISTEP ||
-                             c->schedule == TSR_SCHED_EXPONENTIAL))
+    if (!(c->gamma > 0) &&
+        (c->schedule == TSR_SCHED_STEP || c->schedule == TSR_SCHED_MULTISTEP || c->schedule == TSR_SCHED_EXPONENTIAL))
         return tsr_error_set(TSR_EINVAL, "optim.gamma = %g: expected a value above 0", c->gamma);
     return TSR_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The configuration's keys mapped onto the modules' typed options: the one
  * place that looks them up by name (options.h). */
 #include "tessera/options.h"
@@ -88,13 +89,22 @@ static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
  * weight_decay, schedule, warmup_steps and clip_norm): a key the choice
  * does not read is refused rather than silently ignored. */
 static const char *const optim_names[] = {"sgd", "adamw", "adam", "lion", "lamb", "lars", "rmsprop", NULL};
-static const char *const optim_takes[] = {"momentum nesterov", "beta1 beta2 eps", "beta1 beta2 eps", "beta1 beta2",
-                                          "beta1 beta2 eps exclude", "momentum eps trust_coef exclude",
+static const char *const optim_takes[] = {"momentum nesterov",
+                                          "beta1 beta2 eps",
+                                          "beta1 beta2 eps",
+                                          "beta1 beta2",
+                                          "beta1 beta2 eps exclude",
+                                          "momentum eps trust_coef exclude",
                                           "alpha eps momentum centered"};
-static const char *const sched_names[] = {"constant", "cosine", "step", "multistep", "exponential", "polynomial",
-                                          "onecycle", "plateau", NULL};
-static const char *const sched_takes[] = {"", "min_lr", "step_size gamma", "milestones gamma", "gamma",
-                                          "power min_lr", "max_lr pct_start div_factor final_div_factor",
+static const char *const sched_names[] = {"constant",   "cosine",   "step",    "multistep", "exponential",
+                                          "polynomial", "onecycle", "plateau", NULL};
+static const char *const sched_takes[] = {"",
+                                          "min_lr",
+                                          "step_size gamma",
+                                          "milestones gamma",
+                                          "gamma",
+                                          "power min_lr",
+                                          "max_lr pct_start div_factor final_div_factor",
                                           "plateau_patience plateau_factor plateau_threshold plateau_cooldown min_lr"};
 
 static int index_of(const char *const *names, const char *v)
@@ -122,11 +132,29 @@ static int set_by_user(const tsr_config_t *c, const char *key)
 
 static int check_optim_keys(const tsr_config_t *c, int kind, int sched)
 {
-    static const char *const keys[] = {"momentum", "nesterov", "beta1", "beta2", "eps", "alpha", "centered",
-                                       "trust_coef", "exclude", "min_lr", "step_size", "gamma", "milestones",
-                                       "power", "max_lr", "pct_start", "div_factor", "final_div_factor",
-                                       "plateau_patience", "plateau_factor", "plateau_threshold",
-                                       "plateau_cooldown", NULL};
+    static const char *const keys[] = {"momentum",
+                                       "nesterov",
+                                       "beta1",
+                                       "beta2",
+                                       "eps",
+                                       "alpha",
+                                       "centered",
+                                       "trust_coef",
+                                       "exclude",
+                                       "min_lr",
+                                       "step_size",
+                                       "gamma",
+                                       "milestones",
+                                       "power",
+                                       "max_lr",
+                                       "pct_start",
+                                       "div_factor",
+                                       "final_div_factor",
+                                       "plateau_patience",
+                                       "plateau_factor",
+                                       "plateau_threshold",
+                                       "plateau_cooldown",
+                                       NULL};
     for (int i = 0; keys[i]; i++) {
         const char *k = keys[i];
         if (!set_by_user(c, k) || has_word(optim_takes[kind], k) || has_word(sched_takes[sched], k))
@@ -157,7 +185,8 @@ static double or_default(const tsr_config_t *c, const char *key, double dflt)
 
 static int optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop, tsr_optim_config_t *o)
 {
-    int kind = index_of(optim_names, get(c, "optim", "name")), sched = index_of(sched_names, get(c, "optim", "schedule"));
+    int kind = index_of(optim_names, get(c, "optim", "name")),
+        sched = index_of(sched_names, get(c, "optim", "schedule"));
     o->kind = (tsr_optim_kind_t)kind;
     o->lr = tsr_config_get_double(c, "optim", "lr");
     o->momentum = tsr_config_get_double(c, "optim", "momentum");
@@ -200,7 +229,7 @@ static int optim_options(const tsr_config_t *c, const tsr_loop_options_t *loop, 
 
 static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
 {
-    o->device = is(c, "runtime", "device", "cuda") ? TSR_DEVICE_CUDA
+    o->device = is(c, "runtime", "device", "cuda")   ? TSR_DEVICE_CUDA
                 : is(c, "runtime", "device", "auto") ? TSR_DEVICE_AUTO
                                                      : TSR_DEVICE_CPU;
     o->comm = get(c, "runtime", "comm");
@@ -209,9 +238,9 @@ static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
     o->bind = tsr_config_get_bool(c, "runtime", "bind");
     o->blas_threads = (int)tsr_config_get_long(c, "runtime", "blas_threads");
     o->verbose = tsr_config_get_bool(c, "runtime", "verbose");
-    o->progress = is(c, "runtime", "progress", "bar") ? TSR_PROGRESS_BAR
+    o->progress = is(c, "runtime", "progress", "bar")     ? TSR_PROGRESS_BAR
                   : is(c, "runtime", "progress", "lines") ? TSR_PROGRESS_LINES
-                  : is(c, "runtime", "progress", "none") ? TSR_PROGRESS_NONE
+                  : is(c, "runtime", "progress", "none")  ? TSR_PROGRESS_NONE
                                                           : TSR_PROGRESS_AUTO;
     o->watchdog_seconds = tsr_config_get_double(c, "runtime", "watchdog_seconds");
     o->walltime_margin_seconds = tsr_config_get_double(c, "runtime", "walltime_margin_seconds");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Binding the calling process to its planned cores, and BLAS threads. */
 #include "tessera/place.h"
 #include "tessera/error.h"
@@ -21,13 +22,10 @@ int tsr_place_bind(hwloc_topology_t topo, const tsr_place_plan_t *plan, int loca
         int err = errno;
         char list[256];
         hwloc_bitmap_list_snprintf(list, sizeof list, set);
-        return tsr_error_set(TSR_ESYS, "place: cannot bind local rank %d to cpuset %s: %s", local_rank,
-                             list, strerror(err));
+        return tsr_error_set(TSR_ESYS, "place: cannot bind local rank %d to cpuset %s: %s", local_rank, list,
+                             strerror(err));
     }
     return TSR_OK;
 }
 
-void tsr_place_set_blas_threads(int n)
-{
-    openblas_set_num_threads(n < 1 ? 1 : n);
-}
+void tsr_place_set_blas_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }

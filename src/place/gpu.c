@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GPU locality: whether a PCI device (a GPU, by bus id) hangs off the
  * package or NUMA domain that holds a set of cores. hwloc knows PCI
  * devices without any GPU library; the caller maps CUDA devices to bus ids. */

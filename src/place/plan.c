@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The binding plan: a node's cores split into contiguous, balanced runs,
  * one per local rank. Cores are taken in hwloc's depth-first order, so when
  * the count divides evenly each run is whole packages or NUMA domains. */
@@ -21,8 +22,7 @@ static int numa_of(hwloc_topology_t topo, hwloc_const_bitmap_t set)
     int n = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
     for (int i = 0; i < n; i++) {
         hwloc_obj_t node = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, (unsigned)i);
-        if (node && node->cpuset && !hwloc_bitmap_iszero(node->cpuset) &&
-            hwloc_bitmap_isincluded(set, node->cpuset))
+        if (node && node->cpuset && !hwloc_bitmap_iszero(node->cpuset) && hwloc_bitmap_isincluded(set, node->cpuset))
             return (int)node->os_index;
     }
     return -1;
@@ -33,8 +33,7 @@ static int check_rank(const tsr_place_plan_t *plan, int local_rank)
     if (!plan)
         return tsr_error_set(TSR_EINVAL, "place: plan is NULL");
     if (local_rank < 0 || local_rank >= plan->nranks)
-        return tsr_error_set(TSR_EINVAL, "place: local rank %d out of range [0, %d)", local_rank,
-                             plan->nranks);
+        return tsr_error_set(TSR_EINVAL, "place: local rank %d out of range [0, %d)", local_rank, plan->nranks);
     return TSR_OK;
 }
 
@@ -86,8 +85,8 @@ int tsr_place_plan_create(hwloc_topology_t topo, int nlocal, tsr_place_plan_t **
         for (long u = first; u < last; u++) {
             hwloc_obj_t obj = hwloc_get_obj_by_type(topo, unit, (unsigned)u);
             if (!obj || !obj->cpuset) {
-                rc = tsr_error_set(TSR_EINTERNAL, "place: %s %ld missing from topology",
-                                   hwloc_obj_type_string(unit), u);
+                rc =
+                    tsr_error_set(TSR_EINTERNAL, "place: %s %ld missing from topology", hwloc_obj_type_string(unit), u);
                 goto fail;
             }
             if (hwloc_bitmap_or(plan->cpuset[r], plan->cpuset[r], obj->cpuset) < 0)
@@ -119,10 +118,7 @@ void tsr_place_plan_destroy(tsr_place_plan_t *plan)
     free(plan);
 }
 
-int tsr_place_plan_nranks(const tsr_place_plan_t *plan)
-{
-    return plan ? plan->nranks : 0;
-}
+int tsr_place_plan_nranks(const tsr_place_plan_t *plan) { return plan ? plan->nranks : 0; }
 
 /* NULL for a bad rank. */
 hwloc_const_bitmap_t tsr_place_plan_cpuset(const tsr_place_plan_t *plan, int local_rank)

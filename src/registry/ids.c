@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Model versions are never reused: the highest version each name ever had
  * is kept in <dir>/.versions (a JSON object, written atomically), so an id
  * that was deleted, even before a restart, is not handed out again. Files
@@ -76,7 +77,8 @@ int reg_version_used(const tsr_registry_t *r, const char *name, long version)
     if (json_integer_value(json_object_get(vers, name)) < version) {
         json_object_set_new(vers, name, json_integer(version));
         char *text = json_dumps(vers, JSON_INDENT(2) | JSON_SORT_KEYS);
-        rc = text ? tsr_file_write_atomic(path, text, strlen(text)) : tsr_error_set(TSR_ENOMEM, "registry: out of memory");
+        rc = text ? tsr_file_write_atomic(path, text, strlen(text))
+                  : tsr_error_set(TSR_ENOMEM, "registry: out of memory");
         free(text);
     }
     json_decref(vers);

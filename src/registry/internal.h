@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared between the registry's files: the object and metadata helpers. */
 #ifndef TSR_REGISTRY_INTERNAL_H
 #define TSR_REGISTRY_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Registry metadata: what a new entry records, how PATCH changes it, and
  * writing it whole or not at all. */
 #include "registry/internal.h"
@@ -187,8 +188,8 @@ int reg_meta_patch(json_t *meta, const char *patch, size_t len)
             else
                 json_object_set(work, "status", v);
         } else {
-            rc = tsr_error_set(TSR_EINVAL, "unknown field \"%.64s\"; expected description, tags, status or metadata",
-                               k);
+            rc =
+                tsr_error_set(TSR_EINVAL, "unknown field \"%.64s\"; expected description, tags, status or metadata", k);
         }
         if (rc)
             goto out;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The registry directory: ids, adding, listing, updating and removing. */
 #include "registry/internal.h"
 #include "common/fileutil.h"
@@ -33,8 +34,7 @@ static void remove_stale_uploads(const char *dir)
         if (strncmp(e->d_name, ".upload.", 8) != 0 ||
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
             continue;
-        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STALE_SECONDS &&
-            unlink(path) == 0)
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && now - st.st_mtime > STALE_SECONDS && unlink(path) == 0)
             tsr_log(TSR_LOG_INFO, "registry: removed %s, an upload left by a coordinator that stopped", path);
     }
     closedir(d);
@@ -64,15 +64,9 @@ void tsr_registry_destroy(tsr_registry_t *r)
     free(r);
 }
 
-void tsr_registry_set_max_params(tsr_registry_t *r, size_t max_params)
-{
-    r->max_params = max_params;
-}
+void tsr_registry_set_max_params(tsr_registry_t *r, size_t max_params) { r->max_params = max_params; }
 
-const char *tsr_registry_dir(const tsr_registry_t *r)
-{
-    return r->dir;
-}
+const char *tsr_registry_dir(const tsr_registry_t *r) { return r->dir; }
 
 static int id_char(char c)
 {
@@ -195,7 +189,8 @@ int tsr_registry_add(tsr_registry_t *r, const char *path, const char *name, char
 {
     char tmp[4096], base[256], src[4096];
     tsr_model_t *m = NULL;
-    int rc = tsr_model_load_max(path, 1, r->max_params, &m); /* refuse what is not a model before touching the registry */
+    int rc =
+        tsr_model_load_max(path, 1, r->max_params, &m); /* refuse what is not a model before touching the registry */
     if (rc)
         return rc;
     if (!name) {
@@ -306,8 +301,9 @@ int tsr_registry_latest(tsr_registry_t *r, const char *status, char *id, size_t 
 {
     json_t *all = collect(r, NULL, NULL, status);
     size_t n = json_array_size(all);
-    int rc = n ? TSR_OK : tsr_error_set(TSR_EDATA, "registry %s: no model%s%s", r->dir, status ? " with status " : "",
-                                        status ? status : "");
+    int rc = n ? TSR_OK
+               : tsr_error_set(TSR_EDATA, "registry %s: no model%s%s", r->dir, status ? " with status " : "",
+                               status ? status : "");
     if (n)
         snprintf(id, idlen, "%s", json_string_value(json_object_get(json_array_get(all, n - 1), "id")));
     json_decref(all);

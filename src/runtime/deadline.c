@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The phase deadline: see deadline.h. arm/disarm are two atomic stores, so
  * the per-step use around the gradient wait costs nothing measurable; the
  * thread looks every quarter of the limit (at most once a second). */
@@ -49,9 +50,11 @@ static void *watch(void *arg)
                 sleep(2);
                 pthread_mutex_lock(&d->lock);
             }
-            tsr_log(TSR_LOG_ERROR, "rank %d: %s has not finished after %.0f s (runtime.watchdog_seconds = %g): "
+            tsr_log(TSR_LOG_ERROR,
+                    "rank %d: %s has not finished after %.0f s (runtime.watchdog_seconds = %g): "
                     "a rank may have hung or failed, or MPI or NCCL cannot reach a peer; ending the job with exit "
-                    "code 76", d->rank, phase, tsr_time_now() - atomic_load(&d->since), d->limit);
+                    "code 76",
+                    d->rank, phase, tsr_time_now() - atomic_load(&d->since), d->limit);
             _exit(76);
         }
     }

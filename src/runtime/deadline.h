@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The phase deadline (internal to src/runtime): a thread per rank that ends
  * the job with exit code 76 when a phase takes longer than the watchdog's
  * limit. The watchdog (watchdog.c) watches every wait it is given (an MPI

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* MPI start-up: world, node-local communicator, node ids. */
 #include "runtime/internal.h"
 #include "tessera/error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* SIGTERM, SIGUSR1 and SIGINT ask the job to checkpoint and stop at the next
  * step boundary (never inside a collective); a second SIGINT, or SIGUSR2,
  * stops at once. */
@@ -17,8 +18,8 @@ static void on_signal(int sig)
     if ((sig == SIGINT && ++sigints >= 2) || sig == SIGUSR2) {
         static const char msg[] = "tessera: second SIGINT, stopping now without a checkpoint\n";
         static const char msg2[] = "tessera: SIGUSR2, stopping now without a checkpoint\n";
-        ssize_t w = sig == SIGINT ? write(STDERR_FILENO, msg, sizeof msg - 1)
-                                  : write(STDERR_FILENO, msg2, sizeof msg2 - 1);
+        ssize_t w =
+            sig == SIGINT ? write(STDERR_FILENO, msg, sizeof msg - 1) : write(STDERR_FILENO, msg2, sizeof msg2 - 1);
         (void)w;
         _exit(130);
     }
@@ -40,12 +41,6 @@ int tsr_runtime_install_signals(void)
     return 0;
 }
 
-int tsr_runtime_stop_signal(void)
-{
-    return stop_signal;
-}
+int tsr_runtime_stop_signal(void) { return stop_signal; }
 
-void tsr_runtime_request_stop(int sig)
-{
-    stop_signal = sig;
-}
+void tsr_runtime_request_stop(int sig) { stop_signal = sig; }

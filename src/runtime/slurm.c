@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* SLURM job facts from the environment, and the walltime left from
  * libslurm (when built with TESSERA_WITH_SLURM). */
 #include "runtime/internal.h"
@@ -73,10 +74,7 @@ void tsr_slurm_facts_read(tsr_slurm_facts_t *f)
     f->env_end_time = (double)env_long("SLURM_JOB_END_TIME", 0);
 }
 
-const tsr_slurm_facts_t *tsr_runtime_slurm(const tsr_runtime_t *rt)
-{
-    return &rt->slurm;
-}
+const tsr_slurm_facts_t *tsr_runtime_slurm(const tsr_runtime_t *rt) { return &rt->slurm; }
 
 int tsr_slurm_linked(void)
 {
@@ -133,7 +131,7 @@ double tsr_runtime_walltime_left(tsr_runtime_t *rt)
             end = asked;
             rt->time_limit = limit;
         } else if (rt->end_time > 0) {
-            end = rt->end_time;   /* keep what we knew if slurmctld does not answer */
+            end = rt->end_time; /* keep what we knew if slurmctld does not answer */
         }
 #endif
         rt->end_time = end;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Batch jobs through libslurm: submit one, ask about one. Without
  * TESSERA_WITH_SLURM both say that this build cannot. */
 #include "runtime/internal.h"
@@ -25,9 +26,8 @@ extern const char *slurm_job_reason_string(enum job_state_reason inx);
 
 static const char *state_name(uint32_t st)
 {
-    static const char *const names[] = {"PENDING", "RUNNING", "SUSPENDED", "COMPLETED", "CANCELLED", "FAILED",
-                                        "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
-                                        "OUT_OF_MEMORY"};
+    static const char *const names[] = {"PENDING", "RUNNING",   "SUSPENDED", "COMPLETED", "CANCELLED", "FAILED",
+                                        "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE",  "OUT_OF_MEMORY"};
     if (st & JOB_REQUEUE)
         return "REQUEUED";
     if (st & JOB_COMPLETING)
@@ -46,8 +46,10 @@ static int open_slurm(void)
     if (!conf || !*conf)
         conf = "/etc/slurm/slurm.conf";
     if (access(conf, R_OK) != 0)
-        return tsr_error_set(TSR_ESCHED, "SLURM is not reachable from here: cannot read its configuration %s (%s); "
-                             "set SLURM_CONF or run on a login node", conf, strerror(errno));
+        return tsr_error_set(TSR_ESCHED,
+                             "SLURM is not reachable from here: cannot read its configuration %s (%s); "
+                             "set SLURM_CONF or run on a login node",
+                             conf, strerror(errno));
     slurm_init(NULL);
     inited = 1;
     return TSR_OK;
@@ -155,7 +157,7 @@ int tsr_slurm_submit(const tsr_slurm_job_t *job, unsigned long *job_id)
     (void)job;
     (void)job_id;
     return tsr_error_set(TSR_ENOTSUP, "this tessera was built without libslurm (TESSERA_WITH_SLURM=OFF or libslurm-dev "
-                         "missing); submit the script from 'tessera submit --print-script' with sbatch");
+                                      "missing); submit the script from 'tessera submit --print-script' with sbatch");
 }
 
 int tsr_slurm_job_query(unsigned long id, tsr_slurm_job_info_t *info)
@@ -163,6 +165,6 @@ int tsr_slurm_job_query(unsigned long id, tsr_slurm_job_info_t *info)
     memset(info, 0, sizeof *info);
     info->job_id = id;
     return tsr_error_set(TSR_ENOTSUP, "this tessera was built without libslurm (TESSERA_WITH_SLURM=OFF or libslurm-dev "
-                         "missing); use squeue or scontrol show job");
+                                      "missing); use squeue or scontrol show job");
 }
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Whether output reaches a terminal, judged by what the launcher writes to:
  * Open MPI gives each rank a pseudo-terminal of its own even when
  * `mpirun ... > log` sends everything to a file. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The watchdog over collectives (runtime.h). A wait that passes the limit
  * sends an arrival note to every other rank; a rank that receives one while
  * it waits itself joins in at once, so within moments every waiting rank
@@ -40,10 +41,7 @@ static void nap(double seconds)
         ;
 }
 
-static double grace_of(double limit)
-{
-    return limit / 4 < 2 ? 2 : limit / 4 > 10 ? 10 : limit / 4;
-}
+static double grace_of(double limit) { return limit / 4 < 2 ? 2 : limit / 4 > 10 ? 10 : limit / 4; }
 
 int tsr_runtime_watchdog_start(tsr_runtime_t *rt, double seconds)
 {
@@ -64,18 +62,14 @@ int tsr_runtime_watchdog_start(tsr_runtime_t *rt, double seconds)
     struct tsr_wd_peer me = {.pid = (int)getpid()};
     memcpy(me.host, rt->host, sizeof me.host - 1); /* a long name is cut */
     if (MPI_Comm_dup(rt->world, &rt->wd_comm) != MPI_SUCCESS ||
-        MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, rt->wd_peers, (int)sizeof me, MPI_BYTE, rt->world) !=
-            MPI_SUCCESS)
+        MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, rt->wd_peers, (int)sizeof me, MPI_BYTE, rt->world) != MPI_SUCCESS)
         return tsr_error_set(TSR_EMPI, "rank %d: setting up the watchdog's communicator failed", rt->rank);
     tsr_deadline_disarm(rt->wd_deadline);
     rt->wd_limit = seconds;
     return TSR_OK;
 }
 
-double tsr_runtime_watchdog_limit(const tsr_runtime_t *rt)
-{
-    return rt->wd_limit;
-}
+double tsr_runtime_watchdog_limit(const tsr_runtime_t *rt) { return rt->wd_limit; }
 
 void tsr_runtime_phase(tsr_runtime_t *rt, const char *phase)
 {
@@ -86,10 +80,7 @@ void tsr_runtime_phase(tsr_runtime_t *rt, const char *phase)
         tsr_deadline_disarm(rt->wd_deadline);
 }
 
-void tsr_runtime_watchdog_finalizing(tsr_runtime_t *rt)
-{
-    tsr_runtime_phase(rt, "the end of the job (MPI_Finalize)");
-}
+void tsr_runtime_watchdog_finalizing(tsr_runtime_t *rt) { tsr_runtime_phase(rt, "the end of the job (MPI_Finalize)"); }
 
 void tsr_runtime_watchdog_close(tsr_runtime_t *rt)
 {
@@ -154,8 +145,8 @@ static void stall(tsr_runtime_t *rt, int expired)
     where(rt, &mine);
     mine.expired = expired;
     if (!arrived || !sent) {
-        tsr_log(TSR_LOG_ERROR, "watchdog: rank %d waited %.0f s at %s; aborting the job with exit code 76",
-                rt->rank, waited, mine.what);
+        tsr_log(TSR_LOG_ERROR, "watchdog: rank %d waited %.0f s at %s; aborting the job with exit code 76", rt->rank,
+                waited, mine.what);
         MPI_Abort(rt->world, 76);
         _exit(76);
     }
@@ -191,19 +182,23 @@ static void stall(tsr_runtime_t *rt, int expired)
         if (differ)
             snprintf(elsewhere, sizeof elsewhere, " (some at %s)", other.what);
         if (count < rt->size)
-            tsr_log(TSR_LOG_ERROR, "watchdog: %s did not arrive at %s within %.0f s (runtime.watchdog_seconds = %g), "
+            tsr_log(TSR_LOG_ERROR,
+                    "watchdog: %s did not arrive at %s within %.0f s (runtime.watchdog_seconds = %g), "
                     "where %s wait%s%s: hung, stopped or on a stalled node; aborting the job with exit code 76",
                     missing, mine.what, waited, rt->wd_limit, waiting, count == 1 ? "s" : "", elsewhere);
         else
-            tsr_log(TSR_LOG_ERROR, "watchdog: every rank has waited %.0f s (runtime.watchdog_seconds = %g) at %s%s, "
+            tsr_log(TSR_LOG_ERROR,
+                    "watchdog: every rank has waited %.0f s (runtime.watchdog_seconds = %g) at %s%s, "
                     "and none can go on (MPI cannot complete it, or the ranks disagree on it); aborting the job "
-                    "with exit code 76", waited, rt->wd_limit, mine.what, elsewhere);
+                    "with exit code 76",
+                    waited, rt->wd_limit, mine.what, elsewhere);
     } else {
         /* The reporter's abort ends this process; only if it does not. */
         nap(grace + 3);
-        tsr_log(TSR_LOG_ERROR, "watchdog: rank %d waited %.0f s at %s and the rank that should have reported the "
-                "missing ranks did not end the job; aborting with exit code 76", rt->rank,
-                tsr_time_now() - rt->wd_t0, mine.what);
+        tsr_log(TSR_LOG_ERROR,
+                "watchdog: rank %d waited %.0f s at %s and the rank that should have reported the "
+                "missing ranks did not end the job; aborting with exit code 76",
+                rt->rank, tsr_time_now() - rt->wd_t0, mine.what);
     }
     MPI_Abort(rt->world, 76);
     _exit(76);
@@ -255,8 +250,10 @@ int tsr_runtime_wait(tsr_runtime_t *rt, MPI_Request *req, const char *what, long
 {
     if (rt->wd_limit <= 0)
         return MPI_Wait(req, MPI_STATUS_IGNORE) == MPI_SUCCESS ? TSR_OK
-                                                              : tsr_error_set(TSR_EMPI, "rank %d: waiting for %s "
-                                                                              "failed", rt->rank, what);
+                                                               : tsr_error_set(TSR_EMPI,
+                                                                               "rank %d: waiting for %s "
+                                                                               "failed",
+                                                                               rt->rank, what);
     tsr_runtime_watch_begin(rt, what, step);
     for (;;) {
         int done = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The dynamic batcher: one thread owns the serving model and runs it on
  * batches gathered from the queue, as Triton's dynamic batcher does — a
  * batch starts once max_batch rows wait or the oldest request has waited

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GET /: one self-contained page (no CDN, no external files) that polls
  * /status?since=STEP once a second and plots loss and accuracy as inline
  * SVG, and shows a task farm's counts and ranks when /tasks answers. With a bearer token, open it as /#token=TOKEN: the fragment never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libmicrohttpd glue. The daemon runs a pool of epoll threads; a request
  * callback sees the headers first (the router may answer at once), then the
  * body in pieces, then a final call where the router answers or, for a
@@ -245,8 +246,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_resp(r);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)toe;
     serve_req_free(*con_cls);
@@ -334,11 +334,15 @@ static int listen_on(const serve_addr_t *a, int port, int *out)
     close(fd);
     serve_addr_format(a, port, where, sizeof where);
     if (e == EADDRINUSE)
-        return tsr_error_set(TSR_EIO, "coordinator: address in use: %s (another coordinator or program listens "
-                             "there; choose another serve.port, or 0 for any free port)", where);
+        return tsr_error_set(TSR_EIO,
+                             "coordinator: address in use: %s (another coordinator or program listens "
+                             "there; choose another serve.port, or 0 for any free port)",
+                             where);
     if (e == EADDRNOTAVAIL)
-        return tsr_error_set(TSR_EINVAL, "coordinator: cannot listen on %s: serve.bind is not an address of this "
-                             "host", where);
+        return tsr_error_set(TSR_EINVAL,
+                             "coordinator: cannot listen on %s: serve.bind is not an address of this "
+                             "host",
+                             where);
     return tsr_error_set(TSR_EIO, "coordinator: cannot listen on %s: %s", where, strerror(e));
 }
 
@@ -359,8 +363,10 @@ static int fit_fd_limit(int limit)
     if (rl.rlim_cur >= want)
         return limit;
     int fit = rl.rlim_cur > 2 * SPARE ? (int)(rl.rlim_cur - SPARE) : SPARE;
-    tsr_log(TSR_LOG_WARN, "coordinator: serve.max_connections = %d does not fit the open-file limit of %llu; "
-            "using %d", limit, (unsigned long long)rl.rlim_cur, fit);
+    tsr_log(TSR_LOG_WARN,
+            "coordinator: serve.max_connections = %d does not fit the open-file limit of %llu; "
+            "using %d",
+            limit, (unsigned long long)rl.rlim_cur, fit);
     return fit;
 }
 
@@ -383,7 +389,7 @@ int serve_http_start(tsr_serve_t *s, const serve_addr_t *addr, int threads)
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_log, s},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL},   /* silence while a body is read */
+        {MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL}, /* silence while a body is read */
         {MHD_OPTION_CONNECTION_LIMIT, limit > threads ? limit : threads, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_connections_per_ip, NULL},
         /* Per-connection pool for headers and read buffers, zeroed by the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The libmicrohttpd side of the coordinator: listening, the request
  * callback, suspending predictions until the batcher is done. */
 #ifndef TSR_SERVE_HTTP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The coordinator's parts: server (life cycle, auth), http (libmicrohttpd
  * glue), router (routes, methods, bodies), predict (JSON to tensor, cache),
  * batcher (the one thread that runs the model), status, metrics, models
@@ -16,9 +17,19 @@
 #include <stdio.h>
 
 enum serve_route {
-    RT_DASHBOARD, RT_HEALTH, RT_STATUS, RT_METRICS, RT_PREDICT, RT_CACHE, RT_MODELS, RT_MODEL, RT_EXPORT,
-    RT_TASKS, RT_TASK, RT_TASK_CANCEL, /* the task farm's (tasks.c) */
-    RT_OTHER, /* unknown routes and early refusals */
+    RT_DASHBOARD,
+    RT_HEALTH,
+    RT_STATUS,
+    RT_METRICS,
+    RT_PREDICT,
+    RT_CACHE,
+    RT_MODELS,
+    RT_MODEL,
+    RT_EXPORT,
+    RT_TASKS,
+    RT_TASK,
+    RT_TASK_CANCEL, /* the task farm's (tasks.c) */
+    RT_OTHER,       /* unknown routes and early refusals */
     RT_COUNT
 };
 enum serve_method { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PATCH = 8, M_DELETE = 16, M_OTHER = 32 };
@@ -37,23 +48,23 @@ extern const double serve_lat_bounds[SERVE_LAT_BUCKETS];
 extern const double serve_batch_bounds[SERVE_BATCH_BUCKETS];
 
 typedef struct serve_resp {
-    int status;                /* 0: not decided yet */
-    const char *ctype;         /* static string */
-    char *body;                /* malloc'd, handed to the HTTP library */
+    int status;        /* 0: not decided yet */
+    const char *ctype; /* static string */
+    char *body;        /* malloc'd, handed to the HTTP library */
     size_t len;
-    int fd;                    /* a file body instead, when >= 0 */
+    int fd; /* a file body instead, when >= 0 */
     uint64_t fd_len;
-    const char *allow;         /* Allow header (405) */
-    char disposition[160];     /* Content-Disposition, or "" */
-    char location[160];        /* Location, or "" */
+    const char *allow;     /* Allow header (405) */
+    char disposition[160]; /* Content-Disposition, or "" */
+    char location[160];    /* Location, or "" */
 } serve_resp_t;
 
 /* A prediction waiting for the batcher. */
 typedef struct serve_job {
     struct serve_job *next;
     size_t rows, width, outputs;
-    const float *x; /* rows * width */
-    float *y;       /* rows * outputs, filled by the batcher */
+    const float *x;   /* rows * width */
+    float *y;         /* rows * outputs, filled by the batcher */
     uint64_t version; /* of the weights that computed y */
     int status;       /* 0, or the HTTP status of a failure */
     const char *error;
@@ -101,10 +112,10 @@ struct tsr_serve {
     char *token;
     size_t token_len;
     int port;
-    void *daemon; /* struct MHD_Daemon */
+    void *daemon;              /* struct MHD_Daemon */
     struct serve_conns *conns; /* http.c: open connections, for the header deadline */
-    int listen_fd; /* handed back by quiescing, closed after the daemon stops */
-    char http_error[256]; /* libmicrohttpd's last complaint, for start-up errors */
+    int listen_fd;             /* handed back by quiescing, closed after the daemon stops */
+    char http_error[256];      /* libmicrohttpd's last complaint, for start-up errors */
     tsr_cache_t *cache;
     tsr_registry_t *registry;
     serve_batcher_t *batcher;
@@ -113,7 +124,7 @@ struct tsr_serve {
     /* The published model, read without locks by request threads. */
     _Atomic uint64_t version;
     _Atomic size_t in_width, out_width;
-    _Atomic uint64_t in_shape;   /* the input's (c, h, w), serve_pack_shape */
+    _Atomic uint64_t in_shape; /* the input's (c, h, w), serve_pack_shape */
     /* Counters for /metrics. */
     _Atomic uint64_t http[RT_COUNT][SERVE_CODES];
     _Atomic uint64_t lat_bucket[SERVE_LAT_BUCKETS + 1], lat_count, lat_sum_ns;
@@ -123,13 +134,11 @@ struct tsr_serve {
     tsr_serve_tasks_t tasks;
 };
 
-
 /* router.c */
 serve_req_t *serve_req_new(tsr_serve_t *s, void *conn, const char *(*arg)(void *, const char *, size_t *));
 void serve_req_free(serve_req_t *r);
 /* Headers are in: route, auth, method and declared length. May decide resp. */
-void serve_begin(serve_req_t *r, const char *method, const char *url, const char *auth,
-                 const char *content_length);
+void serve_begin(serve_req_t *r, const char *method, const char *url, const char *auth, const char *content_length);
 /* A piece of the body. Returns 0, or -1 when the client should be cut off. */
 int serve_body(serve_req_t *r, const char *data, size_t len);
 /* The whole request is in: decide resp, or set phase PH_PENDING. */
@@ -145,7 +154,7 @@ int serve_query(serve_req_t *r, const char *key, const char **out);
 /* 0 if body is text a JSON parser may see whole: no NUL byte, valid
  * UTF-8; else 400 with the offset in err. */
 int serve_json_text(const char *body, size_t len, char *err, size_t errlen);
-void serve_json(serve_req_t *r, int status, json_t *obj); /* steals obj */
+void serve_json(serve_req_t *r, int status, json_t *obj);                               /* steals obj */
 void serve_text(serve_req_t *r, int status, const char *ctype, char *body, size_t len); /* takes body */
 /* Counts a finished response in the metrics. */
 void serve_record(tsr_serve_t *s, const serve_req_t *r);
@@ -154,12 +163,12 @@ void serve_record(tsr_serve_t *s, const serve_req_t *r);
 /* Parses {"inputs": [[...], ...]} with rows of width numbers into x (grown
  * from inline storage of cap floats as needed; *x may become malloc'd).
  * Returns 0, or an HTTP status with a message in err. */
-int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
-                       size_t *rows, char *err, size_t errlen);
+int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap, size_t *rows,
+                       char *err, size_t errlen);
 /* The same for a model whose input has shape s: an image model (h * w > 1)
  * also takes rows as [C][H][W] nested arrays. */
-int serve_parse_rows(const char *body, size_t len, tsr_shape_t s, size_t max_rows, float **x, size_t cap,
-                     size_t *rows, char *err, size_t errlen);
+int serve_parse_rows(const char *body, size_t len, tsr_shape_t s, size_t max_rows, float **x, size_t cap, size_t *rows,
+                     char *err, size_t errlen);
 /* A shape in one atomic word (21 bits a side; 0 if it does not fit) and
  * back (a flat row of width values for 0). */
 static inline uint64_t serve_pack_shape(tsr_shape_t s)
@@ -177,8 +186,7 @@ static inline tsr_shape_t serve_unpack_shape(uint64_t v, size_t width)
     return s;
 }
 /* The fast path alone: 1 if it parsed, 0 if the general parser must decide. */
-int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
-                     size_t *rows);
+int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap, size_t *rows);
 void serve_predict(serve_req_t *r);
 void serve_predict_finish(serve_req_t *r);
 /* "[a,b,...]" for a row of k outputs; returns bytes (needs 16*k+2). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GET /metrics (Prometheus text format 0.0.4) and the /cache routes. */
 #include "serve/internal.h"
 
@@ -32,8 +33,9 @@ void serve_route_metrics(serve_req_t *r)
     serve_buf_t b = {.cap = 16384};
     b.p = malloc(b.cap);
     b.oom = !b.p;
-    serve_buf_printf(&b, "# HELP tessera_build_info The coordinator's version.\n# TYPE tessera_build_info gauge\n"
-                         "tessera_build_info{version=\"%s\"} 1\n",
+    serve_buf_printf(&b,
+                     "# HELP tessera_build_info The coordinator's version.\n# TYPE tessera_build_info gauge\n"
+                     "tessera_build_info{version=\"%s\"} 1\n",
                      TSR_VERSION);
     header(&b, "tessera_uptime_seconds", "gauge", "Seconds since the coordinator started.");
     serve_buf_printf(&b, "tessera_uptime_seconds %.3f\n", tsr_time_now() - s->t_start);
@@ -49,14 +51,15 @@ void serve_route_metrics(serve_req_t *r)
                 snprintf(code, sizeof code, "%d", serve_codes[c]);
             else
                 snprintf(code, sizeof code, "other");
-            serve_buf_printf(&b, "tessera_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-                             serve_route_names[rt], code, (unsigned long long)n);
+            serve_buf_printf(&b, "tessera_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", serve_route_names[rt],
+                             code, (unsigned long long)n);
         }
 
     uint64_t lat[SERVE_LAT_BUCKETS + 1];
     for (int i = 0; i <= SERVE_LAT_BUCKETS; i++)
         lat[i] = atomic_load(&s->lat_bucket[i]);
-    header(&b, "tessera_predict_latency_seconds", "histogram", "Time from request headers to a 200 answer on /predict.");
+    header(&b, "tessera_predict_latency_seconds", "histogram",
+           "Time from request headers to a 200 answer on /predict.");
     histogram(&b, "tessera_predict_latency_seconds", serve_lat_bounds, SERVE_LAT_BUCKETS, lat,
               (double)atomic_load(&s->lat_sum_ns) * 1e-9);
 
@@ -118,6 +121,6 @@ void serve_route_cache(serve_req_t *r)
                json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "enabled", s->cache != NULL, "hits",
                          (json_int_t)cs.hits, "misses", (json_int_t)cs.misses, "evictions", (json_int_t)cs.evictions,
                          "expirations", (json_int_t)cs.expirations, "inserts", (json_int_t)cs.inserts, "entries",
-                         (json_int_t)cs.entries, "bytes", (json_int_t)cs.bytes, "max_bytes",
-                         (json_int_t)cs.max_bytes, "ttl_s", s->cfg.cache_ttl_s));
+                         (json_int_t)cs.entries, "bytes", (json_int_t)cs.bytes, "max_bytes", (json_int_t)cs.max_bytes,
+                         "ttl_s", s->cfg.cache_ttl_s));
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The registry routes: list, upload, read, patch, delete, export. The
  * router has already checked the id's syntax, so ids here never leave the
  * registry directory. */
@@ -140,8 +141,9 @@ static void export_model(serve_req_t *r)
         if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             if (fd >= 0)
                 close(fd);
-            serve_error(r, fd < 0 && errno == ENOENT ? 404 : 500, fd < 0 && errno == ENOENT ? "no model %s"
-                        : "the model file of %s is not a regular file", r->id);
+            serve_error(r, fd < 0 && errno == ENOENT ? 404 : 500,
+                        fd < 0 && errno == ENOENT ? "no model %s" : "the model file of %s is not a regular file",
+                        r->id);
             return;
         }
         r->resp.fd = fd;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* POST /predict: JSON rows to floats, the prediction cache, the answer.
  *
  * Two parsers read {"inputs": [[...], ...]}; image models also take each
@@ -202,8 +203,7 @@ fallback:
     return 0;
 }
 
-int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
-                     size_t *rows)
+int serve_parse_fast(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap, size_t *rows)
 {
     size_t have = cap;
     return parse_fast(body, len, width, max_rows, x, *x, cap, &have, rows);
@@ -258,22 +258,26 @@ static int read_image(json_t *row, size_t i, tsr_shape_t s, float *dst, char *er
     char what[80];
     double d = 0;
     if (json_array_size(row) != C) {
-        snprintf(err, errlen, "row %zu has %zu arrays; an image row is [C][H][W] = [%zu][%zu][%zu] (or %zu numbers)",
-                 i, json_array_size(row), C, H, W, C * H * W);
+        snprintf(err, errlen, "row %zu has %zu arrays; an image row is [C][H][W] = [%zu][%zu][%zu] (or %zu numbers)", i,
+                 json_array_size(row), C, H, W, C * H * W);
         return -1;
     }
     for (size_t c = 0; c < C; c++) {
         json_t *plane = json_array_get(row, c);
         if (!json_is_array(plane) || json_array_size(plane) != H) {
-            snprintf(err, errlen, "row %zu, [%zu]: expected an array of %zu rows (an image row is [C][H][W] = "
-                     "[%zu][%zu][%zu])", i, c, H, C, H, W);
+            snprintf(err, errlen,
+                     "row %zu, [%zu]: expected an array of %zu rows (an image row is [C][H][W] = "
+                     "[%zu][%zu][%zu])",
+                     i, c, H, C, H, W);
             return -1;
         }
         for (size_t h = 0; h < H; h++) {
             json_t *line = json_array_get(plane, h);
             if (!json_is_array(line) || json_array_size(line) != W) {
-                snprintf(err, errlen, "row %zu, [%zu][%zu]: expected an array of %zu numbers (an image row is "
-                         "[C][H][W] = [%zu][%zu][%zu])", i, c, h, W, C, H, W);
+                snprintf(err, errlen,
+                         "row %zu, [%zu][%zu]: expected an array of %zu numbers (an image row is "
+                         "[C][H][W] = [%zu][%zu][%zu])",
+                         i, c, h, W, C, H, W);
                 return -1;
             }
             for (size_t w = 0; w < W; w++) {
@@ -309,8 +313,7 @@ static int read_row(json_t *row, size_t i, tsr_shape_t s, float *dst, char *err,
     if (json_array_size(row) != width) {
         snprintf(err, errlen, "row %zu has %zu values; the model takes %zu inputs", i, json_array_size(row), width);
         if (image)
-            snprintf(err + strlen(err), errlen - strlen(err), " (or a [C][H][W] = [%d][%d][%d] array)", s.c, s.h,
-                     s.w);
+            snprintf(err + strlen(err), errlen - strlen(err), " (or a [C][H][W] = [%d][%d][%d] array)", s.c, s.h, s.w);
         return -1;
     }
     for (size_t j = 0; j < width; j++) {
@@ -324,8 +327,8 @@ static int read_row(json_t *row, size_t i, tsr_shape_t s, float *dst, char *err,
     return 0;
 }
 
-int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap,
-                       size_t *rows, char *err, size_t errlen)
+int serve_parse_inputs(const char *body, size_t len, size_t width, size_t max_rows, float **x, size_t cap, size_t *rows,
+                       char *err, size_t errlen)
 {
     return serve_parse_rows(body, len, (tsr_shape_t){(int)width, 1, 1}, max_rows, x, cap, rows, err, errlen);
 }

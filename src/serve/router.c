@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Routes, methods, the bearer token, request bodies and JSON answers. The
  * order of checks is deliberate: the token comes first (a client without it
  * learns nothing, not even which routes exist), then the route, the method,
@@ -13,9 +14,9 @@
 #include <unistd.h>
 
 const int serve_codes[SERVE_CODES] = {200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 204, 0};
-const char *const serve_route_names[RT_COUNT] = {"dashboard", "health", "status", "metrics",     "predict",
-                                                 "cache",     "models", "model",  "export",      "tasks",
-                                                 "task",      "task_cancel",      "other"};
+const char *const serve_route_names[RT_COUNT] = {"dashboard", "health",      "status", "metrics", "predict",
+                                                 "cache",     "models",      "model",  "export",  "tasks",
+                                                 "task",      "task_cancel", "other"};
 
 int serve_code_index(int status)
 {
@@ -85,8 +86,8 @@ void serve_error(serve_req_t *r, int status, const char *fmt, ...)
 
 void serve_fail(serve_req_t *r, int status, const char *what)
 {
-    tsr_log(TSR_LOG_WARN, "coordinator: %s%s%s: %s: %s", serve_route_names[r->route], r->id[0] ? " " : "", r->id,
-            what, tsr_last_error());
+    tsr_log(TSR_LOG_WARN, "coordinator: %s%s%s: %s: %s", serve_route_names[r->route], r->id[0] ? " " : "", r->id, what,
+            tsr_last_error());
     serve_error(r, status, "%s (the coordinator's log has the details)", what);
 }
 
@@ -214,8 +215,8 @@ int serve_route_parse(const char *url, int *route, char *id, size_t idlen)
     static const struct {
         const char *path;
         int route;
-    } fixed[] = {{"/", RT_DASHBOARD}, {"/health", RT_HEALTH},  {"/status", RT_STATUS}, {"/metrics", RT_METRICS},
-                 {"/predict", RT_PREDICT}, {"/cache", RT_CACHE}, {"/models", RT_MODELS}, {"/models/", RT_MODELS}};
+    } fixed[] = {{"/", RT_DASHBOARD},      {"/health", RT_HEALTH}, {"/status", RT_STATUS}, {"/metrics", RT_METRICS},
+                 {"/predict", RT_PREDICT}, {"/cache", RT_CACHE},   {"/models", RT_MODELS}, {"/models/", RT_MODELS}};
     *route = RT_OTHER;
     id[0] = '\0';
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -279,8 +280,12 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
 {
     static const char *const json_types[] = {"application/json", NULL};
     static const char *const model_types[] = {"application/octet-stream", "application/x-hdf5", NULL};
-    static const char *const task_types[] = {"text/plain", "application/x-ndjson", "application/jsonl",
-                                             "application/json", "application/x-www-form-urlencoded", NULL};
+    static const char *const task_types[] = {"text/plain",
+                                             "application/x-ndjson",
+                                             "application/jsonl",
+                                             "application/json",
+                                             "application/x-www-form-urlencoded",
+                                             NULL};
     tsr_serve_t *s = r->s;
     r->method = parse_method(method);
     int status = serve_route_parse(url, &r->route, r->id, sizeof r->id);
@@ -294,8 +299,10 @@ void serve_begin(serve_req_t *r, const char *method, const char *url, const char
         return;
     }
     if (status) {
-        serve_error(r, 400, "invalid id in %.200s: ids are letters, digits and ._- (task ids also :@+=), not "
-                    "starting with '.' or '-'", url);
+        serve_error(r, 400,
+                    "invalid id in %.200s: ids are letters, digits and ._- (task ids also :@+=), not "
+                    "starting with '.' or '-'",
+                    url);
         return;
     }
     if (!(route_methods[r->route].methods & r->method)) {
@@ -417,32 +424,16 @@ void serve_end(serve_req_t *r)
     if (r->upload_fd < 0)
         r->body[r->len] = '\0'; /* in memory: JSON parsers may rely on the terminator */
     switch (r->route) {
-    case RT_DASHBOARD:
-        serve_route_dashboard(r);
-        break;
-    case RT_HEALTH:
-        health(r);
-        break;
-    case RT_STATUS:
-        serve_route_status(r);
-        break;
-    case RT_METRICS:
-        serve_route_metrics(r);
-        break;
-    case RT_PREDICT:
-        serve_predict(r);
-        break;
-    case RT_CACHE:
-        serve_route_cache(r);
-        break;
+    case RT_DASHBOARD: serve_route_dashboard(r); break;
+    case RT_HEALTH: health(r); break;
+    case RT_STATUS: serve_route_status(r); break;
+    case RT_METRICS: serve_route_metrics(r); break;
+    case RT_PREDICT: serve_predict(r); break;
+    case RT_CACHE: serve_route_cache(r); break;
     case RT_TASKS:
     case RT_TASK:
-    case RT_TASK_CANCEL:
-        serve_route_tasks(r);
-        break;
-    default:
-        serve_route_models(r);
-        break;
+    case RT_TASK_CANCEL: serve_route_tasks(r); break;
+    default: serve_route_models(r); break;
     }
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The coordinator's life cycle: configuration, the token, binding, the
  * address file, and the publish calls the training loop makes. */
 #include "serve/internal.h"
@@ -38,8 +39,11 @@ void tsr_serve_config_default(tsr_serve_config_t *c)
 
 static const char *file_kind(mode_t m)
 {
-    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
-         : S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
+    return S_ISDIR(m)                 ? "a directory"
+           : S_ISFIFO(m)              ? "a FIFO"
+           : S_ISSOCK(m)              ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                                      : "not a regular file";
 }
 
 /* The token must be a secret: refuse a file the group or others may read or
@@ -55,11 +59,12 @@ static int load_token(tsr_serve_t *s, const char *path)
     ssize_t n = -1;
     int rc = TSR_OK;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s; expected a regular file", path,
-                           file_kind(st.st_mode));
+        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s; expected a regular file", path, file_kind(st.st_mode));
     else if (st.st_mode & (S_IRWXG | S_IRWXO))
-        rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: mode %04o lets the group or others use it; "
-                           "run chmod 600 on it", path, (unsigned)(st.st_mode & 07777));
+        rc = tsr_error_set(TSR_EINVAL,
+                           "serve.token_file %s: mode %04o lets the group or others use it; "
+                           "run chmod 600 on it",
+                           path, (unsigned)(st.st_mode & 07777));
     else if ((n = read(fd, buf, sizeof buf - 1)) < 0)
         rc = tsr_error_set(TSR_EINVAL, "serve.token_file %s: %s", path, strerror(errno));
     close(fd);
@@ -69,8 +74,8 @@ static int load_token(tsr_serve_t *s, const char *path)
         n--;
     buf[n] = '\0';
     if (n < MIN_TOKEN || n > MAX_TOKEN)
-        return tsr_error_set(TSR_EINVAL, "serve.token_file %s: the token must be %d to %d characters", path,
-                             MIN_TOKEN, MAX_TOKEN);
+        return tsr_error_set(TSR_EINVAL, "serve.token_file %s: the token must be %d to %d characters", path, MIN_TOKEN,
+                             MAX_TOKEN);
     for (ssize_t i = 0; i < n; i++)
         if (buf[i] <= ' ' || buf[i] > '~')
             return tsr_error_set(TSR_EINVAL, "serve.token_file %s: the token must be printable ASCII without spaces",
@@ -153,8 +158,10 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     if (cfg->token_file && cfg->token_file[0] && (rc = load_token(s, cfg->token_file)))
         goto fail;
     if (!addr.loopback && !s->token) {
-        rc = tsr_error_set(TSR_EINVAL, "serve.bind = %s is reachable from other hosts: set serve.token_file "
-                           "(--token-file) to a file holding a bearer token, or bind 127.0.0.1", s->bind);
+        rc = tsr_error_set(TSR_EINVAL,
+                           "serve.bind = %s is reachable from other hosts: set serve.token_file "
+                           "(--token-file) to a file holding a bearer token, or bind 127.0.0.1",
+                           s->bind);
         goto fail;
     }
     if (cfg->cache_mb) {
@@ -212,10 +219,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     free(s);
 }
 
-int tsr_serve_port(const tsr_serve_t *s)
-{
-    return s->port;
-}
+int tsr_serve_port(const tsr_serve_t *s) { return s->port; }
 
 int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The training snapshot: copied in by tsr_serve_publish_status, read out
  * by /status, /metrics and the dashboard. The plot's history keeps at most
  * HIST_MAX points; when full, every other point goes, so a long run still
@@ -92,9 +93,8 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in)
             free(stats);
             return tsr_error_set(TSR_ENOMEM, "serve: out of memory for %d ranks", n);
         }
-        const double *src[RANK_STATS] = {in->step_time_min, in->step_time_mean, in->step_time_max,
-                                         in->comm_time_min, in->comm_time_mean, in->comm_time_max,
-                                         in->comm_hidden_mean};
+        const double *src[RANK_STATS] = {in->step_time_min,  in->step_time_mean, in->step_time_max,   in->comm_time_min,
+                                         in->comm_time_mean, in->comm_time_max,  in->comm_hidden_mean};
         for (int r = 0; r < n; r++) {
             pl[r] = in->placement && in->placement[r] ? strdup(in->placement[r]) : NULL;
             for (int k = 0; k < RANK_STATS; k++)
@@ -121,10 +121,7 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in)
     return TSR_OK;
 }
 
-static json_t *num(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
 static json_t *summary(const double *v)
 {
@@ -161,8 +158,8 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
                                                    "comm_hidden_s", num(v[6])));
         }
         json_object_set_new(o, "ranks", ranks);
-        json_object_set_new(o, "comm_reference_s", c->comm_reference_s > 0 ? json_real(c->comm_reference_s)
-                                                                             : json_null());
+        json_object_set_new(o, "comm_reference_s",
+                            c->comm_reference_s > 0 ? json_real(c->comm_reference_s) : json_null());
         json_object_set_new(o, "checkpoint", json_string(st->checkpoint));
     }
     json_object_set_new(model, "source", st->source[0] ? json_string(st->source) : json_null());
@@ -259,11 +256,13 @@ void serve_status_metrics(serve_status_t *st, serve_buf_t *b)
         return;
     }
     const tsr_serve_status_t *c = &st->cur;
-    serve_buf_printf(b, "# HELP tessera_train_steps_total Optimizer steps taken.\n"
-                        "# TYPE tessera_train_steps_total counter\ntessera_train_steps_total %lld\n",
+    serve_buf_printf(b,
+                     "# HELP tessera_train_steps_total Optimizer steps taken.\n"
+                     "# TYPE tessera_train_steps_total counter\ntessera_train_steps_total %lld\n",
                      (long long)c->step);
-    serve_buf_printf(b, "# HELP tessera_train_samples_total Training samples seen.\n"
-                        "# TYPE tessera_train_samples_total counter\ntessera_train_samples_total %lld\n",
+    serve_buf_printf(b,
+                     "# HELP tessera_train_samples_total Training samples seen.\n"
+                     "# TYPE tessera_train_samples_total counter\ntessera_train_samples_total %lld\n",
                      (long long)c->samples_seen);
     gauge(b, "tessera_train_epoch", "Current epoch.", c->epoch);
     gauge(b, "tessera_train_loss", "Training loss (mean over the last interval).", c->loss);
@@ -285,8 +284,10 @@ void serve_status_metrics(serve_status_t *st, serve_buf_t *b)
             }
     }
     const char *hn = "tessera_rank_comm_hidden_seconds";
-    serve_buf_printf(b, "# HELP %s Per-rank gradient reduction time per step hidden behind compute (mean over the "
-                        "last interval).\n# TYPE %s gauge\n", hn, hn);
+    serve_buf_printf(b,
+                     "# HELP %s Per-rank gradient reduction time per step hidden behind compute (mean over the "
+                     "last interval).\n# TYPE %s gauge\n",
+                     hn, hn);
     for (int r = 0; r < st->nranks; r++) {
         char labels[32];
         snprintf(labels, sizeof labels, "{rank=\"%d\"}", r);

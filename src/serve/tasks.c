@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The task farm's routes. The coordinator holds no task data: a running
  * farm installs functions (tsr_serve_set_tasks) that read its own table
  * and queue submissions and cancels for its dispatcher; a read-write lock

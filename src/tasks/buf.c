@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The byte buffer and cursor of buf.h. */
 #include "tasks/buf.h"
 
@@ -213,7 +214,4 @@ char *tarena_strndup(tarena_t *a, const char *s, size_t n)
     return d;
 }
 
-char *tarena_strdup(tarena_t *a, const char *s)
-{
-    return tarena_strndup(a, s, strlen(s));
-}
+char *tarena_strdup(tarena_t *a, const char *s) { return tarena_strndup(a, s, strlen(s)); }

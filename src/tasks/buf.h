@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A growable byte buffer with little-endian put/get helpers: the task
  * farm's wire format (MPI messages) and journal records (internal). */
 #ifndef TSR_TASKS_BUF_H

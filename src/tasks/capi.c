@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The C API's tasks: records, dependencies, the end of a task, waiting,
  * results (capi.h explains the lock-free parts). */
 #include "tasks/buf.h"
@@ -103,10 +104,7 @@ void capi_free_payload(ctask_t *c)
     c->arglen = c->reslen = 0;
 }
 
-static int is_final(int st)
-{
-    return st >= TSR_TASK_SUCCEEDED;
-}
+static int is_final(int st) { return st >= TSR_TASK_SUCCEEDED; }
 
 static void wake(tsr_tasks_t *t, uint64_t n, int waited)
 {
@@ -206,12 +204,14 @@ int tsr_tasks_submit(tsr_tasks_t *t, tsr_task_fn_t fn, const void *arg, size_t l
         return tsr_error_set(TSR_EINVAL, "tasks: submit on rank %d; tasks are submitted on rank 0", t->rank);
     int fi = fn ? capi_fn_index(t, fn) : -1;
     if (fi < 0)
-        return tsr_error_set(TSR_EINVAL, "tasks: submit: %s", fn ? "the function is not registered "
-                             "(tsr_tasks_register on every rank, in the same order)" : "the function is NULL");
+        return tsr_error_set(TSR_EINVAL, "tasks: submit: %s",
+                             fn ? "the function is not registered "
+                                  "(tsr_tasks_register on every rank, in the same order)"
+                                : "the function is NULL");
     if (o->retries < 0 || o->retries > 65535 || o->backoff_s < 0 || (o->backoff_s > 0 && o->backoff_factor < 1) ||
         len > UINT32_MAX || (len && !arg))
         return tsr_error_set(TSR_EINVAL, "tasks: submit: retries 0..65535, backoff >= 0 with factor >= 1, and an "
-                             "argument of len bytes (under 4 GiB) are expected");
+                                         "argument of len bytes (under 4 GiB) are expected");
     uint64_t known = atomic_load(&t->next_id);
     for (size_t i = 0; i < o->nafter; i++)
         if (o->after[i] == 0 || o->after[i] > known)
@@ -339,10 +339,7 @@ static int task_done(tsr_tasks_t *t, const void *arg)
     return is_final(atomic_load(&((const ctask_t *)arg)->state));
 }
 
-static int all_done(tsr_tasks_t *t, const void *arg)
-{
-    return atomic_load(&t->finished) >= *(const uint64_t *)arg;
-}
+static int all_done(tsr_tasks_t *t, const void *arg) { return atomic_load(&t->finished) >= *(const uint64_t *)arg; }
 
 int tsr_tasks_wait(tsr_tasks_t *t, tsr_task_id_t id, tsr_task_state_t *state)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process tasks (the C API of tessera/tasks.h), internal:
  *   capi.c      tasks, dependencies, states, results, waiting
  *   pool.c      the threads: a global priority queue, per-thread deques

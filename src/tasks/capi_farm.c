@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* An in-process farm's life: creation (threads, and the link to the other
  * ranks), destruction (every task waited for, then the threads stopped and
  * the other ranks released), statistics. */

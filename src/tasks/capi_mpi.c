@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process tasks across ranks. Rank 0 keeps the whole graph; ready
  * tasks go to the other ranks in batches (each rank holds up to a credit
  * of tasks: about 2 ms of work per thread by the durations seen, at least
@@ -23,14 +24,14 @@ enum { TAG_CRUN = 7201, TAG_CDONE = 7202, TAG_CEXIT = 7203, CREDIT_MAX = 4096, B
 struct cremote {
     MPI_Comm comm;
     msgq_t mq;
-    int *threads;      /* per rank */
-    int *out;          /* rank 0: tasks each rank holds */
-    double ewma;       /* rank 0: seconds per remote task per thread */
+    int *threads; /* per rank */
+    int *out;     /* rank 0: tasks each rank holds */
+    double ewma;  /* rank 0: seconds per remote task per thread */
     /* ranks > 0 */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    tbuf_t done;            /* results to send, filled by the threads */
-    uint32_t *rid;          /* rank 0's index of each local task (chunked) */
+    tbuf_t done;   /* results to send, filled by the threads */
+    uint32_t *rid; /* rank 0's index of each local task (chunked) */
     uint32_t **ridchunk;
 };
 
@@ -73,7 +74,9 @@ int remote_progress(tsr_tasks_t *t)
         /* About 2 ms of work per thread: enough to hide the round trip,
          * little enough that nothing waits long on a busy rank. */
         double per = r->ewma > 0 ? 2e-3 / r->ewma : 16;
-        per = per < 2 ? 2 : per > CREDIT_MAX ? CREDIT_MAX : per; /* one waiting behind each running: no idle round trip */
+        per = per < 2            ? 2
+              : per > CREDIT_MAX ? CREDIT_MAX
+                                 : per; /* one waiting behind each running: no idle round trip */
         int credit = (int)(r->threads[k] * per);
         if (r->out[k] >= credit)
             continue;
@@ -176,7 +179,8 @@ int tsr_tasks_work(tsr_tasks_t *t)
 {
     cremote_t *r = t->remote;
     if (!r || t->rank == 0)
-        return tsr_error_set(TSR_EINVAL, "tasks: tsr_tasks_work is for ranks other than 0 of a farm over several ranks");
+        return tsr_error_set(TSR_EINVAL,
+                             "tasks: tsr_tasks_work is for ranks other than 0 of a farm over several ranks");
     int exit = 0;
     double quantum = 5e-5;
     for (;;) {

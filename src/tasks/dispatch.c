@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Rank 0's dispatcher: the best ready task (priority, then age) among the
  * resource shapes that fit somewhere goes to the rank where it fits best;
  * a rank may hold one task per core beyond what runs (lookahead) while
@@ -90,8 +91,8 @@ static int pick_rank(const disp_t *d, int cores, int gpus)
     for (int r = 0; r < d->world; r++) {
         const rankinfo_t *k = &d->ranks[r];
         /* Best fit: the least room left after it, so big holes stay whole. */
-        if (fits(k, cores, gpus, 0) && (best < 0 || k->cores - k->used_cores < d->ranks[best].cores -
-                                                                                    d->ranks[best].used_cores))
+        if (fits(k, cores, gpus, 0) &&
+            (best < 0 || k->cores - k->used_cores < d->ranks[best].cores - d->ranks[best].used_cores))
             best = r;
     }
     if (best >= 0 || !d->lookahead)
@@ -108,8 +109,7 @@ static int pick_rank(const disp_t *d, int cores, int gpus)
 
 /* "{id}", "{attempt}" and "{rank}" in an output pattern; relative paths
  * from the farm's directory. */
-void disp_out_path(const disp_t *d, const task_t *t, const char *pat, const char *ext, int rank, char *buf,
-                   size_t len)
+void disp_out_path(const disp_t *d, const task_t *t, const char *pat, const char *ext, int rank, char *buf, size_t len)
 {
     char tmp[4096];
     size_t o = 0;

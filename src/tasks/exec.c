@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Starting a shell task: vfork (no copy of the farm's address space, as
  * posix_spawn does it), then in the child a process group of its own, death
  * with its rank (PR_SET_PDEATHSIG), stdin from /dev/null, stdout/stderr
@@ -23,8 +24,8 @@
 enum { MAX_ARGS = 256 };
 
 typedef struct child_args {
-    char *const *argv;    /* direct exec, or NULL */
-    char *const *shargv;  /* /bin/sh -c cmd */
+    char *const *argv;   /* direct exec, or NULL */
+    char *const *shargv; /* /bin/sh -c cmd */
     char *const *envp;
     const char *cwd;
     int fd_in, fd_out, fd_err;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Starting and reaping shell task processes (internal). */
 #ifndef TSR_TASKS_EXEC_H
 #define TSR_TASKS_EXEC_H
@@ -8,7 +9,7 @@
 
 typedef struct exec_req {
     const char *cmd;
-    const char *cwd;      /* NULL: the rank's */
+    const char *cwd;       /* NULL: the rank's */
     const char *out, *err; /* files (made with their directories; truncated) */
     char *const *envp;
     const cpu_set_t *cpus; /* NULL: the rank's */

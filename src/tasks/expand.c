@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Brace expansion of plain task lines and the dimensions of "each". */
 #include "tasks/expand.h"
 
@@ -75,8 +76,8 @@ const char *edim_value(const edim_t *d, uint64_t k, char *buf, size_t *len)
         return d->items[k];
     }
     long long v = d->a + (long long)k * d->step;
-    int n = d->width ? snprintf(buf, EXPAND_VALUE_MAX, "%0*lld", d->width, v)
-                     : snprintf(buf, EXPAND_VALUE_MAX, "%lld", v);
+    int n =
+        d->width ? snprintf(buf, EXPAND_VALUE_MAX, "%0*lld", d->width, v) : snprintf(buf, EXPAND_VALUE_MAX, "%lld", v);
     *len = (size_t)n;
     return buf;
 }

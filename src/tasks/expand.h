@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Parameter sweeps in task files (internal). A plain line is expanded as
  * bash expands braces outside quotes: {1..100}, {0..90..10}, {001..100}
  * (zero-padded), {a,b,c}; several groups give their product; ${...},
@@ -18,8 +19,8 @@ typedef struct edim {
     size_t nlen;
     long long a, step;
     uint64_t n;
-    int width;           /* zero padding of a range; 0: none */
-    const char **items;  /* a list (not terminated: lens) */
+    int width;          /* zero padding of a range; 0: none */
+    const char **items; /* a list (not terminated: lens) */
     const size_t *lens;
 } edim_t;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* tsr_tasks_run: every rank runs one loop on its main thread (the only
  * one that calls MPI): messages in, its tasks reaped, started and timed
  * out, events out; rank 0 also dispatches, journals and answers the
@@ -94,8 +95,10 @@ static double walltime_margin(loop_t *L, const tsr_tasks_run_opts_t *o)
     tsr_log(TSR_LOG_INFO, "SLURM job %ld step %ld (run %d) on %s; walltime left %.0f s, margin %.0f s", f->job_id,
             f->step_id, f->restart_count + 1, f->nodelist, left, o->walltime_margin_s);
     if (limit > 0 && o->walltime_margin_s >= limit) {
-        tsr_log(TSR_LOG_WARN, "walltime: the margin of %.0f s is not less than the job's time limit of %.0f s: the "
-                "margin is off (lower --walltime-margin or ask for more time)", o->walltime_margin_s, limit);
+        tsr_log(TSR_LOG_WARN,
+                "walltime: the margin of %.0f s is not less than the job's time limit of %.0f s: the "
+                "margin is off (lower --walltime-margin or ask for more time)",
+                o->walltime_margin_s, limit);
         return -1;
     }
     return o->walltime_margin_s;
@@ -133,8 +136,7 @@ static int dispatch_pass(loop_t *L, double now)
     if (!d->ended && disp_finished(d)) {
         d->ended = 1;
         if (!d->result) {
-            uint64_t bad = d->s.count[TSR_TASK_FAILED] + d->s.count[TSR_TASK_SKIPPED] +
-                           d->s.count[TSR_TASK_CANCELLED];
+            uint64_t bad = d->s.count[TSR_TASK_FAILED] + d->s.count[TSR_TASK_SKIPPED] + d->s.count[TSR_TASK_CANCELLED];
             if (d->stopping && sched_final(&d->s) < sched_total(&d->s))
                 d->result = TSR_ESTOPPED;
             else
@@ -292,8 +294,8 @@ static int setup_root(loop_t *L, const tsr_tasks_run_opts_t *o, const rankinfo_t
         cores += ranks[r].cores, gpus += ranks[r].gpus;
     uint64_t left = sched_total(&d->s) - sched_final(&d->s);
     tsr_log(TSR_LOG_INFO, "tasks: %llu tasks (%llu to run) on %d rank%s, %d cores, %d GPUs; %s%s; output in %s",
-            (unsigned long long)sched_total(&d->s), (unsigned long long)left, L->world, L->world == 1 ? "" : "s",
-            cores, gpus, d->j ? "journal " : "no journal", d->j ? journal_path(d->j) : "", d->outdir);
+            (unsigned long long)sched_total(&d->s), (unsigned long long)left, L->world, L->world == 1 ? "" : "s", cores,
+            gpus, d->j ? "journal " : "no journal", d->j ? journal_path(d->j) : "", d->outdir);
     L->margin = walltime_margin(L, o);
     L->next_progress = tnow() + o->progress_s;
     return TSR_OK;
@@ -329,8 +331,9 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
     memset(&mine, 0, sizeof mine);
     int rc = res_detect(rt, o, &res), failed = -1;
     if (rc == TSR_OK) {
-        worker_res_t wr = {res.topo, res.cpuset, o->reserve_core && L.rank == 0, res.gpus, res.ngpus,
-                           res.hide_gpus, o->kill_grace_s, L.rank};
+        worker_res_t wr = {res.topo,        res.cpuset, o->reserve_core && L.rank == 0,
+                           res.gpus,        res.ngpus,  res.hide_gpus,
+                           o->kill_grace_s, L.rank};
         rc = worker_create(&wr, &L.w);
     }
     if (rc == TSR_OK) {
@@ -368,7 +371,7 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
             rc = tsr_error_set(TSR_EIO, "%s", msg);
         if (rc == TSR_ESTOPPED)
             tsr_log(TSR_LOG_INFO, "tasks: stopped; run the farm again on its journal to finish (exiting with "
-                    "status 75)");
+                                  "status 75)");
     }
 done:
     if (failed >= 0 && failed != L.rank)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The shell farm's parts and the state they share (internal):
  *   farm.c      set-up (resources of every rank), the event loop, the end
  *   dispatch.c  rank 0: handing tasks to ranks, their events, cancel, stop
@@ -20,10 +21,10 @@ typedef struct rankinfo {
     int cores, gpus;           /* what the rank runs tasks on */
     int used_cores, used_gpus; /* handed out and not yet done */
     int assigned, started;
-    int revoking;              /* asked to hand back its queue */
+    int revoking; /* asked to hand back its queue */
     int bye;
-    uint64_t finished;         /* attempts that ended */
-    double busy_s;             /* core-seconds of attempts it finished */
+    uint64_t finished; /* attempts that ended */
+    double busy_s;     /* core-seconds of attempts it finished */
     char host[64], place[160];
 } rankinfo_t;
 
@@ -37,11 +38,11 @@ typedef struct disp {
     sched_t s;
     journal_t *j;
     rankinfo_t *ranks;
-    tbuf_t *out;           /* per rank: RUN records to send */
-    tbuf_t *ctl;           /* per rank: control messages to send (one message each: see flush) */
+    tbuf_t *out; /* per rank: RUN records to send */
+    tbuf_t *ctl; /* per rank: control messages to send (one message each: see flush) */
     int max_cores, max_gpus;
-    double ewma;           /* recent task durations, seconds */
-    int lookahead;         /* ranks may hold a task per core beyond what runs */
+    double ewma;   /* recent task durations, seconds */
+    int lookahead; /* ranks may hold a task per core beyond what runs */
     int stopping, stop_sig, ended, result;
     double stop_started;
     char stop_reason[512];
@@ -54,7 +55,7 @@ typedef struct disp {
     tsr_serve_t *serve;
     pthread_mutex_t mu, qmu;
     treq_t *qhead, *qtail;
-    int efd;               /* eventfd: a request is waiting */
+    int efd; /* eventfd: a request is waiting */
     /* journal replay */
     uint32_t run_no;
     uint64_t unknown_records;
@@ -74,8 +75,7 @@ long disp_cancel(disp_t *d, const char *id, const char *tag);
 int disp_finished(const disp_t *d);
 int disp_outstanding(const disp_t *d); /* tasks handed out, not done */
 /* The output file of t's last attempt on rank (pat: the task's pattern or NULL). */
-void disp_out_path(const disp_t *d, const task_t *t, const char *pat, const char *ext, int rank, char *buf,
-                   size_t len);
+void disp_out_path(const disp_t *d, const task_t *t, const char *pat, const char *ext, int rank, char *buf, size_t len);
 /* Journal records (no-ops without a journal). */
 void disp_journal_submit(disp_t *d, const char *origin, const char *text, size_t len);
 void disp_journal_end(disp_t *d, int stop);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The id map of idmap.h: FNV-1a hashes, linear probing, load <= 1/2. */
 #include "tasks/idmap.h"
 #include "tasks/buf.h"

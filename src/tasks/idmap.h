@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* String id -> task index, open addressing. The map keeps only indices
  * and hashes; the strings live with the tasks and are fetched through key()
  * to compare (internal). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The journal of journal.h: lock, replay, and the group-commit writer. */
 #include "tasks/journal.h"
 #include "common/crc32.h"
@@ -30,7 +31,7 @@ struct journal {
     uint64_t appended, done; /* records appended; records on disk */
     int quit, syncreq, idle;
     double fsync_s;
-    off_t size;              /* bytes of whole records on disk */
+    off_t size; /* bytes of whole records on disk */
     int err;
     char errmsg[4400];
     uint64_t fsyncs, bytes;
@@ -49,8 +50,7 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn fn, void *ctx, size_t *good,
-                 int *torn)
+int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn fn, void *ctx, size_t *good, int *torn)
 {
     size_t off = 0;
     uint64_t number = 0;
@@ -64,9 +64,12 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
         uint32_t len = le32(p + off), check = le32(p + off + 4), crc = le32(p + off + 8);
         if (check != (len ^ 0xa5a5a5a5u) || len == 0 || len > REC_MAX) {
             if (off == 0)
-                return tsr_error_set(TSR_EDATA, "journal %s: not a tessera tasks journal (its first record does not "
-                                     "read)", path);
-            return tsr_error_set(TSR_EDATA, "journal %s: record %llu at byte %zu is damaged (its length field); the "
+                return tsr_error_set(TSR_EDATA,
+                                     "journal %s: not a tessera tasks journal (its first record does not "
+                                     "read)",
+                                     path);
+            return tsr_error_set(TSR_EDATA,
+                                 "journal %s: record %llu at byte %zu is damaged (its length field); the "
                                  "records after it cannot be trusted: move the journal aside to start afresh",
                                  path, (unsigned long long)number + 1, off);
         }
@@ -79,7 +82,8 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
                 *torn = 1;
                 break;
             }
-            return tsr_error_set(TSR_EDATA, "journal %s: record %llu at byte %zu is damaged (checksum mismatch) and "
+            return tsr_error_set(TSR_EDATA,
+                                 "journal %s: record %llu at byte %zu is damaged (checksum mismatch) and "
                                  "%zu bytes follow it: refusing to replay; move the journal aside to start afresh",
                                  path, (unsigned long long)number + 1, off, n - off - JOURNAL_HEADER - len);
         }
@@ -94,8 +98,8 @@ int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn 
             if (type != J_HEADER || !magic || ml != strlen(JOURNAL_MAGIC) || memcmp(magic, JOURNAL_MAGIC, ml) != 0)
                 return tsr_error_set(TSR_EDATA, "journal %s: not a tessera tasks journal", path);
             if (version != JOURNAL_VERSION)
-                return tsr_error_set(TSR_EDATA, "journal %s: version %u; this tessera reads version %d", path,
-                                     version, JOURNAL_VERSION);
+                return tsr_error_set(TSR_EDATA, "journal %s: version %u; this tessera reads version %d", path, version,
+                                     JOURNAL_VERSION);
         } else if (fn) {
             int rc = fn(ctx, type, &c, number);
             if (rc)
@@ -229,8 +233,10 @@ static int write_buf(journal_t *j, const tbuf_t *b)
             int e = w < 0 ? errno : ENOSPC;
             if (ftruncate(j->fd, j->size) == 0)
                 fsync(j->fd);
-            snprintf(j->errmsg, sizeof j->errmsg, "journal %s: write failed: %s (the journal holds every record "
-                     "before this one)", j->path, strerror(e));
+            snprintf(j->errmsg, sizeof j->errmsg,
+                     "journal %s: write failed: %s (the journal holds every record "
+                     "before this one)",
+                     j->path, strerror(e));
             return TSR_EIO;
         }
         off += (size_t)w;
@@ -320,10 +326,7 @@ int journal_error(journal_t *j, const char **msg)
     return err;
 }
 
-const char *journal_path(const journal_t *j)
-{
-    return j->path;
-}
+const char *journal_path(const journal_t *j) { return j->path; }
 
 void journal_counters(journal_t *j, uint64_t *records, uint64_t *fsyncs, uint64_t *bytes)
 {
@@ -362,8 +365,10 @@ static int lock_and_own(journal_t *j, const char *dir)
         if (errno != EAGAIN && errno != EACCES)
             return tsr_error_set(TSR_EIO, "journal %s: cannot lock it: %s", j->path, strerror(errno));
         owner(dir, who, sizeof who);
-        return tsr_error_set(TSR_EINVAL, "journal %s is in use by %s; two farms cannot share a journal (wait for "
-                             "it to end, or give another --journal)", j->path, who);
+        return tsr_error_set(TSR_EINVAL,
+                             "journal %s is in use by %s; two farms cannot share a journal (wait for "
+                             "it to end, or give another --journal)",
+                             j->path, who);
     }
     char path[4096], line[320], host[256] = "?";
     gethostname(host, sizeof host - 1);
@@ -406,8 +411,10 @@ int journal_open(const char *dir, double fsync_ms, journal_fn fn, void *ctx, jou
     size_t n = b.n;
     jbytes_free(&b); /* before the file may be cut */
     if (torn) {
-        tsr_log(TSR_LOG_WARN, "journal %s: the last record is incomplete (%zu bytes from byte %zu, written as the "
-                "farm died): ignored", j->path, n - good, good);
+        tsr_log(TSR_LOG_WARN,
+                "journal %s: the last record is incomplete (%zu bytes from byte %zu, written as the "
+                "farm died): ignored",
+                j->path, n - good, good);
         if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0) {
             rc = tsr_error_set(TSR_EIO, "journal %s: cannot cut off the incomplete record: %s", j->path,
                                strerror(errno));

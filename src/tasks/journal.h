@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The farm's journal: DIR/journal, an append-only file of records, each
  * [u32 length][u32 length ^ 0xa5a5a5a5][u32 CRC-32 of the payload][payload],
  * the payload a type byte and fields (buf.h encoding). The length's copy
@@ -36,8 +37,7 @@ typedef struct journal journal_t;
  * its number and offset (TSR_EDATA); so is a file that is not a journal.
  * fn returns TSR_OK or an error, which stops the scan. */
 typedef int (*journal_fn)(void *ctx, unsigned type, tcur_t *payload, uint64_t number);
-int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn fn, void *ctx, size_t *good,
-                 int *torn);
+int journal_scan(const char *path, const unsigned char *p, size_t n, journal_fn fn, void *ctx, size_t *good, int *torn);
 
 /* Opens (creating) DIR/journal for a farm: the directory is made if
  * missing; the lock refused if another farm holds it (TSR_EINVAL, naming

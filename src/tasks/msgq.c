@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The message queue of msgq.h. */
 #include "tasks/msgq.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Messages between ranks without blocking (internal): sends queued with
  * MPI_Isend and their buffers kept until done; receives by probing. The
  * farm's loop and the C API's dispatch share it. Only one thread calls it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The threads that run in-process tasks. A task that becomes ready is
  * pushed onto a lock-free inbox; a thread that needs work moves the inbox
  * into one priority queue (in push order) and takes a batch from it into
@@ -191,8 +192,7 @@ static size_t take_batch(tsr_tasks_t *t, cthread_t *me, double *next)
 /* Work appeared (without taking qmu). */
 static int work_waiting(tsr_tasks_t *t)
 {
-    return atomic_load_explicit(&t->inbox, memory_order_relaxed) ||
-           atomic_load_explicit(&t->qn, memory_order_relaxed);
+    return atomic_load_explicit(&t->inbox, memory_order_relaxed) || atomic_load_explicit(&t->qn, memory_order_relaxed);
 }
 
 static void *thread_main(void *arg)

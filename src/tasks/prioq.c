@@ -1,13 +1,11 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The bucketed priority queue of prioq.h. */
 #include "tasks/prioq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void prioq_init(prioq_t *q)
-{
-    memset(q, 0, sizeof *q);
-}
+void prioq_init(prioq_t *q) { memset(q, 0, sizeof *q); }
 
 void prioq_free(prioq_t *q)
 {
@@ -19,10 +17,7 @@ void prioq_free(prioq_t *q)
     memset(q, 0, sizeof *q);
 }
 
-static size_t hslot(int32_t prio, size_t cap)
-{
-    return ((uint32_t)prio * 2654435761u) & (cap - 1);
-}
+static size_t hslot(int32_t prio, size_t cap) { return ((uint32_t)prio * 2654435761u) & (cap - 1); }
 
 static int rehash(prioq_t *q, size_t cap)
 {
@@ -79,10 +74,7 @@ static prioq_bucket_t *bucket(prioq_t *q, int32_t prio, uint32_t *num)
     return &q->b[*num];
 }
 
-static int above(const prioq_t *q, uint32_t a, uint32_t b)
-{
-    return q->b[a].prio > q->b[b].prio;
-}
+static int above(const prioq_t *q, uint32_t a, uint32_t b) { return q->b[a].prio > q->b[b].prio; }
 
 static void heap_up(prioq_t *q, size_t i)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A priority queue of task indices: one FIFO per priority value and a
  * binary heap of the priorities that have tasks queued, so pushing and
  * popping cost O(1) while few priorities are in use (the common case) and
@@ -22,7 +23,7 @@ typedef struct prioq {
     size_t nheap;
     uint32_t *hash; /* priority -> bucket + 1, open addressing */
     size_t caph;
-    size_t n;       /* items queued */
+    size_t n; /* items queued */
 } prioq_t;
 
 void prioq_init(prioq_t *q);

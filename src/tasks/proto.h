@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Messages between the dispatcher (rank 0) and the ranks' workers, as
  * bytes (buf.h encoding). Rank 0's own worker gets the same bytes without
  * MPI (internal).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Start-up on rank 0: the task file, then the journal's records applied in
  * order (submissions parsed again, starts, ends, cancels), so a farm run
  * again on its journal knows what is done. A task that had started and not
@@ -16,7 +17,7 @@
 typedef struct rctx {
     disp_t *d;
     uint64_t records;
-    int readonly;  /* status report: unknown ids become placeholder tasks */
+    int readonly; /* status report: unknown ids become placeholder tasks */
     char taskfile[4096];
 } rctx_t;
 
@@ -136,8 +137,8 @@ static uint64_t settle_lost(disp_t *d, int retry_failed, int readonly)
             lost++;
         } else if (!readonly && t->state == TSR_TASK_PENDING && t->how == HOW_INTERRUPTED) {
             lost++; /* stopped by the last run's stop: runs again */
-        } else if (retry_failed && (t->state == TSR_TASK_FAILED || t->state == TSR_TASK_CANCELLED ||
-                                    t->state == TSR_TASK_SKIPPED)) {
+        } else if (retry_failed &&
+                   (t->state == TSR_TASK_FAILED || t->state == TSR_TASK_CANCELLED || t->state == TSR_TASK_SKIPPED)) {
             t->state = TSR_TASK_PENDING;
             t->attempts = 0;
         }
@@ -192,13 +193,16 @@ int replay_load(disp_t *d)
         return rc;
     uint64_t lost = settle_lost(d, o->retry_failed, 0);
     if (d->j && x.taskfile[0] && strcmp(x.taskfile, d->taskfile) != 0)
-        tsr_log(TSR_LOG_WARN, "journal %s was written for the task file %s; this run reads %s (tasks are matched "
-                "by id)", journal_path(d->j), x.taskfile, d->taskfile);
+        tsr_log(TSR_LOG_WARN,
+                "journal %s was written for the task file %s; this run reads %s (tasks are matched "
+                "by id)",
+                journal_path(d->j), x.taskfile, d->taskfile);
     sched_settle(&d->s, 0);
     if (d->j) {
         const uint64_t *k = d->s.count;
         if (x.records)
-            tsr_log(TSR_LOG_INFO, "journal %s: run %u; %llu succeeded, %llu failed, %llu skipped, %llu cancelled "
+            tsr_log(TSR_LOG_INFO,
+                    "journal %s: run %u; %llu succeeded, %llu failed, %llu skipped, %llu cancelled "
                     "before; %llu that were running when the farm stopped run again%s (replayed in %.2f s)",
                     journal_path(d->j), d->run_no + 1, (unsigned long long)k[TSR_TASK_SUCCEEDED],
                     (unsigned long long)k[TSR_TASK_FAILED], (unsigned long long)k[TSR_TASK_SKIPPED],
@@ -216,8 +220,10 @@ int tsr_tasks_journal_report(const char *journal_dir, const char *state, int lis
 {
     int want = -1;
     if (state && (want = tsr_task_state_parse(state)) < 0)
-        return tsr_error_set(TSR_EINVAL, "--state %s: expected pending, ready, delayed, running, succeeded, failed, "
-                             "skipped or cancelled", state);
+        return tsr_error_set(TSR_EINVAL,
+                             "--state %s: expected pending, ready, delayed, running, succeeded, failed, "
+                             "skipped or cancelled",
+                             state);
     tsr_tasks_run_opts_t o;
     tsr_tasks_run_opts_default(&o);
     disp_t *d = calloc(1, sizeof *d);
@@ -250,7 +256,8 @@ int tsr_tasks_journal_report(const char *journal_dir, const char *state, int lis
         settle_lost(d, 0, 1);
         sched_settle(&d->s, 0);
         const uint64_t *k = d->s.count;
-        fprintf(out, "%llu tasks: %llu succeeded, %llu failed, %llu skipped, %llu cancelled, %llu started and not "
+        fprintf(out,
+                "%llu tasks: %llu succeeded, %llu failed, %llu skipped, %llu cancelled, %llu started and not "
                 "finished (running, or lost with the farm), %llu not started\n",
                 (unsigned long long)d->tt.n, (unsigned long long)k[TSR_TASK_SUCCEEDED],
                 (unsigned long long)k[TSR_TASK_FAILED], (unsigned long long)k[TSR_TASK_SKIPPED],

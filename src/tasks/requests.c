@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The coordinator's submissions and cancels reach the dispatcher through a
  * queue: an HTTP thread queues its request, wakes the loop (eventfd) and
  * waits for the answer; the loop drains the queue between passes, so the
@@ -89,7 +90,10 @@ static void do_submit(disp_t *d, treq_t *r)
     char origin[64], prefix[32];
     snprintf(origin, sizeof origin, "submission %llu", (unsigned long long)d->submissions + 1);
     snprintf(prefix, sizeof prefix, "s%llu.", (unsigned long long)d->submissions + 1);
-    tparse_opts_t po = {.origin = origin, .dynamic = 1, .max_cores = d->max_cores, .max_gpus = d->max_gpus,
+    tparse_opts_t po = {.origin = origin,
+                        .dynamic = 1,
+                        .max_cores = d->max_cores,
+                        .max_gpus = d->max_gpus,
                         .id_prefix = prefix};
     uint32_t first = d->tt.n, added = 0;
     if (taskfile_parse(&d->tt, r->body, r->len, &po, &added) != TSR_OK) {
@@ -103,8 +107,7 @@ static void do_submit(disp_t *d, treq_t *r)
     json_t *ids = json_array();
     for (uint32_t i = first; i < d->tt.n && i - first < IDS_SHOWN; i++)
         json_array_append_new(ids, json_string(d->tt.t[i].id));
-    json_t *o = json_pack("{s:I,s:o,s:I}", "submitted", (json_int_t)added, "ids", ids, "total",
-                          (json_int_t)d->tt.n);
+    json_t *o = json_pack("{s:I,s:o,s:I}", "submitted", (json_int_t)added, "ids", ids, "total", (json_int_t)d->tt.n);
     r->answer = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     r->status = 201;
@@ -230,15 +233,9 @@ static char *op_list(void *ctx, const char *state, const char *tag, long offset,
     return status_list_json(ctx, state, tag, offset, limit, status);
 }
 
-static char *op_get(void *ctx, const char *id, int *status)
-{
-    return status_task_json(ctx, id, status);
-}
+static char *op_get(void *ctx, const char *id, int *status) { return status_task_json(ctx, id, status); }
 
-static char *op_metrics(void *ctx)
-{
-    return status_metrics(ctx);
-}
+static char *op_metrics(void *ctx) { return status_metrics(ctx); }
 
 void requests_ops(disp_t *d, tsr_serve_tasks_t *ops)
 {

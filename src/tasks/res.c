@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What each rank runs shell tasks on: its cores by the placement plan
  * (the node's cores split among its ranks, as training binds them) and its
  * GPUs: --gpus-per-rank, else CUDA_VISIBLE_DEVICES (split among the node's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A rank's resources for shell tasks: cores and GPUs (internal). */
 #ifndef TSR_TASKS_RES_H
 #define TSR_TASKS_RES_H
@@ -10,7 +11,7 @@ typedef struct farm_res {
     hwloc_bitmap_t cpuset; /* the rank's cores */
     char **gpus;           /* CUDA_VISIBLE_DEVICES names */
     int ngpus;
-    int hide_gpus;         /* the node has GPUs: tasks without any see none */
+    int hide_gpus; /* the node has GPUs: tasks without any see none */
 } farm_res_t;
 
 /* Collective over the node's ranks. */

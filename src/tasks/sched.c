@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The scheduler of sched.h. */
 #include "tasks/sched.h"
 
@@ -128,10 +129,7 @@ void sched_settle(sched_t *s, uint32_t from)
     }
 }
 
-static int earlier(const ttable_t *tt, uint32_t a, uint32_t b)
-{
-    return tt->t[a].not_before < tt->t[b].not_before;
-}
+static int earlier(const ttable_t *tt, uint32_t a, uint32_t b) { return tt->t[a].not_before < tt->t[b].not_before; }
 
 static void delay(sched_t *s, uint32_t i)
 {
@@ -213,10 +211,7 @@ void sched_take(sched_t *s, int k)
         s->tt->t[i].queued = 0;
 }
 
-void sched_requeue(sched_t *s, uint32_t i)
-{
-    make_ready(s, i, 1);
-}
+void sched_requeue(sched_t *s, uint32_t i) { make_ready(s, i, 1); }
 
 static void release(sched_t *s, uint32_t i)
 {
@@ -281,7 +276,4 @@ uint64_t sched_final(const sched_t *s)
            s->count[TSR_TASK_CANCELLED];
 }
 
-uint64_t sched_waiting(const sched_t *s)
-{
-    return s->count[TSR_TASK_READY] + s->count[TSR_TASK_DELAYED];
-}
+uint64_t sched_waiting(const sched_t *s) { return s->count[TSR_TASK_READY] + s->count[TSR_TASK_DELAYED]; }

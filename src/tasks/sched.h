@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The shell farm's scheduler (rank 0, one thread): ready queues by
  * resource shape (cores, gpus), each ordered by priority then submission;
  * dependencies released or skipped as tasks end; retries with backoff;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the coordinator shows of a farm: GET /tasks (counts, a filtered
  * page of tasks, the ranks), GET /tasks/{id} (one task in full, with the
  * ends of its output files) and the farm's /metrics lines. They read the
@@ -49,10 +50,7 @@ static json_t *tags_json(const task_t *t)
     return a;
 }
 
-static const char *farm_state(const disp_t *d)
-{
-    return d->ended ? "done" : d->stopping ? "stopping" : "running";
-}
+static const char *farm_state(const disp_t *d) { return d->ended ? "done" : d->stopping ? "stopping" : "running"; }
 
 static json_t *counts_json(const disp_t *d)
 {
@@ -79,8 +77,9 @@ char *status_list_json(disp_t *d, const char *state, const char *tag, long offse
 {
     int want = -1;
     if (state && (want = tsr_task_state_parse(state)) < 0)
-        return fail(http, 400, "state: expected pending, ready, delayed, running, succeeded, failed, skipped or "
-                               "cancelled");
+        return fail(http, 400,
+                    "state: expected pending, ready, delayed, running, succeeded, failed, skipped or "
+                    "cancelled");
     if (offset < 0)
         offset = 0;
     if (limit < 0)
@@ -102,16 +101,16 @@ char *status_list_json(disp_t *d, const char *state, const char *tag, long offse
             break;
         }
         json_array_append_new(tasks, json_pack("{s:s,s:s,s:i,s:o,s:i,s:i,s:o}", "id", t->id, "state",
-                                               tsr_task_state_name((tsr_task_state_t)t->state), "attempts",
-                                               t->attempts, "exit_code", exit_json(t), "rank", t->rank, "priority",
-                                               t->prio, "tags", tags_json(t)));
+                                               tsr_task_state_name((tsr_task_state_t)t->state), "attempts", t->attempts,
+                                               "exit_code", exit_json(t), "rank", t->rank, "priority", t->prio, "tags",
+                                               tags_json(t)));
     }
-    json_t *o = json_pack("{s:s,s:I,s:o,s:o,s:I,s:I,s:o,s:o,s:f,s:I,s:f,s:s}", "state", farm_state(d), "total",
-                          (json_int_t)d->tt.n, "counts", counts_json(d), "tasks", tasks, "offset", (json_int_t)offset,
-                          "limit", (json_int_t)limit, "next_offset",
-                          next >= 0 ? json_integer(next) : json_null(), "ranks", ranks_json(d, elapsed),
-                          "dispatch_rate", d->rate, "queue_depth", (json_int_t)sched_waiting(&d->s), "elapsed_s",
-                          elapsed, "journal", d->j ? journal_path(d->j) : "");
+    json_t *o =
+        json_pack("{s:s,s:I,s:o,s:o,s:I,s:I,s:o,s:o,s:f,s:I,s:f,s:s}", "state", farm_state(d), "total",
+                  (json_int_t)d->tt.n, "counts", counts_json(d), "tasks", tasks, "offset", (json_int_t)offset, "limit",
+                  (json_int_t)limit, "next_offset", next >= 0 ? json_integer(next) : json_null(), "ranks",
+                  ranks_json(d, elapsed), "dispatch_rate", d->rate, "queue_depth", (json_int_t)sched_waiting(&d->s),
+                  "elapsed_s", elapsed, "journal", d->j ? journal_path(d->j) : "");
     pthread_mutex_unlock(&d->mu);
     *http = 200;
     return dump(o);
@@ -150,10 +149,11 @@ char *status_task_json(disp_t *d, const char *id, int *http)
     json_object_set_new(o, "end", t->t_end > 0 ? json_real(t->t_end) : json_null());
     json_object_set_new(o, "duration_s",
                         t->t_end > 0 && t->t_start > 0 ? json_real(t->t_end - t->t_start) : json_null());
-    json_object_set_new(o, "reason", t->cause != TASK_NONE && t->state == TSR_TASK_SKIPPED
-                                         ? json_sprintf("dependency %s %s", d->tt.t[t->cause].id,
-                                                        tsr_task_state_name((tsr_task_state_t)d->tt.t[t->cause].state))
-                                         : json_null());
+    json_object_set_new(o, "reason",
+                        t->cause != TASK_NONE && t->state == TSR_TASK_SKIPPED
+                            ? json_sprintf("dependency %s %s", d->tt.t[t->cause].id,
+                                           tsr_task_state_name((tsr_task_state_t)d->tt.t[t->cause].state))
+                            : json_null());
     json_object_set_new(o, "failure", t->tail && t->state != TSR_TASK_SUCCEEDED ? json_string(t->tail) : json_null());
     if (t->attempts) {
         disp_out_path(d, t, t->ext ? t->ext->out : NULL, "out", t->rank, out, sizeof out);
@@ -207,19 +207,26 @@ char *status_metrics(disp_t *d)
     for (int s = 0; s < TSR_TASK_NSTATES; s++)
         add(&b, &len, &cap, "tessera_tasks{state=\"%s\"} %llu\n", tsr_task_state_name((tsr_task_state_t)s),
             (unsigned long long)d->s.count[s]);
-    add(&b, &len, &cap, "# HELP tessera_tasks_dispatched_total Task attempts handed to ranks.\n"
-                        "# TYPE tessera_tasks_dispatched_total counter\ntessera_tasks_dispatched_total %llu\n",
+    add(&b, &len, &cap,
+        "# HELP tessera_tasks_dispatched_total Task attempts handed to ranks.\n"
+        "# TYPE tessera_tasks_dispatched_total counter\ntessera_tasks_dispatched_total %llu\n",
         (unsigned long long)d->dispatched);
-    add(&b, &len, &cap, "# HELP tessera_tasks_finished_attempts_total Task attempts that ended.\n"
-                        "# TYPE tessera_tasks_finished_attempts_total counter\n"
-                        "tessera_tasks_finished_attempts_total %llu\n", (unsigned long long)d->attempts_done);
-    add(&b, &len, &cap, "# HELP tessera_tasks_dispatch_rate Task attempts ended per second (last seconds).\n"
-                        "# TYPE tessera_tasks_dispatch_rate gauge\ntessera_tasks_dispatch_rate %.6g\n", d->rate);
-    add(&b, &len, &cap, "# HELP tessera_tasks_queue_depth Tasks ready or waiting out a retry backoff.\n"
-                        "# TYPE tessera_tasks_queue_depth gauge\ntessera_tasks_queue_depth %llu\n",
+    add(&b, &len, &cap,
+        "# HELP tessera_tasks_finished_attempts_total Task attempts that ended.\n"
+        "# TYPE tessera_tasks_finished_attempts_total counter\n"
+        "tessera_tasks_finished_attempts_total %llu\n",
+        (unsigned long long)d->attempts_done);
+    add(&b, &len, &cap,
+        "# HELP tessera_tasks_dispatch_rate Task attempts ended per second (last seconds).\n"
+        "# TYPE tessera_tasks_dispatch_rate gauge\ntessera_tasks_dispatch_rate %.6g\n",
+        d->rate);
+    add(&b, &len, &cap,
+        "# HELP tessera_tasks_queue_depth Tasks ready or waiting out a retry backoff.\n"
+        "# TYPE tessera_tasks_queue_depth gauge\ntessera_tasks_queue_depth %llu\n",
         (unsigned long long)sched_waiting(&d->s));
-    add(&b, &len, &cap, "# HELP tessera_tasks_rank_busy_ratio Core-seconds of finished task attempts over the "
-                        "rank's cores times the farm's age.\n# TYPE tessera_tasks_rank_busy_ratio gauge\n");
+    add(&b, &len, &cap,
+        "# HELP tessera_tasks_rank_busy_ratio Core-seconds of finished task attempts over the "
+        "rank's cores times the farm's age.\n# TYPE tessera_tasks_rank_busy_ratio gauge\n");
     for (int r = 0; r < d->world; r++) {
         const rankinfo_t *k = &d->ranks[r];
         double busy = elapsed > 0 && k->cores ? k->busy_s / (k->cores * elapsed) : 0;
@@ -228,12 +235,16 @@ char *status_metrics(disp_t *d)
     if (d->j) {
         uint64_t rec, fs, by;
         journal_counters(d->j, &rec, &fs, &by);
-        add(&b, &len, &cap, "# HELP tessera_tasks_journal_records_total Records appended to the journal.\n"
-                            "# TYPE tessera_tasks_journal_records_total counter\n"
-                            "tessera_tasks_journal_records_total %llu\n", (unsigned long long)rec);
-        add(&b, &len, &cap, "# HELP tessera_tasks_journal_fsyncs_total Group commits (write and fsync) of the "
-                            "journal.\n# TYPE tessera_tasks_journal_fsyncs_total counter\n"
-                            "tessera_tasks_journal_fsyncs_total %llu\n", (unsigned long long)fs);
+        add(&b, &len, &cap,
+            "# HELP tessera_tasks_journal_records_total Records appended to the journal.\n"
+            "# TYPE tessera_tasks_journal_records_total counter\n"
+            "tessera_tasks_journal_records_total %llu\n",
+            (unsigned long long)rec);
+        add(&b, &len, &cap,
+            "# HELP tessera_tasks_journal_fsyncs_total Group commits (write and fsync) of the "
+            "journal.\n# TYPE tessera_tasks_journal_fsyncs_total counter\n"
+            "tessera_tasks_journal_fsyncs_total %llu\n",
+            (unsigned long long)fs);
     }
     pthread_mutex_unlock(&d->mu);
     return b;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Rank 0's progress lines and the table at the end of a run: counts by
  * state, the slowest tasks, failures with the last lines of their stderr,
  * skipped tasks with the dependency that failed, and each rank's share. */
@@ -11,11 +12,12 @@ enum { SLOWEST = 5, LISTED = 10 };
 void summary_progress(disp_t *d, double now)
 {
     const uint64_t *k = d->s.count;
-    tsr_log(TSR_LOG_INFO, "tasks: %llu/%llu final (%llu succeeded, %llu failed, %llu skipped, %llu cancelled), %d "
-            "running, %llu queued, %.0f tasks/s, %.0f s", (unsigned long long)sched_final(&d->s),
-            (unsigned long long)sched_total(&d->s), (unsigned long long)k[TSR_TASK_SUCCEEDED],
-            (unsigned long long)k[TSR_TASK_FAILED], (unsigned long long)k[TSR_TASK_SKIPPED],
-            (unsigned long long)k[TSR_TASK_CANCELLED], disp_outstanding(d),
+    tsr_log(TSR_LOG_INFO,
+            "tasks: %llu/%llu final (%llu succeeded, %llu failed, %llu skipped, %llu cancelled), %d "
+            "running, %llu queued, %.0f tasks/s, %.0f s",
+            (unsigned long long)sched_final(&d->s), (unsigned long long)sched_total(&d->s),
+            (unsigned long long)k[TSR_TASK_SUCCEEDED], (unsigned long long)k[TSR_TASK_FAILED],
+            (unsigned long long)k[TSR_TASK_SKIPPED], (unsigned long long)k[TSR_TASK_CANCELLED], disp_outstanding(d),
             (unsigned long long)(sched_waiting(&d->s) + k[TSR_TASK_PENDING]), d->rate, now - d->t0);
 }
 
@@ -38,7 +40,8 @@ void summary_print(disp_t *d)
     double elapsed = tnow() - d->t0;
     uint64_t notrun = k[TSR_TASK_PENDING] + k[TSR_TASK_READY] + k[TSR_TASK_DELAYED] + k[TSR_TASK_RUNNING];
     printf("tessera: tasks: %s after %.2f s: %llu tasks: %llu succeeded, %llu failed, %llu skipped, %llu cancelled, "
-           "%llu not finished\n", d->stopping ? "stopped" : "done", elapsed, (unsigned long long)tt->n,
+           "%llu not finished\n",
+           d->stopping ? "stopped" : "done", elapsed, (unsigned long long)tt->n,
            (unsigned long long)k[TSR_TASK_SUCCEEDED], (unsigned long long)k[TSR_TASK_FAILED],
            (unsigned long long)k[TSR_TASK_SKIPPED], (unsigned long long)k[TSR_TASK_CANCELLED],
            (unsigned long long)notrun);

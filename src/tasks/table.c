@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The task table of table.h. */
 #include "tasks/table.h"
 #include "common/grow.h"
@@ -7,15 +8,12 @@
 
 const char *task_how_name(int how)
 {
-    static const char *const names[] = {"", "exited", "signaled", "timeout", "spawn", "cancelled", "interrupted",
-                                        "lost"};
+    static const char *const names[] = {"",      "exited",    "signaled",    "timeout",
+                                        "spawn", "cancelled", "interrupted", "lost"};
     return how >= 0 && how <= HOW_LOST ? names[how] : "?";
 }
 
-static const char *key(void *ctx, uint32_t idx)
-{
-    return ((ttable_t *)ctx)->t[idx].id;
-}
+static const char *key(void *ctx, uint32_t idx) { return ((ttable_t *)ctx)->t[idx].id; }
 
 void ttable_init(ttable_t *tt)
 {
@@ -115,10 +113,7 @@ void ttable_truncate(ttable_t *tt, uint32_t n)
         idmap_add(&tt->ids, i, NULL);
 }
 
-uint32_t ttable_find(const ttable_t *tt, const char *id)
-{
-    return idmap_find(&tt->ids, id, strlen(id));
-}
+uint32_t ttable_find(const ttable_t *tt, const char *id) { return idmap_find(&tt->ids, id, strlen(id)); }
 
 int ttable_add_dep(ttable_t *tt, uint32_t task, uint32_t dep)
 {

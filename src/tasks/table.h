@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The shell farm's task table (rank 0): every task by index, its strings
  * in an arena, dependencies as index slices and edges to dependents, ids
  * through an id map (internal). */
@@ -34,26 +35,26 @@ typedef struct task_ext {
 typedef struct task {
     char *id, *cmd;
     task_ext_t *ext;
-    char *where;   /* placement of the last attempt: "cores 2,3 gpus 1" (malloc) */
-    char *tail;    /* the end of stderr of the last failed attempt (malloc) */
+    char *where; /* placement of the last attempt: "cores 2,3 gpus 1" (malloc) */
+    char *tail;  /* the end of stderr of the last failed attempt (malloc) */
     double timeout_s;
     double t_start, t_end; /* Unix times of the last attempt */
     double not_before;     /* monotonic: end of the retry backoff */
     float backoff_s, backoff_factor;
     int32_t prio;
     int32_t code;
-    uint32_t nwait;         /* dependencies that have not succeeded yet */
+    uint32_t nwait;          /* dependencies that have not succeeded yet */
     uint32_t dep_off, ndeps; /* tt->deps[dep_off ...]: what this task waits for */
-    uint32_t out_head;      /* first edge to a task that waits for this one */
-    uint32_t cause;         /* skipped: the dependency that did not succeed */
-    uint32_t line;          /* line of the task file or of the submission */
+    uint32_t out_head;       /* first edge to a task that waits for this one */
+    uint32_t cause;          /* skipped: the dependency that did not succeed */
+    uint32_t line;           /* line of the task file or of the submission */
     uint16_t cores, gpus, retries, attempts;
-    int16_t rank;           /* rank of the last attempt, -1 */
+    int16_t rank; /* rank of the last attempt, -1 */
     uint8_t state, how;
-    uint8_t dynamic;        /* submitted while the farm ran (journaled in full) */
-    uint8_t queued;         /* in a ready queue */
-    uint8_t started;        /* the current attempt has started (not just been handed out) */
-    uint8_t cancel;         /* a cancel was asked for while it ran */
+    uint8_t dynamic; /* submitted while the farm ran (journaled in full) */
+    uint8_t queued;  /* in a ready queue */
+    uint8_t started; /* the current attempt has started (not just been handed out) */
+    uint8_t cancel;  /* a cancel was asked for while it ran */
 } task_t;
 
 typedef struct task_edge {
@@ -83,9 +84,6 @@ void ttable_truncate(ttable_t *tt, uint32_t n);
 uint32_t ttable_find(const ttable_t *tt, const char *id);
 /* Adds dependency dep to the newest task: its deps slice and dep's edge list. */
 int ttable_add_dep(ttable_t *tt, uint32_t task, uint32_t dep);
-static inline int task_final(const task_t *t)
-{
-    return t->state >= TSR_TASK_SUCCEEDED;
-}
+static inline int task_final(const task_t *t) { return t->state >= TSR_TASK_SUCCEEDED; }
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Task files: lines, plain commands with brace sweeps, dependency
  * resolution, cycles and resource checks. JSON lines are in taskjson.c. */
 #include "tasks/taskfile.h"
@@ -33,8 +34,8 @@ int task_id_valid(const char *id, size_t n)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-' || c == ':' || c == '@' || c == '+' || c == '='))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == ':' || c == '@' || c == '+' || c == '='))
             return 0;
     }
     return 1;
@@ -90,8 +91,10 @@ task_t *tparse_task(tparse_t *p, const char *id, size_t idlen, const char *cmd, 
         id = def;
     }
     if (!task_id_valid(id, idlen)) {
-        tparse_fail(p, "task id '%s' is not valid: use 1 to 95 of A-Z a-z 0-9 . _ - : @ + =, not starting "
-                       "with . or -", shown(id, idlen, sh, sizeof sh));
+        tparse_fail(p,
+                    "task id '%s' is not valid: use 1 to 95 of A-Z a-z 0-9 . _ - : @ + =, not starting "
+                    "with . or -",
+                    shown(id, idlen, sh, sizeof sh));
         return NULL;
     }
     task_t *t = ttable_add(tt, idx);
@@ -280,11 +283,12 @@ static int resources(tparse_t *p)
         const task_t *t = &p->tt->t[i];
         p->line = t->line;
         if (o->max_cores > 0 && t->cores > o->max_cores)
-            return tparse_fail(p, "task '%s' asks for %u cores; the largest rank has %d (ask for fewer, or run "
-                                  "fewer ranks per node)", t->id, t->cores, o->max_cores);
+            return tparse_fail(p,
+                               "task '%s' asks for %u cores; the largest rank has %d (ask for fewer, or run "
+                               "fewer ranks per node)",
+                               t->id, t->cores, o->max_cores);
         if (o->max_cores > 0 && t->gpus > o->max_gpus)
-            return tparse_fail(p, "task '%s' asks for %u GPUs; the rank with most has %d", t->id, t->gpus,
-                               o->max_gpus);
+            return tparse_fail(p, "task '%s' asks for %u GPUs; the rank with most has %d", t->id, t->gpus, o->max_gpus);
     }
     return TSR_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Task files: one task per line, plain shell commands or JSON objects
  * (JSON Lines), with sweeps (expand.h). Parsing adds tasks to a table and
  * checks them all before anything runs: ids, keys, types, dependencies
@@ -8,11 +9,11 @@
 #include "tasks/table.h"
 
 typedef struct tparse_opts {
-    const char *origin; /* named in messages: the file, or "submission 3" */
-    int dynamic;        /* tasks submitted to a running farm */
-    int max_cores;      /* of the largest rank; 0: not checked */
-    int max_gpus;       /* of the rank with most GPUs */
-    int quiet;          /* no warnings */
+    const char *origin;    /* named in messages: the file, or "submission 3" */
+    int dynamic;           /* tasks submitted to a running farm */
+    int max_cores;         /* of the largest rank; 0: not checked */
+    int max_gpus;          /* of the rank with most GPUs */
+    int quiet;             /* no warnings */
     const char *id_prefix; /* default ids: PREFIX + line (submissions: "s3." ) */
 } tparse_opts_t;
 
@@ -38,8 +39,8 @@ typedef struct tparse {
     unsigned line;
     tpending_t *pend; /* dependencies to resolve once every line is in */
     size_t npend, cappend;
-    tarena_t tmp;     /* strings only needed while parsing */
-    char *buf;        /* scratch for expansions */
+    tarena_t tmp; /* strings only needed while parsing */
+    char *buf;    /* scratch for expansions */
     size_t bufcap;
 } tparse_t;
 

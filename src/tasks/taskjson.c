@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One JSON task line: keys checked against the known ones (the nearest
  * named), types and ranges, then one task per point of "each". */
 #include "tasks/expand.h"
@@ -11,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const keys[] = {"id",      "cmd",  "priority", "after", "retries", "backoff", "timeout",
-                                   "cores",   "gpus", "env",      "cwd",   "tags",    "stdout",  "stderr",
-                                   "each",    NULL};
+static const char *const keys[] = {"id",   "cmd", "priority", "after", "retries", "backoff", "timeout", "cores",
+                                   "gpus", "env", "cwd",      "tags",  "stdout",  "stderr",  "each",    NULL};
 
 typedef struct jtask {
     const char *id, *cmd, *cwd, *out, *err;
@@ -43,8 +43,10 @@ static int unknown_key(tparse_t *p, const char *k)
             *c = '?';
     if (best <= 3)
         return tparse_fail(p, "unknown key \"%s\" (did you mean \"%s\"?)", sh, near);
-    return tparse_fail(p, "unknown key \"%s\"; known keys: id, cmd, priority, after, retries, backoff, timeout, "
-                          "cores, gpus, env, cwd, tags, stdout, stderr, each", sh);
+    return tparse_fail(p,
+                       "unknown key \"%s\"; known keys: id, cmd, priority, after, retries, backoff, timeout, "
+                       "cores, gpus, env, cwd, tags, stdout, stderr, each",
+                       sh);
 }
 
 static int get_int(tparse_t *p, json_t *v, const char *k, long long lo, long long hi, long long *out)
@@ -78,8 +80,7 @@ static int get_seconds(tparse_t *p, json_t *v, const char *k, double *out)
         s *= mul;
     }
     if (!(s >= 0) || !isfinite(s) || s > 1e9)
-        return tparse_fail(p, "\"%s\" must be seconds >= 0 (a number, or a string such as \"90s\", \"5m\", \"2h\")",
-                           k);
+        return tparse_fail(p, "\"%s\" must be seconds >= 0 (a number, or a string such as \"90s\", \"5m\", \"2h\")", k);
     *out = s;
     return TSR_OK;
 }
@@ -91,7 +92,8 @@ static int get_backoff(tparse_t *p, json_t *v, jtask_t *t)
         const char *k;
         json_t *x;
         base = NULL;
-        json_object_foreach(v, k, x) {
+        json_object_foreach(v, k, x)
+        {
             if (strcmp(k, "base") == 0)
                 base = x;
             else if (strcmp(k, "factor") == 0)
@@ -107,8 +109,7 @@ static int get_backoff(tparse_t *p, json_t *v, jtask_t *t)
     }
     if (base && get_seconds(p, base, "backoff", &t->backoff))
         return TSR_EDATA;
-    if (factor && (!json_is_number(factor) || !(json_number_value(factor) >= 1) ||
-                   json_number_value(factor) > 100))
+    if (factor && (!json_is_number(factor) || !(json_number_value(factor) >= 1) || json_number_value(factor) > 100))
         return tparse_fail(p, "\"backoff\" factor must be a number from 1 to 100");
     if (factor)
         t->factor = json_number_value(factor);
@@ -123,8 +124,8 @@ static int str_list(tparse_t *p, json_t *v, const char *k)
     if (json_is_array(v)) {
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) if (!json_is_string(x) || json_string_length(x) == 0)
-            return tparse_fail(p, "\"%s\" must be a string or an array of non-empty strings", k);
+        json_array_foreach(v, i, x) if (!json_is_string(x) || json_string_length(x) == 0) return tparse_fail(
+            p, "\"%s\" must be a string or an array of non-empty strings", k);
         return TSR_OK;
     }
     return tparse_fail(p, "\"%s\" must be a string or an array of strings", k);
@@ -139,7 +140,8 @@ static int get_each(tparse_t *p, json_t *v, jtask_t *t, const char **items, size
     if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > EXPAND_MAX_DIMS)
         return tparse_fail(p, "\"each\" must be an object of 1 to %d names, each a range \"A..B\" or an array",
                            EXPAND_MAX_DIMS);
-    json_object_foreach(v, k, x) {
+    json_object_foreach(v, k, x)
+    {
         edim_t *d = &t->dims[t->ndims];
         if (json_is_string(x)) {
             if (edim_range(d, json_string_value(x), json_string_length(x), err, sizeof err) != 0)
@@ -150,7 +152,8 @@ static int get_each(tparse_t *p, json_t *v, jtask_t *t, const char **items, size
             d->lens = lens + used;
             size_t i;
             json_t *e;
-            json_array_foreach(x, i, e) {
+            json_array_foreach(x, i, e)
+            {
                 if (json_is_string(e)) {
                     items[used] = json_string_value(e);
                     lens[used] = json_string_length(e);
@@ -245,7 +248,8 @@ static int fill_ext(tparse_t *p, const jtask_t *j, const uint64_t *idx, task_t *
         oom |= !(x->err = subst_arena(p, a, j, idx, j->err));
     const char *k;
     json_t *v;
-    json_object_foreach(j->env, k, v) {
+    json_object_foreach(j->env, k, v)
+    {
         size_t n;
         const char *s = subst(p, j, idx, json_string_value(v), &n);
         char *e = s ? malloc(strlen(k) + n + 2) : NULL;
@@ -267,7 +271,8 @@ static int env_ok(tparse_t *p, json_t *env)
     json_t *v;
     if (!json_is_object(env))
         return tparse_fail(p, "\"env\" must be an object of NAME: \"value\"");
-    json_object_foreach(env, k, v) {
+    json_object_foreach(env, k, v)
+    {
         int ok = (k[0] == '_' || (k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z'));
         for (const char *c = k; ok && *c; c++)
             ok = *c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9');
@@ -284,7 +289,8 @@ static int fields(tparse_t *p, json_t *o, jtask_t *t, const char **items, size_t
     const char *k;
     json_t *v;
     int rc = TSR_OK;
-    json_object_foreach(o, k, v) {
+    json_object_foreach(o, k, v)
+    {
         if (strcmp(k, "id") == 0)
             rc = get_str(p, v, k, &t->id);
         else if (strcmp(k, "cmd") == 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A rank's tasks: queued in the order the dispatcher sent them, started
  * when their cores and GPUs are free (never oversubscribed: the
  * dispatcher counts the same resources), watched through pidfds, killed
@@ -253,7 +254,6 @@ static void kill_task(wtask_t *t, int why, double now, double grace)
     kill(-t->pid, SIGTERM);
 }
 
-
 /* One control message (several may come in one MPI message). */
 static void ctl_one(worker_t *w, tcur_t *cur)
 {
@@ -434,10 +434,7 @@ static int start(worker_t *w, wtask_t *t, tbuf_t *store)
 
 /* A batch system's stop signal reaches the tasks too (SLURM signals every
  * process of the step), sometimes before the rank has seen its own. */
-static int stop_signal(int sig)
-{
-    return sig == SIGTERM || sig == SIGUSR1 || sig == SIGINT;
-}
+static int stop_signal(int sig) { return sig == SIGTERM || sig == SIGUSR1 || sig == SIGINT; }
 
 static void report(worker_t *w, wtask_t *t, int how, int code)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A rank's side of the shell farm: the tasks the dispatcher gave it, its
  * cores and GPUs, starting tasks as resources free up, timeouts, kills,
  * and the events it reports (internal). */
@@ -11,12 +12,12 @@
 typedef struct worker worker_t;
 
 typedef struct worker_res {
-    hwloc_topology_t topo;   /* owned by the caller; outlives the worker */
+    hwloc_topology_t topo;       /* owned by the caller; outlives the worker */
     hwloc_const_bitmap_t cpuset; /* the rank's cores */
-    int reserve_core;        /* keep one core for the dispatcher */
-    char **gpus;             /* CUDA_VISIBLE_DEVICES names of this rank's GPUs */
+    int reserve_core;            /* keep one core for the dispatcher */
+    char **gpus;                 /* CUDA_VISIBLE_DEVICES names of this rank's GPUs */
     int ngpus;
-    int hide_gpus;           /* tasks without GPUs get CUDA_VISIBLE_DEVICES="" */
+    int hide_gpus; /* tasks without GPUs get CUDA_VISIBLE_DEVICES="" */
     double kill_grace_s;
     int rank;
 } worker_res_t;

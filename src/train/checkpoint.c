@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Training state <-> checkpoints: what is registered, how resume picks a
  * file, and how the restored state reaches every rank. */
 #include "train/setup.h"
@@ -69,9 +70,11 @@ int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t 
      * newest. (On a GPU this waits, as the download below does anyway.) */
     long bad = tsr_optim_nonfinite_step(ctx->net.optim);
     if (bad)
-        return tsr_error_set(bad < 0 ? TSR_EIO : TSR_EDIVERGED, "training diverged at step %ld: the weights became "
+        return tsr_error_set(bad < 0 ? TSR_EIO : TSR_EDIVERGED,
+                             "training diverged at step %ld: the weights became "
                              "NaN or Inf; not writing the checkpoint of step %ld (the newest good one, %s, is kept)",
-                             bad, step, tsr_ckpt_last_step(ctx->ckpt.engine) >= 0 ? tsr_ckpt_last_path(ctx->ckpt.engine) : "none");
+                             bad, step,
+                             tsr_ckpt_last_step(ctx->ckpt.engine) >= 0 ? tsr_ckpt_last_path(ctx->ckpt.engine) : "none");
     /* On a GPU the registered host buffers are mirrors: refresh them first. */
     int rc = tsr_model_download(ctx->net.model);
     if (!rc)
@@ -94,10 +97,7 @@ int tsr_train_ckpt_write(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t 
     return tsr_ckpt_write(ctx->ckpt.engine, &meta, sync);
 }
 
-static int stop_on_error(const tsr_train_ctx_t *ctx)
-{
-    return ctx->opt->checkpoint.stop_on_error;
-}
+static int stop_on_error(const tsr_train_ctx_t *ctx) { return ctx->opt->checkpoint.stop_on_error; }
 
 /* One failed write: the error that stops the run, or a warning. */
 static int failed(tsr_train_ctx_t *ctx, int rc, long step)
@@ -210,7 +210,8 @@ static int other_model(const tsr_train_ctx_t *ctx, const char *json, char *why, 
     else if (!json || tsr_model_spec_from_json(json, theirs) != TSR_OK)
         snprintf(why, len, "its model description cannot be read (%s)", json ? tsr_last_error() : "none");
     else if (!tsr_model_spec_diff(tsr_model_spec(ctx->net.model), theirs, why, len))
-        snprintf(why, len, "its model description differs from this run's in form only; written by another "
+        snprintf(why, len,
+                 "its model description differs from this run's in form only; written by another "
                  "version of tessera");
     free(theirs);
     return 1;
@@ -260,8 +261,10 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
     char why[512];
     if (other_model(ctx, info.model, why, sizeof why)) {
         tsr_ckpt_info_free(&info);
-        return tsr_error_set(TSR_EDATA, "%s: a checkpoint of another model (\"here\" is this run's [model], "
-                             "\"there\" the checkpoint's): %s", pk.path, why);
+        return tsr_error_set(TSR_EDATA,
+                             "%s: a checkpoint of another model (\"here\" is this run's [model], "
+                             "\"there\" the checkpoint's): %s",
+                             pk.path, why);
     }
     tsr_ckpt_info_free(&info);
     if ((rc = tsr_ckpt_restore(ctx->ckpt.engine, pk.path, &info)))
@@ -277,10 +280,12 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
         /* Data-parallel state carries over; the position is kept in samples. */
         int64_t seen = ctx->ckpt.cursor * ctx->ckpt.global_batch;
         pos->cursor = (size_t)(seen / gb);
-        tsr_log(TSR_LOG_WARN, "resume: %s was written by %ld ranks with global batch %lld; this run has %d ranks "
+        tsr_log(TSR_LOG_WARN,
+                "resume: %s was written by %ld ranks with global batch %lld; this run has %d ranks "
                 "and global batch %lld, so it continues at step %zu of epoch %ld and is not bit-identical to an "
-                "uninterrupted run", pk.path, info.world_size, (long long)ctx->ckpt.global_batch, ctx->world,
-                (long long)gb, pos->cursor, pos->epoch + 1);
+                "uninterrupted run",
+                pk.path, info.world_size, (long long)ctx->ckpt.global_batch, ctx->world, (long long)gb, pos->cursor,
+                pos->epoch + 1);
     }
     if (pos->cursor >= ctx->sched.steps_per_epoch) {
         pos->epoch++;
@@ -316,8 +321,8 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     float *state = tsr_optim_state(ctx->net.optim, &nstate);
     if ((rc = tsr_runtime_bcast(rt, hdr, 3, MPI_LONG, 0, "the checkpoint broadcast")) ||
         (rc = tsr_runtime_bcast(rt, &ctx->ckpt.steps, 1, MPI_INT64_T, 0, "the checkpoint broadcast")) ||
-        (rc = tsr_runtime_bcast(rt, tsr_model_params(ctx->net.model), (int)tsr_model_nparams(ctx->net.model), MPI_FLOAT, 0,
-                                "the checkpoint broadcast")) ||
+        (rc = tsr_runtime_bcast(rt, tsr_model_params(ctx->net.model), (int)tsr_model_nparams(ctx->net.model), MPI_FLOAT,
+                                0, "the checkpoint broadcast")) ||
         (nstate && (rc = tsr_runtime_bcast(rt, state, (int)nstate, MPI_FLOAT, 0, "the checkpoint broadcast"))))
         return tsr_error_prefix(rc, "broadcasting the restored state: ");
     pos->step = hdr[0];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The run's data (setup): the output checked against its inputs, the
  * splits opened, this rank's slice of the test split read once. */
 #include "train/setup.h"
@@ -34,7 +35,8 @@ static int check_output(const tsr_train_ctx_t *ctx)
     const char *const role[4] = {"[train] output", "[data] path", "[data] test_path", "the config file"};
     for (int i = 0; i < 4; i++)
         if (owned[i][0] && tsr_ckpt_dir_owns(ckdir, owned[i]))
-            return tsr_error_set(TSR_EINVAL, "%s %s is named like a checkpoint in [checkpoint] dir = %s, where "
+            return tsr_error_set(TSR_EINVAL,
+                                 "%s %s is named like a checkpoint in [checkpoint] dir = %s, where "
                                  "checkpoints are replaced and old ones deleted; use another name or directory",
                                  role[i], owned[i], ckdir);
     snprintf(dir, sizeof dir, "%s", out);
@@ -78,10 +80,12 @@ int tsr_train_data_open(tsr_train_ctx_t *ctx)
     if (rc)
         return rc;
     if (d->test && (tsr_dataset_dim(d->test) != tsr_dataset_dim(d->train) ||
-                      tsr_dataset_is_labels(d->test) != tsr_dataset_is_labels(d->train) ||
-                      tsr_dataset_target_dim(d->test) != tsr_dataset_target_dim(d->train)))
-        return tsr_error_set(TSR_EDATA, "%s: the test split has %zu features and %s; expected %zu and %s like the "
-                             "training split", d->test_path, tsr_dataset_dim(d->test),
+                    tsr_dataset_is_labels(d->test) != tsr_dataset_is_labels(d->train) ||
+                    tsr_dataset_target_dim(d->test) != tsr_dataset_target_dim(d->train)))
+        return tsr_error_set(TSR_EDATA,
+                             "%s: the test split has %zu features and %s; expected %zu and %s like the "
+                             "training split",
+                             d->test_path, tsr_dataset_dim(d->test),
                              tsr_dataset_is_labels(d->test) ? "labels" : "targets", tsr_dataset_dim(d->train),
                              tsr_dataset_is_labels(d->train) ? "labels" : "targets");
     return TSR_OK;

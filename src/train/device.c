@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Where a rank trains: runtime.device = cpu, cuda or auto. On CUDA each
  * rank takes one GPU of its own, the nearest to the cores it is bound to
  * (hwloc: the GPU's PCI device under the rank's package or NUMA domain),
@@ -76,8 +77,10 @@ static int distinct_on_node(tsr_train_ctx_t *ctx, int dev, int count)
     MPI_Allreduce(&enough, &every, 1, MPI_INT, MPI_MIN, node);
     if (any && every) {
         if (lr == 0)
-            tsr_log(TSR_LOG_WARN, "GPU placement: locality would put two ranks of %s on one GPU; using GPU = local "
-                    "rank instead", tsr_runtime_hostname(ctx->rt));
+            tsr_log(TSR_LOG_WARN,
+                    "GPU placement: locality would put two ranks of %s on one GPU; using GPU = local "
+                    "rank instead",
+                    tsr_runtime_hostname(ctx->rt));
         dev = lr;
         if (tsr_gpu_pci_busid(dev, mine, sizeof mine) != TSR_OK)
             snprintf(mine, sizeof mine, "device-%d", dev);
@@ -98,9 +101,10 @@ int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, tsr_runtime_world(ctx->rt));
     if (!all && want == TSR_DEVICE_AUTO) {
         if (ctx->rank == 0)
-            tsr_log(TSR_LOG_INFO, "runtime.device = auto: training on the CPU (not every rank has a GPU of its own; "
-                    "rank 0's %s shows %d CUDA device%s to each of its %d rank%s)", tsr_runtime_hostname(ctx->rt),
-                    count, count == 1 ? "" : "s", ls, ls == 1 ? "" : "s");
+            tsr_log(TSR_LOG_INFO,
+                    "runtime.device = auto: training on the CPU (not every rank has a GPU of its own; "
+                    "rank 0's %s shows %d CUDA device%s to each of its %d rank%s)",
+                    tsr_runtime_hostname(ctx->rt), count, count == 1 ? "" : "s", ls, ls == 1 ? "" : "s");
         return TSR_OK;
     }
     if (!mine) {
@@ -110,10 +114,12 @@ int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
         if (count == 0 && tsr_gpu_create(0, &probe) != TSR_OK)
             snprintf(why, sizeof why, "%s", tsr_last_error());
         tsr_gpu_destroy(probe);
-        rc = tsr_error_set(TSR_EINVAL, "[runtime] device = cuda (%s): rank %d on %s has no GPU of its own (%d CUDA "
+        rc = tsr_error_set(TSR_EINVAL,
+                           "[runtime] device = cuda (%s): rank %d on %s has no GPU of its own (%d CUDA "
                            "device%s visible, %d rank%s on the node); expected one per rank%s%s",
-                           tsr_config_origin(ctx->opt->config, "runtime", "device"), ctx->rank, tsr_runtime_hostname(ctx->rt),
-                           count, count == 1 ? "" : "s", ls, ls == 1 ? "" : "s", why[0] ? ": " : "", why);
+                           tsr_config_origin(ctx->opt->config, "runtime", "device"), ctx->rank,
+                           tsr_runtime_hostname(ctx->rt), count, count == 1 ? "" : "s", ls, ls == 1 ? "" : "s",
+                           why[0] ? ": " : "", why);
     } else if (!all) {
         rc = tsr_error_set(TSR_EINVAL, "rank %d: another rank has no GPU of its own", ctx->rank);
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Early stopping on a test metric and the best model: after each
  * evaluation the counters move the same way on every rank (the metric is a
  * global sum), rank 0 copies the weights of an improvement, and everything
@@ -25,14 +26,16 @@ int tsr_train_early_setup(tsr_train_ctx_t *ctx)
     const char *sect = t->early_stop_patience > 0 || t->keep_best ? "train" : "optim";
     const char *key = t->early_stop_patience > 0 ? "early_stop_patience" : t->keep_best ? "keep_best" : "schedule";
     if (!ctx->data.test || !t->eval)
-        return tsr_error_set(TSR_EINVAL, "[%s] %s (%s) watches the test split, but %s; give [data] test_path "
-                             "(or /X_test in the dataset) and leave train.eval = true", sect, key,
-                             tsr_config_origin(cfg, sect, key),
+        return tsr_error_set(TSR_EINVAL,
+                             "[%s] %s (%s) watches the test split, but %s; give [data] test_path "
+                             "(or /X_test in the dataset) and leave train.eval = true",
+                             sect, key, tsr_config_origin(cfg, sect, key),
                              !ctx->data.test ? "this run has none" : "train.eval = false");
     if (t->early_stop_accuracy && !tsr_dataset_is_labels(ctx->data.train))
-        return tsr_error_set(TSR_EINVAL, "[train] early_stop_metric = accuracy (%s) needs class labels; %s has float "
-                             "targets: use loss", tsr_config_origin(cfg, "train", "early_stop_metric"),
-                             ctx->data.path);
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] early_stop_metric = accuracy (%s) needs class labels; %s has float "
+                             "targets: use loss",
+                             tsr_config_origin(cfg, "train", "early_stop_metric"), ctx->data.path);
     if (!(t->early_stop_min_delta >= 0))
         return tsr_error_set(TSR_EINVAL, "[train] early_stop_min_delta = %g (%s): expected a value >= 0",
                              t->early_stop_min_delta, tsr_config_origin(cfg, "train", "early_stop_min_delta"));
@@ -112,9 +115,10 @@ int tsr_train_early_observe(tsr_train_ctx_t *ctx, long step, double loss, double
     if (t->early_stop_patience > 0 && e->bad >= t->early_stop_patience) {
         e->stopped = 1;
         *stop = 1;
-        tsr_log(TSR_LOG_INFO, "early stopping at step %ld: the test %s has not improved by more than %g in %ld "
-                "evaluations; the best, %.6g, was at step %lld", step, t->early_stop_accuracy ? "accuracy" : "loss",
-                d, (long)e->bad, e->best, (long long)e->best_step);
+        tsr_log(TSR_LOG_INFO,
+                "early stopping at step %ld: the test %s has not improved by more than %g in %ld "
+                "evaluations; the best, %.6g, was at step %lld",
+                step, t->early_stop_accuracy ? "accuracy" : "loss", d, (long)e->bad, e->best, (long long)e->best_step);
     }
     return TSR_OK;
 }
@@ -161,9 +165,10 @@ int tsr_train_early_finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res)
     char acc[48] = "";
     if (!isnan(e->best_accuracy))
         snprintf(acc, sizeof acc, ", accuracy %.2f%%", 100 * e->best_accuracy);
-    tsr_log(TSR_LOG_INFO, "keep_best: the model file holds the weights of step %lld (test loss %.4f%s), not those "
-            "of the last step, %ld (test loss %.4f)", (long long)e->best_step, e->best_loss, acc, res->steps,
-            res->test_loss);
+    tsr_log(TSR_LOG_INFO,
+            "keep_best: the model file holds the weights of step %lld (test loss %.4f%s), not those "
+            "of the last step, %ld (test loss %.4f)",
+            (long long)e->best_step, e->best_loss, acc, res->steps, res->test_loss);
     res->test_loss = e->best_loss;
     res->test_accuracy = e->best_accuracy;
     return TSR_OK;

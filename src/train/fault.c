@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fault injection for tests: see fault.h. */
 #include "train/fault.h"
 

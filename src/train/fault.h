@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fault injection for tests, behind one hook (internal to src/train).
  * TSR_FAULT_KILL and TSR_FAULT_STALL in the environment, each "RANK:STEP"
  * (after global step STEP; a STEP of 0 means the point "setup") or
@@ -12,8 +13,8 @@
 #define TSR_TRAIN_FAULT_H
 
 typedef struct tsr_fault {
-    int rank;      /* -1: none */
-    long step;     /* -1: at a named point */
+    int rank;  /* -1: none */
+    long step; /* -1: at a named point */
     char point[16];
 } tsr_fault_t;
 

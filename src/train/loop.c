@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The step loop: batch -> forward -> backward (buckets reduced as layers
  * finish) -> agreement -> wait -> optimizer; log points and epoch ends
  * (losses averaged over ranks, evaluation, the coordinator's snapshot). */
@@ -22,12 +23,12 @@ typedef struct loop {
      * finishes each layer, above acc_hi still to add. */
     float *acc, *zeros;
     size_t nparams, acc_hi;
-    double margin;         /* walltime margin (rank 0), -1: none */
+    double margin; /* walltime margin (rank 0), -1: none */
     int eval;
-    int stop_early;        /* early stopping: patience ran out at the last evaluation */
-    int rc;                /* this rank's first error, shared at the next agreement */
-    long step;             /* global steps done */
-    tsr_train_pos_t next;  /* where the following batch comes from */
+    int stop_early;       /* early stopping: patience ran out at the last evaluation */
+    int rc;               /* this rank's first error, shared at the next agreement */
+    long step;            /* global steps done */
+    tsr_train_pos_t next; /* where the following batch comes from */
     /* the epoch under way */
     long epoch;
     double t0, epoch_loss, window_loss;
@@ -37,10 +38,7 @@ typedef struct loop {
 } loop_t;
 
 /* Backward tells the engine how much of the gradient buffer is final. */
-static void grads_ready(size_t offset, void *arg)
-{
-    tsr_comm_ready_from(arg, offset);
-}
+static void grads_ready(size_t offset, void *arg) { tsr_comm_ready_from(arg, offset); }
 
 /* y[0..n) += x[0..n): on a GPU add_bias with one row is that sum, queued on
  * the compute stream before the engine's event for the bucket. */
@@ -118,11 +116,13 @@ int tsr_train_check_finite(tsr_train_ctx_t *ctx, long now)
         snprintf(seen, sizeof seen, " (noticed at step %ld)", now);
     if (ctx->ckpt.engine && tsr_ckpt_last_step(ctx->ckpt.engine) >= 0)
         snprintf(kept, sizeof kept, "; the newest good checkpoint, %s, is kept", tsr_ckpt_last_path(ctx->ckpt.engine));
-    return tsr_error_set(TSR_EDIVERGED, "training diverged at step %ld%s: the weights became NaN or Inf (NaN or "
+    return tsr_error_set(TSR_EDIVERGED,
+                         "training diverged at step %ld%s: the weights became NaN or Inf (NaN or "
                          "Inf gradients, or an update that overflowed); likely causes: a learning rate too high for "
                          "this model (optim.lr = %g), inputs that are not scaled, or a loss that overflowed; no model "
                          "file was written or registered%s (train.on_nonfinite = skip_step skips updates whose "
-                         "gradients are NaN or Inf)", bad, seen, ctx->opt->optim.lr, kept);
+                         "gradients are NaN or Inf)",
+                         bad, seen, ctx->opt->optim.lr, kept);
 }
 
 /* Adds the training loss queued since the last take to both sums. Only a
@@ -190,8 +190,12 @@ static void compute(loop_t *l, size_t *rows, int *status)
              * not wait for every step's kernels. A GPU error is sticky. */
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m, l->scale,
-                                               !last ? NULL : k > 1 ? acc_ready : grads_ready,
-                                               !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine);
+                                               !last   ? NULL
+                                               : k > 1 ? acc_ready
+                                                       : grads_ready,
+                                               !last   ? NULL
+                                               : k > 1 ? (void *)l
+                                                       : (void *)ctx->comm.engine);
             if (!rc && !last && accumulate(l, i == 0))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (rc) {
@@ -320,14 +324,15 @@ static int epoch_end(loop_t *l)
      * forward; with skip_step every later update is then skipped). The sums
      * are global, so every rank decides the same. */
     if (!isfinite(res->train_loss) || (l->eval && !isfinite(res->test_loss)))
-        return tsr_error_set(TSR_EDIVERGED, "training diverged: after epoch %ld (step %ld) the %s loss is %g; "
+        return tsr_error_set(TSR_EDIVERGED,
+                             "training diverged: after epoch %ld (step %ld) the %s loss is %g; "
                              "likely causes: a learning rate too high for this model (optim.lr = %g) or inputs "
-                             "that are not scaled; no model file was written or registered", l->epoch + 1, l->step,
-                             isfinite(res->train_loss) ? "test" : "training",
+                             "that are not scaled; no model file was written or registered",
+                             l->epoch + 1, l->step, isfinite(res->train_loss) ? "test" : "training",
                              isfinite(res->train_loss) ? res->test_loss : res->train_loss, ctx->opt->optim.lr);
     if (l->eval && (rc = tsr_train_early_observe(ctx, l->step, res->test_loss, res->test_accuracy, &l->stop_early)))
         return rc;
-    tsr_train_snapshot_t snap = {"training", l->step, l->epoch + 1, res->train_loss, res->test_loss,
+    tsr_train_snapshot_t snap = {"training",         l->step, l->epoch + 1, res->train_loss, res->test_loss,
                                  res->test_accuracy, r};
     tsr_train_monitor_publish(ctx, &snap);
     if (l->eval && ctx->data.test_y)
@@ -350,8 +355,10 @@ static int eval_point(loop_t *l)
     if (rc)
         return rc;
     if (!isfinite(res->test_loss))
-        return tsr_error_set(TSR_EDIVERGED, "training diverged: at step %ld the test loss is %g; no model file was "
-                             "written or registered", l->step, res->test_loss);
+        return tsr_error_set(TSR_EDIVERGED,
+                             "training diverged: at step %ld the test loss is %g; no model file was "
+                             "written or registered",
+                             l->step, res->test_loss);
     if (ctx->data.test_y)
         tsr_progress_line(&l->prog, "step %ld test loss %.4f accuracy %.2f%%", l->step, res->test_loss,
                           100 * res->test_accuracy);
@@ -378,8 +385,8 @@ static int alloc_acc(loop_t *l)
     else if (tsr_gpu_alloc(ctx->net.gpu, bytes, (void **)&l->acc) == TSR_OK)
         l->zeros = calloc(l->nparams ? l->nparams : 1, sizeof(float));
     if (!l->acc || (ctx->net.gpu && !l->zeros))
-        return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%zu bytes)",
-                             ctx->rank, bytes);
+        return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%zu bytes)", ctx->rank,
+                             bytes);
     return TSR_OK;
 }
 
@@ -404,8 +411,7 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
     res->steps = l.step;
     /* The counters of early stopping must see every evaluation the
      * uninterrupted run saw, the one after the checkpoint's step too. */
-    if (ctx->early.on && ctx->early.eval_step < l.step && evaluates_at(&l, l.step, start) &&
-        (rc = eval_point(&l)))
+    if (ctx->early.on && ctx->early.eval_step < l.step && evaluates_at(&l, l.step, start) && (rc = eval_point(&l)))
         return rc;
     for (l.epoch = start->epoch; l.epoch < sc->epochs && l.step < sc->total_steps && !l.stop_early; l.epoch++) {
         l.t0 = tsr_time_now();

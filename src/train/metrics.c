@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The final report's classification metrics: top-1 and top-5 accuracy,
  * per-class accuracy and the confusion matrix over every rank's test
  * slice (summed in rank order), logged by rank 0. */
@@ -14,8 +15,7 @@ int tsr_train_report_metrics(tsr_train_ctx_t *ctx)
 {
     const tsr_train_data_t *d = &ctx->data;
     tsr_model_t *m = ctx->net.model;
-    if (!d->test || !d->test_y || !ctx->opt->train.eval || tsr_model_spec(m)->loss != TSR_LOSS_XENT ||
-        tsr_model_gpu(m))
+    if (!d->test || !d->test_y || !ctx->opt->train.eval || tsr_model_spec(m)->loss != TSR_LOSS_XENT || tsr_model_gpu(m))
         return TSR_OK;
     size_t k = tsr_model_output_size(m), n = k * k + 3;
     double *part = calloc(n, sizeof *part), *sum = calloc(n, sizeof *sum);
@@ -33,9 +33,9 @@ int tsr_train_report_metrics(tsr_train_ctx_t *ctx)
         part[k * k + 1] = (double)e.top5;
         part[k * k + 2] = rc != TSR_OK;
     }
-    int arc = part && sum ? tsr_runtime_allreduce(ctx->rt, part, sum, (int)n, MPI_DOUBLE, MPI_SUM,
-                                                  "the test metrics", -1)
-                          : TSR_ENOMEM;
+    int arc = part && sum
+                  ? tsr_runtime_allreduce(ctx->rt, part, sum, (int)n, MPI_DOUBLE, MPI_SUM, "the test metrics", -1)
+                  : TSR_ENOMEM;
     if (!rc && !arc && sum[k * k + 2] == 0 && ctx->rank == 0) {
         double total = (double)d->test_total;
         char *line = malloc(64 + k * 24);

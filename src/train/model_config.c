@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* [model] -> the model spec: the layer graph (the layers grammar, a list of
  * dense widths, or hidden), the input shape, the loss's options and the
  * plugins whose kinds the graph may use. */
@@ -44,12 +45,15 @@ static int widths(const tsr_train_options_t *o, const char *text, size_t in, siz
         p = end;
     }
     if (n < 2)
-        return tsr_error_set(TSR_EINVAL, "[model] layers = %s (%s): expected the input width, hidden widths and the "
-                             "output width, e.g. 784,256,10", text, tsr_config_origin(cfg, "model", "layers"));
+        return tsr_error_set(TSR_EINVAL,
+                             "[model] layers = %s (%s): expected the input width, hidden widths and the "
+                             "output width, e.g. 784,256,10",
+                             text, tsr_config_origin(cfg, "model", "layers"));
     if (sizes[0] != in || sizes[n - 1] != outputs)
-        return tsr_error_set(TSR_EINVAL, "[model] layers = %s (%s): starts at %zu inputs and ends at %zu outputs, "
-                             "but the data has %zu features and %zu %s", text,
-                             tsr_config_origin(cfg, "model", "layers"), sizes[0], sizes[n - 1], in, outputs,
+        return tsr_error_set(TSR_EINVAL,
+                             "[model] layers = %s (%s): starts at %zu inputs and ends at %zu outputs, "
+                             "but the data has %zu features and %zu %s",
+                             text, tsr_config_origin(cfg, "model", "layers"), sizes[0], sizes[n - 1], in, outputs,
                              loss == TSR_LOSS_XENT ? "classes" : "outputs");
     tsr_model_spec_mlp(spec, sizes, n - 1, o->model.activation, loss);
     return TSR_OK;
@@ -97,18 +101,20 @@ static int loss_options(const tsr_train_options_t *o, size_t outputs, tsr_model_
         char *end;
         double w = strtod(p, &end);
         if (end == p || !(w >= 0) || spec->nclass_weights == TSR_MODEL_MAX_CLASS_WEIGHTS)
-            return tsr_error_set(TSR_EINVAL, "[model] class_weights (%s): expected up to %d weights >= 0, "
-                                 "comma-separated", tsr_config_origin(cfg, "model", "class_weights"),
-                                 TSR_MODEL_MAX_CLASS_WEIGHTS);
+            return tsr_error_set(TSR_EINVAL,
+                                 "[model] class_weights (%s): expected up to %d weights >= 0, "
+                                 "comma-separated",
+                                 tsr_config_origin(cfg, "model", "class_weights"), TSR_MODEL_MAX_CLASS_WEIGHTS);
         spec->class_weight[spec->nclass_weights++] = (float)w;
         p = end;
         while (*p == ',' || *p == ' ')
             p++;
     }
     if ((size_t)spec->nclass_weights != outputs || spec->loss != TSR_LOSS_XENT)
-        return tsr_error_set(TSR_EINVAL, "[model] class_weights (%s) has %d weights; expected one per class (%zu) "
-                             "with the cross_entropy loss", tsr_config_origin(cfg, "model", "class_weights"),
-                             spec->nclass_weights, outputs);
+        return tsr_error_set(TSR_EINVAL,
+                             "[model] class_weights (%s) has %d weights; expected one per class (%zu) "
+                             "with the cross_entropy loss",
+                             tsr_config_origin(cfg, "model", "class_weights"), spec->nclass_weights, outputs);
     return TSR_OK;
 }
 
@@ -149,9 +155,11 @@ int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, si
     if (k == outputs)
         return TSR_OK;
     tsr_layer_spec_text(&tsr_model_spec(m)->layer[last], text, sizeof text);
-    return tsr_error_set(TSR_EINVAL, "[model] layers (%s): the last layer, %s (layer %d), gives %zu outputs but %s "
-                         "has %zu %s", tsr_config_origin(ctx->opt->config, "model", "layers"), text, last, k, ctx->data.path,
-                         outputs, tsr_dataset_is_labels(ctx->data.train) ? "classes" : "targets per row");
+    return tsr_error_set(TSR_EINVAL,
+                         "[model] layers (%s): the last layer, %s (layer %d), gives %zu outputs but %s "
+                         "has %zu %s",
+                         tsr_config_origin(ctx->opt->config, "model", "layers"), text, last, k, ctx->data.path, outputs,
+                         tsr_dataset_is_labels(ctx->data.train) ? "classes" : "targets per row");
 }
 
 int tsr_train_model_summary(const tsr_train_options_t *opt, char **text)
@@ -164,7 +172,7 @@ int tsr_train_model_summary(const tsr_train_options_t *opt, char **text)
     *text = NULL;
     if (!rc && !p[0])
         rc = tsr_error_set(TSR_EINVAL, "[data] path is not set; the summary takes the input shape and classes from "
-                           "the data");
+                                       "the data");
     if (!rc) {
         ctx->opt = opt;
         rc = tsr_path_join(tsr_config_dir(opt->config), p, ctx->data.path, sizeof ctx->data.path);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the training loop tells the rank-0 coordinator: snapshots of the
  * weights and status, per-rank step and communication times gathered over
  * MPI here (the coordinator itself never calls MPI), and the finished model
@@ -15,16 +16,16 @@
 enum { NSTAT = 7, PLACE_LEN = 160 };
 
 struct tsr_train_monitor {
-    tsr_serve_t *serve;          /* rank 0 with [serve] enabled */
+    tsr_serve_t *serve; /* rank 0 with [serve] enabled */
     double t0;
     /* this rank's timings since the last publish */
     double step_sum, step_min, step_max, comm_sum, comm_min, comm_max, hidden_sum;
     long n;
-    double last[NSTAT];          /* what this rank sent last time */
+    double last[NSTAT]; /* what this rank sent last time */
     /* rank 0: everyone's, gathered */
-    double *all;                 /* world * NSTAT */
-    double *cols[NSTAT];         /* per-statistic arrays for the status */
-    char *place_buf;             /* world * PLACE_LEN */
+    double *all;         /* world * NSTAT */
+    double *cols[NSTAT]; /* per-statistic arrays for the status */
+    char *place_buf;     /* world * PLACE_LEN */
     const char **place;
 };
 
@@ -89,8 +90,8 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
      * point): repeat the last figures rather than report zeros. */
     if (m->n) {
         double n = (double)m->n;
-        double now[NSTAT] = {m->step_min, m->step_sum / n, m->step_max, m->comm_min, m->comm_sum / n, m->comm_max,
-                             m->hidden_sum / n};
+        double now[NSTAT] = {m->step_min,     m->step_sum / n, m->step_max,      m->comm_min,
+                             m->comm_sum / n, m->comm_max,     m->hidden_sum / n};
         memcpy(m->last, now, sizeof now);
     }
     double mine[NSTAT];
@@ -110,8 +111,8 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
             m->cols[k][r] = m->all[r * NSTAT + k];
     char ck[4200] = "none";
     if (ctx->ckpt.engine && tsr_ckpt_last_step(ctx->ckpt.engine) >= 0)
-        snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt.engine), tsr_ckpt_last_path(ctx->ckpt.engine),
-                 tsr_ckpt_busy(ctx->ckpt.engine) ? ", writing the next" : "");
+        snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt.engine),
+                 tsr_ckpt_last_path(ctx->ckpt.engine), tsr_ckpt_busy(ctx->ckpt.engine) ? ", writing the next" : "");
     tsr_serve_status_t st = {
         .state = snap->state,
         .step = snap->step,
@@ -126,8 +127,12 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         .elapsed_s = tsr_time_now() - m->t0,
         .world_size = ctx->world,
         .placement = m->place,
-        .step_time_min = m->cols[0], .step_time_mean = m->cols[1], .step_time_max = m->cols[2],
-        .comm_time_min = m->cols[3], .comm_time_mean = m->cols[4], .comm_time_max = m->cols[5],
+        .step_time_min = m->cols[0],
+        .step_time_mean = m->cols[1],
+        .step_time_max = m->cols[2],
+        .comm_time_min = m->cols[3],
+        .comm_time_mean = m->cols[4],
+        .comm_time_max = m->cols[5],
         .comm_hidden_mean = m->cols[6],
         .comm_reference_s = tsr_comm_reference_seconds(ctx->comm.engine),
         .checkpoint = ck,

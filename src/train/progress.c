@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Progress output of rank 0: see progress.h. */
 #include "train/progress.h"
 #include "tessera/runtime.h"
@@ -10,8 +11,9 @@
 void tsr_progress_init(tsr_progress_t *p, tsr_progress_mode_t mode)
 {
     memset(p, 0, sizeof *p);
-    p->mode = mode != TSR_PROGRESS_AUTO ? mode : tsr_runtime_stdout_is_terminal() ? TSR_PROGRESS_BAR
-                                                                                 : TSR_PROGRESS_LINES;
+    p->mode = mode != TSR_PROGRESS_AUTO          ? mode
+              : tsr_runtime_stdout_is_terminal() ? TSR_PROGRESS_BAR
+                                                 : TSR_PROGRESS_LINES;
 }
 
 int tsr_progress_due(const tsr_progress_t *p, long step, long steps)
@@ -30,8 +32,8 @@ void tsr_progress_bar(tsr_progress_t *p, long epoch, long epochs, long step, lon
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    printf("\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.4f %.0f samples/s", epoch + 1, epochs, bar, step + 1, steps,
-           loss, samples_per_s);
+    printf("\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.4f %.0f samples/s", epoch + 1, epochs, bar, step + 1, steps, loss,
+           samples_per_s);
     fflush(stdout);
     p->drawn = 1;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Progress output of rank 0: a bar on a terminal, plain lines in a log. */
 #ifndef TSR_TRAIN_PROGRESS_H
 #define TSR_TRAIN_PROGRESS_H
@@ -6,7 +7,7 @@
 typedef struct {
     tsr_progress_mode_t mode; /* BAR, LINES or NONE (AUTO is resolved) */
     double last_draw;
-    int drawn;          /* a bar is on screen and needs a newline */
+    int drawn; /* a bar is on screen and needs a newline */
 } tsr_progress_t;
 
 /* AUTO picks BAR when output reaches a terminal

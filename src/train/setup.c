@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Training set-up: data, placement, model, optimizer, loader, engine. */
 #include "train/setup.h"
 #include "tessera/error.h"
@@ -8,10 +9,7 @@
 #include <string.h>
 
 /* The gradient engine's waits are watched like every other collective. */
-static void watch_poll(void *rt)
-{
-    tsr_runtime_watch_poll(rt);
-}
+static void watch_poll(void *rt) { tsr_runtime_watch_poll(rt); }
 
 /* Binds this rank per the hwloc plan; failure is a warning, not an error. */
 static void place_rank(tsr_train_ctx_t *ctx)
@@ -84,8 +82,10 @@ static int build_optim(tsr_train_ctx_t *ctx)
         return tsr_error_set(TSR_EINVAL, "[optim] momentum = %g (%s): expected a value below 1", oc.momentum,
                              tsr_config_origin(cfg, "optim", "momentum"));
     if (!momentum && (oc.beta1 >= 1 || oc.beta2 >= 1 || oc.eps <= 0))
-        return tsr_error_set(TSR_EINVAL, "[optim] beta1 = %g, beta2 = %g, eps = %g: expected betas below 1 and eps "
-                             "above 0", oc.beta1, oc.beta2, oc.eps);
+        return tsr_error_set(TSR_EINVAL,
+                             "[optim] beta1 = %g, beta2 = %g, eps = %g: expected betas below 1 and eps "
+                             "above 0",
+                             oc.beta1, oc.beta2, oc.eps);
     /* A schedule past the run is refused there, naming the key. */
     int rc = tsr_optim_create(&oc, tsr_model_nparams(ctx->net.model), &ctx->net.optim);
     return rc ? rc : set_optim_segments(ctx, oc.exclude_bias_norm);
@@ -103,9 +103,10 @@ static int batch_shape(tsr_train_ctx_t *ctx)
     if (t->global_batch > 0) {
         size_t unit = micro * (size_t)ctx->world, g = (size_t)t->global_batch;
         if (k != 1)
-            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %ld (%s) and accumulate_steps = %ld (%s): set one "
-                                 "of them; global_batch derives the accumulation from the world size", t->global_batch,
-                                 tsr_config_origin(cfg, "train", "global_batch"), t->accumulate_steps,
+            return tsr_error_set(TSR_EINVAL,
+                                 "[train] global_batch = %ld (%s) and accumulate_steps = %ld (%s): set one "
+                                 "of them; global_batch derives the accumulation from the world size",
+                                 t->global_batch, tsr_config_origin(cfg, "train", "global_batch"), t->accumulate_steps,
                                  tsr_config_origin(cfg, "train", "accumulate_steps"));
         if (g % unit) {
             size_t lo = g / unit * unit;
@@ -114,16 +115,18 @@ static int batch_shape(tsr_train_ctx_t *ctx)
                 snprintf(near, sizeof near, "%zu or %zu", lo, lo + unit);
             else
                 snprintf(near, sizeof near, "%zu", unit);
-            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %zu (%s) is not a multiple of %d ranks x "
+            return tsr_error_set(TSR_EINVAL,
+                                 "[train] global_batch = %zu (%s) is not a multiple of %d ranks x "
                                  "batch_size %zu = %zu; the nearest valid global batches are %s (or change "
-                                 "batch_size)", g, tsr_config_origin(cfg, "train", "global_batch"), ctx->world, micro,
-                                 unit, near);
+                                 "batch_size)",
+                                 g, tsr_config_origin(cfg, "train", "global_batch"), ctx->world, micro, unit, near);
         }
         k = g / unit;
         if (k > (1u << 16))
-            return tsr_error_set(TSR_EINVAL, "[train] global_batch = %zu (%s) needs %zu micro-batches of %zu per rank; "
-                                 "at most 65536: raise batch_size", g, tsr_config_origin(cfg, "train", "global_batch"),
-                                 k, micro);
+            return tsr_error_set(TSR_EINVAL,
+                                 "[train] global_batch = %zu (%s) needs %zu micro-batches of %zu per rank; "
+                                 "at most 65536: raise batch_size",
+                                 g, tsr_config_origin(cfg, "train", "global_batch"), k, micro);
     }
     sc->micro = micro;
     sc->accum = k;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The state of a training run and the functions of src/train that share it
  * (internal). The context is grouped by concern; each group is owned by the
  * file named beside it. */
@@ -62,12 +63,12 @@ typedef struct tsr_train_sched {
  * allreduce), so every rank keeps the same counters; only rank 0, which
  * writes the model, keeps the best weights. */
 typedef struct tsr_train_early {
-    int on;              /* patience or keep_best: the counters are checkpointed */
-    double best;         /* the best metric so far; NAN: none yet */
+    int on;      /* patience or keep_best: the counters are checkpointed */
+    double best; /* the best metric so far; NAN: none yet */
     double best_loss, best_accuracy;
     int64_t best_step, bad, stopped;
-    int64_t eval_step;   /* the step of the last evaluation noted */
-    float *best_params;  /* rank 0 with keep_best: parameters then buffers at best_step */
+    int64_t eval_step;  /* the step of the last evaluation noted */
+    float *best_params; /* rank 0 with keep_best: parameters then buffers at best_step */
     size_t nparams, nbuffers;
 } tsr_train_early_t;
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The model's spec from [model] and the data, with the labels validated
  * against it (setup): the loss by the kind of labels, the output width by
  * the classes or targets; model_config.c builds the layer graph. */
@@ -18,11 +19,15 @@ int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec, siz
     size_t k_out;
     int rc;
     if (loss == TSR_LOSS_XENT && !labels)
-        return tsr_error_set(TSR_EDATA, "%s: /y holds float targets but [model] loss = cross_entropy (%s) needs "
-                             "int32 class labels", d->path, tsr_config_origin(cfg, "model", "loss"));
+        return tsr_error_set(TSR_EDATA,
+                             "%s: /y holds float targets but [model] loss = cross_entropy (%s) needs "
+                             "int32 class labels",
+                             d->path, tsr_config_origin(cfg, "model", "loss"));
     if ((loss == TSR_LOSS_MSE || loss == TSR_LOSS_HUBER) && labels)
-        return tsr_error_set(TSR_EDATA, "%s: /y holds class labels but [model] loss = %s (%s) needs float "
-                             "targets", d->path, lname, tsr_config_origin(cfg, "model", "loss"));
+        return tsr_error_set(TSR_EDATA,
+                             "%s: /y holds class labels but [model] loss = %s (%s) needs float "
+                             "targets",
+                             d->path, lname, tsr_config_origin(cfg, "model", "loss"));
     if (labels) {
         /* Validation learns the class count; --set model.outputs fixes it. */
         if (validate || outputs == 0) {
@@ -35,9 +40,10 @@ int tsr_train_model_spec(const tsr_train_ctx_t *ctx, tsr_model_spec_t *spec, siz
         if (classes < 2)
             return tsr_error_set(TSR_EDATA, "%s: /y has only %d class; expected at least 2", d->path, classes);
         if (loss == TSR_LOSS_BCE && classes != 2)
-            return tsr_error_set(TSR_EDATA, "%s: /y has %d classes but [model] loss = bce (%s) on labels needs 0 "
-                                 "and 1 (or float targets)", d->path, classes,
-                                 tsr_config_origin(cfg, "model", "loss"));
+            return tsr_error_set(TSR_EDATA,
+                                 "%s: /y has %d classes but [model] loss = bce (%s) on labels needs 0 "
+                                 "and 1 (or float targets)",
+                                 d->path, classes, tsr_config_origin(cfg, "model", "loss"));
         k_out = loss == TSR_LOSS_BCE ? 1 : (size_t)classes;
     } else {
         size_t k = tsr_dataset_target_dim(d->train);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A training run: set-up, resume, the loop, the model file, teardown. */
 #include "train/setup.h"
 #include "tessera/error.h"
@@ -15,8 +16,8 @@ static int save_model(tsr_train_ctx_t *ctx, const tsr_train_result_t *res)
     snprintf(loss, sizeof loss, "%.6f", res->test_loss);
     snprintf(steps, sizeof steps, "%ld", res->steps);
     snprintf(world, sizeof world, "%d", ctx->world);
-    const char *attrs[] = {"config", ctx->ckpt.config_text, "test_accuracy", acc, "test_loss", loss,
-                           "steps", steps, "world_size", world, "dataset", ctx->data.path};
+    const char *attrs[] = {"config", ctx->ckpt.config_text, "test_accuracy", acc,       "test_loss",   loss, "steps",
+                           steps,    "world_size",          world,           "dataset", ctx->data.path};
     int rc = tsr_model_download(ctx->net.model);
     return rc ? rc : tsr_model_save(ctx->net.model, ctx->opt->train.output, attrs, 6);
 }
@@ -31,7 +32,8 @@ static void report_comm(tsr_train_ctx_t *ctx)
     double ref = tsr_comm_reference_seconds(c->engine), n = (double)c->steps * ctx->world;
     if (ctx->rank != 0 || c->steps == 0 || ref <= 0)
         return;
-    tsr_log(TSR_LOG_INFO, "comm %s: a blocking allreduce of the gradients takes %.3f ms; per step the reduction "
+    tsr_log(TSR_LOG_INFO,
+            "comm %s: a blocking allreduce of the gradients takes %.3f ms; per step the reduction "
             "cost %.3f ms on the critical path and %.3f ms (%.0f%%) was hidden behind backward (mean of %d ranks)",
             tsr_comm_backend(c->engine), 1e3 * ref, 1e3 * sum[0] / n, 1e3 * sum[1] / n, 100 * sum[1] / n / ref,
             ctx->world);
@@ -51,14 +53,17 @@ static int finished_already(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, 
         res->steps = start->step;
         res->epochs = ctx->sched.epochs;
         res->test_loss = res->test_accuracy = res->train_loss = NAN;
-        tsr_log(TSR_LOG_INFO, "resume: the checkpoint is at step %ld, the end of this run (%ld epochs, %ld steps): "
-                "training had finished; the model file %s and the registry are left as they are", start->step,
-                ctx->sched.epochs, ctx->sched.total_steps, out);
+        tsr_log(TSR_LOG_INFO,
+                "resume: the checkpoint is at step %ld, the end of this run (%ld epochs, %ld steps): "
+                "training had finished; the model file %s and the registry are left as they are",
+                start->step, ctx->sched.epochs, ctx->sched.total_steps, out);
         res->already_done = 1;
         return TSR_OK;
     }
-    tsr_log(TSR_LOG_INFO, "resume: the checkpoint is at step %ld, the end of this run, but %s is missing: "
-            "evaluating and writing it", start->step, out);
+    tsr_log(TSR_LOG_INFO,
+            "resume: the checkpoint is at step %ld, the end of this run, but %s is missing: "
+            "evaluating and writing it",
+            start->step, out);
     return TSR_OK;
 }
 
@@ -70,10 +75,11 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
     if (sc->accum > 1)
         snprintf(acc, sizeof acc, " (%zu micro-batches of %zu: global batch %zu)", sc->accum, sc->micro,
                  sc->batch * (size_t)ctx->world);
-    tsr_log(TSR_LOG_INFO, "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu%s, "
-            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank", ctx->data.path,
-            tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world, sc->batch, acc,
-            sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c),
+    tsr_log(TSR_LOG_INFO,
+            "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu%s, "
+            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank",
+            ctx->data.path, tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world,
+            sc->batch, acc, sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c),
             tsr_comm_staged(c) ? ", GPU gradients staged through host memory" : "", sc->blas_threads,
             sc->blas_threads == 1 ? "" : "s");
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(ctx->rt), sc->placement);
@@ -133,8 +139,13 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
     rc = finish(&ctx, res, failed_rank);
     res->wall_seconds = tsr_time_now() - t0;
     if (!rc) {
-        tsr_train_snapshot_t done = {"done", res->steps, res->epochs, res->train_loss, res->test_loss,
-                                     res->test_accuracy, res->samples_per_second};
+        tsr_train_snapshot_t done = {"done",
+                                     res->steps,
+                                     res->epochs,
+                                     res->train_loss,
+                                     res->test_loss,
+                                     res->test_accuracy,
+                                     res->samples_per_second};
         tsr_train_monitor_publish(&ctx, &done);
         tsr_train_monitor_finish(&ctx, opt->train.output, 1);
     }

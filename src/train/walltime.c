@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The walltime under SLURM (rank 0): a checkpoint and exit 75 a margin
  * before the job's end, asked through the stop flag every step carries. */
 #include "train/setup.h"
@@ -17,19 +18,25 @@ double tsr_train_walltime_margin(tsr_train_ctx_t *ctx)
     char lefts[64] = "unknown";
     if (left >= 0)
         snprintf(lefts, sizeof lefts, "%.0f s", left);
-    tsr_log(TSR_LOG_INFO, "SLURM job %ld step %ld (run %d) on %s, %d task%s on this node; walltime left %s, "
-            "margin %.0f s", f->job_id, f->step_id, f->restart_count + 1, f->nodelist, f->tasks_per_node,
+    tsr_log(TSR_LOG_INFO,
+            "SLURM job %ld step %ld (run %d) on %s, %d task%s on this node; walltime left %s, "
+            "margin %.0f s",
+            f->job_id, f->step_id, f->restart_count + 1, f->nodelist, f->tasks_per_node,
             f->tasks_per_node == 1 ? "" : "s", lefts, margin);
     double limit = tsr_runtime_walltime_limit(ctx->rt);
     if (limit > 0 && margin >= limit) {
         /* Every run would stop at its first step and requeue, forever. */
-        tsr_log(TSR_LOG_WARN, "walltime: the margin of %.0f s is not less than the job's time limit of %.0f s: "
-                "the margin is off (lower runtime.walltime_margin_seconds or ask for more time)", margin, limit);
+        tsr_log(TSR_LOG_WARN,
+                "walltime: the margin of %.0f s is not less than the job's time limit of %.0f s: "
+                "the margin is off (lower runtime.walltime_margin_seconds or ask for more time)",
+                margin, limit);
         return -1;
     }
     if (limit > 0 && margin > limit / 2)
-        tsr_log(TSR_LOG_WARN, "walltime: the margin of %.0f s is more than half the job's time limit of %.0f s; "
-                "each run trains for less than the margin", margin, limit);
+        tsr_log(TSR_LOG_WARN,
+                "walltime: the margin of %.0f s is more than half the job's time limit of %.0f s; "
+                "each run trains for less than the margin",
+                margin, limit);
     return margin;
 }
 

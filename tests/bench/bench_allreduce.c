@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Allreduce bandwidth, nccl-tests style: the tessera comm engine against
  * plain MPI_Allreduce(MPI_IN_PLACE, MPI_FLOAT, MPI_SUM) on the same buffer,
  * and against single-core memcpy of the same number of bytes, all in the
@@ -96,9 +97,21 @@ static int parse_bytes(const char *s, size_t *out)
         return -1;
     double mult = 1;
     switch (*end) {
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    case 'k':
+    case 'K':
+        mult = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        end++;
+        break;
     default: break;
     }
     if (*end == 'i')
@@ -205,8 +218,8 @@ static double stat_of(double *v, int n)
     return lo;
 }
 
-static void time_all(const method_t *ms, int nm, tsr_comm_t **c, float *buf, size_t n, int warmup, int iters,
-                     double *t, double *tmax, float *copy, int paired, double *sec, double *tcopy)
+static void time_all(const method_t *ms, int nm, tsr_comm_t **c, float *buf, size_t n, int warmup, int iters, double *t,
+                     double *tmax, float *copy, int paired, double *sec, double *tcopy)
 {
     size_t bytes = n * sizeof *buf;
     memset(buf, 0, bytes); /* sums of zeros stay finite */
@@ -265,7 +278,8 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
     }
     if (rank == 0) {
         printf("# bench_allreduce --gpu: %d ranks, %s; nccl engine on device memory vs MPI_Allreduce on host memory"
-               "%s%s%s\n", size, tsr_gpu_name(g), nm > 3 ? "; then device memory staged through host memory by " : "",
+               "%s%s%s\n",
+               size, tsr_gpu_name(g), nm > 3 ? "; then device memory staged through host memory by " : "",
                nm > 3 ? staged : "", nm > 3 ? " (the path without NCCL)" : "");
         printf("#%10s %5s | %-17s | %-17s | %-17s", "", "", "nccl 1 bkt", "nccl 25 MiB", "MPI_Allreduce host");
         if (nm > 3)
@@ -288,8 +302,9 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
             for (int i = -3; i < iters; i++) {
                 MPI_Barrier(MPI_COMM_WORLD);
                 double t0 = MPI_Wtime();
-                if (m != 2 ? tsr_comm_allreduce(c) != TSR_OK
-                           : MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+                if (m != 2
+                        ? tsr_comm_allreduce(c) != TSR_OK
+                        : MPI_Allreduce(MPI_IN_PLACE, host, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
                     die("allreduce");
                 if (i >= 0)
                     t[i] = MPI_Wtime() - t0;
@@ -348,7 +363,8 @@ static void print_header(const method_t *ms, int nm, int shm, int peer, int newm
     printf("# bench_allreduce: %d ranks, host %s, %s\n", size, host, lib);
     printf("# float32 sum in place; time: median of the slowest rank over timed iterations after warm-up\n");
     printf("# algbw = bytes/time, busbw = algbw*2(P-1)/P, GB/s; memcpy: rank 0 alone, bytes/time, GB/s, timed "
-           "between the iterations of %s\n", shm >= 0 ? ms[shm].spec : "(no shm method: not timed)");
+           "between the iterations of %s\n",
+           shm >= 0 ? ms[shm].spec : "(no shm method: not timed)");
     if (newm >= 0 && oldm >= 0)
         printf("# new/old = %s busbw / %s busbw\n", ms[newm].spec, ms[oldm].spec);
     if (shm >= 0 && peer >= 0)
@@ -400,12 +416,14 @@ int main(int argc, char **argv)
             bad = 1;
         if (bad || iters_scale <= 0 || min_bytes < sizeof(float) || max_bytes / sizeof(float) > INT_MAX) {
             if (rank == 0)
-                fprintf(stderr, "usage: bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]\n"
-                                "                       [--methods LIST] [--iters N] [--warmup N] [--no-check] [--tsv]\n"
-                                "                       [--stat median|min]\n"
-                                "  N in bytes, with K, M or G for powers of 1024 (defaults 4K and 64M)\n"
-                                "  LIST: comma-separated mpi:ALG:BUCKET, shm:ALG:BUCKET, shmbar:ALG:BUCKET,\n"
-                                "        allreduce, allreduce-op (default %s)\n", default_methods);
+                fprintf(stderr,
+                        "usage: bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]\n"
+                        "                       [--methods LIST] [--iters N] [--warmup N] [--no-check] [--tsv]\n"
+                        "                       [--stat median|min]\n"
+                        "  N in bytes, with K, M or G for powers of 1024 (defaults 4K and 64M)\n"
+                        "  LIST: comma-separated mpi:ALG:BUCKET, shm:ALG:BUCKET, shmbar:ALG:BUCKET,\n"
+                        "        allreduce, allreduce-op (default %s)\n",
+                        default_methods);
             MPI_Finalize();
             return 2;
         }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What a SimGrid platform needs to stand for this machine
  * (run_scale_bench.sh --validate): on 2 ranks,
  *   latency:   half the round trip of an 8-byte ping-pong, seconds;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Checkpoint benchmarks, each against a peer measured in the same run.
  *
  * (a) Write bandwidth. One float32 region of S MiB (random data) written by
@@ -71,9 +72,9 @@ char workdir[4096];
 
 typedef struct {
     double mib;
-    double tsr_s, dd_s, ratio;      /* medians; ratio = median of per-rep dd_s / tsr_s */
-    double retain_s;                /* the wait for retention after a timed write */
-    double async_return_s;          /* tsr_ckpt_write(sync = 0) until it returns: the snapshot */
+    double tsr_s, dd_s, ratio;               /* medians; ratio = median of per-rep dd_s / tsr_s */
+    double retain_s;                         /* the wait for retention after a timed write */
+    double async_return_s;                   /* tsr_ckpt_write(sync = 0) until it returns: the snapshot */
     double memcpy_s, crc_s, tcrc_s, plain_s; /* diagnostics */
     double fault_s, direct_s;
 } bw_t;
@@ -269,8 +270,8 @@ static void bench_bw(long mib, int reps, bw_t *out)
             t_dd[r] = time_dd(ddfile, mib);
         }
         ratio[r] = t_dd[r] / t_tsr[r];
-        fprintf(stderr, "  rep %d: dd %.1f ms, tessera %.1f ms (ratio %.3f), retention %.1f ms\n", r + 1,
-                1e3 * t_dd[r], 1e3 * t_tsr[r], ratio[r], 1e3 * t_retain[r]);
+        fprintf(stderr, "  rep %d: dd %.1f ms, tessera %.1f ms (ratio %.3f), retention %.1f ms\n", r + 1, 1e3 * t_dd[r],
+                1e3 * t_tsr[r], ratio[r], 1e3 * t_retain[r]);
         t_async[r] = time_tsr(c, 1000 + r, 0, NULL);
         double t0 = now();
         memcpy(copy, buf, bytes);
@@ -392,7 +393,7 @@ int main(int argc, char **argv)
     }
     nftw(workdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 
-#define MBS(mib, s) ((double)(mib) * 1048576.0 / (s) / 1e6)
+#define MBS(mib, s) ((double)(mib)*1048576.0 / (s) / 1e6)
     if (json) {
         printf("{\"bench\":\"ckpt\",\"dir\":\"%s\"", dir);
         if (do_bw) {
@@ -434,8 +435,8 @@ int main(int argc, char **argv)
                "    tsr_ckpt_write(sync=1) until it returns (at the commit); dd: dd bs=1M conv=fsync, process\n"
                "    start included. Neither includes removing its previous file.\n");
         printf("    diagnostics (same process, same buffer, medians):\n");
-        printf("    %6s %9s %9s %9s %9s %9s %10s %11s %9s\n", "MiB", "retain", "async", "memcpy", "zlib crc",
-               "tsr crc", "fresh-mem", "write+fsync", "HDF5");
+        printf("    %6s %9s %9s %9s %9s %9s %10s %11s %9s\n", "MiB", "retain", "async", "memcpy", "zlib crc", "tsr crc",
+               "fresh-mem", "write+fsync", "HDF5");
         printf("    %6s %9s %9s %9s %9s %9s %10s %11s %9s\n", "", "ms", "ret ms", "MB/s", "MB/s", "MB/s", "MB/s",
                "MB/s", "direct");
         for (int i = 0; i < nsizes; i++)
@@ -461,9 +462,9 @@ int main(int argc, char **argv)
                "per ckpt", "ms/ckpt");
         for (int m = 0; m < NMODES; m++)
             printf("    %-6s %9.4f %9.2f%% %9.2f%% %9.2f%% | %10.4f %9.2f%% | %9.3f %10.3f\n", mode_name[m],
-                   1e3 * tr.step_s[m], 100 * tr.overhead[m], 100 * tr.overhead_of_medians[m],
-                   100 * tr.overhead_best[m], 1e3 * tr.thread_cpu_s[m], 100 * tr.thread_cpu_overhead[m],
-                   1e3 * tr.caller_s[m], 1e3 * tr.extra_cpu_per_ckpt_s[m]);
+                   1e3 * tr.step_s[m], 100 * tr.overhead[m], 100 * tr.overhead_of_medians[m], 100 * tr.overhead_best[m],
+                   1e3 * tr.thread_cpu_s[m], 100 * tr.thread_cpu_overhead[m], 1e3 * tr.caller_s[m],
+                   1e3 * tr.extra_cpu_per_ckpt_s[m]);
         printf("    overhead: median over rounds of (run / same round's no-checkpoint run - 1), async target <= 2%%;\n"
                "    (medians): ratio of the median step times; (best): fastest run against fastest run.\n"
                "    thread CPU: the training thread's own CPU time per step (what it costs the training thread,\n"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the two halves of bench_ckpt share: (a) write bandwidth in
  * bench_ckpt.c (with main), (b) checkpoints during training in
  * bench_ckpt_train.c. See bench_ckpt.c for what each measures. */
@@ -45,10 +46,10 @@ enum { MODE_NONE = 0, MODE_ASYNC, MODE_SYNC, NMODES };
 static const char *mode_name[NMODES] = {"none", "async", "sync"};
 
 typedef struct {
-    double step_s[NMODES];     /* medians */
-    double overhead[NMODES];   /* median over rounds of (mode / none - 1) */
+    double step_s[NMODES];   /* medians */
+    double overhead[NMODES]; /* median over rounds of (mode / none - 1) */
     double overhead_of_medians[NMODES];
-    double overhead_best[NMODES]; /* fastest run of each kind against the fastest without */
+    double overhead_best[NMODES];                             /* fastest run of each kind against the fastest without */
     double thread_cpu_s[NMODES], thread_cpu_overhead[NMODES]; /* training thread CPU per step (medians) */
     double extra_cpu_per_ckpt_s[NMODES]; /* process CPU beyond the no-checkpoint run, per checkpoint */
     double caller_s[NMODES], writer_s[NMODES];

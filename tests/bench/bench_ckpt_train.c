@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* bench_ckpt (b): the step-time overhead of asynchronous (and
  * synchronous) checkpoints on MLP training; see bench_ckpt.c. */
 #include "bench_ckpt.h"
@@ -34,10 +35,10 @@ static void train_step(trainer_t *t)
 }
 
 typedef struct {
-    double step_s;   /* whole run / steps */
+    double step_s;                   /* whole run / steps */
     double thread_cpu_s, proc_cpu_s; /* CPU time per step: the training thread, the process */
-    double caller_s; /* time spent inside tsr_ckpt_* calls on the training thread, per checkpoint */
-    double writer_s; /* the writer's time for the last checkpoint (snapshot excluded) */
+    double caller_s;                 /* time spent inside tsr_ckpt_* calls on the training thread, per checkpoint */
+    double writer_s;                 /* the writer's time for the last checkpoint (snapshot excluded) */
     int writes;
     size_t bytes;
 } run_t;
@@ -117,7 +118,6 @@ static run_t train_run(trainer_t *t, int mode, long steps, long every, long *ste
     return res;
 }
 
-
 void bench_train(long steps, long every, int rounds, train_res_t *out)
 {
     tsr_place_set_blas_threads(1);
@@ -173,9 +173,9 @@ void bench_train(long steps, long every, int rounds, train_res_t *out)
             writer[m][r] = res[m].writer_s;
             tcpu[m][r] = res[m].thread_cpu_s;
             tcov[m][r] = res[m].thread_cpu_s / res[MODE_NONE].thread_cpu_s - 1.0;
-            xcpu[m][r] = res[m].writes ? (res[m].proc_cpu_s - res[MODE_NONE].proc_cpu_s) * (double)steps /
-                                             (double)res[m].writes
-                                       : 0.0;
+            xcpu[m][r] = res[m].writes
+                             ? (res[m].proc_cpu_s - res[MODE_NONE].proc_cpu_s) * (double)steps / (double)res[m].writes
+                             : 0.0;
         }
         out->writes = res[MODE_ASYNC].writes;
         out->bytes = res[MODE_ASYNC].bytes;
@@ -204,4 +204,3 @@ void bench_train(long steps, long every, int rounds, train_res_t *out)
     free(t.x);
     free(t.y);
 }
-

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Training-step throughput of a layer graph (default: the Fashion-MNIST CNN
  * of issue 16), batch 128, SGD momentum 0.9, one BLAS thread, synthetic
  * 1x28x28 inputs, timed as the step loop runs it (forward, backward,
@@ -86,8 +87,13 @@ int main(int argc, char **argv)
         return 1;
     }
     tsr_model_init(st.model, 1);
-    tsr_optim_config_t oc = {.kind = TSR_OPTIM_SGD, .lr = 0.01, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
-                             .eps = 1e-8, .schedule = TSR_SCHED_CONSTANT};
+    tsr_optim_config_t oc = {.kind = TSR_OPTIM_SGD,
+                             .lr = 0.01,
+                             .momentum = 0.9,
+                             .beta1 = 0.9,
+                             .beta2 = 0.999,
+                             .eps = 1e-8,
+                             .schedule = TSR_SCHED_CONSTANT};
     if (tsr_optim_create(&oc, tsr_model_nparams(st.model), &st.optim)) {
         fprintf(stderr, "bench_cnn: %s\n", tsr_last_error());
         return 1;
@@ -138,13 +144,12 @@ int main(int argc, char **argv)
         printf("{\"bench\":\"cnn\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,\"step_ms\":%.3f,"
                "\"flops_per_sample\":%.0f,\"gflops\":%.3f,\"square_gflops\":%.3f,\"sgemm_bound_samples_per_s\":%.1f,"
                "\"frac_sgemm_bound\":%.4f,\"loss_checksum\":%.6g}\n",
-               batch, reps, seconds, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps,
-               frac, st.loss);
+               batch, reps, seconds, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac,
+               st.loss);
     else
         printf("%s over %s, batch %zu, 1 BLAS thread: %.0f samples/s (%.2f ms/step), %.3g FLOPs/sample, %.2f "
                "GFLOP/s; SGEMM 1024^3 %.2f GFLOP/s = %.0f samples/s bound; fraction %.3f\n",
-               layers, input, batch, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps,
-               frac);
+               layers, input, batch, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac);
     tsr_model_destroy(st.model);
     tsr_optim_destroy(st.optim);
     free(spec);

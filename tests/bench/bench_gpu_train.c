@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GPU training-step throughput: the 784-256-256-10 ReLU MLP (softmax
  * cross-entropy, SGD momentum 0.9), batch 1024 by default, on one GPU
  * through tsr_model_to_gpu / tsr_optim_to_gpu: batch upload, forward,
@@ -42,7 +43,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--loss-every-step"))
             every = 1;
         else {
-            fprintf(stderr, "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json]\n");
+            fprintf(
+                stderr,
+                "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json]\n");
             return 2;
         }
     }
@@ -59,9 +62,10 @@ int main(int argc, char **argv)
     tsr_optim_t *o = NULL;
     tsr_model_spec_t spec;
     tsr_model_spec_mlp(&spec, (const size_t[]){784, 256, 256, 10}, 3, TSR_ACT_RELU, TSR_LOSS_XENT);
-    tsr_optim_config_t oc = {.kind = TSR_OPTIM_SGD, .lr = 0.01, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
-                             .eps = 1e-8};
-    if (tsr_gpu_create(dev, &g) || tsr_model_create(&spec, batch, &m) || tsr_optim_create(&oc, tsr_model_nparams(m), &o)) {
+    tsr_optim_config_t oc =
+        {.kind = TSR_OPTIM_SGD, .lr = 0.01, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    if (tsr_gpu_create(dev, &g) || tsr_model_create(&spec, batch, &m) ||
+        tsr_optim_create(&oc, tsr_model_nparams(m), &o)) {
         fprintf(stderr, "bench_gpu_train: %s\n", tsr_last_error());
         return 1;
     }
@@ -113,12 +117,14 @@ int main(int argc, char **argv)
     }
     double t = bench_median(v, reps), sps = (double)batch / t;
     if (json)
-        printf("{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
-               "\"step_ms\":%.4f,\"loss\":\"%s\",\"loss_checksum\":%.6g}\n",
-               tsr_gpu_name(g), batch, reps, seconds, sps, 1e3 * t, every ? "every step" : "queued", loss);
+        printf(
+            "{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
+            "\"step_ms\":%.4f,\"loss\":\"%s\",\"loss_checksum\":%.6g}\n",
+            tsr_gpu_name(g), batch, reps, seconds, sps, 1e3 * t, every ? "every step" : "queued", loss);
     else
         printf("tessera GPU training step on %s, MLP 784-256-256-10 relu, batch %zu: %.3f ms, %.0f samples/s "
-               "(median of %d runs of %.1f s)\n", tsr_gpu_name(g), batch, 1e3 * t, sps, reps, seconds);
+               "(median of %d runs of %.1f s)\n",
+               tsr_gpu_name(g), batch, 1e3 * t, sps, reps, seconds);
     tsr_gpu_host_free(x);
     tsr_gpu_host_free(y);
     tsr_optim_destroy(o);

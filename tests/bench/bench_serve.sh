@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The coordinator under wrk on loopback: POST /predict for the digits model
 # against the same server answering a no-op route (GET /health), in the same
 # run, alternating so load drifts hit both. Phases:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process task overhead: empty tasks submitted and waited for through
  * the C API (tsr_tasks_submit + tsr_tasks_wait_all), against GNU OpenMP
  * tasks (#pragma omp task in one single region, the same empty body, the
@@ -38,10 +39,7 @@ static int empty(tsr_task_ctx_t *ctx, const void *arg, size_t len)
     return 0;
 }
 
-static void omp_empty(long i)
-{
-    atomic_fetch_add_explicit(&sink, i & 1, memory_order_relaxed);
-}
+static void omp_empty(long i) { atomic_fetch_add_explicit(&sink, i & 1, memory_order_relaxed); }
 
 static double run_tessera(tsr_tasks_t *t, long n)
 {
@@ -139,8 +137,7 @@ static int single(int reps, long max, int threads, int json)
     run_tessera(t, 10000); /* warm-up: threads started, pages touched */
     run_omp(10000, nth);
     if (!json)
-        printf("%9s %14s %10s %14s %10s %9s\n", "tasks", "tessera/s", "ns/task", "omp tasks/s", "ns/task",
-               "ratio");
+        printf("%9s %14s %10s %14s %10s %9s\n", "tasks", "tessera/s", "ns/task", "omp tasks/s", "ns/task", "ratio");
     for (long n = 1000; n <= max; n *= 10) {
         double a[64], b[64], r[64];
         for (int k = 0; k < reps && k < 64; k++) {
@@ -157,8 +154,8 @@ static int single(int reps, long max, int threads, int json)
                    "\"omp_per_s\":%.0f,\"ratio\":%.3f,\"ratio_min\":%.3f,\"ratio_max\":%.3f}\n",
                    n, n / ma, n / a[reps - 1], n / a[0], n / mb, r[reps / 2], r[0], r[reps - 1]);
         else
-            printf("%9ld %14.0f %10.0f %14.0f %10.0f %9.2f   (tessera %.0f-%.0f/s, ratio %.2f-%.2f over %d runs)\n",
-                   n, n / ma, 1e9 * ma / n, n / mb, 1e9 * mb / n, r[reps / 2], n / a[reps - 1], n / a[0], r[0],
+            printf("%9ld %14.0f %10.0f %14.0f %10.0f %9.2f   (tessera %.0f-%.0f/s, ratio %.2f-%.2f over %d runs)\n", n,
+                   n / ma, 1e9 * ma / n, n / mb, 1e9 * mb / n, r[reps / 2], n / a[reps - 1], n / a[0], r[0],
                    r[reps - 1], reps);
         fflush(stdout);
     }
@@ -167,8 +164,8 @@ static int single(int reps, long max, int threads, int json)
     tsr_tasks_destroy(t);
     double bpt = bytes_per_queued(max);
     printf("%s memory: %.0f bytes per queued task (RSS growth over %ld queued; the record is %zu bytes); %llu "
-           "batches stolen; %d threads\n", json ? "#" : "", bpt, max, st.bytes_per_task,
-           (unsigned long long)st.steals, nth);
+           "batches stolen; %d threads\n",
+           json ? "#" : "", bpt, max, st.bytes_per_task, (unsigned long long)st.steals, nth);
     return 0;
 }
 
@@ -199,8 +196,9 @@ static int ranks(long n, int remote_only, int reps)
     tsr_tasks_stats_t st;
     tsr_tasks_stats(t, &st);
     printf("across %d ranks%s: %ld empty tasks: %.0f tasks/s median (%.0f-%.0f over %d runs), %.1f%% run on other "
-           "ranks\n", size, remote_only ? " (rank 0 only dispatches)" : "", n, n / a[reps / 2], n / a[reps - 1],
-           n / a[0], reps, 100.0 * (double)st.remote / (double)st.finished);
+           "ranks\n",
+           size, remote_only ? " (rank 0 only dispatches)" : "", n, n / a[reps / 2], n / a[reps - 1], n / a[0], reps,
+           100.0 * (double)st.remote / (double)st.finished);
     tsr_tasks_destroy(t);
     return 0;
 }
@@ -265,8 +263,8 @@ static int balance(int reps)
     }
     double over = (bench_now() - t0) / want;
     printf("balance (C tasks, %d ranks x 1 thread): 2000 Pareto sleeps, ideal %.2f s: makespan %.3fx ideal median "
-           "(%.3f-%.3f over %d runs); this machine sleeps %.3fx what is asked, so %.3fx of what it allows\n", size,
-           ideal, r[reps / 2], r[0], r[reps - 1], reps, over, r[reps / 2] / over);
+           "(%.3f-%.3f over %d runs); this machine sleeps %.3fx what is asked, so %.3fx of what it allows\n",
+           size, ideal, r[reps / 2], r[0], r[reps - 1], reps, over, r[reps / 2] / over);
     tsr_tasks_destroy(t);
     return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Training-step throughput of a 784-256-256-10 ReLU MLP (softmax
  * cross-entropy, batch 128, SGD momentum 0.9, one BLAS thread), timed the
  * way the framework's step loop runs it: forward, backward, optimizer step.
@@ -57,8 +58,8 @@ static double time_per_call(work_fn fn, void *arg, double seconds)
 typedef struct {
     tsr_model_t *model;
     tsr_optim_t *optim;
-    float *x;        /* NBATCHES batches of inputs */
-    int32_t *y;      /* and their labels */
+    float *x;   /* NBATCHES batches of inputs */
+    int32_t *y; /* and their labels */
     size_t batch, next;
     double loss;
 } step_ctx_t;
@@ -94,8 +95,7 @@ static void step_gemms(void *arg)
         /* dW = delta^T X */
         tsr_compute_gemm(1, 0, sizes[i + 1], sizes[i], rows, 1.0f, g->delta[i + 1], g->act[i], 0.0f, g->gw[i]);
         if (i > 0) /* dX = delta W */
-            tsr_compute_gemm(0, 0, rows, sizes[i], sizes[i + 1], 1.0f, g->delta[i + 1], g->w[i], 0.0f,
-                             g->delta[i]);
+            tsr_compute_gemm(0, 0, rows, sizes[i], sizes[i + 1], 1.0f, g->delta[i + 1], g->w[i], 0.0f, g->delta[i]);
     }
 }
 
@@ -270,8 +270,8 @@ int main(int argc, char **argv)
                "\"gflops\":%.3f,\"gflops_executed\":%.3f,\"gemm_step_ms\":%.4f,\"gemm_samples_per_s\":%.1f,"
                "\"gemm_gflops\":%.3f,\"square_gflops\":%.3f,\"frac_sgemm_bound\":%.4f,\"frac_square_peak\":%.4f,"
                "\"loss_checksum\":%.6g}\n",
-               batch, reps, seconds, sps, 1e3 * t_step, fps, gfps, gflops_nominal, gflops_exec, 1e3 * t_gemm,
-               sps_gemm, gflops_gemm, gflops_sq, frac_gemm, frac_peak, st.loss);
+               batch, reps, seconds, sps, 1e3 * t_step, fps, gfps, gflops_nominal, gflops_exec, 1e3 * t_gemm, sps_gemm,
+               gflops_gemm, gflops_sq, frac_gemm, frac_peak, st.loss);
     } else {
         printf("tessera training step, MLP 784-256-256-10 relu, batch %zu, SGD momentum, 1 BLAS thread\n", batch);
         printf("  median of %d runs of %.1f s\n", reps, seconds);
@@ -279,8 +279,8 @@ int main(int argc, char **argv)
         printf("  model FLOPs/sample         %10.0f (nominal 6*in*out per layer; GEMMs execute %.0f)\n", fps, gfps);
         printf("  achieved                   %8.2f GFLOP/s nominal, %.2f GFLOP/s executed\n", gflops_nominal,
                gflops_exec);
-        printf("  SGEMM at step shapes       %8.3f ms   %10.0f samples/s  %8.2f GFLOP/s\n", 1e3 * t_gemm,
-               sps_gemm, gflops_gemm);
+        printf("  SGEMM at step shapes       %8.3f ms   %10.0f samples/s  %8.2f GFLOP/s\n", 1e3 * t_gemm, sps_gemm,
+               gflops_gemm);
         printf("  SGEMM 1024^3 (peak)                              %8.2f GFLOP/s\n", gflops_sq);
         printf("  achieved / SGEMM-bound     %8.3f\n", frac_gemm);
         printf("  achieved / square peak     %8.3f\n", frac_peak);

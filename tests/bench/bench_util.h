@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Timing helpers the benchmarks share: a monotonic clock and the median
  * (which sorts its input in place). */
 #ifndef TSR_BENCH_UTIL_H

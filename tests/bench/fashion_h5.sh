@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Sourced by the bench scripts: fashion_h5 TESSERA OUT converts the IDX
 # files of Debian's dataset-fashion-mnist (train and test splits) to the
 # HDF5 dataset OUT. Returns 1, with a line saying so, when they are missing.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Accuracy in bounded time, trained by the tessera program on 2 MPI ranks:
 #   (a) digits (examples/digits.ini, the bundled 8x8 digits): target >= 97% test accuracy in < 10 s;
 #   (b) Fashion-MNIST (Debian package dataset-fashion-mnist, converted with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Checkpoint benchmarks:
 #   (a, b) bench_ckpt in DIR: write bandwidth against dd conv=fsync to the same
 #          directory (target ratio >= 0.80), and the step-time overhead of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # GPU benchmarks (issue 6), for a machine with an NVIDIA GPU:
 #   (a) training-step throughput of the 784-256-256-10 MLP at batch 1024 on
 #       one GPU: bench_gpu_train against torch_mlp.py --device cuda on the

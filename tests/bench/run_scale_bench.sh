@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Supercomputer-scale allreduce, measured by running tessera's own comm code
 # under SimGrid's SMPI (the TESSERA_SIMGRID build, build/simgrid/) on
 # simulated clusters, beside SMPI's own MPI_Allreduce (Open MPI's selector)

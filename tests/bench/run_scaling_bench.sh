@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Weak scaling of training on one node (issue 6): the 784-256-256-10 ReLU MLP
 # on Fashion-MNIST (Debian's dataset-fashion-mnist, converted to HDF5 here) at
 # the same batch per rank, 1 rank against NP ranks, with the real program:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Task farm benchmarks, each against peers measured in the same run,
 # alternating, medians with the spread (min-max) over --rounds:
 #   shell    tasks/s of `true` and of a 10 ms sleep on 2 ranks (journal on)

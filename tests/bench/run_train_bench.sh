@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Training-step throughput: tessera (bench_train) against PyTorch (torch_mlp.py)
 # on the same MLP, batch, optimizer, data shape and BLAS thread count, run
 # alternately (tessera, torch, tessera, torch, ...) so load drifts hit both.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Analytic cost model of tessera's allreduce, fitted to SimGrid simulations
 (run_scale_bench.sh writes OUT/sim.tsv), checked against the simulations it
 did not fit, and used to predict to 4,096 ranks and to predict the

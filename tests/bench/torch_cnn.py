@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """PyTorch peer of bench_cnn: the same networks as nn.Sequential (the
 Fashion-MNIST CNN, or the residual network with batch norm), softmax
 cross-entropy, batch 128, SGD momentum 0.9 lr 0.01, one thread, synthetic

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """PyTorch peer of bench_train: the same 784-256-256-10 ReLU MLP, softmax
 cross-entropy, batch 128, SGD momentum 0.9 lr 0.01, one thread, synthetic
 data of the same shape, the standard loop (zero_grad, forward, loss,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libcublas.so.13 for the CUDA emulator (tests/cudaemu): the entry points
  * src/compute/cuda/cublas_load.c opens, with cuBLAS's argument rules
  * (column-major, leading dimensions at least the stored rows and 1) and
@@ -47,22 +48,15 @@ cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m)
 const char *cublasGetStatusString(cublasStatus_t s)
 {
     switch (s) {
-    case CUBLAS_STATUS_SUCCESS:
-        return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED:
-        return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED:
-        return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE:
-        return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
     }
     return "CUBLAS_STATUS_UNKNOWN";
 }
 
-static int max1(int v)
-{
-    return v > 1 ? v : 1;
-}
+static int max1(int v) { return v > 1 ? v : 1; }
 
 /* C = alpha op(A) op(B) + beta C, C m x n, op(A) m x k, op(B) k x n, all
  * column-major. As cuBLAS: C is not read when beta is 0, and k = 0 scales

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The CUDA emulator's runtime API (tests/cudaemu): the calls tessera's GPU
  * layer makes (devices, memory, streams, events), on the CPU.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared by the CUDA emulator's executor.cpp and cudart.cpp. */
 #ifndef TSR_CUDAEMU_EMU_INTERNAL_H
 #define TSR_CUDAEMU_EMU_INTERNAL_H

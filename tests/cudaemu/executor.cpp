@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The CUDA emulator's kernel executor (tests/cudaemu): each launch runs
  * every block in turn on the calling thread, each CUDA thread of a block
  * as a fiber, in linear thread order. A fiber runs until it finishes or

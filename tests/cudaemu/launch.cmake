@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Rewrites a .cu file's kernel launches for the CUDA emulator:
 #   name<<<grid, block, shmem, stream>>>(args)
 # becomes

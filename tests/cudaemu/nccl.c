@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* NCCL for the CUDA emulator (tests/cudaemu): what the "nccl" back-end
  * calls, over MPI, so that back-end's own code (set-up, agreement, events,
  * the per-bucket queueing, abort) runs in CI and multi-rank GPU training
@@ -27,22 +28,14 @@ struct ncclComm {
 const char *ncclGetErrorString(ncclResult_t r)
 {
     switch (r) {
-    case ncclSuccess:
-        return "no error";
-    case ncclUnhandledCudaError:
-        return "unhandled cuda error";
-    case ncclSystemError:
-        return "unhandled system error";
-    case ncclInternalError:
-        return "internal error";
-    case ncclInvalidArgument:
-        return "invalid argument";
-    case ncclInvalidUsage:
-        return "invalid usage";
-    case ncclRemoteError:
-        return "remote process exited or there was a network error";
-    case ncclInProgress:
-        return "NCCL operation in progress";
+    case ncclSuccess: return "no error";
+    case ncclUnhandledCudaError: return "unhandled cuda error";
+    case ncclSystemError: return "unhandled system error";
+    case ncclInternalError: return "internal error";
+    case ncclInvalidArgument: return "invalid argument";
+    case ncclInvalidUsage: return "invalid usage";
+    case ncclRemoteError: return "remote process exited or there was a network error";
+    case ncclInProgress: return "NCCL operation in progress";
     }
     return "unknown result code";
 }
@@ -88,15 +81,9 @@ static ncclResult_t release(ncclComm_t comm)
     return ncclSuccess;
 }
 
-ncclResult_t ncclCommAbort(ncclComm_t comm)
-{
-    return release(comm);
-}
+ncclResult_t ncclCommAbort(ncclComm_t comm) { return release(comm); }
 
-ncclResult_t ncclCommDestroy(ncclComm_t comm)
-{
-    return release(comm);
-}
+ncclResult_t ncclCommDestroy(ncclComm_t comm) { return release(comm); }
 
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async)
 {
@@ -106,8 +93,8 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async)
     return ncclSuccess;
 }
 
-ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
-                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream)
+ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
+                           ncclComm_t comm, cudaStream_t stream)
 {
     (void)stream;
     if (!comm || datatype != ncclFloat || op != ncclSum || (count && (!sendbuff || !recvbuff)))

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the end-to-end tests (sourced). ctest sets TSR_BIN, TSR_SRC, TSR_MPIEXEC.
 set -u
 : "${TSR_BIN:?}" "${TSR_SRC:?}" "${TSR_MPIEXEC:=mpiexec}"

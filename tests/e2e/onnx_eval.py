@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """A reference evaluator of the ONNX graphs tessera exports, written from
 the ONNX operator specification (opset 13) with numpy in float64, since
 Debian's python3-onnx 1.12 has no onnx.reference and onnxruntime is not

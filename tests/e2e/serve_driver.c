@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A stand-in for a training run's rank 0, for tests/e2e/test_dashboard.sh:
  * it starts the coordinator through the public API, exactly as the train
  * loop does, and publishes a status (and new weights) every 50 ms with a
@@ -48,13 +49,26 @@ int main(int argc, char **argv)
     for (int t = 0; t < ticks && !stop; t++) {
         tsr_model_init(m, (uint64_t)t);
         tsr_serve_publish_model(s, m);
-        tsr_serve_status_t st = {
-            .state = "training", .step = 10 * (t + 1), .total_steps = 10 * ticks, .epoch = t / 20 + 1,
-            .epochs = ticks / 20 + 1, .samples_seen = 320 * (t + 1), .loss = 2.3 * exp(-0.05 * t),
-            .test_loss = 2.4 * exp(-0.05 * t), .accuracy = 1 - 0.9 * exp(-0.05 * t), .samples_per_s = 20000,
-            .elapsed_s = 0.1 * t, .world_size = 2, .placement = placement, .step_time_min = smin,
-            .step_time_mean = smean, .step_time_max = smax, .comm_time_min = cmin, .comm_time_mean = cmean,
-            .comm_time_max = cmax, .checkpoint = t > 20 ? "saved step 200" : "none"};
+        tsr_serve_status_t st = {.state = "training",
+                                 .step = 10 * (t + 1),
+                                 .total_steps = 10 * ticks,
+                                 .epoch = t / 20 + 1,
+                                 .epochs = ticks / 20 + 1,
+                                 .samples_seen = 320 * (t + 1),
+                                 .loss = 2.3 * exp(-0.05 * t),
+                                 .test_loss = 2.4 * exp(-0.05 * t),
+                                 .accuracy = 1 - 0.9 * exp(-0.05 * t),
+                                 .samples_per_s = 20000,
+                                 .elapsed_s = 0.1 * t,
+                                 .world_size = 2,
+                                 .placement = placement,
+                                 .step_time_min = smin,
+                                 .step_time_mean = smean,
+                                 .step_time_max = smax,
+                                 .comm_time_min = cmin,
+                                 .comm_time_mean = cmean,
+                                 .comm_time_max = cmax,
+                                 .checkpoint = t > 20 ? "saved step 200" : "none"};
         tsr_serve_publish_status(s, &st);
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Gradient accumulation and train.global_batch: the same global batch gives
 # the same training whatever the ranks and micro-batches (to rounding: the
 # sums run in another order), a run with dropout and batch norm killed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Every bad input gives one clear line naming the file or key, the documented
 # exit code from every rank, no hang, and no output file.
 . "$(dirname "$0")/lib.sh"

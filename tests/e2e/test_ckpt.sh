@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Checkpoint files: damaged ones are refused (and skipped by --resume auto),
 # SIGTERM ends with a checkpoint and exit 75, a read-only or full checkpoint
 # directory fails cleanly, and the schema is readable without tessera.

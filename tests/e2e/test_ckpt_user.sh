@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The user-model example (examples/ckpt_user.c: 1-D heat diffusion on 3 MPI
 # ranks, one checkpoint directory per rank, written through the public
 # checkpoint API): a run killed part-way (SIGKILL on rank 1) and resumed

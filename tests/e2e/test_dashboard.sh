@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The dashboard in a real browser: a stand-in for a training run's rank 0
 # (serve_driver.c, built here against libtessera) publishes a status every
 # 50 ms; headless Chromium loads GET / and must see the loss and accuracy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Same seed and world size: byte-identical weights. 1 rank x batch 32 and
 # 2 ranks x batch 16 (the same global batch) agree to float tolerance.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Early stopping, evaluation every N steps and keep_best: the run stops
 # when the test loss has not improved for `patience` evaluations, the model
 # file holds the best evaluation's weights (byte-identical to a run stopped

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The public API is what libtessera.so exports, and nothing else: its
 # dynamic symbols (nm -D --defined-only) against the functions the installed
 # headers (include/tessera/*.h) declare with TSR_API, both ways. Every

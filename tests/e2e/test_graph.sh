@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Layer graphs end to end (examples/digits_cnn.ini: convolutions, batch norm,
 # a residual block, dropout): two runs give byte-identical model files
 # (weights and running statistics), a run killed and resumed gives the same

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # cmake --install into a fresh prefix, then, in a fresh login shell with Lmod:
 # `module load tessera` (the Lua modulefile, then the Tcl one) puts a working
 # tessera on PATH with its man page, and a C program builds and runs against

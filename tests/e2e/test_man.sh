@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # man/tessera.1 and the program agree: every command in `tessera --help` has
 # a section in the man page and every section a command; each command's
 # options in `tessera CMD --help` are those its section describes; the exit

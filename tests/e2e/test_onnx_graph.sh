@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # ONNX export of every built-in layer kind (and a plugin's, through its
 # onnx hook), end to end: small models trained on the bundled digits (an
 # 1x8x8 image), exported with `tessera export --format onnx`, checked by

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The new optimizers' state in checkpoints: a run with LAMB and
 # reduce-on-plateau (its state after the arrays), and one with centered
 # RMSprop with momentum (three arrays) and a step schedule, killed at a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Each optimizer's first 100 steps against its reference to 1e-5 (PyTorch
 # 1.13's torch.optim; torchlars' rule for LARS; NumPy transcriptions of the
 # papers for Lion and LAMB), fed tessera's gradients of a small MLP; each

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Fault tolerance end to end: a rank killed with SIGKILL at a random step
 # (during or right after an asynchronous checkpoint write), then
 # --resume auto, ends with weights byte-identical to an uninterrupted run.

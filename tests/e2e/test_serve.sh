@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The coordinator as a user meets it: train the digits model, `tessera serve`
 # it on a free port with a bearer token, and talk to it with curl. Every
 # route, every bad input (each a 4xx with a JSON error while the server keeps

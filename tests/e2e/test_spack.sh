@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The Spack recipe, checked without Spack (which cannot be installed here):
 # spack/packages/tessera/package.py is valid Python defining a CMakePackage
 # and CudaPackage; every -D option its cmake_args passes exists in the

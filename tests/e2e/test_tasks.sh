@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # tessera tasks run as a user drives it: real processes on 1 and 2 MPI
 # ranks. Sweeps and ids, exit codes and the summary, every task run once
 # across ranks, priorities and dependencies (serialized through one GPU

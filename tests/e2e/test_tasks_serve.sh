@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A task farm's coordinator driven by real HTTP clients (curl, Python,
 # tessera tasks submit/cancel/status) while 2 ranks run: GET /tasks with
 # filters and paging, GET /tasks/{id} with the end of its output, POST

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The in-process task example (examples/tasks_user.c, public C API only) on
 # 1, 2 and 3 ranks: the same estimate every time, every task counted by its
 # callback, work done on the other ranks when there are some.

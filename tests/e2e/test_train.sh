@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The main job: 2 ranks train the bundled digits model to a useful accuracy,
 # print a summary line and write the model file.
 . "$(dirname "$0")/lib.sh"

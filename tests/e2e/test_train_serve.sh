@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The coordinator during training: rank 0 serves /status, /metrics and
 # /predict from the newest weights while 2 ranks train; the finished model
 # lands in the registry.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A rank that hangs mid-training is caught by the stall watchdog: the job
 # aborts with exit 76 and a line naming the rank, instead of hanging.
 . "$(dirname "$0")/lib.sh"

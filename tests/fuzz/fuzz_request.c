@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fuzz target for the coordinator's request path: routing, the token,
  * bodies, the JSON-to-tensor parsers, registry routes, and the answers. It
  * drives a real coordinator (a small published model, a registry in a
@@ -44,7 +45,10 @@ typedef struct fz_conn {
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Percent-decoding as libmicrohttpd does for paths and arguments; returns
@@ -82,7 +86,8 @@ static void fz_parse_query(fz_conn_t *c, const char *q)
         const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q), *eq = memchr(q, '=', (size_t)(end - q));
         const char *kend = eq ? eq : end;
         unescape(q, (size_t)(kend - q), c->keys[c->n], sizeof c->keys[0], 1);
-        c->lens[c->n] = unescape(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, c->vals[c->n], sizeof c->vals[0], 1);
+        c->lens[c->n] =
+            unescape(eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0, c->vals[c->n], sizeof c->vals[0], 1);
         c->n++;
         q = amp ? amp + 1 : end;
     }

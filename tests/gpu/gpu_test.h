@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers for the GPU tests (tests/gpu/test_*.c): one device handle G,
  * random data, upload/download, comparisons that print one line each. */
 #ifndef TSR_TESTS_GPU_TEST_H
@@ -15,13 +16,13 @@ static tsr_gpu_t *G;
 static int nfail, npass;
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-#define CK(call)                                                                                                      \
-    do {                                                                                                              \
-        int rc_ = (call);                                                                                             \
-        if (rc_ != TSR_OK) {                                                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s = %d: %s\n", __FILE__, __LINE__, #call, rc_, tsr_last_error());         \
-            exit(1);                                                                                                  \
-        }                                                                                                             \
+#define CK(call)                                                                                                       \
+    do {                                                                                                               \
+        int rc_ = (call);                                                                                              \
+        if (rc_ != TSR_OK) {                                                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s = %d: %s\n", __FILE__, __LINE__, #call, rc_, tsr_last_error());            \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 static inline float frand(float lo, float hi)
@@ -69,8 +70,7 @@ static inline void report(const char *what, double err, double tol)
 }
 
 /* Largest |got - want| / scale. */
-static inline void cmp_scaled(const char *what, const float *got, const float *want, size_t n, double scale,
-                              double tol)
+static inline void cmp_scaled(const char *what, const float *got, const float *want, size_t n, double scale, double tol)
 {
     double err = 0.0;
     for (size_t i = 0; i < n; i++) {

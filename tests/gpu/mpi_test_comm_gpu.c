@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Gradient sums of GPU buffers on 1 or more ranks with one GPU each:
  * "nccl" (in a build with NCCL) and "mpi"/"shm" staged through host
  * memory. Sums equal the reference for odd sizes, sizes below the rank
@@ -17,21 +18,18 @@
 
 static int rank, size;
 
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            fprintf(stderr, "FAIL rank %d %s:%d: ", rank, __FILE__, __LINE__);                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                            \
-            fprintf(stderr, " (%s)\n", tsr_last_error());                                                            \
-            MPI_Abort(MPI_COMM_WORLD, 1);                                                                            \
-        }                                                                                                            \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL rank %d %s:%d: ", rank, __FILE__, __LINE__);                                         \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, " (%s)\n", tsr_last_error());                                                              \
+            MPI_Abort(MPI_COMM_WORLD, 1);                                                                              \
+        }                                                                                                              \
     } while (0)
 
 /* Exact in float: small integers. */
-static float value(int r, size_t i)
-{
-    return (float)((int)((i * 7 + (size_t)r * 13) % 101) - 50);
-}
+static float value(int r, size_t i) { return (float)((int)((i * 7 + (size_t)r * 13) % 101) - 50); }
 
 #ifdef TSR_HAVE_NCCL
 #define AUTO_PICKS "nccl"
@@ -47,14 +45,14 @@ static void check_sum(tsr_gpu_t *g, const char *backend, size_t n, size_t bucket
     for (size_t i = 0; i < n; i++)
         h[i] = value(rank, i);
     CHECK(tsr_gpu_upload(g, d, h, n * sizeof(float)) == TSR_OK, "upload");
-    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, backend, g, d, n, bucket_bytes, &c) == TSR_OK, "create %s n=%zu",
-          backend, n);
+    CHECK(tsr_comm_create_gpu(MPI_COMM_WORLD, backend, g, d, n, bucket_bytes, &c) == TSR_OK, "create %s n=%zu", backend,
+          n);
     /* On one rank "auto" needs no NCCL: a host back-end with nothing to do. */
     const char *expect = strcmp(backend, "auto") ? backend : size > 1 ? AUTO_PICKS : NULL;
     CHECK(!expect || strcmp(tsr_comm_backend(c), expect) == 0, "%s picked %s", backend, tsr_comm_backend(c));
     CHECK(size > 1 || strcmp(backend, "auto") || strcmp(tsr_comm_backend(c), "nccl"), "auto took nccl on 1 rank");
-    CHECK(tsr_comm_staged(c) == (strcmp(tsr_comm_backend(c), "nccl") != 0 && size > 1), "%s: staged is %d",
-          backend, tsr_comm_staged(c));
+    CHECK(tsr_comm_staged(c) == (strcmp(tsr_comm_backend(c), "nccl") != 0 && size > 1), "%s: staged is %d", backend,
+          tsr_comm_staged(c));
     /* Half the buffer "ready" early, as backward would mark it. */
     CHECK(tsr_comm_ready_from(c, n / 2) == TSR_OK, "ready_from");
     CHECK(tsr_comm_wait(c) == TSR_OK, "wait");

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The bundled digits model trained by the program on the CPU and on a GPU
 # (runtime.device = cpu / cuda, same seed, 1 rank) agrees to float
 # tolerance: test accuracy within 1 point, weights close (also with LAMB

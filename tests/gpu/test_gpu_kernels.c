@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The GPU kernels (tsr_gpu_*) against the CPU ones in compute.h and the
  * model's loss code written out, on random data with odd sizes; bias_grad
  * runs twice to check bit-identical results. Exits 77 (ctest: skipped)
@@ -185,7 +186,8 @@ static void test_losses(void)
         CK(tsr_gpu_download(G, &hc, dc, 8));
         snprintf(what, sizeof what, "xent_eval %zux%zu loss", rows, k);
         cmp_scalar(what, hloss - loss0, eloss, 1e-9);
-        snprintf(what, sizeof what, "xent_eval %zux%zu correct %zu of %zu (ties: first maximum)", rows, k, correct, rows);
+        snprintf(what, sizeof what, "xent_eval %zux%zu correct %zu of %zu (ties: first maximum)", rows, k, correct,
+                 rows);
         check(what, hc - c0 == correct);
 
         want = 0.0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GPU model and optimizer against the CPU ones: the same steps of training
  * (cross-entropy + SGD with momentum, MSE + AdamW with clipping) agree to
  * float tolerance; evaluate and predict agree; backward tells the ready
@@ -13,14 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond, ...)                                                                                             \
-    do {                                                                                                             \
-        if (!(cond)) {                                                                                               \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                                            \
-            fprintf(stderr, " (%s)\n", tsr_last_error());                                                            \
-            exit(1);                                                                                                 \
-        }                                                                                                            \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, " (%s)\n", tsr_last_error());                                                              \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 enum { ROWS = 50, STEPS = 20 };
@@ -90,8 +91,7 @@ static void run(tsr_gpu_t *g, tsr_loss_t loss, const tsr_optim_config_t *oc)
          * (the training loop's path: clipping reads it on the device). */
         double nc = -1.0, ng = -2.0, *want_norm = step % 2 ? NULL : &ng;
         CHECK(tsr_optim_step(ocpu, tsr_model_work_params(cpu), tsr_model_work_grads(cpu), &nc) == TSR_OK, "step");
-        CHECK(tsr_optim_step(ogpu, tsr_model_work_params(gpu), tsr_model_work_grads(gpu), want_norm) == TSR_OK,
-              "step");
+        CHECK(tsr_optim_step(ogpu, tsr_model_work_params(gpu), tsr_model_work_grads(gpu), want_norm) == TSR_OK, "step");
         if (want_norm)
             CHECK(fabs(nc - ng) <= 1e-4 * nc, "step %d gradient norm cpu %.8g gpu %.8g", step, nc, ng);
         clipped += oc->clip_norm > 0 && nc > oc->clip_norm;
@@ -163,14 +163,24 @@ int main(void)
     tsr_gpu_t *g = NULL;
     CHECK(tsr_gpu_create(0, &g) == TSR_OK, "gpu create");
     printf("GPU 0: %s\n", tsr_gpu_name(g));
-    tsr_optim_config_t sgd = {.kind = TSR_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4,
-                              .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    tsr_optim_config_t sgd = {.kind = TSR_OPTIM_SGD,
+                              .lr = 0.1,
+                              .momentum = 0.9,
+                              .weight_decay = 1e-4,
+                              .beta1 = 0.9,
+                              .beta2 = 0.999,
+                              .eps = 1e-8};
     run(g, TSR_LOSS_XENT, &sgd);
     sgd.nesterov = 1;
     run(g, TSR_LOSS_XENT, &sgd);
     /* Gradient norms here run 0.36 to 0.46: 0.42 clips some steps, not all. */
-    tsr_optim_config_t adamw = {.kind = TSR_OPTIM_ADAMW, .lr = 1e-3, .weight_decay = 0.01, .beta1 = 0.9,
-                                .beta2 = 0.999, .eps = 1e-8, .clip_norm = 0.42};
+    tsr_optim_config_t adamw = {.kind = TSR_OPTIM_ADAMW,
+                                .lr = 1e-3,
+                                .weight_decay = 0.01,
+                                .beta1 = 0.9,
+                                .beta2 = 0.999,
+                                .eps = 1e-8,
+                                .clip_norm = 0.42};
     run(g, TSR_LOSS_MSE, &adamw);
     tsr_gpu_destroy(g);
     return 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The optimizer pieces on the GPU (sumsq, clip, SGD, AdamW) against
  * optim.c's rules written out on the host; sumsq runs twice to check
  * bit-identical results; streams and events. Exits 77 (ctest: skipped)

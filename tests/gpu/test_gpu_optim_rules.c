@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Adam, Lion, RMSprop, LARS and LAMB through tsr_optim on the GPU against
  * the same optimizer on the CPU: the weights and the state after each of a
  * few steps, over tensors (segments) with an excluded one; a skipped
@@ -11,8 +12,15 @@ static const tsr_optim_segment_t segs[3] = {{0, 2000, 0}, {2000, 1000, 0}, {3000
 
 static tsr_optim_config_t config(tsr_optim_kind_t kind)
 {
-    tsr_optim_config_t c = {.kind = kind, .lr = 0.01, .weight_decay = 0.05, .beta1 = 0.9, .beta2 = 0.99,
-                            .eps = 1e-8, .alpha = 0.99, .trust_coef = 0.02, .schedule = TSR_SCHED_CONSTANT};
+    tsr_optim_config_t c = {.kind = kind,
+                            .lr = 0.01,
+                            .weight_decay = 0.05,
+                            .beta1 = 0.9,
+                            .beta2 = 0.99,
+                            .eps = 1e-8,
+                            .alpha = 0.99,
+                            .trust_coef = 0.02,
+                            .schedule = TSR_SCHED_CONSTANT};
     return c;
 }
 
@@ -55,7 +63,7 @@ static void compare(const char *name, tsr_optim_config_t c, int nan_at)
         check(what, tsr_optim_skipped_steps(gpu) == tsr_optim_skipped_steps(cpu) &&
                         tsr_optim_nonfinite_step(gpu) == tsr_optim_nonfinite_step(cpu) &&
                         (c.on_nonfinite == TSR_NONFINITE_SKIP ? tsr_optim_skipped_steps(cpu) == 1
-                                                               : tsr_optim_nonfinite_step(cpu) == nan_at + 1));
+                                                              : tsr_optim_nonfinite_step(cpu) == nan_at + 1));
     }
     free(keep);
     free(p);

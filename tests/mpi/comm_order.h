@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The summation orders of the comm engine's allreduce algorithms, written
  * again from their description in src/comm/alg_select.c, so tests can
  * compute every sum the engine must produce, bit for bit. Which algorithm
@@ -80,9 +81,6 @@ static inline void order_piece_at(size_t n, size_t unit, int alg, size_t i, size
 
 /* The algorithm the pieces of a unit (bucket) of ulen floats run under
  * configured alg on P ranks. */
-static inline int order_alg(int alg, int P, size_t ulen)
-{
-    return alg == TSR_ALG_AUTO ? tsr_alg_choose(P, ulen) : alg;
-}
+static inline int order_alg(int alg, int P, size_t ulen) { return alg == TSR_ALG_AUTO ? tsr_alg_choose(P, ulen) : alg; }
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the comm engine's multi-rank tests share (test_comm.c: the "mpi"
  * back-end, test_comm_shm.c: "shm"): the check counters, inputs every rank
  * can regenerate for every other, bitwise views of floats, and the staged
@@ -22,7 +23,7 @@ static long checks, failures;
         checks++;                                                                                                      \
         if (!(cond)) {                                                                                                 \
             failures++;                                                                                                \
-            fprintf(stderr, COMM_TEST_NAME "[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);       \
+            fprintf(stderr, COMM_TEST_NAME "[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);        \
             fprintf(stderr, __VA_ARGS__);                                                                              \
             fputc('\n', stderr);                                                                                       \
         }                                                                                                              \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Multi-rank test of the comm engine's "mpi" back-end: sums must equal,
  * bit for bit, a reference sum taken locally in the order of the algorithm
  * that ran (comm_order.h; every rank can regenerate every other rank's
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 /* The engine under test: algorithm (TSR_ALG_*) and TSR_COMM_PIECE_KB (0: unset). */
 typedef struct setting {
@@ -63,7 +63,6 @@ static void check_equal(const float *got, const float *want, size_t n, const cha
           bad ? want[first] : 0.0, bad ? bits(want[first]) : 0u);
 }
 
-
 static void check_guards(const float *mem, size_t n, size_t bucket_bytes)
 {
     int ok = 1;
@@ -108,8 +107,8 @@ static void run_case(size_t n, size_t bucket_bytes, const setting_t *k)
         return;
     }
     CHECK(strcmp(tsr_comm_backend(c), "mpi") == 0, "backend is '%s', want mpi", tsr_comm_backend(c));
-    CHECK(tsr_comm_nbuckets(c) == expected_buckets(n, bucket_bytes), "n=%zu bucket_bytes=%zu: %zu buckets, want %zu",
-          n, bucket_bytes, tsr_comm_nbuckets(c), expected_buckets(n, bucket_bytes));
+    CHECK(tsr_comm_nbuckets(c) == expected_buckets(n, bucket_bytes), "n=%zu bucket_bytes=%zu: %zu buckets, want %zu", n,
+          bucket_bytes, tsr_comm_nbuckets(c), expected_buckets(n, bucket_bytes));
     /* Each bucket reports the algorithm its first piece runs. */
     size_t nb = tsr_comm_nbuckets(c);
     for (size_t b = 0; b < nb; b++) {
@@ -121,8 +120,8 @@ static void run_case(size_t n, size_t bucket_bytes, const setting_t *k)
         int alg = tsr_alg_resolve(k->alg, size);
         order_piece_at(n, unit, alg, start, &off, &m, &ulen);
         const char *want = size == 1 ? NULL : tsr_alg_name(order_alg(alg, size, ulen));
-        CHECK(want ? got && strcmp(got, want) == 0 : got == NULL, "bucket %zu runs %s, want %s", b,
-              got ? got : "none", want ? want : "none");
+        CHECK(want ? got && strcmp(got, want) == 0 : got == NULL, "bucket %zu runs %s, want %s", b, got ? got : "none",
+              want ? want : "none");
     }
 
     /* 1. all at once */
@@ -225,8 +224,7 @@ static void check_errors(void)
     /* nccl takes GPU buffers only; in a build without NCCL it never is available. */
     rc = tsr_comm_create(MPI_COMM_WORLD, "nccl", x, 4, 0, &c);
     CHECK(rc == TSR_ENOTSUP && c == NULL, "nccl on host memory: rc %d, want TSR_ENOTSUP", rc);
-    CHECK(strstr(tsr_last_error(), "nccl") && strstr(tsr_last_error(), "host"), "nccl message: '%s'",
-          tsr_last_error());
+    CHECK(strstr(tsr_last_error(), "nccl") && strstr(tsr_last_error(), "host"), "nccl message: '%s'", tsr_last_error());
 
     /* Calibration: a positive reference time; the engine still sums right after. */
     float y[300];
@@ -235,16 +233,14 @@ static void check_errors(void)
     rc = tsr_comm_create(MPI_COMM_WORLD, NULL, y, 300, 64, &c);
     CHECK(rc == TSR_OK, "create: %s", tsr_last_error());
     CHECK(tsr_comm_calibrate(c, 0) == TSR_EINVAL, "calibrate 0 accepted");
-    CHECK(tsr_comm_calibrate(c, 3) == TSR_OK && tsr_comm_reference_seconds(c) > 0, "calibrate: %s",
-          tsr_last_error());
+    CHECK(tsr_comm_calibrate(c, 3) == TSR_OK && tsr_comm_reference_seconds(c) > 0, "calibrate: %s", tsr_last_error());
     for (int i = 0; i < 300; i++)
         y[i] = (float)(rank + i);
     CHECK(tsr_comm_ready_from(c, 150) == TSR_OK && tsr_comm_wait(c) == TSR_OK, "step after calibrate");
     for (int i = 0; i < 300; i++)
         CHECK(y[i] == (float)(size * i + size * (size - 1) / 2), "after calibrate: y[%d] = %g", i, y[i]);
     CHECK(tsr_comm_last_exposed_seconds(c) >= tsr_comm_last_wait_seconds(c), "exposed < wait");
-    CHECK(tsr_comm_last_hidden_seconds(c) >= 0 &&
-              tsr_comm_last_hidden_seconds(c) <= tsr_comm_reference_seconds(c),
+    CHECK(tsr_comm_last_hidden_seconds(c) >= 0 && tsr_comm_last_hidden_seconds(c) <= tsr_comm_reference_seconds(c),
           "hidden %g outside [0, reference %g]", tsr_comm_last_hidden_seconds(c), tsr_comm_reference_seconds(c));
     tsr_comm_destroy(c);
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Multi-rank test of the "shm" comm back-end. Every sum must equal, bit
  * for bit, a reference taken locally in the back-end's documented order:
  * within a node, ranks in ascending order; then the node sums in the order
@@ -90,17 +91,16 @@ static void check_equal(const float *got, const float *want, size_t n, const cha
             bad++;
         }
     }
-    CHECK(bad == 0, "%s (%s): %zu of %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)", what,
-          tag, bad, n, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u, bad ? want[first] : 0.0,
+    CHECK(bad == 0, "%s (%s): %zu of %zu elements differ; first at %zu: got %a (0x%08x), want %a (0x%08x)", what, tag,
+          bad, n, first, bad ? got[first] : 0.0, bad ? bits(got[first]) : 0u, bad ? want[first] : 0.0,
           bad ? bits(want[first]) : 0u);
 }
 
-
 typedef struct config {
-    int fake;          /* TSR_COMM_FAKE_NODES, 0: unset */
-    size_t chunk;      /* TSR_COMM_SHM_CHUNK in bytes, 0: unset */
-    int barrier;       /* TSR_COMM_SHM_SYNC=barrier */
-    int alg;           /* the leaders' algorithm, TSR_ALG_* */
+    int fake;     /* TSR_COMM_FAKE_NODES, 0: unset */
+    size_t chunk; /* TSR_COMM_SHM_CHUNK in bytes, 0: unset */
+    int barrier;  /* TSR_COMM_SHM_SYNC=barrier */
+    int alg;      /* the leaders' algorithm, TSR_ALG_* */
 } config_t;
 
 static void set_env(const config_t *k)
@@ -128,8 +128,8 @@ static void clear_env(void)
 static void run_case(size_t n, size_t bucket_bytes, const config_t *k)
 {
     char tag[160];
-    snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu fake_nodes=%d chunk=%zu%s %s", n, bucket_bytes, k->fake,
-             k->chunk, k->barrier ? " barrier" : "", tsr_alg_name(k->alg));
+    snprintf(tag, sizeof tag, "n=%zu bucket_bytes=%zu fake_nodes=%d chunk=%zu%s %s", n, bucket_bytes, k->fake, k->chunk,
+             k->barrier ? " barrier" : "", tsr_alg_name(k->alg));
     size_t cf = chunk_floats(n, k->chunk);
     float *mem = malloc((n + 2 * GUARD) * sizeof *mem);
     float *ref = malloc((n ? n : 1) * sizeof *ref);

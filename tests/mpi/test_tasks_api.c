@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process tasks over real MPI ranks: rank 0 submits, every rank runs
  * (run on 1, 2 and 3 ranks). Results come back right, dependencies and
  * retries hold across ranks, task ids seen inside tasks are rank 0's, and
@@ -18,7 +19,7 @@ static long checks, failures;
         checks++;                                                                                                      \
         if (!(cond)) {                                                                                                 \
             failures++;                                                                                                \
-            fprintf(stderr, "test_tasks_api[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);       \
+            fprintf(stderr, "test_tasks_api[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);         \
             fprintf(stderr, __VA_ARGS__);                                                                              \
             fputc('\n', stderr);                                                                                       \
         }                                                                                                              \

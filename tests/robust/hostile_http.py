@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A hostile HTTP client against the coordinator, and a well-behaved one
 timing /health beside it (tests/robust/test_serve_hostile.sh).
 

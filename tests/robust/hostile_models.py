@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Model files an attacker would upload or hand to `tessera serve`/`export`
 (tests/robust/test_serve_*.sh). Each copies the root attributes of a real
 model file, so only what it declares differs.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the hostile-input suite (sourced): tests/e2e/lib.sh plus
 # checks that every case ends as promised: the documented exit code, one
 # error line naming what was wrong, no hang, nothing left behind.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the coordinator's hostile cases (sourced by test_serve_*.sh):
 # lib.sh, a trained model, one `tessera serve` at a time, and `req`, which
 # plays one hostile HTTP request and keeps its answer for the path check.

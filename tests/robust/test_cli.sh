@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Every command and subcommand against the README's exit-code table: with
 # no arguments, with --help (exit 0, usage on stdout, nothing on stderr) and
 # with an unknown option (exit 2, one line naming it); then options missing

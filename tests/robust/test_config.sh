@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The INI parser and --set against hostile files: duplicate keys (both
 # lines named), empty list items (the key named), binary garbage, escape
 # sequences and invalid UTF-8 (shown escaped: the one error line holds no

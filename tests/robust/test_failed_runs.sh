@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A failed run never looks like a success: NaN or Inf weights stop the run
 # (exit 6, nothing written or registered, earlier checkpoints kept); a run
 # resumed after it finished changes nothing; a checkpoint whose root

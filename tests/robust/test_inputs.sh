@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Inputs that are not what they claim: a FIFO (opening it for reading would
 # block until a writer comes), /dev/zero (never ends), a directory, a
 # missing, empty or truncated file. Every reader refuses at once with exit

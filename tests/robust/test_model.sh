@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Hostile model descriptions and plugins (issue 16): shapes that do not line
 # up name the layer and both shapes, a kernel larger than its input, unknown
 # layer and argument names with the nearest suggested, token ids that are

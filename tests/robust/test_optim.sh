@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # [optim] keys against the choice they are set for: a key the optimizer or
 # schedule does not read is refused naming it, its origin and the choice;
 # a schedule whose phases exceed the run (10 steps here) is refused naming

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Outputs an attacker (or a typo) points somewhere dangerous: at one of the
 # command's own inputs (directly, through a symbolic or a hard link), or at
 # something that is not a regular file (FIFO, device node, socket,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # runtime.progress = auto: a bar only where a person watches. Open MPI gives
 # each rank a pseudo-terminal of its own, so the rank's stdout is a
 # terminal even under `mpirun ... > log`; the decision follows what

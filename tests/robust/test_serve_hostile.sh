@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The running coordinator against hostile clients (docs/HARDENING.md, "A
 # route"): thousands of half-sent, silent or dripping connections from one
 # address while /health from another must answer within 1 s; JSON bodies

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # /predict of an image model (input 2x2x2) against rows given as [C][H][W]
 # arrays that are not: wrong nesting, a wrong count at each level, a
 # non-number or a value beyond float32 deep inside, flat rows of the wrong

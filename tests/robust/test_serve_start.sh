@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The coordinator's start-up as an attacker or a careless user meets it
 # (docs/HARDENING.md): a port another process listens on (tessera serve, a
 # training run with [serve], anything), token files others may read or that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # How users stop a job, and what each path gives (README, "Stopping a job"):
 #   tessera launch + SIGTERM, SIGINT or SIGHUP  -> checkpoint, exit 75
 #   tessera launch + SIGINT twice               -> stops at once, exit 130, Open MPI's leftovers removed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # tessera submit --print-script with hostile strings: a config path, --set
 # values, a job name, partition, account and log name holding newlines,
 # quotes, $(...), backticks, spaces, ';' and '#'. What reaches the shell is

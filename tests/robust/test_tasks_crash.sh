@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Crash safety of tessera tasks: a 2-rank farm is killed with SIGKILL at a
 # random moment, alternately its dispatcher (rank 0) and a worker (rank
 # 1), and started again on its journal, KILLS times; then it runs to the

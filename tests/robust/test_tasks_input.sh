@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Hostile task files, options and HTTP requests for tessera tasks: each
 # refused with its exit code and one error line naming the file, line and
 # task; the task file left as it was; a farm under attack keeps running.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Hostile journals for tessera tasks: a directory that cannot be written,
 # a damaged record (refused by number, the file untouched), a torn last
 # record (cut off, the farm goes on), a file that is not a journal, a full

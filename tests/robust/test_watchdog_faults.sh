@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A rank that hangs or is stopped anywhere in a training run, on either
 # back-end, with 2 and 3 ranks, rank 0 or not: the job ends with exit 76
 # within the watchdog and a bounded grace, one line names the rank that did

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The SimGrid build, checked under smpirun (ctest mpi.simgrid.*): the
  * runtime starts on SMPI's MPI_THREAD_SINGLE with helper threads off, "shm"
  * says it is unavailable and "auto" takes "mpi", and every allreduce
@@ -24,7 +25,7 @@ static long checks, failures;
         checks++;                                                                                                      \
         if (!(cond)) {                                                                                                 \
             failures++;                                                                                                \
-            fprintf(stderr, "test_sim_comm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);         \
+            fprintf(stderr, "test_sim_comm[rank %d of %d]: FAIL at %s:%d: ", rank, size, __FILE__, __LINE__);          \
             fprintf(stderr, __VA_ARGS__);                                                                              \
             fputc('\n', stderr);                                                                                       \
         }                                                                                                              \
@@ -163,8 +164,8 @@ int main(int argc, char **argv)
     MPI_Allreduce(&checks, &total_checks, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) {
         if (total_fail)
-            fprintf(stderr, "test_sim_comm: %ld of %ld checks FAILED on %d simulated ranks\n", total_fail,
-                    total_checks, size);
+            fprintf(stderr, "test_sim_comm: %ld of %ld checks FAILED on %d simulated ranks\n", total_fail, total_checks,
+                    size);
         else
             printf("test_sim_comm: %ld checks passed on %d simulated ranks\n", total_checks, size);
     }

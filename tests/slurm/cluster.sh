@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # A private single-node SLURM cluster on loopback for the tests (Slurm 22.05).
 #
 #   . tests/slurm/cluster.sh

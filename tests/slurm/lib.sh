@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the SLURM tests (sourced): the e2e helpers, plus a private
 # single-node cluster started in $WORK/cluster and stopped on exit.
 . "$TSR_SRC/tests/e2e/lib.sh"

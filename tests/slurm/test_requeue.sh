@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Preemption and walltime on a private SLURM cluster. jobs/train.sbatch is
 # signalled (scancel --signal=USR1, as preemption or --signal=USR1@N would),
 # checkpoints, exits 75, requeues itself and resumes; another job runs into

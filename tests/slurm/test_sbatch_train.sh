@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # sbatch jobs/train.sbatch on a private single-node SLURM cluster: 2 ranks
 # through srun --mpi=pmix train the digits model; the job reads its SLURM
 # facts and walltime (libslurm); jobs/gpu.sbatch gives each rank its own

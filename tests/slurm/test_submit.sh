@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # tessera submit and tessera jobs through libslurm on a private cluster: a
 # job built from the config runs to completion; bad requests fail with
 # SLURM's own reason and exit 5 (scheduler refused or unreachable), bad usage

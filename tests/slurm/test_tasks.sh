@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # sbatch jobs/tasks.sbatch on a private SLURM cluster: 2 ranks through srun
 # --mpi=pmix run a task farm in a 1-minute job whose walltime margin (58 s,
 # libslurm's end time) comes about 2 s in: dispatching stops, running tasks

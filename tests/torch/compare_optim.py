@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Replays optim_trace runs against the reference implementations.
 
   compare_optim.py DIR...

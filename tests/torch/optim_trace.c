@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Writes what the PyTorch comparison (compare_optim.py) replays: for
  *   optim_trace OUT steps section.key=value...
  * the optimizer from those keys (read by the options module, as training
@@ -34,10 +35,7 @@ static int put(const char *dir, const char *name, const void *p, size_t size, si
 }
 
 /* A value that falls, stalls and wiggles: reduce-on-plateau has cuts to make. */
-static double metric_at(long i)
-{
-    return 1.0 - 0.05 * (double)(i < 8 ? i : 8) + 0.001 * (double)((i * 7) % 5);
-}
+static double metric_at(long i) { return 1.0 - 0.05 * (double)(i < 8 ? i : 8) + 0.001 * (double)((i * 7) % 5); }
 
 static int schedule_only(const tsr_optim_config_t *oc, const char *out, long steps)
 {
@@ -50,7 +48,8 @@ static int schedule_only(const tsr_optim_config_t *oc, const char *out, long ste
         tsr_optim_observe(o, met[i]);
     }
     if (!rc)
-        rc = put(out, "lr.f64", lr, sizeof *lr, (size_t)steps) || put(out, "metrics.f64", met, sizeof *met, (size_t)steps);
+        rc = put(out, "lr.f64", lr, sizeof *lr, (size_t)steps) ||
+             put(out, "metrics.f64", met, sizeof *met, (size_t)steps);
     tsr_optim_destroy(o);
     free(lr);
     free(met);
@@ -107,7 +106,8 @@ static int train(const tsr_optim_config_t *oc, const char *out, long steps)
         memcpy(ws + (size_t)i * n, p, n * sizeof *p);
     }
     rc = rc || put(out, "grads.f32", gs, sizeof *gs, (size_t)steps * n) ||
-         put(out, "weights.f32", ws, sizeof *ws, (size_t)steps * n) || put(out, "lr.f64", lr, sizeof *lr, (size_t)steps);
+         put(out, "weights.f32", ws, sizeof *ws, (size_t)steps * n) ||
+         put(out, "lr.f64", lr, sizeof *lr, (size_t)steps);
     free(gs);
     free(ws);
     free(lr);

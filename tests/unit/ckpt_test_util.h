@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the checkpoint unit tests share: a private directory under
  * $TSR_TEST_TMP, file helpers, a state of every region type and an engine
  * over it. Included by test_ckpt.c, test_ckpt_restore.c and test_ckpt_write.c. */
@@ -178,8 +179,13 @@ static TSR_UNUSED tsr_ckpt_t *engine(const char *dir, int keep, int async, state
 
 static TSR_UNUSED tsr_ckpt_meta_t meta_at(long step)
 {
-    tsr_ckpt_meta_t m = {.step = step, .epoch = step / 10, .samples_seen = step * 64, .seed = 42,
-                         .world_size = 3, .config = "[train]\nseed = 42\n", .model = "{\"sizes\":[5,3]}"};
+    tsr_ckpt_meta_t m = {.step = step,
+                         .epoch = step / 10,
+                         .samples_seen = step * 64,
+                         .seed = 42,
+                         .world_size = 3,
+                         .config = "[train]\nseed = 42\n",
+                         .model = "{\"sizes\":[5,3]}"};
     return m;
 }
 

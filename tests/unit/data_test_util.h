@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the data module's unit tests share (test_data.c: opening and
  * validation; test_data_loader.c; test_data_convert.c: the CSV and IDX
  * converters): a private directory under $TSR_TEST_TMP, test files written
@@ -84,8 +85,8 @@ static TSR_UNUSED hid_t h5_new(const char *path)
     return f;
 }
 
-static TSR_UNUSED void h5_put(hid_t f, const char *name, hid_t ftype, hid_t mtype, int rank, hsize_t d0,
-                              hsize_t d1, const void *data)
+static TSR_UNUSED void h5_put(hid_t f, const char *name, hid_t ftype, hid_t mtype, int rank, hsize_t d0, hsize_t d1,
+                              const void *data)
 {
     hsize_t dims[2] = {d0, d1};
     tsr_h5_lock();
@@ -137,15 +138,12 @@ static TSR_UNUSED void make_float(const char *path, size_t n, size_t d, int clas
     free(y);
 }
 
-static TSR_UNUSED int contains(const char *hay, const char *needle)
-{
-    return strstr(hay, needle) != NULL;
-}
+static TSR_UNUSED int contains(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
 
-#define assert_msg_has(s)                                                                                            \
-    do {                                                                                                             \
-        if (!contains(tsr_last_error(), (s)))                                                                        \
-            fail_msg("message \"%s\" lacks \"%s\"", tsr_last_error(), (s));                                          \
+#define assert_msg_has(s)                                                                                              \
+    do {                                                                                                               \
+        if (!contains(tsr_last_error(), (s)))                                                                          \
+            fail_msg("message \"%s\" lacks \"%s\"", tsr_last_error(), (s));                                            \
     } while (0)
 
 /* The loader's permutation of n rows in an epoch. */

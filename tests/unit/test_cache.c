@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Cache: hits and misses, LRU eviction order, TTL expiry on an injected
  * clock, the byte budget, replacement, clear, and many threads at once. */
 #include <setjmp.h>
@@ -225,8 +226,8 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hit_miss),  cmocka_unit_test(test_small_buffer), cmocka_unit_test(test_lru_order),
-        cmocka_unit_test(test_ttl),       cmocka_unit_test(test_budget),       cmocka_unit_test(test_zero_budget),
+        cmocka_unit_test(test_hit_miss), cmocka_unit_test(test_small_buffer), cmocka_unit_test(test_lru_order),
+        cmocka_unit_test(test_ttl),      cmocka_unit_test(test_budget),       cmocka_unit_test(test_zero_budget),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

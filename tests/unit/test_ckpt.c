@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the checkpoint module: registering regions of every type,
  * writing synchronously and on the writer thread, verifying and restoring
  * (test_ckpt_write.c: big regions written around HDF5's metadata, CRC-32;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of checkpoint restore: files that do not fit the registered
  * regions (another layout, type, length, a missing region) are refused and
  * leave live memory exactly as it was; a subset restores; damaged files

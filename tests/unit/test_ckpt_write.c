@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of checkpoint writing (src/ckpt/write.c): big regions that
  * tessera writes itself at HDF5's offsets, mixed with small ones, written
  * sync, async and sync on an async engine, then read back with HDF5 alone;
@@ -44,8 +45,8 @@ typedef struct {
     size_t bytes[NBIG];
 } big_t;
 
-static const char *const big_names[NBIG] = {"/big/f32", "/small/v", "/big/exact64k", "/i64",
-                                            "/a/b/c/deep", "/small/one", "/big/odd", "/u8/empty", "/last"};
+static const char *const big_names[NBIG] = {"/big/f32",   "/small/v", "/big/exact64k", "/i64", "/a/b/c/deep",
+                                            "/small/one", "/big/odd", "/u8/empty",     "/last"};
 
 static void fill_big(big_t *b, int salt)
 {
@@ -127,8 +128,8 @@ static void check_big_file(const char *path, const big_t *want)
     /* After the data, the root attributes (the format's version 2). */
     tsr_ckpt_info_t info;
     assert_int_equal(tsr_ckpt_verify(path, &info), TSR_OK);
-    tsr_ckpt_meta_t m = {info.step, info.epoch, info.samples_seen, info.seed, (int)info.world_size, info.config,
-                         info.model};
+    tsr_ckpt_meta_t m = {info.step,   info.epoch, info.samples_seen, info.seed, (int)info.world_size,
+                         info.config, info.model};
     crc = tsr_ckpt_crc_attrs((uint32_t)crc, &m, info.created, list);
     tsr_ckpt_info_free(&info);
     snprintf(want_sum, sizeof want_sum, "crc32:%08lx", crc);
@@ -329,12 +330,9 @@ static void test_failures_collected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32_matches_zlib),
-        cmocka_unit_test(test_big_regions_sync),
-        cmocka_unit_test(test_big_regions_async),
-        cmocka_unit_test(test_many_regions),
-        cmocka_unit_test(test_big_write_fails_cleanly),
-        cmocka_unit_test(test_failures_collected),
+        cmocka_unit_test(test_crc32_matches_zlib),      cmocka_unit_test(test_big_regions_sync),
+        cmocka_unit_test(test_big_regions_async),       cmocka_unit_test(test_many_regions),
+        cmocka_unit_test(test_big_write_fails_cleanly), cmocka_unit_test(test_failures_collected),
     };
     return cmocka_run_group_tests_name("ckpt_write", tests, setup_dir, teardown_dir);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the CPU compute kernels (src/compute/cpu.c) against
  * reference loops and formulas in double precision: GEMM (every transpose,
  * alpha and beta, leading dimensions) against the naive triple loop; bias
@@ -291,8 +292,8 @@ static void test_act_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),        cmocka_unit_test(test_gemm_ld),  cmocka_unit_test(test_bias),
-        cmocka_unit_test(test_activations), cmocka_unit_test(test_fused),    cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_gemm),           cmocka_unit_test(test_gemm_ld),   cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_activations),    cmocka_unit_test(test_fused),     cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_colsums_affine), cmocka_unit_test(test_act_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

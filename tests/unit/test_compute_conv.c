@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the CPU convolution and pooling kernels
  * (src/compute/cpu_conv.c, channels last) against direct loops: im2col
  * followed by GEMM equals a naive convolution (stride, padding, dilation,
@@ -60,7 +61,7 @@ static size_t out_at(const tsr_conv_geom_t *g, size_t s, int oh, int ow, size_t 
 
 /* Shapes: h, w, c, k, stride, pad, dilation, groups. */
 static const int convs[][8] = {
-    {5, 5, 1, 3, 1, 0, 1, 1}, {6, 7, 3, 3, 1, 1, 1, 1}, {7, 6, 4, 3, 2, 1, 1, 2}, {9, 9, 2, 3, 1, 2, 2, 1},
+    {5, 5, 1, 3, 1, 0, 1, 1}, {6, 7, 3, 3, 1, 1, 1, 1}, {7, 6, 4, 3, 2, 1, 1, 2},  {9, 9, 2, 3, 1, 2, 2, 1},
     {8, 5, 6, 1, 1, 0, 1, 3}, {4, 4, 9, 4, 3, 2, 1, 1}, {11, 3, 5, 2, 2, 0, 1, 1},
 };
 

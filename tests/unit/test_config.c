@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Configuration: loading, types, unknown keys with suggestions, overrides. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,9 +87,9 @@ static void test_bad_values(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "[train]\nepochs = ten\n",        "[train]\nbatch_size = 0\n",   "[optim]\nlr = -1\n",
-        "[optim]\nlr = nan\n",            "[model]\nactivation = swish\n", "[data]\nprefetch = maybe\n",
-        "[model]\nhidden = 12,x\n",       "just garbage line\n",         "epochs = 3\n",
+        "[train]\nepochs = ten\n",  "[train]\nbatch_size = 0\n",     "[optim]\nlr = -1\n",
+        "[optim]\nlr = nan\n",      "[model]\nactivation = swish\n", "[data]\nprefetch = maybe\n",
+        "[model]\nhidden = 12,x\n", "just garbage line\n",           "epochs = 3\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tsr_config_t *c;

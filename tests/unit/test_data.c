@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the data module: opening dataset files (float32, uint8
  * with a scale, float targets, a test split; in memory and streamed), the
  * files it refuses and the values validation refuses (tables). The loader
@@ -149,8 +150,7 @@ static void put_dset(hid_t f, const char *name, const dset_t *s)
 {
     static const unsigned char zeros[8 * 32];
     switch (s->kind) {
-    case NONE:
-        break;
+    case NONE: break;
     case F32: h5_put(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s->rank, s->d0, s->d1, zeros); break;
     case F64: h5_put(f, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->rank, s->d0, s->d1, zeros); break;
     case I32: h5_put(f, name, H5T_STD_I32LE, H5T_NATIVE_INT32, s->rank, s->d0, s->d1, zeros); break;
@@ -180,7 +180,10 @@ static const struct open_case {
     {"noscale.h5", {U8, 2, 10, 2}, {I32, 1, 10, 0}, TSR_SPLIT_TRAIN, {"/X", "\"scale\""}},
     {"y2dint.h5", {F32, 2, 10, 2}, {I32, 2, 10, 1}, TSR_SPLIT_TRAIN, {"/y is int32 with rank 2", "expected"}},
     {"y1dfloat.h5", {F32, 2, 10, 2}, {F32, 1, 10, 0}, TSR_SPLIT_TRAIN, {"/y is float32 with rank 1"}},
-    {"ymismatch.h5", {F32, 2, 10, 2}, {I32, 1, 9, 0}, TSR_SPLIT_TRAIN,
+    {"ymismatch.h5",
+     {F32, 2, 10, 2},
+     {I32, 1, 9, 0},
+     TSR_SPLIT_TRAIN,
      {"/y has 9 rows but /X has 10; expected the same number"}},
     {"zero.h5", {F32, 2, 0, 2}, {I32, 1, 0, 0}, TSR_SPLIT_TRAIN, {"/X has 0 rows"}},
     {"group.h5", {GROUP, 0, 0, 0}, {I32, 1, 10, 0}, TSR_SPLIT_TRAIN, {"/X"}},
@@ -232,8 +235,8 @@ static void test_open_errors(void **state)
  * classes_seen > 0, validating against 0 classes passes and counts them. */
 static const struct bad_value {
     const char *file;
-    int targets;          /* y is float targets, not labels */
-    int in_x, row, col;   /* where: X (in_x) or y */
+    int targets;        /* y is float targets, not labels */
+    int in_x, row, col; /* where: X (in_x) or y */
     float value;
     int classes, classes_seen;
     const char *what[3];
@@ -288,11 +291,8 @@ static void test_validate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_float),
-        cmocka_unit_test(test_open_uint8),
-        cmocka_unit_test(test_float_targets),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_open_float),  cmocka_unit_test(test_open_uint8), cmocka_unit_test(test_float_targets),
+        cmocka_unit_test(test_open_errors), cmocka_unit_test(test_validate),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the data module's converters: CSV (header detection,
  * label column, scale, gzip, a seeded test split) and IDX (plain and
  * gzip, with a test split), and the inputs each refuses (tables), never
@@ -238,9 +239,9 @@ static void test_idx(void **state)
     write_gz(tpath("lab.idx.gz"), lab, nl);
     write_gz(tpath("timg.idx.gz"), timg, nti);
     write_gz(tpath("tlab.idx.gz"), tlab, ntl);
-    assert_int_equal(tsr_data_convert_idx(tpath("img.idx.gz"), tpath("lab.idx.gz"), tpath("timg.idx.gz"),
-                                          tpath("tlab.idx.gz"), out),
-                     TSR_OK);
+    assert_int_equal(
+        tsr_data_convert_idx(tpath("img.idx.gz"), tpath("lab.idx.gz"), tpath("timg.idx.gz"), tpath("tlab.idx.gz"), out),
+        TSR_OK);
     check_idx_output(out, 5, 1);
     tsr_dataset_t *ds = NULL;
     assert_int_equal(tsr_dataset_open(out, TSR_SPLIT_TEST, 0, &ds), TSR_OK);
@@ -308,11 +309,8 @@ static void test_idx_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv),
-        cmocka_unit_test(test_csv_split),
-        cmocka_unit_test(test_csv_errors),
-        cmocka_unit_test(test_idx),
-        cmocka_unit_test(test_idx_errors),
+        cmocka_unit_test(test_csv), cmocka_unit_test(test_csv_split),  cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_idx), cmocka_unit_test(test_idx_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the data module's loader: every rank's slice of each
  * epoch's permutation, determinism with and without prefetch and
  * streaming, seek, and the errors and destroy paths. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Export: the ONNX bytes decoded with an independent protobuf wire reader
  * (not protobuf-c) — operators in order, initializers equal to the weights —
  * and the graph evaluated from those initializers equals tsr_model_predict;

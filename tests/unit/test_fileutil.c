@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The checks every writer and reader makes (common/fileutil.h) and the
  * escaping of every error message (common/text.h), on real files in
  * $TSR_TEST_TMP/fileutil: links, FIFOs, directories. */
@@ -165,9 +166,12 @@ static void test_printable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_output_same_as_input),   cmocka_unit_test(test_special_targets_refused),
-        cmocka_unit_test(test_writes_through_links),   cmocka_unit_test(test_planted_temporary_not_followed),
-        cmocka_unit_test(test_inputs),                 cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_output_same_as_input),
+        cmocka_unit_test(test_special_targets_refused),
+        cmocka_unit_test(test_writes_through_links),
+        cmocka_unit_test(test_planted_temporary_not_followed),
+        cmocka_unit_test(test_inputs),
+        cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

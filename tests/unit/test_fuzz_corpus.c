@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Replays the fuzz corpus (tests/fuzz/corpus) through the fuzz harness, so
  * the request path is exercised under ASan/UBSan without clang or
  * libFuzzer. Each corpus file is named "<expected status>-<what>". Some
@@ -19,10 +20,7 @@ static int run(const char *data, size_t len)
     return status;
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
+static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
 
 static void test_corpus(void **state)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Layer graphs: every built-in kind's backward against finite differences
  * (through the parameters of a layer before it, which checks its input
  * gradient too), the losses, dropout's counter-based masks, batch-norm
@@ -108,10 +109,7 @@ static void gradcheck_tok(const char *layers, tsr_shape_t in, tsr_loss_t loss, i
     tsr_model_destroy(m);
 }
 
-static void gradcheck(const char *layers, tsr_shape_t in, tsr_loss_t loss)
-{
-    gradcheck_tok(layers, in, loss, 0);
-}
+static void gradcheck(const char *layers, tsr_shape_t in, tsr_loss_t loss) { gradcheck_tok(layers, in, loss, 0); }
 
 static const tsr_shape_t IMG = {2, 6, 5}, FLAT = {7, 1, 1};
 
@@ -149,8 +147,7 @@ static void test_grad_norm(void **s)
 static void test_grad_res_dropout(void **s)
 {
     (void)s;
-    gradcheck("conv(2,3,pad=1) res{conv(2,3,pad=1) relu res{conv(2,1) tanh}} relu gap dense(3)", IMG,
-              TSR_LOSS_XENT);
+    gradcheck("conv(2,3,pad=1) res{conv(2,3,pad=1) relu res{conv(2,1) tanh}} relu gap dense(3)", IMG, TSR_LOSS_XENT);
     gradcheck("dense(8) res{dropout(0.3) dense(8) sigmoid} dropout(0.5) dense(3)", FLAT, TSR_LOSS_XENT);
 }
 
@@ -322,7 +319,8 @@ static void test_graph_file_roundtrip(void **state)
     const char *tmp = getenv("TSR_TEST_TMP");
     snprintf(path, sizeof path, "%s/graph_roundtrip.h5", tmp ? tmp : "/tmp");
     tsr_model_t *m = build("conv(3,3,pad=1) bn relu maxpool(2) res{conv(3,3,pad=1) ln} flatten dropout(0.2) "
-                           "dense(4)", IMG, TSR_LOSS_XENT, ROWS),
+                           "dense(4)",
+                           IMG, TSR_LOSS_XENT, ROWS),
                 *back = NULL;
     batch_t b;
     make_batch(m, &b, 0);
@@ -351,12 +349,12 @@ static void test_graph_file_roundtrip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grad_dense_acts),   cmocka_unit_test(test_grad_conv),
-        cmocka_unit_test(test_grad_pool),         cmocka_unit_test(test_grad_norm),
-        cmocka_unit_test(test_grad_res_dropout),  cmocka_unit_test(test_grad_embed),
-        cmocka_unit_test(test_grad_losses),       cmocka_unit_test(test_dropout_masks),
-        cmocka_unit_test(test_bn_running_stats),  cmocka_unit_test(test_grammar_errors),
-        cmocka_unit_test(test_text_and_diff),     cmocka_unit_test(test_graph_file_roundtrip),
+        cmocka_unit_test(test_grad_dense_acts),  cmocka_unit_test(test_grad_conv),
+        cmocka_unit_test(test_grad_pool),        cmocka_unit_test(test_grad_norm),
+        cmocka_unit_test(test_grad_res_dropout), cmocka_unit_test(test_grad_embed),
+        cmocka_unit_test(test_grad_losses),      cmocka_unit_test(test_dropout_masks),
+        cmocka_unit_test(test_bn_running_stats), cmocka_unit_test(test_grammar_errors),
+        cmocka_unit_test(test_text_and_diff),    cmocka_unit_test(test_graph_file_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

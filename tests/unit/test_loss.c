@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the CPU losses (src/model/loss.c) against their formulas
  * in double precision, on a model whose output is its input (flatten), so
  * the loss sees chosen logits: cross-entropy (plain, label smoothing, class
@@ -114,8 +115,11 @@ static void test_regression(void **state)
         tsr_loss_t loss;
         float delta; /* Huber; 0: the default 1.0 */
     } cases[] = {
-        {"mse", TSR_LOSS_MSE, 0}, {"huber", TSR_LOSS_HUBER, 0}, {"huber delta 0.5", TSR_LOSS_HUBER, 0.5f},
-        {"huber delta 100", TSR_LOSS_HUBER, 100}, {"bce", TSR_LOSS_BCE, 0},
+        {"mse", TSR_LOSS_MSE, 0},
+        {"huber", TSR_LOSS_HUBER, 0},
+        {"huber delta 0.5", TSR_LOSS_HUBER, 0.5f},
+        {"huber delta 100", TSR_LOSS_HUBER, 100},
+        {"bce", TSR_LOSS_BCE, 0},
     };
     tsr_model_spec_t *s = calloc(1, sizeof *s);
     assert_non_null(s);

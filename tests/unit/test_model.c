@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Model: finite-difference gradient checks for every activation and loss,
  * shapes, save/load round trip. */
 #include <setjmp.h>
@@ -76,12 +77,36 @@ static void gradcheck(tsr_act_t act, tsr_loss_t loss)
     tsr_model_destroy(m);
 }
 
-static void test_grad_relu_xent(void **s) { (void)s; gradcheck(TSR_ACT_RELU, TSR_LOSS_XENT); }
-static void test_grad_tanh_xent(void **s) { (void)s; gradcheck(TSR_ACT_TANH, TSR_LOSS_XENT); }
-static void test_grad_sigmoid_xent(void **s) { (void)s; gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_XENT); }
-static void test_grad_relu_mse(void **s) { (void)s; gradcheck(TSR_ACT_RELU, TSR_LOSS_MSE); }
-static void test_grad_tanh_mse(void **s) { (void)s; gradcheck(TSR_ACT_TANH, TSR_LOSS_MSE); }
-static void test_grad_sigmoid_mse(void **s) { (void)s; gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_MSE); }
+static void test_grad_relu_xent(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_RELU, TSR_LOSS_XENT);
+}
+static void test_grad_tanh_xent(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_TANH, TSR_LOSS_XENT);
+}
+static void test_grad_sigmoid_xent(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_XENT);
+}
+static void test_grad_relu_mse(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_RELU, TSR_LOSS_MSE);
+}
+static void test_grad_tanh_mse(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_TANH, TSR_LOSS_MSE);
+}
+static void test_grad_sigmoid_mse(void **s)
+{
+    (void)s;
+    gradcheck(TSR_ACT_SIGMOID, TSR_LOSS_MSE);
+}
 
 static void test_layout_and_ready_order(void **state)
 {
@@ -192,7 +217,8 @@ static void test_spec_json(void **state)
     assert_int_equal(tsr_model_spec_from_json("{\"layers\":[{\"type\":\"dense\",\"in\":64,\"out\":32,"
                                               "\"activation\":\"relu\"},{\"type\":\"dense\",\"in\":32,"
                                               "\"out\":10,\"activation\":\"none\"}],\"loss\":\"cross_entropy\"}",
-                                              &back), TSR_OK);
+                                              &back),
+                     TSR_OK);
     assert_int_equal(tsr_model_spec_diff(&s, &back, why, sizeof why), 0);
 }
 
@@ -229,12 +255,18 @@ static void test_queued_loss(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grad_relu_xent),    cmocka_unit_test(test_grad_tanh_xent),
-        cmocka_unit_test(test_grad_sigmoid_xent), cmocka_unit_test(test_grad_relu_mse),
-        cmocka_unit_test(test_grad_tanh_mse),     cmocka_unit_test(test_grad_sigmoid_mse),
-        cmocka_unit_test(test_layout_and_ready_order), cmocka_unit_test(test_ready_callback_last_layer_first),
-        cmocka_unit_test(test_bad_spec),          cmocka_unit_test(test_save_load_roundtrip),
-        cmocka_unit_test(test_spec_json),         cmocka_unit_test(test_queued_loss),
+        cmocka_unit_test(test_grad_relu_xent),
+        cmocka_unit_test(test_grad_tanh_xent),
+        cmocka_unit_test(test_grad_sigmoid_xent),
+        cmocka_unit_test(test_grad_relu_mse),
+        cmocka_unit_test(test_grad_tanh_mse),
+        cmocka_unit_test(test_grad_sigmoid_mse),
+        cmocka_unit_test(test_layout_and_ready_order),
+        cmocka_unit_test(test_ready_callback_last_layer_first),
+        cmocka_unit_test(test_bad_spec),
+        cmocka_unit_test(test_save_load_roundtrip),
+        cmocka_unit_test(test_spec_json),
+        cmocka_unit_test(test_queued_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

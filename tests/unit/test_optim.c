@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Optimizers and schedules against hand-computed PyTorch-rule values. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +13,13 @@
 
 static tsr_optim_config_t base(void)
 {
-    tsr_optim_config_t c = {.kind = TSR_OPTIM_SGD, .lr = 0.1, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
-                            .eps = 1e-8, .schedule = TSR_SCHED_CONSTANT};
+    tsr_optim_config_t c = {.kind = TSR_OPTIM_SGD,
+                            .lr = 0.1,
+                            .momentum = 0.9,
+                            .beta1 = 0.9,
+                            .beta2 = 0.999,
+                            .eps = 1e-8,
+                            .schedule = TSR_SCHED_CONSTANT};
     return c;
 }
 

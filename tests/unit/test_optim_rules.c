@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The new optimizers' updates against steps computed by hand from each
  * reference's rule (torch.optim 1.13, the Lion paper, apex FusedLAMB,
  * torchlars). */
@@ -14,8 +15,14 @@
 
 static tsr_optim_config_t base(tsr_optim_kind_t kind)
 {
-    tsr_optim_config_t c = {.kind = kind, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .alpha = 0.99,
-                            .trust_coef = 0.001, .schedule = TSR_SCHED_CONSTANT};
+    tsr_optim_config_t c = {.kind = kind,
+                            .lr = 0.1,
+                            .beta1 = 0.9,
+                            .beta2 = 0.999,
+                            .eps = 1e-8,
+                            .alpha = 0.99,
+                            .trust_coef = 0.001,
+                            .schedule = TSR_SCHED_CONSTANT};
     return c;
 }
 
@@ -186,8 +193,12 @@ static void test_nonfinite_noted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lion),  cmocka_unit_test(test_adam_coupled),       cmocka_unit_test(test_rmsprop),
-        cmocka_unit_test(test_lars),  cmocka_unit_test(test_lamb),               cmocka_unit_test(test_segments_must_tile),
+        cmocka_unit_test(test_lion),
+        cmocka_unit_test(test_adam_coupled),
+        cmocka_unit_test(test_rmsprop),
+        cmocka_unit_test(test_lars),
+        cmocka_unit_test(test_lamb),
+        cmocka_unit_test(test_segments_must_tile),
         cmocka_unit_test(test_nonfinite_noted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Schedules against values computed by hand from torch.optim.lr_scheduler's
  * rules; reduce-on-plateau's decisions and their state; the checks. */
 #include <setjmp.h>
@@ -13,10 +14,21 @@
 
 static tsr_optim_config_t base(tsr_sched_t s)
 {
-    tsr_optim_config_t c = {.kind = TSR_OPTIM_SGD, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-                            .schedule = s, .total_steps = 100, .gamma = 0.1, .power = 1, .pct_start = 0.3,
-                            .div_factor = 25, .final_div_factor = 1e4, .plateau_factor = 0.1,
-                            .plateau_threshold = 1e-4, .plateau_patience = 10};
+    tsr_optim_config_t c = {.kind = TSR_OPTIM_SGD,
+                            .lr = 0.1,
+                            .beta1 = 0.9,
+                            .beta2 = 0.999,
+                            .eps = 1e-8,
+                            .schedule = s,
+                            .total_steps = 100,
+                            .gamma = 0.1,
+                            .power = 1,
+                            .pct_start = 0.3,
+                            .div_factor = 25,
+                            .final_div_factor = 1e4,
+                            .plateau_factor = 0.1,
+                            .plateau_threshold = 1e-4,
+                            .plateau_patience = 10};
     return c;
 }
 
@@ -161,8 +173,10 @@ static void test_checks_name_the_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_step_and_warmup), cmocka_unit_test(test_multistep_exponential_polynomial),
-        cmocka_unit_test(test_onecycle),        cmocka_unit_test(test_plateau),
+        cmocka_unit_test(test_step_and_warmup),
+        cmocka_unit_test(test_multistep_exponential_polynomial),
+        cmocka_unit_test(test_onecycle),
+        cmocka_unit_test(test_plateau),
         cmocka_unit_test(test_checks_name_the_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

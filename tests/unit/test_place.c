@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Binding plans on hwloc synthetic topologies (so they hold on any machine),
  * plus a sanity check and a harmless bind on this machine's topology. */
 #include <stdarg.h>
@@ -57,7 +58,7 @@ static void check_big(int n)
         assert_int_equal(hwloc_bitmap_last(set) - hwloc_bitmap_first(set) + 1, 2 * nc);
         if (n <= cores) {
             assert_false(hwloc_bitmap_intersects(all, set)); /* disjoint */
-            if (r > 0) /* ranks follow core order */
+            if (r > 0)                                       /* ranks follow core order */
                 assert_true(hwloc_bitmap_first(set) > hwloc_bitmap_last(tsr_place_plan_cpuset(plan, r - 1)));
         }
         hwloc_bitmap_or(all, all, set);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Registry: id syntax (nothing escapes the directory), versions per name,
  * listing with filters, PATCH rules, removal, refusing files that are not
  * models. Real HDF5 model files in TSR_TEST_TMP. */
@@ -144,8 +145,15 @@ static void test_patch(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(m, "metadata"), "owner")), "ana");
     assert_null(json_object_get(json_object_get(m, "metadata"), "lr"));
     json_decref(m);
-    const char *bad[] = {"{\"status\":\"gone\"}", "{\"tags\":\"x\"}", "{\"tags\":[\"a b\"]}", "{\"id\":\"x\"}",
-                         "{\"metadata\":{\"k\":[1]}}", "[1]", "{bad", "[[[[[[[[[[1]]]]]]]]]]", NULL};
+    const char *bad[] = {"{\"status\":\"gone\"}",
+                         "{\"tags\":\"x\"}",
+                         "{\"tags\":[\"a b\"]}",
+                         "{\"id\":\"x\"}",
+                         "{\"metadata\":{\"k\":[1]}}",
+                         "[1]",
+                         "{bad",
+                         "[[[[[[[[[[1]]]]]]]]]]",
+                         NULL};
     for (int i = 0; bad[i]; i++) {
         assert_int_equal(tsr_registry_update(r, id, bad[i], strlen(bad[i])), TSR_EINVAL);
         assert_true(strlen(tsr_last_error()) > 0);
@@ -279,12 +287,9 @@ static void test_stale_uploads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ids),
-        cmocka_unit_test(test_add_list),
-        cmocka_unit_test(test_patch),
-        cmocka_unit_test(test_remove_and_refuse),
-        cmocka_unit_test(test_stale_uploads),
-        cmocka_unit_test(test_not_regular),
+        cmocka_unit_test(test_ids),           cmocka_unit_test(test_add_list),
+        cmocka_unit_test(test_patch),         cmocka_unit_test(test_remove_and_refuse),
+        cmocka_unit_test(test_stale_uploads), cmocka_unit_test(test_not_regular),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Coordinator: refusals at start-up (bind without token, token readable by
  * others, bad address), the address file, predictions equal to
  * tsr_model_predict, the cache and its invalidation on publish, batching
@@ -163,15 +164,15 @@ static void test_json_text(void **state)
         int ok;
     } cases[] = {
         {"{\"a\":\"\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e\"}", 0, 1}, /* e-acute, euro, G clef */
-        {"{\"a\":\"\xc0\x80\"}", 0, 0},         /* overlong NUL */
-        {"{\"a\":\"\xc1\xbf\"}", 0, 0},         /* overlong */
-        {"{\"a\":\"\xe0\x80\xaf\"}", 0, 0},     /* overlong '/' */
-        {"{\"a\":\"\xed\xa0\x80\"}", 0, 0},     /* a surrogate */
-        {"{\"a\":\"\xf4\x90\x80\x80\"}", 0, 0}, /* above U+10FFFF */
+        {"{\"a\":\"\xc0\x80\"}", 0, 0},                               /* overlong NUL */
+        {"{\"a\":\"\xc1\xbf\"}", 0, 0},                               /* overlong */
+        {"{\"a\":\"\xe0\x80\xaf\"}", 0, 0},                           /* overlong '/' */
+        {"{\"a\":\"\xed\xa0\x80\"}", 0, 0},                           /* a surrogate */
+        {"{\"a\":\"\xf4\x90\x80\x80\"}", 0, 0},                       /* above U+10FFFF */
         {"{\"a\":\"\xf5\x80\x80\x80\"}", 0, 0},
-        {"{\"a\":\"\x80\"}", 0, 0},             /* a lone continuation byte */
-        {"{\"a\":1}\xe2\x82", 0, 0},             /* cut short at the end */
-        {"{\"a\":1}\0{\"b\":2}", 15, 0},          /* a NUL byte */
+        {"{\"a\":\"\x80\"}", 0, 0},      /* a lone continuation byte */
+        {"{\"a\":1}\xe2\x82", 0, 0},     /* cut short at the end */
+        {"{\"a\":1}\0{\"b\":2}", 15, 0}, /* a NUL byte */
         {"{\"a\":1}", 0, 1},
     };
     char err[128];
@@ -353,9 +354,18 @@ static void test_status_metrics(void **state)
     const char *placement[2] = {"node0 cores 0-3", "node0 cores 4-7"};
     double tmin[2] = {0.01, 0.02}, tmean[2] = {0.015, 0.025}, tmax[2] = {0.02, 0.03};
     for (int step = 1; step <= 5; step++) {
-        tsr_serve_status_t st = {.step = step * 10, .epoch = 1, .epochs = 3, .loss = 1.0 / step, .accuracy = NAN,
-                                 .test_loss = NAN, .samples_per_s = 1000, .world_size = 2, .placement = placement,
-                                 .step_time_min = tmin, .step_time_mean = tmean, .step_time_max = tmax,
+        tsr_serve_status_t st = {.step = step * 10,
+                                 .epoch = 1,
+                                 .epochs = 3,
+                                 .loss = 1.0 / step,
+                                 .accuracy = NAN,
+                                 .test_loss = NAN,
+                                 .samples_per_s = 1000,
+                                 .world_size = 2,
+                                 .placement = placement,
+                                 .step_time_min = tmin,
+                                 .step_time_mean = tmean,
+                                 .step_time_max = tmax,
                                  .checkpoint = "saved step 40"};
         assert_int_equal(tsr_serve_publish_status(s, &st), TSR_OK);
     }
@@ -375,9 +385,11 @@ static void test_status_metrics(void **state)
     assert_int_equal(r->resp.status, 200);
     const char *want[] = {"# TYPE tessera_http_requests_total counter",
                           "tessera_http_requests_total{route=\"status\",code=\"200\"} 1",
-                          "tessera_train_steps_total 50", "tessera_rank_step_seconds{rank=\"1\",stat=\"max\"} 0.03",
+                          "tessera_train_steps_total 50",
+                          "tessera_rank_step_seconds{rank=\"1\",stat=\"max\"} 0.03",
                           "tessera_rank_comm_seconds{rank=\"0\",stat=\"min\"} NaN",
-                          "tessera_predict_latency_seconds_bucket{le=\"+Inf\"} 0", "tessera_cache_max_bytes 1048576",
+                          "tessera_predict_latency_seconds_bucket{le=\"+Inf\"} 0",
+                          "tessera_cache_max_bytes 1048576",
                           NULL};
     for (int i = 0; want[i]; i++)
         if (!strstr(r->resp.body, want[i]))
@@ -417,9 +429,9 @@ static void test_shutdown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_token), cmocka_unit_test(test_json_text),
-        cmocka_unit_test(test_predict_cache), cmocka_unit_test(test_batching),
-        cmocka_unit_test(test_status_metrics), cmocka_unit_test(test_shutdown),
+        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_token),    cmocka_unit_test(test_json_text),
+        cmocka_unit_test(test_predict_cache), cmocka_unit_test(test_batching), cmocka_unit_test(test_status_metrics),
+        cmocka_unit_test(test_shutdown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the SLURM time parser (tsr_slurm_parse_time, what
  * tessera submit --time and [submit] time go through): every --time form
  * SLURM documents, rounding up to whole minutes, and the strings it must
@@ -18,39 +19,61 @@ static const struct {
     const char *text;
     long minutes;
 } good[] = {
-    {"0", 0},                    /* MM: SLURM's "no limit", refused by submit itself */
+    {"0", 0}, /* MM: SLURM's "no limit", refused by submit itself */
     {"1", 1},
-    {"90", 90},                  /* minutes past the hour are not folded */
+    {"90", 90}, /* minutes past the hour are not folded */
     {"007", 7},
-    {"0:59", 1},                 /* MM:SS rounds up */
+    {"0:59", 1}, /* MM:SS rounds up */
     {"90:00", 90},
     {"90:30", 91},
-    {"1:00:00", 60},             /* HH:MM:SS */
+    {"1:00:00", 60}, /* HH:MM:SS */
     {"1:00:01", 61},
-    {"36:00:00", 2160},          /* hours past a day */
+    {"36:00:00", 2160}, /* hours past a day */
     {"0:00:00", 0},
-    {"1-0", 1440},               /* D-HH */
+    {"1-0", 1440}, /* D-HH */
     {"1-02", 1560},
-    {"1-02:03", 1563},           /* D-HH:MM */
-    {"1-02:03:04", 1564},        /* D-HH:MM:SS, the seconds round up */
+    {"1-02:03", 1563},    /* D-HH:MM */
+    {"1-02:03:04", 1564}, /* D-HH:MM:SS, the seconds round up */
     {"1-02:03:00", 1563},
     {"0-00:00:01", 1},
     {"7-00:00:00", 10080},
-    {"100000000", 100000000},    /* the largest number a field may hold */
+    {"100000000", 100000000}, /* the largest number a field may hold */
     {"1000-00:00:00", 1440000},
 };
 
 static const char *const bad[] = {
-    "", "UNLIMITED", "INFINITE", "unlimited", "1h", "2d", "h:1", "-1", "-5:00", "+5", " 5", "5 ", "5\n",
-    "1:2:3:4",                   /* four fields */
+    "",
+    "UNLIMITED",
+    "INFINITE",
+    "unlimited",
+    "1h",
+    "2d",
+    "h:1",
+    "-1",
+    "-5:00",
+    "+5",
+    " 5",
+    "5 ",
+    "5\n",
+    "1:2:3:4", /* four fields */
     "1-02:03:04:05",
-    "1-",                        /* a day and nothing after the dash */
-    "-1-00", "1--2", "1-2-3", "a-1", "1-a", ":5", "1::2", "1.5", "1,5", "0x10",
-    "100000001",                 /* a field over the bound */
+    "1-", /* a day and nothing after the dash */
+    "-1-00",
+    "1--2",
+    "1-2-3",
+    "a-1",
+    "1-a",
+    ":5",
+    "1::2",
+    "1.5",
+    "1,5",
+    "0x10",
+    "100000001", /* a field over the bound */
     "1-100000001",
-    "99999999999999999999",      /* beyond long: strtol saturates; must not overflow */
-    "99999999999999999999-00", "1:99999999999999999999",
-    "100000000-00",              /* 1e8 days: more than INT_MAX minutes */
+    "99999999999999999999", /* beyond long: strtol saturates; must not overflow */
+    "99999999999999999999-00",
+    "1:99999999999999999999",
+    "100000000-00", /* 1e8 days: more than INT_MAX minutes */
     "2000000-00:00:00",
 };
 

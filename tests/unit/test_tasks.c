@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* In-process tasks (tessera/tasks.h) on one process, under ASan/UBSan:
  * results, dependencies (chains, diamonds, failures skipping what waits),
  * priorities, retries with backoff, cancel (waiting and running), callbacks,
@@ -188,7 +189,7 @@ static void test_priorities(void **state)
     assert_int_equal(tsr_tasks_wait_all(t), TSR_OK);
     assert_int_equal(norder, 30);
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(order[i], 100 + i);  /* highest first, in submission order */
+        assert_int_equal(order[i], 100 + i); /* highest first, in submission order */
         assert_int_equal(order[10 + i], i);
         assert_int_equal(order[20 + i], 200 + i);
     }
@@ -425,10 +426,14 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_results),         cmocka_unit_test(test_dependencies),
-        cmocka_unit_test(test_priorities),      cmocka_unit_test(test_retries),
-        cmocka_unit_test(test_cancel_and_callbacks), cmocka_unit_test(test_spawn_and_steal),
-        cmocka_unit_test(test_threads_submit),  cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_results),
+        cmocka_unit_test(test_dependencies),
+        cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_cancel_and_callbacks),
+        cmocka_unit_test(test_spawn_and_steal),
+        cmocka_unit_test(test_threads_submit),
+        cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

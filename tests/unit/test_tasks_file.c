@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The task farm's parts without processes, under ASan/UBSan: task files
  * (plain lines, brace sweeps, JSON Lines with each, every refusal naming
  * its line), the scheduler (priority order, dependencies, skips, retries,
@@ -38,8 +39,9 @@ static void test_plain(void **state)
     (void)state;
     ttable_t tt;
     ttable_init(&tt);
-    assert_int_equal(parse(&tt, "# comment\n\necho a\r\n  echo {1..3} x{a,b}  \n"
-                                "echo '{1..3}' \"{a,b}\" ${X} \\{1..2} {only}\nseq {08..10}\nrun {10..0..5}\n",
+    assert_int_equal(parse(&tt,
+                           "# comment\n\necho a\r\n  echo {1..3} x{a,b}  \n"
+                           "echo '{1..3}' \"{a,b}\" ${X} \\{1..2} {only}\nseq {08..10}\nrun {10..0..5}\n",
                            0),
                      TSR_OK);
     assert_int_equal(tt.n, 1 + 6 + 1 + 3 + 3);
@@ -137,11 +139,12 @@ static void test_sched(void **state)
     (void)state;
     ttable_t tt;
     ttable_init(&tt);
-    assert_int_equal(parse(&tt, "{\"id\": \"lo\", \"cmd\": \"x\"}\n{\"id\": \"hi\", \"cmd\": \"x\", \"priority\": 9}\n"
-                                "{\"id\": \"big\", \"cmd\": \"x\", \"cores\": 2}\n"
-                                "{\"id\": \"dep\", \"cmd\": \"x\", \"after\": \"lo\"}\n"
-                                "{\"id\": \"dep2\", \"cmd\": \"x\", \"after\": \"dep\"}\n"
-                                "{\"id\": \"r\", \"cmd\": \"x\", \"retries\": 1, \"backoff\": 0.5}\n",
+    assert_int_equal(parse(&tt,
+                           "{\"id\": \"lo\", \"cmd\": \"x\"}\n{\"id\": \"hi\", \"cmd\": \"x\", \"priority\": 9}\n"
+                           "{\"id\": \"big\", \"cmd\": \"x\", \"cores\": 2}\n"
+                           "{\"id\": \"dep\", \"cmd\": \"x\", \"after\": \"lo\"}\n"
+                           "{\"id\": \"dep2\", \"cmd\": \"x\", \"after\": \"dep\"}\n"
+                           "{\"id\": \"r\", \"cmd\": \"x\", \"retries\": 1, \"backoff\": 0.5}\n",
                            4),
                      TSR_OK);
     sched_t s;

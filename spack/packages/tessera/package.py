@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # tessera's Spack recipe (spack/ in the tessera sources is a Spack package
 # repository: `spack repo add spack`). Follows the conventions of Spack's
 # Aluminum and Caliper packages: CMakePackage, variants mapped one to one to

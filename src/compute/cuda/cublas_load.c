@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* cuBLAS, loaded on first use. Linking libcublas costs every process that
  * loads libtessera about 0.35 s and 210 MB of memory at start-up (the
  * dynamic loader maps and relocates libcublasLt), GPU or not: `tessera
@@ -48,11 +49,11 @@ static void load(void)
         snprintf(load_msg, sizeof load_msg, "cannot load cuBLAS: %s", tried);
         return;
     }
-#define SYM(field, sym)                                                                                              \
-    if (!(tsr_cublas.field = (__typeof__(tsr_cublas.field))dlsym(h, sym))) {                                         \
-        load_rc = TSR_ENOTSUP;                                                                                       \
-        snprintf(load_msg, sizeof load_msg, "cuBLAS lacks %s", sym);                                                 \
-        return;                                                                                                      \
+#define SYM(field, sym)                                                                                                \
+    if (!(tsr_cublas.field = (__typeof__(tsr_cublas.field))dlsym(h, sym))) {                                           \
+        load_rc = TSR_ENOTSUP;                                                                                         \
+        snprintf(load_msg, sizeof load_msg, "cuBLAS lacks %s", sym);                                                   \
+        return;                                                                                                        \
     }
     SYM(create, "cublasCreate_v2")
     SYM(destroy, "cublasDestroy_v2")

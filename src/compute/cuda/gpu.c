@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GPU layer, host side: devices, the handle (device + non-blocking stream +
  * cuBLAS bound to it), memory, streams, events and GEMM through cuBLAS.
  * The CUDA kernels are in kernels_elem.cu and kernels_reduce.cu, which
@@ -27,8 +28,7 @@ int tsr_cuda_check_launch(const char *what)
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess)
         return TSR_OK;
-    return tsr_error_set(TSR_EINTERNAL, "%s: kernel launch: %s (%s)", what, cudaGetErrorString(e),
-                         cudaGetErrorName(e));
+    return tsr_error_set(TSR_EINTERNAL, "%s: kernel launch: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
 int tsr_cuda_bind(tsr_gpu_t *g, const char *what)
@@ -139,14 +139,12 @@ int tsr_gpu_create(int dev, tsr_gpu_t **out)
                              "tsr_gpu_create: cudaStreamCreateWithFlags")))
         goto fail;
     snprintf(g->name, sizeof g->name, "%s", prop.name);
-    if ((rc = tsr_cublas_load()) ||
-        (rc = blas_check(tsr_cublas.create(&g->blas), "tsr_gpu_create: cublasCreate")))
+    if ((rc = tsr_cublas_load()) || (rc = blas_check(tsr_cublas.create(&g->blas), "tsr_gpu_create: cublasCreate")))
         goto fail;
     /* FP32 throughout (no TF32 tensor-core inputs), so GEMMs match the
      * CPU's to float rounding. */
     if ((rc = blas_check(tsr_cublas.set_stream(g->blas, g->stream), "tsr_gpu_create: cublasSetStream")) ||
-        (rc = blas_check(tsr_cublas.set_math_mode(g->blas, CUBLAS_DEFAULT_MATH),
-                         "tsr_gpu_create: cublasSetMathMode")))
+        (rc = blas_check(tsr_cublas.set_math_mode(g->blas, CUBLAS_DEFAULT_MATH), "tsr_gpu_create: cublasSetMathMode")))
         goto fail;
     *out = g;
     return TSR_OK;
@@ -172,20 +170,11 @@ void tsr_gpu_destroy(tsr_gpu_t *g)
     free(g);
 }
 
-int tsr_gpu_device(const tsr_gpu_t *g)
-{
-    return g ? g->dev : -1;
-}
+int tsr_gpu_device(const tsr_gpu_t *g) { return g ? g->dev : -1; }
 
-const char *tsr_gpu_name(const tsr_gpu_t *g)
-{
-    return g ? g->name : "";
-}
+const char *tsr_gpu_name(const tsr_gpu_t *g) { return g ? g->name : ""; }
 
-void *tsr_gpu_stream(tsr_gpu_t *g)
-{
-    return g ? (void *)g->stream : NULL;
-}
+void *tsr_gpu_stream(tsr_gpu_t *g) { return g ? (void *)g->stream : NULL; }
 
 /* ---- memory ---------------------------------------------------------- */
 
@@ -351,8 +340,8 @@ int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms)
 
 /* ---- GEMM ------------------------------------------------------------ */
 
-int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-                 const float *da, const float *db, float beta, float *dc)
+int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
+                 const float *db, float beta, float *dc)
 {
     int rc = tsr_cuda_bind(g, "tsr_gpu_gemm");
     if (rc || m == 0 || n == 0)
@@ -366,12 +355,12 @@ int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, siz
     ldb = ldb < 1 ? 1 : ldb;
     /* A row-major X is the column-major X^T, so C = op(A) op(B) is computed
      * as C^T = op(B)^T op(A)^T: swap the operands, keep each one's flag. */
-    cublasStatus_t s = tsr_cublas.sgemm(g->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha, db, ldb,
-                                        da, lda, &beta, dc, (int)n);
+    cublasStatus_t s =
+        tsr_cublas.sgemm(g->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n,
+                         (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, (int)n);
     if (s != CUBLAS_STATUS_SUCCESS)
         return tsr_error_set(s == CUBLAS_STATUS_ALLOC_FAILED ? TSR_ENOMEM : TSR_EINTERNAL,
-                             "tsr_gpu_gemm: cublasSgemm (m=%zu n=%zu k=%zu trans=%d,%d): %s", m, n, k, trans_a,
-                             trans_b, tsr_cublas.status_string(s));
+                             "tsr_gpu_gemm: cublasSgemm (m=%zu n=%zu k=%zu trans=%d,%d): %s", m, n, k, trans_a, trans_b,
+                             tsr_cublas.status_string(s));
     return TSR_OK;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared by the GPU layer's files: the handle's layout and the helpers that
  * turn CUDA/cuBLAS failures into tessera errors. Included from C (gpu.c) and
  * from CUDA C++ (the .cu files), so it holds declarations only. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers shared by the .cu files: launch sizes, argument checks and warp
  * reductions. CUDA C++ only. */
 #ifndef TSR_COMPUTE_CUDA_KERNELS_CUH

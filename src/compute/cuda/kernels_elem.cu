@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Element-wise GPU kernels: bias, activations and the optimizer updates.
  * Each tsr_gpu_* here is the extern "C" function compute.h (the optimizer
  * updates: compute/gpu_train.h) declares; it checks its arguments, launches

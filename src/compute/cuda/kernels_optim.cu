@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The optimizer updates beyond SGD and AdamW (kernels_elem.cu): Lion,
  * RMSprop, and LARS and LAMB per tensor with their norms read on the
  * device. Expressions as in src/optim/rules.c and layerwise.c, so each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GPU kernels that sum: bias gradients, sum of squares, softmax and the
  * losses. Each tsr_gpu_* here is the extern "C" function compute.h (the
  * sum of squares and the losses: compute/gpu_train.h) declares.

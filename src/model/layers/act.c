@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Activations as layers: relu, tanh, sigmoid (derivative from the output,
  * so the model may run them in place or fuse them into the layer before)
  * and gelu (erf form, as PyTorch's default), silu (from the input). */
@@ -44,20 +45,17 @@ static int act_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
-static double act_flops(const tsr_layer_t *l)
-{
-    return (double)shape_size(l->in);
-}
+static double act_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
-#define ACT_KIND(id, nm, fl)                                                                                       \
-    const tsr_layer_kind_t id = {                                                                                  \
-        .abi = TSR_LAYER_ABI,                                                                                      \
-        .name = nm,                                                                                                \
-        .flags = fl,                                                                                               \
-        .shape = act_shape,                                                                                        \
-        .forward = act_forward,                                                                                    \
-        .backward = act_backward,                                                                                  \
-        .flops = act_flops,                                                                                        \
+#define ACT_KIND(id, nm, fl)                                                                                           \
+    const tsr_layer_kind_t id = {                                                                                      \
+        .abi = TSR_LAYER_ABI,                                                                                          \
+        .name = nm,                                                                                                    \
+        .flags = fl,                                                                                                   \
+        .shape = act_shape,                                                                                            \
+        .forward = act_forward,                                                                                        \
+        .backward = act_backward,                                                                                      \
+        .flops = act_flops,                                                                                            \
     }
 ACT_KIND(tsr_kind_relu, "relu", TSR_LAYER_NEEDS_Y);
 ACT_KIND(tsr_kind_tanh, "tanh", TSR_LAYER_NEEDS_Y);

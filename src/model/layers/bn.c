@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* bn(momentum=0.1, eps=1e-5): batch normalisation per channel (per feature
  * for flat inputs), as PyTorch's BatchNorm: batch statistics in training
  * (over every rank's batch with model.sync_bn), running mean and unbiased
@@ -13,8 +14,8 @@ static int bn_shape(tsr_layer_t *l)
 {
     double mom = l->arg[0], eps = l->arg[1];
     if (!(mom >= 0 && mom <= 1) || !(eps > 0 && eps < 1))
-        return tsr_error_set(TSR_EINVAL, "bn(momentum=%g, eps=%g): expected momentum in [0, 1] and eps in (0, 1)",
-                             mom, eps);
+        return tsr_error_set(TSR_EINVAL, "bn(momentum=%g, eps=%g): expected momentum in [0, 1] and eps in (0, 1)", mom,
+                             eps);
     size_t C = (size_t)l->in.c;
     l->out = l->in;
     l->nparams = 2 * C;
@@ -29,10 +30,10 @@ static void bn_init(tsr_layer_t *l, tsr_rng_t *r)
     (void)r;
     size_t C = (size_t)l->in.c;
     for (size_t c = 0; c < C; c++) {
-        l->params[c] = 1.0f;     /* gamma */
-        l->params[C + c] = 0.0f; /* beta */
-        l->buffers[c] = 0.0f;    /* running mean */
-        l->buffers[C + c] = 1.0f;/* running variance */
+        l->params[c] = 1.0f;      /* gamma */
+        l->params[C + c] = 0.0f;  /* beta */
+        l->buffers[c] = 0.0f;     /* running mean */
+        l->buffers[C + c] = 1.0f; /* running variance */
     }
 }
 
@@ -86,8 +87,8 @@ static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
     return TSR_OK;
 }
 
-static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy,
-                       float *dx, size_t n)
+static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
+                       size_t n)
 {
     (void)y;
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
@@ -119,7 +120,7 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     float *a = (float *)(void *)(sdx + C + 1), *b = a + C, *k = b + C;
     for (size_t c = 0; c < C; c++) {
         double is = invstd[c];
-        a[c] = (float)(gamma[c] * is);                        /* dx = a*(dy - b - (x-mean)*k) */
+        a[c] = (float)(gamma[c] * is); /* dx = a*(dy - b - (x-mean)*k) */
         b[c] = (float)(sdy[c] / N);
         k[c] = (float)(sdx[c] / N * is * is);
     }
@@ -132,10 +133,7 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     return TSR_OK;
 }
 
-static double bn_flops(const tsr_layer_t *l)
-{
-    return 2.0 * (double)shape_size(l->in);
-}
+static double bn_flops(const tsr_layer_t *l) { return 2.0 * (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_bn = {
     .abi = TSR_LAYER_ABI,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* conv(out, k, stride=1, pad=0, dilation=1, groups=1): 2-D convolution on
  * channels-last tensors, lowered to GEMM. The input is copied window by
  * window (im2col) into the shared workspace a chunk of samples at a time,
@@ -15,8 +16,9 @@ enum { A_OUT, A_K, A_STRIDE, A_PAD, A_DIL, A_GROUPS };
 
 static tsr_conv_geom_t geom(const tsr_layer_t *l)
 {
-    return (tsr_conv_geom_t){l->in.h, l->in.w, l->in.c, (int)l->arg[A_K], (int)l->arg[A_STRIDE],
-                             (int)l->arg[A_PAD], (int)l->arg[A_DIL], l->out.h, l->out.w};
+    return (tsr_conv_geom_t){
+        l->in.h,  l->in.w, l->in.c, (int)l->arg[A_K], (int)l->arg[A_STRIDE], (int)l->arg[A_PAD], (int)l->arg[A_DIL],
+        l->out.h, l->out.w};
 }
 
 static int direct(const tsr_layer_t *l)
@@ -35,10 +37,7 @@ static size_t chunk(const tsr_layer_t *l)
     return ns < l->max_batch ? ns : l->max_batch;
 }
 
-static int whole(double v, double lo, double hi)
-{
-    return v >= lo && v <= hi && v == floor(v);
-}
+static int whole(double v, double lo, double hi) { return v >= lo && v <= hi && v == floor(v); }
 
 static int conv_shape(tsr_layer_t *l)
 {
@@ -47,16 +46,17 @@ static int conv_shape(tsr_layer_t *l)
     if (!whole(a[A_OUT], 1, 1 << 20) || !whole(a[A_K], 1, 1024) || !whole(a[A_STRIDE], 1, 1024) ||
         !whole(a[A_PAD], 0, 1024) || !whole(a[A_DIL], 1, 1024) || !whole(a[A_GROUPS], 1, 1 << 20))
         return tsr_error_set(TSR_EINVAL, "conv: expected whole numbers: out >= 1, k >= 1, stride >= 1, pad >= 0, "
-                             "dilation >= 1, groups >= 1");
+                                         "dilation >= 1, groups >= 1");
     int g = (int)a[A_GROUPS], out = (int)a[A_OUT], k = (int)a[A_K];
     if (l->in.c % g || out % g)
-        return tsr_error_set(TSR_EINVAL, "conv: groups = %d must divide the input's %d channels and the %d outputs",
-                             g, l->in.c, out);
+        return tsr_error_set(TSR_EINVAL, "conv: groups = %d must divide the input's %d channels and the %d outputs", g,
+                             l->in.c, out);
     int span = (int)a[A_DIL] * (k - 1) + 1, pad = (int)a[A_PAD];
     if (span > l->in.h + 2 * pad || span > l->in.w + 2 * pad)
-        return tsr_error_set(TSR_EINVAL, "conv: the kernel (%dx%d, dilation %d: spans %d) is larger than its input "
-                             "%s with padding %d", k, k, (int)a[A_DIL], span,
-                             layer_shape_text(l->in, s, sizeof s), pad);
+        return tsr_error_set(TSR_EINVAL,
+                             "conv: the kernel (%dx%d, dilation %d: spans %d) is larger than its input "
+                             "%s with padding %d",
+                             k, k, (int)a[A_DIL], span, layer_shape_text(l->in, s, sizeof s), pad);
     int st = (int)a[A_STRIDE];
     l->out = (tsr_shape_t){out, (l->in.h + 2 * pad - span) / st + 1, (l->in.w + 2 * pad - span) / st + 1};
     size_t kk = (size_t)k * (size_t)k * (size_t)(l->in.c / g);

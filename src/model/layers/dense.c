@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* dense(out): y = x W^T + b over the flattened sample, W [out, in] then b
  * [out] in the flat buffer; the activation after it, when it can run in
  * place, is applied in the same pass as the bias (fused_act). */
@@ -45,10 +46,7 @@ static int dense_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
     return TSR_OK;
 }
 
-static double dense_flops(const tsr_layer_t *l)
-{
-    return 2.0 * (double)shape_size(l->in) * (double)l->out.c;
-}
+static double dense_flops(const tsr_layer_t *l) { return 2.0 * (double)shape_size(l->in) * (double)l->out.c; }
 
 const tsr_layer_kind_t tsr_kind_dense = {
     .abi = TSR_LAYER_ABI,

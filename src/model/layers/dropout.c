@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* dropout(p): in training each value is kept with probability 1-p and
  * scaled by 1/(1-p); in evaluation it passes unchanged. The mask comes from
  * a counter-based RNG keyed by (seed, rank, step, layer) and the element's
@@ -49,10 +50,7 @@ static int dropout_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const fl
     return TSR_OK;
 }
 
-static double dropout_flops(const tsr_layer_t *l)
-{
-    return (double)shape_size(l->in);
-}
+static double dropout_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_dropout = {
     .abi = TSR_LAYER_ABI,

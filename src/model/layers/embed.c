@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* embed(vocab, dim): token ids to vectors. The input is a row of t token
  * ids (stored as floats, whole numbers in [0, vocab)); the output has
  * shape (dim, 1, t), one vector per token in channels-last order, so gap
@@ -13,8 +14,8 @@ static int embed_shape(tsr_layer_t *l)
     double v = l->arg[0], d = l->arg[1];
     char s[48];
     if (v < 1 || v > (1 << 24) || v != floor(v) || d < 1 || d > (1 << 16) || d != floor(d))
-        return tsr_error_set(TSR_EINVAL, "embed(%g, %g): expected a vocabulary of 1 to %d and a width of 1 to %d", v,
-                             d, 1 << 24, 1 << 16);
+        return tsr_error_set(TSR_EINVAL, "embed(%g, %g): expected a vocabulary of 1 to %d and a width of 1 to %d", v, d,
+                             1 << 24, 1 << 16);
     if (l->index != 0)
         return tsr_error_set(TSR_EINVAL, "embed: takes token ids, so it must be the first layer");
     if (l->in.h != 1 || l->in.w != 1)
@@ -44,8 +45,10 @@ static int embed_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
     for (size_t i = 0; i < n * t; i++) {
         float id = x[i];
         if (!(id >= 0 && id < vocab && id == floorf(id)))
-            return tsr_error_set(TSR_EDATA, "embed(%g, %zu): input value %g (row %zu, position %zu) is not a token "
-                                 "id in 0..%g", vocab, d, (double)id, i / t, i % t, vocab - 1);
+            return tsr_error_set(TSR_EDATA,
+                                 "embed(%g, %zu): input value %g (row %zu, position %zu) is not a token "
+                                 "id in 0..%g",
+                                 vocab, d, (double)id, i / t, i % t, vocab - 1);
         memcpy(y + i * d, l->params + (size_t)id * d, d * sizeof *y);
     }
     return TSR_OK;
@@ -66,10 +69,7 @@ static int embed_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
     return TSR_OK;
 }
 
-static double embed_flops(const tsr_layer_t *l)
-{
-    return (double)shape_size(l->out);
-}
+static double embed_flops(const tsr_layer_t *l) { return (double)shape_size(l->out); }
 
 const tsr_layer_kind_t tsr_kind_embed = {
     .abi = TSR_LAYER_ABI,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* flatten: (c, h, w) -> (c*h*w, 1, 1). The data does not move (the model
  * aliases the buffer); only the shape changes. Channels-last order: a dense
  * layer after it sees (h, w, c), which the ONNX export maps back. */

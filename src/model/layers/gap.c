@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* gap: global average pooling, (c, h, w) -> (c, 1, 1). */
 #include "model/layers/layers.h"
 #include "common/vec.h"
@@ -46,10 +47,7 @@ static int gap_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
-static double gap_flops(const tsr_layer_t *l)
-{
-    return (double)shape_size(l->in);
-}
+static double gap_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_gap = {
     .abi = TSR_LAYER_ABI,

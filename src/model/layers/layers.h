@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The built-in layer kinds (one file each) and what they share. Internal. */
 #ifndef TSR_MODEL_LAYERS_H
 #define TSR_MODEL_LAYERS_H
@@ -10,10 +11,7 @@ extern const tsr_layer_kind_t tsr_kind_dense, tsr_kind_conv, tsr_kind_maxpool, t
     tsr_kind_relu, tsr_kind_tanh, tsr_kind_sigmoid, tsr_kind_gelu, tsr_kind_silu;
 
 /* Values per sample of a shape. */
-static inline size_t shape_size(tsr_shape_t s)
-{
-    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
-}
+static inline size_t shape_size(tsr_shape_t s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
 
 /* U(-bound, bound) into p[0..n), PyTorch's default for Linear and Conv. */
 void layer_uniform(float *p, size_t n, double bound, tsr_rng_t *r);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ln(eps=1e-5): layer normalisation over each sample's features, with an
  * elementwise scale and shift (PyTorch's LayerNorm over the whole sample
  * shape; ONNX's LayerNormalization with axis 1). Parameters gamma [f] then
@@ -53,8 +54,8 @@ static int ln_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
     return TSR_OK;
 }
 
-static int ln_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy,
-                       float *dx, size_t n)
+static int ln_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
+                       size_t n)
 {
     (void)run, (void)y;
     size_t f = shape_size(l->in);
@@ -85,10 +86,7 @@ static int ln_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     return TSR_OK;
 }
 
-static double ln_flops(const tsr_layer_t *l)
-{
-    return 5.0 * (double)shape_size(l->in);
-}
+static double ln_flops(const tsr_layer_t *l) { return 5.0 * (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_ln = {
     .abi = TSR_LAYER_ABI,

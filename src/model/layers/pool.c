@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* maxpool(k, stride=k) and avgpool(k, stride=k): pooling over k x k
  * windows without padding; max pooling keeps where each maximum came from
  * (state) for the backward pass. */
@@ -9,8 +10,8 @@
 static tsr_conv_geom_t geom(const tsr_layer_t *l)
 {
     int k = (int)l->arg[0];
-    return (tsr_conv_geom_t){l->in.h, l->in.w, l->in.c, k, l->arg[1] > 0 ? (int)l->arg[1] : k, 0, 1, l->out.h,
-                             l->out.w};
+    return (tsr_conv_geom_t){l->in.h, l->in.w, l->in.c,  k,       l->arg[1] > 0 ? (int)l->arg[1] : k,
+                             0,       1,       l->out.h, l->out.w};
 }
 
 static int pool_shape(tsr_layer_t *l)
@@ -66,10 +67,7 @@ static int avg_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
-static double pool_flops(const tsr_layer_t *l)
-{
-    return l->arg[0] * l->arg[0] * (double)shape_size(l->out);
-}
+static double pool_flops(const tsr_layer_t *l) { return l->arg[0] * l->arg[0] * (double)shape_size(l->out); }
 
 const tsr_layer_kind_t tsr_kind_maxpool = {
     .abi = TSR_LAYER_ABI,

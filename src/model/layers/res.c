@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* res{...}: "res" opens a residual block (its input is kept and passed on
  * unchanged), "res_end" closes it, adding the kept input to the block's
  * output; the model's executor does both (model.c), since they span layers.
@@ -11,10 +12,7 @@ static int res_shape(tsr_layer_t *l)
     return TSR_OK;
 }
 
-static double res_flops(const tsr_layer_t *l)
-{
-    return l->kind == &tsr_kind_res_end ? (double)shape_size(l->out) : 0;
-}
+static double res_flops(const tsr_layer_t *l) { return l->kind == &tsr_kind_res_end ? (double)shape_size(l->out) : 0; }
 
 const tsr_layer_kind_t tsr_kind_res = {
     .abi = TSR_LAYER_ABI,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The cuBLAS API as tessera's GPU layer uses it, for the CUDA emulator
  * (tests/cudaemu): a column-major reference SGEMM with cuBLAS's argument
  * rules stands in for the library that src/compute/cuda/cublas_load.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The CUDA runtime API as tessera's GPU layer uses it, for the CUDA
  * emulator (tests/cudaemu): same names and calling conventions, run on the
  * CPU. Only test builds put this folder on the include path; the library

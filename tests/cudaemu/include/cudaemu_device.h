@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Device-side CUDA C++ for the CUDA emulator (tests/cudaemu): kernels
  * compile as ordinary C++ functions and each launch runs every block in
  * turn on the calling CPU thread, one fiber per CUDA thread, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The NCCL API as tessera's "nccl" back-end (src/comm/backend_nccl.c) uses
  * it, for the CUDA emulator (tests/cudaemu/nccl.c): communicators and
  * float sums over MPI, on the emulator's host-memory "device" buffers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Hostile plugins for tests/robust/test_model.sh, built from this one file:
  * -DCRASH: a kind "crashy" whose forward dereferences NULL at its 3rd call
  * (TSR_PLUGIN_CRASH_RANK, when set, names the only rank that crashes);
