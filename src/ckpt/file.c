@@ -59,17 +59,22 @@ static uint32_t crc_field(uint32_t crc, const char *name, const char *value)
     return tsr_crc32(crc, value, (size_t)n);
 }
 
+void tsr_ckpt_int_attrs(const tsr_ckpt_meta_t *meta, tsr_ckpt_int_attr_t *out)
+{
+    const tsr_ckpt_int_attr_t ints[TSR_CKPT_NINTS] = {
+        {"version", TSR_CKPT_VERSION},    {"step", meta->step},
+        {"epoch", meta->epoch},           {"samples_seen", meta->samples_seen},
+        {"world_size", meta->world_size}, {"seed", meta->seed}};
+    memcpy(out, ints, sizeof ints);
+}
+
 uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const char *created, const char *list)
 {
-    const struct {
-        const char *name;
-        long long v;
-    } ints[] = {{"version", TSR_CKPT_VERSION},    {"step", meta->step},
-                {"epoch", meta->epoch},           {"samples_seen", meta->samples_seen},
-                {"world_size", meta->world_size}, {"seed", meta->seed}};
+    tsr_ckpt_int_attr_t ints[TSR_CKPT_NINTS];
     char num[32];
+    tsr_ckpt_int_attrs(meta, ints);
     crc = crc_field(crc, "format", TSR_CKPT_FORMAT);
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+    for (size_t i = 0; i < TSR_CKPT_NINTS; i++) {
         snprintf(num, sizeof num, "%lld", ints[i].v);
         crc = crc_field(crc, ints[i].name, num);
     }

@@ -35,6 +35,14 @@ size_t tsr_ckpt_type_size(tsr_ckpt_type_t t);
  * so that a changed step or world size is found like changed data: each
  * attribute's name, length and value, in a fixed order. file.c */
 uint32_t tsr_ckpt_crc_attrs(uint32_t crc, const tsr_ckpt_meta_t *meta, const char *created, const char *list);
+/* The integer root attributes, in the order the file and its checksum
+ * list them: fills out[TSR_CKPT_NINTS]. file.c */
+enum { TSR_CKPT_NINTS = 6 };
+typedef struct tsr_ckpt_int_attr {
+    const char *name;
+    long long v;
+} tsr_ckpt_int_attr_t;
+void tsr_ckpt_int_attrs(const tsr_ckpt_meta_t *meta, tsr_ckpt_int_attr_t *out);
 /* The HDF5 type of t: in the file (little-endian), or in memory if native. */
 hid_t tsr_ckpt_h5_type(tsr_ckpt_type_t t, int native);
 

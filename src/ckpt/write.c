@@ -78,14 +78,10 @@ static int put_attrs(hid_t f, const tsr_ckpt_meta_t *meta, const char *list, con
                              {"model", meta->model ? meta->model : ""},
                              {"checksum", PLACEHOLDER},
                              {"checksum_datasets", list}};
-    const struct {
-        const char *name;
-        long long v;
-    } ints[] = {{"version", TSR_CKPT_VERSION},    {"step", meta->step},
-                {"epoch", meta->epoch},           {"samples_seen", meta->samples_seen},
-                {"world_size", meta->world_size}, {"seed", meta->seed}};
+    tsr_ckpt_int_attr_t ints[TSR_CKPT_NINTS];
+    tsr_ckpt_int_attrs(meta, ints);
     int ok = tsr_h5_attr_put_str(f, "format", TSR_CKPT_FORMAT) == 0;
-    for (size_t i = 0; ok && i < sizeof ints / sizeof *ints; i++)
+    for (size_t i = 0; ok && i < TSR_CKPT_NINTS; i++)
         ok = tsr_h5_attr_put_i64(f, ints[i].name, ints[i].v) == 0;
     for (size_t i = 0; ok && i < sizeof strs / sizeof *strs; i++)
         ok = tsr_h5_attr_put_str(f, strs[i][0], strs[i][1]) == 0;

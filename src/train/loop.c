@@ -188,18 +188,16 @@ static void compute(loop_t *l, size_t *rows, int *status)
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
+            tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
+            void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
-                                               b.targets ? b.targets + i * m * kt : NULL, m, l->scale,
-                                               !last   ? NULL
-                                               : k > 1 ? acc_ready
-                                                       : grads_ready,
-                                               !last   ? NULL
-                                               : k > 1 ? (void *)l
-                                                       : (void *)ctx->comm.engine);
+                                               b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
             if (!rc && !last && accumulate(l, i == 0))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
+            if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
+                rc = l->rc;
             if (rc) {
-                l->rc = tsr_error_prefix(rc, "rank %d, step %ld: ", ctx->rank, l->step + 1);
+                l->rc = l->rc ? l->rc : tsr_error_prefix(rc, "rank %d, step %ld: ", ctx->rank, l->step + 1);
                 *status |= TSR_STEP_ERROR;
                 if (!last) { /* the reduction still runs, on zeros */
                     tsr_model_zero_grads(ctx->net.model);
