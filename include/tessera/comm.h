@@ -66,6 +66,12 @@ typedef struct tsr_comm_options {
                             * ignores it (NCCL picks its own) */
     size_t bucket_bytes;   /* 0: one bucket */
     tsr_gpu_t *gpu;        /* non-NULL: buf is device memory on this GPU */
+    int fixed_tree;        /* every element summed over ranks as a perfect binary
+                            * tree in rank order (train.reproducible = world): a
+                            * power-of-two communicator; algorithm rabenseifner or
+                            * tree (auto: rabenseifner); shm only where each node
+                            * holds the same power-of-two number of consecutive
+                            * ranks (auto then takes mpi); never nccl */
 } tsr_comm_options_t;
 TSR_API int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out);
 TSR_API void tsr_comm_destroy(tsr_comm_t *c);

@@ -49,9 +49,10 @@ typedef struct tsr_model_options {
 
 typedef struct tsr_loop_options {
     long epochs, log_every, max_steps;
-    size_t batch_size;     /* samples per rank per forward and backward (a micro-batch) */
-    long accumulate_steps; /* micro-batches per optimizer step */
-    long global_batch;     /* samples per optimizer step over all ranks; 0: from the two above */
+    size_t batch_size;      /* samples per rank per forward and backward (a micro-batch) */
+    long accumulate_steps;  /* micro-batches per optimizer step */
+    long global_batch;      /* samples per optimizer step over all ranks; 0: from the two above */
+    int reproducible_world; /* train.reproducible = world: gradients summed in a tree fixed by the global batch */
     uint64_t seed;
     const char *output; /* the model file, relative to the working directory */
     int eval, register_model;

@@ -48,6 +48,7 @@ typedef struct comm_setup {
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
     int algorithm;           /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
+    int fixed_tree;          /* sum as a perfect binary tree over ranks (tsr_comm_options_t) */
     const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 

@@ -282,6 +282,32 @@ static void copy_in(shm_state_t *s, size_t k)
         memcpy(dst + hi, src + hi, (m - hi) * sizeof *dst);
 }
 
+/* One block of the slice summed over the L (a power of two) local ranks as
+ * a perfect binary tree: a binary counter of partial sums, equal-sized
+ * neighbours merged as they complete. */
+static void tree_block(shm_state_t *s, size_t k, size_t i0, size_t c, float *acc)
+{
+    enum { LEVELS = 12 }; /* 4096 local ranks */
+    static _Thread_local float part[LEVELS][SUM_BLOCK];
+    size_t size[LEVELS], L = (size_t)s->lsize;
+    int top = 0;
+    for (size_t q = 0; q < L; q++) {
+        const float *src = q == (size_t)s->lrank ? s->buf + s->chunks[k].start + i0 : seg(s, (int)q, k) + i0;
+        if (top > 0 && size[top - 1] == 1) {
+            add_into(part[top - 1], src, c);
+            size[top - 1] = 2;
+            for (; top > 1 && size[top - 2] == size[top - 1]; top--) {
+                add_into(part[top - 2], part[top - 1], c);
+                size[top - 2] *= 2;
+            }
+        } else if (top < LEVELS) {
+            memcpy(part[top], src, c * sizeof(float));
+            size[top++] = 1;
+        }
+    }
+    memcpy(acc, part[0], c * sizeof(float));
+}
+
 /* Sums slice p of chunk k over the local ranks into this rank's buffer,
  * then copies it to slice p of its own segment for the others. Summing in
  * place and then copying (rather than storing both in one loop) matters:
@@ -308,13 +334,16 @@ static void reduce(shm_state_t *s, size_t k)
     float acc[SUM_BLOCK];
     for (size_t i0 = lo; i0 < hi; i0 += SUM_BLOCK) {
         size_t c = hi - i0 < SUM_BLOCK ? hi - i0 : SUM_BLOCK;
-        for (size_t q = 0; q < L; q++) {
-            const float *src = q == p ? s->buf + s->chunks[k].start + i0 : seg(s, (int)q, k) + i0;
-            if (q == 0)
-                memcpy(acc, src, c * sizeof *acc);
-            else
-                add_into(acc, src, c);
-        }
+        if (s->tree)
+            tree_block(s, k, i0, c, acc);
+        else
+            for (size_t q = 0; q < L; q++) {
+                const float *src = q == p ? s->buf + s->chunks[k].start + i0 : seg(s, (int)q, k) + i0;
+                if (q == 0)
+                    memcpy(acc, src, c * sizeof *acc);
+                else
+                    add_into(acc, src, c);
+            }
         memcpy(mine + (i0 - lo), acc, c * sizeof *acc);
         memcpy(out + (i0 - lo), acc, c * sizeof *acc);
     }

@@ -46,6 +46,27 @@ static int agree(MPI_Comm comm, int rc)
     return worst;
 }
 
+/* A fixed summation tree (comm_setup_t.fixed_tree) holds when every node has
+ * the same power-of-two number of consecutive ranks, aligned: the local
+ * sum is then a subtree and the leaders' rabenseifner/tree adds the
+ * subtrees up the same tree. Otherwise TSR_ENOTSUP on every rank. */
+static int tree_layout(shm_state_t *s, MPI_Comm comm)
+{
+    int first = s->rank, mine[3], all[3];
+    if (MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, s->node) != MPI_SUCCESS)
+        return tsr_shm_fail(MPI_ERR_OTHER, "MPI_Allreduce (tree layout)");
+    int L = s->lsize, ok = !(L & (L - 1)) && first % L == 0 && s->rank == first + s->lrank;
+    mine[0] = ok, mine[1] = L, mine[2] = -L;
+    if (MPI_Allreduce(mine, all, 3, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return tsr_shm_fail(MPI_ERR_OTHER, "MPI_Allreduce (tree layout)");
+    if (all[0] && all[1] == -all[2]) {
+        s->tree = 1;
+        return TSR_OK;
+    }
+    return tsr_error_set(TSR_ENOTSUP, "comm: shm: a fixed summation tree needs the same power-of-two number of "
+                                      "consecutive ranks on every node");
+}
+
 int tsr_shm_create(const comm_setup_t *setup, void **state)
 {
     int rc = TSR_OK, err;
@@ -140,6 +161,8 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
         goto fail;
     }
     s->hier = s->nnodes > 1;
+    if (setup->fixed_tree && (rc = tree_layout(s, comm)))
+        goto fail;
     if (!s->hier && s->leaders != MPI_COMM_NULL)
         MPI_Comm_free(&s->leaders);
     s->barrier_mode = sync == 1 && !s->hier;

@@ -116,6 +116,23 @@ static int select_backend(MPI_Comm comm, const char *name, int on_gpu, const com
     return tsr_error_set(TSR_EINVAL, "comm: unknown backend '%s'; expected %s or auto", name, list);
 }
 
+/* tsr_comm_options_t.fixed_tree: what can sum in the tree. */
+static int fixed_tree_check(int size, const char **backend, int *alg)
+{
+    if (size & (size - 1))
+        return tsr_error_set(TSR_EINVAL, "comm: a fixed summation tree needs a power-of-two number of ranks, not %d",
+                             size);
+    if (*alg == TSR_ALG_AUTO)
+        *alg = TSR_ALG_RABENSEIFNER;
+    if (*alg != TSR_ALG_RABENSEIFNER && *alg != TSR_ALG_TREE)
+        return tsr_error_set(TSR_EINVAL, "comm: a fixed summation tree needs the rabenseifner or tree algorithm");
+    if (!*backend)
+        *backend = "auto";
+    if (!strcmp(*backend, "nccl"))
+        return tsr_error_set(TSR_EINVAL, "comm: nccl cannot sum in a fixed tree; use mpi, shm or auto");
+    return TSR_OK;
+}
+
 int tsr_comm_create(MPI_Comm comm, const char *backend, float *buf, size_t n, size_t bucket_bytes, tsr_comm_t **out)
 {
     tsr_comm_options_t o = {.backend = backend, .bucket_bytes = bucket_bytes};
@@ -151,15 +168,17 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
                              "comm: unknown allreduce algorithm '%s'; expected auto, ring, rabenseifner, tree or "
                              "alltoall",
                              opts->algorithm);
-    const comm_backend_t *be = NULL;
-    int staged = 0;
-    rc = select_backend(comm, backend, gpu != NULL, &be, &staged);
-    if (rc)
-        return rc;
-
     int rank = 0, size = 1;
     if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
         return tsr_error_set(TSR_EMPI, "comm: MPI_Comm_rank/MPI_Comm_size failed");
+    const comm_backend_t *be = NULL;
+    int staged = 0, tree = opts->fixed_tree;
+    if (tree && (rc = fixed_tree_check(size, &backend, &alg)))
+        return rc;
+    rc = select_backend(comm, backend, gpu != NULL && !(tree && !strcmp(backend, "auto")), &be, &staged);
+    if (rc)
+        return rc;
+    staged |= tree && gpu != NULL; /* never NCCL: its order is its own */
 
     c = calloc(1, sizeof *c);
     if (!c)
@@ -218,9 +237,16 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
         .nbuckets = c->nbuckets,
         .gpu = gpu,
         .algorithm = alg,
+        .fixed_tree = tree,
         .idle = &c->idle,
     };
-    if (!c->alone && (rc = be->create(&setup, &c->state)))
+    if (!c->alone && (rc = be->create(&setup, &c->state)) == TSR_ENOTSUP && tree && !strcmp(backend, "auto") &&
+        strcmp(be->name, "mpi")) {
+        /* shm cannot keep the tree on this layout (said collectively): mpi can */
+        c->be = be = &tsr_comm_mpi_component;
+        rc = be->create(&setup, &c->state);
+    }
+    if (!c->alone && rc)
         goto fail;
     *out = c;
     return TSR_OK;

@@ -39,6 +39,7 @@ typedef struct shm_state {
     MPI_Comm leaders; /* local rank 0 of every node; hierarchical only */
     int lrank, lsize, nnodes;
     int hier; /* nnodes > 1 */
+    int tree; /* local ranks summed pairwise, a perfect binary tree (comm_setup_t.fixed_tree) */
     int barrier_mode;
     int oversub; /* the real node's ranks outnumber its cores */
     MPI_Win win;

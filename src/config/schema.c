@@ -11,6 +11,7 @@ static const char *const sched_choices[] = {"constant",   "cosine",   "step",   
                                             "polynomial", "onecycle", "plateau", NULL};
 static const char *const exclude_choices[] = {"bias_and_norm", "none", NULL};
 static const char *const early_choices[] = {"loss", "accuracy", NULL};
+static const char *const repro_choices[] = {"ranks", "world", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
 static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
@@ -47,6 +48,8 @@ const tsr_key_t tsr_schema[] = {
      "micro-batches whose gradients are summed before each optimizer step"},
     {"train", "global_batch", TSR_T_INT, "0", 0, 1L << 40, NULL,
      "samples per optimizer step over all ranks (0: batch_size x accumulate_steps x ranks); derives the accumulation from the world size"},
+    {"train", "reproducible", TSR_T_ENUM, "ranks", 0, 0, repro_choices,
+     "ranks: bit-identical runs for a given rank count; world: the same weights on any power-of-two rank count (needs global_batch)"},
     {"train", "seed", TSR_T_INT, "42", 0, 1L << 62, NULL, "seed for weights and shuffling"},
     {"train", "output", TSR_T_STR, "model.h5", 0, 0, NULL, "trained model file (relative to the working directory)"},
     {"train", "log_every", TSR_T_INT, "50", 0, 1L << 30, NULL, "steps between progress lines (0: per epoch)"},

@@ -71,6 +71,7 @@ static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
     o->batch_size = (size_t)tsr_config_get_long(c, "train", "batch_size");
     o->accumulate_steps = tsr_config_get_long(c, "train", "accumulate_steps");
     o->global_batch = tsr_config_get_long(c, "train", "global_batch");
+    o->reproducible_world = is(c, "train", "reproducible", "world");
     o->seed = (uint64_t)tsr_config_get_long(c, "train", "seed");
     o->output = get(c, "train", "output");
     o->log_every = tsr_config_get_long(c, "train", "log_every");

@@ -276,7 +276,13 @@ static int restore_rank0(tsr_train_ctx_t *ctx, const char *how, tsr_train_pos_t 
     pos->epoch = (long)ctx->ckpt.epoch;
     pos->cursor = (size_t)ctx->ckpt.cursor;
     int64_t gb = (int64_t)(ctx->sched.batch * (size_t)ctx->world);
-    if (info.world_size != ctx->world || ctx->ckpt.global_batch != gb) {
+    if (ctx->sched.world_repro && ctx->ckpt.global_batch == gb && info.world_size != ctx->world)
+        /* The same global batch summed in the same tree: nothing depends on the rank count. */
+        tsr_log(TSR_LOG_INFO,
+                "resume: %s was written by %ld ranks; with train.reproducible = world this run of %d "
+                "continues as the uninterrupted run would",
+                pk.path, info.world_size, ctx->world);
+    else if (info.world_size != ctx->world || ctx->ckpt.global_batch != gb) {
         /* Data-parallel state carries over; the position is kept in samples. */
         int64_t seen = ctx->ckpt.cursor * ctx->ckpt.global_batch;
         pos->cursor = (size_t)(seen / gb);

@@ -2,6 +2,7 @@
 /* The step loop: batch -> forward -> backward (buckets reduced as layers
  * finish) -> agreement -> wait -> optimizer; log points and epoch ends
  * (losses averaged over ranks, evaluation, the coordinator's snapshot). */
+#include "train/accum.h"
 #include "train/progress.h"
 #include "train/setup.h"
 #include "tessera/error.h"
@@ -18,11 +19,11 @@ typedef struct loop {
     tsr_progress_t prog;
     float *params, *grads; /* device memory on a GPU: the loop never reads them */
     float scale;           /* 1 / global batch */
-    /* Gradient accumulation (sched.accum > 1): the sum of the step's earlier
+    /* Gradient accumulation (sched.accum > 1): the sums of the step's earlier
      * micro-batches, added into the last one's gradients as backward
-     * finishes each layer, above acc_hi still to add. */
-    float *acc, *zeros;
-    size_t nparams, acc_hi;
+     * finishes each layer. */
+    tsr_accum_t acc;
+    size_t nparams;
     double margin; /* walltime margin (rank 0), -1: none */
     int eval;
     int stop_early;       /* early stopping: patience ran out at the last evaluation */
@@ -40,40 +41,14 @@ typedef struct loop {
 /* Backward tells the engine how much of the gradient buffer is final. */
 static void grads_ready(size_t offset, void *arg) { tsr_comm_ready_from(arg, offset); }
 
-/* y[0..n) += x[0..n): on a GPU add_bias with one row is that sum, queued on
- * the compute stream before the engine's event for the bucket. */
-static int add_into(tsr_gpu_t *gpu, float *y, const float *x, size_t n)
-{
-    if (gpu)
-        return tsr_gpu_add_bias(gpu, y, x, 1, n);
-    for (size_t j = 0; j < n; j++)
-        y[j] += x[j];
-    return TSR_OK;
-}
-
 /* The last micro-batch's backward: its gradients plus the earlier
- * micro-batches' sum, handed to the engine layer by layer as before. */
+ * micro-batches' sums, handed to the engine layer by layer as before. */
 static void acc_ready(size_t offset, void *arg)
 {
     loop_t *l = arg;
-    if (offset < l->acc_hi && add_into(l->ctx->net.gpu, l->grads + offset, l->acc + offset, l->acc_hi - offset) &&
-        !l->rc)
+    if (tsr_accum_finish_from(&l->acc, l->grads, offset) && !l->rc)
         l->rc = tsr_error_prefix(TSR_EIO, "rank %d: summing accumulated gradients on the GPU: ", l->ctx->rank);
-    l->acc_hi = offset < l->acc_hi ? offset : l->acc_hi;
     tsr_comm_ready_from(l->ctx->comm.engine, offset);
-}
-
-/* After an earlier micro-batch's backward: acc = grads (the first) or acc += grads. */
-static int accumulate(loop_t *l, int first)
-{
-    tsr_gpu_t *gpu = l->ctx->net.gpu;
-    if (!gpu && first) {
-        memcpy(l->acc, l->grads, l->nparams * sizeof(float));
-        return TSR_OK;
-    }
-    if (gpu && first && tsr_gpu_upload(gpu, l->acc, l->zeros, l->nparams * sizeof(float)))
-        return TSR_EIO;
-    return add_into(gpu, l->acc, l->grads, l->nparams);
 }
 
 int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
@@ -182,9 +157,14 @@ static void compute(loop_t *l, size_t *rows, int *status)
         size_t k = ctx->sched.accum, m = b.rows / k, d = tsr_dataset_dim(ctx->data.train);
         size_t kt = b.targets ? tsr_dataset_target_dim(ctx->data.train) : 0;
         *rows = b.rows;
-        l->acc_hi = l->nparams;
+        tsr_accum_begin(&l->acc);
         for (size_t i = 0; i < k; i++) {
             int last = i + 1 == k;
+            if (ctx->sched.world_repro) {
+                /* Dropout's masks keyed by the micro-batch's place in the global batch. */
+                tsr_model_set_rng(ctx->net.model, ctx->opt->train.seed, (int)((size_t)ctx->rank * k + i));
+                tsr_model_set_step(ctx->net.model, (uint64_t)l->step);
+            }
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
@@ -192,7 +172,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
             void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
-            if (!rc && !last && accumulate(l, i == 0))
+            if (!rc && !last && tsr_accum_push(&l->acc, l->grads))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
                 rc = l->rc;
@@ -372,31 +352,6 @@ static int evaluates_at(const loop_t *l, long step, const tsr_train_pos_t *next)
     return l->eval && step > 0 && (next->cursor == 0 || (every > 0 && step % every == 0));
 }
 
-static int alloc_acc(loop_t *l)
-{
-    tsr_train_ctx_t *ctx = l->ctx;
-    size_t bytes = l->nparams * sizeof(float);
-    if (ctx->sched.accum < 2)
-        return TSR_OK;
-    if (!ctx->net.gpu)
-        l->acc = malloc(bytes ? bytes : 1);
-    else if (tsr_gpu_alloc(ctx->net.gpu, bytes, (void **)&l->acc) == TSR_OK)
-        l->zeros = calloc(l->nparams ? l->nparams : 1, sizeof(float));
-    if (!l->acc || (ctx->net.gpu && !l->zeros))
-        return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%zu bytes)", ctx->rank,
-                             bytes);
-    return TSR_OK;
-}
-
-static void free_acc(loop_t *l)
-{
-    if (l->ctx->net.gpu && l->acc)
-        tsr_gpu_free(l->ctx->net.gpu, l->acc);
-    else
-        free(l->acc);
-    free(l->zeros);
-}
-
 static int run(loop_t *lp, const tsr_train_pos_t *start)
 {
     loop_t l = *lp; /* the same state; acc is freed by the caller */
@@ -476,10 +431,10 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
         .step = start->step,
         .next = *start,
     };
-    int rc = alloc_acc(&l);
+    int rc = tsr_accum_init(&l.acc, ctx->net.gpu, l.nparams, sc->accum, sc->world_repro, ctx->rank);
     if (rc)
         return rc;
     rc = run(&l, start);
-    free_acc(&l);
+    tsr_accum_free(&l.acc);
     return rc;
 }

@@ -26,7 +26,9 @@ static void place_rank(tsr_train_ctx_t *ctx)
         tsr_log(TSR_LOG_WARN, "placement: cannot plan bindings (%s); running unbound", tsr_last_error());
         goto out;
     }
-    if (want <= 0)
+    /* OpenBLAS's sums change with its thread count: reproducible = world
+     * keeps one per rank unless runtime.blas_threads says otherwise. */
+    if (want <= 0 && !sc->world_repro)
         sc->blas_threads = tsr_place_plan_ncores(plan, lr) > 0 ? tsr_place_plan_ncores(plan, lr) : 1;
     if (ctx->opt->runtime.bind) {
         char set[96];
@@ -91,6 +93,50 @@ static int build_optim(tsr_train_ctx_t *ctx)
     return rc ? rc : set_optim_segments(ctx, oc.exclude_bias_norm);
 }
 
+static int is_pow2(size_t v) { return v && !(v & (v - 1)); }
+
+/* train.reproducible = world: each optimizer step's gradient is the sum of
+ * the global batch's micro-batches (fixed-size groups of samples, in the
+ * global batch's order) over a perfect binary tree; a rank holds a whole
+ * subtree (its k groups, summed by accum.c) and the recursive
+ * halving/doubling allreduce adds the subtrees up the same tree. So the
+ * weights cannot depend on the rank count. */
+static int world_repro_check(tsr_train_ctx_t *ctx)
+{
+    const tsr_train_options_t *o = ctx->opt;
+    const tsr_config_t *cfg = o->config;
+    const char *rk = tsr_config_origin(cfg, "train", "reproducible");
+    size_t groups = (size_t)o->train.global_batch / ctx->sched.micro;
+    if (o->train.global_batch <= 0)
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] reproducible = world (%s) needs [train] global_batch: with a per-rank batch "
+                             "the step itself changes with the rank count",
+                             rk);
+    if (!is_pow2(groups) || !is_pow2((size_t)ctx->world))
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] reproducible = world (%s): global_batch / batch_size = %zu micro-batches and %d "
+                             "ranks; both must be powers of two (the fixed summation tree is a perfect binary tree)",
+                             rk, groups, ctx->world);
+    if (o->model.sync_bn)
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] reproducible = world (%s) and [model] sync_bn = true (%s): synchronised "
+                             "batch norm sums statistics over the ranks, so its result depends on their number",
+                             rk, tsr_config_origin(cfg, "model", "sync_bn"));
+    const char *comm = o->runtime.comm, *alg = o->runtime.allreduce_algorithm;
+    if (!strcmp(comm, "nccl"))
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] reproducible = world (%s) and [runtime] comm = %s (%s): NCCL sums in an order "
+                             "of its own; set comm = auto, mpi or shm",
+                             rk, comm, tsr_config_origin(cfg, "runtime", "comm"));
+    if (strcmp(alg, "auto") && strcmp(alg, "rabenseifner") && strcmp(alg, "tree"))
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] reproducible = world (%s) and [runtime] allreduce_algorithm = %s (%s): only "
+                             "rabenseifner and tree sum in the fixed tree",
+                             rk, alg, tsr_config_origin(cfg, "runtime", "allreduce_algorithm"));
+    ctx->sched.world_repro = 1;
+    return TSR_OK;
+}
+
 /* The batch shape: micro-batches of batch_size rows, accumulate_steps of
  * them per optimizer step, or as many as train.global_batch asks of this
  * world size, so one configuration trains the same on any number of ranks. */
@@ -131,7 +177,7 @@ static int batch_shape(tsr_train_ctx_t *ctx)
     sc->micro = micro;
     sc->accum = k;
     sc->batch = micro * k;
-    return TSR_OK;
+    return t->reproducible_world ? world_repro_check(ctx) : TSR_OK;
 }
 
 /* The model's sums over ranks (synchronised batch norm), watched. */
@@ -181,6 +227,7 @@ static int build_engine(tsr_train_ctx_t *ctx)
     tsr_comm_options_t co = {
         .backend = ro->comm,
         .algorithm = ro->allreduce_algorithm,
+        .fixed_tree = ctx->sched.world_repro,
         .bucket_bytes = ro->bucket_bytes,
         .gpu = ctx->net.gpu,
     };

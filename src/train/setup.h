@@ -51,6 +51,7 @@ typedef struct tsr_train_ckpt {
 typedef struct tsr_train_sched {
     size_t batch;           /* this rank's samples per optimizer step: micro x accum */
     size_t micro, accum;    /* a forward and backward's rows; micro-batches per step */
+    int world_repro;        /* train.reproducible = world (setup.c checks what it needs) */
     size_t steps_per_epoch; /* optimizer steps */
     long epochs, total_steps;
     int pending_status; /* TSR_STEP_* bits to share at the next step */

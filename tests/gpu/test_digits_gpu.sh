@@ -52,6 +52,14 @@ mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda --set train.batc
 mpi 1 train digits.ini "${common[@]}" --set runtime.device=cpu --set train.batch_size=32 --set train.output=cpu32.h5 \
   >cpu32.txt 2>&1 || { bad "CPU run, batch 32"; cat cpu32.txt; }
 agree cpu32.h5 gacc.h5 "CPU batch 32 and GPU 2 x 16 accumulated"
+# train.reproducible = world on the GPU: 4 micro-batches summed as a tree on
+# the device, the engine forced to mpi; close to the CPU's world run.
+wr=(--set train.batch_size=8 --set train.global_batch=32 --set train.reproducible=world)
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cuda "${wr[@]}" --set train.output=gwr.h5 >gwr.txt 2>&1 \
+  && grep -q '4 micro-batches of 8' gwr.txt && ok "GPU run with reproducible = world" || { bad "GPU world run"; cat gwr.txt; }
+mpi 1 train digits.ini "${common[@]}" --set runtime.device=cpu "${wr[@]}" --set train.output=cwr.h5 >cwr.txt 2>&1 \
+  || { bad "CPU world run"; cat cwr.txt; }
+agree cwr.h5 gwr.h5 "CPU and GPU with reproducible = world (tree accumulation)"
 # The layer-wise and sign-based optimizers through the whole program too.
 sed "/^momentum/d" digits.ini > nomom.ini
 for o in "lamb --set optim.lr=0.01" "lion --set optim.lr=0.001 --set optim.weight_decay=0.1"; do

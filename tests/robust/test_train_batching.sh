@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # The batch shape and evaluation keys ([train] accumulate_steps,
 # global_batch, eval_every, early_stop_*, keep_best, and optim.schedule =
-# plateau, which watches the test loss) against hostile values: exit 2, one
+# plateau, which watches the test loss, and reproducible = world) against hostile values: exit 2, one
 # error line naming the key and what would do, no model written.
 . "$(dirname "$0")/lib.sh"
 fixtures
@@ -31,5 +31,14 @@ hostile "plateau without a test split" 2 "\[optim\] schedule .* watches the test
 hostile "min_delta negative" 2 "early_stop_min_delta" "${R[@]}" --set train.early_stop_patience=2 --set train.early_stop_min_delta=-0.1
 hostile "min_delta NaN" 2 "early_stop_min_delta" "${R[@]}" --set train.early_stop_patience=2 --set train.early_stop_min_delta=nan
 hostile "unknown metric" 2 "early_stop_metric" "${R[@]}" --set train.early_stop_metric=f1
+hostile "reproducible misspelt" 2 "reproducible = 'worlds'.*world" "${R[@]}" --set train.reproducible=worlds
+hostile "reproducible world, no global batch" 2 "reproducible = world .* needs \[train\] global_batch" "${R[@]}" \
+  --set train.reproducible=world
+hostile "reproducible world, 3 micro-batches" 2 "global_batch / batch_size = 3 micro-batches and 1 ranks; both must be powers of two" \
+  "${R[@]}" --set train.reproducible=world --set train.global_batch=12
+hostile "reproducible world, nccl" 2 "comm = nccl .* NCCL sums in an order of its own" "${R[@]}" --set train.reproducible=world \
+  --set train.global_batch=8 --set runtime.comm=nccl
+hostile "reproducible world, alltoall" 2 "allreduce_algorithm = alltoall" "${R[@]}" --set train.reproducible=world \
+  --set train.global_batch=8 --set runtime.allreduce_algorithm=alltoall
 [ -e never.h5 ] && bad "a refused run wrote its model" || ok "no refused run wrote a model"
 robust_finish

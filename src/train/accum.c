@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Gradient accumulation (accum.h): sequential or as a fixed binary tree. */
+#include "train/accum.h"
+#include "tessera/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* y[0..n) += x[0..n): on a GPU add_bias with one row is that sum, queued on
+ * the compute stream before the engine's event for the bucket. */
+static int add_into(tsr_gpu_t *gpu, float *y, const float *x, size_t n)
+{
+    if (gpu)
+        return tsr_gpu_add_bias(gpu, y, x, 1, n);
+    for (size_t j = 0; j < n; j++)
+        y[j] += x[j];
+    return TSR_OK;
+}
+
+/* dst = src: on a GPU zeros then a sum (no device-to-device copy call). */
+static int copy_into(tsr_gpu_t *gpu, float *dst, const float *src, size_t n)
+{
+    if (!gpu) {
+        memcpy(dst, src, n * sizeof(float));
+        return TSR_OK;
+    }
+    int rc = tsr_gpu_memset0(gpu, dst, n * sizeof(float));
+    return rc ? rc : add_into(gpu, dst, src, n);
+}
+
+int tsr_accum_init(tsr_accum_t *a, tsr_gpu_t *gpu, size_t n, size_t k, int tree, int rank)
+{
+    memset(a, 0, sizeof *a);
+    a->gpu = gpu;
+    a->n = n;
+    a->tree = tree;
+    if (k < 2)
+        return TSR_OK;
+    /* A tree over k holds at most one partial sum per bit of k - 1. */
+    int levels = 1;
+    if (tree)
+        for (levels = 0; ((size_t)1 << levels) < k; levels++)
+            ;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    for (int i = 0; i < levels; i++) {
+        if (gpu ? tsr_gpu_alloc(gpu, bytes, (void **)&a->buf[i]) != TSR_OK : !(a->buf[i] = malloc(bytes))) {
+            a->buf[i] = NULL;
+            tsr_accum_free(a);
+            return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%d x %zu bytes)",
+                                 rank, levels, bytes);
+        }
+        a->depth = i + 1;
+    }
+    return TSR_OK;
+}
+
+void tsr_accum_free(tsr_accum_t *a)
+{
+    for (int i = 0; i < a->depth; i++) {
+        if (a->gpu)
+            tsr_gpu_free(a->gpu, a->buf[i]);
+        else
+            free(a->buf[i]);
+        a->buf[i] = NULL;
+    }
+    a->depth = a->used = 0;
+}
+
+void tsr_accum_begin(tsr_accum_t *a)
+{
+    a->used = 0;
+    a->hi = a->n;
+}
+
+int tsr_accum_push(tsr_accum_t *a, const float *g)
+{
+    if (!a->tree) {
+        int rc = a->used ? add_into(a->gpu, a->buf[0], g, a->n) : copy_into(a->gpu, a->buf[0], g, a->n);
+        a->used = 1;
+        return rc;
+    }
+    /* Binary counter: a new single joins the top single, and equal-sized
+     * neighbours merge (lower block + upper block; + is commutative). */
+    int rc, t = a->used;
+    if (t > 0 && a->size[t - 1] == 1) {
+        if ((rc = add_into(a->gpu, a->buf[t - 1], g, a->n)))
+            return rc;
+        a->size[t - 1] = 2;
+        while (t > 1 && a->size[t - 2] == a->size[t - 1]) {
+            if ((rc = add_into(a->gpu, a->buf[t - 2], a->buf[t - 1], a->n)))
+                return rc;
+            a->size[t - 2] *= 2;
+            t--;
+        }
+        a->used = t;
+        return TSR_OK;
+    }
+    if (t >= a->depth)
+        return tsr_error_set(TSR_EINVAL, "gradient accumulation: more micro-batches than the tree was sized for");
+    a->size[t] = 1;
+    a->used = t + 1;
+    return copy_into(a->gpu, a->buf[t], g, a->n);
+}
+
+int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset)
+{
+    int rc = TSR_OK;
+    if (offset < a->hi)
+        /* Smallest block first: g pairs with the single before it, then the pair with the pair below... */
+        for (int i = a->used - 1; i >= 0 && !rc; i--)
+            rc = add_into(a->gpu, g + offset, a->buf[i] + offset, a->hi - offset);
+    a->hi = offset < a->hi ? offset : a->hi;
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Gradient accumulation over a step's micro-batches (internal). Sequential:
+ * one buffer, acc = g0, acc += g1, ... Tree (train.reproducible = world): a
+ * binary counter of partial sums, so k = 2^j micro-batches are summed as a
+ * perfect binary tree, ((g0 + g1) + (g2 + g3)) + ..., the same tree the
+ * recursive halving/doubling allreduce continues across ranks. */
+#ifndef TSR_TRAIN_ACCUM_H
+#define TSR_TRAIN_ACCUM_H
+#include "tessera/compute.h"
+
+#include <stddef.h>
+
+#define TSR_ACCUM_LEVELS 17 /* k <= 65536 micro-batches */
+
+typedef struct tsr_accum {
+    tsr_gpu_t *gpu; /* NULL: host buffers */
+    size_t n;       /* floats per buffer */
+    int tree, depth, used;
+    float *buf[TSR_ACCUM_LEVELS];
+    size_t size[TSR_ACCUM_LEVELS]; /* micro-batches summed in buf[i] */
+    size_t hi;                     /* the last micro-batch: above hi already added */
+} tsr_accum_t;
+
+/* Buffers for k micro-batches (none when k < 2); TSR_ENOMEM names the bytes. */
+int tsr_accum_init(tsr_accum_t *a, tsr_gpu_t *gpu, size_t n, size_t k, int tree, int rank);
+void tsr_accum_free(tsr_accum_t *a);
+/* Before the first micro-batch of a step. */
+void tsr_accum_begin(tsr_accum_t *a);
+/* After an earlier (not the last) micro-batch's backward: takes g in. */
+int tsr_accum_push(tsr_accum_t *a, const float *g);
+/* Inside the last micro-batch's backward: g[offset, hi) += the held sums. */
+int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset);
+#endif
