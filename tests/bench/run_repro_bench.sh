@@ -8,7 +8,8 @@
 # mode: mpi + rabenseifner, the micro-batches summed as a tree, one BLAS
 # thread per rank. Runs alternate, R (5) of each; prints the median
 # samples/s of each mode, their ratio and the spread, and whether the world
-# runs' parameters were byte-identical to each other.
+# runs' parameters were byte-identical to each other and to the same
+# world-mode run on 1 and on 4 ranks.
 #
 # Usage: tests/bench/run_repro_bench.sh [BUILD_DIR] [--np N] [--repeats R] [--set KEY=VALUE ...]
 set -euo pipefail
@@ -43,6 +44,11 @@ for i in $(seq "$reps"); do
     --set train.output=w$i.h5 >w$i.txt 2>&1
   echo "run $i: default $(rate r$i.txt) samples/s, world $(rate w$i.txt) samples/s"
 done
+# the same world-mode run on 1 and 4 ranks (4 oversubscribed where needed)
+for n in 1 4; do
+  mpirun --oversubscribe -n "$n" "$tessera" train fashion.ini "${common[@]}" --set train.reproducible=world \
+    --set train.output=n$n.h5 >n$n.txt 2>&1 || { echo "world mode on $n ranks failed"; cat n$n.txt; }
+done
 /usr/bin/python3 - "$reps" <<'PY'
 import re, sys, statistics as st, hashlib, h5py
 n = int(sys.argv[1])
@@ -54,9 +60,11 @@ def digest(p):
     h5py.File(p, "r")["model"].visititems(lambda k, o: h.update(o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
     return h.hexdigest()
 same = len({digest(f"w{i}.h5") for i in range(1, n + 1)}) == 1
+ranks = {k: digest(f"n{k}.h5") == digest("w1.h5") for k in (1, 4)}
 pairs = [b / a for a, b in zip(d, w)]
 print(f"default: median {st.median(d):.0f} samples/s (min {min(d):.0f}, max {max(d):.0f})")
 print(f"world:   median {st.median(w):.0f} samples/s (min {min(w):.0f}, max {max(w):.0f})")
 print(f"world / default: {st.median(w) / st.median(d):.3f} (paired runs {min(pairs):.3f}-{max(pairs):.3f}); "
       f"world runs byte-identical to each other: {same}")
+print(f"world mode on 1 and 4 ranks byte-identical to the 2-rank runs: {ranks[1]} and {ranks[4]}")
 PY
