@@ -68,6 +68,10 @@ typedef struct tsr_layer_run {
     /* Sums n doubles over every rank in place (NULL on one rank); returns 0 or an error code. */
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
+    /* Batch norm: leave the running statistics alone; the model applies
+     * every micro-batch's later, in the global batch's order
+     * (train.reproducible = world). Appended: older plugins never read it. */
+    int defer_stats;
 } tsr_layer_run_t;
 
 enum {

@@ -118,6 +118,16 @@ TSR_API void tsr_model_init(tsr_model_t *m, uint64_t seed);
  * draws the same masks as an uninterrupted one. */
 TSR_API void tsr_model_set_rng(tsr_model_t *m, uint64_t seed, int rank);
 TSR_API void tsr_model_set_step(tsr_model_t *m, uint64_t step);
+/* Batch norm's running statistics in a fixed order (train.reproducible =
+ * world): with deferral on, a training forward leaves them alone; the
+ * caller takes each micro-batch's statistics (stats_floats of them: mean
+ * and unbiased variance of every bn layer) after its forward, gathers them
+ * from every rank, and applies them in the global batch's order, which
+ * gives what one rank running every micro-batch in turn would hold. */
+TSR_API void tsr_model_defer_stats(tsr_model_t *m, int on);
+TSR_API size_t tsr_model_stats_floats(const tsr_model_t *m);
+TSR_API void tsr_model_stats_take(const tsr_model_t *m, float *dst);
+TSR_API void tsr_model_stats_apply(tsr_model_t *m, const float *stats, size_t count);
 /* Sums n doubles over every rank (synchronised batch norm); NULL: one rank. */
 TSR_API void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg);
 

@@ -50,6 +50,7 @@ struct tsr_model {
     double loss_total;                 /* CPU: tsr_model_backward_queued's running total */
     uint64_t seed, step;
     int rank;
+    int defer_stats; /* tsr_model_defer_stats */
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
     int cpu_rc;       /* the last training forward's or backward's error */

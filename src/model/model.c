@@ -308,7 +308,8 @@ static tsr_layer_run_t run_of(const tsr_model_t *m, int train)
                              .rank = m->rank,
                              .ws = m->ws,
                              .allreduce = m->allreduce,
-                             .allreduce_arg = m->allreduce_arg};
+                             .allreduce_arg = m->allreduce_arg,
+                             .defer_stats = m->defer_stats};
 }
 
 /* Image rows arrive channels first (c, h, w), as PyTorch and the IDX

@@ -7,6 +7,7 @@
 #include "train/setup.h"
 #include "tessera/error.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@ typedef struct loop {
      * finishes each layer. */
     tsr_accum_t acc;
     size_t nparams;
+    /* reproducible = world with batch norm: every micro-batch's statistics
+     * of the step, at its place in the global batch (stats_n floats each). */
+    float *stats;
+    size_t stats_n;
     double margin; /* walltime margin (rank 0), -1: none */
     int eval;
     int stop_early;       /* early stopping: patience ran out at the last evaluation */
@@ -166,6 +171,8 @@ static void compute(loop_t *l, size_t *rows, int *status)
                 tsr_model_set_step(ctx->net.model, (uint64_t)l->step);
             }
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
+            if (l->stats)
+                tsr_model_stats_take(ctx->net.model, l->stats + ((size_t)ctx->rank * k + i) * l->stats_n);
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
             tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
@@ -198,6 +205,22 @@ static void compute(loop_t *l, size_t *rows, int *status)
     }
 }
 
+/* Batch norm's running statistics in the global batch's order: each rank
+ * filled only its micro-batches' records, the others are zero bits, so a
+ * bitwise OR gathers them exactly. */
+static int apply_stats(loop_t *l)
+{
+    tsr_train_ctx_t *ctx = l->ctx;
+    size_t count = (size_t)ctx->world * ctx->sched.accum, n = count * l->stats_n;
+    int rc = tsr_runtime_allreduce(ctx->rt, MPI_IN_PLACE, l->stats, (int)n, MPI_INT, MPI_BOR,
+                                   "the batch-norm statistics of the step", l->step + 1);
+    if (rc)
+        return rc;
+    tsr_model_stats_apply(ctx->net.model, l->stats, count);
+    memset(l->stats, 0, n * sizeof *l->stats);
+    return TSR_OK;
+}
+
 /* One step, up to the updated weights. *agreed gets every rank's bits. */
 static int step(loop_t *l, size_t *rows, int *agreed)
 {
@@ -225,6 +248,8 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return rc;
     if (*agreed & TSR_STEP_ERROR)
         return l->rc ? l->rc : another_failed(ctx);
+    if (l->stats && (rc = apply_stats(l)))
+        return rc;
     rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
         l->rc = tsr_error_prefix(rc, "rank %d, step %ld: optimizer: ", ctx->rank, l->step + 1);
@@ -434,7 +459,18 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
     int rc = tsr_accum_init(&l.acc, ctx->net.gpu, l.nparams, sc->accum, sc->world_repro, ctx->rank);
     if (rc)
         return rc;
-    rc = run(&l, start);
+    l.stats_n = sc->world_repro ? tsr_model_stats_floats(ctx->net.model) : 0;
+    size_t all = l.stats_n * sc->accum * (size_t)ctx->world;
+    if (all > (size_t)INT_MAX)
+        rc = tsr_error_set(TSR_EINVAL, "train.reproducible = world: %zu batch-norm statistics per step; at most %d",
+                           all, INT_MAX);
+    else if (all && !(l.stats = calloc(all, sizeof *l.stats)))
+        rc = tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the batch-norm statistics", ctx->rank);
+    tsr_model_defer_stats(ctx->net.model, l.stats != NULL);
+    if (!rc)
+        rc = run(&l, start);
+    tsr_model_defer_stats(ctx->net.model, 0);
+    free(l.stats);
     tsr_accum_free(&l.acc);
     return rc;
 }

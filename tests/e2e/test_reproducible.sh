@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # train.reproducible = world: one global batch summed in one fixed tree, so
 # 1, 2 and 4 ranks (and a resume on another rank count) give byte-identical
-# parameters, with dropout, batch norm and a residual block; tree and
-# rabenseifner sum in the same tree. Batch norm's running statistics are
-# rank 0's and may differ (docs/ARCHITECTURE.md), so they are left out.
+# model files' tensors (parameters and batch norm's running statistics,
+# applied in the global batch's order), with dropout, batch norm and a
+# residual block; tree and rabenseifner sum in the same tree.
 . "$(dirname "$0")/lib.sh"
 cp "$TSR_SRC/examples/digits.ini" "$TSR_SRC/examples/digits_cnn.ini" . && mkdir -p data \
   && cp "$TSR_SRC/examples/data/digits.h5" data/
@@ -12,13 +12,13 @@ common=(--set train.epochs=2 --set runtime.progress=none --set train.register=fa
         --set train.global_batch=64)
 world=(--set train.reproducible=world)
 
-params() { # params A B: "identical" or the first parameters that differ (running statistics left out)
+params() { # params A B: "identical" or the first tensors that differ
   $PY - "$1" "$2" <<'PY'
 import sys, h5py
 def w(p):
     out = {}
     h5py.File(p, "r")["model"].visititems(
-        lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) and "running" not in n else None)
+        lambda n, o: out.__setitem__(n, o[()].tobytes()) if isinstance(o, h5py.Dataset) else None)
     return out
 a, b = w(sys.argv[1]), w(sys.argv[2])
 d = [k for k in sorted(a) if a[k] != b.get(k)]

@@ -4,7 +4,8 @@
  * (over every rank's batch with model.sync_bn), running mean and unbiased
  * variance kept as buffers and used in evaluation. Parameters gamma [c],
  * beta [c]; buffers running_mean [c], running_var [c]; state: the batch's
- * mean and 1/std for backward. */
+ * mean and 1/std for backward, and the unbiased variance the running one
+ * takes (tsr_model_stats_take reads mean and that). */
 #include "model/layers/layers.h"
 
 #include <math.h>
@@ -20,7 +21,7 @@ static int bn_shape(tsr_layer_t *l)
     l->out = l->in;
     l->nparams = 2 * C;
     l->nbuffers = 2 * C;
-    l->state_floats = 2 * C;
+    l->state_floats = 3 * C;
     l->ws_floats = 8 * C + 4; /* forward: 3 double vectors and a count, 2 float vectors */
     return TSR_OK;
 }
@@ -43,6 +44,14 @@ static int reduce(const tsr_layer_t *l, const tsr_layer_run_t *run, double *v, i
     if (!l->sync || !run->allreduce)
         return TSR_OK;
     return run->allreduce(v, n, run->allreduce_arg);
+}
+
+void layer_bn_running_update(float *rmean, float *rvar, float mom, const float *mean, const float *uvar, size_t C)
+{
+    for (size_t c = 0; c < C; c++) {
+        rmean[c] = (1.0f - mom) * rmean[c] + mom * mean[c];
+        rvar[c] = (1.0f - mom) * rvar[c] + mom * uvar[c];
+    }
 }
 
 static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
@@ -80,9 +89,10 @@ static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
         invstd[c] = (float)(1.0 / sqrt(var + l->arg[1]));
         scale[c] = gamma[c] * invstd[c];
         shift[c] = beta[c];
-        rmean[c] = (1.0f - mom) * rmean[c] + mom * mean[c];
-        rvar[c] = (1.0f - mom) * rvar[c] + mom * (float)(N > 1 ? var * N / (N - 1) : var);
+        l->state[2 * C + c] = (float)(N > 1 ? var * N / (N - 1) : var);
     }
+    if (!run->defer_stats)
+        layer_bn_running_update(rmean, rvar, mom, mean, l->state + 2 * C, C);
     tsr_compute_affine_cols(x, rows, C, mean, scale, shift, y);
     return TSR_OK;
 }

@@ -20,6 +20,8 @@ tsr_act_t layer_act_of(const tsr_layer_kind_t *k);
 /* The known kind nearest to name (for "did you mean"). */
 const char *layer_nearest(const char *name);
 int tsr_layer_is_builtin(const tsr_layer_kind_t *k);
+/* Batch norm's running mean and variance after one batch (bn.c). */
+void layer_bn_running_update(float *rmean, float *rvar, float mom, const float *mean, const float *uvar, size_t C);
 /* A layer's forward and backward; plugins' run under a crash guard (guard.c). */
 int layer_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n);
 int layer_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
