@@ -103,6 +103,8 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         return;
     }
     int rc = tsr_runtime_gather(ctx->rt, mine, NSTAT, MPI_DOUBLE, m->all, 0, "the per-rank statistics", snap->step);
+    if (!rc)
+        tsr_train_perf_publish(ctx, m->serve, snap->step); /* perf.c: counters and resource use */
     reset(m);
     if (rc || ctx->rank != 0)
         return;
