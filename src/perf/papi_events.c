@@ -53,6 +53,8 @@ typedef struct close {
 static void consider(close_t *c, const char *name)
 {
     int d = tsr_text_distance(c->want, name);
+    if (d == 0) /* itself (e.g. a placeholder PAPI made when asked) */
+        return;
     for (int i = 0; i < c->n; i++)
         if (strcmp(c->best[i], name) == 0)
             return;
@@ -136,10 +138,17 @@ static int cpu_counters_usable(void)
 static int check_one(const char *name, int *code, char *why, size_t wlen, char *bad, size_t blen)
 {
     const char *sep = strstr(name, ":::");
+    /* PAPI takes any sde name (a library may register it later): tessera's are known. */
+    if (strncmp(name, SDE_PREFIX, strlen(SDE_PREFIX)) == 0 && !own_counter(name + strlen(SDE_PREFIX))) {
+        perf_append(bad, blen, "%sunknown PAPI event %s", *bad ? "; " : "", name);
+        suggest(name, bad, blen);
+        return TSR_EINVAL;
+    }
     if (sep) {
         char comp[PERF_NAME_LEN];
         snprintf(comp, sizeof comp, "%.*s", (int)(sep - name), name);
         int c = PAPI_get_component_index(comp);
+        PAPI_event_name_to_code(name, code); /* some components start (and say why not) at first use */
         const PAPI_component_info_t *ci = c >= 0 ? PAPI_get_component_info(c) : NULL;
         if (!ci) {
             perf_append(bad, blen, "%s%s: no PAPI component '%s' (this PAPI has ", *bad ? "; " : "", name, comp);
@@ -151,12 +160,6 @@ static int check_one(const char *name, int *code, char *why, size_t wlen, char *
             perf_append(why, wlen, "PAPI component %s is disabled (%s)", comp, ci->disabled_reason);
             return 0;
         }
-    }
-    /* PAPI takes any sde name (a library may register it later): tessera's are known. */
-    if (strncmp(name, SDE_PREFIX, strlen(SDE_PREFIX)) == 0 && !own_counter(name + strlen(SDE_PREFIX))) {
-        perf_append(bad, blen, "%sunknown PAPI event %s", *bad ? "; " : "", name);
-        suggest(name, bad, blen);
-        return TSR_EINVAL;
     }
     if (PAPI_event_name_to_code(name, code) == PAPI_OK) {
         PAPI_event_info_t info;
