@@ -124,6 +124,12 @@ typedef struct tsr_resource {
 
 /* gpu_pci_busid: the GPU this process uses ("0000:3b:00.0"), or NULL for none. */
 TSR_API int tsr_resource_sample(const char *gpu_pci_busid, tsr_resource_t *out);
+/* One line: "CPU 1.20 s user + 0.10 s system, RSS 45.2 MB (peak 50.1 MB),
+ * read 0 B, written 1.2 MB, context switches 120 voluntary + 30 involuntary"
+ * (and children's CPU, the GPU, when there are). */
+TSR_API void tsr_resource_format(const tsr_resource_t *r, char *out, size_t len);
+/* 0 B, 1.2 kB, 3.4 MB, ...; "?" for NaN. */
+TSR_API void tsr_bytes_format(double bytes, char *out, size_t len);
 
 #ifdef __cplusplus
 }

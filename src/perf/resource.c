@@ -125,3 +125,37 @@ int tsr_resource_sample(const char *gpu_pci_busid, tsr_resource_t *r)
     sample_gpu(gpu_pci_busid, r);
     return TSR_OK;
 }
+
+void tsr_bytes_format(double b, char *out, size_t len)
+{
+    static const char *const u[] = {"B", "kB", "MB", "GB", "TB"};
+    int k = 0;
+    for (; fabs(b) >= 1000 && k < 4; k++)
+        b /= 1000;
+    if (isnan(b))
+        snprintf(out, len, "?");
+    else
+        snprintf(out, len, k ? "%.1f %s" : "%.0f %s", b, u[k]);
+}
+
+void tsr_resource_format(const tsr_resource_t *x, char *out, size_t len)
+{
+    char rss[32], peak[32], rd[32], wr[32], gpu[160] = "", kids[64] = "";
+    tsr_bytes_format(x->rss_bytes, rss, sizeof rss);
+    tsr_bytes_format(x->peak_rss_bytes, peak, sizeof peak);
+    tsr_bytes_format(x->read_bytes, rd, sizeof rd);
+    tsr_bytes_format(x->write_bytes, wr, sizeof wr);
+    if (x->children_cpu_s > 0)
+        snprintf(kids, sizeof kids, ", children %.2f s", x->children_cpu_s);
+    if (x->gpu_found > 0) {
+        char used[32], tot[32];
+        tsr_bytes_format(x->gpu_mem_used_bytes, used, sizeof used);
+        tsr_bytes_format(x->gpu_mem_total_bytes, tot, sizeof tot);
+        snprintf(gpu, sizeof gpu, "; GPU %.0f%% busy, %s of %s, %.0f W", 100 * x->gpu_util_ratio, used, tot,
+                 x->gpu_power_w);
+    }
+    snprintf(out, len,
+             "CPU %.2f s user + %.2f s system%s, RSS %s (peak %s), read %s, written %s, context switches %.0f "
+             "voluntary + %.0f involuntary%s",
+             x->cpu_user_s, x->cpu_system_s, kids, rss, peak, rd, wr, x->ctx_voluntary, x->ctx_involuntary, gpu);
+}

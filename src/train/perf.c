@@ -14,6 +14,7 @@
 #include <string.h>
 
 enum { HOST = 64, MAX_RANK_LINES = 16 };
+#define PUBLISH_EVERY_S 1.0
 
 /* One rank's figures, gathered as bytes (every rank runs the same binary). */
 typedef struct rank_rec {
@@ -34,6 +35,8 @@ int tsr_train_perf_setup(tsr_train_ctx_t *ctx, int *failed_rank)
             rc = tsr_error_prefix(rc, "rank %d: %s: ", ctx->rank,
                                   ev ? tsr_config_origin(ctx->opt->config, "monitor", "papi_events") : "monitor");
     }
+    if (!rc && ctx->perf && ctx->rank == 0 && !(ctx->perf_all = calloc((size_t)ctx->world, sizeof(rank_rec_t))))
+        rc = tsr_error_set(TSR_ENOMEM, "out of memory for %d ranks' counters", ctx->world);
     if (ctx->net.gpu && tsr_gpu_pci_busid(tsr_gpu_device(ctx->net.gpu), ctx->gpu_busid, sizeof ctx->gpu_busid))
         ctx->gpu_busid[0] = 0;
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
@@ -47,10 +50,13 @@ int tsr_train_perf_setup(tsr_train_ctx_t *ctx, int *failed_rank)
 void tsr_train_perf_destroy(tsr_train_ctx_t *ctx)
 {
     tsr_perf_destroy(ctx->perf);
+    free(ctx->perf_all);
     ctx->perf = NULL;
+    ctx->perf_all = NULL;
 }
 
-/* Gathers every rank's record on rank 0 (*all, world records; NULL elsewhere). */
+/* Gathers every rank's record into rank 0's buffer (made at setup, so one
+ * gather is the whole cost); *all: the records on rank 0, NULL elsewhere. */
 static int gather(tsr_train_ctx_t *ctx, long step, rank_rec_t **all)
 {
     rank_rec_t mine;
@@ -61,19 +67,20 @@ static int gather(tsr_train_ctx_t *ctx, long step, rank_rec_t **all)
     for (int k = 0; k < TSR_COUNTER_COUNT; k++)
         mine.cnt[k] = (double)tsr_counter_get((tsr_counter_t)k);
     snprintf(mine.host, sizeof mine.host, "%s", tsr_runtime_hostname(ctx->rt));
-    rank_rec_t *buf = ctx->rank == 0 ? calloc((size_t)ctx->world, sizeof *buf) : NULL;
-    int bad = ctx->rank == 0 && !buf, any = 0;
-    /* Every rank learns whether rank 0 can take them, so none waits alone. */
-    if (tsr_runtime_allreduce(ctx->rt, &bad, &any, 1, MPI_INT, MPI_MAX, "the counters' gather", step) || any) {
-        free(buf);
-        return TSR_ENOMEM;
-    }
-    int rc = tsr_runtime_gather(ctx->rt, &mine, (int)sizeof mine, MPI_BYTE, buf, 0, "the counters' gather", step);
-    if (rc)
-        free(buf);
-    else
-        *all = buf;
+    int rc =
+        tsr_runtime_gather(ctx->rt, &mine, (int)sizeof mine, MPI_BYTE, ctx->perf_all, 0, "the counters' gather", step);
+    if (!rc && ctx->rank == 0)
+        *all = ctx->perf_all;
     return rc;
+}
+
+int tsr_train_perf_due(tsr_train_ctx_t *ctx, int force)
+{
+    double now = tsr_time_now();
+    if (!ctx->perf || (!force && ctx->perf_last > 0 && now - ctx->perf_last < PUBLISH_EVERY_S))
+        return 0;
+    ctx->perf_last = now;
+    return 1;
 }
 
 void tsr_train_perf_publish(tsr_train_ctx_t *ctx, tsr_serve_t *serve, long step)
@@ -102,20 +109,6 @@ void tsr_train_perf_publish(tsr_train_ctx_t *ctx, tsr_serve_t *serve, long step)
     free(tot);
     free(res);
     free(cnt);
-    free(all);
-}
-
-/* 1.2 kB, 3.4 MB, ... */
-static void bytes(double b, char *out, size_t len)
-{
-    static const char *const u[] = {"B", "kB", "MB", "GB", "TB"};
-    int k = 0;
-    for (; fabs(b) >= 1000 && k < 4; k++)
-        b /= 1000;
-    if (isnan(b))
-        snprintf(out, len, "?");
-    else
-        snprintf(out, len, k ? "%.1f %s" : "%.0f %s", b, u[k]);
 }
 
 /* Where a step's time goes, mean over ranks, and the slowest rank. */
@@ -170,7 +163,7 @@ static void report_events(const tsr_train_ctx_t *ctx, const rank_rec_t *all)
         tsr_perf_derived_t d;
         tsr_perf_derive(ev, ne, &all[r].tot, -1, &d);
         char mem[32];
-        bytes(steps > 0 ? d.mem_bytes / steps : NAN, mem, sizeof mem);
+        tsr_bytes_format(steps > 0 ? d.mem_bytes / steps : NAN, mem, sizeof mem);
         if (!isnan(d.ipc) && at < sizeof line)
             at += (size_t)snprintf(line + at, sizeof line - at, "; IPC %.2f", d.ipc);
         if (!isnan(d.gflops) && at < sizeof line)
@@ -184,24 +177,9 @@ static void report_events(const tsr_train_ctx_t *ctx, const rank_rec_t *all)
 static void report_resources(const tsr_train_ctx_t *ctx, const rank_rec_t *all)
 {
     for (int r = 0; r < ctx->world && r < MAX_RANK_LINES; r++) {
-        const tsr_resource_t *x = &all[r].res;
-        char rss[32], peak[32], rd[32], wr[32], gpu[160] = "";
-        bytes(x->rss_bytes, rss, sizeof rss);
-        bytes(x->peak_rss_bytes, peak, sizeof peak);
-        bytes(x->read_bytes, rd, sizeof rd);
-        bytes(x->write_bytes, wr, sizeof wr);
-        if (x->gpu_found > 0) {
-            char used[32], tot[32];
-            bytes(x->gpu_mem_used_bytes, used, sizeof used);
-            bytes(x->gpu_mem_total_bytes, tot, sizeof tot);
-            snprintf(gpu, sizeof gpu, "; GPU %.0f%% busy, %s of %s, %.0f W", 100 * x->gpu_util_ratio, used, tot,
-                     x->gpu_power_w);
-        }
-        tsr_log(TSR_LOG_INFO,
-                "perf: rank %d on %s: CPU %.2f s user + %.2f s system, RSS %s (peak %s), read %s, written %s, "
-                "context switches %.0f voluntary + %.0f involuntary%s",
-                r, all[r].host, x->cpu_user_s, x->cpu_system_s, rss, peak, rd, wr, x->ctx_voluntary, x->ctx_involuntary,
-                gpu);
+        char line[512];
+        tsr_resource_format(&all[r].res, line, sizeof line);
+        tsr_log(TSR_LOG_INFO, "perf: rank %d on %s: %s", r, all[r].host, line);
     }
     if (ctx->world > MAX_RANK_LINES)
         tsr_log(TSR_LOG_INFO, "perf: %d more ranks in /status and /metrics", ctx->world - MAX_RANK_LINES);
@@ -228,5 +206,4 @@ void tsr_train_perf_report(tsr_train_ctx_t *ctx)
     report_events(ctx, all);
     report_resources(ctx, all);
     report_counters(all);
-    free(all);
 }
