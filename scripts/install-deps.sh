@@ -15,6 +15,7 @@ pkgs=(
   curl python3 python3-numpy python3-h5py python3-sklearn python3-onnx python3-torch
   prometheus chromium
   libsimgrid-dev
+  libpapi-dev papi-tools
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then

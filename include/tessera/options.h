@@ -80,6 +80,12 @@ typedef struct tsr_ckpt_options {
     const char *resume; /* "none", "auto" or a file */
 } tsr_ckpt_options_t;
 
+/* [monitor] perf and papi_events (src/perf). */
+typedef struct tsr_perf_options {
+    int on;                  /* phase timers and resource use */
+    const char *papi_events; /* "" or NULL: none */
+} tsr_perf_options_t;
+
 typedef struct tsr_train_options {
     tsr_data_options_t data;
     tsr_model_options_t model;
@@ -87,6 +93,7 @@ typedef struct tsr_train_options {
     tsr_optim_config_t optim; /* total_steps is set by training, from the data */
     tsr_runtime_options_t runtime;
     tsr_ckpt_options_t checkpoint;
+    tsr_perf_options_t perf;
     int serve_enabled;
     tsr_serve_config_t serve;
     /* The source: its text goes into model files and checkpoints, and

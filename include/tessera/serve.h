@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tessera/model.h"
+#include "tessera/perf.h"
 #include "tessera/api.h"
 
 #ifdef __cplusplus
@@ -90,6 +91,21 @@ TSR_API int tsr_serve_publish_model(tsr_serve_t *s, const tsr_model_t *m);
 TSR_API int tsr_serve_set_model_source(tsr_serve_t *s, const char *source);
 /* Replaces the training snapshot shown by /status, /metrics and the dashboard. */
 TSR_API int tsr_serve_publish_status(tsr_serve_t *s, const tsr_serve_status_t *st);
+/* The ranks' counters and resource use (src/perf), shown in /status
+ * ("perf") and /metrics with rank and host labels; arrays have world_size
+ * elements (counters: world_size x TSR_COUNTER_COUNT). Copied. Until one is
+ * published, the coordinator reports its own process instead. */
+typedef struct tsr_serve_perf {
+    int world_size;
+    int nevents;
+    const char *const *events; /* the PAPI events of totals' counts */
+    const char *note;          /* what was not counted and why; may be NULL */
+    const char *const *hosts;
+    const tsr_perf_totals_t *totals;
+    const tsr_resource_t *resources;
+    const double *counters;
+} tsr_serve_perf_t;
+TSR_API int tsr_serve_publish_perf(tsr_serve_t *s, const tsr_serve_perf_t *p);
 /* Adds a model file to the coordinator's registry as name (NULL: from the
  * file name); the new id is written to id (may be NULL) of idlen bytes. */
 TSR_API int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);

@@ -5,6 +5,7 @@
 #include "tessera/cache.h"
 #include "tessera/log.h"
 #include "tessera/error.h"
+#include "tessera/perf.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -236,6 +237,7 @@ int tsr_cache_get(tsr_cache_t *c, const void *key, size_t klen, void *buf, size_
     if (e) {
         hit = 1;
         c->st.hits++;
+        tsr_counter_add(TSR_COUNTER_CACHE_HITS, 1);
         if (c->head != e) {
             lru_unlink(c, e);
             lru_push_front(c, e);
@@ -246,6 +248,7 @@ int tsr_cache_get(tsr_cache_t *c, const void *key, size_t klen, void *buf, size_
             memcpy(buf, e->data + e->klen, e->vlen);
     } else {
         c->st.misses++;
+        tsr_counter_add(TSR_COUNTER_CACHE_MISSES, 1);
     }
     pthread_mutex_unlock(&c->mu);
     return hit;

@@ -24,6 +24,8 @@
 #include "common/h5lock.h"
 #include "common/h5mem.h"
 #include "tessera/error.h"
+#include "tessera/log.h"
+#include "tessera/perf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +259,7 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int
     job_t j = {.path = path, .fd = -1, .r = r, .n = n, .from_live = from_live};
     const char *bad = "file creation";
     char sum[32];
+    double t0 = tsr_time_now();
     size_t listlen = 1;
     hid_t f = -1;
     int rc;
@@ -317,6 +320,10 @@ int tsr_ckpt_file_write(const char *path, const tsr_ckpt_region_t *r, int n, int
         rc = tsr_file_commit(j.tmp, path); /* removes the temporary on failure */
     if (rc)
         tsr_error_prefix(rc, "checkpoint write failed, the previous checkpoint is untouched: ");
+    if (!rc) { /* PAPI sde:::tessera::ckpt_bytes and ckpt_ns */
+        tsr_counter_add(TSR_COUNTER_CKPT_BYTES, (int64_t)j.written);
+        tsr_counter_add(TSR_COUNTER_CKPT_NS, (int64_t)((tsr_time_now() - t0) * 1e9));
+    }
     goto out;
 h5fail:
     rc = tsr_error_set(TSR_EIO, "%s: checkpoint write failed at %s; the previous checkpoint is untouched", path, bad);

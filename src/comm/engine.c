@@ -5,6 +5,7 @@
 #include "comm/backend.h"
 #include "comm/mpi_internal.h"
 #include "tessera/error.h"
+#include "tessera/perf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +374,11 @@ int tsr_comm_wait(tsr_comm_t *c)
         if (rc)
             fail(c, rc);
     }
+    if (!rc && !c->alone) /* PAPI sde:::tessera::reduced_bytes_<back-end> */
+        tsr_counter_add(!strcmp(c->be->name, "shm")    ? TSR_COUNTER_REDUCED_BYTES_SHM
+                        : !strcmp(c->be->name, "nccl") ? TSR_COUNTER_REDUCED_BYTES_NCCL
+                                                       : TSR_COUNTER_REDUCED_BYTES_MPI,
+                        (int64_t)(c->n * sizeof(float)));
     c->next = 0;
     c->wait_seconds = MPI_Wtime() - t0;
     c->last_inline_seconds = c->inline_seconds;

@@ -122,6 +122,11 @@ const tsr_key_t tsr_schema[] = {
     {"checkpoint", "on_error", TSR_T_ENUM, "continue", 0, 0, onerr_choices, "when a write fails: warn or stop"},
     {"checkpoint", "resume", TSR_T_STR, "none", 0, 0, NULL, "none, auto (newest that verifies) or a file"},
     {"checkpoint", "final", TSR_T_BOOL, "true", 0, 0, NULL, "write a checkpoint when training ends"},
+    /* [monitor], counters and resource use (src/perf; issue 17, "Counters"). */
+    {"monitor", "perf", TSR_T_BOOL, "true", 0, 0, NULL,
+     "phase timers and resource use per rank in the report, /status and /metrics"},
+    {"monitor", "papi_events", TSR_T_STR, "", 0, 0, NULL,
+     "PAPI events counted per rank and phase, e.g. PAPI_TOT_INS,PAPI_TOT_CYC (empty: none)"},
     /* The rank-0 coordinator (src/serve); paths are relative to the working directory. */
     {"serve", "enabled", TSR_T_BOOL, "false", 0, 0, NULL, "run the HTTP coordinator on rank 0 while training"},
     {"serve", "bind", TSR_T_STR, "127.0.0.1", 0, 0, NULL, "listen address (other than loopback needs token_file)"},

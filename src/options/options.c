@@ -271,6 +271,8 @@ int tsr_options_train(const tsr_config_t *c, tsr_train_options_t *o)
         return rc;
     runtime_options(c, &o->runtime);
     ckpt_options(c, &o->checkpoint);
+    o->perf.on = tsr_config_get_bool(c, "monitor", "perf");
+    o->perf.papi_events = get(c, "monitor", "papi_events");
     o->serve_enabled = tsr_config_get_bool(c, "serve", "enabled");
     return tsr_options_serve(c, &o->serve);
 }

@@ -104,6 +104,7 @@ typedef struct serve_req {
 
 typedef struct serve_batcher serve_batcher_t;
 typedef struct serve_status serve_status_t;
+typedef struct serve_perf serve_perf_t;
 
 struct tsr_serve {
     tsr_serve_config_t cfg;
@@ -120,6 +121,7 @@ struct tsr_serve {
     tsr_registry_t *registry;
     serve_batcher_t *batcher;
     serve_status_t *status;
+    serve_perf_t *perf; /* perf.c: the ranks' counters and resource use */
     double t_start;
     /* The published model, read without locks by request threads. */
     _Atomic uint64_t version;
@@ -217,6 +219,13 @@ typedef struct serve_buf {
 } serve_buf_t;
 void serve_buf_printf(serve_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void serve_status_metrics(serve_status_t *st, serve_buf_t *b);
+/* One sample line, non-finite values spelled as Prometheus does (status.c). */
+void serve_metric_value(serve_buf_t *b, const char *name, const char *labels, double v);
+/* perf.c, perf_metrics.c: counters and resource use for /status and /metrics. */
+int serve_perf_create(serve_perf_t **out);
+void serve_perf_destroy(serve_perf_t *p);
+json_t *serve_perf_json(tsr_serve_t *s);
+void serve_perf_metrics(tsr_serve_t *s, serve_buf_t *b);
 
 /* Route handlers. */
 void serve_route_status(serve_req_t *r);

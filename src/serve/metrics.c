@@ -101,6 +101,7 @@ void serve_route_metrics(serve_req_t *r)
     }
     serve_status_metrics(s->status, &b);
     serve_tasks_metrics(s, &b);
+    serve_perf_metrics(s, &b);
     if (b.oom) {
         free(b.p);
         serve_error(r, 500, "out of memory for the metrics");

@@ -440,6 +440,7 @@ static int from_cache(serve_req_t *r, uint64_t version, size_t rows, size_t widt
     out[n++] = '}';
     serve_text(r, 200, "application/json", out, n);
     atomic_fetch_add_explicit(&s->pred_rows, rows, memory_order_relaxed);
+    tsr_counter_add(TSR_COUNTER_PREDICTIONS, (int64_t)rows);
     atomic_fetch_add_explicit(&s->pred_cached_rows, rows, memory_order_relaxed);
     return 1;
 }
@@ -516,5 +517,6 @@ void serve_predict_finish(serve_req_t *r)
     out[n++] = ']';
     out[n++] = '}';
     atomic_fetch_add_explicit(&s->pred_rows, j->rows, memory_order_relaxed);
+    tsr_counter_add(TSR_COUNTER_PREDICTIONS, (int64_t)j->rows);
     serve_text(r, 200, "application/json", out, n);
 }

@@ -173,7 +173,8 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
         goto fail;
     if (s->registry)
         tsr_registry_set_max_params(s->registry, cfg->max_model_params);
-    if ((rc = serve_status_create(&s->status)) || (rc = serve_batcher_create(s, &s->batcher)))
+    if ((rc = serve_status_create(&s->status)) || (rc = serve_perf_create(&s->perf)) ||
+        (rc = serve_batcher_create(s, &s->batcher)))
         goto fail;
     int threads = cfg->threads;
     if (threads == 0) {
@@ -207,6 +208,7 @@ void tsr_serve_destroy(tsr_serve_t *s)
     if (s->addr_written) /* only ours: what stood there before a failed write stays */
         unlink(s->addr_file);
     serve_status_destroy(s->status);
+    serve_perf_destroy(s->perf);
     tsr_registry_destroy(s->registry);
     tsr_cache_destroy(s->cache);
     if (s->token)

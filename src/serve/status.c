@@ -177,6 +177,7 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
     json_object_set_new(model, "inputs", v ? json_integer((json_int_t)atomic_load(&s->in_width)) : json_null());
     json_object_set_new(model, "outputs", v ? json_integer((json_int_t)atomic_load(&s->out_width)) : json_null());
     json_object_set_new(o, "model", model);
+    json_object_set_new(o, "perf", serve_perf_json(s));
     return o;
 }
 
@@ -241,6 +242,8 @@ static void metric(serve_buf_t *b, const char *name, const char *labels, double 
         serve_buf_printf(b, "%s%s %s\n", name, labels, num);
     }
 }
+
+void serve_metric_value(serve_buf_t *b, const char *name, const char *labels, double v) { metric(b, name, labels, v); }
 
 static void gauge(serve_buf_t *b, const char *name, const char *help, double v)
 {

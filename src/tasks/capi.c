@@ -3,6 +3,7 @@
  * results (capi.h explains the lock-free parts). */
 #include "tasks/buf.h"
 #include "tasks/capi.h"
+#include "tasks/count.h"
 #include "tessera/error.h"
 
 #include <math.h>
@@ -137,6 +138,7 @@ void capi_finish(tsr_tasks_t *t, uint32_t idx, int state)
     ctask_t *c = capi_task(t, idx);
     atomic_store(&c->state, (uint8_t)state);
     atomic_fetch_add_explicit(&t->count[state], 1, memory_order_relaxed);
+    tasks_count_state(state, 1);
     if (t->on_local_end)
         t->on_local_end(t, idx);
     close_deps(t, idx, state == TSR_TASK_SUCCEEDED);
@@ -250,6 +252,7 @@ int tsr_tasks_submit(tsr_tasks_t *t, tsr_task_fn_t fn, const void *arg, size_t l
     atomic_store(&c->nwait, (uint32_t)o->nafter + 1);
     atomic_store(&c->state, TSR_TASK_PENDING);
     atomic_fetch_add(&t->submitted, 1);
+    tasks_count_state(-1, 1);
     int ok = 1, oom = 0;
     for (size_t i = 0; i < o->nafter && ok; i++)
         ok = add_dep(t, idx, (uint32_t)(o->after[i] - 1), &oom);

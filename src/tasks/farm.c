@@ -42,6 +42,7 @@ typedef struct loop {
     msgq_t mq;
     double margin, next_progress;
     int byes, sent_bye;
+    tsr_perf_t *perf; /* seconds tending tasks against the rest (farm_perf.c) */
 } loop_t;
 
 /* Every message waiting; returns how many. */
@@ -166,7 +167,9 @@ static int run_loop(loop_t *L)
             work += dispatch_pass(L, now);
         else if (tsr_runtime_stop_signal())
             worker_stop_request(L->w, tsr_runtime_stop_signal());
+        tsr_perf_phase(L->perf, TSR_PHASE_TASK);
         double timer = worker_step(L->w, now);
+        tsr_perf_phase(L->perf, TSR_PHASE_OTHER);
         tbuf_t *ev = worker_events(L->w);
         int exited = worker_exited(L->w, &code);
         if (exited && L->rank != 0 && !L->sent_bye) {
@@ -344,6 +347,8 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
     }
     rankmsg_t *all = L.rank == 0 ? calloc((size_t)L.world, sizeof *all) : NULL;
     rankinfo_t *ranks = L.rank == 0 ? calloc((size_t)L.world, sizeof *ranks) : NULL;
+    if (rc == TSR_OK)
+        rc = tsr_perf_create(NULL, &L.perf);
     if (L.rank == 0 && (!all || !ranks) && rc == TSR_OK)
         rc = tsr_error_set(TSR_ENOMEM, "tasks: out of memory for %d ranks", L.world);
     if ((rc = agree(&L, rc, &failed)))
@@ -363,8 +368,10 @@ int tsr_tasks_run(tsr_runtime_t *rt, const tsr_tasks_run_opts_t *o)
     if ((rc = agree(&L, rc, &failed)))
         goto done;
     rc = run_loop(&L);
-    if (L.d) {
+    if (L.d)
         summary_print(L.d);
+    farm_perf_report(L.rank, L.perf);
+    if (L.d) {
         disp_journal_end(L.d, L.d->stopping && rc == TSR_ESTOPPED);
         const char *msg;
         if (L.d->j && journal_sync(L.d->j) && journal_error(L.d->j, &msg) && (rc == TSR_OK || rc == TSR_ETASKS))
@@ -381,6 +388,7 @@ done:
     res_free(&res);
     free(all);
     free(ranks);
+    tsr_perf_destroy(L.perf);
     msgq_free(&L.mq);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "tasks/journal.h"
 #include "tasks/sched.h"
 #include "tasks/worker.h"
+#include "tessera/perf.h"
 #include "tessera/serve.h"
 #include "tessera/tasks.h"
 
@@ -100,5 +101,10 @@ char *status_metrics(disp_t *d);
 /* summary.c */
 void summary_progress(disp_t *d, double now);
 void summary_print(disp_t *d);
+
+/* farm_perf.c: this rank's seconds tending tasks (TSR_PHASE_TASK of p),
+ * its resource use and, on rank 0, the tasks by state; logged (rank 0 at
+ * info, others at debug level). Not collective. */
+void farm_perf_report(int rank, tsr_perf_t *p);
 
 #endif

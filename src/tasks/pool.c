@@ -8,6 +8,7 @@
  * spins a little, and sleeps. */
 #include "tasks/buf.h"
 #include "tasks/capi.h"
+#include "tasks/count.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -262,6 +263,7 @@ void pool_run(tsr_tasks_t *t, uint32_t idx, int rank)
     uint8_t st = TSR_TASK_READY;
     if (!atomic_compare_exchange_strong(&c->state, &st, TSR_TASK_RUNNING))
         return; /* cancelled or skipped while queued */
+    tasks_count_state(TSR_TASK_RUNNING, 1);
     c->attempts++;
     tsr_task_ctx_t ctx = {t, idx, c->attempts, rank, t->id_of ? t->id_of(t, idx) : (tsr_task_id_t)idx + 1};
     const void *arg = atomic_load_explicit(&c->flags, memory_order_relaxed) & F_ARG_HEAP ? c->arg.p : c->arg.in;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The scheduler of sched.h. */
+#include "tasks/count.h"
 #include "tasks/sched.h"
 
 #include <math.h>
@@ -27,6 +28,7 @@ void sched_set(sched_t *s, uint32_t i, int state)
     s->count[t->state]--;
     s->count[state]++;
     t->state = (uint8_t)state;
+    tasks_count_state(state, 1);
 }
 
 static int shape_of(sched_t *s, const task_t *t)
@@ -101,6 +103,8 @@ void sched_settle(sched_t *s, uint32_t from)
     ttable_t *tt = s->tt;
     for (uint32_t i = from; i < tt->n; i++)
         s->count[tt->t[i].state]++;
+    if (tt->n > from)
+        tasks_count_state(-1, tt->n - from);
     for (uint32_t i = from; i < tt->n; i++) {
         task_t *t = &tt->t[i];
         if (task_final(t) && t->state != TSR_TASK_SUCCEEDED)

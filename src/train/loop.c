@@ -6,6 +6,7 @@
 #include "train/progress.h"
 #include "train/setup.h"
 #include "tessera/error.h"
+#include "tessera/perf.h"
 
 #include <limits.h>
 #include <math.h>
@@ -67,12 +68,15 @@ int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long ste
     if (rc)
         return rc;
     tsr_fault_point(&ctx->faults, ctx->rank, "eval");
+    tsr_phase_t was = tsr_perf_current(ctx->perf);
+    tsr_perf_phase(ctx->perf, TSR_PHASE_EVAL);
     if (d->test_rows) {
         rc = tsr_model_evaluate(ctx->net.model, d->test_x, d->test_y, d->test_t, d->test_rows, &part[0], &correct);
         part[1] = (double)correct;
         part[2] = rc != TSR_OK;
     }
     int arc = tsr_runtime_allreduce(ctx->rt, part, sum, 3, MPI_DOUBLE, MPI_SUM, "the evaluation", step);
+    tsr_perf_phase(ctx->perf, was);
     if (rc || arc)
         return rc ? rc : arc;
     if (sum[2] > 0)
@@ -150,6 +154,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
      * full ring): watched like every other wait. */
     tsr_runtime_watch_begin(ctx->rt, "the gradient exchange during backward", l->step + 1);
     *rows = 0;
+    tsr_perf_phase(ctx->perf, TSR_PHASE_DATA);
     if (tsr_loader_next(ctx->data.loader, &b) != TSR_OK) {
         *status |= TSR_STEP_ERROR;
         l->rc = l->rc ? l->rc : TSR_EIO;
@@ -170,9 +175,11 @@ static void compute(loop_t *l, size_t *rows, int *status)
                 tsr_model_set_rng(ctx->net.model, ctx->opt->train.seed, (int)((size_t)ctx->rank * k + i));
                 tsr_model_set_step(ctx->net.model, (uint64_t)l->step);
             }
+            tsr_perf_phase(ctx->perf, TSR_PHASE_FORWARD);
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
             if (l->stats)
                 tsr_model_stats_take(ctx->net.model, l->stats + ((size_t)ctx->rank * k + i) * l->stats_n);
+            tsr_perf_phase(ctx->perf, TSR_PHASE_BACKWARD);
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
             tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
@@ -195,6 +202,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
         }
     }
     tsr_runtime_watch_end(ctx->rt);
+    tsr_perf_phase(ctx->perf, TSR_PHASE_REDUCE);
     /* The engine fails inside backward's callbacks, which cannot return an
      * error: its sticky status tells. */
     int rc = tsr_comm_status(ctx->comm.engine);
@@ -250,6 +258,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return l->rc ? l->rc : another_failed(ctx);
     if (l->stats && (rc = apply_stats(l)))
         return rc;
+    tsr_perf_phase(ctx->perf, TSR_PHASE_OPTIMIZER);
     rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
         l->rc = tsr_error_prefix(rc, "rank %d, step %ld: optimizer: ", ctx->rank, l->step + 1);
@@ -263,6 +272,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
     ctx->comm.exposed += tsr_comm_last_exposed_seconds(c);
     ctx->comm.hidden += tsr_comm_last_hidden_seconds(c);
     ctx->comm.steps++;
+    tsr_counter_add(TSR_COUNTER_REDUCE_WAIT_NS, (int64_t)(1e9 * tsr_comm_last_exposed_seconds(c)));
     return TSR_OK;
 }
 
@@ -400,8 +410,12 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             double ts = tsr_time_now();
             size_t rows = 0;
             int agreed = 0;
-            if ((rc = step(&l, &rows, &agreed)))
+            rc = step(&l, &rows, &agreed);
+            tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
+            if (rc)
                 return rc;
+            tsr_counter_add(TSR_COUNTER_STEPS, 1);
+            tsr_counter_add(TSR_COUNTER_SAMPLES, (int64_t)rows);
             tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_exposed_seconds(ctx->comm.engine),
                                    tsr_comm_last_hidden_seconds(ctx->comm.engine));
             res->steps = ++l.step;
@@ -410,10 +424,14 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
                 l.next.epoch++, l.next.cursor = 0;
             if (agreed & TSR_STEP_STOP) {
                 tsr_progress_clear(&l.prog);
+                tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
                 return tsr_train_ckpt_stop(ctx, l.step, &l.next);
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
-            if ((rc = tsr_train_ckpt_step(ctx, l.step, &l.next))) {
+            tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
+            rc = tsr_train_ckpt_step(ctx, l.step, &l.next);
+            tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
+            if (rc) {
                 sc->pending_status |= TSR_STEP_ERROR;
                 l.rc = l.rc ? l.rc : rc;
             }
@@ -435,7 +453,10 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
         return l.rc ? l.rc : TSR_EIO;
     /* A final checkpoint makes a requeue of a finished job a no-op; every
      * write's result is collected before the run may end well. */
-    if ((rc = tsr_train_ckpt_end(ctx, l.step, &l.next, l.step > start->step)))
+    tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
+    rc = tsr_train_ckpt_end(ctx, l.step, &l.next, l.step > start->step);
+    tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
+    if (rc)
         return rc;
     res->samples_per_second = l.seconds > 0 ? l.samples / l.seconds : 0;
     return l.rc;

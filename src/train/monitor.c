@@ -97,12 +97,17 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
     double mine[NSTAT];
     memcpy(mine, m->last, sizeof mine);
     /* Only the coordinator needs the numbers; without one, skip the gather. */
-    int want = ctx->rank == 0 && m->serve != NULL;
+    /* Bit 2: the counters too (perf.c decides how often, on rank 0). */
+    int want = ctx->rank == 0 && m->serve != NULL
+                   ? 1 | (tsr_train_perf_due(ctx, strcmp(snap->state, "training") != 0) ? 2 : 0)
+                   : 0;
     if (tsr_runtime_bcast(ctx->rt, &want, 1, MPI_INT, 0, "the per-rank statistics") || !want) {
         reset(m);
         return;
     }
     int rc = tsr_runtime_gather(ctx->rt, mine, NSTAT, MPI_DOUBLE, m->all, 0, "the per-rank statistics", snap->step);
+    if (!rc && (want & 2))
+        tsr_train_perf_publish(ctx, m->serve, snap->step); /* perf.c: counters and resource use */
     reset(m);
     if (rc || ctx->rank != 0)
         return;

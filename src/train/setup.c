@@ -295,6 +295,7 @@ out:
 void tsr_train_teardown(tsr_train_ctx_t *ctx)
 {
     tsr_train_monitor_destroy(ctx);
+    tsr_train_perf_destroy(ctx);
     tsr_train_early_free(ctx);
     tsr_ckpt_destroy(ctx->ckpt.engine);
     free(ctx->ckpt.config_text);

@@ -84,6 +84,10 @@ typedef struct tsr_train_ctx {
     tsr_train_sched_t sched;
     tsr_train_early_t early;
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings (monitor.c) */
+    struct tsr_perf *perf;         /* phase timers and PAPI counters (perf.c); NULL: [monitor] perf off */
+    void *perf_all;                /* rank 0: every rank's counters, gathered (perf.c) */
+    double perf_last;              /* rank 0: when they were last published */
+    char gpu_busid[32];            /* this rank's GPU for NVML (perf.c); "": none */
     tsr_faults_t faults;           /* fault injection for tests (fault.h) */
 } tsr_train_ctx_t;
 
@@ -171,6 +175,20 @@ typedef struct tsr_train_snapshot {
 void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t *snap);
 void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int ok);
 void tsr_train_monitor_destroy(tsr_train_ctx_t *ctx);
+
+/* perf.c: [monitor] perf and papi_events. Setup is collective (a bad event
+ * list stops every rank) and warns once (rank 0) of events this machine
+ * cannot count; publish gathers every rank's counters and resource use for
+ * the coordinator (collective; serve: rank 0's, else NULL); report logs
+ * them at the end (collective; rank 0 logs). */
+int tsr_train_perf_setup(tsr_train_ctx_t *ctx, int *failed_rank);
+/* Rank 0: whether this publish should carry the counters (at most one a
+ * second, as a resource sample costs tens of microseconds in some VMs;
+ * always when force: the final snapshot). */
+int tsr_train_perf_due(tsr_train_ctx_t *ctx, int force);
+void tsr_train_perf_publish(tsr_train_ctx_t *ctx, struct tsr_serve *serve, long step);
+void tsr_train_perf_report(tsr_train_ctx_t *ctx);
+void tsr_train_perf_destroy(tsr_train_ctx_t *ctx);
 
 /* checkpoint.c: creates the engine on rank 0 and registers the state. */
 int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx);

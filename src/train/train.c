@@ -89,6 +89,7 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
 static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_rank)
 {
     report_comm(ctx);
+    tsr_train_perf_report(ctx);
     /* With keep_best the best evaluation's weights, everywhere. */
     int rc = tsr_runtime_agree(ctx->rt, tsr_train_early_finish(ctx, res), failed_rank);
     if (!rc)
@@ -123,7 +124,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
         goto out;
     if ((rc = tsr_train_ckpt_resume(&ctx, &start, failed_rank)))
         goto out;
-    if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)))
+    if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)) || (rc = tsr_train_perf_setup(&ctx, failed_rank)))
         goto out;
     if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.epochs || ctx.early.stopped) {
         /* A requeue of a job that had finished: its model file stays. */
