@@ -185,13 +185,17 @@ static void compute(loop_t *l, size_t *rows, int *status)
         l->acc_hi = l->nparams;
         for (size_t i = 0; i < k; i++) {
             int last = i + 1 == k;
+            double tc = tsr_time_now();                              /* TSR_FAULT_SLOW stretches this rank's compute */
+            tsr_train_phase_at(&ctx->phases, TSR_TRACE_FORWARD, tc); /* phase: forward */
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
+            tsr_train_phase(&ctx->phases, TSR_TRACE_BACKWARD); /* phase: backward */
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
             tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
             void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
+            tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
             if (!rc && !last && accumulate(l, i == 0))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
@@ -208,6 +212,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
         }
     }
     tsr_runtime_watch_end(ctx->rt);
+    tsr_train_phase(&ctx->phases, TSR_TRACE_REDUCE); /* phase: the agreement and the gradient sums */
     /* The engine fails inside backward's callbacks, which cannot return an
      * error: its sticky status tells. */
     int rc = tsr_comm_status(ctx->comm.engine);
@@ -245,6 +250,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return rc;
     if (*agreed & TSR_STEP_ERROR)
         return l->rc ? l->rc : another_failed(ctx);
+    tsr_train_phase(&ctx->phases, TSR_TRACE_OPTIM); /* phase: optimizer */
     rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
         l->rc = tsr_error_prefix(rc, "rank %d, step %ld: optimizer: ", ctx->rank, l->step + 1);
@@ -420,6 +426,7 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             double ts = tsr_time_now();
             size_t rows = 0;
             int agreed = 0;
+            tsr_train_step_begin(&ctx->phases, l.step + 1); /* phase: data (a step begins) */
             if ((rc = step(&l, &rows, &agreed)))
                 return rc;
             tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_exposed_seconds(ctx->comm.engine),
@@ -429,14 +436,17 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             if (l.next.cursor == sc->steps_per_epoch)
                 l.next.epoch++, l.next.cursor = 0;
             if (agreed & TSR_STEP_STOP) {
+                tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
                 tsr_progress_clear(&l.prog);
                 return tsr_train_ckpt_stop(ctx, l.step, &l.next);
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
+            tsr_train_phase(&ctx->phases, TSR_TRACE_CKPT); /* phase: checkpoint */
             if ((rc = tsr_train_ckpt_step(ctx, l.step, &l.next))) {
                 sc->pending_status |= TSR_STEP_ERROR;
                 l.rc = l.rc ? l.rc : rc;
             }
+            tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
             tsr_fault_step(&ctx->faults, ctx->rank, l.step);
             if ((rc = report_step(&l, s, rows)))
                 return rc;
