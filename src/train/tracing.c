@@ -70,7 +70,12 @@ int tsr_train_trace_setup(tsr_train_ctx_t *ctx)
         return rc;
     tsr_trace_t *t = NULL;
     rc = tsr_trace_path(m->trace, ctx->rank, path, sizeof path);
-    /* Its directory is made, as the checkpoints' is. */
+    /* Never one of the run's inputs or its model file; its directory is
+     * made, as the checkpoints' is. */
+    const char *inputs[4] = {ctx->data.path, ctx->data.test_path,
+                             ctx->opt->config ? tsr_config_file(ctx->opt->config) : NULL, ctx->opt->train.output};
+    if (!rc && (rc = tsr_file_check_output(path, inputs, 4)))
+        tsr_error_prefix(rc, "[monitor] trace: ");
     const char *slash = strrchr(path, '/');
     if (!rc && slash && slash > path) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
