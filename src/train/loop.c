@@ -195,7 +195,8 @@ static void compute(loop_t *l, size_t *rows, int *status)
             void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
-            tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
+            if (ctx->faults.slow_rank == ctx->rank)
+                tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
             if (!rc && !last && accumulate(l, i == 0))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
