@@ -155,7 +155,7 @@ int tsr_trace_report(const tsr_trace_rank_sums_t *ranks, int world, const tsr_tr
     double s_wait = s->phase[TSR_TRACE_DATA] + s->phase[TSR_TRACE_REDUCE], s_comp = compute_of(s);
     rep->slowest_waits = s_wait > s_comp;
 
-    line(rep, "bottleneck report (%d rank%s, %ld steps on rank 0, mean step %.3f ms):", world, world == 1 ? "" : "s",
+    line(rep, "bottleneck report (%d rank%s, %ld steps on rank 0, mean step %.4g ms):", world, world == 1 ? "" : "s",
          ranks[0].steps, rep->step_ms);
     char buf[256] = "";
     size_t used = 0;
