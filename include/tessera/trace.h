@@ -53,7 +53,8 @@ TSR_API void tsr_trace_set_offset(tsr_trace_t *t, double offset_s);
 TSR_API void tsr_trace_event(tsr_trace_t *t, int kind, char ph, int64_t arg);
 /* The same at a time already read (tsr_time_now's seconds). */
 TSR_API void tsr_trace_event_at(tsr_trace_t *t, int kind, char ph, int64_t arg, double now);
-/* Writes everything recorded so far (whole or not at all); may be called
+/* Writes everything recorded so far (whole or not at all; its directory is
+ * made if missing); may be called
  * again later (a checkpoint, then the end). Events whose B was overwritten
  * are left out of the file, so every track nests. */
 TSR_API int tsr_trace_write(tsr_trace_t *t);

@@ -154,13 +154,14 @@ int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv)
     tsr_trace_t *tr = rc == TSR_OK && trace ? start_trace(trace, rank) : NULL;
     if (rc == TSR_OK)
         rc = tsr_tasks_run(rt, &o);
+    else if (rank != 0)
+        tsr_error_clear(); /* every rank read the same arguments: rank 0 says what is wrong */
     if (tr) {
         tsr_trace_set_current(NULL);
         if (tsr_trace_write(tr))
             tsr_log(TSR_LOG_WARN, "tasks run: timeline: %s", tsr_last_error());
         tsr_trace_destroy(tr);
-    } else if (rank != 0)
-        tsr_error_clear(); /* every rank read the same arguments: rank 0 says what is wrong */
+    }
     /* ETASKS and ESTOPPED were explained by the summary; an error by one line. */
     if (rc && rc != TSR_ETASKS && rc != TSR_ESTOPPED && tsr_last_error()[0])
         fprintf(stderr, "tessera: error: %s\n", tsr_last_error());

@@ -279,6 +279,16 @@ int tsr_trace_write(tsr_trace_t *t)
         rc = tsr_error_set(TSR_ENOMEM, "trace: out of memory to write %s", t->path);
         goto out;
     }
+    /* Its directory is made, as the checkpoints' is. */
+    const char *slash = strrchr(t->path, '/');
+    char dir[sizeof t->path];
+    if (slash && slash > t->path) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - t->path), t->path);
+        if ((rc = tsr_mkdir_p(dir))) {
+            rc = tsr_error_prefix(rc, "trace directory %s: ", dir);
+            goto out;
+        }
+    }
     if ((rc = tsr_file_write_atomic(t->path, buf, len)))
         rc = tsr_error_prefix(rc, "trace: ");
     uint64_t lost = tsr_trace_dropped(t);

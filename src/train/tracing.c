@@ -62,7 +62,7 @@ int tsr_train_trace_setup(tsr_train_ctx_t *ctx)
     ctx->phases.cur = TSR_TRACE_NONE;
     if (!m->trace || !m->trace[0])
         return TSR_OK;
-    char path[4096], dir[4096];
+    char path[4096];
     double offset = 0;
     /* Every rank has the same configuration: all align, or none. */
     int rc = align_clock(ctx, &offset);
@@ -70,18 +70,11 @@ int tsr_train_trace_setup(tsr_train_ctx_t *ctx)
         return rc;
     tsr_trace_t *t = NULL;
     rc = tsr_trace_path(m->trace, ctx->rank, path, sizeof path);
-    /* Never one of the run's inputs or its model file; its directory is
-     * made, as the checkpoints' is. */
+    /* Never one of the run's inputs or its model file. */
     const char *inputs[4] = {ctx->data.path, ctx->data.test_path,
                              ctx->opt->config ? tsr_config_file(ctx->opt->config) : NULL, ctx->opt->train.output};
     if (!rc && (rc = tsr_file_check_output(path, inputs, 4)))
         tsr_error_prefix(rc, "[monitor] trace: ");
-    const char *slash = strrchr(path, '/');
-    if (!rc && slash && slash > path) {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        if ((rc = tsr_mkdir_p(dir)))
-            tsr_error_prefix(rc, "trace directory %s: ", dir);
-    }
     if (!rc)
         rc = tsr_trace_create(path, ctx->rank, m->trace_buffer, 8, &t);
     if (!rc) {

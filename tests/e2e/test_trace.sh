@@ -4,7 +4,7 @@
 # per-rank Chrome trace files (every phase on both ranks, one process track
 # per rank, timestamps in order, begins and ends paired, bucket and
 # checkpoint-write spans), the phase sums against the step time, tessera
-# trace merge, and a rank slowed on purpose (TSR_FAULT_SLOW) named slowest
+# trace merge, a task farm's timeline, and a rank slowed on purpose (TSR_FAULT_SLOW) named slowest
 # by the final report, by /status and /metrics while it trains, and by the
 # Prometheus alert rule fed the series that run exported.
 . "$(dirname "$0")/lib.sh"
@@ -67,6 +67,20 @@ a, b = (json.load(open("tl/trace.rank%d.json" % r)) for r in (0, 1))
 assert sorted(m["otherData"]["tessera_ranks"]) == [0, 1]
 assert len(m["traceEvents"]) == len(a["traceEvents"]) + len(b["traceEvents"])
 assert {e["pid"] for e in m["traceEvents"]} == {0, 1}
+PY
+
+# A task farm's timeline: every task a span on the rank that ran it.
+printf 'sleep 0.1\nsleep 0.2\ntrue\nsleep 0.1\n' >tasks.txt
+mpi 2 tasks run tasks.txt --trace tt/t.json --progress 0 >tasks.out 2>&1 || { cat tasks.out; bad "tasks run"; }
+$PY - <<'PY' && ok "tasks run --trace: each task one span, on one rank" || bad "task timeline"
+import json
+ids = []
+for r in (0, 1):
+    ev = json.load(open("tt/t.rank%d.json" % r))["traceEvents"]
+    b = sorted(e["id"] for e in ev if e["ph"] == "b" and e["name"] == "task")
+    assert b == sorted(e["id"] for e in ev if e["ph"] == "e" and e["name"] == "task"), ev
+    ids += b
+assert sorted(ids) == [0, 1, 2, 3], ids
 PY
 
 # Rank 1 slowed 4x: the final report names it.

@@ -152,7 +152,7 @@ static void test_paths(void **state)
     tsr_trace_t *t = NULL;
     assert_int_equal(tsr_trace_create(at("never.json"), 0, 1, 1, &t), TSR_EINVAL);
     assert_null(t);
-    assert_int_equal(tsr_trace_create(at("no/such/dir/t.json"), 0, 16, 1, &t), TSR_OK);
+    assert_int_equal(tsr_trace_create("/proc/self/no/t.json", 0, 16, 1, &t), TSR_OK);
     assert_int_not_equal(tsr_trace_write(t), TSR_OK);
     tsr_trace_destroy(t);
 }
