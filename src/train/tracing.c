@@ -64,12 +64,8 @@ int tsr_train_trace_setup(tsr_train_ctx_t *ctx)
         return TSR_OK;
     char path[4096];
     double offset = 0;
-    /* Every rank has the same configuration: all align, or none. */
-    int rc = align_clock(ctx, &offset);
-    if (rc)
-        return rc;
     tsr_trace_t *t = NULL;
-    rc = tsr_trace_path(m->trace, ctx->rank, path, sizeof path);
+    int rc = tsr_trace_path(m->trace, ctx->rank, path, sizeof path);
     /* Never one of the run's inputs or its model file. */
     const char *inputs[4] = {ctx->data.path, ctx->data.test_path,
                              ctx->opt->config ? tsr_config_file(ctx->opt->config) : NULL, ctx->opt->train.output};
@@ -77,16 +73,25 @@ int tsr_train_trace_setup(tsr_train_ctx_t *ctx)
         tsr_error_prefix(rc, "[monitor] trace: ");
     if (!rc)
         rc = tsr_trace_create(path, ctx->rank, m->trace_buffer, 8, &t);
-    if (!rc) {
-        tsr_trace_set_offset(t, offset);
-        rc = tsr_trace_write(t); /* an empty timeline now: an unwritable path is known before training */
-    }
+    /* An empty timeline now: an unwritable path is known before training
+     * (and the time its fsync takes is spent before the clocks align,
+     * which every rank leaves together, not in the first step). */
+    if (!rc)
+        rc = tsr_trace_write(t);
     if (rc) {
         tsr_log(TSR_LOG_WARN, "rank %d: no timeline: %s; training goes on without it ([monitor] trace)", ctx->rank,
                 tsr_last_error());
         tsr_trace_destroy(t);
-        return TSR_OK;
+        t = NULL;
     }
+    /* Every rank has the same configuration: all align, or none. */
+    if ((rc = align_clock(ctx, &offset))) {
+        tsr_trace_destroy(t);
+        return rc;
+    }
+    if (!t)
+        return TSR_OK;
+    tsr_trace_set_offset(t, offset);
     if (ctx->rank == 0)
         tsr_log(TSR_LOG_INFO, "timeline: each rank writes %s with its rank in the name (%s on rank 0)", m->trace, path);
     ctx->phases.trace = t;
