@@ -91,14 +91,19 @@ grep -q 'slowest rank: 1, ' slow.txt && grep -q 'suggestion: rank 1 computes' sl
   && ok "the final report names rank 1 slowest" || { bad "report did not name rank 1"; cat slow.txt; }
 
 # Live: /status, /metrics and the alert rule on the series it exports.
-TSR_FAULT_SLOW=1:4 mpi 2 train digits.ini --set train.epochs=100000 --set runtime.progress=none \
-  --set serve.enabled=true --set train.log_every=10 --set train.output=live.h5 >live.txt 2>&1 &
+# (Each snapshot covers the steps since the last log point: on a loaded
+# machine a short window can catch the other rank descheduled mid-compute,
+# so the rank is slowed 8x, windows are 40 steps, and the page is read
+# again until /status and /metrics come from one window that names it.)
+TSR_FAULT_SLOW=1:8 mpi 2 train digits.ini --set train.epochs=100000 --set runtime.progress=none \
+  --set serve.enabled=true --set train.log_every=40 --set train.output=live.h5 >live.txt 2>&1 &
 job=$!
 trap 'kill $job 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 300); do [ -s coordinator.addr ] && break; sleep 0.1; done
 addr=$(head -1 coordinator.addr 2>/dev/null)
-for _ in $(seq 100); do
-  curl -sf "http://$addr/status" -o s.json && grep -q '"slowest_rank": *1' s.json && break
+for _ in $(seq 150); do
+  curl -sf "http://$addr/status" -o s.json && grep -q '"slowest_rank": *1' s.json \
+    && curl -sf "http://$addr/metrics" -o m.txt && grep -q '^tessera_slowest_rank 1' m.txt && break
   sleep 0.2
 done
 $PY - <<'PY' && ok "/status names rank 1 slowest, with phases per rank" || { bad "/status"; cat s.json; }
@@ -108,7 +113,6 @@ b = s["bottleneck"]
 assert b["slowest_rank"] == 1 and b["suggestions"], b
 assert all(r["phase_s"]["forward"] > 0 for r in s["ranks"]), s["ranks"]
 PY
-curl -sf "http://$addr/metrics" -o m.txt
 grep -q 'tessera_rank_phase_seconds{rank="1",phase="backward"}' m.txt && grep -q '^tessera_slowest_rank 1' m.txt \
   && ok "/metrics: per-rank phase series, slowest rank 1" || { bad "/metrics"; grep phase m.txt; }
 promtool check metrics <m.txt >/dev/null 2>&1 && ok "promtool accepts /metrics" || bad "promtool check metrics"
