@@ -85,6 +85,11 @@ typedef struct tsr_perf_options {
     int on;                  /* phase timers and resource use */
     const char *papi_events; /* "" or NULL: none */
 } tsr_perf_options_t;
+/* [monitor]: the timeline (src/trace). */
+typedef struct tsr_monitor_options {
+    const char *trace;   /* per-rank Chrome trace files ("" or NULL: none), from the working directory */
+    size_t trace_buffer; /* events kept per thread; the oldest are dropped past it */
+} tsr_monitor_options_t;
 
 typedef struct tsr_train_options {
     tsr_data_options_t data;
@@ -96,6 +101,7 @@ typedef struct tsr_train_options {
     tsr_perf_options_t perf;
     int serve_enabled;
     tsr_serve_config_t serve;
+    tsr_monitor_options_t monitor;
     /* The source: its text goes into model files and checkpoints, and
      * tsr_config_origin() says where a value came from in messages. */
     const tsr_config_t *config;

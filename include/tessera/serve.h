@@ -44,10 +44,11 @@ typedef struct tsr_serve_config {
 TSR_API void tsr_serve_config_default(tsr_serve_config_t *cfg);
 /* (tsr_options_serve in options.h fills it from a configuration's [serve].) */
 
-/* One (step, loss, accuracy) point of the dashboard's plot; NaN: unknown. */
+/* One point of the dashboard's plots; NaN: unknown. */
 typedef struct tsr_serve_point {
     int64_t step;
     double loss, accuracy;
+    double test_loss, samples_per_s;
 } tsr_serve_point_t;
 
 /* A training snapshot. Every pointer may be NULL; arrays have world_size
@@ -66,6 +67,14 @@ typedef struct tsr_serve_status {
     const double *comm_hidden_mean; /* per rank, seconds per step of reduction hidden behind compute */
     double comm_reference_s;        /* a blocking allreduce of the gradients, seconds (0: unknown) */
     const char *checkpoint;         /* e.g. "saved step 400 (ckpt/step-400.h5)"; NULL: "none" */
+    /* Where the step time goes: seconds per step of each phase of
+     * tessera/trace.h (TSR_TRACE_NPHASES arrays of world_size, phase-major:
+     * [phase * world_size + rank]); NULL: unknown. The bottleneck report's
+     * text and suggestions, and the rank it names slowest (-1: none). */
+    const double *phase_mean;
+    const char *bottleneck;
+    const char *const *suggestions;
+    int nsuggestions, slowest_rank;
     /* Points to append to the plot's history. When NULL, a publish with a
      * new step appends (step, loss, accuracy) by itself. */
     const tsr_serve_point_t *history;

@@ -5,6 +5,7 @@
 #include "common/thread.h"
 #include "tessera/error.h"
 #include "tessera/log.h"
+#include "tessera/trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -82,11 +83,13 @@ static void note_failure(tsr_ckpt_t *c, long step, int code, const char *why)
 static int do_write(tsr_ckpt_t *c)
 {
     double t0 = tsr_time_now();
+    tsr_trace_mark(TSR_TRACE_CKPT_WRITE, 'B', c->meta.step); /* trace: the write, on its thread's track */
     int rc = tsr_mkdir_p(c->dir);
     if (rc)
         tsr_error_prefix(rc, "checkpoint directory %s: ", c->dir);
     if (!rc)
         rc = tsr_ckpt_file_write(c->path, c->regions, c->nregions, c->from_live, &c->meta, &c->image);
+    tsr_trace_mark(TSR_TRACE_CKPT_WRITE, 'E', 0);
     pthread_mutex_lock(&c->mu);
     c->write_seconds = tsr_time_now() - t0;
     c->result = rc;

@@ -3,6 +3,7 @@
  * submit, cancel and status talk to a running farm's coordinator or read
  * a journal (cmd_tasks_client.c). */
 #include "cli/commands.h"
+#include "tessera/trace.h"
 #include "tessera/config.h"
 #include "tessera/options.h"
 #include "tessera/error.h"
@@ -35,6 +36,8 @@ static const char usage_run[] =
     "  --reserve-core         rank 0 keeps one of its cores for dispatching\n"
     "  --fsync-ms MS          journal group commit interval (default 5)\n"
     "  --progress S           seconds between progress lines (default 10; 0 none)\n"
+    "  --trace FILE           each rank's timeline of its tasks as Chrome trace JSON (FILE with the rank\n"
+    "                         in its name: t.json -> t.rank0.json); merge with tessera trace merge\n"
     "  --serve                start the HTTP coordinator on rank 0 (GET /tasks, POST /tasks, ...)\n"
     "  --bind ADDR --port P --token-file F --run-dir D --config FILE --set serve.K=V\n"
     "                         the coordinator's settings, as for tessera serve\n"
@@ -53,12 +56,30 @@ static int number(const char *opt, const char *v, double lo, double hi, double *
     return TSR_OK;
 }
 
+/* --trace: this rank's timeline of its tasks (a file that cannot be
+ * written is a warning; the farm runs without it). */
+static tsr_trace_t *start_trace(const char *path, int rank)
+{
+    char file[4096];
+    tsr_trace_t *t = NULL;
+    int rc = tsr_trace_path(path, rank, file, sizeof file);
+    if (!rc && !(rc = tsr_trace_create(file, rank, 65536, 16, &t)))
+        rc = tsr_trace_write(t);
+    if (rc) {
+        tsr_log(TSR_LOG_WARN, "tasks run: no timeline: %s; the tasks run without it", tsr_last_error());
+        tsr_trace_destroy(t);
+        return NULL;
+    }
+    tsr_trace_set_current(t);
+    return t;
+}
+
 int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv)
 {
     tsr_tasks_run_opts_t o;
     tsr_tasks_run_opts_default(&o);
     tsr_config_t *conf = NULL;
-    const char *bind = NULL, *token = NULL, *run_dir = NULL, *port = NULL;
+    const char *bind = NULL, *token = NULL, *run_dir = NULL, *port = NULL, *trace = NULL;
     int serve = 0, rc = tsr_config_create(&conf), rank = tsr_runtime_rank(rt);
     double v;
     /* argv[0] is "tasks", argv[1] "run" */
@@ -95,6 +116,8 @@ int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv)
             rc = number(a, argv[++i], 0, 1e7, &o.progress_s);
         } else if (strcmp(a, "--serve") == 0) {
             serve = 1;
+        } else if (strcmp(a, "--trace") == 0 && has) {
+            trace = argv[++i];
         } else if (strcmp(a, "--bind") == 0 && has) {
             bind = argv[++i], serve = 1;
         } else if (strcmp(a, "--port") == 0 && has) {
@@ -128,10 +151,17 @@ int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv)
         sc.registry = ""; /* a farm serves no models */
         o.serve = serve ? &sc : NULL;
     }
+    tsr_trace_t *tr = rc == TSR_OK && trace ? start_trace(trace, rank) : NULL;
     if (rc == TSR_OK)
         rc = tsr_tasks_run(rt, &o);
     else if (rank != 0)
         tsr_error_clear(); /* every rank read the same arguments: rank 0 says what is wrong */
+    if (tr) {
+        tsr_trace_set_current(NULL);
+        if (tsr_trace_write(tr))
+            tsr_log(TSR_LOG_WARN, "tasks run: timeline: %s", tsr_last_error());
+        tsr_trace_destroy(tr);
+    }
     /* ETASKS and ESTOPPED were explained by the summary; an error by one line. */
     if (rc && rc != TSR_ETASKS && rc != TSR_ESTOPPED && tsr_last_error()[0])
         fprintf(stderr, "tessera: error: %s\n", tsr_last_error());

@@ -15,6 +15,8 @@ int tsr_cmd_ckpt(int argc, char **argv);
 int tsr_cmd_serve(int argc, char **argv);
 int tsr_cmd_export(int argc, char **argv);
 int tsr_cmd_model(int argc, char **argv);
+/* src/cli/cmd_trace.c: tessera trace merge. */
+int tsr_cmd_trace(int argc, char **argv);
 /* SLURM (src/cli/cmd_submit.c, cmd_jobs.c); TSR_ESCHED from these exits 5. */
 int tsr_cmd_submit(int argc, char **argv);
 int tsr_cmd_jobs(int argc, char **argv);

@@ -21,6 +21,7 @@ static const char usage[] =
     "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
     "  launch [MPIRUN OPTIONS] COMMAND [ARGS]        mpirun, with SIGTERM/SIGINT turned into checkpoint-and-stop\n"
     "  tasks run TASKFILE [--journal DIR ...]        run a task farm on every rank (submit, cancel, status)\n"
+    "  trace merge -o OUT FILE...                    join the per-rank timelines of [monitor] trace\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
@@ -104,6 +105,8 @@ int main(int argc, char **argv)
         return exit_code(tsr_cmd_submit(argc - 1, argv + 1));
     if (strcmp(argv[1], "jobs") == 0)
         return exit_code(tsr_cmd_jobs(argc - 1, argv + 1));
+    if (strcmp(argv[1], "trace") == 0)
+        return exit_code(tsr_cmd_trace(argc - 1, argv + 1));
     if (strcmp(argv[1], "launch") == 0) {
         int rc = tsr_cmd_launch(argc - 1, argv + 1);
         return rc < 0 ? exit_code(rc) : rc;
@@ -114,7 +117,7 @@ int main(int argc, char **argv)
     }
     fprintf(
         stderr,
-        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks or version (see tessera --help)\n",
+        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks, trace or version (see tessera --help)\n",
         argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

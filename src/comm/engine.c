@@ -6,6 +6,8 @@
 #include "comm/mpi_internal.h"
 #include "tessera/error.h"
 #include "tessera/perf.h"
+#include "tessera/log.h"
+#include "tessera/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +334,7 @@ static int start_from(tsr_comm_t *c, size_t offset)
             return fail(c, tsr_error_prefix(rc, "comm: copying gradients to the host for '%s': ", c->be->name));
     }
     for (; c->next < last; c->next++) {
+        tsr_trace_mark(TSR_TRACE_BUCKET, 'b', (int64_t)c->next); /* trace: an async span per bucket */
         int rc = c->be->start(c->state, c->next);
         if (rc)
             return fail(c, rc);
@@ -379,6 +382,14 @@ int tsr_comm_wait(tsr_comm_t *c)
                         : !strcmp(c->be->name, "nccl") ? TSR_COUNTER_REDUCED_BYTES_NCCL
                                                        : TSR_COUNTER_REDUCED_BYTES_MPI,
                         (int64_t)(c->n * sizeof(float)));
+    /* trace: the back-ends say when all buckets are done, not each: every
+     * bucket's span ends here. */
+    tsr_trace_t *tr = tsr_trace_current();
+    if (tr && !c->alone) {
+        double now = tsr_time_now();
+        for (size_t b = 0; b < c->nbuckets; b++)
+            tsr_trace_event_at(tr, TSR_TRACE_BUCKET, 'e', (int64_t)b, now);
+    }
     c->next = 0;
     c->wait_seconds = MPI_Wtime() - t0;
     c->last_inline_seconds = c->inline_seconds;

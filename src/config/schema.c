@@ -149,6 +149,11 @@ const tsr_key_t tsr_schema[] = {
      "seconds a connection has to send a request's headers (an idle keep-alive one too)"},
     {"serve", "max_model_params", TSR_T_INT, "134217728", 1, 1L << 40, NULL,
      "most parameters a served, uploaded or registered model file may declare"},
+    /* Monitoring (src/trace): the timeline. */
+    {"monitor", "trace", TSR_T_STR, "", 0, 0, NULL,
+     "write each rank's timeline as Chrome trace JSON: trace.json -> trace.rank<N>.json (empty: none)"},
+    {"monitor", "trace_buffer", TSR_T_INT, "262144", 16, 1L << 28, NULL,
+     "timeline events kept per thread (the oldest are dropped, and counted, past it)"},
     /* tessera submit: the SLURM batch job built from this file (--nodes etc. override). */
     {"submit", "nodes", TSR_T_INT, "1", 1, 1L << 20, NULL, "nodes (sbatch --nodes)"},
     {"submit", "ntasks_per_node", TSR_T_INT, "1", 1, 1L << 16, NULL, "ranks per node (sbatch --ntasks-per-node)"},

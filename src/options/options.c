@@ -274,5 +274,7 @@ int tsr_options_train(const tsr_config_t *c, tsr_train_options_t *o)
     o->perf.on = tsr_config_get_bool(c, "monitor", "perf");
     o->perf.papi_events = get(c, "monitor", "papi_events");
     o->serve_enabled = tsr_config_get_bool(c, "serve", "enabled");
+    o->monitor.trace = get(c, "monitor", "trace");
+    o->monitor.trace_buffer = (size_t)tsr_config_get_long(c, "monitor", "trace_buffer");
     return tsr_options_serve(c, &o->serve);
 }

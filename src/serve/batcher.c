@@ -6,6 +6,7 @@
  * the working model between batches, so a publish never waits on a batch. */
 #include "serve/internal.h"
 #include "tessera/error.h"
+#include "tessera/trace.h"
 #include "common/thread.h"
 
 #include <errno.h>
@@ -118,7 +119,8 @@ static void run_batch(serve_batcher_t *b, serve_job_t *list)
             rows += j->rows;
             n++;
         }
-    if (n == 1) { /* one request: straight from its input to its output */
+    tsr_trace_mark(TSR_TRACE_HTTP_BATCH, 'B', (int64_t)rows); /* trace: the batch, on the timeline */
+    if (n == 1) {                                             /* one request: straight from its input to its output */
         for (j = list; j; j = j->next)
             if (sp && j->width == in_w && j->outputs == out_w)
                 rc = tsr_model_predict(b->work, j->x, j->rows, j->y);
@@ -141,6 +143,7 @@ static void run_batch(serve_batcher_t *b, serve_job_t *list)
                 }
         }
     }
+    tsr_trace_mark(TSR_TRACE_HTTP_BATCH, 'E', 0);
     if (rows) {
         int bk = 0;
         while (bk < SERVE_BATCH_BUCKETS && (double)rows > serve_batch_bounds[bk])

@@ -5,19 +5,24 @@
  * shows its whole curve at half the resolution. */
 #include "serve/internal.h"
 #include "tessera/error.h"
+#include "tessera/trace.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { HIST_MAX = 4096, RANK_STATS = 7 };
+/* Per rank: step min/mean/max, comm min/mean/max, hidden mean, then
+ * seconds per step per phase (trace.h). */
+enum { HIST_MAX = 4096, RANK_BASE = 7, RANK_STATS = RANK_BASE + TSR_TRACE_NPHASES };
 
 struct serve_status {
     pthread_mutex_t mu;
     int have;
     tsr_serve_status_t cur; /* scalars; its pointers are not used */
     char state[32], checkpoint[512], source[1024];
+    char bottleneck[TSR_TRACE_REPORT_LEN], suggest[2][TSR_TRACE_SUGGEST_LEN];
+    int nsuggest;
     int nranks;
     char **placement;
     double *stats; /* RANK_STATS * nranks: step min/mean/max, comm min/mean/max, hidden mean */
@@ -93,12 +98,14 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in)
             free(stats);
             return tsr_error_set(TSR_ENOMEM, "serve: out of memory for %d ranks", n);
         }
-        const double *src[RANK_STATS] = {in->step_time_min,  in->step_time_mean, in->step_time_max,   in->comm_time_min,
-                                         in->comm_time_mean, in->comm_time_max,  in->comm_hidden_mean};
+        const double *src[RANK_BASE] = {in->step_time_min,  in->step_time_mean, in->step_time_max,   in->comm_time_min,
+                                        in->comm_time_mean, in->comm_time_max,  in->comm_hidden_mean};
         for (int r = 0; r < n; r++) {
             pl[r] = in->placement && in->placement[r] ? strdup(in->placement[r]) : NULL;
-            for (int k = 0; k < RANK_STATS; k++)
+            for (int k = 0; k < RANK_BASE; k++)
                 stats[r * RANK_STATS + k] = src[k] ? src[k][r] : NAN;
+            for (int k = 0; k < TSR_TRACE_NPHASES; k++)
+                stats[r * RANK_STATS + RANK_BASE + k] = in->phase_mean ? in->phase_mean[k * n + r] : NAN;
         }
     }
     pthread_mutex_lock(&st->mu);
@@ -110,11 +117,16 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in)
     st->have = 1;
     snprintf(st->state, sizeof st->state, "%s", in->state ? in->state : "training");
     snprintf(st->checkpoint, sizeof st->checkpoint, "%s", in->checkpoint ? in->checkpoint : "none");
+    snprintf(st->bottleneck, sizeof st->bottleneck, "%s", in->bottleneck ? in->bottleneck : "");
+    st->nsuggest = 0;
+    for (int i = 0; i < in->nsuggestions && i < 2 && in->suggestions; i++)
+        if (in->suggestions[i])
+            snprintf(st->suggest[st->nsuggest++], TSR_TRACE_SUGGEST_LEN, "%s", in->suggestions[i]);
     if (in->history) {
         for (size_t i = 0; i < in->nhistory; i++)
             append(st, &in->history[i]);
     } else {
-        tsr_serve_point_t p = {in->step, in->loss, in->accuracy};
+        tsr_serve_point_t p = {in->step, in->loss, in->accuracy, in->test_loss, in->samples_per_s};
         append(st, &p);
     }
     pthread_mutex_unlock(&st->mu);
@@ -126,6 +138,19 @@ static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); 
 static json_t *summary(const double *v)
 {
     return json_pack("{s:o,s:o,s:o}", "min", num(v[0]), "mean", num(v[1]), "max", num(v[2]));
+}
+
+/* The report: its text, its suggestions, the slowest rank (null: none). */
+static json_t *bottleneck_json(const serve_status_t *st)
+{
+    if (!st->bottleneck[0])
+        return json_null();
+    json_t *s = json_array();
+    for (int i = 0; i < st->nsuggest; i++)
+        json_array_append_new(s, json_string(st->suggest[i]));
+    const int slow = st->cur.slowest_rank;
+    return json_pack("{s:o,s:s,s:o}", "slowest_rank", slow >= 0 ? json_integer(slow) : json_null(), "report",
+                     st->bottleneck, "suggestions", s);
 }
 
 json_t *serve_status_json(tsr_serve_t *s, long long since)
@@ -152,23 +177,28 @@ json_t *serve_status_json(tsr_serve_t *s, long long since)
         json_t *ranks = json_array();
         for (int r = 0; r < st->nranks; r++) {
             const double *v = st->stats + r * RANK_STATS;
-            json_array_append_new(ranks, json_pack("{s:i,s:o,s:o,s:o,s:o}", "rank", r, "placement",
+            json_t *ph = json_object();
+            for (int k = 0; k < TSR_TRACE_NPHASES; k++)
+                json_object_set_new(ph, tsr_trace_kind_name(k), num(v[RANK_BASE + k]));
+            json_array_append_new(ranks, json_pack("{s:i,s:o,s:o,s:o,s:o,s:o}", "rank", r, "placement",
                                                    st->placement[r] ? json_string(st->placement[r]) : json_null(),
                                                    "step_time_s", summary(v), "comm_time_s", summary(v + 3),
-                                                   "comm_hidden_s", num(v[6])));
+                                                   "comm_hidden_s", num(v[6]), "phase_s", ph));
         }
         json_object_set_new(o, "ranks", ranks);
         json_object_set_new(o, "comm_reference_s",
                             c->comm_reference_s > 0 ? json_real(c->comm_reference_s) : json_null());
         json_object_set_new(o, "checkpoint", json_string(st->checkpoint));
+        json_object_set_new(o, "bottleneck", bottleneck_json(st));
     }
     json_object_set_new(model, "source", st->source[0] ? json_string(st->source) : json_null());
     if (since >= -1) {
         json_t *h = json_array();
         for (size_t i = 0; i < st->nhist; i++)
             if (st->hist[i].step > since)
-                json_array_append_new(h, json_pack("[I,o,o]", (json_int_t)st->hist[i].step, num(st->hist[i].loss),
-                                                   num(st->hist[i].accuracy)));
+                json_array_append_new(h, json_pack("[I,o,o,o,o]", (json_int_t)st->hist[i].step, num(st->hist[i].loss),
+                                                   num(st->hist[i].accuracy), num(st->hist[i].test_loss),
+                                                   num(st->hist[i].samples_per_s)));
         json_object_set_new(o, "history", h);
     }
     pthread_mutex_unlock(&st->mu);
@@ -296,6 +326,20 @@ void serve_status_metrics(serve_status_t *st, serve_buf_t *b)
         snprintf(labels, sizeof labels, "{rank=\"%d\"}", r);
         metric(b, hn, labels, st->stats[r * RANK_STATS + 6]);
     }
+    const char *pn = "tessera_rank_phase_seconds";
+    serve_buf_printf(b,
+                     "# HELP %s Per-rank seconds per step in each phase (data, forward, backward, reduce_wait, "
+                     "optimizer, checkpoint; mean over the last interval).\n# TYPE %s gauge\n",
+                     pn, pn);
+    for (int r = 0; r < st->nranks; r++)
+        for (int k = 0; k < TSR_TRACE_NPHASES; k++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "{rank=\"%d\",phase=\"%s\"}", r, tsr_trace_kind_name(k));
+            metric(b, pn, labels, st->stats[r * RANK_STATS + RANK_BASE + k]);
+        }
+    if (c->slowest_rank >= 0 && st->bottleneck[0])
+        gauge(b, "tessera_slowest_rank", "The rank the bottleneck report names slowest (most compute per step).",
+              c->slowest_rank);
     if (c->comm_reference_s > 0)
         gauge(b, "tessera_comm_reference_seconds", "A blocking allreduce of the whole gradient, measured at start.",
               c->comm_reference_s);

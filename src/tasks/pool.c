@@ -9,6 +9,7 @@
 #include "tasks/buf.h"
 #include "tasks/capi.h"
 #include "tasks/count.h"
+#include "tessera/trace.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -268,7 +269,9 @@ void pool_run(tsr_tasks_t *t, uint32_t idx, int rank)
     tsr_task_ctx_t ctx = {t, idx, c->attempts, rank, t->id_of ? t->id_of(t, idx) : (tsr_task_id_t)idx + 1};
     const void *arg = atomic_load_explicit(&c->flags, memory_order_relaxed) & F_ARG_HEAP ? c->arg.p : c->arg.in;
     double t0 = tnow();
+    tsr_trace_mark(TSR_TRACE_TASK, 'B', (int64_t)idx); /* trace: a C task on its thread's track */
     int rc = t->fns[c->fn](&ctx, arg, c->arglen);
+    tsr_trace_mark(TSR_TRACE_TASK, 'E', 0);
     double dt = tnow() - t0;
     c->dur = (float)dt;
     if (self)

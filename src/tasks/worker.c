@@ -8,6 +8,7 @@
 #include "tasks/exec.h"
 #include "tasks/proto.h"
 #include "tessera/error.h"
+#include "tessera/trace.h"
 
 #include <hwloc/glibc-sched.h>
 
@@ -424,6 +425,7 @@ static int start(worker_t *w, wtask_t *t, tbuf_t *store)
         done_event(w, t, HOW_SPAWN, code, msg);
         return 0;
     }
+    tsr_trace_mark(TSR_TRACE_TASK, 'b', (int64_t)t->idx); /* trace: shell tasks overlap: async spans */
     tbuf_u8(&w->ev, EV_STARTED);
     tbuf_u32(&w->ev, t->idx);
     tbuf_u16(&w->ev, t->attempt);
@@ -486,6 +488,7 @@ double worker_step(worker_t *w, double now)
         wtask_t *t = w->run[i];
         int how, code;
         if (exec_reap(t->pid, &how, &code)) {
+            tsr_trace_mark(TSR_TRACE_TASK, 'e', (int64_t)t->idx);
             finish(w, i, how, code, now);
             continue;
         }

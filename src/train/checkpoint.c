@@ -125,6 +125,11 @@ static int collect(tsr_train_ctx_t *ctx)
 
 int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
 {
+    /* trace: the timelines are written with the checkpoints (every rank
+     * with those of every_steps, rank 0 with any). */
+    long every = ctx->opt->checkpoint.engine.every_steps;
+    if (ctx->rank != 0 && ctx->phases.trace && every > 0 && step % every == 0)
+        tsr_train_trace_save(ctx);
     if (ctx->rank != 0 || !ctx->ckpt.engine)
         return TSR_OK;
     if (tsr_ckpt_due(ctx->ckpt.engine, step)) {
@@ -132,6 +137,7 @@ int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *
         int rc = tsr_train_ckpt_write(ctx, step, next, 0);
         if (rc && (rc == TSR_EDIVERGED || (rc = failed(ctx, rc, step))))
             return rc;
+        tsr_train_trace_save(ctx);
     }
     return collect(ctx);
 }
@@ -139,6 +145,7 @@ int tsr_train_ckpt_step(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *
 int tsr_train_ckpt_stop(tsr_train_ctx_t *ctx, long step, const tsr_train_pos_t *next)
 {
     /* Everyone saw the request at the same step; rank 0 writes. */
+    tsr_train_trace_save(ctx); /* trace: a requeued run keeps its timeline so far */
     if (ctx->rank != 0)
         return TSR_ESTOPPED;
     if (tsr_runtime_stop_signal())

@@ -2,10 +2,12 @@
 /* Fault injection for tests: see fault.h. */
 #include "train/fault.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void parse(const char *env, tsr_fault_t *f)
@@ -32,6 +34,21 @@ void tsr_faults_read(tsr_faults_t *f)
 {
     parse("TSR_FAULT_KILL", &f->kill);
     parse("TSR_FAULT_STALL", &f->stall);
+    const char *v = getenv("TSR_FAULT_SLOW");
+    f->slow_rank = -1;
+    if (v &&
+        (sscanf(v, "%d:%lf", &f->slow_rank, &f->slow_factor) != 2 || !(f->slow_factor > 1) || f->slow_factor > 1000))
+        f->slow_rank = -1;
+}
+
+void tsr_fault_slow(const tsr_faults_t *f, int rank, double seconds)
+{
+    if (f->slow_rank != rank || !(seconds > 0))
+        return;
+    double s = seconds * (f->slow_factor - 1);
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static void act(const tsr_faults_t *f, const tsr_fault_t *which)

@@ -8,7 +8,10 @@
  * others wait in the allreduce's rounds for what it has not sent), eval
  * (before an evaluation's sum), end (before the end-of-training
  * agreement). KILL makes that rank SIGKILL itself there, STALL makes it
- * hang (sleep forever), as a dead node or a stuck file system would. */
+ * hang (sleep forever), as a dead node or a stuck file system would.
+ * TSR_FAULT_SLOW="RANK:FACTOR" (FACTOR > 1) makes that rank's compute take
+ * FACTOR times as long (it sleeps inside backward), as a slow or busy node
+ * would: the bottleneck report must name it. */
 #ifndef TSR_TRAIN_FAULT_H
 #define TSR_TRAIN_FAULT_H
 
@@ -20,6 +23,8 @@ typedef struct tsr_fault {
 
 typedef struct tsr_faults {
     tsr_fault_t kill, stall;
+    int slow_rank; /* -1: none */
+    double slow_factor;
 } tsr_faults_t;
 
 /* Reads the environment (a malformed value is ignored: no fault). */
@@ -28,5 +33,8 @@ void tsr_faults_read(tsr_faults_t *f);
 void tsr_fault_step(const tsr_faults_t *f, int rank, long step);
 /* Acts if a fault is set for this rank at the named point. */
 void tsr_fault_point(const tsr_faults_t *f, int rank, const char *point);
+
+/* TSR_FAULT_SLOW: stretches `seconds` of this rank's compute to FACTOR times. */
+void tsr_fault_slow(const tsr_faults_t *f, int rank, double seconds);
 
 #endif

@@ -175,10 +175,13 @@ static void compute(loop_t *l, size_t *rows, int *status)
                 tsr_model_set_rng(ctx->net.model, ctx->opt->train.seed, (int)((size_t)ctx->rank * k + i));
                 tsr_model_set_step(ctx->net.model, (uint64_t)l->step);
             }
+            double tc = tsr_time_now();                              /* TSR_FAULT_SLOW stretches this rank's compute */
+            tsr_train_phase_at(&ctx->phases, TSR_TRACE_FORWARD, tc); /* phase: forward */
             tsr_perf_phase(ctx->perf, TSR_PHASE_FORWARD);
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
             if (l->stats)
                 tsr_model_stats_take(ctx->net.model, l->stats + ((size_t)ctx->rank * k + i) * l->stats_n);
+            tsr_train_phase(&ctx->phases, TSR_TRACE_BACKWARD); /* phase: backward */
             tsr_perf_phase(ctx->perf, TSR_PHASE_BACKWARD);
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
@@ -186,6 +189,8 @@ static void compute(loop_t *l, size_t *rows, int *status)
             void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
+            if (ctx->faults.slow_rank == ctx->rank)
+                tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
             if (!rc && !last && tsr_accum_push(&l->acc, l->grads))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
@@ -202,6 +207,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
         }
     }
     tsr_runtime_watch_end(ctx->rt);
+    tsr_train_phase(&ctx->phases, TSR_TRACE_REDUCE); /* phase: the agreement and the gradient sums */
     tsr_perf_phase(ctx->perf, TSR_PHASE_REDUCE);
     /* The engine fails inside backward's callbacks, which cannot return an
      * error: its sticky status tells. */
@@ -258,6 +264,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return l->rc ? l->rc : another_failed(ctx);
     if (l->stats && (rc = apply_stats(l)))
         return rc;
+    tsr_train_phase(&ctx->phases, TSR_TRACE_OPTIM); /* phase: optimizer */
     tsr_perf_phase(ctx->perf, TSR_PHASE_OPTIMIZER);
     rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
@@ -410,6 +417,7 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             double ts = tsr_time_now();
             size_t rows = 0;
             int agreed = 0;
+            tsr_train_step_begin(&ctx->phases, l.step + 1); /* phase: data (a step begins) */
             rc = step(&l, &rows, &agreed);
             tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
             if (rc)
@@ -423,11 +431,13 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             if (l.next.cursor == sc->steps_per_epoch)
                 l.next.epoch++, l.next.cursor = 0;
             if (agreed & TSR_STEP_STOP) {
+                tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
                 tsr_progress_clear(&l.prog);
                 tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
                 return tsr_train_ckpt_stop(ctx, l.step, &l.next);
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
+            tsr_train_phase(&ctx->phases, TSR_TRACE_CKPT); /* phase: checkpoint */
             tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
             rc = tsr_train_ckpt_step(ctx, l.step, &l.next);
             tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
@@ -435,6 +445,7 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
                 sc->pending_status |= TSR_STEP_ERROR;
                 l.rc = l.rc ? l.rc : rc;
             }
+            tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
             tsr_fault_step(&ctx->faults, ctx->rank, l.step);
             if ((rc = report_step(&l, s, rows)))
                 return rc;

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NSTAT = 7, PLACE_LEN = 160 };
+/* Per rank: step min/mean/max, comm min/mean/max, hidden mean, then the
+ * seconds per step of each phase (phase.h) over the same window. */
+enum { NBASE = 7, NSTAT = NBASE + TSR_TRACE_NPHASES, PLACE_LEN = 160 };
 
 struct tsr_train_monitor {
     tsr_serve_t *serve; /* rank 0 with [serve] enabled */
@@ -83,6 +85,31 @@ void tsr_train_monitor_step(tsr_train_ctx_t *ctx, double step_s, double comm_s, 
     m->n++;
 }
 
+/* The live bottleneck report from the window's per-rank means (rank 0;
+ * NULL when no rank has stepped yet or out of memory). */
+static tsr_trace_report_t *bottleneck(tsr_train_ctx_t *ctx, const struct tsr_train_monitor *m)
+{
+    tsr_trace_rank_sums_t *r = calloc((size_t)ctx->world, sizeof *r);
+    tsr_trace_report_t *rep = malloc(sizeof *rep);
+    tsr_trace_hints_t h;
+    tsr_train_trace_hints(ctx, &h);
+    for (int k = 0; r && k < ctx->world; k++) {
+        for (int p = 0; p < TSR_TRACE_NPHASES; p++) {
+            r[k].phase[p] = m->cols[NBASE + p][k];
+            r[k].step_s += r[k].phase[p];
+        }
+        r[k].exposed_s = m->cols[4][k];
+        r[k].hidden_s = m->cols[6][k];
+        r[k].steps = r[k].step_s > 0;
+    }
+    if (!r || !rep || tsr_trace_report(r, ctx->world, &h, rep)) {
+        free(rep);
+        rep = NULL;
+    }
+    free(r);
+    return rep;
+}
+
 void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t *snap)
 {
     struct tsr_train_monitor *m = ctx->mon;
@@ -92,6 +119,12 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         double n = (double)m->n;
         double now[NSTAT] = {m->step_min,     m->step_sum / n, m->step_max,      m->comm_min,
                              m->comm_sum / n, m->comm_max,     m->hidden_sum / n};
+        tsr_train_phases_t *p = &ctx->phases;
+        for (int k = 0; k < TSR_TRACE_NPHASES && p->win_steps; k++)
+            now[NBASE + k] = p->win[k] / (double)p->win_steps;
+        memset(p->win, 0, sizeof p->win);
+        p->win_step_s = 0;
+        p->win_steps = 0;
         memcpy(m->last, now, sizeof now);
     }
     double mine[NSTAT];
@@ -114,6 +147,8 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
     for (int r = 0; r < ctx->world; r++)
         for (int k = 0; k < NSTAT; k++)
             m->cols[k][r] = m->all[r * NSTAT + k];
+    tsr_trace_report_t *rep = bottleneck(ctx, m);
+    const char *sugg[2] = {rep ? rep->suggest[0] : NULL, rep ? rep->suggest[1] : NULL};
     char ck[4200] = "none";
     if (ctx->ckpt.engine && tsr_ckpt_last_step(ctx->ckpt.engine) >= 0)
         snprintf(ck, sizeof ck, "saved step %ld (%s)%s", tsr_ckpt_last_step(ctx->ckpt.engine),
@@ -141,11 +176,17 @@ void tsr_train_monitor_publish(tsr_train_ctx_t *ctx, const tsr_train_snapshot_t 
         .comm_hidden_mean = m->cols[6],
         .comm_reference_s = tsr_comm_reference_seconds(ctx->comm.engine),
         .checkpoint = ck,
+        .phase_mean = m->all + (size_t)ctx->world * NSTAT + (size_t)ctx->world * NBASE,
+        .slowest_rank = rep ? rep->slowest : -1,
+        .bottleneck = rep ? rep->text : NULL,
+        .suggestions = sugg,
+        .nsuggestions = rep ? rep->nsuggest : 0,
     };
     /* On a GPU the host copy of the weights is refreshed only for this. */
     if (tsr_model_download(ctx->net.model) == TSR_OK)
         tsr_serve_publish_model(m->serve, ctx->net.model);
     tsr_serve_publish_status(m->serve, &st);
+    free(rep);
 }
 
 void tsr_train_monitor_finish(tsr_train_ctx_t *ctx, const char *model_path, int ok)

@@ -255,6 +255,7 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_opt
     ctx->world = tsr_runtime_size(rt);
     ctx->sched.epochs = opt->train.epochs;
     tsr_faults_read(&ctx->faults);
+    ctx->phases.cur = TSR_TRACE_NONE;
     /* From here every collective is watched: a rank that never comes is named. */
     if ((rc = tsr_runtime_watchdog_start(rt, opt->runtime.watchdog_seconds)))
         goto out;

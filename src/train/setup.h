@@ -13,6 +13,7 @@
 #include "tessera/runtime.h"
 #include "tessera/train.h"
 #include "train/fault.h"
+#include "train/phase.h"
 
 /* The data (setup.c): splits, the loader, this rank's slice of the test split. */
 typedef struct tsr_train_data {
@@ -89,6 +90,7 @@ typedef struct tsr_train_ctx {
     double perf_last;              /* rank 0: when they were last published */
     char gpu_busid[32];            /* this rank's GPU for NVML (perf.c); "": none */
     tsr_faults_t faults;           /* fault injection for tests (fault.h) */
+    tsr_train_phases_t phases;     /* phase timers and the timeline (phase.h, tracing.c) */
 } tsr_train_ctx_t;
 
 /* Each step agrees on the ranks' status with one small allreduce; these are its bits. */
@@ -125,6 +127,16 @@ int tsr_train_check_outputs(const tsr_train_ctx_t *ctx, const tsr_model_t *m, si
  * to every rank, as PyTorch's DDP does, so evaluation and resumes agree.
  * Collective. */
 int tsr_train_sync_buffers(tsr_train_ctx_t *ctx);
+
+/* tracing.c: the timeline ([monitor] trace: clocks aligned to rank 0's,
+ * collective; an unwritable path is a warning), written at checkpoints and
+ * at the end; the bottleneck report from every rank's phase sums, logged by
+ * rank 0 (collective); what its suggestions may name. */
+int tsr_train_trace_setup(tsr_train_ctx_t *ctx);
+void tsr_train_trace_save(tsr_train_ctx_t *ctx);
+void tsr_train_trace_free(tsr_train_ctx_t *ctx);
+int tsr_train_trace_report(tsr_train_ctx_t *ctx);
+void tsr_train_trace_hints(const tsr_train_ctx_t *ctx, tsr_trace_hints_t *h);
 
 /* metrics.c: the final report's top-5, per-class accuracy and confusion
  * matrix, logged by rank 0. Collective. */

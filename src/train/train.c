@@ -90,6 +90,9 @@ static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_ran
 {
     report_comm(ctx);
     tsr_train_perf_report(ctx);
+    int trc = tsr_train_trace_report(ctx); /* trace: the bottleneck report */
+    if ((trc = tsr_runtime_agree(ctx->rt, trc, failed_rank)))
+        return trc;
     /* With keep_best the best evaluation's weights, everywhere. */
     int rc = tsr_runtime_agree(ctx->rt, tsr_train_early_finish(ctx, res), failed_rank);
     if (!rc)
@@ -126,6 +129,8 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
         goto out;
     if ((rc = tsr_train_monitor_setup(&ctx, failed_rank)) || (rc = tsr_train_perf_setup(&ctx, failed_rank)))
         goto out;
+    if ((rc = tsr_train_trace_setup(&ctx))) /* trace: the timeline, clocks aligned */
+        goto out;
     if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.epochs || ctx.early.stopped) {
         /* A requeue of a job that had finished: its model file stays. */
         if ((rc = finished_already(&ctx, &start, res)) || res->already_done)
@@ -151,6 +156,8 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
         tsr_train_monitor_finish(&ctx, opt->train.output, 1);
     }
 out:
+    tsr_train_trace_save(&ctx); /* trace: the timeline at the end, even of a failed run */
+    tsr_train_trace_free(&ctx);
     tsr_train_teardown(&ctx);
     return rc;
 }

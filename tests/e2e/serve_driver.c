@@ -45,6 +45,9 @@ int main(int argc, char **argv)
     const char *placement[2] = {"localhost cores 0", "localhost cores 1"};
     double smin[2] = {0.001, 0.0012}, smean[2] = {0.0015, 0.0016}, smax[2] = {0.002, 0.0025};
     double cmin[2] = {0.0001, 0.0001}, cmean[2] = {0.0002, 0.0002}, cmax[2] = {0.0004, 0.0005};
+    /* Phase-major seconds per step (tessera/trace.h): rank 1 computes 3x as long. */
+    double phases[12] = {0.0001, 0.0001, 0.0004, 0.0012, 0.0008, 0.0024, 0.0016, 0.0002, 0.0002, 0.0006, 0, 0};
+    const char *sugg[1] = {"rank 1 computes 3.0x as long as the others: look at what else runs on its node"};
     int ticks = (int)(atof(argv[2]) * 20);
     for (int t = 0; t < ticks && !stop; t++) {
         tsr_model_init(m, (uint64_t)t);
@@ -58,7 +61,7 @@ int main(int argc, char **argv)
                                  .loss = 2.3 * exp(-0.05 * t),
                                  .test_loss = 2.4 * exp(-0.05 * t),
                                  .accuracy = 1 - 0.9 * exp(-0.05 * t),
-                                 .samples_per_s = 20000,
+                                 .samples_per_s = 20000 - 4000 * exp(-0.1 * t),
                                  .elapsed_s = 0.1 * t,
                                  .world_size = 2,
                                  .placement = placement,
@@ -68,7 +71,12 @@ int main(int argc, char **argv)
                                  .comm_time_min = cmin,
                                  .comm_time_mean = cmean,
                                  .comm_time_max = cmax,
-                                 .checkpoint = t > 20 ? "saved step 200" : "none"};
+                                 .checkpoint = t > 20 ? "saved step 200" : "none",
+                                 .phase_mean = phases,
+                                 .bottleneck = "bottleneck report (2 ranks): slowest rank 1",
+                                 .suggestions = sugg,
+                                 .nsuggestions = 1,
+                                 .slowest_rank = 1};
         tsr_serve_publish_status(s, &st);
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);

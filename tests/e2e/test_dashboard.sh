@@ -3,7 +3,10 @@
 # The dashboard in a real browser: a stand-in for a training run's rank 0
 # (serve_driver.c, built here against libtessera) publishes a status every
 # 50 ms; headless Chromium loads GET / and must see the loss and accuracy
-# plots drawn and growing, within one page load and between two loads.
+# plots drawn and growing, within one page load and between two loads; the
+# loss on a log axis with train and test together, throughput, a bar per
+# rank of its phases and the bottleneck report's suggestions; a screenshot
+# is kept in the build directory (dashboard.png).
 . "$(dirname "$0")/lib.sh"
 : "${TSR_BUILD:?}"
 BROWSER=$(command -v chromium || command -v chromium-browser || true)
@@ -41,6 +44,20 @@ for id in loss accuracy; do
   n=$(grep -o "<svg id=\"$id\"[^>]*>.*</svg>" dom1.html | grep -o '<polyline points="[^"]*"' | head -1 | tr ' ' '\n' | grep -c ',')
   [ "${n:-0}" -ge 10 ] && ok "$id plot drawn with $n points" || bad "$id plot: ${n:-0} points"
 done
+n=$(grep -o "<svg id=\"loss\"[^>]*>.*</svg>" dom1.html | sed 's|</svg>.*||' | grep -o '<polyline' | wc -l)
+[ "$n" -eq 2 ] && ok "loss plot: train and test curves together" || bad "loss plot: $n curves"
+grep -o "<svg id=\"loss\"[^>]*>.*</svg>" dom1.html | sed 's|</svg>.*||' | grep -q '>0.1<' \
+  && ok "loss on a log axis (decade ticks)" || bad "no decade ticks on the loss axis"
+n=$(grep -o "<svg id=\"rate\"[^>]*>.*</svg>" dom1.html | sed 's|</svg>.*||' | grep -o '<polyline points="[^"]*"' | tr ' ' '\n' | grep -c ',')
+[ "${n:-0}" -ge 10 ] && ok "throughput plot drawn with $n points" || bad "throughput plot: ${n:-0} points"
+[ "$(attr phases 1)" = 2 ] && [ "$(grep -o 'data-phase="backward"' dom1.html | wc -l)" = 2 ] \
+  && ok "a bar of phases per rank" || bad "phase bars: '$(attr phases 1)'"
+[ "$(attr suggestions 1)" = 1 ] && grep -q 'rank 1 computes 3.0x' dom1.html \
+  && ok "the report's suggestion shown" || bad "suggestions: '$(attr suggestions 1)'"
+timeout 90 "$BROWSER" --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$WORK/profile" \
+  --hide-scrollbars --window-size=1180,1000 --virtual-time-budget=5000 --screenshot="$TSR_BUILD/dashboard.png" \
+  "$URL/" >shot.out 2>&1
+[ -s "$TSR_BUILD/dashboard.png" ] && ok "screenshot kept in $TSR_BUILD/dashboard.png" || { tail -3 shot.out; bad "no screenshot"; }
 grep -q 'localhost cores 1' dom1.html && grep -q '>training<' dom1.html && ok "summary and ranks shown" \
   || bad "summary or rank table missing"
 sleep 1.5
