@@ -53,6 +53,7 @@ typedef struct tsr_train_sched {
     size_t micro, accum;    /* a forward and backward's rows; micro-batches per step */
     size_t steps_per_epoch; /* optimizer steps */
     long epochs, total_steps;
+    long stop_epoch;    /* the run ends after this epoch: epochs, or the options' until_epoch */
     int pending_status; /* TSR_STEP_* bits to share at the next step */
     int peer_failed;    /* stopped only because another rank failed */
     int blas_threads;
