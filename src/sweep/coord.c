@@ -106,6 +106,9 @@ static void assign(sweep_coord_t *c, sweep_assign_t *a, long i, int level)
     c->t[i].level = level;
     c->active[i] = 1;
     *a = (sweep_assign_t){SWEEP_RUN, level, i, level_epochs(c->p, level)};
+    /* Recorded as running, so a job killed now resumes it from its checkpoint. */
+    if (sweep_coord_write(c))
+        tsr_log(TSR_LOG_WARN, "sweep: %s", tsr_last_error());
 }
 
 /* A waiting trial at level l in the top keep fraction of level l's scores. */
