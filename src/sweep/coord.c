@@ -54,6 +54,7 @@ int sweep_coord_create(const tsr_sweep_plan_t *p, const tsr_sweep_options_t *o, 
     for (long i = 0; i < p->trials; i++) {
         c->t[i].level = -1;
         c->t[i].train_loss = c->t[i].test_loss = c->t[i].test_accuracy = c->t[i].seconds = NAN;
+        c->t[i].finished_at = NAN;
         for (int l = 0; l <= SWEEP_MAX_RUNGS; l++)
             c->t[i].score[l] = NAN;
     }
@@ -106,9 +107,15 @@ static void assign(sweep_coord_t *c, sweep_assign_t *a, long i, int level)
     c->t[i].level = level;
     c->active[i] = 1;
     *a = (sweep_assign_t){SWEEP_RUN, level, i, level_epochs(c->p, level)};
-    /* Recorded as running, so a job killed now resumes it from its checkpoint. */
-    if (sweep_coord_write(c))
-        tsr_log(TSR_LOG_WARN, "sweep: %s", tsr_last_error());
+    /* Shown live, but not written: a job killed before the trial's report
+     * finds it pending or waiting in DIR and runs it again from its own
+     * checkpoints (checkpoint.resume = auto), so the files need not know. */
+    if (c->on_change) {
+        char *json = sweep_coord_json(c);
+        if (json)
+            c->on_change(c->arg, json);
+        free(json);
+    }
 }
 
 /* A waiting trial at level l in the top keep fraction of level l's scores. */
@@ -231,6 +238,7 @@ void sweep_coord_report(sweep_coord_t *c, const sweep_report_t *r)
         t->test_loss = r->test_loss;
         t->test_accuracy = r->test_accuracy;
         t->seconds = (isfinite(t->seconds) ? t->seconds : 0) + r->seconds;
+        t->finished_at = tsr_time_now() - c->t0;
         t->epochs = level_epochs(c->p, r->level) < t->epochs ? t->epochs : level_epochs(c->p, r->level);
         t->score[r->level] = score_of(r);
         t->state = r->level == c->p->nrungs ? TR_DONE : TR_WAITING;

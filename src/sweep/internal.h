@@ -46,6 +46,7 @@ typedef struct sweep_trial {
     double score[SWEEP_MAX_RUNGS + 1]; /* per level reached: higher is better; NAN: not reached */
     int promoted[SWEEP_MAX_RUNGS + 1]; /* went on from this level */
     double train_loss, test_loss, test_accuracy, seconds;
+    double finished_at; /* seconds from the start of this run of the sweep to its last report; NAN: none */
     long epochs;
     sweep_point_t *hist; /* epochs points */
     char error[SWEEP_ERR_LEN];

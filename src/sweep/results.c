@@ -117,6 +117,7 @@ static json_t *trial_json(const tsr_sweep_plan_t *p, const sweep_trial_t *t, lon
     json_object_set_new(o, "test_loss", jnum(t->test_loss));
     json_object_set_new(o, "train_loss", jnum(t->train_loss));
     json_object_set_new(o, "seconds", jnum(t->seconds));
+    json_object_set_new(o, "finished_at", jnum(t->finished_at));
     json_object_set_new(o, "error", t->error[0] ? json_string(t->error) : json_null());
     json_object_set_new(o, "scores", score);
     json_object_set_new(o, "history", hist);
@@ -176,6 +177,7 @@ static int load_trial(const char *path, const tsr_sweep_plan_t *p, json_t *o, lo
     t->test_loss = dbl(json_object_get(o, "test_loss"));
     t->train_loss = dbl(json_object_get(o, "train_loss"));
     t->seconds = dbl(json_object_get(o, "seconds"));
+    t->finished_at = dbl(json_object_get(o, "finished_at"));
     const char *err = json_string_value(json_object_get(o, "error"));
     snprintf(t->error, sizeof t->error, "%s", err ? err : "");
     json_t *sc = json_object_get(o, "scores");

@@ -207,7 +207,7 @@ static int work(sweep_run_t *s)
             if (s->rank == 0)
                 rc = serve_one(s, 1);
             else if (s->leader)
-                nap_ms(100);
+                nap_ms(20);
             if (rc)
                 return rc;
             continue;

@@ -85,8 +85,8 @@ B=(sweep digits.ini --grid optim.lr=0.01,0.1 --set runtime.progress=none --set t
   --set checkpoint.every_steps=10 -o s5)
 TSR_FAULT_KILL=0:25 mpi 2 "${B[@]}" >s5a.log 2>&1
 rc=$?
-[ $rc -ne 0 ] && grep -q ',running,' s5/trials.csv && ok "SIGKILL: the job died (exit $rc) with trials under way" \
-  || { bad "SIGKILL: exit $rc"; cat s5/trials.csv; }
+[ $rc -ne 0 ] && ! grep -q ',done,' s5/trials.csv && ls s5/trials/1/ckpt/ckpt-*.h5 >/dev/null 2>&1 \
+  && ok "SIGKILL: the job died (exit $rc) with trials under way and checkpointed" || { bad "SIGKILL: exit $rc"; cat s5/trials.csv; }
 mpi 2 "${B[@]}" >s5b.log 2>&1 && [ "$(grep -c ',done,' s5/trials.csv)" -eq 2 ] && ok "rerun after SIGKILL finished" \
   || { bad "rerun after SIGKILL"; cat s5b.log; }
 mpi 1 train digits.ini --set runtime.progress=none --set train.epochs=3 --set optim.lr=0.1 --set train.output=ref5.h5 \
