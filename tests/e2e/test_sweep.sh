@@ -94,7 +94,21 @@ mpi 1 train digits.ini --set runtime.progress=none --set train.epochs=3 --set op
 same_weights ref5.h5 s5/trials/1/model.h5 && ok "the killed trial resumed from its checkpoint to the same weights" \
   || bad "killed trial's weights differ"
 
-# 6. GET /sweep and the dashboard's plot while a sweep runs.
+# 6. A trial that diverges is recorded as failed; the others go on. Budgets.
+mpi 2 sweep digits.ini --grid optim.lr=0.05,1e9 "${Q[@]}" -o s7 >s7.log 2>&1 && $PY - <<'PY' \
+  && ok "a diverging trial is failed with its error, the other done, exit 0" || { bad "failed trial"; cat s7.log s7/trials.csv; }
+import csv
+rows = list(csv.DictReader(open("s7/trials.csv")))
+assert rows[0]["status"] == "done" and rows[1]["status"] == "failed" and "diverged" in rows[1]["error"], rows
+PY
+mpi 2 sweep digits.ini --grid optim.lr=0.01,0.02,0.05,0.1 "${Q[@]}" --budget-trials 2 -o s8 >s8.log 2>&1 \
+  && [ "$(grep -c ',done,' s8/trials.csv)" -eq 2 ] && [ "$(grep -c ',skipped,' s8/trials.csv)" -eq 2 ] \
+  && ok "--budget-trials 2: 2 done, 2 skipped" || { bad "--budget-trials"; cat s8.log s8/trials.csv; }
+mpi 2 sweep digits.ini --grid optim.lr=0.01,0.02,0.05,0.1 "${Q[@]}" --budget-seconds 0.001 -o s9 >s9.log 2>&1 \
+  && grep -q ',skipped,' s9/trials.csv && ! grep -qE ',(pending|running),' s9/trials.csv \
+  && ok "--budget-seconds: trials past the budget skipped" || { bad "--budget-seconds"; cat s9.log s9/trials.csv; }
+
+# 7. GET /sweep and the dashboard's plot while a sweep runs.
 mkdir -p run
 mpi 2 sweep digits.ini --grid optim.lr=0.01,0.02,0.05,0.1 --set runtime.progress=none --set train.epochs=12 \
   --set serve.enabled=true --set serve.run_dir=run -o s6 >s6.log 2>&1 &
