@@ -90,6 +90,16 @@ typedef struct tsr_monitor_options {
     const char *trace;   /* per-rank Chrome trace files ("" or NULL: none), from the working directory */
     size_t trace_buffer; /* events kept per thread; the oldest are dropped past it */
 } tsr_monitor_options_t;
+/* Callbacks for a program that runs trainings (a sweep); not configuration
+ * keys. Each may be NULL; they are called on every rank of the run. step:
+ * after each optimizer step, between the run's collectives (it must not
+ * make collectives on the run's ranks). epoch: after each epoch's end and
+ * evaluation (test_loss and test_accuracy NaN without evaluation). */
+typedef struct tsr_train_hooks {
+    void (*step)(void *arg, long step);
+    void (*epoch)(void *arg, long epoch, double train_loss, double test_loss, double test_accuracy);
+    void *arg;
+} tsr_train_hooks_t;
 
 typedef struct tsr_train_options {
     tsr_data_options_t data;
@@ -105,6 +115,13 @@ typedef struct tsr_train_options {
     /* The source: its text goes into model files and checkpoints, and
      * tsr_config_origin() says where a value came from in messages. */
     const tsr_config_t *config;
+    /* Set by a sweep, never from the configuration (tsr_options_train leaves
+     * them 0): stop after this epoch as a run of train.epochs would have
+     * been there (the schedule keeps train.epochs; the final checkpoint and
+     * the model file are written), so a later run with a later until_epoch
+     * resumes from that checkpoint exactly. 0: train.epochs. */
+    long until_epoch;
+    tsr_train_hooks_t hooks;
 } tsr_train_options_t;
 
 /* Fills o from every section training reads. Values were checked when set;

@@ -26,6 +26,12 @@ TSR_API int tsr_runtime_helper_threads(const tsr_runtime_t *rt);
 /* Finalises MPI if tsr_runtime_create initialised it. Accepts NULL. */
 TSR_API void tsr_runtime_destroy(tsr_runtime_t *rt);
 
+/* A runtime over a part of rt's world (MPI_Comm_split by color, ordered by
+ * key): its own world, node-local ranks, watchdog and agreement, so a
+ * training runs on it as on a whole job (a sweep's trial). MPI stays
+ * initialised until the parent goes; destroy the child first. The log keeps
+ * the parent's rank numbers. Collective over rt's world. */
+TSR_API int tsr_runtime_split(tsr_runtime_t *rt, int color, int key, tsr_runtime_t **out);
 TSR_API int tsr_runtime_rank(const tsr_runtime_t *rt);
 TSR_API int tsr_runtime_size(const tsr_runtime_t *rt);
 TSR_API int tsr_runtime_local_rank(const tsr_runtime_t *rt);

@@ -119,6 +119,10 @@ TSR_API int tsr_serve_publish_perf(tsr_serve_t *s, const tsr_serve_perf_t *p);
  * file name); the new id is written to id (may be NULL) of idlen bytes. */
 TSR_API int tsr_serve_register_model(tsr_serve_t *s, const char *model_path, const char *name, char *id, size_t idlen);
 
+/* A sweep's table (the JSON of DIR/trials.json), answered by GET /sweep
+ * and plotted by the dashboard; copied. Without one /sweep answers 404. */
+TSR_API int tsr_serve_publish_sweep(tsr_serve_t *s, const char *json);
+
 /* Task farm routes: GET /tasks[?state=S&tag=T&offset=N&limit=N], GET
  * /tasks/{id}, POST /tasks (task-file lines), POST /tasks/{id}/cancel and
  * POST /tasks/cancel?tag=T. The farm answers them: the functions run on

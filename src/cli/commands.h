@@ -10,6 +10,7 @@
 
 int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv);
 int tsr_cmd_topo(tsr_runtime_t *rt, int argc, char **argv);
+int tsr_cmd_sweep(tsr_runtime_t *rt, int argc, char **argv);
 int tsr_cmd_data(int argc, char **argv);
 int tsr_cmd_ckpt(int argc, char **argv);
 int tsr_cmd_serve(int argc, char **argv);

@@ -20,6 +20,7 @@ static const char usage[] =
     "  submit CONFIG [--nodes N --time T ...]        submit a SLURM batch job that trains CONFIG\n"
     "  jobs [--all] [JOBID...]                       show the state of jobs tessera submit sent\n"
     "  launch [MPIRUN OPTIONS] COMMAND [ARGS]        mpirun, with SIGTERM/SIGINT turned into checkpoint-and-stop\n"
+    "  sweep CONFIG --grid K=V1,V2 ...               hyperparameter trials on groups of ranks in one job\n"
     "  tasks run TASKFILE [--journal DIR ...]        run a task farm on every rank (submit, cancel, status)\n"
     "  trace merge -o OUT FILE...                    join the per-rank timelines of [monitor] trace\n"
     "  version                                       print the version\n"
@@ -84,6 +85,10 @@ int main(int argc, char **argv)
         tsr_runtime_install_signals();
         return with_runtime(tsr_cmd_train, &argc, &argv);
     }
+    if (strcmp(argv[1], "sweep") == 0) {
+        tsr_runtime_install_signals(); /* before MPI_Init, as for train */
+        return with_runtime(tsr_cmd_sweep, &argc, &argv);
+    }
     if (strcmp(argv[1], "tasks") == 0) {
         if (argc > 2 && strcmp(argv[2], "run") == 0) {
             tsr_runtime_install_signals(); /* before MPI_Init, as for train */
@@ -117,7 +122,7 @@ int main(int argc, char **argv)
     }
     fprintf(
         stderr,
-        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks, trace or version (see tessera --help)\n",
+        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks, trace, sweep or version (see tessera --help)\n",
         argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

@@ -36,6 +36,9 @@ struct tsr_runtime {
 
 enum { TSR_WALLTIME_REFRESH = 30 };
 
+/* Fills ranks, the node-local communicator, node ids and the host name
+ * from rt->world (create and split). Collective over rt->world. */
+int tsr_runtime_learn(tsr_runtime_t *rt);
 /* Ends the watchdog's thread and frees its state (runtime_destroy). */
 void tsr_runtime_watchdog_close(tsr_runtime_t *rt);
 /* Arms the phase deadline around MPI_Finalize (runtime_destroy). */

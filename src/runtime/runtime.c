@@ -7,6 +7,30 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Ranks, the node-local communicator and node ids of rt->world. */
+int tsr_runtime_learn(tsr_runtime_t *rt)
+{
+    MPI_Comm_set_errhandler(rt->world, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(rt->world, &rt->rank);
+    MPI_Comm_size(rt->world, &rt->size);
+    if (MPI_Comm_split_type(rt->world, MPI_COMM_TYPE_SHARED, rt->rank, MPI_INFO_NULL, &rt->node) != MPI_SUCCESS)
+        return tsr_error_set(TSR_EMPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+    MPI_Comm_rank(rt->node, &rt->local_rank);
+    MPI_Comm_size(rt->node, &rt->local_size);
+    /* Node ids: number the node leaders in world-rank order. */
+    int leader = rt->local_rank == 0;
+    int before = 0;
+    MPI_Exscan(&leader, &before, 1, MPI_INT, MPI_SUM, rt->world);
+    if (rt->rank == 0)
+        before = 0;
+    rt->node_id = leader ? before : 0;
+    MPI_Bcast(&rt->node_id, 1, MPI_INT, 0, rt->node);
+    MPI_Allreduce(&leader, &rt->node_count, 1, MPI_INT, MPI_SUM, rt->world);
+    if (gethostname(rt->host, sizeof rt->host - 1) != 0)
+        strcpy(rt->host, "unknown");
+    return TSR_OK;
+}
+
 int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
 {
     tsr_runtime_t *rt = calloc(1, sizeof *rt);
@@ -44,26 +68,8 @@ int tsr_runtime_create(int *argc, char ***argv, tsr_runtime_t **out)
         tsr_error_set(TSR_EMPI, "MPI_Comm_dup failed");
         goto fail;
     }
-    MPI_Comm_set_errhandler(rt->world, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(rt->world, &rt->rank);
-    MPI_Comm_size(rt->world, &rt->size);
-    if (MPI_Comm_split_type(rt->world, MPI_COMM_TYPE_SHARED, rt->rank, MPI_INFO_NULL, &rt->node) != MPI_SUCCESS) {
-        tsr_error_set(TSR_EMPI, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed");
+    if (tsr_runtime_learn(rt))
         goto fail;
-    }
-    MPI_Comm_rank(rt->node, &rt->local_rank);
-    MPI_Comm_size(rt->node, &rt->local_size);
-    /* Node ids: number the node leaders in world-rank order. */
-    int leader = rt->local_rank == 0;
-    int before = 0;
-    MPI_Exscan(&leader, &before, 1, MPI_INT, MPI_SUM, rt->world);
-    if (rt->rank == 0)
-        before = 0;
-    rt->node_id = leader ? before : 0;
-    MPI_Bcast(&rt->node_id, 1, MPI_INT, 0, rt->node);
-    MPI_Allreduce(&leader, &rt->node_count, 1, MPI_INT, MPI_SUM, rt->world);
-    if (gethostname(rt->host, sizeof rt->host - 1) != 0)
-        strcpy(rt->host, "unknown");
     tsr_log_set_rank(rt->rank, rt->size);
     tsr_slurm_facts_read(&rt->slurm);
     *out = rt;

@@ -8,8 +8,9 @@
  * [data-suggestions] let a test see those. With a bearer token, open it as /#token=TOKEN: the fragment never
  * leaves the browser, and the script sends it as an Authorization header.
  * body[data-first] (points after the first poll), [data-points],
- * [data-updates] and [data-tasks] let a headless browser test see the plot
- * grow and the farm's table appear. */
+ * [data-updates], [data-tasks] and [data-sweep] (trials plotted, from
+ * GET /sweep: final test accuracy per trial, coloured by status) let a
+ * headless browser test see the plot grow and the farm's table appear. */
 #include "serve/internal.h"
 
 #include <stdlib.h>
@@ -44,6 +45,8 @@ static const char page[] =
     "<div id=\"tasks\" hidden><h2 style=\"font-size:1em\">tasks</h2><table id=\"tasksum\"><tbody></tbody></table>\n"
     "<table id=\"taskranks\"><thead><tr><th>rank</th><th>host</th><th>cores</th><th>GPUs</th><th>running</th>"
     "<th>busy</th></tr></thead><tbody></tbody></table></div>\n"
+    "<div id=\"sweep\" hidden><h2 style=\"font-size:1em\">sweep</h2><div class=\"chart\">"
+    "<svg id=\"trials\" width=\"520\" height=\"220\"></svg></div></div>\n"
     "<script>\n"
     "'use strict';\n"
     "const token = new URLSearchParams(location.hash.slice(1)).get('token');\n"
@@ -130,6 +133,20 @@ static const char page[] =
     "  for (const r of f.ranks) row(rb, [r.rank, r.host, r.cores, r.gpus, r.running, (100 * r.busy_fraction).toFixed(0) + ' %']);\n"
     "  document.getElementById('tasks').hidden = false; document.body.dataset.tasks = f.total;\n"
     "}\n"
+    "function showSweep(w) {\n"
+    "  const svg = document.getElementById('trials'), W = 520, H = 220, L = 56, R = 10, T = 10, B = 24;\n"
+    "  while (svg.firstChild) svg.removeChild(svg.firstChild);\n"
+    "  svg.appendChild(el('rect', {x: L, y: T, width: W - L - R, height: H - T - B, fill: 'none', stroke: '#ccc'}));\n"
+    "  const col = {done: '#1e8449', pruned: '#aaa', failed: '#c0392b', running: '#2471a3', waiting: '#d68910'};\n"
+    "  const n = Math.max(w.trials.length, 1), y = t => t.test_accuracy, p = w.trials.filter(t => y(t) !== null);\n"
+    "  for (const t of p) { const c = el('circle', {cx: L + (t.trial + 0.5) / n * (W - L - R),"
+    " cy: T + (1 - y(t)) * (H - T - B), r: 4, fill: col[t.status] || '#555'});\n"
+    "    c.appendChild(el('title', {}, 'trial ' + t.trial + ' ' + JSON.stringify(t.params) + ' ' + t.status + ' '"
+    " + (100 * y(t)).toFixed(2) + ' %')); svg.appendChild(c); }\n"
+    "  svg.appendChild(el('text', {x: 2, y: T + 10}, 'acc 1')); svg.appendChild(el('text', {x: 2, y: H - B}, '0'));\n"
+    "  svg.appendChild(el('text', {x: L, y: H - 6}, w.trials.length + ' trials, ' + p.length + ' with a result'));\n"
+    "  document.getElementById('sweep').hidden = false; document.body.dataset.sweep = p.length;\n"
+    "}\n"
     "async function tick() {\n"
     "  try {\n"
     "    const r = await fetch('status?since=' + last, {headers, cache: 'no-store'});\n"
@@ -141,6 +158,8 @@ static const char page[] =
     "    document.body.dataset.suggestions = advice(s);\n"
     "    const tr = await fetch('tasks?limit=0', {headers, cache: 'no-store'});\n"
     "    if (tr.ok) showTasks(await tr.json());\n"
+    "    const sw = await fetch('sweep', {headers, cache: 'no-store'});\n"
+    "    if (sw.ok) showSweep(await sw.json());\n"
     "    document.body.dataset.points = pts.length; document.body.dataset.updates = ++updates;\n"
     "    if (updates === 1) document.body.dataset.first = pts.length;\n"
     "    document.getElementById('err').textContent = '';\n"

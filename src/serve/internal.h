@@ -29,6 +29,7 @@ enum serve_route {
     RT_TASKS,
     RT_TASK,
     RT_TASK_CANCEL, /* the task farm's (tasks.c) */
+    RT_SWEEP,       /* a sweep's table (sweep.c) */
     RT_OTHER,       /* unknown routes and early refusals */
     RT_COUNT
 };
@@ -134,6 +135,9 @@ struct tsr_serve {
     /* A task farm's routes (tasks.c), installed while it runs. */
     pthread_rwlock_t tasks_lock;
     tsr_serve_tasks_t tasks;
+    /* A sweep's table as JSON (sweep.c), while one runs. */
+    pthread_mutex_t sweep_lock;
+    char *sweep_json;
 };
 
 /* router.c */
@@ -233,6 +237,9 @@ void serve_route_metrics(serve_req_t *r);
 void serve_route_cache(serve_req_t *r);
 void serve_route_models(serve_req_t *r);
 void serve_route_dashboard(serve_req_t *r);
+
+/* sweep.c: GET /sweep. */
+void serve_route_sweep(serve_req_t *r);
 
 /* tasks.c: the task farm's routes and metrics. */
 void serve_route_tasks(serve_req_t *r);

@@ -16,7 +16,7 @@
 const int serve_codes[SERVE_CODES] = {200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 204, 0};
 const char *const serve_route_names[RT_COUNT] = {"dashboard", "health",      "status", "metrics", "predict",
                                                  "cache",     "models",      "model",  "export",  "tasks",
-                                                 "task",      "task_cancel", "other"};
+                                                 "task",      "task_cancel", "sweep",  "other"};
 
 int serve_code_index(int status)
 {
@@ -206,6 +206,7 @@ static const struct {
     [RT_TASKS] = {M_GET | M_HEAD | M_POST, "GET, HEAD, POST"},
     [RT_TASK] = {M_GET | M_HEAD, "GET, HEAD"},
     [RT_TASK_CANCEL] = {M_POST, "POST"},
+    [RT_SWEEP] = {M_GET | M_HEAD, "GET, HEAD"},
     [RT_OTHER] = {0, ""},
 };
 
@@ -215,8 +216,9 @@ int serve_route_parse(const char *url, int *route, char *id, size_t idlen)
     static const struct {
         const char *path;
         int route;
-    } fixed[] = {{"/", RT_DASHBOARD},      {"/health", RT_HEALTH}, {"/status", RT_STATUS}, {"/metrics", RT_METRICS},
-                 {"/predict", RT_PREDICT}, {"/cache", RT_CACHE},   {"/models", RT_MODELS}, {"/models/", RT_MODELS}};
+    } fixed[] = {{"/", RT_DASHBOARD},      {"/health", RT_HEALTH},   {"/status", RT_STATUS},
+                 {"/metrics", RT_METRICS}, {"/predict", RT_PREDICT}, {"/cache", RT_CACHE},
+                 {"/models", RT_MODELS},   {"/models/", RT_MODELS},  {"/sweep", RT_SWEEP}};
     *route = RT_OTHER;
     id[0] = '\0';
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
@@ -433,6 +435,7 @@ void serve_end(serve_req_t *r)
     case RT_TASKS:
     case RT_TASK:
     case RT_TASK_CANCEL: serve_route_tasks(r); break;
+    case RT_SWEEP: serve_route_sweep(r); break;
     default: serve_route_models(r); break;
     }
 }

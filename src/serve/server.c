@@ -142,6 +142,7 @@ int tsr_serve_create(const tsr_serve_config_t *cfg, tsr_serve_t **out)
     s->listen_fd = -1;
     s->t_start = tsr_time_now();
     pthread_rwlock_init(&s->tasks_lock, NULL);
+    pthread_mutex_init(&s->sweep_lock, NULL);
     s->bind = strdup(cfg->bind && cfg->bind[0] ? cfg->bind : "127.0.0.1");
     s->run_dir = strdup(cfg->run_dir && cfg->run_dir[0] ? cfg->run_dir : ".");
     if (!s->bind || !s->run_dir) {
@@ -218,6 +219,8 @@ void tsr_serve_destroy(tsr_serve_t *s)
     free(s->bind);
     free(s->run_dir);
     pthread_rwlock_destroy(&s->tasks_lock);
+    pthread_mutex_destroy(&s->sweep_lock);
+    free(s->sweep_json);
     free(s);
 }
 

@@ -352,6 +352,9 @@ static int epoch_end(loop_t *l)
                              isfinite(res->train_loss) ? res->test_loss : res->train_loss, ctx->opt->optim.lr);
     if (l->eval && (rc = tsr_train_early_observe(ctx, l->step, res->test_loss, res->test_accuracy, &l->stop_early)))
         return rc;
+    if (ctx->opt->hooks.epoch)
+        ctx->opt->hooks.epoch(ctx->opt->hooks.arg, l->epoch + 1, res->train_loss, l->eval ? res->test_loss : NAN,
+                              l->eval ? res->test_accuracy : NAN);
     tsr_train_snapshot_t snap = {"training",         l->step, l->epoch + 1, res->train_loss, res->test_loss,
                                  res->test_accuracy, r};
     tsr_train_monitor_publish(ctx, &snap);
@@ -408,7 +411,7 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
      * uninterrupted run saw, the one after the checkpoint's step too. */
     if (ctx->early.on && ctx->early.eval_step < l.step && evaluates_at(&l, l.step, start) && (rc = eval_point(&l)))
         return rc;
-    for (l.epoch = start->epoch; l.epoch < sc->epochs && l.step < sc->total_steps && !l.stop_early; l.epoch++) {
+    for (l.epoch = start->epoch; l.epoch < sc->stop_epoch && l.step < sc->total_steps && !l.stop_early; l.epoch++) {
         l.t0 = tsr_time_now();
         l.epoch_loss = l.window_loss = 0;
         l.epoch_n = l.window_n = 0;
@@ -447,6 +450,8 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             }
             tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
             tsr_fault_step(&ctx->faults, ctx->rank, l.step);
+            if (ctx->opt->hooks.step)
+                ctx->opt->hooks.step(ctx->opt->hooks.arg, l.step);
             if ((rc = report_step(&l, s, rows)))
                 return rc;
             /* Between epoch ends; an epoch's end evaluates anyway. */

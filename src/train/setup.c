@@ -254,6 +254,8 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_opt
     ctx->rank = tsr_runtime_rank(rt);
     ctx->world = tsr_runtime_size(rt);
     ctx->sched.epochs = opt->train.epochs;
+    ctx->sched.stop_epoch =
+        opt->until_epoch > 0 && opt->until_epoch < opt->train.epochs ? opt->until_epoch : opt->train.epochs;
     tsr_faults_read(&ctx->faults);
     ctx->phases.cur = TSR_TRACE_NONE;
     /* From here every collective is watched: a rank that never comes is named. */

@@ -55,6 +55,7 @@ typedef struct tsr_train_sched {
     int world_repro;        /* train.reproducible = world (setup.c checks what it needs) */
     size_t steps_per_epoch; /* optimizer steps */
     long epochs, total_steps;
+    long stop_epoch;    /* the run ends after this epoch: epochs, or the options' until_epoch */
     int pending_status; /* TSR_STEP_* bits to share at the next step */
     int peer_failed;    /* stopped only because another rank failed */
     int blas_threads;

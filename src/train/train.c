@@ -51,7 +51,7 @@ static int finished_already(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, 
         return rc;
     if (present) {
         res->steps = start->step;
-        res->epochs = ctx->sched.epochs;
+        res->epochs = ctx->sched.stop_epoch;
         res->test_loss = res->test_accuracy = res->train_loss = NAN;
         tsr_log(TSR_LOG_INFO,
                 "resume: the checkpoint is at step %ld, the end of this run (%ld epochs, %ld steps): "
@@ -131,7 +131,7 @@ int tsr_train_run(tsr_runtime_t *rt, const tsr_train_options_t *opt, tsr_train_r
         goto out;
     if ((rc = tsr_train_trace_setup(&ctx))) /* trace: the timeline, clocks aligned */
         goto out;
-    if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.epochs || ctx.early.stopped) {
+    if (start.step >= ctx.sched.total_steps || start.epoch >= ctx.sched.stop_epoch || ctx.early.stopped) {
         /* A requeue of a job that had finished: its model file stays. */
         if ((rc = finished_already(&ctx, &start, res)) || res->already_done)
             goto out;
