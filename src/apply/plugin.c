@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* User functions for `tessera apply`: a shared object loaded with dlopen,
+ * ABI-checked (tessera/apply.h), its calls guarded as plugin layers are
+ * (src/model/guard.c): a crash inside it (SIGSEGV, SIGBUS, SIGFPE, SIGILL)
+ * becomes an error naming the plugin, the partition and the signal, so the
+ * ranks stop together and no output is committed. */
+#include "apply/internal.h"
+
+#include "tessera/error.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int apply_plugin_load(const char *path, size_t cols, apply_plugin_t *p)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->path, sizeof p->path, "%s", path);
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return tsr_error_set(TSR_EINVAL, "apply: plugin %s: no such file", path);
+    void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return tsr_error_set(TSR_EINVAL, "apply: plugin %s: cannot load it: %s", path, dlerror());
+    const int *abi = dlsym(h, "tessera_apply_abi");
+    typedef const tsr_apply_plugin_t *(*entry_fn)(void);
+    entry_fn entry = (entry_fn)dlsym(h, "tessera_apply_plugin");
+    if (!abi || !entry) {
+        dlclose(h);
+        return tsr_error_set(TSR_EINVAL, "apply: %s is not a tessera apply plugin (it lacks %s)", path,
+                             !abi ? "tessera_apply_abi" : "tessera_apply_plugin");
+    }
+    if (*abi != TSR_APPLY_ABI) {
+        int v = *abi;
+        dlclose(h);
+        return tsr_error_set(TSR_EINVAL,
+                             "apply: plugin %s was built for apply ABI version %d, this tessera has version %d; "
+                             "rebuild it against this tessera's tessera/apply.h",
+                             path, v, TSR_APPLY_ABI);
+    }
+    p->fn = entry();
+    if (!p->fn || p->fn->abi != TSR_APPLY_ABI || !p->fn->setup)
+        return tsr_error_set(TSR_EINVAL, "apply: plugin %s: tessera_apply_plugin() gave %s", path,
+                             !p->fn          ? "no function table"
+                             : !p->fn->setup ? "no setup"
+                                             : "another ABI version");
+    tsr_error_clear();
+    if (p->fn->setup(cols, &p->out_cols, &p->partial_len) != 0)
+        return tsr_error_set(TSR_EDATA, "apply: plugin %s refused the input of %zu columns%s%s", path, cols,
+                             tsr_last_error()[0] ? ": " : "", tsr_last_error());
+    if ((p->out_cols > 0) == (p->partial_len > 0))
+        return tsr_error_set(TSR_EINVAL, "apply: plugin %s: setup must set exactly one of out_cols and partial_len",
+                             path);
+    if ((p->out_cols && !p->fn->map) || (p->partial_len && (!p->fn->partial || !p->fn->merge)))
+        return tsr_error_set(TSR_EINVAL, "apply: plugin %s: %s", path,
+                             p->out_cols ? "a row function needs map" : "a reduction needs partial and merge");
+    return TSR_OK;
+}
+
+static _Thread_local sigjmp_buf *guard_jmp;
+static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+enum { NSIGS = sizeof sigs / sizeof sigs[0] };
+
+static void on_crash(int sig)
+{
+    if (guard_jmp)
+        siglongjmp(*guard_jmp, sig);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+typedef struct call {
+    const apply_plugin_t *p;
+    const float *x;
+    size_t rows, cols, first;
+    float *out;
+    double *partial, *a;
+    const double *b;
+} call_t;
+
+static int run(const call_t *c)
+{
+    if (c->out)
+        return c->p->fn->map(c->x, c->rows, c->cols, c->out);
+    if (c->partial)
+        return c->p->fn->partial(c->x, c->rows, c->cols, c->first, c->partial);
+    c->p->fn->merge(c->a, c->b, c->p->partial_len);
+    return 0;
+}
+
+static int guarded(const call_t *c, const char *what)
+{
+    struct sigaction sa, old[NSIGS];
+    sigjmp_buf jb;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NODEFER;
+    for (int i = 0; i < NSIGS; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    volatile int rc;
+    int sig = sigsetjmp(jb, 1);
+    if (sig == 0) {
+        guard_jmp = &jb;
+        tsr_error_clear();
+        rc = run(c) != 0 ? tsr_error_set(TSR_EDATA, "the apply plugin %s failed in %s%s%s", c->p->path, what,
+                                         tsr_last_error()[0] ? ": " : "", tsr_last_error())
+                         : TSR_OK;
+    } else {
+        rc = tsr_error_set(TSR_EINTERNAL, "the apply plugin %s crashed in %s (signal %d, %s); no output is written",
+                           c->p->path, what, sig, strsignal(sig));
+    }
+    guard_jmp = NULL;
+    for (int i = 0; i < NSIGS; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    return rc;
+}
+
+int apply_plugin_map(const apply_plugin_t *p, const float *x, size_t rows, size_t cols, float *out)
+{
+    call_t c = {.p = p, .x = x, .rows = rows, .cols = cols, .out = out};
+    return guarded(&c, "map");
+}
+
+int apply_plugin_partial(const apply_plugin_t *p, const float *x, size_t rows, size_t cols, size_t first,
+                         double *partial)
+{
+    memset(partial, 0, p->partial_len * sizeof *partial);
+    call_t c = {.p = p, .x = x, .rows = rows, .cols = cols, .first = first, .partial = partial};
+    return guarded(&c, "partial");
+}
+
+int apply_plugin_merge(const apply_plugin_t *p, double *a, const double *b)
+{
+    call_t c = {.p = p, .a = a, .b = b};
+    return guarded(&c, "merge");
+}
