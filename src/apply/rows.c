@@ -15,6 +15,7 @@
 
 #include "tessera/error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,13 @@ int apply_rows_run(MPI_Comm comm, apply_input_t *in, size_t part_rows, const cha
         return rc;
     if (fn->setup && !o.resumed)
         rc = fn->setup(fn->ctx, &o);
+    if (o.resumed && o.rank == 0) {
+        size_t done = 0;
+        for (size_t p = 0; p < o.nparts; p++)
+            done += o.done[p];
+        fprintf(stderr, "tessera: apply: resuming %s: %zu of %zu partitions were written before\n", output, done,
+                o.nparts);
+    }
     round_t r = {0};
     size_t rowb = 0;
     for (int i = 0; i < fn->nout; i++)
