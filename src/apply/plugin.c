@@ -49,9 +49,12 @@ int apply_plugin_load(const char *path, size_t cols, apply_plugin_t *p)
                              : !p->fn->setup ? "no setup"
                                              : "another ABI version");
     tsr_error_clear();
-    if (p->fn->setup(cols, &p->out_cols, &p->partial_len) != 0)
+    if (p->fn->setup(cols, &p->out_cols, &p->partial_len) != 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", tsr_last_error());
         return tsr_error_set(TSR_EDATA, "apply: plugin %s refused the input of %zu columns%s%s", path, cols,
-                             tsr_last_error()[0] ? ": " : "", tsr_last_error());
+                             why[0] ? ": " : "", why);
+    }
     if ((p->out_cols > 0) == (p->partial_len > 0))
         return tsr_error_set(TSR_EINVAL, "apply: plugin %s: setup must set exactly one of out_cols and partial_len",
                              path);
@@ -107,9 +110,14 @@ static int guarded(const call_t *c, const char *what)
     if (sig == 0) {
         guard_jmp = &jb;
         tsr_error_clear();
-        rc = run(c) != 0 ? tsr_error_set(TSR_EDATA, "the apply plugin %s failed in %s%s%s", c->p->path, what,
-                                         tsr_last_error()[0] ? ": " : "", tsr_last_error())
-                         : TSR_OK;
+        if (run(c) != 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", tsr_last_error());
+            rc = tsr_error_set(TSR_EDATA, "the apply plugin %s failed in %s%s%s", c->p->path, what, why[0] ? ": " : "",
+                               why);
+        } else {
+            rc = TSR_OK;
+        }
     } else {
         rc = tsr_error_set(TSR_EINTERNAL, "the apply plugin %s crashed in %s (signal %d, %s); no output is written",
                            c->p->path, what, sig, strsignal(sig));
