@@ -8,6 +8,7 @@
 #include "common/crc32.h"
 #include "common/fileutil.h"
 #include "tessera/error.h"
+#include "tessera/log.h"
 #include "tessera/runtime.h"
 
 #include <stdio.h>
@@ -228,6 +229,7 @@ int tsr_apply_run(tsr_runtime_t *rt, const tsr_apply_opts_t *opts)
     if (rc)
         return rc;
     uint32_t fp = fingerprint(&o, &in);
+    double t0 = tsr_time_now();
     if (strcmp(o.function, "stats") == 0)
         rc = run_stats(comm, &o, &in);
     else if (strcmp(o.function, "predict") == 0)
@@ -236,6 +238,17 @@ int tsr_apply_run(tsr_runtime_t *rt, const tsr_apply_opts_t *opts)
         rc = apply_normalize(comm, &o, &in, fp);
     else
         rc = run_plugin(comm, &o, &in, fp);
+    /* One line for logs and benchmarks: rows, partitions, seconds from the
+     * input's opening to the output's commit, and the input bytes per second. */
+    double dt = tsr_time_now() - t0, mb = (double)in.n * (double)in.d * 4 / 1e6;
+    if (rc == TSR_OK && tsr_runtime_rank(rt) == 0)
+        fprintf(stderr, "tessera: apply %s: %zu rows x %zu columns, %zu partitions on %d ranks, %.3f s, %.1f MB/s\n",
+                strcmp(o.function, "predict") == 0 || strcmp(o.function, "stats") == 0 ||
+                        strcmp(o.function, "normalize") == 0
+                    ? o.function
+                    : "plugin",
+                in.n, in.ncols, (in.n + o.partition_rows - 1) / o.partition_rows, tsr_runtime_size(rt), dt,
+                dt > 0 ? mb / dt : 0);
     apply_input_close(&in);
     return rc;
 }

@@ -73,6 +73,7 @@ typedef struct apply_stats {
     apply_col_t *part;  /* [nparts * d]: each partition's own (only this rank's filled) */
     uint8_t *mine;      /* [nparts]: which partitions this rank did */
     apply_col_t *total; /* [d] after apply_stats_reduce (rank 0, or every rank with all) */
+    double *scratch;    /* a partition's sums, squares, NaN counts and extremes */
 } apply_stats_t;
 
 int apply_stats_create(apply_stats_t *st, size_t d, size_t nparts, int histogram);
