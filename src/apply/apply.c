@@ -34,7 +34,7 @@ int apply_stats_pass(MPI_Comm comm, apply_input_t *in, size_t part_rows, int his
     apply_sched_t s;
     if ((rc = apply_agree(comm, apply_sched_create(comm, nparts, NULL, &s))) != TSR_OK)
         goto done;
-    for (size_t v; (v = apply_sched_next(&s)) < nparts;) {
+    for (size_t v; (v = apply_sched_next_ahead(&s, in, part_rows)) < nparts;) {
         size_t first = v * part_rows, cnt = first + part_rows > in->n ? in->n - first : part_rows;
         if ((rc = apply_input_read(in, first, cnt, x)) != TSR_OK) {
             apply_sched_abort(&s);

@@ -19,12 +19,15 @@ typedef struct apply_input {
     char path[4096];
     char dset[1024];
     hid_t file, set, space;
-    size_t n, d;   /* rows and columns in the file */
-    float scale;   /* an integer dataset's "scale" attribute (1 if none) */
-    int *cols;     /* the selected columns, NULL: all */
-    size_t ncols;  /* columns handed out per row */
-    float *full;   /* a partition's full rows when columns are selected */
-    size_t full_n; /* rows full holds */
+    size_t n, d;      /* rows and columns in the file */
+    float scale;      /* an integer dataset's "scale" attribute (1 if none) */
+    int *cols;        /* the selected columns, NULL: all */
+    size_t ncols;     /* columns handed out per row */
+    float *full;      /* a partition's full rows when columns are selected */
+    size_t full_n;    /* rows full holds */
+    int fd;           /* for prefetching a contiguous dataset; -1: none */
+    long long offset; /* its data's offset in the file */
+    size_t elem;      /* bytes per value in the file */
 } apply_input_t;
 
 /* Opens path:dset read-only (every rank, independently) and checks it; the
@@ -33,6 +36,8 @@ int apply_input_open(apply_input_t *in, const char *path, const char *dset, cons
 /* Rows [start, start+count) of the selected columns into x [count, ncols]. */
 int apply_input_read(apply_input_t *in, size_t start, size_t count, float *x);
 void apply_input_close(apply_input_t *in);
+/* Asks the kernel to read rows [start, start+count) ahead (no wait). */
+void apply_input_prefetch(apply_input_t *in, size_t start, size_t count);
 /* Rows of every column as mtype, the file's values unscaled (/y copied). */
 int apply_input_read_as(apply_input_t *in, size_t start, size_t count, hid_t mtype, void *x);
 int apply_input_is_integer(apply_input_t *in);
@@ -45,10 +50,14 @@ typedef struct apply_sched {
     int64_t *counter;
     size_t nparts;
     const uint8_t *done; /* partitions a resumed run skips (may be NULL) */
+    size_t ahead;        /* apply_sched_next_ahead's next; SIZE_MAX: none taken */
 } apply_sched_t;
 int apply_sched_create(MPI_Comm comm, size_t nparts, const uint8_t *done, apply_sched_t *s);
 /* The next partition to work on, or nparts when none is left. */
 size_t apply_sched_next(apply_sched_t *s);
+/* The same, one partition ahead: returns the partition to work on now and
+ * takes the next one, whose rows in (part_rows each) are prefetched. */
+size_t apply_sched_next_ahead(apply_sched_t *s, apply_input_t *in, size_t part_rows);
 void apply_sched_destroy(apply_sched_t *s);
 /* After a failure: every rank's next partition is "none left". */
 void apply_sched_abort(apply_sched_t *s);

@@ -7,6 +7,7 @@
 
 #include "tessera/error.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ int apply_sched_create(MPI_Comm comm, size_t nparts, const uint8_t *done, apply_
     s->nparts = nparts;
     s->done = done;
     s->counter = NULL;
+    s->ahead = SIZE_MAX;
     MPI_Aint size = rank == 0 ? (MPI_Aint)sizeof(int64_t) : 0;
     if (MPI_Win_allocate(size, sizeof(int64_t), MPI_INFO_NULL, comm, &s->counter, &s->win) != MPI_SUCCESS)
         return tsr_error_set(TSR_EMPI, "apply: MPI_Win_allocate for the partition counter failed");
@@ -38,6 +40,17 @@ size_t apply_sched_next(apply_sched_t *s)
         if (!s->done || !s->done[got])
             return (size_t)got;
     }
+}
+
+size_t apply_sched_next_ahead(apply_sched_t *s, apply_input_t *in, size_t part_rows)
+{
+    size_t now = s->ahead == SIZE_MAX ? apply_sched_next(s) : s->ahead;
+    s->ahead = now < s->nparts ? apply_sched_next(s) : s->nparts;
+    if (s->ahead < s->nparts) {
+        size_t first = s->ahead * part_rows;
+        apply_input_prefetch(in, first, first + part_rows > in->n ? in->n - first : part_rows);
+    }
+    return now;
 }
 
 void apply_sched_destroy(apply_sched_t *s)
