@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* User functions for `tessera apply`: a shared object loaded with dlopen,
  * ABI-checked (tessera/apply.h), its calls guarded as plugin layers are
- * (src/model/guard.c): a crash inside it (SIGSEGV, SIGBUS, SIGFPE, SIGILL)
+ * (common/sigguard.h): a crash inside it (SIGSEGV, SIGBUS, SIGFPE, SIGILL)
  * becomes an error naming the plugin, the partition and the signal, so the
  * ranks stop together and no output is committed. */
 #include "apply/internal.h"
 
+#include "common/sigguard.h"
 #include "tessera/error.h"
 
 #include <dlfcn.h>
 #include <limits.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,18 +63,6 @@ int apply_plugin_load(const char *path, size_t cols, apply_plugin_t *p)
     return TSR_OK;
 }
 
-static _Thread_local sigjmp_buf *guard_jmp;
-static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
-enum { NSIGS = sizeof sigs / sizeof sigs[0] };
-
-static void on_crash(int sig)
-{
-    if (guard_jmp)
-        siglongjmp(*guard_jmp, sig);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
 typedef struct call {
     const apply_plugin_t *p;
     const float *x;
@@ -83,6 +70,7 @@ typedef struct call {
     float *out;
     double *partial, *a;
     const double *b;
+    const char *what;
 } call_t;
 
 static int run(const call_t *c)
@@ -95,36 +83,25 @@ static int run(const call_t *c)
     return 0;
 }
 
-static int guarded(const call_t *c, const char *what)
+static int run_checked(void *arg)
 {
-    struct sigaction sa, old[NSIGS];
-    sigjmp_buf jb;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;
-    for (int i = 0; i < NSIGS; i++)
-        sigaction(sigs[i], &sa, &old[i]);
-    volatile int rc;
-    int sig = sigsetjmp(jb, 1);
-    if (sig == 0) {
-        guard_jmp = &jb;
-        tsr_error_clear();
-        if (run(c) != 0) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", tsr_last_error());
-            rc = tsr_error_set(TSR_EDATA, "the apply plugin %s failed in %s%s%s", c->p->path, what, why[0] ? ": " : "",
-                               why);
-        } else {
-            rc = TSR_OK;
-        }
-    } else {
+    const call_t *c = arg;
+    tsr_error_clear();
+    if (run(c) == 0)
+        return TSR_OK;
+    char why[512];
+    snprintf(why, sizeof why, "%s", tsr_last_error());
+    return tsr_error_set(TSR_EDATA, "the apply plugin %s failed in %s%s%s", c->p->path, c->what, why[0] ? ": " : "",
+                         why);
+}
+
+static int guarded(call_t *c, const char *what)
+{
+    c->what = what;
+    int sig, rc = tsr_sigguard_run(run_checked, c, &sig);
+    if (sig)
         rc = tsr_error_set(TSR_EINTERNAL, "the apply plugin %s crashed in %s (signal %d, %s); no output is written",
                            c->p->path, what, sig, strsignal(sig));
-    }
-    guard_jmp = NULL;
-    for (int i = 0; i < NSIGS; i++)
-        sigaction(sigs[i], &old[i], NULL);
     return rc;
 }
 
