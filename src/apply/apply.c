@@ -83,7 +83,7 @@ static int run_reduce(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *i
     apply_sched_t s;
     if ((rc = apply_agree(comm, rc)) != TSR_OK || (rc = apply_agree(comm, apply_sched_create(comm, nparts, NULL, &s))))
         goto done;
-    for (size_t v; (v = apply_sched_next(&s)) < nparts;) {
+    for (size_t v; (v = apply_sched_next_ahead(&s, in, part_rows)) < nparts;) {
         size_t first = v * part_rows, cnt = first + part_rows > in->n ? in->n - first : part_rows;
         rc = apply_input_read(in, first, cnt, x);
         if (rc == TSR_OK)
@@ -228,6 +228,8 @@ int tsr_apply_run(tsr_runtime_t *rt, const tsr_apply_opts_t *opts)
     rc = apply_agree(comm, apply_input_open(&in, o.input, o.dataset, o.columns, o.ncolumns));
     if (rc)
         return rc;
+    if (o.partition_rows > in.n) /* one partition: the same result, no buffer bigger than the data */
+        o.partition_rows = in.n;
     uint32_t fp = fingerprint(&o, &in);
     double t0 = tsr_time_now();
     if (strcmp(o.function, "stats") == 0)

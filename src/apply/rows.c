@@ -9,7 +9,9 @@
  * first writes what it did in that round, collectively. Every partition of
  * a round has been taken by then and its taker has finished it (it enters
  * the write only after its next take), so after the write the whole round
- * is in the file: it is flushed and journalled. Within a round a slow rank
+ * is in the file: it is flushed and journalled. (A rank takes one partition
+ * ahead, to prefetch it; that one is still finished before any later one,
+ * so the argument holds.) Within a round a slow rank
  * takes fewer partitions; at its end the others wait for its last one. */
 #include "apply/internal.h"
 
@@ -83,7 +85,7 @@ int apply_rows_run(MPI_Comm comm, apply_input_t *in, size_t part_rows, const cha
         apply_sched_abort(&s);
     rc = rc ? rc : src;
     for (;;) {
-        size_t v = rc ? o.nparts : apply_sched_next(&s);
+        size_t v = rc ? o.nparts : apply_sched_next_ahead(&s, in, part_rows);
         size_t rv = v < o.nparts ? v / r.per : nrounds;
         while (round < rv && round < nrounds) {
             int frc = flush(&o, &r, round++, rc);

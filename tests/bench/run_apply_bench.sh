@@ -16,10 +16,12 @@
 #         ranks of one BLAS thread against torch.set_num_threads(RANKS))
 #         reading the same HDF5 with h5py: samples/s ratio (target >= 1.0).
 #  dask:  `apply stats` against Dask (python3-dask: apt-get install
-#         python3-dask) map_partitions computing the same count, sum,
-#         sum of squares, min and max per partition, over the same rows as
-#         a .npy array (its chunks as dataframe partitions), RANKS threads,
-#         warm cache both: seconds ratio (target >= 5).
+#         python3-dask): map_partitions computing count, sum, sum of
+#         squares, min and max per partition and Dask's approximate
+#         quantiles (the same 7) in one compute, over the same rows as a
+#         .npy array (its chunks as dataframe partitions), RANKS threads,
+#         warm cache both: seconds ratio (target >= 5). (tessera's side
+#         also makes the histograms.)
 # tessera's side is the time its rank 0 reports (input opened to result
 # written; MPI start-up excluded); the peers' the same span in Python.
 set -u
@@ -62,13 +64,18 @@ PY
   R=()
   for r in $(seq "$ROUNDS"); do
     drop
-    t0=$(date +%s.%N); dd if=stats.h5 of=/dev/null bs=4M status=none; t1=$(date +%s.%N)
+    t0=$(date +%s.%N); /usr/bin/time -f '%U %S' -o ddcpu.txt dd if=stats.h5 of=/dev/null bs=4M status=none; t1=$(date +%s.%N)
     dd_mb=$($PY -c "print($SIZE / 1e6 / ($t1 - $t0))")
     drop
-    "${MPI[@]}" "$B" apply stats --input stats.h5 --quiet >a.txt 2>&1 || { cat a.txt; exit 1; }
+    /usr/bin/time -f '%U %S' -o apcpu.txt "${MPI[@]}" "$B" apply stats --input stats.h5 --quiet >a.txt 2>&1 \
+      || { cat a.txt; exit 1; }
     ap_mb=$($PY -c "print($SIZE / 1e6 / $(tsec a.txt))")
     ratio=$($PY -c "print(f'{$ap_mb / $dd_mb:.3f}')")
-    printf 'dd round %d: dd %.0f MB/s, apply stats %.0f MB/s on %d ranks, ratio %s\n' "$r" "$dd_mb" "$ap_mb" "$RANKS" "$ratio"
+    # CPU seconds (user + system, every rank and the launcher): on a loaded
+    # machine wall time is mostly waiting for a core; this is what it needs.
+    cpu=$(awk '{print $1 + $2}' apcpu.txt) ddcpu=$(awk '{print $1 + $2}' ddcpu.txt)
+    printf 'dd round %d: dd %.0f MB/s (%.2f CPU s), apply stats %.0f MB/s on %d ranks (%.2f CPU s: %.0f MB per CPU s), ratio %s\n' \
+      "$r" "$dd_mb" "$ddcpu" "$ap_mb" "$RANKS" "$cpu" "$($PY -c "print($SIZE / 1e6 / $cpu)")" "$ratio"
     R+=("$ratio")
   done
   spread "apply stats / dd (target >= 0.8)" "${R[@]}"
@@ -141,7 +148,9 @@ X = np.load("dask.npy", mmap_mode="r")
 df = dd.from_dask_array(da.from_array(X, chunks=(65536, X.shape[1])))
 def part(p):
     return pd.DataFrame({"n": p.count(), "sum": p.sum(), "sq": (p * p).sum(), "min": p.min(), "max": p.max()}).T
-res = df.map_partitions(part).compute(scheduler="threads", num_workers=int(sys.argv[1]))
+moments = df.map_partitions(part)
+quant = df.quantile([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
+res = dask.compute(moments, quant, scheduler="threads", num_workers=int(sys.argv[1]))
 print(time.time() - t0)
 PY
 )
