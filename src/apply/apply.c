@@ -203,6 +203,8 @@ static int check(const tsr_apply_opts_t *o)
                              f);
     if (rows && !o->output)
         return tsr_error_set(TSR_EINVAL, "apply %s: give --output FILE.h5 for its rows", f);
+    if (rows && o->stats_json)
+        return tsr_error_set(TSR_EINVAL, "apply %s writes its rows to --output; -o is for stats and reductions", f);
     if (strcmp(f, "stats") == 0 && o->output)
         return tsr_error_set(TSR_EINVAL, "apply stats writes no HDF5 file: -o FILE.json writes its results");
     if (strcmp(f, "predict") == 0 && !o->model)

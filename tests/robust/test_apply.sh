@@ -63,6 +63,7 @@ hostile "stats -o is the input" 2 'd.h5' "${S[@]}" stats --input d.h5 -o d.h5
 hostile "stats -o a directory" 2 'directory' "${S[@]}" stats --input d.h5 -o outdir
 hostile "predict without a model" 2 'give the model' "${S[@]}" predict --input d.h5 --output p.h5
 hostile "predict without --output" 2 'give --output' "${S[@]}" predict m8.h5 --input d.h5
+hostile "predict with -o" 2 'o is for stats and reductions' "${S[@]}" predict m8.h5 --input d.h5 --output p.h5 -o r.json
 hostile "model width mismatch" 3 'the model m8.h5 takes 8 values per row, but d.h5:/X gives 6' "${A[@]}" predict m8.h5 \
   --input d.h5 --output p.h5
 hostile "model not found" 3 'nope-v1 is neither a model file nor a model in the registry' "${A[@]}" predict nope-v1 \
