@@ -79,6 +79,8 @@ typedef struct apply_stats {
     size_t d, nparts;
     int bits;           /* histogram key bits per column (0: no histogram) */
     uint64_t *hist;     /* [d << bits] counts by the top bits of a value's ordered key */
+    uint32_t *hot;      /* the same, counted since the last flush into hist */
+    size_t hot_rows;    /* rows counted in hot */
     apply_col_t *part;  /* [nparts * d]: each partition's own (only this rank's filled) */
     uint8_t *mine;      /* [nparts]: which partitions this rank did */
     apply_col_t *total; /* [d] after apply_stats_reduce (rank 0, or every rank with all) */
