@@ -19,7 +19,7 @@ pkgs=(
 )
 # Optional extras: the benchmarks' peers and the Fashion-MNIST data.
 if [ "${TESSERA_DEPS_BENCH:-0}" = 1 ]; then
-  pkgs+=(dataset-fashion-mnist wrk parallel)
+  pkgs+=(dataset-fashion-mnist wrk parallel python3-dask) # python3-dask: run_apply_bench.sh dask
 fi
 missing=()
 for p in "${pkgs[@]}"; do

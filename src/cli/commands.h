@@ -28,6 +28,8 @@ int tsr_cmd_launch(int argc, char **argv);
 int tsr_cmd_tasks_run(tsr_runtime_t *rt, int argc, char **argv);
 int tsr_cmd_tasks(int argc, char **argv);
 void tsr_cmd_tasks_run_usage(FILE *out);
+/* Distributed apply over an HDF5 dataset (src/cli/cmd_apply.c, under MPI). */
+int tsr_cmd_apply(tsr_runtime_t *rt, int argc, char **argv);
 
 /* src/cli/util.c: prints "tessera: error: <last error>" and returns rc;
  * whether s ends with suffix, ignoring case. */

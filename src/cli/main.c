@@ -23,6 +23,7 @@ static const char usage[] =
     "  sweep CONFIG --grid K=V1,V2 ...               hyperparameter trials on groups of ranks in one job\n"
     "  tasks run TASKFILE [--journal DIR ...]        run a task farm on every rank (submit, cancel, status)\n"
     "  trace merge -o OUT FILE...                    join the per-rank timelines of [monitor] trace\n"
+    "  apply FUNCTION --input FILE[:/DSET] ...       stats, predict, normalize or a plugin over a dataset's rows\n"
     "  version                                       print the version\n"
     "Run under mpirun, srun or alone. 'tessera COMMAND --help' describes a command.\n"
     "Exit codes: 0 success, 1 internal or MPI failure, 2 bad usage or configuration,\n"
@@ -96,6 +97,8 @@ int main(int argc, char **argv)
         }
         return exit_code(tsr_cmd_tasks(argc - 1, argv + 1));
     }
+    if (strcmp(argv[1], "apply") == 0)
+        return with_runtime(tsr_cmd_apply, &argc, &argv);
     if (strcmp(argv[1], "topo") == 0)
         return with_runtime(tsr_cmd_topo, &argc, &argv);
     if (strcmp(argv[1], "ckpt") == 0)
@@ -122,7 +125,7 @@ int main(int argc, char **argv)
     }
     fprintf(
         stderr,
-        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks, trace, sweep or version (see tessera --help)\n",
+        "tessera: error: unknown %s '%s'; expected train, topo, data, ckpt, serve, export, model, submit, jobs, launch, tasks, trace, sweep, apply or version (see tessera --help)\n",
         argv[1][0] == '-' ? "option" : "command", argv[1]);
     return 2;
 }

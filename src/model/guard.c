@@ -7,21 +7,10 @@
 #include "model/internal.h"
 #include "model/layers/layers.h"
 
-#include <setjmp.h>
-#include <signal.h>
+#include "common/sigguard.h"
+#include "tessera/error.h"
+
 #include <string.h>
-
-static _Thread_local sigjmp_buf *guard_jmp;
-static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
-enum { NSIGS = sizeof sigs / sizeof sigs[0] };
-
-static void on_crash(int sig)
-{
-    if (guard_jmp)
-        siglongjmp(*guard_jmp, sig);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
 
 typedef struct {
     tsr_layer_t *l;
@@ -32,31 +21,21 @@ typedef struct {
     int backward;
 } call_t;
 
+static int call(void *arg)
+{
+    call_t *c = arg;
+    return c->backward ? c->l->kind->backward(c->l, c->run, c->x, c->y, c->dy, c->dx, c->n)
+                       : c->l->kind->forward(c->l, c->run, c->x, c->out, c->n);
+}
+
 static int guarded(call_t *c)
 {
-    struct sigaction sa, old[NSIGS];
-    sigjmp_buf jb;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;
-    for (int i = 0; i < NSIGS; i++)
-        sigaction(sigs[i], &sa, &old[i]);
-    volatile int rc;
-    int sig = sigsetjmp(jb, 1);
-    if (sig == 0) {
-        guard_jmp = &jb;
-        rc = c->backward ? c->l->kind->backward(c->l, c->run, c->x, c->y, c->dy, c->dx, c->n)
-                         : c->l->kind->forward(c->l, c->run, c->x, c->out, c->n);
-    } else {
+    int sig, rc = tsr_sigguard_run(call, c, &sig);
+    if (sig)
         rc = tsr_error_set(TSR_EINTERNAL,
                            "the plugin layer %s crashed in %s (signal %d, %s); its state is unknown, so "
                            "training stops here and nothing is written",
                            c->l->kind->name, c->backward ? "backward" : "forward", sig, strsignal(sig));
-    }
-    guard_jmp = NULL;
-    for (int i = 0; i < NSIGS; i++)
-        sigaction(sigs[i], &old[i], NULL);
     return rc;
 }
 

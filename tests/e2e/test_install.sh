@@ -75,4 +75,13 @@ fresh "$P/share/modulefiles" 'module use "$D" && module load tessera && cd "$W" 
 grep -q '^app: output=model.h5 day=1440 min$' pc.txt && grep -q 'libopenblas' pc.txt \
   && ok "pkg-config tessera: a program builds and runs; --static names the archive's libraries" \
   || { bad "pkg-config tessera"; cat pc.txt; }
+# The apply plugin examples as an outside project builds them (examples/apply/CMakeLists.txt),
+# then one of them run by the installed tessera.
+cp -r "$TSR_SRC/examples/apply" "$WORK/apply-src"
+$PY -c "import h5py, numpy as np; f = h5py.File('$WORK/ap.h5', 'w'); f['X'] = np.arange(12, dtype=np.float32).reshape(4, 3)"
+fresh "$P/share/modulefiles" 'module use "$D" && module load tessera && cd "$W" && cmake -S apply-src -B build-apply \
+  && cmake --build build-apply && tessera apply ./build-apply/libtessera_apply_colsum.so --input ap.h5 --quiet -o sums.json' \
+  >apply.txt 2>&1
+[ -f build-apply/libtessera_apply_norms.so ] && grep -q '"result": \[4, 18, 22, 26\]' sums.json 2>/dev/null \
+  && ok "find_package(tessera): the apply plugin examples build outside the tree and run" || { bad "apply plugins outside"; cat apply.txt; }
 finish
