@@ -183,6 +183,7 @@ static int build_engine(tsr_train_ctx_t *ctx)
         .algorithm = ro->allreduce_algorithm,
         .bucket_bytes = ro->bucket_bytes,
         .gpu = ctx->net.gpu,
+        .half = ro->comm_fp32 || !ctx->net.gpu ? TSR_PRECISION_FP32 : ctx->opt->train.precision,
     };
     int rc = tsr_comm_create_opts(tsr_runtime_world(ctx->rt), &co, tsr_model_work_grads(ctx->net.model),
                                   tsr_model_nparams(ctx->net.model), &ctx->comm.engine);
@@ -233,6 +234,8 @@ out:
         return rc;
     if ((rc = tsr_train_device_setup(ctx, failed_rank)))
         return rc;
+    if ((rc = tsr_runtime_agree(rt, tsr_train_amp_setup(ctx), failed_rank)))
+        return rc;
     rc = build_engine(ctx);
     tsr_runtime_phase(rt, NULL);
     /* What a step's reduction costs with nothing to hide it behind, for
@@ -259,6 +262,7 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx)
         tsr_runtime_phase(ctx->rt, NULL);
     tsr_optim_destroy(ctx->net.optim);
     tsr_model_destroy(ctx->net.model);
+    tsr_train_amp_free(ctx);
     tsr_gpu_destroy(ctx->net.gpu);
     tsr_train_data_close(ctx);
     memset(ctx, 0, sizeof *ctx);
