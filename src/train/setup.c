@@ -192,6 +192,11 @@ static int build_engine(tsr_train_ctx_t *ctx)
                                 tsr_config_origin(ctx->opt->config, "runtime", "comm"));
     if (!rc)
         tsr_comm_set_idle(ctx->comm.engine, watch_poll, ctx->rt);
+    if (!rc && co.half != TSR_PRECISION_FP32 && tsr_comm_staged(ctx->comm.engine) && ctx->rank == 0)
+        tsr_log(TSR_LOG_INFO,
+                "runtime.comm_precision = compute: the %s back-end sums the GPU's gradients through "
+                "host memory in fp32 (only nccl sums them in the compute precision)",
+                tsr_comm_backend(ctx->comm.engine));
     return rc;
 }
 
