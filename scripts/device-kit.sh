@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 archs=${1:-90}
 b=build-device kit=.device-kit
-targets=(tessera_cli gpu_test_gpu_kernels gpu_test_gpu_model gpu_test_gpu_optim gpu_mpi_test_comm_gpu
-         bench_gpu_train bench_allreduce)
+targets=(tessera_cli gpu_test_gpu_kernels gpu_test_gpu_model gpu_test_gpu_optim gpu_test_gpu_optim_rules gpu_test_gpu_mixed
+         gpu_mpi_test_comm_gpu bench_gpu_train bench_allreduce)
 
 rm -f "$b/CMakeCache.txt"
 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DTESSERA_WITH_CUDA=ON -DTESSERA_WITH_NCCL=ON \

@@ -5,9 +5,12 @@
 # (scripts/device-kit.sh, run beforehand on a Debian 12 machine; carry both):
 #   tests: ctest -L gpu (kernels, model and optimizer against the CPU, NCCL
 #          and staged sums on 1 rank and on as many ranks as GPUs, digits on
-#          CPU and GPU, GPU resume)
+#          CPU and GPU, GPU resume; mixed precision: gpu.test_gpu_mixed (casts,
+#          bf16/fp16 GEMMs) and gpu.test_mixed_gpu (digits in bf16 and fp16
+#          against fp32, fp16 loss-scaler skips and resume, bf16 NCCL sums))
 #   bench: tests/bench/run_gpu_bench.sh (samples/s against PyTorch on the
-#          same GPU, the NCCL sanity runs, the allreduce table)
+#          same GPU, the NCCL sanity runs, the allreduce table, bf16 against
+#          fp32 step time beside PyTorch autocast's)
 # Logs: $OUT/ (the device tool's folder) or ./device-out/.
 # Usage: scripts/device-run.sh [tests|bench|all]   (default all)
 set -uo pipefail

@@ -72,6 +72,8 @@ typedef struct tsr_comm_options {
                             * tree (auto: rabenseifner); shm only where each node
                             * holds the same power-of-two number of consecutive
                             * ranks (auto then takes mpi); never nccl */
+    tsr_precision_t half;  /* bf16 / fp16: "nccl" sums a half copy of each bucket
+                            * (runtime.comm_precision = compute); fp32 (0): buf as is */
 } tsr_comm_options_t;
 TSR_API int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *buf, size_t n, tsr_comm_t **out);
 TSR_API void tsr_comm_destroy(tsr_comm_t *c);

@@ -16,6 +16,10 @@ extern "C" {
 typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID, TSR_ACT_GELU, TSR_ACT_SILU } tsr_act_t;
 #define TSR_ACT_COUNT 6
 
+/* train.precision: the compute type of a GPU run's GEMMs and stored
+ * activations (weights and optimizer state stay fp32). */
+typedef enum { TSR_PRECISION_FP32 = 0, TSR_PRECISION_BF16, TSR_PRECISION_FP16 } tsr_precision_t;
+
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, op = transpose when trans != 0. */
 TSR_API void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                               const float *b, float beta, float *c);

@@ -178,6 +178,12 @@ TSR_API int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float
  * ready callback is told when a layer's gradient kernels are queued on the
  * GPU's stream, not when they have run. */
 TSR_API int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu);
+/* The same in mixed precision (bf16 or fp16; FP32 is tsr_model_to_gpu):
+ * GEMMs on half inputs with fp32 accumulation, the activations between
+ * layers stored half, the loss, deltas and gradients fp32; the parameters
+ * stay fp32 (the master copy the optimizer updates), cast to half at
+ * each forward. */
+TSR_API int tsr_model_to_gpu_precision(tsr_model_t *m, tsr_gpu_t *gpu, tsr_precision_t prec);
 /* NULL when the model runs on the CPU. */
 TSR_API tsr_gpu_t *tsr_model_gpu(const tsr_model_t *m);
 /* The buffers backward and the optimizer work on: device memory on a

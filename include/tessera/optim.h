@@ -123,6 +123,24 @@ TSR_API int tsr_optim_upload(tsr_optim_t *o);
 TSR_API float *tsr_optim_state(tsr_optim_t *o, size_t *nstate);
 TSR_API void tsr_optim_set_steps_taken(tsr_optim_t *o, long steps);
 
+/* Dynamic loss scaling for fp16 training, with PyTorch GradScaler's rules:
+ * the loss is multiplied by scale before backward and the gradients
+ * divided by it before the update; a step whose gradients hold NaN or Inf
+ * is skipped and scale *= backoff; after interval finite steps in a row
+ * scale *= growth (kept when that would overflow). Plain data, so the
+ * checkpoint registers its fields (scale as a double, the counters as int64). */
+typedef struct tsr_loss_scaler {
+    double scale, growth, backoff;
+    int64_t interval;
+    int64_t good;    /* finite steps since the scale last changed */
+    int64_t skipped; /* steps skipped for NaN/Inf gradients */
+} tsr_loss_scaler_t;
+/* PyTorch's defaults: scale 65536, growth 2, backoff 0.5, interval 2000. */
+TSR_API void tsr_loss_scaler_init(tsr_loss_scaler_t *s);
+/* After a step's gradients were checked: finite 1 (the update is applied)
+ * or 0 (skipped). Returns finite. */
+TSR_API int tsr_loss_scaler_update(tsr_loss_scaler_t *s, int finite);
+
 #ifdef __cplusplus
 }
 #endif

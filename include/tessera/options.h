@@ -62,6 +62,9 @@ typedef struct tsr_loop_options {
     int early_stop_accuracy; /* the metric: 1 test accuracy (higher is better), 0 test loss */
     int keep_best;
     tsr_nonfinite_t on_nonfinite;
+    tsr_precision_t precision; /* GPU compute type (runtime.device = cuda) */
+    double loss_scale;         /* fp16: the initial loss scale */
+    long loss_scale_interval;  /* fp16: finite steps before the scale grows */
 } tsr_loop_options_t;
 
 typedef struct tsr_runtime_options {
@@ -69,6 +72,7 @@ typedef struct tsr_runtime_options {
     const char *comm;                /* back-end name or "auto" */
     const char *allreduce_algorithm; /* between ranks or node leaders: "auto" or a name (comm.h) */
     size_t bucket_bytes;
+    int comm_fp32; /* runtime.comm_precision = fp32: half-precision runs reduce fp32 gradients */
     int bind, blas_threads, verbose;
     tsr_progress_mode_t progress;
     double watchdog_seconds, walltime_margin_seconds;

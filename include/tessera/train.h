@@ -21,9 +21,11 @@ typedef struct tsr_train_result {
     size_t nparams;
     long skipped_steps;             /* updates skipped for NaN/Inf gradients (train.on_nonfinite = skip_step) */
     long ckpt_written, ckpt_failed; /* checkpoint writes of this run (rank 0's count; 0 elsewhere) */
-    int already_done;  /* resumed from a checkpoint at the end of training: nothing was trained or written */
-    long best_step;    /* early stopping or keep_best: the step of the best evaluation; -1 otherwise */
-    int early_stopped; /* training stopped early (train.early_stop_patience) */
+    int already_done;    /* resumed from a checkpoint at the end of training: nothing was trained or written */
+    long best_step;      /* early stopping or keep_best: the step of the best evaluation; -1 otherwise */
+    int early_stopped;   /* training stopped early (train.early_stop_patience) */
+    long scaler_skipped; /* train.precision = fp16: updates skipped for NaN/Inf scaled gradients */
+    double loss_scale;   /* fp16: the loss scale at the end; 0 otherwise */
 } tsr_train_result_t;
 
 /* Trains as the options say (options.h: tsr_options_train parses a configuration). Collective over the runtime's world:

@@ -111,6 +111,11 @@ int tsr_cmd_train(tsr_runtime_t *rt, int argc, char **argv)
                 "skipped %ld of %ld updates whose gradients were NaN or Inf (train.on_nonfinite = "
                 "skip_step)",
                 res.skipped_steps, res.steps);
+    if (res.loss_scale > 0)
+        tsr_log(TSR_LOG_INFO,
+                "fp16 loss scaling: skipped %ld of %ld updates whose scaled gradients overflowed; loss scale "
+                "at the end %g",
+                res.scaler_skipped, res.steps, res.loss_scale);
     if (res.already_done)
         tsr_log(TSR_LOG_INFO, "done: nothing to train (resumed at step %ld, the end of the run); model %s unchanged",
                 res.steps, tsr_config_get(cfg, "train", "output"));

@@ -47,6 +47,7 @@ typedef struct comm_setup {
     tsr_gpu_t *gpu;          /* non-NULL: buf is device memory on this GPU, and every
                      * bucket's data is final once the work queued on the
                      * GPU's stream before start() has run */
+    tsr_precision_t half;    /* bf16/fp16: "nccl" sums a half copy (the staged host back-ends: fp32) */
     int algorithm;           /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
     int fixed_tree;          /* sum as a perfect binary tree over ranks (tsr_comm_options_t) */
     const comm_idle_t *idle; /* call comm_idle(idle) while waiting */

@@ -15,9 +15,16 @@
  * same allocation give bit-identical sums; a different GPU count or
  * interconnect can change the order. NCCL_ALGO / NCCL_PROTO pin it.
  *
+ * Mixed precision (setup->half, runtime.comm_precision = compute): each
+ * bucket is cast to bf16/fp16 on the communication stream, summed as
+ * ncclBfloat16/ncclHalf (half the bytes on the wire, each rank's partial
+ * sums rounded to the half type, as PyTorch DDP with a half gradient
+ * bucket) and cast back into the fp32 buffer.
+ *
  * The unique id travels by MPI_Bcast; ncclCommInitRank needs the calling
  * thread's device set, which tsr_gpu_create did. */
 #include "comm/backend.h"
+#include "compute/gpu_train.h"
 #include "tessera/error.h"
 
 #include <stdlib.h>
@@ -33,6 +40,8 @@ typedef struct nccl_state {
     void *stream; /* communication stream */
     void **ready; /* one event per bucket, on the compute stream */
     float *buf;
+    tsr_precision_t half;
+    void *hbuf; /* half: the half copy of buf */
     const comm_bucket_t *buckets;
     size_t nbuckets;
     int rank;
@@ -64,6 +73,7 @@ static void nccl_destroy(void *state)
         tsr_gpu_event_destroy(s->ready[b]);
     free(s->ready);
     tsr_gpu_stream_destroy(s->stream);
+    tsr_gpu_free(s->gpu, s->hbuf);
     if (s->comm != MPI_COMM_NULL)
         MPI_Comm_free(&s->comm);
     free(s);
@@ -82,6 +92,7 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     s->nbuckets = setup->nbuckets;
     s->rank = setup->rank;
     s->idle = setup->idle;
+    s->half = setup->half;
     if (!s->gpu) {
         /* The same on every rank (the engine's caller agrees on the device). */
         rc = tsr_error_set(TSR_EINVAL, "comm nccl: the buffer must be GPU memory (tsr_comm_create_gpu)");
@@ -94,6 +105,8 @@ static int nccl_create(const comm_setup_t *setup, void **state)
     /* Local failures are only noted: every rank must reach the agreement
      * below, or the others would wait for it forever. */
     rc = tsr_gpu_stream_create(s->gpu, &s->stream);
+    if (!rc && s->half != TSR_PRECISION_FP32)
+        rc = tsr_gpu_alloc(s->gpu, setup->n * 2, &s->hbuf); /* bf16 and fp16: 2 bytes */
     if (!rc && !(s->ready = calloc(s->nbuckets ? s->nbuckets : 1, sizeof *s->ready)))
         rc = tsr_error_set(TSR_ENOMEM, "comm nccl: out of memory for %zu events", s->nbuckets);
     for (size_t b = 0; !rc && b < s->nbuckets; b++)
@@ -148,8 +161,18 @@ static int nccl_start(void *state, size_t b)
     if (rc)
         return rc;
     float *p = s->buf + bk->start;
-    ncclResult_t r = ncclAllReduce(p, p, bk->len, ncclFloat, ncclSum, s->nc, (cudaStream_t)s->stream);
-    return r == ncclSuccess ? TSR_OK : nccl_fail(r, "ncclAllReduce", s->rank);
+    if (s->half == TSR_PRECISION_FP32) {
+        ncclResult_t r = ncclAllReduce(p, p, bk->len, ncclFloat, ncclSum, s->nc, (cudaStream_t)s->stream);
+        return r == ncclSuccess ? TSR_OK : nccl_fail(r, "ncclAllReduce", s->rank);
+    }
+    void *h = (char *)s->hbuf + 2 * bk->start;
+    ncclDataType_t t = s->half == TSR_PRECISION_BF16 ? ncclBfloat16 : ncclHalf;
+    if ((rc = tsr_gpu_to_half(s->gpu, s->half, p, h, bk->len, s->stream)))
+        return rc;
+    ncclResult_t r = ncclAllReduce(h, h, bk->len, t, ncclSum, s->nc, (cudaStream_t)s->stream);
+    if (r != ncclSuccess)
+        return nccl_fail(r, "ncclAllReduce", s->rank);
+    return tsr_gpu_from_half(s->gpu, s->half, h, p, bk->len, s->stream);
 }
 
 static int nccl_progress(void *state)

@@ -239,6 +239,7 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
         .buckets = c->buckets,
         .nbuckets = c->nbuckets,
         .gpu = gpu,
+        .half = gpu ? opts->half : TSR_PRECISION_FP32,
         .algorithm = alg,
         .fixed_tree = tree,
         .idle = &c->idle,

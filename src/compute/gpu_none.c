@@ -197,6 +197,30 @@ int tsr_gpu_lamb_apply(tsr_gpu_t *g, float *dp, const float *du, size_t n, float
 {
     return nocuda("tsr_gpu_lamb_apply");
 }
+
+int tsr_gpu_to_half(tsr_gpu_t *g, tsr_precision_t p, const float *dsrc, void *ddst, size_t n, void *stream)
+{
+    return nocuda("tsr_gpu_to_half");
+}
+
+int tsr_gpu_from_half(tsr_gpu_t *g, tsr_precision_t p, const void *dsrc, float *ddst, size_t n, void *stream)
+{
+    return nocuda("tsr_gpu_from_half");
+}
+
+int tsr_gpu_gemm_half(tsr_gpu_t *g, tsr_precision_t p, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, const void *da, const void *db, float beta, float *dc)
+{
+    return nocuda("tsr_gpu_gemm_half");
+}
+
+int tsr_gpu_act_backward_half(tsr_gpu_t *g, tsr_precision_t p, tsr_act_t act, const void *dy_out, float *ddy,
+                              size_t len)
+{
+    return nocuda("tsr_gpu_act_backward_half");
+}
+
+int tsr_gpu_scale(tsr_gpu_t *g, float *dx, size_t n, float s) { return nocuda("tsr_gpu_scale"); }
 #else
 /* ISO C wants at least one declaration in a translation unit. */
 typedef int tsr_gpu_none_empty_t;

@@ -79,6 +79,24 @@ int tsr_gpu_lamb_moments(tsr_gpu_t *g, const float *dp, const float *dg, float *
 int tsr_gpu_lamb_apply(tsr_gpu_t *g, float *dp, const float *du, size_t n, float lr, const double *dnorm2,
                        const tsr_gpu_guard_t *guard);
 
+/* Mixed precision (train.precision = bf16 or fp16; p names the half
+ * type, never TSR_PRECISION_FP32): the half-width copies are bf16 or IEEE
+ * fp16 values, 2 bytes each. to_half rounds to nearest even (fp16: beyond
+ * 65504 gives Inf, as PyTorch's .half()); from_half is exact. stream:
+ * where to queue (NULL: the handle's stream; the nccl back-end casts on
+ * its own). */
+int tsr_gpu_to_half(tsr_gpu_t *g, tsr_precision_t p, const float *dsrc, void *ddst, size_t n, void *stream);
+int tsr_gpu_from_half(tsr_gpu_t *g, tsr_precision_t p, const void *dsrc, float *ddst, size_t n, void *stream);
+/* tsr_gpu_gemm with A and B half (p) and C fp32: cublasGemmEx with fp32
+ * accumulation (CUBLAS_COMPUTE_32F), the products of autocast. */
+int tsr_gpu_gemm_half(tsr_gpu_t *g, tsr_precision_t p, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, const void *da, const void *db, float beta, float *dc);
+/* tsr_gpu_act_backward with the activation's output y stored half (p). */
+int tsr_gpu_act_backward_half(tsr_gpu_t *g, tsr_precision_t p, tsr_act_t act, const void *dy_out, float *ddy,
+                              size_t len);
+/* dx *= s (the loss scaler's unscale). */
+int tsr_gpu_scale(tsr_gpu_t *g, float *dx, size_t n, float s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,8 @@ static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
 static const char *const nonfinite_choices[] = {"stop", "skip_step", NULL};
+static const char *const precision_choices[] = {"fp32", "bf16", "fp16", NULL};
+static const char *const comm_prec_choices[] = {"compute", "fp32", NULL};
 
 const tsr_key_t tsr_schema[] = {
     {"data", "path", TSR_T_STR, "", 0, 0, NULL, "HDF5 dataset file (relative to the config file)"},
@@ -67,6 +69,12 @@ const tsr_key_t tsr_schema[] = {
     {"train", "max_steps", TSR_T_INT, "0", 0, 1L << 62, NULL, "stop after this many steps (0: no limit)"},
     {"train", "on_nonfinite", TSR_T_ENUM, "stop", 0, 0, nonfinite_choices,
      "NaN or Inf gradients or weights: stop (exit 6, nothing written) or skip_step (skip such updates)"},
+    {"train", "precision", TSR_T_ENUM, "fp32", 0, 0, precision_choices,
+     "GPU compute: fp32, bf16 or fp16 (fp32 master weights; fp16 with dynamic loss scaling); cuda only"},
+    {"train", "loss_scale", TSR_T_DOUBLE, "65536", 0, 0, NULL,
+     "fp16: the initial loss scale (GradScaler's init_scale)"},
+    {"train", "loss_scale_interval", TSR_T_INT, "2000", 1, 1L << 40, NULL,
+     "fp16: finite steps in a row before the loss scale doubles (GradScaler's growth_interval)"},
     {"optim", "name", TSR_T_ENUM, "sgd", 0, 0, optim_choices, "optimizer"},
     {"optim", "lr", TSR_T_DOUBLE, "0.1", 0, 0, NULL, "peak learning rate"},
     {"optim", "momentum", TSR_T_DOUBLE, "0.9", 0, 0, NULL, "sgd, lars and rmsprop momentum (rmsprop: 0 unless set)"},
@@ -102,6 +110,8 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "device", TSR_T_ENUM, "cpu", 0, 0, device_choices,
      "where to train: cpu, cuda (one GPU per rank, nearest by hwloc), auto (cuda when every rank has a GPU)"},
     {"runtime", "comm", TSR_T_ENUM, "auto", 0, 0, comm_choices, "gradient reduction back-end (nccl on GPUs)"},
+    {"runtime", "comm_precision", TSR_T_ENUM, "compute", 0, 0, comm_prec_choices,
+     "gradients reduced in the compute precision (train.precision; nccl) or fp32"},
     {"runtime", "allreduce_algorithm", TSR_T_ENUM, "auto", 0, 0, allreduce_choices,
      "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size and world"},
     {"runtime", "bucket_kb", TSR_T_INT, "1024", 1, 1L << 30, NULL, "gradient bucket size in KiB"},

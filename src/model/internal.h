@@ -17,6 +17,13 @@ typedef struct model_gpu {
     double *loss_total;          /* tsr_model_backward_queued's running total */
     unsigned long long *correct; /* evaluation's correct count */
     int status;                  /* the first GPU error (sticky) */
+    /* Mixed precision (prec bf16 or fp16): params stay the fp32 master
+     * copy, wh its half cast (made at each forward), acth[i] the input of
+     * dense layer i stored half, dh the half cast of a layer's delta; act[0]
+     * is then fp32 scratch for one layer's output and act[L] the fp32
+     * logits; act[1..L-1] are not allocated. */
+    tsr_precision_t prec;
+    void *wh, *dh, *acth[TSR_MODEL_MAX_LAYERS];
 } model_gpu_t;
 
 /* How the executor treats a layer. */

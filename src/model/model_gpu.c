@@ -43,8 +43,34 @@ static int failed(tsr_model_t *m, int rc)
     return rc;
 }
 
-int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu)
+int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu) { return tsr_model_to_gpu_precision(m, gpu, TSR_PRECISION_FP32); }
+
+/* The fp32 buffers of an fp32 model, or a mixed model's half ones. */
+static int alloc_acts(tsr_model_t *m, model_gpu_t *d, const dense_t *dl)
 {
+    int L = dl->n, rc = TSR_OK;
+    if (d->prec == TSR_PRECISION_FP32) {
+        for (int i = 0; !rc && i <= L; i++)
+            rc = tsr_gpu_alloc(d->gpu, m->max_batch * dl->w[i] * sizeof(float), (void **)&d->act[i]);
+        return rc;
+    }
+    size_t wide = 0, half = 2; /* bf16 and fp16 are 2 bytes */
+    for (int i = 0; i <= L; i++)
+        wide = dl->w[i] > wide ? dl->w[i] : wide;
+    if ((rc = tsr_gpu_alloc(d->gpu, m->max_batch * wide * sizeof(float), (void **)&d->act[0])) ||
+        (rc = tsr_gpu_alloc(d->gpu, m->max_batch * dl->w[L] * sizeof(float), (void **)&d->act[L])) ||
+        (rc = tsr_gpu_alloc(d->gpu, m->nparams * half, &d->wh)) ||
+        (rc = tsr_gpu_alloc(d->gpu, m->max_batch * wide * half, &d->dh)))
+        return rc;
+    for (int i = 0; !rc && i < L; i++)
+        rc = tsr_gpu_alloc(d->gpu, m->max_batch * dl->w[i] * half, &d->acth[i]);
+    return rc;
+}
+
+int tsr_model_to_gpu_precision(tsr_model_t *m, tsr_gpu_t *gpu, tsr_precision_t prec)
+{
+    if ((unsigned)prec > (unsigned)TSR_PRECISION_FP16)
+        return tsr_error_set(TSR_EINVAL, "model: unknown precision %d", (int)prec);
     if (m->dev)
         return tsr_error_set(TSR_EINVAL, "model: already on a GPU");
     if (!gpu)
@@ -71,15 +97,15 @@ int tsr_model_to_gpu(tsr_model_t *m, tsr_gpu_t *gpu)
     if (!d)
         return tsr_error_set(TSR_ENOMEM, "model: out of memory");
     d->gpu = gpu;
+    d->prec = prec;
     m->dev = d;
     int L = dl.n, rc;
     size_t k = dl.w[L];
     size_t pbytes = m->nparams * sizeof(float);
     if ((rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->params)) || (rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->grads)))
         goto fail;
-    for (int i = 0; i <= L; i++)
-        if ((rc = tsr_gpu_alloc(gpu, m->max_batch * dl.w[i] * sizeof(float), (void **)&d->act[i])))
-            goto fail;
+    if ((rc = alloc_acts(m, d, &dl)))
+        goto fail;
     for (int i = 0; i < 2; i++)
         if ((rc = tsr_gpu_alloc(gpu, m->max_batch * m->widest * sizeof(float), (void **)&d->delta[i])))
             goto fail;
@@ -111,6 +137,10 @@ void model_gpu_free(tsr_model_t *m)
     tsr_gpu_free(d->gpu, d->grads);
     for (int i = 0; i <= TSR_MODEL_MAX_LAYERS; i++)
         tsr_gpu_free(d->gpu, d->act[i]);
+    for (int i = 0; i < TSR_MODEL_MAX_LAYERS; i++)
+        tsr_gpu_free(d->gpu, d->acth[i]);
+    tsr_gpu_free(d->gpu, d->wh);
+    tsr_gpu_free(d->gpu, d->dh);
     tsr_gpu_free(d->gpu, d->delta[0]);
     tsr_gpu_free(d->gpu, d->delta[1]);
     tsr_gpu_free(d->gpu, d->labels);
@@ -150,6 +180,33 @@ int tsr_model_zero_grads(tsr_model_t *m)
     return failed(m, tsr_gpu_memset0(m->dev->gpu, m->dev->grads, m->nparams * sizeof(float)));
 }
 
+/* Mixed forward from the fp32 input in act[0]: the weights and each
+ * layer's input cast to half, the GEMM accumulating fp32 into act[0] (the
+ * last layer: act[L]), bias and activation fp32, the result cast half for
+ * the next layer. */
+static int half_forward(tsr_model_t *m, const dense_t *dl)
+{
+    model_gpu_t *d = m->dev;
+    tsr_gpu_t *g = d->gpu;
+    size_t rows = m->rows;
+    int L = dl->n;
+    int rc = tsr_gpu_to_half(g, d->prec, d->params, d->wh, m->nparams, NULL);
+    if (!rc)
+        rc = tsr_gpu_to_half(g, d->prec, d->act[0], d->acth[0], rows * dl->w[0], NULL);
+    for (int i = 0; !rc && i < L; i++) {
+        size_t in = dl->w[i], outw = dl->w[i + 1], off = m->off[dl->idx[i]];
+        float *y = i + 1 == L ? d->act[L] : d->act[0];
+        rc = tsr_gpu_gemm_half(g, d->prec, 0, 1, rows, outw, in, 1.0f, d->acth[i], (char *)d->wh + 2 * off, 0.0f, y);
+        if (!rc)
+            rc = tsr_gpu_add_bias(g, y, d->params + off + in * outw, rows, outw);
+        if (!rc && dl->act[i] != TSR_ACT_NONE)
+            rc = tsr_gpu_act(g, dl->act[i], y, rows * outw);
+        if (!rc && i + 1 < L)
+            rc = tsr_gpu_to_half(g, d->prec, y, d->acth[i + 1], rows * outw, NULL);
+    }
+    return rc;
+}
+
 int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows)
 {
     model_gpu_t *d = m->dev;
@@ -161,6 +218,8 @@ int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows)
         return tsr_error_set(d->status, "model: the GPU failed earlier; giving up");
     m->rows = rows;
     int rc = tsr_gpu_upload(g, d->act[0], x, rows * dl.w[0] * sizeof(float));
+    if (d->prec != TSR_PRECISION_FP32)
+        return failed(m, rc ? rc : half_forward(m, &dl));
     for (int i = 0; !rc && i < L; i++) {
         size_t in = dl.w[i], outw = dl.w[i + 1];
         const float *w = d->params + m->off[dl.idx[i]];
@@ -207,6 +266,32 @@ static int loss_delta(tsr_model_t *m, const int32_t *labels, const float *target
     return rc ? rc : tsr_gpu_mse_delta(d->gpu, out, d->targets, rows, k, scale, delta, dsum);
 }
 
+/* Mixed backward of dense layer i: its fp32 delta cast half for the two
+ * GEMMs (fp32 results: dW and the previous layer's delta), the bias
+ * gradient from the fp32 delta, the activation's derivative from its
+ * half-stored output. */
+static int half_layer_backward(tsr_model_t *m, const dense_t *dl, int i, const float *dlt, float *prev,
+                               tsr_grad_ready_fn ready, void *arg)
+{
+    model_gpu_t *d = m->dev;
+    tsr_gpu_t *g = d->gpu;
+    size_t in = dl->w[i], outw = dl->w[i + 1], off = m->off[dl->idx[i]], rows = m->rows;
+    float *gw = d->grads + off;
+    int rc = tsr_gpu_to_half(g, d->prec, dlt, d->dh, rows * outw, NULL);
+    if (!rc)
+        rc = tsr_gpu_gemm_half(g, d->prec, 1, 0, outw, in, rows, 1.0f, d->dh, d->acth[i], 0.0f, gw);
+    if (!rc)
+        rc = tsr_gpu_bias_grad(g, dlt, rows, outw, gw + in * outw);
+    if (!rc && ready)
+        ready(off, arg);
+    if (!rc && i > 0) {
+        rc = tsr_gpu_gemm_half(g, d->prec, 0, 0, rows, in, outw, 1.0f, d->dh, (char *)d->wh + 2 * off, 0.0f, prev);
+        if (!rc && dl->act[i - 1] != TSR_ACT_NONE)
+            rc = tsr_gpu_act_backward_half(g, d->prec, dl->act[i - 1], d->acth[i], prev, rows * in);
+    }
+    return rc;
+}
+
 double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *targets, float scale,
                           tsr_grad_ready_fn ready, void *arg, int queued)
 {
@@ -224,6 +309,11 @@ double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         const float *w = d->params + off;
         float *gw = d->grads + off;
         float *dlt = d->delta[cur];
+        if (d->prec != TSR_PRECISION_FP32) {
+            rc = half_layer_backward(m, &dl, i, dlt, d->delta[cur ^ 1], ready, arg);
+            cur ^= 1;
+            continue;
+        }
         /* dW = delta^T X, db = column sums of delta */
         rc = tsr_gpu_gemm(g, 1, 0, outw, in, m->rows, 1.0f, dlt, d->act[i], 0.0f, gw);
         if (!rc)

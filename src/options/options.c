@@ -4,6 +4,7 @@
 #include "tessera/options.h"
 #include "tessera/error.h"
 
+#include <math.h>
 #include <string.h>
 
 static const char *get(const tsr_config_t *c, const char *section, const char *key)
@@ -84,6 +85,35 @@ static void loop_options(const tsr_config_t *c, tsr_loop_options_t *o)
     o->keep_best = tsr_config_get_bool(c, "train", "keep_best");
     o->max_steps = tsr_config_get_long(c, "train", "max_steps");
     o->on_nonfinite = is(c, "train", "on_nonfinite", "skip_step") ? TSR_NONFINITE_SKIP : TSR_NONFINITE_STOP;
+    o->precision = is(c, "train", "precision", "bf16")   ? TSR_PRECISION_BF16
+                   : is(c, "train", "precision", "fp16") ? TSR_PRECISION_FP16
+                                                         : TSR_PRECISION_FP32;
+    o->loss_scale = tsr_config_get_double(c, "train", "loss_scale");
+    o->loss_scale_interval = tsr_config_get_long(c, "train", "loss_scale_interval");
+}
+
+/* train.precision against the device and the loss-scaling keys. */
+static int check_precision(const tsr_config_t *c, const tsr_train_options_t *o)
+{
+    char set[96] = "";
+    /* Half precision exists on the GPU path only: no silent fp32 run. */
+    if (o->train.precision != TSR_PRECISION_FP32 && o->runtime.device == TSR_DEVICE_CPU)
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] precision = %s (%s) needs runtime.device = cuda (or auto on GPU nodes): "
+                             "the CPU trains in fp32 only",
+                             get(c, "train", "precision"), tsr_config_origin(c, "train", "precision"));
+    if (o->train.precision != TSR_PRECISION_FP16 &&
+        (tsr_config_changed(c, "train", "loss_scale", set, sizeof set) ||
+         tsr_config_changed(c, "train", "loss_scale_interval", set, sizeof set)))
+        return tsr_error_set(TSR_EINVAL, "[train] %s does not apply to train.precision = %s (loss scaling is fp16's)",
+                             set + strlen("train."), get(c, "train", "precision"));
+    double s = o->train.loss_scale;
+    if (!(s >= 1 && s <= 0x1p100) || frexp(s, &(int){0}) != 0.5)
+        return tsr_error_set(TSR_EINVAL,
+                             "[train] loss_scale = %g (%s): expected a power of two from 1 to 2^100 (so that "
+                             "unscaling is exact)",
+                             s, tsr_config_origin(c, "train", "loss_scale"));
+    return TSR_OK;
 }
 
 /* Which [optim] keys each optimizer and schedule reads (besides name, lr,
@@ -235,6 +265,7 @@ static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
                                                      : TSR_DEVICE_CPU;
     o->comm = get(c, "runtime", "comm");
     o->allreduce_algorithm = get(c, "runtime", "allreduce_algorithm");
+    o->comm_fp32 = is(c, "runtime", "comm_precision", "fp32");
     o->bucket_bytes = (size_t)tsr_config_get_long(c, "runtime", "bucket_kb") << 10;
     o->bind = tsr_config_get_bool(c, "runtime", "bind");
     o->blas_threads = (int)tsr_config_get_long(c, "runtime", "blas_threads");
@@ -270,6 +301,8 @@ int tsr_options_train(const tsr_config_t *c, tsr_train_options_t *o)
     if (rc)
         return rc;
     runtime_options(c, &o->runtime);
+    if ((rc = check_precision(c, o)))
+        return rc;
     ckpt_options(c, &o->checkpoint);
     o->perf.on = tsr_config_get_bool(c, "monitor", "perf");
     o->perf.papi_events = get(c, "monitor", "papi_events");

@@ -61,6 +61,8 @@ int tsr_train_ckpt_setup(tsr_train_ctx_t *ctx)
         rc = reg1(ctx->ckpt.engine, "/rng/seed", &ctx->ckpt.seed);
     if (!rc)
         rc = tsr_train_early_register(ctx);
+    if (!rc)
+        rc = tsr_train_amp_register(ctx);
     return rc;
 }
 
@@ -341,7 +343,7 @@ int tsr_train_ckpt_resume(tsr_train_ctx_t *ctx, tsr_train_pos_t *pos, int *faile
     pos->step = hdr[0];
     pos->epoch = hdr[1];
     pos->cursor = (size_t)hdr[2];
-    if ((rc = tsr_train_sync_buffers(ctx)) || (rc = tsr_train_early_resumed(ctx)))
+    if ((rc = tsr_train_sync_buffers(ctx)) || (rc = tsr_train_early_resumed(ctx)) || (rc = tsr_train_amp_resumed(ctx)))
         return rc;
     /* Dropout's masks continue where the checkpointed run left off (the
      * model counts forward passes: micro-batches). */

@@ -99,6 +99,17 @@ int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     int dev = distinct_on_node(ctx, count > 0 ? pick_gpu(ctx, count) : -1, count);
     int mine = dev >= 0;
     MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, tsr_runtime_world(ctx->rt));
+    if (!all && want == TSR_DEVICE_AUTO && ctx->opt->train.precision != TSR_PRECISION_FP32) {
+        /* Never a silent fp32 run of a half-precision configuration. */
+        rc = tsr_error_set(TSR_EINVAL,
+                           "[train] precision = %s (%s) needs a GPU on every rank, but runtime.device = auto "
+                           "found none on some rank (rank %d on %s sees %d CUDA device%s); train with "
+                           "precision = fp32 on the CPU",
+                           ctx->opt->train.precision == TSR_PRECISION_BF16 ? "bf16" : "fp16",
+                           tsr_config_origin(ctx->opt->config, "train", "precision"), ctx->rank,
+                           tsr_runtime_hostname(ctx->rt), count, count == 1 ? "" : "s");
+        return tsr_runtime_agree(ctx->rt, rc, failed_rank);
+    }
     if (!all && want == TSR_DEVICE_AUTO) {
         if (ctx->rank == 0)
             tsr_log(TSR_LOG_INFO,
@@ -128,14 +139,16 @@ int tsr_train_device_setup(tsr_train_ctx_t *ctx, int *failed_rank)
     tsr_train_net_t *net = &ctx->net;
     rc = tsr_gpu_create(dev, &net->gpu);
     if (!rc)
-        rc = tsr_model_to_gpu(net->model, net->gpu);
+        rc = tsr_model_to_gpu_precision(net->model, net->gpu, ctx->opt->train.precision);
     if (!rc)
         rc = tsr_optim_to_gpu(net->optim, net->gpu);
     if (!rc) {
         size_t used = strlen(ctx->sched.placement);
         snprintf(ctx->sched.placement + used, sizeof ctx->sched.placement - used, " gpu %d", dev);
-        tsr_log(TSR_LOG_INFO, "training on GPU %d (%s) of %s", dev, tsr_gpu_name(net->gpu),
-                tsr_runtime_hostname(ctx->rt));
+        static const char *const prec[] = {"fp32", "bf16 (fp32 master weights)",
+                                           "fp16 (fp32 master weights, dynamic loss scaling)"};
+        tsr_log(TSR_LOG_INFO, "training on GPU %d (%s) of %s in %s", dev, tsr_gpu_name(net->gpu),
+                tsr_runtime_hostname(ctx->rt), prec[ctx->opt->train.precision]);
     }
     return tsr_runtime_agree(ctx->rt, rc, failed_rank);
 }

@@ -188,7 +188,8 @@ static void compute(loop_t *l, size_t *rows, int *status)
             tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
             void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
             int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
-                                               b.targets ? b.targets + i * m * kt : NULL, m, l->scale, ready, arg);
+                                               b.targets ? b.targets + i * m * kt : NULL, m,
+                                               l->scale * tsr_train_amp_loss_scale(ctx), ready, arg);
             if (ctx->faults.slow_rank == ctx->rank)
                 tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
             if (!rc && !last && tsr_accum_push(&l->acc, l->grads))
@@ -266,7 +267,12 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return rc;
     tsr_train_phase(&ctx->phases, TSR_TRACE_OPTIM); /* phase: optimizer */
     tsr_perf_phase(ctx->perf, TSR_PHASE_OPTIMIZER);
-    rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
+    int apply = 1;
+    rc = tsr_train_amp_unscale(ctx, l->grads, l->nparams, &apply);
+    if (!rc && apply)
+        rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
+    else if (!rc) /* fp16 overflow: no update, but the step counts (the schedule goes on) */
+        tsr_optim_set_steps_taken(ctx->net.optim, tsr_optim_steps_taken(ctx->net.optim) + 1);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
         l->rc = tsr_error_prefix(rc, "rank %d, step %ld: optimizer: ", ctx->rank, l->step + 1);
         ctx->sched.pending_status |= TSR_STEP_ERROR;

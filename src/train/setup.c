@@ -230,6 +230,7 @@ static int build_engine(tsr_train_ctx_t *ctx)
         .fixed_tree = ctx->sched.world_repro,
         .bucket_bytes = ro->bucket_bytes,
         .gpu = ctx->net.gpu,
+        .half = ro->comm_fp32 || !ctx->net.gpu ? TSR_PRECISION_FP32 : ctx->opt->train.precision,
     };
     int rc = tsr_comm_create_opts(tsr_runtime_world(ctx->rt), &co, tsr_model_work_grads(ctx->net.model),
                                   tsr_model_nparams(ctx->net.model), &ctx->comm.engine);
@@ -238,6 +239,11 @@ static int build_engine(tsr_train_ctx_t *ctx)
                                 tsr_config_origin(ctx->opt->config, "runtime", "comm"));
     if (!rc)
         tsr_comm_set_idle(ctx->comm.engine, watch_poll, ctx->rt);
+    if (!rc && co.half != TSR_PRECISION_FP32 && tsr_comm_staged(ctx->comm.engine) && ctx->rank == 0)
+        tsr_log(TSR_LOG_INFO,
+                "runtime.comm_precision = compute: the %s back-end sums the GPU's gradients through "
+                "host memory in fp32 (only nccl sums them in the compute precision)",
+                tsr_comm_backend(ctx->comm.engine));
     return rc;
 }
 
@@ -283,6 +289,8 @@ out:
         return rc;
     if ((rc = tsr_train_device_setup(ctx, failed_rank)))
         return rc;
+    if ((rc = tsr_runtime_agree(rt, tsr_train_amp_setup(ctx), failed_rank)))
+        return rc;
     rc = build_engine(ctx);
     tsr_runtime_phase(rt, NULL);
     /* What a step's reduction costs with nothing to hide it behind, for
@@ -310,6 +318,7 @@ void tsr_train_teardown(tsr_train_ctx_t *ctx)
         tsr_runtime_phase(ctx->rt, NULL);
     tsr_optim_destroy(ctx->net.optim);
     tsr_model_destroy(ctx->net.model);
+    tsr_train_amp_free(ctx);
     tsr_gpu_destroy(ctx->net.gpu);
     tsr_train_data_close(ctx);
     memset(ctx, 0, sizeof *ctx);

@@ -75,6 +75,16 @@ typedef struct tsr_train_early {
     size_t nparams, nbuffers;
 } tsr_train_early_t;
 
+/* Mixed precision (amp.c): train.precision and, for fp16, the loss scaler
+ * (its fields are registered with the checkpoint engine) and a device
+ * double for the unscaled gradients' sum of squares. */
+typedef struct tsr_train_amp {
+    tsr_precision_t prec;
+    int scaling; /* fp16: dynamic loss scaling */
+    tsr_loss_scaler_t scaler;
+    double *dsumsq;
+} tsr_train_amp_t;
+
 typedef struct tsr_train_ctx {
     tsr_runtime_t *rt;
     const tsr_train_options_t *opt;
@@ -85,6 +95,7 @@ typedef struct tsr_train_ctx {
     tsr_train_ckpt_t ckpt;
     tsr_train_sched_t sched;
     tsr_train_early_t early;
+    tsr_train_amp_t amp;
     struct tsr_train_monitor *mon; /* coordinator link and per-rank timings (monitor.c) */
     struct tsr_perf *perf;         /* phase timers and PAPI counters (perf.c); NULL: [monitor] perf off */
     void *perf_all;                /* rank 0: every rank's counters, gathered (perf.c) */
@@ -166,6 +177,19 @@ int tsr_train_early_observe(tsr_train_ctx_t *ctx, long step, double loss, double
 int tsr_train_early_resumed(tsr_train_ctx_t *ctx);
 int tsr_train_early_finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res);
 void tsr_train_early_free(tsr_train_ctx_t *ctx);
+
+/* amp.c: after the device set-up, the scaler (fp16) and its device
+ * buffer; the scaler's fields registered with the checkpoint engine (rank
+ * 0) and broadcast after a resume; the factor backward multiplies the
+ * loss by (1 when not scaling); after the gradient sums, unscale: divides
+ * them by the scale and checks them (*apply 0: skip this step's update,
+ * the scale backs off); frees. */
+int tsr_train_amp_setup(tsr_train_ctx_t *ctx);
+int tsr_train_amp_register(tsr_train_ctx_t *ctx);
+int tsr_train_amp_resumed(tsr_train_ctx_t *ctx);
+float tsr_train_amp_loss_scale(const tsr_train_ctx_t *ctx);
+int tsr_train_amp_unscale(tsr_train_ctx_t *ctx, float *grads, size_t n, int *apply);
+void tsr_train_amp_free(tsr_train_ctx_t *ctx);
 
 /* walltime.c (rank 0): the margin in seconds, or -1 when there is nothing
  * to watch; and, every step, a stop request once under the margin. */

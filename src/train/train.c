@@ -100,6 +100,8 @@ static int finish(tsr_train_ctx_t *ctx, tsr_train_result_t *res, int *failed_ran
     if (rc)
         return rc;
     res->skipped_steps = tsr_optim_skipped_steps(ctx->net.optim);
+    res->scaler_skipped = ctx->amp.scaling ? (long)ctx->amp.scaler.skipped : 0;
+    res->loss_scale = ctx->amp.scaling ? ctx->amp.scaler.scale : 0;
     if (ctx->ckpt.engine) {
         res->ckpt_written = tsr_ckpt_written(ctx->ckpt.engine);
         res->ckpt_failed = tsr_ckpt_failed(ctx->ckpt.engine);

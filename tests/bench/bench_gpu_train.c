@@ -7,8 +7,12 @@
  * PyTorch peer never calls .item(); --loss-every-step reads it back each
  * step (one host wait per step) to measure what that wait costs. The peer
  * is torch_mlp.py --device cuda on the same GPU, run alternately by
- * run_gpu_bench.sh. Exits 77 without a CUDA device.
- * Usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json] */
+ * run_gpu_bench.sh.
+ * --precision bf16|fp16 runs the model's mixed path (tsr_model_to_gpu_precision;
+ * fp16 without loss scaling: the step's cost, not its numerics), against
+ * torch_mlp.py --amp. Exits 77 without a CUDA device.
+ * Usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--precision P] [--loss-every-step]
+ *        [--json] */
 #include "tessera/compute.h"
 #include "tessera/error.h"
 #include "tessera/model.h"
@@ -27,7 +31,7 @@
 int main(int argc, char **argv)
 {
     double seconds = 3.0, loss = 0;
-    int reps = 5, json = 0, dev = 0, every = 0;
+    int reps = 5, json = 0, dev = 0, every = 0, prec = TSR_PRECISION_FP32;
     size_t batch = 1024;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
@@ -38,19 +42,27 @@ int main(int argc, char **argv)
             batch = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--device") && i + 1 < argc)
             dev = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--json"))
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            i++;
+            prec = !strcmp(argv[i], "bf16")   ? TSR_PRECISION_BF16
+                   : !strcmp(argv[i], "fp16") ? TSR_PRECISION_FP16
+                   : !strcmp(argv[i], "fp32") ? TSR_PRECISION_FP32
+                                              : -1;
+        } else if (!strcmp(argv[i], "--json"))
             json = 1;
         else if (!strcmp(argv[i], "--loss-every-step"))
             every = 1;
         else {
             fprintf(
                 stderr,
-                "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--loss-every-step] [--json]\n");
+                "usage: bench_gpu_train [--seconds S] [--reps N] [--batch B] [--device D] [--precision fp32|bf16|fp16] "
+                "[--loss-every-step] [--json]\n");
             return 2;
         }
     }
-    if (!(seconds > 0) || reps < 1 || reps > 64 || batch < 1 || batch > 65536) {
-        fprintf(stderr, "bench_gpu_train: expected --seconds > 0, 1 <= --reps <= 64, 1 <= --batch <= 65536\n");
+    if (!(seconds > 0) || reps < 1 || reps > 64 || batch < 1 || batch > 65536 || prec < 0) {
+        fprintf(stderr, "bench_gpu_train: expected --seconds > 0, 1 <= --reps <= 64, 1 <= --batch <= 65536, "
+                        "--precision fp32, bf16 or fp16\n");
         return 2;
     }
     if (tsr_gpu_count() == 0) {
@@ -70,7 +82,7 @@ int main(int argc, char **argv)
         return 1;
     }
     tsr_model_init(m, 1);
-    if (tsr_model_to_gpu(m, g) || tsr_optim_to_gpu(o, g)) {
+    if (tsr_model_to_gpu_precision(m, g, (tsr_precision_t)prec) || tsr_optim_to_gpu(o, g)) {
         fprintf(stderr, "bench_gpu_train: %s\n", tsr_last_error());
         return 1;
     }
@@ -118,9 +130,9 @@ int main(int argc, char **argv)
     double t = bench_median(v, reps), sps = (double)batch / t;
     if (json)
         printf(
-            "{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
+            "{\"bench\":\"gpu_train\",\"gpu\":\"%s\",\"precision\":%d,\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,"
             "\"step_ms\":%.4f,\"loss\":\"%s\",\"loss_checksum\":%.6g}\n",
-            tsr_gpu_name(g), batch, reps, seconds, sps, 1e3 * t, every ? "every step" : "queued", loss);
+            tsr_gpu_name(g), prec, batch, reps, seconds, sps, 1e3 * t, every ? "every step" : "queued", loss);
     else
         printf("tessera GPU training step on %s, MLP 784-256-256-10 relu, batch %zu: %.3f ms, %.0f samples/s "
                "(median of %d runs of %.1f s)\n",

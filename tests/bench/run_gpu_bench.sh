@@ -7,7 +7,11 @@
 #       ratio of medians (target >= 1.0);
 #   (b) the NCCL sanity run: mpi_test_comm_gpu on 1 rank (one GPU), then on as
 #       many ranks as GPUs, and bench_allreduce --backend nccl where MPI is
-#       available.
+#       available;
+#   (c) mixed precision (train.precision): the same step in bf16 against
+#       fp32, tessera (bench_gpu_train --precision) and PyTorch autocast
+#       (torch_mlp.py --amp), alternating ROUNDS times; prints each one's
+#       bf16/fp32 step-time ratio and tessera bf16 against PyTorch bf16.
 # Without a GPU every part says SKIP and the script exits 0.
 #
 # Usage: tests/bench/run_gpu_bench.sh [BUILD_DIR] [--seconds S] [--reps N] [--rounds R] [--batch B]
@@ -23,7 +27,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_gpu_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -84,4 +88,33 @@ else
     "$mpirun" "${flags[@]}" -n "$np" "$test" && echo "mpi_test_comm_gpu on $np rank(s): ok" || echo "mpi_test_comm_gpu on $np rank(s): FAILED"
   done
   "$mpirun" "${flags[@]}" -n "$ngpu" "$build/tests/bench/bench_allreduce" --gpu --max-bytes 256M 2>&1 | tail -30
+fi
+
+echo "== (c) mixed precision: bf16 against fp32, tessera and PyTorch autocast, batch $batch =="
+declare -A ms=()
+for r in $(seq 1 "$rounds"); do
+  for p in fp32 bf16; do
+    out=$("$bench" --seconds "$seconds" --reps "$reps" --batch "$batch" --precision $p --json); rc=$?
+    if [ $rc -eq 77 ]; then echo "SKIP: no CUDA device for bench_gpu_train"; break 2; fi
+    [ $rc -eq 0 ] || { echo "bench_gpu_train --precision $p failed ($rc): $out"; exit 1; }
+    echo "tessera $p: $out"
+    ms[t$p]+="$(sed -n 's/.*"step_ms":\([0-9.]*\).*/\1/p' <<<"$out") "
+    out=$(OMP_NUM_THREADS=1 "$py" "$here/torch_mlp.py" --device cuda --amp $p --seconds "$seconds" --reps "$reps" \
+          --batch "$batch" --json); rc=$?
+    if [ $rc -eq 77 ]; then echo "SKIP: PyTorch sees no CUDA device"; break 2; fi
+    [ $rc -eq 0 ] || { echo "torch_mlp.py --amp $p failed ($rc): $out"; exit 1; }
+    echo "torch $p:   $out"
+    ms[p$p]+="$(sed -n 's/.*"step_ms": \([0-9.]*\).*/\1/p' <<<"$out") "
+  done
+done
+if [ -n "${ms[pbf16]:-}" ]; then
+  python3 - "${ms[tfp32]}" "${ms[tbf16]}" "${ms[pfp32]}" "${ms[pbf16]}" <<'PY'
+import statistics, sys
+t32, t16, p32, p16 = ([float(v) for v in a.split()] for a in sys.argv[1:5])
+m = statistics.median
+print(f"step time bf16/fp32: tessera {m(t16) / m(t32):.2f}, PyTorch autocast {m(p16) / m(p32):.2f} (below 1: bf16 faster); "
+      f"per round tessera " + ", ".join(f"{a / b:.2f}" for a, b in zip(t16, t32))
+      + "; PyTorch " + ", ".join(f"{a / b:.2f}" for a, b in zip(p16, p32)))
+print(f"bf16 step: tessera {m(t16):.3f} ms, PyTorch {m(p16):.3f} ms: PyTorch/tessera {m(p16) / m(t16):.2f} (target >= 1.0)")
+PY
 fi

@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (run_gpu_bench.sh's peer; default cpu)")
+    ap.add_argument("--amp", choices=("fp32", "bf16", "fp16"), default="fp32",
+                    help="cuda: the step under torch.autocast in this type (fp16 with a GradScaler; default fp32)")
     args = ap.parse_args()
     if args.seconds <= 0 or args.reps < 1 or args.batch < 1:
         ap.error("expected --seconds > 0, --reps >= 1, --batch >= 1")
@@ -56,15 +58,29 @@ def main():
         # bench_gpu_train uploads each batch.
         xs, ys = xs.pin_memory(), ys.pin_memory()
     state = {"next": 0, "loss": 0.0}
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    scaler = torch.cuda.amp.GradScaler() if args.amp == "fp16" else None
 
     def step():
         b = state["next"]
         state["next"] = (b + 1) % NBATCHES
         opt.zero_grad()
         x, y = xs[b].to(dev, non_blocking=True), ys[b].to(dev, non_blocking=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        if amp is None:
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        # tessera's train.precision peer: autocast's half GEMMs, fp32 master weights.
+        with torch.autocast(device_type=dev.type, dtype=amp):
+            loss = loss_fn(model(x), y)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         return loss
 
     # Peer: the step's GEMMs alone through torch.mm into preallocated outputs
@@ -119,7 +135,7 @@ def main():
     frac = statistics.median(r[1] / r[0] for r in runs)
     sps = args.batch / t
     if args.json:
-        print(json.dumps({"bench": "torch_mlp", "torch": torch.__version__, "device": str(dev), "batch": args.batch, "reps": args.reps,
+        print(json.dumps({"bench": "torch_mlp", "torch": torch.__version__, "device": str(dev), "amp": args.amp, "batch": args.batch, "reps": args.reps,
                           "seconds": args.seconds, "threads": torch.get_num_threads(),
                           "samples_per_s": round(sps, 1), "step_ms": round(1e3 * t, 4),
                           "gemm_step_ms": round(1e3 * tg, 4), "frac_sgemm_bound": round(frac, 4)}))

@@ -10,6 +10,7 @@
  * returns, which the emulator's streams (every call complete on return)
  * match. Only float sums: anything else is ncclInvalidArgument, as tessera
  * asks for nothing else. */
+#include <cudaemu_half.h>
 #include <nccl.h>
 
 #include <limits.h>
@@ -93,10 +94,34 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async)
     return ncclSuccess;
 }
 
+/* bf16 / fp16 sums: widened to float, summed, rounded once (NCCL rounds
+ * each hop's partial sum; the emulator checks the plumbing, not that). */
+static ncclResult_t half_sum(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t t, ncclComm_t comm)
+{
+    float *f = calloc(count ? count : 1, sizeof *f);
+    if (!f)
+        return ncclSystemError;
+    for (size_t i = 0; i < count; i++)
+        f[i] = t == ncclBfloat16 ? __bfloat162float(((const __nv_bfloat16 *)sendbuff)[i])
+                                 : __half2float(((const __half *)sendbuff)[i]);
+    ncclResult_t r = ncclAllReduce(f, f, count, ncclFloat, ncclSum, comm, NULL);
+    for (size_t i = 0; r == ncclSuccess && i < count; i++) {
+        if (t == ncclBfloat16)
+            ((__nv_bfloat16 *)recvbuff)[i] = __float2bfloat16(f[i]);
+        else
+            ((__half *)recvbuff)[i] = __float2half(f[i]);
+    }
+    free(f);
+    return r;
+}
+
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream)
 {
     (void)stream;
+    if (comm && (datatype == ncclBfloat16 || datatype == ncclHalf) && op == ncclSum &&
+        (!count || (sendbuff && recvbuff)))
+        return half_sum(sendbuff, recvbuff, count, datatype, comm);
     if (!comm || datatype != ncclFloat || op != ncclSum || (count && (!sendbuff || !recvbuff)))
         return ncclInvalidArgument;
     float *out = recvbuff;

@@ -60,6 +60,7 @@ static void load(void)
     SYM(set_stream, "cublasSetStream_v2")
     SYM(set_math_mode, "cublasSetMathMode")
     SYM(sgemm, "cublasSgemm_v2")
+    SYM(gemm_ex, "cublasGemmEx")
     SYM(status_string, "cublasGetStatusString")
 #undef SYM
 }

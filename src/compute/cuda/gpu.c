@@ -340,14 +340,17 @@ int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms)
 
 /* ---- GEMM ------------------------------------------------------------ */
 
-int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
-                 const float *db, float beta, float *dc)
+/* C = op(A) op(B) in row-major, through cuBLAS's column-major GEMM; A and
+ * B of type t (fp32: cublasSgemm; bf16/fp16: cublasGemmEx with fp32
+ * accumulation), C fp32. */
+static int gemm(tsr_gpu_t *g, const char *fn, cudaDataType t, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                float alpha, const void *da, const void *db, float beta, float *dc)
 {
-    int rc = tsr_cuda_bind(g, "tsr_gpu_gemm");
+    int rc = tsr_cuda_bind(g, fn);
     if (rc || m == 0 || n == 0)
         return rc;
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
-        return tsr_error_set(TSR_EINVAL, "tsr_gpu_gemm: %zux%zux%zu exceeds cuBLAS's int sizes", m, n, k);
+        return tsr_error_set(TSR_EINVAL, "%s: %zux%zux%zu exceeds cuBLAS's int sizes", fn, m, n, k);
     /* Row-major leading dimensions exactly as tsr_compute_gemm's (clamped
      * to 1 for k = 0, which cuBLAS rejects but treats as C = beta*C). */
     int lda = trans_a ? (int)m : (int)k, ldb = trans_b ? (int)k : (int)n;
@@ -355,12 +358,31 @@ int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, siz
     ldb = ldb < 1 ? 1 : ldb;
     /* A row-major X is the column-major X^T, so C = op(A) op(B) is computed
      * as C^T = op(B)^T op(A)^T: swap the operands, keep each one's flag. */
+    cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t s =
-        tsr_cublas.sgemm(g->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n,
-                         (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, (int)n);
+        t == CUDA_R_32F
+            ? tsr_cublas.sgemm(g->blas, ob, oa, (int)n, (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, (int)n)
+            : tsr_cublas.gemm_ex(g->blas, ob, oa, (int)n, (int)m, (int)k, &alpha, db, t, ldb, da, t, lda, &beta, dc,
+                                 CUDA_R_32F, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS)
         return tsr_error_set(s == CUBLAS_STATUS_ALLOC_FAILED ? TSR_ENOMEM : TSR_EINTERNAL,
-                             "tsr_gpu_gemm: cublasSgemm (m=%zu n=%zu k=%zu trans=%d,%d): %s", m, n, k, trans_a, trans_b,
+                             "%s: %s (m=%zu n=%zu k=%zu trans=%d,%d): %s", fn,
+                             t == CUDA_R_32F ? "cublasSgemm" : "cublasGemmEx", m, n, k, trans_a, trans_b,
                              tsr_cublas.status_string(s));
     return TSR_OK;
+}
+
+int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
+                 const float *db, float beta, float *dc)
+{
+    return gemm(g, "tsr_gpu_gemm", CUDA_R_32F, trans_a, trans_b, m, n, k, alpha, da, db, beta, dc);
+}
+
+int tsr_gpu_gemm_half(tsr_gpu_t *g, tsr_precision_t p, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, const void *da, const void *db, float beta, float *dc)
+{
+    if (p != TSR_PRECISION_BF16 && p != TSR_PRECISION_FP16)
+        return tsr_error_set(TSR_EINVAL, "tsr_gpu_gemm_half: precision %d is not a half type", (int)p);
+    return gemm(g, "tsr_gpu_gemm_half", p == TSR_PRECISION_BF16 ? CUDA_R_16BF : CUDA_R_16F, trans_a, trans_b, m, n, k,
+                alpha, da, db, beta, dc);
 }
