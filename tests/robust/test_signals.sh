@@ -51,12 +51,14 @@ for sig in TERM INT HUP; do
 done
 
 # Ctrl-C twice: at once, exit 130, nothing of the job left in the session directory or /dev/shm.
-run launch-2int "${L[@]}"
+# Rank 0's steps slowed (sleeps in backward), so the first SIGINT's stop at
+# the next step boundary cannot finish before the second SIGINT comes.
+TSR_FAULT_SLOW=0:3000 run launch-2int "${L[@]}"
 mp=$(pgrep -P $RUNPID mpirun || pgrep -P $RUNPID)
 kill -INT $RUNPID; sleep 0.05; kill -INT $RUNPID
 finish_run "tessera launch + SIGINT twice" launch-2int 130
 grep -q 'SIGUSR2, stopping now without a checkpoint' launch-2int.log && ok "the ranks stopped at once" \
-  || bad "the ranks did not stop at once"
+  || { bad "the ranks did not stop at once"; tail -8 launch-2int.log; }
 session=$(ls -d "${TMPDIR:-/tmp}"/ompi.*/pid."$mp" 2>/dev/null)
 [ -z "$session" ] && ok "no session directory of mpirun $mp left" || bad "left: $session"
 
