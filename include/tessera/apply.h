@@ -59,6 +59,10 @@ typedef struct tsr_apply_opts {
     int ncolumns;
     int bins;  /* stats histogram bins (0: 20) */
     int quiet; /* no table on standard output */
+    /* stats and reductions with a result file: seconds between saves of
+     * each rank's progress beside it, so a killed run resumes (0: 10 s;
+     * negative: after every partition) */
+    double save_seconds;
 } tsr_apply_opts_t;
 
 /* Runs o->function over the input on every rank of rt's world (collective).

@@ -22,42 +22,69 @@ static int is_plugin(const char *f)
     return strchr(f, '/') || (n > 3 && strcmp(f + n - 3, ".so") == 0);
 }
 
-int apply_stats_pass(MPI_Comm comm, apply_input_t *in, size_t part_rows, int histogram, int all, apply_stats_t *st)
+int apply_stats_pass(MPI_Comm comm, apply_input_t *in, size_t part_rows, int histogram, int all, apply_stats_t *st,
+                     apply_keep_t *keep)
 {
-    size_t nparts = (in->n + part_rows - 1) / part_rows;
+    size_t nparts = (in->n + part_rows - 1) / part_rows, nmine = 0;
     int rc = apply_stats_create(st, in->ncols, nparts, histogram);
     float *x = rc ? NULL : malloc(part_rows * in->ncols * sizeof *x);
-    if (rc == TSR_OK && !x)
+    uint8_t *done = rc ? NULL : calloc(nparts, 1);
+    if (rc == TSR_OK && (!x || !done))
         rc = tsr_error_set(TSR_ENOMEM, "apply: out of memory for %zu rows of %zu columns", part_rows, in->ncols);
     if ((rc = apply_agree(comm, rc)) != TSR_OK)
         goto done;
+    apply_saved_t scratch, *sv = keep ? &keep->saved : &scratch;
+    apply_saved_spec_t spec = {.fingerprint = keep ? keep->fingerprint : 0,
+                               .every = keep ? keep->every : 0,
+                               .nparts = nparts,
+                               .rec_bytes = in->ncols * sizeof(apply_col_t),
+                               .recs = st->part,
+                               .mine = st->mine,
+                               .hist = st->hist,
+                               .hot = st->hot,
+                               .hist_len = st->bits ? in->ncols << st->bits : 0};
+    if ((rc = apply_saved_resume(sv, comm, keep ? keep->result : NULL, &spec, done)) != TSR_OK)
+        goto done;
     apply_sched_t s;
-    if ((rc = apply_agree(comm, apply_sched_create(comm, nparts, NULL, &s))) != TSR_OK)
+    if ((rc = apply_agree(comm, apply_sched_create(comm, nparts, done, &s))) != TSR_OK)
         goto done;
     for (size_t v; (v = apply_sched_next_ahead(&s, in, part_rows)) < nparts;) {
         size_t first = v * part_rows, cnt = first + part_rows > in->n ? in->n - first : part_rows;
-        if ((rc = apply_input_read(in, first, cnt, x)) != TSR_OK) {
+        if ((rc = apply_input_read(in, first, cnt, x)) == TSR_OK) {
+            apply_stats_add(st, v, x, cnt);
+            rc = apply_saved_tick(sv);
+        }
+        if (rc) {
             apply_sched_abort(&s);
             break;
         }
-        apply_stats_add(st, v, x, cnt);
+        apply_fault_tick(comm, &nmine);
     }
     apply_sched_destroy(&s);
     if ((rc = apply_agree(comm, rc)) == TSR_OK)
         rc = apply_agree(comm, apply_stats_reduce(st, comm, all));
 done:
     free(x);
+    free(done);
     if (rc)
         apply_stats_destroy(st);
     return rc;
 }
 
-static int run_stats(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in)
+static double save_every(const tsr_apply_opts_t *o)
+{
+    return o->save_seconds == 0 ? 10.0 : o->save_seconds < 0 ? 0.0 : o->save_seconds;
+}
+
+static int run_stats(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in, uint32_t fingerprint)
 {
     apply_stats_t st;
-    int rank, rc = apply_stats_pass(comm, in, o->partition_rows, 1, 0, &st);
-    if (rc)
+    apply_keep_t keep = {.result = o->stats_json, .fingerprint = fingerprint, .every = save_every(o)};
+    int rank, rc = apply_stats_pass(comm, in, o->partition_rows, 1, 0, &st, &keep);
+    if (rc) {
+        apply_saved_finish(&keep.saved, comm); /* a failed run keeps nothing, as rows outputs */
         return rc;
+    }
     MPI_Comm_rank(comm, &rank);
     if (rank == 0) {
         if (!o->quiet)
@@ -66,22 +93,35 @@ static int run_stats(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in
             rc = apply_stats_json(&st, o->bins > 0 ? o->bins : 20, o->stats_json);
     }
     apply_stats_destroy(&st);
-    return apply_agree(comm, rc);
+    rc = apply_agree(comm, rc);
+    apply_saved_finish(&keep.saved, comm);
+    return rc;
 }
 
 /* A plugin's reduction: a partial per partition, merged in order on rank 0. */
-static int run_reduce(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in, const apply_plugin_t *p)
+static int run_reduce(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in, const apply_plugin_t *p,
+                      uint32_t fingerprint)
 {
     size_t part_rows = o->partition_rows, nparts = (in->n + part_rows - 1) / part_rows, len = p->partial_len;
+    size_t nmine = 0;
     int rank, rc = TSR_OK;
     MPI_Comm_rank(comm, &rank);
     double *parts = calloc(nparts * len, sizeof *parts);
-    uint8_t *mine = calloc(nparts, 1);
+    uint8_t *mine = calloc(nparts, 1), *done = calloc(nparts, 1);
     float *x = malloc(part_rows * in->ncols * sizeof *x);
-    if (!parts || !mine || !x)
+    if (!parts || !mine || !done || !x)
         rc = tsr_error_set(TSR_ENOMEM, "apply: out of memory for %zu partials of %zu values", nparts, len);
+    apply_saved_t sv = {0};
+    apply_saved_spec_t spec = {.fingerprint = fingerprint,
+                               .every = save_every(o),
+                               .nparts = nparts,
+                               .rec_bytes = len * sizeof(double),
+                               .recs = parts,
+                               .mine = mine};
+    if ((rc = apply_agree(comm, rc)) != TSR_OK || (rc = apply_saved_resume(&sv, comm, o->stats_json, &spec, done)))
+        goto done;
     apply_sched_t s;
-    if ((rc = apply_agree(comm, rc)) != TSR_OK || (rc = apply_agree(comm, apply_sched_create(comm, nparts, NULL, &s))))
+    if ((rc = apply_agree(comm, apply_sched_create(comm, nparts, done, &s))) != TSR_OK)
         goto done;
     for (size_t v; (v = apply_sched_next_ahead(&s, in, part_rows)) < nparts;) {
         size_t first = v * part_rows, cnt = first + part_rows > in->n ? in->n - first : part_rows;
@@ -94,6 +134,11 @@ static int run_reduce(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *i
             break;
         }
         mine[v] = 1;
+        if ((rc = apply_saved_tick(&sv)) != TSR_OK) {
+            apply_sched_abort(&s);
+            break;
+        }
+        apply_fault_tick(comm, &nmine);
     }
     apply_sched_destroy(&s);
     if ((rc = apply_agree(comm, rc)) != TSR_OK)
@@ -122,8 +167,10 @@ static int run_reduce(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *i
     }
     rc = apply_agree(comm, rc);
 done:
+    apply_saved_finish(&sv, comm); /* collective where it saved: every path here is agreed */
     free(parts);
     free(mine);
+    free(done);
     free(x);
     return rc;
 }
@@ -147,7 +194,7 @@ static int run_plugin(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *i
     if (rc)
         return rc;
     if (p.partial_len)
-        return run_reduce(comm, o, in, &p);
+        return run_reduce(comm, o, in, &p, fingerprint);
     if (!o->output)
         return apply_agree(
             comm, tsr_error_set(TSR_EINVAL, "apply: the plugin %s maps rows: give --output FILE.h5", o->function));
@@ -235,7 +282,7 @@ int tsr_apply_run(tsr_runtime_t *rt, const tsr_apply_opts_t *opts)
     uint32_t fp = fingerprint(&o, &in);
     double t0 = tsr_time_now();
     if (strcmp(o.function, "stats") == 0)
-        rc = run_stats(comm, &o, &in);
+        rc = run_stats(comm, &o, &in, fp);
     else if (strcmp(o.function, "predict") == 0)
         rc = apply_predict(comm, &o, &in, fp);
     else if (strcmp(o.function, "normalize") == 0)

@@ -99,9 +99,58 @@ double apply_stats_quantile(const apply_stats_t *st, size_t c, double q);
 /* Counts of bins equal-width bins over [min, max] of column c. */
 void apply_stats_histogram(const apply_stats_t *st, size_t c, int bins, uint64_t *counts);
 
+/* ---- saved.c: a reduction's progress beside its result ----------------- */
+typedef struct apply_saved_spec {
+    uint32_t fingerprint;
+    double every; /* seconds between saves (0: after every partition) */
+    size_t nparts, rec_bytes;
+    void *recs;          /* [nparts * rec_bytes]: each partition's record */
+    uint8_t *mine;       /* [nparts]: this rank's partitions */
+    uint64_t *hist;      /* [hist_len] counts over mine's partitions (NULL: none) */
+    const uint32_t *hot; /* counts not yet added to hist (may be NULL) */
+    size_t hist_len;
+} apply_saved_spec_t;
+
+typedef struct apply_saved {
+    char prefix[4400]; /* the rank files' path, less the rank */
+    int on, rank;
+    uint32_t fp, gen;
+    double every, last;
+    size_t nparts, rec_bytes, hist_len;
+    void *recs;
+    uint8_t *mine;
+    uint64_t *hist;
+    const uint32_t *hot;
+} apply_saved_t;
+
+/* Collective. With a result path (NULL: nothing is saved): rank 0 takes
+ * what an earlier run with the same fingerprint saved beside it (records
+ * into spec's recs and mine, counts added to hist) and every rank gets
+ * done[] (the partitions to skip). */
+int apply_saved_resume(apply_saved_t *s, MPI_Comm comm, const char *result, const apply_saved_spec_t *spec,
+                       uint8_t *done);
+/* Between partitions: saves this rank's progress if `every` has passed. */
+int apply_saved_tick(apply_saved_t *s);
+/* Collective, after the result was written: removes the saved files. */
+void apply_saved_finish(apply_saved_t *s, MPI_Comm comm);
+/* TSR_FAULT_KILL="RANK:N" (tests): that rank SIGKILLs itself once it has
+ * finished (and saved) N partitions. */
+void apply_fault_tick(MPI_Comm comm, size_t *count);
+
+/* What makes a reduction resumable: its result's path (NULL: not
+ * resumable), the run's fingerprint, seconds between saves; the caller
+ * calls apply_saved_finish(&keep->saved) once the result is written. */
+typedef struct apply_keep {
+    const char *result;
+    uint32_t fingerprint;
+    double every;
+    apply_saved_t saved;
+} apply_keep_t;
+
 /* apply.c: the stats pass over every partition (histogram or not), merged
- * on rank 0 (all: on every rank). */
-int apply_stats_pass(MPI_Comm comm, apply_input_t *in, size_t part_rows, int histogram, int all, apply_stats_t *st);
+ * on rank 0 (all: on every rank); resumable through keep (may be NULL). */
+int apply_stats_pass(MPI_Comm comm, apply_input_t *in, size_t part_rows, int histogram, int all, apply_stats_t *st,
+                     apply_keep_t *keep);
 
 /* stats_out.c: the table on stdout and the JSON (written atomically). */
 void apply_stats_print(const apply_stats_t *st, const int *cols);

@@ -44,7 +44,7 @@ int apply_normalize(MPI_Comm comm, const tsr_apply_opts_t *o, apply_input_t *in,
 {
     apply_stats_t st;
     norm_ctx_t c = {.d = in->ncols};
-    int rc = apply_stats_pass(comm, in, o->partition_rows, 0, 1, &st);
+    int rc = apply_stats_pass(comm, in, o->partition_rows, 0, 1, &st, NULL);
     if (rc)
         return rc;
     c.mean = malloc(c.d * sizeof *c.mean);

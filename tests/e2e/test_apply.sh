@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # tessera apply on real MPI ranks: stats against numpy and byte-identical
 # for 1, 2 and 3 ranks; predict read back with h5py against the model's
-# /predict over HTTP (tessera serve, curl); normalize against numpy; the
+# /predict over HTTP (tessera serve, curl) and against the ONNX export
+# evaluated by onnx_eval.py; normalize against numpy; the
 # example plugins (a row function, a reduction) built here with cc; a run
 # killed with SIGKILL and rerun on another number of ranks continues from
 # its journal and gives the same file as an uninterrupted one.
@@ -109,6 +110,17 @@ out = np.array(json.load(urllib.request.urlopen(req, timeout=30))["outputs"], dt
 assert np.array_equal(out, pred[rows]), (out, pred[rows])
 PY
 stop_server
+"$TSR_BIN" export m.h5 --format onnx -o m.onnx >exp.txt 2>&1 || bad "export: $(cat exp.txt)"
+$PY - <<'PY'
+import h5py, json
+X = h5py.File("c.h5")["X"][()]; pred = h5py.File("p.h5")["pred"][()]
+rows = list(range(0, len(X), 97)) + [len(X) - 1]
+json.dump({"inputs": [[float(v) for v in X[r]] for r in rows]}, open("onnx_in.json", "w"))
+json.dump({"outputs": [[float(v) for v in pred[r]] for r in rows]}, open("onnx_out.json", "w"))
+PY
+$PY "$TSR_SRC/tests/e2e/onnx_eval.py" m.onnx onnx_in.json onnx_out.json >onnx.txt 2>&1 \
+  && ok "predict's /pred against the ONNX export (onnx.checker, numpy evaluator): $(cat onnx.txt)" \
+  || bad "predict vs ONNX: $(cat onnx.txt)"
 
 # ---- normalize: (x - mean) / std, /y copied --------------------------------
 mpi 2 apply normalize --input c.h5 --output n.h5 --partition-rows 500 >no.txt 2>&1 || bad "normalize: $(tail -3 no.txt)"

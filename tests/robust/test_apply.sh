@@ -89,5 +89,24 @@ grep -q 'partition [0-9]* (rows [0-9]* to [0-9]*)' h.err && ok "the crash names 
   || bad "crash without the partition"
 [ ! -e o.h5 ] && [ ! -e p.h5 ] && [ ! -e .o.h5.tmp.apply ] && [ ! -e .o.h5.tmp.apply.journal ] \
   && ok "no output, temporary or journal after the failures" || { bad "leftovers"; ls -a; }
+# the saved progress of stats and reductions (beside -o's result)
+hostile "save interval not a number" 2 'save-every 5s: expected seconds' "${S[@]}" stats --input d.h5 -o s.json --save-every 5s
+hostile "save interval negative" 2 'save-every -1: expected seconds' "${S[@]}" stats --input d.h5 -o s.json --save-every -1
+hostile "save interval NaN" 2 'save-every nan: expected seconds' "${S[@]}" stats --input d.h5 -o s.json --save-every nan
+mkdir .sd.json.tmp.apply.r0
+hostile "saved-progress path is a directory" 2 '.sd.json.tmp.apply.r0 is a directory' "${A[@]}" stats --input d.h5 \
+  -o sd.json --save-every 0 --partition-rows 50
+mkfifo .sf.json.tmp.apply.r0
+hostile "saved-progress path is a FIFO" 2 '.sf.json.tmp.apply.r0 is a FIFO' "${A[@]}" stats --input d.h5 \
+  -o sf.json --save-every 0 --partition-rows 50
+printf 'TSRAPRD1 but nothing after it' >.sj.json.tmp.apply.r0
+head -c 3000 /dev/urandom >.sj.json.tmp.apply.r1
+"${A[@]}" stats --input d.h5 -o sj.json --partition-rows 50 --quiet >sj.out 2>&1 && [ -s sj.json ] \
+  && ! grep -q resuming sj.out && [ -z "$(ls -a | grep '^\.sj\.json\.tmp')" ] \
+  && ok "junk saved-progress files: not used, removed, the result written" || { bad "junk saved files"; cat sj.out; }
+[ -d .sd.json.tmp.apply.r0 ] && [ -p .sf.json.tmp.apply.r0 ] && [ ! -e sd.json ] && [ ! -e sf.json ] \
+  && [ -z "$(ls -a | grep -E '^\.s[df]\.json\.tmp\.apply\.r[1-9]')" ] \
+  && ok "the directory and FIFO left alone, no result, no other rank's saved file" || { bad "saved leftovers"; ls -a; }
+rm -rf .sd.json.tmp.apply.r0 .sf.json.tmp.apply.r0 sj.json
 intact "apply hostile cases"
 robust_finish
