@@ -24,7 +24,7 @@ saved() { ls -a | grep -c "^\.$1\.tmp\.apply\.r[0-9]*$"; }
 
 # killed: rank 1 kills itself after its 6th partition, progress saved after each
 TSR_FAULT_KILL=1:6 mpi 2 "${S[@]}" -o k.json --save-every 0 >k1.txt 2>&1
-[ ! -e k.json ] && [ "$(saved k.json)" = 2 ] && ok "killed on 2 ranks: no result, a saved file per rank" \
+[ ! -e k.json ] && [ -f .k.json.tmp.apply.r1 ] && ok "killed on 2 ranks: no result, $(saved k.json) saved files" \
   || { bad "after the kill"; ls -a; tail -5 k1.txt; }
 mpi 3 "${S[@]}" -o k.json >k2.txt 2>&1 || bad "rerun: $(tail -3 k2.txt)"
 grep -q 'resuming k.json: [1-9][0-9]* of 101 partitions were reduced before' k2.txt \
@@ -32,9 +32,10 @@ grep -q 'resuming k.json: [1-9][0-9]* of 101 partitions were reduced before' k2.
 cmp -s ref.json k.json && ok "resumed stats: the same bytes as the uninterrupted run" || bad "resumed stats differ"
 [ "$(saved k.json)" = 0 ] && ok "saved files removed once the result is written" || bad "saved files left"
 
-# killed twice: again during the resumed run, then finished on 1 rank
+# killed twice: again during the resumed run (rank 0, which took the first
+# run's files over), then finished on 1 rank
 TSR_FAULT_KILL=1:4 mpi 2 "${S[@]}" -o t.json --save-every 0 >t1.txt 2>&1
-TSR_FAULT_KILL=2:5 mpi 3 "${S[@]}" -o t.json --save-every 0 >t2.txt 2>&1
+TSR_FAULT_KILL=0:3 mpi 3 "${S[@]}" -o t.json --save-every 0 >t2.txt 2>&1
 n1=$(grep -o 'resuming t.json: [0-9]*' t2.txt | grep -o '[0-9]*$')
 mpi 1 "${S[@]}" -o t.json >t3.txt 2>&1 || bad "third run: $(tail -3 t3.txt)"
 n2=$(grep -o 'resuming t.json: [0-9]*' t3.txt | grep -o '[0-9]*$')
