@@ -7,6 +7,8 @@
 # run replays the journal and runs exactly the tasks that are left. Then a
 # job whose ranks are signalled (scancel --signal=USR1, as preemption
 # does) with a short drain: its running tasks are stopped and run again.
+# Last a plain scancel (SIGTERM): the farm stops, the job is not requeued
+# (it ends CANCELLED), and a new job on the same journal finishes it.
 . "$TSR_SRC/tests/slurm/lib.sh"
 slurm_start
 export TESSERA=$TSR_BIN
@@ -54,4 +56,22 @@ grep -qE 'run 2; [0-9]+ succeeded, 0 failed, 0 skipped, 0 cancelled before; [0-9
 [ "$(sort side2.txt | uniq -d | wc -l)" = 0 ] && [ "$(sort -u side2.txt | wc -l)" = 12 ] \
   && ok "all 12 side effects once (the stopped tasks were killed before writing theirs)" \
   || { bad "side2"; sort side2.txt | uniq -c; }
+
+# 3. scancel: SIGTERM to the batch shell and the ranks; stop, no requeue.
+for i in $(seq 12); do echo "sleep 1; echo c$i >> side3.txt"; done > cancel.txt
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --cpus-per-task=1 --time=5 -o can-%j.out \
+     "$TSR_SRC/jobs/tasks.sbatch" cancel.txt --journal jc --drain 0.5 --kill-grace 1 --progress 0)
+log=can-$id.out
+wait_line "$log" 'tasks: [0-9]+ tasks .* on 2 ranks' 90 "$id" >/dev/null || { bad "job $id did not start"; cat "$log"; }
+sleep 2
+scancel "$id"
+st=$(wait_job "$id" 60 0)
+[ "$st" = CANCELLED ] && [ "$(job_field "$id" Restarts)" = 0 ] && grep -q 'not requeueing job' "$log" \
+  && ok "scancel: the farm stopped (exit 75), job $st, not requeued" || { bad "scancel: job $st"; cat "$log"; }
+id=$(sbatch --parsable -N1 --ntasks-per-node=2 --cpus-per-task=1 --time=5 -o can2-%j.out \
+     "$TSR_SRC/jobs/tasks.sbatch" cancel.txt --journal jc --progress 0)
+st=$(wait_job "$id" 180 0)
+[ "$st" = COMPLETED ] && [ "$(sort -u side3.txt | wc -l)" = 12 ] \
+  && ok "a new job on the cancelled one's journal finished the farm: $(sort -u side3.txt | wc -l) tasks" \
+  || { bad "after scancel: job $st"; cat "can2-$id.out"; }
 finish
