@@ -42,9 +42,9 @@ typedef struct tsr_slurm_job {
     const char *partition; /* NULL or "": the default partition */
     const char *account;   /* NULL or "": the user's default */
     long nodes, ntasks_per_node, cpus_per_task, gpus_per_task; /* 0: unset */
-    long time_minutes;                                         /* 0: the partition's default */
-    int requeue;                                               /* may be requeued */
-    int warn_seconds; /* SIGUSR1 to the tasks this long before the end (0: none) */
+    long time_minutes; /* 0: the partition's default; TSR_SLURM_TIME_UNLIMITED: none */
+    int requeue;       /* may be requeued */
+    int warn_seconds;  /* SIGUSR1 to the tasks this long before the end (0: none) */
 } tsr_slurm_job_t;
 
 /* Submits; *job_id gets the new job's id. */
@@ -65,8 +65,13 @@ typedef struct tsr_slurm_job_info {
  * TSR_OK with state "UNKNOWN". */
 TSR_API int tsr_slurm_job_query(unsigned long job_id, tsr_slurm_job_info_t *info);
 
+/* No time limit: what tsr_slurm_parse_time gives for UNLIMITED or INFINITE
+ * (SLURM's words), and a tsr_slurm_job_t's time_minutes that asks for it. */
+#define TSR_SLURM_TIME_UNLIMITED (-2L)
+
 /* "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (SLURM's --time
- * forms) to minutes, rounded up; -1 if malformed or above INT_MAX minutes. */
+ * forms) to minutes, rounded up; "UNLIMITED" or "INFINITE" (any case) to
+ * TSR_SLURM_TIME_UNLIMITED; -1 if malformed or above INT_MAX minutes. */
 TSR_API long tsr_slurm_parse_time(const char *s);
 
 #ifdef __cplusplus

@@ -127,10 +127,10 @@ int tsr_cmd_submit(int argc, char **argv)
     tsr_slurm_job_t job = {0};
     const char *tstr = o_time ? o_time : tsr_config_get(cfg, "submit", "time");
     job.time_minutes = tsr_slurm_parse_time(tstr);
-    if (job.time_minutes <= 0) {
+    if (job.time_minutes <= 0 && job.time_minutes != TSR_SLURM_TIME_UNLIMITED) {
         rc = tsr_error_set(TSR_EINVAL,
                            "submit: time '%s' (%s): expected MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
-                           "D-HH:MM:SS, more than zero and at most %d minutes",
+                           "D-HH:MM:SS, more than zero and at most %d minutes, or UNLIMITED",
                            tstr, o_time ? "--time" : tsr_config_origin(cfg, "submit", "time"), INT_MAX);
         goto done;
     }

@@ -111,7 +111,10 @@ char *tsr_submit_script(const tsr_slurm_job_t *job, const char *exe, const char 
     directive_num(&o, "--ntasks-per-node", job->ntasks_per_node);
     directive_num(&o, "--cpus-per-task", job->cpus_per_task);
     directive_num(&o, "--gpus-per-task", job->gpus_per_task);
-    directive_num(&o, "--time", job->time_minutes);
+    if (job->time_minutes == TSR_SLURM_TIME_UNLIMITED)
+        directive(&o, "--time", "UNLIMITED", RAW);
+    else
+        directive_num(&o, "--time", job->time_minutes);
     directive(&o, "--partition", job->partition, DIRECTIVE);
     directive(&o, "--account", job->account, DIRECTIVE);
     directive(&o, "--output", job->output, DIRECTIVE);

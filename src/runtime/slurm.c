@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #ifdef TSR_HAVE_SLURM
@@ -172,6 +173,8 @@ long tsr_slurm_parse_time(const char *s)
     const char *p = s;
     if (!s || !*s)
         return -1;
+    if (strcasecmp(s, "UNLIMITED") == 0 || strcasecmp(s, "INFINITE") == 0)
+        return TSR_SLURM_TIME_UNLIMITED;
     const char *dash = strchr(s, '-');
     if (dash) {
         char *end;

@@ -93,6 +93,8 @@ int tsr_slurm_submit(const tsr_slurm_job_t *job, unsigned long *job_id)
     }
     if (job->time_minutes > 0)
         d.time_limit = (uint32_t)job->time_minutes;
+    else if (job->time_minutes == TSR_SLURM_TIME_UNLIMITED)
+        d.time_limit = INFINITE;
     d.requeue = job->requeue ? 1 : 0;
     if (job->warn_seconds > 0) {
         d.warn_signal = SIGUSR1;

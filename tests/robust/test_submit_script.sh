@@ -113,6 +113,10 @@ hostile "--time beyond what a long holds" 2 "submit: time '99999999999999999999'
   "$T" submit small.ini --time 99999999999999999999 --print-script
 hostile "--time of more than INT_MAX minutes" 2 "submit: time '2000000-00:00:00' (--time): expected" \
   "$T" submit small.ini --time 2000000-00:00:00 --print-script
+hostile "--time UNLIMITEDX" 2 "submit: time 'UNLIMITEDX' (--time): expected MM.*or UNLIMITED" \
+  "$T" submit small.ini --time UNLIMITEDX --print-script
+"$T" submit small.ini --time unlimited --print-script >su.sh 2>e.txt && grep -q '^#SBATCH --time=UNLIMITED$' su.sh \
+  && ok "--time unlimited: #SBATCH --time=UNLIMITED" || { bad "--time unlimited"; cat e.txt; grep time su.sh; }
 mkdir "$(printf 'wd\nx')"
 pushd "$(printf 'wd\nx')" >/dev/null
 hostile "a working directory with a newline (--chdir)" 2 \

@@ -53,6 +53,10 @@ hid=$("$TSR_BIN" submit "$hcfg" --parsable --job-name "$hname" --time 5 2>err.tx
 [ "$(grep -c "^$hid " jobs.txt)" = 1 ] && grep -q 'tab\\there\\nnl.ini' jobs.txt && [ "$(wc -l <jobs.txt)" -le 5 ] \
   && ok "tessera jobs: the odd config path is one escaped line" || { bad "jobs list"; cat jobs.txt; }
 [ ! -e pwned ] && ok "no string was executed" || bad "a string was executed"
+uid=$("$TSR_BIN" submit digits.ini --parsable --time INFINITE 2>err.txt)
+[ -n "$uid" ] && [ "$(job_field "$uid" TimeLimit)" = UNLIMITED ] && ok "libslurm: --time INFINITE arrives as no limit" \
+  || { bad "--time INFINITE: job '$uid' $(job_field "$uid" TimeLimit)"; cat err.txt; }
+[ -n "$uid" ] && scancel "$uid"
 
 expect() { # expect CODE REGEX DESCRIPTION -- ARGS...
   local code=$1 re=$2 what=$3; shift 4

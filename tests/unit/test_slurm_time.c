@@ -43,9 +43,6 @@ static const struct {
 
 static const char *const bad[] = {
     "",
-    "UNLIMITED",
-    "INFINITE",
-    "unlimited",
     "1h",
     "2d",
     "h:1",
@@ -91,6 +88,10 @@ static void test_refused(void **state)
 {
     (void)state;
     assert_int_equal(tsr_slurm_parse_time(NULL), -1);
+    assert_int_equal(tsr_slurm_parse_time("UNLIMITED"), TSR_SLURM_TIME_UNLIMITED);
+    assert_int_equal(tsr_slurm_parse_time("infinite"), TSR_SLURM_TIME_UNLIMITED);
+    assert_int_equal(tsr_slurm_parse_time("UNLIMITEDX"), -1);
+    assert_int_equal(tsr_slurm_parse_time("1-UNLIMITED"), -1);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         long got = tsr_slurm_parse_time(bad[i]);
         if (got != -1)
