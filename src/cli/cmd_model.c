@@ -63,6 +63,8 @@ int tsr_cmd_model(int argc, char **argv)
     if (!rc && (tsr_cli_ends_with(target, ".h5") || tsr_cli_ends_with(target, ".hdf5"))) {
         tsr_model_t *m = NULL;
         rc = plugins ? tsr_layer_load_plugins(plugins, NULL) : TSR_OK;
+        if (rc)
+            rc = tsr_error_prefix(rc, "model summary: --plugins: ");
         if (!rc)
             rc = tsr_model_load(target, 1, &m);
         if (!rc && !(text = tsr_model_summary(m)))

@@ -7,6 +7,7 @@
 #include "tessera/config.h"
 #include "tessera/options.h"
 #include "tessera/error.h"
+#include "tessera/layer.h"
 #include "tessera/place.h"
 #include "tessera/registry.h"
 #include "tessera/serve.h"
@@ -21,7 +22,7 @@
 
 static const char usage[] =
     "usage: tessera serve MODEL_OR_REGISTRY [--bind ADDR] [--port P] [--token-file F] [--run-dir D]\n"
-    "                     [--registry DIR] [--config FILE] [--set serve.key=value ...]\n"
+    "                     [--registry DIR] [--config FILE] [--set serve.key=value ...] [--plugins LIST]\n"
     "\n"
     "Runs the HTTP coordinator without training until SIGINT or SIGTERM. MODEL_OR_REGISTRY is an\n"
     "HDF5 model file, or a registry directory: its newest model with status \"production\" is\n"
@@ -32,6 +33,7 @@ static const char usage[] =
     "  --run-dir D        where coordinator.addr (host:port) is written (default .)\n"
     "  --registry DIR     model registry for the /models routes (default: registry)\n"
     "  --config FILE      an INI file whose [serve] section sets the rest (see --set)\n"
+    "  --plugins LIST     layer plugins (.so, comma-separated) the models need, as [model] plugins\n"
     "  --set K=V          any [serve] key: max_batch, max_delay_us, cache_mb, cache_ttl_s,\n"
     "                     max_body_kb, max_upload_mb, threads, max_connections,\n"
     "                     max_connections_per_ip, header_timeout_s, max_model_params\n"
@@ -54,6 +56,7 @@ static int pick(const char *dir, char *path, size_t len)
 int tsr_cmd_serve(int argc, char **argv)
 {
     const char *target = NULL, *bind = NULL, *port = NULL, *token = NULL, *run_dir = NULL, *registry = NULL;
+    const char *plugins = NULL;
     tsr_config_t *conf = NULL;
     int rc = tsr_config_create(&conf);
     if (rc)
@@ -79,9 +82,11 @@ int tsr_cmd_serve(int argc, char **argv)
             rc = tsr_config_load(conf, argv[++i]);
         } else if (strcmp(a, "--set") == 0 && has) {
             rc = tsr_config_set(conf, argv[++i]);
+        } else if (strcmp(a, "--plugins") == 0 && has) {
+            plugins = argv[++i];
         } else if (a[0] == '-' && a[1]) {
-            static const char *const valued[] = {"--bind",     "--port",   "--token-file", "--run-dir",
-                                                 "--registry", "--config", "--set",        NULL};
+            static const char *const valued[] = {"--bind",   "--port", "--token-file", "--run-dir", "--registry",
+                                                 "--config", "--set",  "--plugins",    NULL};
             rc = tsr_cli_bad_option("serve", a, valued);
         } else if (target) {
             rc = tsr_error_set(TSR_EINVAL, "serve: unexpected argument '%s' besides %s (see tessera serve --help)", a,
@@ -126,6 +131,8 @@ int tsr_cmd_serve(int argc, char **argv)
         (rc = tsr_file_check_output(addr, inputs, 3)) != TSR_OK)
         tsr_error_prefix(rc, "serve: --run-dir %s: ", sc.run_dir);
     tsr_model_t *m = NULL;
+    if (rc == TSR_OK && plugins && (rc = tsr_layer_load_plugins(plugins, NULL)) != TSR_OK)
+        tsr_error_prefix(rc, "serve: --plugins: ");
     if (rc == TSR_OK && model_path)
         rc = tsr_model_load_max(model_path, 1, sc.max_model_params, &m);
     if (rc) {

@@ -112,7 +112,7 @@ int tsr_layer_load_plugin(const char *path)
 {
     char real[PATH_MAX];
     if (!realpath(path, real))
-        return tsr_error_set(TSR_EINVAL, "[model] plugins: %s: no such file", path);
+        return tsr_error_set(TSR_EINVAL, "plugin %s: no such file", path);
     pthread_mutex_lock(&mu);
     for (int i = 0; i < nplugins; i++)
         if (strcmp(plugin_path[i], real) == 0) {
@@ -122,20 +122,20 @@ int tsr_layer_load_plugin(const char *path)
     pthread_mutex_unlock(&mu);
     void *h = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!h)
-        return tsr_error_set(TSR_EINVAL, "[model] plugins: %s: cannot load it: %s", path, dlerror());
+        return tsr_error_set(TSR_EINVAL, "plugin %s: cannot load it: %s", path, dlerror());
     const int *abi = dlsym(h, "tessera_plugin_abi");
     typedef const tsr_layer_kind_t *const *(*kinds_fn)(int *count);
     kinds_fn kinds = (kinds_fn)dlsym(h, "tessera_plugin_kinds");
     if (!abi || !kinds) {
         dlclose(h);
-        return tsr_error_set(TSR_EINVAL, "[model] plugins: %s is not a tessera layer plugin (it lacks %s)", path,
+        return tsr_error_set(TSR_EINVAL, "plugin %s is not a tessera layer plugin (it lacks %s)", path,
                              !abi ? "tessera_plugin_abi" : "tessera_plugin_kinds");
     }
     if (*abi != TSR_LAYER_ABI) {
         int v = *abi;
         dlclose(h);
         return tsr_error_set(TSR_EINVAL,
-                             "[model] plugins: %s was built for layer ABI version %d, this tessera has "
+                             "plugin %s was built for layer ABI version %d, this tessera has "
                              "version %d; rebuild the plugin against this tessera's tessera/layer.h",
                              path, v, TSR_LAYER_ABI);
     }
@@ -143,12 +143,12 @@ int tsr_layer_load_plugin(const char *path)
     const tsr_layer_kind_t *const *list = kinds(&n);
     if (!list || n < 1) {
         dlclose(h);
-        return tsr_error_set(TSR_EINVAL, "[model] plugins: %s registers no layer kinds", path);
+        return tsr_error_set(TSR_EINVAL, "plugin %s registers no layer kinds", path);
     }
     for (int i = 0; i < n; i++) {
         int rc = tsr_layer_register(list[i]);
         if (rc)
-            return tsr_error_prefix(rc, "[model] plugins: %s: ", path); /* kinds before it stay: h stays open */
+            return tsr_error_prefix(rc, "plugin %s: ", path); /* kinds before it stay: h stays open */
     }
     pthread_mutex_lock(&mu);
     if (nplugins < MAX_PLUGINS)
@@ -171,13 +171,13 @@ int tsr_layer_load_plugins(const char *list, const char *dir)
             b--;
         if (b > a) {
             if (b - a >= sizeof item)
-                return tsr_error_set(TSR_EINVAL, "[model] plugins: a path longer than %d bytes", PATH_MAX - 1);
+                return tsr_error_set(TSR_EINVAL, "plugin: a path longer than %d bytes", PATH_MAX - 1);
             memcpy(item, p + a, b - a);
             item[b - a] = '\0';
             int len = item[0] != '/' && dir && dir[0] ? snprintf(path, sizeof path, "%s/%s", dir, item)
                                                       : snprintf(path, sizeof path, "%s", item);
             if (len < 0 || (size_t)len >= sizeof path)
-                return tsr_error_set(TSR_EINVAL, "[model] plugins: %s: the path is too long", item);
+                return tsr_error_set(TSR_EINVAL, "plugin %s: the path is too long", item);
             int rc = tsr_layer_load_plugin(path);
             if (rc)
                 return rc;

@@ -408,7 +408,7 @@ int tsr_model_spec_from_json(const char *text, tsr_model_spec_t *s)
         argdef_t d;
         if (!k) {
             rc = tsr_error_set(TSR_EDATA, "model JSON: layer %zu: unknown kind \"%s\"%s", i, kind ? kind : "?",
-                               kind ? " (a plugin's? name it in [model] plugins)" : "");
+                               kind ? " (a plugin's? name its library in [model] plugins, or --plugins)" : "");
             break;
         }
         snprintf(ls->kind, sizeof ls->kind, "%s", kind);

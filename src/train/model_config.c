@@ -126,7 +126,7 @@ int tsr_train_model_graph(const tsr_train_ctx_t *ctx, size_t outputs, tsr_loss_t
     size_t in = tsr_dataset_dim(ctx->data.train);
     int rc = tsr_layer_load_plugins(mo->plugins, mo->plugins_dir);
     if (rc)
-        return rc;
+        return tsr_error_prefix(rc, "[model] plugins: ");
     memset(spec, 0, sizeof *spec);
     if (!layers[0]) {
         size_t sizes[TSR_MODEL_MAX_LAYERS / 2 + 2];

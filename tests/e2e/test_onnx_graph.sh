@@ -5,8 +5,9 @@
 # 1x8x8 image), exported with `tessera export --format onnx`, checked by
 # onnx.checker, evaluated by tests/e2e/onnx_eval.py (numpy, from the ONNX
 # operator spec) and compared with what `tessera serve` answers on
-# /predict, to 1e-4 (the plugin's model, which serve cannot load, with a
-# numpy forward pass over its model file's weights). /predict also takes the image rows as [C][H][W] arrays
+# /predict, to 1e-4 (the plugin's model through `serve --plugins`, and
+# also against a numpy forward pass over its model file's weights).
+# /predict also takes the image rows as [C][H][W] arrays
 # and gives the same answer as for the flat rows.
 . "$(dirname "$0")/lib.sh"
 trap 'stop_server; rm -rf "$WORK"' EXIT
@@ -51,8 +52,8 @@ check() {
   for a in "$@"; do case $a in model.plugins=*) plug=(--plugins "${a#model.plugins=}");; esac; done
   "$TSR_BIN" export $name.h5 --format onnx -o $name.onnx "${plug[@]}" >$name.exp 2>&1 \
     || { bad "$name: export: $(cat $name.exp)"; return; }
-  if [ ${#plug[@]} -gt 0 ]; then # serve loads no plugins: the reference is the model file's own weights
-    $PY - $name.h5 $req $name.out <<'PY' || { bad "$name: reference from the model file"; return; }
+  if [ ${#plug[@]} -gt 0 ]; then # a second reference: the model file's own weights in numpy
+    $PY - $name.h5 $req $name.np <<'PY' || { bad "$name: reference from the model file"; return; }
 import h5py, json, sys, numpy as np
 m = h5py.File(sys.argv[1], "r")["model"]
 x = np.array(json.load(open(sys.argv[2]))["inputs"], dtype=np.float64)
@@ -64,16 +65,18 @@ z = h @ W(2, "weight").T + W(2, "bias")
 p = np.exp(z - z.max(1, keepdims=True))
 json.dump({"outputs": (p / p.sum(1, keepdims=True)).tolist()}, open(sys.argv[3], "w"))
 PY
-  else
-    check_served $name $req
+    $PY "$EVAL" $name.onnx $req $name.np >$name.npcmp 2>&1 && ok "$name: against numpy on the model file: $(cat $name.npcmp)" \
+      || { bad "$name: ONNX against numpy"; cat $name.npcmp; }
   fi
+  check_served $name $req "${plug[@]}"
   $PY "$EVAL" $name.onnx $req $name.out >$name.cmp 2>&1 && ok "$name: $(cat $name.cmp)" \
     || { bad "$name: ONNX against /predict"; cat $name.cmp; }
 }
 
-check_served() { # check_served NAME REQUEST: /predict's answers into NAME.out
+check_served() { # check_served NAME REQUEST [--plugins LIST]: /predict's answers into NAME.out
   local name=$1 req=$2
-  start_server $name.h5
+  shift 2
+  start_server $name.h5 "$@"
   predict $req $name.out || bad "$name: /predict: $(head -c 300 $name.out)"
   if [ "$req" = flat.json ]; then
     predict image.json $name.img && cmp -s $name.out $name.img && ok "$name: /predict of [1][8][8] rows equals flat rows" \

@@ -40,7 +40,7 @@ hostile "cross-entropy on one output" 2 'cross-entropy needs at least 2 outputs,
 # error is the one reported, exit 1).
 M2=("$TSR_MPIEXEC" --oversubscribe --bind-to none -n 2 "$T" train small.ini --set runtime.progress=none
     --set "model.layers=dense(8) crashy dense(3)")
-hostile "missing plugin" 2 '\[model\] plugins: /nonexistent/libx.so: no such file' "${M2[@]}" --set model.plugins=/nonexistent/libx.so
+hostile "missing plugin" 2 '\[model\] plugins: plugin /nonexistent/libx.so: no such file' "${M2[@]}" --set model.plugins=/nonexistent/libx.so
 hostile "plugin of another ABI" 2 "built for layer ABI version 42, this tessera has version 1" \
   "${M2[@]}" --set model.plugins=$P/libtsr_plugin_wrong_abi.so
 hostile "not a plugin" 2 'is not a tessera layer plugin (it lacks tessera_plugin_kinds)' \
@@ -67,6 +67,11 @@ hostile "export of a plugin model without --plugins" 3 'layer 1: unknown kind "c
 hostile "export --plugins of a missing plugin" 2 'export: --plugins: .*/nonexistent/libx.so: no such file' \
   "$T" export crashy.h5 -o crashy.onnx --plugins /nonexistent/libx.so
 [ ! -e crashy.onnx ] && ok "no ONNX file from a refused export" || bad "crashy.onnx written"
+hostile "serve of a plugin model without --plugins" 3 'layer 1: unknown kind "crashy"' "$T" serve crashy.h5 --port 0
+hostile "serve --plugins of a missing plugin" 2 'serve: --plugins: plugin /nonexistent/libx.so: no such file' \
+  "$T" serve crashy.h5 --port 0 --plugins /nonexistent/libx.so
+hostile "serve --plugins of another ABI" 2 'serve: --plugins: .*built for layer ABI version 42' \
+  "$T" serve crashy.h5 --port 0 --plugins $P/libtsr_plugin_wrong_abi.so
 
 # A checkpoint of another architecture, named by its first differing layer.
 "${R1[@]}" --set "model.layers=dense(8) relu dense(3)" --set checkpoint.dir=ck2 --set train.output=a.h5 \
