@@ -3,6 +3,7 @@
  * dataset's rows on every rank (src/apply, tessera/apply.h). */
 #include "cli/commands.h"
 #include "tessera/apply.h"
+#include "tessera/layer.h"
 #include "tessera/error.h"
 
 #include <errno.h>
@@ -33,7 +34,8 @@ static const char usage[] =
     "killed one continues too, with the same bytes as an uninterrupted run, on any number of ranks.\n"
     "  --columns I,J    only these columns (0-based)\n"
     "  --bins B         stats histogram bins (default 20)\n"
-    "  --quiet          no table or result on stdout\n";
+    "  --quiet          no table or result on stdout\n"
+    "  --plugins LIST   layer plugins (.so, comma-separated) a predict MODEL needs\n";
 
 /* A comma-separated list of column indexes. */
 static int parse_columns(const char *s, int **out, int *n)
@@ -66,7 +68,7 @@ static int parse_columns(const char *s, int **out, int *n)
     return TSR_OK;
 }
 
-static int parse(int argc, char **argv, tsr_apply_opts_t *o, char **input, int **cols)
+static int parse(int argc, char **argv, tsr_apply_opts_t *o, char **input, int **cols, const char **plugins)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -82,6 +84,8 @@ static int parse(int argc, char **argv, tsr_apply_opts_t *o, char **input, int *
             o->stats_json = argv[++i];
         } else if (strcmp(a, "--registry") == 0 && has) {
             o->registry = argv[++i];
+        } else if (strcmp(a, "--plugins") == 0 && has) {
+            *plugins = argv[++i];
         } else if ((strcmp(a, "--partition-rows") == 0 || strcmp(a, "--bins") == 0) && has) {
             char *end;
             errno = 0;
@@ -110,9 +114,9 @@ static int parse(int argc, char **argv, tsr_apply_opts_t *o, char **input, int *
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
         } else if (a[0] == '-' && a[1]) {
-            static const char *const valued[] = {"--input",    "--output",         "-o",
-                                                 "--registry", "--partition-rows", "--columns",
-                                                 "--bins",     "--save-every",     NULL};
+            static const char *const valued[] = {"--input",          "--output",  "-o",     "--registry",
+                                                 "--partition-rows", "--columns", "--bins", "--save-every",
+                                                 "--plugins",        NULL};
             return tsr_cli_bad_option("apply", a, valued);
         } else if (!o->function) {
             o->function = a;
@@ -149,7 +153,10 @@ int tsr_cmd_apply(tsr_runtime_t *rt, int argc, char **argv)
     tsr_apply_opts_t o = {0};
     char *input = NULL;
     int *cols = NULL;
-    int rc = parse(argc, argv, &o, &input, &cols);
+    const char *plugins = NULL;
+    int rc = parse(argc, argv, &o, &input, &cols, &plugins);
+    if (rc == TSR_OK && plugins && (rc = tsr_layer_load_plugins(plugins, NULL)) != TSR_OK)
+        tsr_error_prefix(rc, "apply: --plugins: "); /* every rank loads them alike */
     if (rc == TSR_OK)
         rc = tsr_apply_run(rt, &o);
     else if (tsr_runtime_rank(rt) != 0)
