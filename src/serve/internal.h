@@ -6,6 +6,7 @@
  * and parsers run without a network (the fuzz harness drives them). */
 #ifndef TSR_SERVE_INTERNAL_H
 #define TSR_SERVE_INTERNAL_H
+#include "common/strbuf.h"
 #include "tessera/cache.h"
 #include "tessera/registry.h"
 #include "tessera/log.h"
@@ -216,12 +217,8 @@ int serve_status_publish(serve_status_t *st, const tsr_serve_status_t *in);
 void serve_status_source(serve_status_t *st, const char *source);
 json_t *serve_status_json(tsr_serve_t *s, long long since); /* since < -1: no history */
 /* Appends the training gauges to a Prometheus text buffer. */
-typedef struct serve_buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} serve_buf_t;
-void serve_buf_printf(serve_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+typedef tsr_strbuf_t serve_buf_t;
+#define serve_buf_printf tsr_strbuf_printf
 void serve_status_metrics(serve_status_t *st, serve_buf_t *b);
 /* One sample line, non-finite values spelled as Prometheus does (status.c). */
 void serve_metric_value(serve_buf_t *b, const char *name, const char *labels, double v);

@@ -8,7 +8,6 @@
 #include "tessera/trace.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,34 +225,6 @@ void serve_route_status(serve_req_t *r)
         }
     }
     serve_json(r, 200, serve_status_json(r->s, from));
-}
-
-void serve_buf_printf(serve_buf_t *b, const char *fmt, ...)
-{
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
 }
 
 /* Prometheus spells non-finite values NaN, +Inf, -Inf. */

@@ -3,11 +3,11 @@
  * columns named by their keys) and DIR/trials.json (also each epoch's
  * metrics and the scores at each rung), and the JSON read back to resume. */
 #include "sweep/internal.h"
+#include "common/strbuf.h"
 #include "tessera/error.h"
 
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,36 +16,8 @@ static const char *const state_names[] = {"pending", "running", "waiting", "done
 
 const char *sweep_state_name(tsr_trial_state_t s) { return state_names[s]; }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf_t;
-
-static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0 || b->oom)
-            return;
-        if (b->buf && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *nb = realloc(b->buf, cap);
-        if (!nb) {
-            b->oom = 1;
-            return;
-        }
-        b->buf = nb;
-        b->cap = cap;
-    }
-}
+typedef tsr_strbuf_t sbuf_t;
+#define put tsr_strbuf_printf
 
 /* A CSV field: quoted when it holds a comma, quote or line break. */
 static void field(sbuf_t *b, const char *s)
@@ -88,11 +60,11 @@ char *sweep_results_csv(const tsr_sweep_plan_t *p, const sweep_trial_t *t, size_
         put(&b, "\n");
     }
     if (b.oom) {
-        free(b.buf);
+        free(b.p);
         return NULL;
     }
     *len = b.len;
-    return b.buf;
+    return b.p;
 }
 
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }

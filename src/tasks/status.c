@@ -7,9 +7,9 @@
 #include "tasks/exec.h"
 #include "tasks/farm.h"
 #include "common/fileutil.h"
+#include "common/strbuf.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,84 +168,57 @@ char *status_task_json(disp_t *d, const char *id, int *http)
     return dump(o);
 }
 
-static void add(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        if (!*buf)
-            return;
-        va_start(ap, fmt);
-        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < *cap - *len) {
-            *len += (size_t)n;
-            return;
-        }
-        char *p = realloc(*buf, *cap * 2 + (size_t)n);
-        if (!p) {
-            free(*buf);
-            *buf = NULL;
-            return;
-        }
-        *buf = p;
-        *cap = *cap * 2 + (size_t)n;
-    }
-}
-
 char *status_metrics(disp_t *d)
 {
-    size_t len = 0, cap = 4096;
-    char *b = malloc(cap);
-    if (!b)
-        return NULL;
-    b[0] = '\0';
+    tsr_strbuf_t b = {0};
     pthread_mutex_lock(&d->mu);
     double elapsed = tnow() - d->t0;
-    add(&b, &len, &cap, "# HELP tessera_tasks Tasks of the farm by state.\n# TYPE tessera_tasks gauge\n");
+    tsr_strbuf_printf(&b, "# HELP tessera_tasks Tasks of the farm by state.\n# TYPE tessera_tasks gauge\n");
     for (int s = 0; s < TSR_TASK_NSTATES; s++)
-        add(&b, &len, &cap, "tessera_tasks{state=\"%s\"} %llu\n", tsr_task_state_name((tsr_task_state_t)s),
-            (unsigned long long)d->s.count[s]);
-    add(&b, &len, &cap,
-        "# HELP tessera_tasks_dispatched_total Task attempts handed to ranks.\n"
-        "# TYPE tessera_tasks_dispatched_total counter\ntessera_tasks_dispatched_total %llu\n",
-        (unsigned long long)d->dispatched);
-    add(&b, &len, &cap,
-        "# HELP tessera_tasks_finished_attempts_total Task attempts that ended.\n"
-        "# TYPE tessera_tasks_finished_attempts_total counter\n"
-        "tessera_tasks_finished_attempts_total %llu\n",
-        (unsigned long long)d->attempts_done);
-    add(&b, &len, &cap,
-        "# HELP tessera_tasks_dispatch_rate Task attempts ended per second (last seconds).\n"
-        "# TYPE tessera_tasks_dispatch_rate gauge\ntessera_tasks_dispatch_rate %.6g\n",
-        d->rate);
-    add(&b, &len, &cap,
-        "# HELP tessera_tasks_queue_depth Tasks ready or waiting out a retry backoff.\n"
-        "# TYPE tessera_tasks_queue_depth gauge\ntessera_tasks_queue_depth %llu\n",
-        (unsigned long long)sched_waiting(&d->s));
-    add(&b, &len, &cap,
-        "# HELP tessera_tasks_rank_busy_ratio Core-seconds of finished task attempts over the "
-        "rank's cores times the farm's age.\n# TYPE tessera_tasks_rank_busy_ratio gauge\n");
+        tsr_strbuf_printf(&b, "tessera_tasks{state=\"%s\"} %llu\n", tsr_task_state_name((tsr_task_state_t)s),
+                          (unsigned long long)d->s.count[s]);
+    tsr_strbuf_printf(&b,
+                      "# HELP tessera_tasks_dispatched_total Task attempts handed to ranks.\n"
+                      "# TYPE tessera_tasks_dispatched_total counter\ntessera_tasks_dispatched_total %llu\n",
+                      (unsigned long long)d->dispatched);
+    tsr_strbuf_printf(&b,
+                      "# HELP tessera_tasks_finished_attempts_total Task attempts that ended.\n"
+                      "# TYPE tessera_tasks_finished_attempts_total counter\n"
+                      "tessera_tasks_finished_attempts_total %llu\n",
+                      (unsigned long long)d->attempts_done);
+    tsr_strbuf_printf(&b,
+                      "# HELP tessera_tasks_dispatch_rate Task attempts ended per second (last seconds).\n"
+                      "# TYPE tessera_tasks_dispatch_rate gauge\ntessera_tasks_dispatch_rate %.6g\n",
+                      d->rate);
+    tsr_strbuf_printf(&b,
+                      "# HELP tessera_tasks_queue_depth Tasks ready or waiting out a retry backoff.\n"
+                      "# TYPE tessera_tasks_queue_depth gauge\ntessera_tasks_queue_depth %llu\n",
+                      (unsigned long long)sched_waiting(&d->s));
+    tsr_strbuf_printf(&b, "# HELP tessera_tasks_rank_busy_ratio Core-seconds of finished task attempts over the "
+                          "rank's cores times the farm's age.\n# TYPE tessera_tasks_rank_busy_ratio gauge\n");
     for (int r = 0; r < d->world; r++) {
         const rankinfo_t *k = &d->ranks[r];
         double busy = elapsed > 0 && k->cores ? k->busy_s / (k->cores * elapsed) : 0;
-        add(&b, &len, &cap, "tessera_tasks_rank_busy_ratio{rank=\"%d\"} %.6g\n", r, busy > 1 ? 1.0 : busy);
+        tsr_strbuf_printf(&b, "tessera_tasks_rank_busy_ratio{rank=\"%d\"} %.6g\n", r, busy > 1 ? 1.0 : busy);
     }
     if (d->j) {
         uint64_t rec, fs, by;
         journal_counters(d->j, &rec, &fs, &by);
-        add(&b, &len, &cap,
-            "# HELP tessera_tasks_journal_records_total Records appended to the journal.\n"
-            "# TYPE tessera_tasks_journal_records_total counter\n"
-            "tessera_tasks_journal_records_total %llu\n",
-            (unsigned long long)rec);
-        add(&b, &len, &cap,
-            "# HELP tessera_tasks_journal_fsyncs_total Group commits (write and fsync) of the "
-            "journal.\n# TYPE tessera_tasks_journal_fsyncs_total counter\n"
-            "tessera_tasks_journal_fsyncs_total %llu\n",
-            (unsigned long long)fs);
+        tsr_strbuf_printf(&b,
+                          "# HELP tessera_tasks_journal_records_total Records appended to the journal.\n"
+                          "# TYPE tessera_tasks_journal_records_total counter\n"
+                          "tessera_tasks_journal_records_total %llu\n",
+                          (unsigned long long)rec);
+        tsr_strbuf_printf(&b,
+                          "# HELP tessera_tasks_journal_fsyncs_total Group commits (write and fsync) of the "
+                          "journal.\n# TYPE tessera_tasks_journal_fsyncs_total counter\n"
+                          "tessera_tasks_journal_fsyncs_total %llu\n",
+                          (unsigned long long)fs);
     }
     pthread_mutex_unlock(&d->mu);
-    return b;
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
