@@ -111,6 +111,7 @@ static int do_write(tsr_ckpt_t *c)
 
 static void *writer(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-ckpt"); /* top -H, gdb and traces name it */
     tsr_ckpt_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {

@@ -100,6 +100,7 @@ static void advance(tsr_loader_t *ld)
 
 static void *producer(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-loader"); /* top -H, gdb and traces name it */
     tsr_loader_t *ld = arg;
     pthread_mutex_lock(&ld->mu);
     for (;;) {

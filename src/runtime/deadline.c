@@ -28,6 +28,7 @@ struct tsr_deadline {
 
 static void *watch(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-watchdog"); /* top -H, gdb and traces name it */
     tsr_deadline_t *d = arg;
     double step = d->limit / 4 < 1 ? d->limit / 4 : 1;
     pthread_mutex_lock(&d->lock);

@@ -176,6 +176,7 @@ static void deadline_ts(double t, struct timespec *ts)
 
 static void *loop(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-batcher"); /* top -H, gdb and traces name it */
     serve_batcher_t *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {

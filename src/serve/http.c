@@ -91,6 +91,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 static void *watch(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-http-watch"); /* top -H, gdb and traces name it */
     struct serve_conns *cs = arg;
     pthread_mutex_lock(&cs->mu);
     while (!cs->stop) {

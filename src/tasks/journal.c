@@ -263,6 +263,7 @@ static double deadline(struct timespec *ts, double s)
 
 static void *writer(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-journal"); /* top -H, gdb and traces name it */
     journal_t *j = arg;
     pthread_mutex_lock(&j->mu);
     for (;;) {

@@ -199,6 +199,7 @@ static int work_waiting(tsr_tasks_t *t)
 
 static void *thread_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "tsr-task"); /* top -H, gdb and traces name it */
     cthread_t *me = arg;
     tsr_tasks_t *t = me->farm;
     self = me;

@@ -32,6 +32,9 @@ for rank, path in enumerate(sys.argv[1:]):
     assert "bucket" in {e["name"] for e in ev if e["ph"] == "b"}, "bucket spans"
     if rank == 0:
         assert "ckpt_write" in seen, "checkpoint writes on rank 0"
+        tnames = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+        wtid = {e["tid"] for e in ev if e["ph"] == "B" and e["name"] == "ckpt_write"}
+        assert {tnames.get(t) for t in wtid} == {"tsr-ckpt"}, ("the writer thread's name", tnames, wtid)
     by_tid, open_, sums, steps = {}, {}, dict.fromkeys(phases, 0.0), 0.0
     for e in ev:
         if e["ph"] not in "BE":
