@@ -17,6 +17,10 @@ static inline unsigned elem_blocks(size_t n)
     return b > 8192 ? 8192u : (unsigned)b;
 }
 
+/* A grid-stride loop: each thread takes i, i + the grid's threads, ... */
+#define FOR_EACH(i, n)                                                                                                 \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
 /* Zero-size calls do nothing, but still reject a NULL handle. */
 static inline int noop(tsr_gpu_t *g, const char *fn)
 {
