@@ -115,6 +115,17 @@ static int failed(tsr_model_t *m, int rc)
     return rc;
 }
 
+/* A step whose forward or backward failed still joins the gradient
+ * reduction, with zeros, so no rank waits for this one (as model.c's);
+ * the sticky status then stops every rank. */
+static double failed_step(tsr_model_t *m, tsr_grad_ready_fn ready, void *arg)
+{
+    (void)tsr_gpu_memset0(m->dev->gpu, m->dev->grads, m->nparams * sizeof(float));
+    if (ready)
+        ready(0, arg);
+    return NAN;
+}
+
 static int layer_error(const tsr_model_t *m, int i, int rc, const char *pass)
 {
     char s[48];
@@ -134,7 +145,7 @@ int model_gpu_graph_forward(tsr_model_t *m, const float *x, size_t rows, int tra
     /* embed reads token ids: checked here, where the batch is still on the host. */
     int rc = m->layer[0].kind == &tsr_kind_embed ? layer_embed_check(&m->layer[0], x, rows) : TSR_OK;
     if (rc)
-        return layer_error(m, 0, rc, "forward");
+        return failed(m, layer_error(m, 0, rc, "forward"));
     const float *hx = model_to_nhwc(m, x, rows);
     if ((rc = tsr_gpu_upload(g, d->act[0], hx, rows * tsr_model_input_size(m) * sizeof(float))))
         return failed(m, rc);
@@ -200,7 +211,7 @@ double model_gpu_graph_backward(tsr_model_t *m, const int32_t *labels, const flo
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
     if (d->status)
-        return NAN;
+        return failed_step(m, ready, arg);
     /* The masks of dropout are those of the forward just run. */
     tsr_layer_run_t run = model_run_of(m, 1);
     run.step = m->step - 1;
@@ -246,7 +257,7 @@ double model_gpu_graph_backward(tsr_model_t *m, const int32_t *labels, const flo
     if (!rc && !queued && device_loss(m))
         rc = tsr_gpu_download(g, &loss, d->loss, sizeof loss);
     if (failed(m, rc))
-        return NAN;
+        return failed_step(m, ready, arg);
     if (queued) {
         m->loss_total += host_loss;
         return 0.0;

@@ -11,7 +11,12 @@
 #   (c) mixed precision (train.precision): the same step in bf16 against
 #       fp32, tessera (bench_gpu_train --precision) and PyTorch autocast
 #       (torch_mlp.py --amp), alternating ROUNDS times; prints each one's
-#       bf16/fp32 step-time ratio and tessera bf16 against PyTorch bf16.
+#       bf16/fp32 step-time ratio and tessera bf16 against PyTorch bf16;
+#   (d) the layer graph on the GPU: the Fashion-MNIST CNN of issue 16
+#       (conv(32,3,pad=1) relu maxpool(2) conv(64,3,pad=1) relu maxpool(2)
+#       flatten dense(128) relu dense(10) over 1x28x28, batch 128, SGD
+#       momentum): bench_cnn --gpu against torch_cnn.py --device cuda,
+#       alternating ROUNDS times; prints the ratio of medians (samples/s).
 # Without a GPU every part says SKIP and the script exits 0.
 #
 # Usage: tests/bench/run_gpu_bench.sh [BUILD_DIR] [--seconds S] [--reps N] [--rounds R] [--batch B]
@@ -27,7 +32,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_gpu_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -116,5 +121,31 @@ print(f"step time bf16/fp32: tessera {m(t16) / m(t32):.2f}, PyTorch autocast {m(
       f"per round tessera " + ", ".join(f"{a / b:.2f}" for a, b in zip(t16, t32))
       + "; PyTorch " + ", ".join(f"{a / b:.2f}" for a, b in zip(p16, p32)))
 print(f"bf16 step: tessera {m(t16):.3f} ms, PyTorch {m(p16):.3f} ms: PyTorch/tessera {m(p16) / m(t16):.2f} (target >= 1.0)")
+PY
+fi
+
+echo "== (d) CNN (layer graph), batch 128, one GPU: tessera vs PyTorch =="
+cnn=$build/tests/bench/bench_cnn
+t_all=() p_all=()
+for r in $(seq 1 "$rounds"); do
+  out=$("$cnn" --gpu --seconds "$seconds" --reps "$reps" --batch 128 --json); rc=$?
+  if [ $rc -eq 77 ]; then echo "SKIP: no CUDA device for bench_cnn --gpu"; break; fi
+  [ $rc -eq 0 ] || { echo "bench_cnn --gpu failed ($rc): $out"; exit 1; }
+  echo "tessera: $out"
+  t_all+=("$(sed -n 's/.*"samples_per_s":\([0-9.]*\).*/\1/p' <<<"$out")")
+  out=$("$py" "$here/torch_cnn.py" --device cuda --seconds "$seconds" --reps "$reps" --batch 128 --json); rc=$?
+  if [ $rc -eq 77 ]; then echo "SKIP: PyTorch sees no CUDA device"; break; fi
+  [ $rc -eq 0 ] || { echo "torch_cnn.py --device cuda failed ($rc): $out"; exit 1; }
+  echo "torch:   $out"
+  p_all+=("$(sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p' <<<"$out")")
+done
+if [ ${#t_all[@]} -gt 0 ] && [ ${#p_all[@]} -eq ${#t_all[@]} ]; then
+  python3 - "${t_all[*]}" "${p_all[*]}" <<'PY'
+import statistics, sys
+t = [float(v) for v in sys.argv[1].split()]
+p = [float(v) for v in sys.argv[2].split()]
+print(f"CNN on the GPU: tessera {statistics.median(t):.0f} samples/s, PyTorch {statistics.median(p):.0f} samples/s: "
+      f"ratio {statistics.median(t) / statistics.median(p):.2f}; per round: "
+      + ", ".join(f"{a / b:.2f}" for a, b in zip(t, p)))
 PY
 fi

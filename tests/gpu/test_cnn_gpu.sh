@@ -5,7 +5,8 @@
 # steps on the CPU and on a GPU from the same seed: every tensor of the
 # model files (weights and running statistics) agrees to float tolerance,
 # on 1 rank and on 2 ranks through the nccl back-end (2+ GPUs, or the
-# emulator's NCCL over MPI), with model.sync_bn too; a GPU run killed after
+# emulator's NCCL over MPI), with model.sync_bn and train.reproducible =
+# world too; a GPU run killed after
 # step 13 and resumed from its checkpoint ends byte-identical to an
 # uninterrupted one. Exits 77 (skipped) without a CUDA device; with
 # TSR_CUDAEMU=1 the same on the CPU CUDA emulator.
@@ -69,9 +70,16 @@ if [ "$ngpu" -ge 2 ]; then
   done
   agree scpu.h5 scuda.h5 "CPU and GPU with model.sync_bn on 2 ranks"
 fi
-# Kill and resume on the GPU (TSR_FAULT_KILL, as test_digits_gpu.sh).
-mpi 1 train cnn.ini "${common[@]}" --set runtime.device=cuda --set train.output=full.h5 >full.txt 2>&1 \
-  || { bad "uninterrupted GPU run"; cat full.txt; }
+# train.reproducible = world: batch norm's statistics deferred and applied
+# in the global batch's order, 4 micro-batches summed as a tree.
+wr=(--set train.batch_size=4 --set train.global_batch=16 --set train.reproducible=world)
+for d in cpu cuda; do
+  mpi 1 train cnn.ini "${common[@]}" "${wr[@]}" --set runtime.device=$d --set train.output=w$d.h5 >w$d.txt 2>&1 \
+    || { bad "reproducible = world on $d"; cat w$d.txt; }
+done
+agree wcpu.h5 wcuda.h5 "CPU and GPU with train.reproducible = world"
+# Kill and resume on the GPU (TSR_FAULT_KILL, as test_digits_gpu.sh),
+# against the uninterrupted 1-rank GPU run above.
 TSR_FAULT_KILL=0:13 mpi 1 train cnn.ini "${common[@]}" --set runtime.device=cuda --set train.output=part.h5 \
   --set checkpoint.dir=ck --set checkpoint.every_steps=5 >p1.txt 2>&1 \
   && { bad "the run killed at step 13 did not fail"; cat p1.txt; }
@@ -80,7 +88,7 @@ mpi 1 train cnn.ini "${common[@]}" --set runtime.device=cuda --set train.output=
 grep -q 'resumed from' p2.txt && ok "GPU CNN resumed from its checkpoint" || { bad "no resume"; cat p1.txt p2.txt; }
 $PY - <<'PY' && ok "GPU CNN resume is byte-identical (weights and running statistics)" || { bad "GPU resume differs"; cat p2.txt; }
 import h5py, numpy as np, sys
-a, b = h5py.File("full.h5"), h5py.File("part.h5")
+a, b = h5py.File("cuda1.h5"), h5py.File("part.h5")
 names = []
 a["model"].visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
 sys.exit(0 if names and all(np.array_equal(a["model"][n][()], b["model"][n][()]) for n in names) else 1)
