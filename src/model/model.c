@@ -376,7 +376,13 @@ int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows)
 
 const float *tsr_model_output(const tsr_model_t *m)
 {
-    /* On a GPU the host buffer is a cache of the device's output. */
+    /* On a GPU the host buffer is a cache of the device's output (the
+     * graph's: the download buffer, act[nl] may be an unallocated alias). */
+    if (m->dev && m->dev->graph) {
+        int rc;
+        const float *out = model_gpu_graph_output((tsr_model_t *)m, &rc);
+        return rc ? NULL : out;
+    }
     if (m->dev && model_gpu_output((tsr_model_t *)m) != TSR_OK)
         return NULL;
     return m->act[m->nl];

@@ -229,13 +229,6 @@ int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows)
 
 int model_gpu_output(tsr_model_t *m)
 {
-    if (m->dev->graph) {
-        int rc;
-        const float *out = model_gpu_graph_output(m, &rc);
-        if (!rc)
-            memcpy(m->act[m->nl], out, m->rows * tsr_model_output_size(m) * sizeof *out);
-        return rc;
-    }
     dense_t dl;
     dense_list(m, &dl);
     size_t k = dl.w[dl.n];

@@ -285,6 +285,7 @@ int main(void)
         {"dense(8) tanh dense(5)", "7", TSR_LOSS_BCE, 0, 0, 0, 0},
         {"dense(8) tanh dense(5)", "7", X, 0.2f, 0, 0, 0},
         {"conv(3,3,pad=1) urelu flatten dense(5)", "2x4x4", X, 0, 0, 0, 0},
+        {"conv(3,3,pad=1) gap flatten", "2x4x4", TSR_LOSS_MSE, 0, 0, 0, 0},
     };
     CHECK(tsr_layer_register(&urelu) == TSR_OK && tsr_layer_register(&ucpu) == TSR_OK, "register");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

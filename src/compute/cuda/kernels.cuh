@@ -75,6 +75,19 @@ template <typename T> __device__ inline void block_sum(T *s)
     }
     __syncthreads();
 }
+/* Column sums over a block of 32 columns x 8 row lanes: each thread's
+ * partial acc into s[threadIdx.y][threadIdx.x], the column's total (a
+ * fixed-order tree) ends in s[0][threadIdx.x]. */
+template <typename T> __device__ inline void lanes_sum(T (*s)[32], T acc)
+{
+    s[threadIdx.y][threadIdx.x] = acc;
+    for (unsigned off = 4; off > 0; off >>= 1) {
+        __syncthreads();
+        if (threadIdx.y < off)
+            s[threadIdx.y][threadIdx.x] += s[threadIdx.y + off][threadIdx.x];
+    }
+}
+
 /* The guard (compute.h): whether this update is skipped (one thread
  * counts it), and the note of a non-finite weight. */
 __device__ static inline bool guard_skips(tsr_gpu_guard_t gd)

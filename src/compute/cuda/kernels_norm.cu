@@ -31,12 +31,7 @@ __global__ void colsums_k(int mode, const float *a, const float *x, const double
                 acc += v;
             }
         }
-    s[threadIdx.y][threadIdx.x] = acc;
-    for (unsigned off = 4; off > 0; off >>= 1) {
-        __syncthreads();
-        if (threadIdx.y < off)
-            s[threadIdx.y][threadIdx.x] += s[threadIdx.y + off][threadIdx.x];
-    }
+    lanes_sum(s, acc);
     if (threadIdx.y == 0 && j < n)
         out[blockIdx.y * n + j] = s[0][threadIdx.x];
 }
