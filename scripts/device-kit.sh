@@ -20,7 +20,7 @@ root=$PWD
 archs=${1:-90}
 b=build-device kit=.device-kit
 targets=(tessera_cli gpu_test_gpu_kernels gpu_test_gpu_model gpu_test_gpu_optim gpu_test_gpu_optim_rules gpu_test_gpu_mixed
-         gpu_mpi_test_comm_gpu bench_gpu_train bench_allreduce)
+         gpu_test_gpu_layers gpu_mpi_test_comm_gpu bench_gpu_train bench_allreduce bench_cnn)
 
 rm -f "$b/CMakeCache.txt"
 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DTESSERA_WITH_CUDA=ON -DTESSERA_WITH_NCCL=ON \
@@ -34,6 +34,7 @@ echo "$root" >"$b/.source-dir"
 # Every shared library the programs and Open MPI's run-time pieces load.
 ml=/usr/lib/x86_64-linux-gnu
 objs=("$b/tessera" "$b"/libtessera.so* "$b"/tests/gpu_* "$b/tests/bench/bench_gpu_train" "$b/tests/bench/bench_allreduce"
+      "$b/tests/bench/bench_cnn"
       /usr/bin/orterun /usr/bin/orted "$ml"/openmpi/lib/openmpi3/*.so "$ml"/pmix2/lib/pmix/*.so "$ml"/hwloc/hwloc_pci.so)
 libs=$(for f in "${objs[@]}"; do [ -e "$f" ] && ldd "$f" 2>/dev/null; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u)
 owner() { # the package that ships a library, by its path or its real path (usrmerge: /lib = /usr/lib)

@@ -7,10 +7,14 @@
 #          and staged sums on 1 rank and on as many ranks as GPUs, digits on
 #          CPU and GPU, GPU resume; mixed precision: gpu.test_gpu_mixed (casts,
 #          bf16/fp16 GEMMs) and gpu.test_mixed_gpu (digits in bf16 and fp16
-#          against fp32, fp16 loss-scaler skips and resume, bf16 NCCL sums))
+#          against fp32, fp16 loss-scaler skips and resume, bf16 NCCL sums);
+#          the layer graph: gpu.test_gpu_layers (every built-in layer against
+#          the CPU) and gpu.test_cnn_gpu (a residual CNN on CPU and GPU, 1 and
+#          2 ranks, sync_bn, reproducible = world, kill and resume))
 #   bench: tests/bench/run_gpu_bench.sh (samples/s against PyTorch on the
 #          same GPU, the NCCL sanity runs, the allreduce table, bf16 against
-#          fp32 step time beside PyTorch autocast's)
+#          fp32 step time beside PyTorch autocast's, the CNN's samples/s
+#          against PyTorch's on the GPU)
 # Logs: $OUT/ (the device tool's folder) or ./device-out/.
 # Usage: scripts/device-run.sh [tests|bench|all]   (default all)
 set -uo pipefail

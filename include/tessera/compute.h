@@ -122,6 +122,8 @@ TSR_API int tsr_gpu_upload(tsr_gpu_t *g, void *dst, const void *src, size_t byte
 /* Device to host; waits for everything before it on the stream. */
 TSR_API int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes);
 TSR_API int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes);
+/* Device to device on the stream (asynchronous; the ranges must not overlap). */
+TSR_API int tsr_gpu_copy(tsr_gpu_t *g, void *ddst, const void *dsrc, size_t bytes);
 /* Waits for the stream; reports any error a kernel hit. */
 TSR_API int tsr_gpu_sync(tsr_gpu_t *g);
 

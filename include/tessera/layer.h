@@ -100,7 +100,12 @@ struct tsr_layer_kind {
                     size_t n);
     /* Forward FLOPs per sample (multiply and add count 2), for the summary. */
     double (*flops)(const tsr_layer_t *l);
-    /* Optional GPU versions (device pointers; NULL: the kind runs on the CPU only). */
+    /* Optional GPU versions (NULL: the kind runs on the CPU only, and a
+     * model with it is refused on a GPU). gpu is the tsr_gpu_t of
+     * tessera/compute.h, whose tsr_gpu_* calls the functions may queue
+     * work with; x, y, dy, dx, l->params, l->grads, l->state and run->ws
+     * (ws_floats floats) are device memory; l->buffers stays in host
+     * memory. Work is queued on the handle's stream; the model waits. */
     int (*gpu_forward)(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n);
     int (*gpu_backward)(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
                         float *dy, float *dx, size_t n);

@@ -60,6 +60,8 @@ int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes) { r
 
 int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes) { return nocuda("tsr_gpu_memset0"); }
 
+int tsr_gpu_copy(tsr_gpu_t *g, void *ddst, const void *dsrc, size_t bytes) { return nocuda("tsr_gpu_copy"); }
+
 int tsr_gpu_sync(tsr_gpu_t *g) { return nocuda("tsr_gpu_sync"); }
 
 int tsr_gpu_stream_create(tsr_gpu_t *g, void **stream)

@@ -24,6 +24,14 @@ typedef struct model_gpu {
      * logits; act[1..L-1] are not allocated. */
     tsr_precision_t prec;
     void *wh, *dh, *acth[TSR_MODEL_MAX_LAYERS];
+    /* The layer graph (any graph but the dense fast path; model_gpu_graph.c):
+     * act[i] is then allocated where the CPU owns a buffer (own[i]), cur[i]
+     * the tensor layer i reads in the last forward (aliases included). */
+    int graph;
+    struct layer_gpu_view *view; /* [nl]: the layers with device pointers */
+    float *cur[TSR_MODEL_MAX_LAYERS + 1];
+    float *skip[TSR_MODEL_MAX_LAYERS];
+    float *state, *ws;
 } model_gpu_t;
 
 /* How the executor treats a layer. */
@@ -69,8 +77,13 @@ struct tsr_model {
 int model_build_layers(tsr_model_t *m);
 /* Forward in training (train = 1) or evaluation mode. */
 int model_forward(tsr_model_t *m, const float *x, size_t rows, int train);
-/* The loss of the last forward into delta (dLoss/dOutput * scale); returns the sum. */
-double model_loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta);
+/* The loss of the last forward's output out (host) into delta (dLoss/dOutput * scale); returns the sum. */
+double model_loss_delta(tsr_model_t *m, const float *out, const int32_t *labels, const float *targets, float scale,
+                        float *delta);
+/* What a layer's forward and backward get besides tensors (ws: the host's). */
+tsr_layer_run_t model_run_of(const tsr_model_t *m, int train);
+/* The batch channels last (image inputs arrive channels first): x, or m->xin. */
+const float *model_to_nhwc(tsr_model_t *m, const float *x, size_t rows);
 /* Whether a spec's loss turns outputs into probabilities for predict. */
 void model_output_transform(const tsr_model_t *m, const float *z, float *p, size_t rows);
 
@@ -86,5 +99,23 @@ int model_gpu_predict(tsr_model_t *m, const float *x, size_t rows, float *out);
 /* Copies the last forward's output into the host buffer act[L]. */
 int model_gpu_output(tsr_model_t *m);
 void model_gpu_free(tsr_model_t *m);
+/* The layer graph on a GPU (model_gpu_graph.c). check: whether every layer
+ * has a GPU version in precision prec (error naming the first that does
+ * not); alloc: its buffers; free: them. */
+int model_gpu_graph_check(const tsr_model_t *m, tsr_precision_t prec);
+int model_gpu_graph_alloc(tsr_model_t *m);
+void model_gpu_graph_free(tsr_model_t *m);
+int model_gpu_graph_forward(tsr_model_t *m, const float *x, size_t rows, int train);
+double model_gpu_graph_backward(tsr_model_t *m, const int32_t *labels, const float *targets, float scale,
+                                tsr_grad_ready_fn ready, void *arg, int queued);
+/* The last forward's output downloaded into host memory (m->delta[0]). */
+const float *model_gpu_graph_output(tsr_model_t *m, int *rc);
+/* The plain cross-entropy or MSE of the output dout on the device
+ * (model_gpu.c): delta, and the loss sum added to *dsum (cleared first when reset). */
+int model_gpu_loss_delta(tsr_model_t *m, const float *dout, size_t k, const int32_t *labels, const float *targets,
+                         float scale, float *delta, double *dsum, int reset);
+/* The output of an evaluation-mode forward of n rows, on the host: the
+ * CPU's act, or the GPU graph's download. */
+const float *model_eval_forward(tsr_model_t *m, const float *x, size_t n, int *rc);
 
 #endif

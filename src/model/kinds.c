@@ -212,3 +212,11 @@ int tsr_shape_parse(const char *text, tsr_shape_t *s)
                   : (tsr_shape_t){(int)v[0], 1, 1};
     return TSR_OK;
 }
+
+const char *layer_kind_origin(const tsr_layer_kind_t *k)
+{
+    Dl_info info;
+    if (tsr_layer_is_builtin(k))
+        return "built-in";
+    return dladdr((const void *)k, &info) && info.dli_fname ? info.dli_fname : "a plugin";
+}

@@ -96,10 +96,10 @@ static const float *row_targets(const int32_t *labels, const float *targets, siz
     return one;
 }
 
-double model_loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta)
+double model_loss_delta(tsr_model_t *m, const float *out, const int32_t *labels, const float *targets, float scale,
+                        float *delta)
 {
     size_t rows = m->rows, k = tsr_model_output_size(m);
-    const float *out = m->act[m->nl];
     double sum = 0.0;
     float one;
     for (size_t r = 0; r < rows; r++) {
@@ -123,10 +123,22 @@ void model_output_transform(const tsr_model_t *m, const float *z, float *p, size
         memcpy(p, z, rows * k * sizeof *p);
 }
 
+const float *model_eval_forward(tsr_model_t *m, const float *x, size_t n, int *rc)
+{
+    if (m->dev) {
+        *rc = model_gpu_graph_forward(m, x, n, 0);
+        return *rc ? NULL : model_gpu_graph_output(m, rc);
+    }
+    *rc = model_forward(m, x, n, 0);
+    return m->act[m->nl];
+}
+
 int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *labels, const float *targets, size_t rows,
                             tsr_eval_t *e)
 {
-    if (m->dev) {
+    /* The dense fast path sums on the device; the graph downloads each
+     * batch's outputs and scores them here (top-5, confusion too). */
+    if (m->dev && !m->dev->graph) {
         size_t correct = 0;
         double loss = 0;
         int rc = model_gpu_evaluate(m, x, labels, targets, rows, &loss, &correct);
@@ -139,10 +151,10 @@ int tsr_model_evaluate_full(tsr_model_t *m, const float *x, const int32_t *label
     float one;
     for (size_t start = 0; start < rows; start += m->max_batch) {
         size_t n = rows - start < m->max_batch ? rows - start : m->max_batch;
-        int rc = model_forward(m, x + start * d, n, 0);
+        int rc;
+        const float *out = model_eval_forward(m, x + start * d, n, &rc);
         if (rc)
             return rc;
-        const float *out = m->act[m->nl];
         for (size_t r = 0; r < n; r++) {
             const float *o = out + r * k;
             size_t row = start + r;

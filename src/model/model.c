@@ -300,7 +300,7 @@ void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void 
     m->allreduce_arg = arg;
 }
 
-static tsr_layer_run_t run_of(const tsr_model_t *m, int train)
+tsr_layer_run_t model_run_of(const tsr_model_t *m, int train)
 {
     return (tsr_layer_run_t){.train = train,
                              .seed = m->seed,
@@ -314,7 +314,7 @@ static tsr_layer_run_t run_of(const tsr_model_t *m, int train)
 
 /* Image rows arrive channels first (c, h, w), as PyTorch and the IDX
  * converter lay them out; layers work channels last. */
-static const float *to_nhwc(tsr_model_t *m, const float *x, size_t rows)
+const float *model_to_nhwc(tsr_model_t *m, const float *x, size_t rows)
 {
     if (!m->xin)
         return x;
@@ -331,8 +331,8 @@ static const float *to_nhwc(tsr_model_t *m, const float *x, size_t rows)
 
 int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
 {
-    tsr_layer_run_t run = run_of(m, train);
-    m->act[0] = (float *)to_nhwc(m, x, rows);
+    tsr_layer_run_t run = model_run_of(m, train);
+    m->act[0] = (float *)model_to_nhwc(m, x, rows);
     m->rows = rows;
     for (int i = 0; i < m->nl; i++) {
         tsr_layer_t *l = &m->layer[i];
@@ -376,7 +376,13 @@ int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows)
 
 const float *tsr_model_output(const tsr_model_t *m)
 {
-    /* On a GPU the host buffer is a cache of the device's output. */
+    /* On a GPU the host buffer is a cache of the device's output (the
+     * graph's: the download buffer, act[nl] may be an unallocated alias). */
+    if (m->dev && m->dev->graph) {
+        int rc;
+        const float *out = model_gpu_graph_output((tsr_model_t *)m, &rc);
+        return rc ? NULL : out;
+    }
     if (m->dev && model_gpu_output((tsr_model_t *)m) != TSR_OK)
         return NULL;
     return m->act[m->nl];
@@ -400,13 +406,13 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
     if (m->dev)
         return model_gpu_backward(m, labels, targets, scale, ready, arg, 0);
     /* The masks of dropout are those of the forward just run. */
-    tsr_layer_run_t run = run_of(m, 1);
+    tsr_layer_run_t run = model_run_of(m, 1);
     run.step = m->step - 1;
     size_t n = m->rows;
     if (m->cpu_rc)
         return failed_step(m, ready, arg);
     int cur = 0;
-    double loss = model_loss_delta(m, labels, targets, scale, m->delta[cur]);
+    double loss = model_loss_delta(m, m->act[m->nl], labels, targets, scale, m->delta[cur]);
     for (int i = m->nl - 1; i >= 0; i--) {
         tsr_layer_t *l = &m->layer[i];
         float *dy = m->delta[cur];
@@ -471,15 +477,16 @@ int tsr_model_take_loss(tsr_model_t *m, double *sum)
 
 int tsr_model_predict(tsr_model_t *m, const float *x, size_t rows, float *out)
 {
-    if (m->dev)
+    if (m->dev && !m->dev->graph)
         return model_gpu_predict(m, x, rows, out);
     size_t k = tsr_model_output_size(m), d = tsr_model_input_size(m);
     for (size_t start = 0; start < rows; start += m->max_batch) {
         size_t n = rows - start < m->max_batch ? rows - start : m->max_batch;
-        int rc = model_forward(m, x + start * d, n, 0);
+        int rc;
+        const float *z = model_eval_forward(m, x + start * d, n, &rc);
         if (rc)
             return rc;
-        model_output_transform(m, m->act[m->nl], out + start * k, n);
+        model_output_transform(m, z, out + start * k, n);
     }
     return TSR_OK;
 }

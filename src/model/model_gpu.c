@@ -75,22 +75,11 @@ int tsr_model_to_gpu_precision(tsr_model_t *m, tsr_gpu_t *gpu, tsr_precision_t p
         return tsr_error_set(TSR_EINVAL, "model: already on a GPU");
     if (!gpu)
         return tsr_error_set(TSR_EINVAL, "model: no GPU handle");
-    if (!m->gpu_ok) {
-        for (int i = 0; i < m->nl; i++)
-            if (m->layer[i].kind->name[0] && m->role[i] != ROLE_FUSED && strcmp(m->layer[i].kind->name, "dense"))
-                return tsr_error_set(TSR_ENOTSUP,
-                                     "model: layer %d (%s) has no GPU version yet: on a GPU tessera runs "
-                                     "dense layers with relu, tanh or sigmoid and the cross-entropy or mse loss; "
-                                     "train this model with runtime.device = cpu",
-                                     i, m->layer[i].kind->name);
-        return tsr_error_set(TSR_ENOTSUP,
-                             "model: this graph (loss %s%s) has no GPU version yet; train it with "
-                             "runtime.device = cpu",
-                             tsr_loss_name(m->spec.loss),
-                             m->spec.label_smoothing != 0 || m->spec.nclass_weights ? " with label smoothing or "
-                                                                                      "class weights"
-                                                                                    : "");
-    }
+    /* Dense layers with fused activations and a plain loss take the fast
+     * path below; any other graph runs layer by layer (model_gpu_graph.c). */
+    int rc;
+    if (!m->gpu_ok && (rc = model_gpu_graph_check(m, prec)))
+        return rc;
     dense_t dl;
     dense_list(m, &dl);
     model_gpu_t *d = calloc(1, sizeof *d);
@@ -98,17 +87,19 @@ int tsr_model_to_gpu_precision(tsr_model_t *m, tsr_gpu_t *gpu, tsr_precision_t p
         return tsr_error_set(TSR_ENOMEM, "model: out of memory");
     d->gpu = gpu;
     d->prec = prec;
+    d->graph = !m->gpu_ok;
     m->dev = d;
-    int L = dl.n, rc;
-    size_t k = dl.w[L];
+    int L = dl.n;
+    size_t k = tsr_model_output_size(m);
     size_t pbytes = m->nparams * sizeof(float);
     if ((rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->params)) || (rc = tsr_gpu_alloc(gpu, pbytes, (void **)&d->grads)))
         goto fail;
-    if ((rc = alloc_acts(m, d, &dl)))
+    if ((rc = d->graph ? model_gpu_graph_alloc(m) : alloc_acts(m, d, &dl)))
         goto fail;
     for (int i = 0; i < 2; i++)
         if ((rc = tsr_gpu_alloc(gpu, m->max_batch * m->widest * sizeof(float), (void **)&d->delta[i])))
             goto fail;
+    (void)L;
     if (m->spec.loss == TSR_LOSS_XENT)
         rc = tsr_gpu_alloc(gpu, m->max_batch * sizeof(int32_t), (void **)&d->labels);
     else
@@ -133,6 +124,7 @@ void model_gpu_free(tsr_model_t *m)
     model_gpu_t *d = m->dev;
     if (!d)
         return;
+    model_gpu_graph_free(m);
     tsr_gpu_free(d->gpu, d->params);
     tsr_gpu_free(d->gpu, d->grads);
     for (int i = 0; i <= TSR_MODEL_MAX_LAYERS; i++)
@@ -211,6 +203,8 @@ int model_gpu_forward(tsr_model_t *m, const float *x, size_t rows)
 {
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
+    if (d->graph)
+        return model_gpu_graph_forward(m, x, rows, 1);
     dense_t dl;
     dense_list(m, &dl);
     int L = dl.n;
@@ -241,16 +235,11 @@ int model_gpu_output(tsr_model_t *m)
     return failed(m, tsr_gpu_download(m->dev->gpu, m->act[m->nl], m->dev->act[dl.n], m->rows * k * sizeof(float)));
 }
 
-/* The loss of the last forward into delta, its sum added to *dsum (on the
- * device; cleared first when reset). */
-static int loss_delta(tsr_model_t *m, const int32_t *labels, const float *targets, float scale, float *delta,
-                      double *dsum, int reset)
+int model_gpu_loss_delta(tsr_model_t *m, const float *out, size_t k, const int32_t *labels, const float *targets,
+                         float scale, float *delta, double *dsum, int reset)
 {
     model_gpu_t *d = m->dev;
-    dense_t dl;
-    dense_list(m, &dl);
-    size_t rows = m->rows, k = dl.w[dl.n];
-    const float *out = d->act[dl.n];
+    size_t rows = m->rows;
     int rc = reset ? tsr_gpu_memset0(d->gpu, dsum, sizeof(double)) : TSR_OK;
     if (rc)
         return rc;
@@ -297,13 +286,16 @@ double model_gpu_backward(tsr_model_t *m, const int32_t *labels, const float *ta
 {
     model_gpu_t *d = m->dev;
     tsr_gpu_t *g = d->gpu;
+    if (d->graph)
+        return model_gpu_graph_backward(m, labels, targets, scale, ready, arg, queued);
     dense_t dl;
     dense_list(m, &dl);
     int L = dl.n, cur = 0;
     double loss = NAN;
     if (d->status)
         return NAN;
-    int rc = loss_delta(m, labels, targets, scale, d->delta[cur], queued ? d->loss_total : d->loss, !queued);
+    int rc = model_gpu_loss_delta(m, d->act[L], dl.w[L], labels, targets, scale, d->delta[cur],
+                                  queued ? d->loss_total : d->loss, !queued);
     for (int i = L - 1; !rc && i >= 0; i--) {
         size_t in = dl.w[i], outw = dl.w[i + 1], off = m->off[dl.idx[i]];
         const float *w = d->params + off;
@@ -345,6 +337,9 @@ int model_gpu_take_loss(tsr_model_t *m, double *sum)
     int rc = tsr_gpu_download(d->gpu, sum, d->loss_total, sizeof *sum);
     if (!rc)
         rc = tsr_gpu_memset0(d->gpu, d->loss_total, sizeof(double));
+    /* The graph's host-side losses (label smoothing, class weights, huber, bce). */
+    *sum += m->loss_total;
+    m->loss_total = 0;
     return failed(m, rc);
 }
 

@@ -17,15 +17,14 @@ static int add_into(tsr_gpu_t *gpu, float *y, const float *x, size_t n)
     return TSR_OK;
 }
 
-/* dst = src: on a GPU zeros then a sum (no device-to-device copy call). */
+/* dst = src (on a GPU a device-to-device copy on the compute stream). */
 static int copy_into(tsr_gpu_t *gpu, float *dst, const float *src, size_t n)
 {
     if (!gpu) {
         memcpy(dst, src, n * sizeof(float));
         return TSR_OK;
     }
-    int rc = tsr_gpu_memset0(gpu, dst, n * sizeof(float));
-    return rc ? rc : add_into(gpu, dst, src, n);
+    return tsr_gpu_copy(gpu, dst, src, n * sizeof(float));
 }
 
 int tsr_accum_init(tsr_accum_t *a, tsr_gpu_t *gpu, size_t n, size_t k, int tree, int rank)

@@ -5,7 +5,11 @@
  * optimizer), in blocks alternating with a 1024^3 SGEMM: the SGEMM-bound
  * rate is that SGEMM's FLOP rate divided by the net's FLOPs per sample
  * (tsr_model_flops_per_sample: forward, weight and input gradients).
- * Usage: bench_cnn [--layers L] [--input CxHxW] [--seconds S] [--reps N] [--batch B] [--json] */
+ * --gpu: the same steps on GPU 0 (the model and optimizer moved there; each
+ * step reads its loss back, so the host waits once a step), for
+ * run_gpu_bench.sh against torch_cnn.py --device cuda; the SGEMM fraction
+ * is then not computed (0).
+ * Usage: bench_cnn [--layers L] [--input CxHxW] [--seconds S] [--reps N] [--batch B] [--gpu] [--json] */
 #include "tessera/compute.h"
 #include "tessera/error.h"
 #include "tessera/model.h"
@@ -48,13 +52,13 @@ static void train_step(step_ctx_t *s)
     s->next = (s->next + 1) % NBATCHES;
     tsr_model_forward(s->model, s->x + b * s->batch * s->d, s->batch);
     s->loss += tsr_model_backward(s->model, s->y + b * s->batch, NULL, s->batch, 1.0f / (float)s->batch, NULL, NULL);
-    tsr_optim_step(s->optim, tsr_model_params(s->model), tsr_model_grads(s->model), NULL);
+    tsr_optim_step(s->optim, tsr_model_work_params(s->model), tsr_model_work_grads(s->model), NULL);
 }
 
 int main(int argc, char **argv)
 {
     double seconds = 3.0;
-    int reps = 5, json = 0;
+    int reps = 5, json = 0, gpu = 0;
     size_t batch = 128;
     const char *layers = default_layers, *input = "1x28x28";
     for (int i = 1; i < argc; i++) {
@@ -68,6 +72,8 @@ int main(int argc, char **argv)
             layers = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc)
             input = argv[++i];
+        else if (!strcmp(argv[i], "--gpu"))
+            gpu = 1;
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else {
@@ -95,6 +101,15 @@ int main(int argc, char **argv)
                              .eps = 1e-8,
                              .schedule = TSR_SCHED_CONSTANT};
     if (tsr_optim_create(&oc, tsr_model_nparams(st.model), &st.optim)) {
+        fprintf(stderr, "bench_cnn: %s\n", tsr_last_error());
+        return 1;
+    }
+    tsr_gpu_t *g = NULL;
+    if (gpu && tsr_gpu_count() == 0) {
+        printf("SKIP: no CUDA device\n");
+        return 77;
+    }
+    if (gpu && (tsr_gpu_create(0, &g) || tsr_model_to_gpu(st.model, g) || tsr_optim_to_gpu(st.optim, g))) {
         fprintf(stderr, "bench_cnn: %s\n", tsr_last_error());
         return 1;
     }
@@ -135,23 +150,26 @@ int main(int argc, char **argv)
         v_step[r] = ts / (double)ns;
         v_sq[r] = tq / (double)nq;
         /* achieved FLOP rate over the square SGEMM's, in the same run */
-        v_frac[r] = fps * (double)batch / v_step[r] / (2.0 * (double)n * n * n / v_sq[r]);
+        v_frac[r] = gpu ? 0 : fps * (double)batch / v_step[r] / (2.0 * (double)n * n * n / v_sq[r]);
     }
     double t_step = bench_median(v_step, reps), t_sq = bench_median(v_sq, reps);
     double frac = bench_median(v_frac, reps), sps = (double)batch / t_step;
     double sq_gflops = 2.0 * (double)n * n * n / t_sq * 1e-9;
     if (json)
-        printf("{\"bench\":\"cnn\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,\"step_ms\":%.3f,"
-               "\"flops_per_sample\":%.0f,\"gflops\":%.3f,\"square_gflops\":%.3f,\"sgemm_bound_samples_per_s\":%.1f,"
-               "\"frac_sgemm_bound\":%.4f,\"loss_checksum\":%.6g}\n",
-               batch, reps, seconds, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac,
-               st.loss);
+        printf(
+            "{\"bench\":\"cnn\",\"device\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,\"samples_per_s\":%.1f,\"step_ms\":%.3f,"
+            "\"flops_per_sample\":%.0f,\"gflops\":%.3f,\"square_gflops\":%.3f,\"sgemm_bound_samples_per_s\":%.1f,"
+            "\"frac_sgemm_bound\":%.4f,\"loss_checksum\":%.6g}\n",
+            gpu ? "cuda" : "cpu", batch, reps, seconds, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops,
+            sq_gflops * 1e9 / fps, frac, st.loss);
     else
-        printf("%s over %s, batch %zu, 1 BLAS thread: %.0f samples/s (%.2f ms/step), %.3g FLOPs/sample, %.2f "
+        printf("%s over %s, batch %zu, %s: %.0f samples/s (%.2f ms/step), %.3g FLOPs/sample, %.2f "
                "GFLOP/s; SGEMM 1024^3 %.2f GFLOP/s = %.0f samples/s bound; fraction %.3f\n",
-               layers, input, batch, sps, 1e3 * t_step, fps, fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac);
+               layers, input, batch, gpu ? tsr_gpu_name(g) : "1 BLAS thread", sps, 1e3 * t_step, fps, fps * sps * 1e-9,
+               sq_gflops, sq_gflops * 1e9 / fps, frac);
     tsr_model_destroy(st.model);
     tsr_optim_destroy(st.optim);
+    tsr_gpu_destroy(g);
     free(spec);
     free(st.x);
     free(st.y);

@@ -11,7 +11,12 @@
 #   (c) mixed precision (train.precision): the same step in bf16 against
 #       fp32, tessera (bench_gpu_train --precision) and PyTorch autocast
 #       (torch_mlp.py --amp), alternating ROUNDS times; prints each one's
-#       bf16/fp32 step-time ratio and tessera bf16 against PyTorch bf16.
+#       bf16/fp32 step-time ratio and tessera bf16 against PyTorch bf16;
+#   (d) the layer graph on the GPU: the Fashion-MNIST CNN of issue 16
+#       (conv(32,3,pad=1) relu maxpool(2) conv(64,3,pad=1) relu maxpool(2)
+#       flatten dense(128) relu dense(10) over 1x28x28, batch 128, SGD
+#       momentum): bench_cnn --gpu against torch_cnn.py --device cuda,
+#       alternating ROUNDS times; prints the ratio of medians (samples/s).
 # Without a GPU every part says SKIP and the script exits 0.
 #
 # Usage: tests/bench/run_gpu_bench.sh [BUILD_DIR] [--seconds S] [--reps N] [--rounds R] [--batch B]
@@ -27,7 +32,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_gpu_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -40,31 +45,41 @@ if [ -z "$py" ]; then
   if /usr/bin/python3 -c 'import torch' 2>/dev/null; then py=/usr/bin/python3; else py=python3; fi
 fi
 
-echo "== (a) MLP 784-256-256-10, batch $batch, one GPU: tessera vs PyTorch =="
-t_all=() p_all=()
-for r in $(seq 1 "$rounds"); do
-  out=$("$bench" --seconds "$seconds" --reps "$reps" --batch "$batch" --json); rc=$?
-  if [ $rc -eq 77 ]; then echo "SKIP: no CUDA device for bench_gpu_train"; break; fi
-  [ $rc -eq 0 ] || { echo "bench_gpu_train failed ($rc): $out"; exit 1; }
-  echo "tessera: $out"
-  t_all+=("$(sed -n 's/.*"samples_per_s":\([0-9.]*\).*/\1/p' <<<"$out")")
-  out=$(OMP_NUM_THREADS=1 "$py" "$here/torch_mlp.py" --device cuda --seconds "$seconds" --reps "$reps" \
-        --batch "$batch" --json); rc=$?
-  if [ $rc -eq 77 ]; then echo "SKIP: PyTorch sees no CUDA device"; break; fi
-  [ $rc -eq 0 ] || { echo "torch_mlp.py failed ($rc): $out"; exit 1; }
-  echo "torch:   $out"
-  p_all+=("$(sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p' <<<"$out")")
-done
-if [ ${#t_all[@]} -gt 0 ] && [ ${#p_all[@]} -eq ${#t_all[@]} ]; then
-  python3 - "${t_all[*]}" "${p_all[*]}" <<'PY'
+# versus WHAT TARGET: runs the commands in the arrays tcmd (tessera) and
+# pcmd (PyTorch), alternating, ROUNDS times (each prints JSON with
+# samples_per_s; exit 77: no GPU), then the ratio of medians and each
+# round's. t_all keeps tessera's rates (empty when skipped).
+versus() {
+  local what=$1 target=$2 r out rc
+  t_all=() p_all=()
+  for r in $(seq 1 "$rounds"); do
+    out=$("${tcmd[@]}"); rc=$?
+    if [ $rc -eq 77 ]; then echo "SKIP: no CUDA device for ${tcmd[0]##*/}"; t_all=(); return; fi
+    [ $rc -eq 0 ] || { echo "${tcmd[0]##*/} failed ($rc): $out"; exit 1; }
+    echo "tessera: $out"
+    t_all+=("$(sed -n 's/.*"samples_per_s":\([0-9.]*\).*/\1/p' <<<"$out")")
+    out=$(OMP_NUM_THREADS=1 "${pcmd[@]}"); rc=$?
+    if [ $rc -eq 77 ]; then echo "SKIP: PyTorch sees no CUDA device"; return; fi
+    [ $rc -eq 0 ] || { echo "${pcmd[1]##*/} failed ($rc): $out"; exit 1; }
+    echo "torch:   $out"
+    p_all+=("$(sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p' <<<"$out")")
+  done
+  [ ${#p_all[@]} -eq ${#t_all[@]} ] || return
+  python3 - "$what" "$target" "${t_all[*]}" "${p_all[*]}" <<'PY'
 import statistics, sys
-t = [float(v) for v in sys.argv[1].split()]
-p = [float(v) for v in sys.argv[2].split()]
-print(f"tessera {statistics.median(t):.0f} samples/s, PyTorch {statistics.median(p):.0f} samples/s: "
-      f"ratio {statistics.median(t) / statistics.median(p):.2f} (target >= 1.0); per round: "
+what, target = sys.argv[1], sys.argv[2]
+t = [float(v) for v in sys.argv[3].split()]
+p = [float(v) for v in sys.argv[4].split()]
+print(f"{what}: tessera {statistics.median(t):.0f} samples/s, PyTorch {statistics.median(p):.0f} samples/s: "
+      f"ratio {statistics.median(t) / statistics.median(p):.2f}{target}; per round: "
       + ", ".join(f"{a / b:.2f}" for a, b in zip(t, p)))
 PY
-fi
+}
+
+echo "== (a) MLP 784-256-256-10, batch $batch, one GPU: tessera vs PyTorch =="
+tcmd=("$bench" --seconds "$seconds" --reps "$reps" --batch "$batch" --json)
+pcmd=("$py" "$here/torch_mlp.py" --device cuda --seconds "$seconds" --reps "$reps" --batch "$batch" --json)
+versus "MLP" " (target >= 1.0)"
 
 # What one host wait per step (reading the loss back) costs, for the record.
 if [ ${#t_all[@]} -gt 0 ]; then
@@ -118,3 +133,8 @@ print(f"step time bf16/fp32: tessera {m(t16) / m(t32):.2f}, PyTorch autocast {m(
 print(f"bf16 step: tessera {m(t16):.3f} ms, PyTorch {m(p16):.3f} ms: PyTorch/tessera {m(p16) / m(t16):.2f} (target >= 1.0)")
 PY
 fi
+
+echo "== (d) CNN (layer graph), batch 128, one GPU: tessera vs PyTorch =="
+tcmd=("$build/tests/bench/bench_cnn" --gpu --seconds "$seconds" --reps "$reps" --batch 128 --json)
+pcmd=("$py" "$here/torch_cnn.py" --device cuda --seconds "$seconds" --reps "$reps" --batch 128 --json)
+versus "CNN on the GPU" ""

@@ -7,6 +7,9 @@ cross-entropy, batch 128, SGD momentum 0.9 lr 0.01, one thread, synthetic
 step). Median samples/s of --reps runs of --seconds each, in blocks of 4
 steps alternating with a 1024^3 torch.mm, whose rate gives PyTorch's
 fraction of the SGEMM bound for the net's FLOPs (given by bench_cnn).
+--device cuda: the same on the GPU (each block of steps ends with a
+torch.cuda.synchronize, so the time is the steps'), against bench_cnn --gpu
+in run_gpu_bench.sh.
 
 Run with Debian's /usr/bin/python3 (python3-torch) and OMP_NUM_THREADS=1,
 OPENBLAS_NUM_THREADS=1, as run_cnn_bench.sh does."""
@@ -55,15 +58,20 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--flops", type=float, default=0, help="FLOPs per sample (bench_cnn's) for the fraction")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(1234)
-    model = cnn() if args.net == "cnn" else resnet()
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        print("SKIP: PyTorch sees no CUDA device")
+        raise SystemExit(77)
+    model = (cnn() if args.net == "cnn" else resnet()).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    xs = torch.rand(NBATCHES, args.batch, 1, 28, 28)
-    ys = torch.randint(0, 10, (NBATCHES, args.batch))
+    xs = torch.rand(NBATCHES, args.batch, 1, 28, 28, device=dev)
+    ys = torch.randint(0, 10, (NBATCHES, args.batch), device=dev)
     state = {"next": 0}
 
     def step():
@@ -75,7 +83,12 @@ def main():
         opt.step()
 
     n = 1024
-    a, bm, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
+    a, bm, c = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev), torch.empty(n, n, device=dev)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(3):
         step()
     torch.mm(a, bm, out=c)
@@ -87,8 +100,10 @@ def main():
             t0 = time.perf_counter()
             for _ in range(4):
                 step()
+            sync()
             t1 = time.perf_counter()
             torch.mm(a, bm, out=c)
+            sync()
             tq += time.perf_counter() - t1
             ts += t1 - t0
             ns += 4
@@ -97,7 +112,7 @@ def main():
         sq.append(tq / nq)
         fracs.append(args.flops * args.batch / (ts / ns) / (2.0 * n ** 3 / (tq / nq)) if args.flops else 0.0)
     sps = args.batch / statistics.median(steps)
-    out = {"bench": "torch_cnn", "net": args.net, "torch": torch.__version__, "batch": args.batch,
+    out = {"bench": "torch_cnn", "device": args.device, "net": args.net, "torch": torch.__version__, "batch": args.batch,
            "samples_per_s": sps, "square_gflops": 2.0 * n ** 3 / statistics.median(sq) * 1e-9,
            "frac_sgemm_bound": statistics.median(fracs)}
     print(json.dumps(out) if args.json else out)

@@ -5,6 +5,7 @@
  * implement their tsr_gpu_* functions directly (extern "C" through
  * compute.h) and share this file's helpers through gpu_internal.h. */
 #include "compute/cuda/gpu_internal.h"
+#include "compute/gpu_layers.h"
 #include "tessera/error.h"
 
 #include <limits.h>
@@ -247,6 +248,15 @@ int tsr_gpu_download(tsr_gpu_t *g, void *dst, const void *src, size_t bytes)
     return tsr_cuda_check(cudaStreamSynchronize(g->stream), "tsr_gpu_download: cudaStreamSynchronize");
 }
 
+int tsr_gpu_copy(tsr_gpu_t *g, void *ddst, const void *dsrc, size_t bytes)
+{
+    int rc = tsr_cuda_bind(g, "tsr_gpu_copy");
+    if (rc || bytes == 0 || ddst == dsrc)
+        return rc;
+    return tsr_cuda_check(cudaMemcpyAsync(ddst, dsrc, bytes, cudaMemcpyDeviceToDevice, g->stream),
+                          "tsr_gpu_copy: cudaMemcpyAsync");
+}
+
 int tsr_gpu_memset0(tsr_gpu_t *g, void *dptr, size_t bytes)
 {
     int rc = tsr_cuda_bind(g, "tsr_gpu_memset0");
@@ -344,7 +354,8 @@ int tsr_gpu_event_elapsed_ms(void *start, void *end, float *ms)
  * B of type t (fp32: cublasSgemm; bf16/fp16: cublasGemmEx with fp32
  * accumulation), C fp32. */
 static int gemm(tsr_gpu_t *g, const char *fn, cudaDataType t, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                float alpha, const void *da, const void *db, float beta, float *dc)
+                float alpha, const void *da, size_t lda_, const void *db, size_t ldb_, float beta, float *dc,
+                size_t ldc_)
 {
     int rc = tsr_cuda_bind(g, fn);
     if (rc || m == 0 || n == 0)
@@ -353,7 +364,11 @@ static int gemm(tsr_gpu_t *g, const char *fn, cudaDataType t, int trans_a, int t
         return tsr_error_set(TSR_EINVAL, "%s: %zux%zux%zu exceeds cuBLAS's int sizes", fn, m, n, k);
     /* Row-major leading dimensions exactly as tsr_compute_gemm's (clamped
      * to 1 for k = 0, which cuBLAS rejects but treats as C = beta*C). */
-    int lda = trans_a ? (int)m : (int)k, ldb = trans_b ? (int)k : (int)n;
+    if (lda_ > INT_MAX || ldb_ > INT_MAX || ldc_ > INT_MAX)
+        return tsr_error_set(TSR_EINVAL, "%s: leading dimensions %zu, %zu, %zu exceed cuBLAS's int sizes", fn, lda_,
+                             ldb_, ldc_);
+    int lda = lda_ ? (int)lda_ : trans_a ? (int)m : (int)k, ldb = ldb_ ? (int)ldb_ : trans_b ? (int)k : (int)n;
+    int ldc = ldc_ ? (int)ldc_ : (int)n;
     lda = lda < 1 ? 1 : lda;
     ldb = ldb < 1 ? 1 : ldb;
     /* A row-major X is the column-major X^T, so C = op(A) op(B) is computed
@@ -361,9 +376,9 @@ static int gemm(tsr_gpu_t *g, const char *fn, cudaDataType t, int trans_a, int t
     cublasOperation_t ob = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, oa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t s =
         t == CUDA_R_32F
-            ? tsr_cublas.sgemm(g->blas, ob, oa, (int)n, (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, (int)n)
+            ? tsr_cublas.sgemm(g->blas, ob, oa, (int)n, (int)m, (int)k, &alpha, db, ldb, da, lda, &beta, dc, ldc)
             : tsr_cublas.gemm_ex(g->blas, ob, oa, (int)n, (int)m, (int)k, &alpha, db, t, ldb, da, t, lda, &beta, dc,
-                                 CUDA_R_32F, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                                 CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS)
         return tsr_error_set(s == CUBLAS_STATUS_ALLOC_FAILED ? TSR_ENOMEM : TSR_EINTERNAL,
                              "%s: %s (m=%zu n=%zu k=%zu trans=%d,%d): %s", fn,
@@ -375,7 +390,13 @@ static int gemm(tsr_gpu_t *g, const char *fn, cudaDataType t, int trans_a, int t
 int tsr_gpu_gemm(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
                  const float *db, float beta, float *dc)
 {
-    return gemm(g, "tsr_gpu_gemm", CUDA_R_32F, trans_a, trans_b, m, n, k, alpha, da, db, beta, dc);
+    return gemm(g, "tsr_gpu_gemm", CUDA_R_32F, trans_a, trans_b, m, n, k, alpha, da, 0, db, 0, beta, dc, 0);
+}
+
+int tsr_gpu_gemm_ld(tsr_gpu_t *g, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *da,
+                    size_t lda, const float *db, size_t ldb, float beta, float *dc, size_t ldc)
+{
+    return gemm(g, "tsr_gpu_gemm_ld", CUDA_R_32F, trans_a, trans_b, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
 }
 
 int tsr_gpu_gemm_half(tsr_gpu_t *g, tsr_precision_t p, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -384,5 +405,5 @@ int tsr_gpu_gemm_half(tsr_gpu_t *g, tsr_precision_t p, int trans_a, int trans_b,
     if (p != TSR_PRECISION_BF16 && p != TSR_PRECISION_FP16)
         return tsr_error_set(TSR_EINVAL, "tsr_gpu_gemm_half: precision %d is not a half type", (int)p);
     return gemm(g, "tsr_gpu_gemm_half", p == TSR_PRECISION_BF16 ? CUDA_R_16BF : CUDA_R_16F, trans_a, trans_b, m, n, k,
-                alpha, da, db, beta, dc);
+                alpha, da, 0, db, 0, beta, dc, 0);
 }

@@ -17,6 +17,10 @@ static inline unsigned elem_blocks(size_t n)
     return b > 8192 ? 8192u : (unsigned)b;
 }
 
+/* A grid-stride loop: each thread takes i, i + the grid's threads, ... */
+#define FOR_EACH(i, n)                                                                                                 \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
 /* Zero-size calls do nothing, but still reject a NULL handle. */
 static inline int noop(tsr_gpu_t *g, const char *fn)
 {
@@ -71,6 +75,19 @@ template <typename T> __device__ inline void block_sum(T *s)
     }
     __syncthreads();
 }
+/* Column sums over a block of 32 columns x 8 row lanes: each thread's
+ * partial acc into s[threadIdx.y][threadIdx.x], the column's total (a
+ * fixed-order tree) ends in s[0][threadIdx.x]. */
+template <typename T> __device__ inline void lanes_sum(T (*s)[32], T acc)
+{
+    s[threadIdx.y][threadIdx.x] = acc;
+    for (unsigned off = 4; off > 0; off >>= 1) {
+        __syncthreads();
+        if (threadIdx.y < off)
+            s[threadIdx.y][threadIdx.x] += s[threadIdx.y + off][threadIdx.x];
+    }
+}
+
 /* The guard (compute.h): whether this update is skipped (one thread
  * counts it), and the note of a non-finite weight. */
 __device__ static inline bool guard_skips(tsr_gpu_guard_t gd)

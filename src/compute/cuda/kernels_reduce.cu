@@ -57,12 +57,7 @@ __global__ void bias_grad_k(const float *dy, size_t rows, size_t n, size_t chunk
     if (j < n)
         for (size_t r = r0 + threadIdx.y; r < r1; r += 8)
             acc += dy[r * n + j];
-    s[threadIdx.y][threadIdx.x] = acc;
-    for (unsigned off = 4; off > 0; off >>= 1) {
-        __syncthreads();
-        if (threadIdx.y < off)
-            s[threadIdx.y][threadIdx.x] += s[threadIdx.y + off][threadIdx.x];
-    }
+    lanes_sum(s, acc);
     if (threadIdx.y == 0 && j < n)
         out[blockIdx.y * n + j] = s[0][threadIdx.x];
 }

@@ -45,6 +45,26 @@ static int act_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
+static int act_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    return tsr_gpu_act_x(gpu, layer_act_of(l->kind), x, y, n * shape_size(l->in));
+}
+
+static int act_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                            float *dy, float *dx, size_t n)
+{
+    (void)run;
+    size_t len = n * shape_size(l->in);
+    tsr_act_t a = layer_act_of(l->kind);
+    if (!dx)
+        return TSR_OK;
+    if (!(l->kind->flags & TSR_LAYER_NEEDS_Y))
+        return tsr_gpu_act_x_backward(gpu, a, x, dy, dx, len);
+    int rc = tsr_gpu_copy(gpu, dx, dy, len * sizeof *dx);
+    return rc ? rc : tsr_gpu_act_backward(gpu, a, y, dx, len);
+}
+
 static double act_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
 #define ACT_KIND(id, nm, fl)                                                                                           \
@@ -56,6 +76,8 @@ static double act_flops(const tsr_layer_t *l) { return (double)shape_size(l->in)
         .forward = act_forward,                                                                                        \
         .backward = act_backward,                                                                                      \
         .flops = act_flops,                                                                                            \
+        .gpu_forward = act_gpu_forward,                                                                                \
+        .gpu_backward = act_gpu_backward,                                                                              \
     }
 ACT_KIND(tsr_kind_relu, "relu", TSR_LAYER_NEEDS_Y);
 ACT_KIND(tsr_kind_tanh, "tanh", TSR_LAYER_NEEDS_Y);

@@ -54,46 +54,66 @@ void layer_bn_running_update(float *rmean, float *rvar, float mom, const float *
     }
 }
 
-static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+/* The batch mean from the column sums (over every rank's rows with
+ * sync_bn): sum [C+1] becomes the mean; *N the rows counted. */
+static int batch_mean(const tsr_layer_t *l, const tsr_layer_run_t *run, double *sum, size_t C, size_t rows, double *N)
 {
-    size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
-    double *sum = (double *)(void *)run->ws, *sq = sum + C + 1, *tmp = sq + C;
-    float *mean = l->state, *invstd = l->state + C;
-    float *scale = (float *)(void *)(tmp + C), *shift = scale + C;
-    const float *gamma = l->params, *beta = l->params + C;
-    float *rmean = l->buffers, *rvar = l->buffers + C;
-    if (!run->train) {
-        for (size_t c = 0; c < C; c++) {
-            scale[c] = gamma[c] / sqrtf(rvar[c] + (float)l->arg[1]);
-            shift[c] = beta[c];
-        }
-        tsr_compute_affine_cols(x, rows, C, rmean, scale, shift, y);
-        return TSR_OK;
-    }
-    tsr_compute_colsums(x, rows, C, NULL, sum, NULL);
     sum[C] = (double)rows;
     int rc = reduce(l, run, sum, (int)C + 1);
     if (rc)
         return rc;
-    double N = sum[C];
+    *N = sum[C];
     for (size_t c = 0; c < C; c++)
-        sum[c] /= N; /* now the mean */
-    double *center = sum;
-    tsr_compute_colsums(x, rows, C, center, tmp, sq);
-    if ((rc = reduce(l, run, sq, (int)C)))
+        sum[c] /= *N;
+    return TSR_OK;
+}
+
+/* From the centred sums of squares: state's mean, 1/std and unbiased
+ * variance, and the running statistics unless deferred. */
+static int batch_stats(tsr_layer_t *l, const tsr_layer_run_t *run, const double *center, double *sq, size_t C, double N)
+{
+    int rc = reduce(l, run, sq, (int)C);
+    if (rc)
         return rc;
-    float mom = (float)l->arg[0];
+    float *mean = l->state, *invstd = l->state + C;
     for (size_t c = 0; c < C; c++) {
         double var = sq[c] / N;
         mean[c] = (float)center[c];
         invstd[c] = (float)(1.0 / sqrt(var + l->arg[1]));
-        scale[c] = gamma[c] * invstd[c];
-        shift[c] = beta[c];
         l->state[2 * C + c] = (float)(N > 1 ? var * N / (N - 1) : var);
     }
     if (!run->defer_stats)
-        layer_bn_running_update(rmean, rvar, mom, mean, l->state + 2 * C, C);
-    tsr_compute_affine_cols(x, rows, C, mean, scale, shift, y);
+        layer_bn_running_update(l->buffers, l->buffers + C, (float)l->arg[0], mean, l->state + 2 * C, C);
+    return TSR_OK;
+}
+
+static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
+    double *sum = (double *)(void *)run->ws, *sq = sum + C + 1, *tmp = sq + C;
+    float *scale = (float *)(void *)(tmp + C), *shift = scale + C;
+    const float *gamma = l->params, *beta = l->params + C;
+    if (!run->train) {
+        for (size_t c = 0; c < C; c++) {
+            scale[c] = gamma[c] / sqrtf(l->buffers[C + c] + (float)l->arg[1]);
+            shift[c] = beta[c];
+        }
+        tsr_compute_affine_cols(x, rows, C, l->buffers, scale, shift, y);
+        return TSR_OK;
+    }
+    double N;
+    tsr_compute_colsums(x, rows, C, NULL, sum, NULL);
+    int rc = batch_mean(l, run, sum, C, rows, &N);
+    if (rc)
+        return rc;
+    tsr_compute_colsums(x, rows, C, sum, tmp, sq);
+    if ((rc = batch_stats(l, run, sum, sq, C, N)))
+        return rc;
+    for (size_t c = 0; c < C; c++) {
+        scale[c] = gamma[c] * l->state[C + c];
+        shift[c] = beta[c];
+    }
+    tsr_compute_affine_cols(x, rows, C, l->state, scale, shift, y);
     return TSR_OK;
 }
 
@@ -143,6 +163,67 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     return TSR_OK;
 }
 
+/* On a GPU: the column sums on the device, the statistics on the host as
+ * above (two small downloads: the ranks' sums for sync_bn, the running
+ * statistics and the deferred records stay where the CPU keeps them), the
+ * normalisation on the device. */
+static int bn_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    layer_gpu_view_t *v = layer_view(l);
+    tsr_layer_t *h = v->host;
+    size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
+    const float *gamma = l->params, *beta = l->params + C;
+    float eps = (float)l->arg[1];
+    if (!run->train) {
+        int rc = tsr_gpu_upload(gpu, run->ws, h->buffers, 2 * C * sizeof(float));
+        return rc ? rc : tsr_gpu_bn_apply(gpu, x, rows, C, run->ws, NULL, run->ws + C, eps, gamma, beta, y);
+    }
+    double *dsum = (double *)(void *)run->ws, *dsq = dsum + C + 1, *sum = (double *)(void *)v->host_ws,
+           *sq = sum + C + 1;
+    double N;
+    int rc = tsr_gpu_colsums(gpu, x, rows, C, NULL, dsum, NULL);
+    if (!rc)
+        rc = tsr_gpu_download(gpu, sum, dsum, C * sizeof *sum);
+    if (!rc)
+        rc = batch_mean(h, run, sum, C, rows, &N);
+    if (!rc)
+        rc = tsr_gpu_upload(gpu, dsum, sum, C * sizeof *sum);
+    if (!rc)
+        rc = tsr_gpu_colsums(gpu, x, rows, C, dsum, NULL, dsq);
+    if (!rc)
+        rc = tsr_gpu_download(gpu, sq, dsq, C * sizeof *sq);
+    if (!rc)
+        rc = batch_stats(h, run, sum, sq, C, N);
+    if (!rc)
+        rc = tsr_gpu_upload(gpu, l->state, h->state, 2 * C * sizeof(float));
+    return rc ? rc : tsr_gpu_bn_apply(gpu, x, rows, C, l->state, l->state + C, NULL, eps, gamma, beta, y);
+}
+
+static int bn_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                           float *dy, float *dx, size_t n)
+{
+    (void)y;
+    size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
+    double *dsums = (double *)(void *)run->ws, N = (double)rows;
+    const float *mean = l->state, *invstd = l->state + C;
+    int rc = tsr_gpu_colsums_dot(gpu, dy, x, mean, rows, C, dsums, dsums + C);
+    if (!rc)
+        rc = tsr_gpu_bn_grads(gpu, dsums, invstd, C, l->grads);
+    if (rc || !dx)
+        return rc;
+    if (l->sync && run->allreduce) {
+        double *sums = (double *)(void *)layer_view(l)->host_ws;
+        if ((rc = tsr_gpu_download(gpu, sums, dsums, 2 * C * sizeof *sums)))
+            return rc;
+        sums[2 * C] = N;
+        if ((rc = run->allreduce(sums, 2 * (int)C + 1, run->allreduce_arg)) ||
+            (rc = tsr_gpu_upload(gpu, dsums, sums, 2 * C * sizeof *sums)))
+            return rc;
+        N = sums[2 * C];
+    }
+    return tsr_gpu_bn_dx(gpu, x, dy, rows, C, mean, invstd, l->params, dsums, N, dx);
+}
+
 static double bn_flops(const tsr_layer_t *l) { return 2.0 * (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_bn = {
@@ -155,4 +236,6 @@ const tsr_layer_kind_t tsr_kind_bn = {
     .forward = bn_forward,
     .backward = bn_backward,
     .flops = bn_flops,
+    .gpu_forward = bn_gpu_forward,
+    .gpu_backward = bn_gpu_backward,
 };

@@ -11,8 +11,10 @@
 #include <string.h>
 
 enum { A_OUT, A_K, A_STRIDE, A_PAD, A_DIL, A_GROUPS };
-/* Floats of im2col workspace per chunk. */
+/* Floats of im2col workspace per chunk: on the CPU what stays in cache,
+ * on a GPU enough rows for the GEMMs to fill the device. */
 #define CHUNK_FLOATS ((size_t)1 << 19)
+#define GPU_CHUNK_FLOATS ((size_t)1 << 24)
 
 static tsr_conv_geom_t geom(const tsr_layer_t *l)
 {
@@ -26,16 +28,18 @@ static int direct(const tsr_layer_t *l)
     return l->arg[A_K] == 1 && l->arg[A_STRIDE] == 1 && l->arg[A_PAD] == 0 && l->arg[A_GROUPS] == 1;
 }
 
-/* Samples per im2col chunk. */
-static size_t chunk(const tsr_layer_t *l)
+/* Samples per im2col chunk of at most cap floats. */
+static size_t chunk_of(const tsr_layer_t *l, size_t cap)
 {
     size_t kk = (size_t)l->arg[A_K] * (size_t)l->arg[A_K] * (size_t)(l->in.c / (int)l->arg[A_GROUPS]);
     size_t per = (size_t)l->out.h * (size_t)l->out.w * kk;
-    size_t ns = per ? CHUNK_FLOATS / per : 1;
+    size_t ns = per ? cap / per : 1;
     if (ns < 1)
         ns = 1;
     return ns < l->max_batch ? ns : l->max_batch;
 }
+
+static size_t chunk(const tsr_layer_t *l) { return chunk_of(l, CHUNK_FLOATS); }
 
 static int whole(double v, double lo, double hi) { return v >= lo && v <= hi && v == floor(v); }
 
@@ -139,6 +143,84 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
     return TSR_OK;
 }
 
+size_t layer_gpu_ws_floats(const tsr_layer_t *l)
+{
+    if (l->kind != &tsr_kind_conv || direct(l))
+        return l->ws_floats;
+    size_t kk = (size_t)l->arg[A_K] * (size_t)l->arg[A_K] * (size_t)(l->in.c / (int)l->arg[A_GROUPS]);
+    return 2 * chunk_of(l, GPU_CHUNK_FLOATS) * (size_t)l->out.h * (size_t)l->out.w * kk + 16;
+}
+
+/* The same lowering on a GPU: im2col per chunk and group, cuBLAS GEMMs,
+ * bias and the fused activation over the whole batch. */
+static int conv_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    tsr_gpu_t *G = gpu;
+    tsr_conv_geom_t g = geom(l);
+    int groups = (int)l->arg[A_GROUPS], cg = l->in.c / groups;
+    size_t M = (size_t)l->out.c, mg = M / (size_t)groups, kk = (size_t)g.k * (size_t)g.k * (size_t)cg;
+    size_t opix = (size_t)g.oh * (size_t)g.ow, in_sample = (size_t)g.h * (size_t)g.w * (size_t)g.c;
+    const float *w = l->params, *b = l->params + M * kk;
+    int rc = TSR_OK;
+    if (direct(l)) {
+        rc = tsr_gpu_gemm(G, 0, 1, n * opix, M, kk, 1.0f, x, w, 0.0f, y);
+    } else {
+        size_t ns = chunk_of(l, GPU_CHUNK_FLOATS);
+        for (size_t s0 = 0; !rc && s0 < n; s0 += ns) {
+            size_t cnt = n - s0 < ns ? n - s0 : ns, rows = cnt * opix;
+            for (int gi = 0; !rc && gi < groups; gi++) {
+                rc = tsr_gpu_im2col(G, x + s0 * in_sample, cnt, &g, gi * cg, cg, run->ws);
+                if (!rc)
+                    rc = tsr_gpu_gemm_ld(G, 0, 1, rows, mg, kk, 1.0f, run->ws, kk, w + (size_t)gi * mg * kk, kk, 0.0f,
+                                         y + s0 * opix * M + (size_t)gi * mg, M);
+            }
+        }
+    }
+    if (!rc)
+        rc = tsr_gpu_add_bias(G, y, b, n * opix, M);
+    if (!rc && l->fused_act)
+        rc = tsr_gpu_act(G, (tsr_act_t)l->fused_act, y, n * opix * M);
+    return rc;
+}
+
+static int conv_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                             float *dy, float *dx, size_t n)
+{
+    tsr_gpu_t *G = gpu;
+    tsr_conv_geom_t g = geom(l);
+    int groups = (int)l->arg[A_GROUPS], cg = l->in.c / groups;
+    size_t M = (size_t)l->out.c, mg = M / (size_t)groups, kk = (size_t)g.k * (size_t)g.k * (size_t)cg;
+    size_t opix = (size_t)g.oh * (size_t)g.ow, in_sample = (size_t)g.h * (size_t)g.w * (size_t)g.c;
+    float *gw = l->grads, *gb = gw + M * kk;
+    int rc = l->fused_act ? tsr_gpu_act_backward(G, (tsr_act_t)l->fused_act, y, dy, n * opix * M) : TSR_OK;
+    if (!rc)
+        rc = tsr_gpu_bias_grad(G, dy, n * opix, M, gb);
+    if (!rc && direct(l)) {
+        rc = tsr_gpu_gemm(G, 1, 0, M, kk, n * opix, 1.0f, dy, x, 0.0f, gw);
+        if (!rc && dx)
+            rc = tsr_gpu_gemm(G, 0, 0, n * opix, kk, M, 1.0f, dy, l->params, 0.0f, dx);
+        return rc;
+    }
+    size_t ns = chunk_of(l, GPU_CHUNK_FLOATS);
+    float *col = run->ws, *dcol = run->ws + ns * opix * kk;
+    for (size_t s0 = 0; !rc && s0 < n; s0 += ns) {
+        size_t cnt = n - s0 < ns ? n - s0 : ns, rows = cnt * opix;
+        const float *dyc = dy + s0 * opix * M;
+        for (int gi = 0; !rc && gi < groups; gi++) {
+            rc = tsr_gpu_im2col(G, x + s0 * in_sample, cnt, &g, gi * cg, cg, col);
+            if (!rc)
+                rc = tsr_gpu_gemm_ld(G, 1, 0, mg, kk, rows, 1.0f, dyc + (size_t)gi * mg, M, col, kk, s0 ? 1.0f : 0.0f,
+                                     gw + (size_t)gi * mg * kk, kk);
+            if (!rc && dx)
+                rc = tsr_gpu_gemm_ld(G, 0, 0, rows, kk, mg, 1.0f, dyc + (size_t)gi * mg, M,
+                                     l->params + (size_t)gi * mg * kk, kk, 0.0f, dcol, kk);
+            if (!rc && dx)
+                rc = tsr_gpu_col2im(G, dcol, cnt, &g, gi * cg, cg, dx + s0 * in_sample);
+        }
+    }
+    return rc;
+}
+
 static double conv_flops(const tsr_layer_t *l)
 {
     double kk = l->arg[A_K] * l->arg[A_K] * (double)(l->in.c / (int)l->arg[A_GROUPS]);
@@ -155,4 +237,6 @@ const tsr_layer_kind_t tsr_kind_conv = {
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,
+    .gpu_forward = conv_gpu_forward,
+    .gpu_backward = conv_gpu_backward,
 };

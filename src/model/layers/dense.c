@@ -46,6 +46,33 @@ static int dense_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
     return TSR_OK;
 }
 
+static int dense_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    size_t in = shape_size(l->in), out = (size_t)l->out.c;
+    int rc = tsr_gpu_gemm(gpu, 0, 1, n, out, in, 1.0f, x, l->params, 0.0f, y);
+    if (!rc)
+        rc = tsr_gpu_add_bias(gpu, y, l->params + in * out, n, out);
+    if (!rc && l->fused_act)
+        rc = tsr_gpu_act(gpu, (tsr_act_t)l->fused_act, y, n * out);
+    return rc;
+}
+
+static int dense_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                              float *dy, float *dx, size_t n)
+{
+    (void)run;
+    size_t in = shape_size(l->in), out = (size_t)l->out.c;
+    int rc = l->fused_act ? tsr_gpu_act_backward(gpu, (tsr_act_t)l->fused_act, y, dy, n * out) : TSR_OK;
+    if (!rc)
+        rc = tsr_gpu_bias_grad(gpu, dy, n, out, l->grads + in * out);
+    if (!rc)
+        rc = tsr_gpu_gemm(gpu, 1, 0, out, in, n, 1.0f, dy, x, 0.0f, l->grads);
+    if (!rc && dx)
+        rc = tsr_gpu_gemm(gpu, 0, 0, n, in, out, 1.0f, dy, l->params, 0.0f, dx);
+    return rc;
+}
+
 static double dense_flops(const tsr_layer_t *l) { return 2.0 * (double)shape_size(l->in) * (double)l->out.c; }
 
 const tsr_layer_kind_t tsr_kind_dense = {
@@ -58,4 +85,6 @@ const tsr_layer_kind_t tsr_kind_dense = {
     .forward = dense_forward,
     .backward = dense_backward,
     .flops = dense_flops,
+    .gpu_forward = dense_gpu_forward,
+    .gpu_backward = dense_gpu_backward,
 };

@@ -16,12 +16,19 @@ static int dropout_shape(tsr_layer_t *l)
     return TSR_OK;
 }
 
+static uint64_t key_of(const tsr_layer_t *l, const tsr_layer_run_t *run)
+{
+    return tsr_rng_key(run->seed, (uint64_t)run->rank, run->step, 0x5000 + (uint64_t)l->index);
+}
+static uint32_t thr_of(const tsr_layer_t *l) { return (uint32_t)(l->arg[0] * 4294967296.0); }
+static float scale_of(const tsr_layer_t *l) { return (float)(1.0 / (1.0 - l->arg[0])); }
+
 /* keep when the top 32 bits are at or above p * 2^32 */
 static void apply(const tsr_layer_t *l, const tsr_layer_run_t *run, const float *in, float *out, size_t len)
 {
-    uint64_t key = tsr_rng_key(run->seed, (uint64_t)run->rank, run->step, 0x5000 + (uint64_t)l->index);
-    uint32_t thr = (uint32_t)(l->arg[0] * 4294967296.0);
-    float scale = (float)(1.0 / (1.0 - l->arg[0]));
+    uint64_t key = key_of(l, run);
+    uint32_t thr = thr_of(l);
+    float scale = scale_of(l);
     for (size_t i = 0; i < len; i++)
         out[i] = (uint32_t)(tsr_rng_counter(key, i) >> 32) >= thr ? in[i] * scale : 0.0f;
 }
@@ -50,6 +57,29 @@ static int dropout_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const fl
     return TSR_OK;
 }
 
+/* The same masks on a GPU (the key and counters are dropout.c's). */
+static int dropout_gpu_run(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *in, float *out, size_t n,
+                           int copy)
+{
+    size_t len = n * shape_size(l->in);
+    if (copy || l->arg[0] == 0)
+        return tsr_gpu_copy(gpu, out, in, len * sizeof *out);
+    return tsr_gpu_dropout(gpu, key_of(l, run), thr_of(l), scale_of(l), in, out, len);
+}
+
+static int dropout_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y,
+                               size_t n)
+{
+    return dropout_gpu_run(l, gpu, run, x, y, n, !run->train);
+}
+
+static int dropout_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                                float *dy, float *dx, size_t n)
+{
+    (void)x, (void)y;
+    return dx ? dropout_gpu_run(l, gpu, run, dy, dx, n, 0) : TSR_OK;
+}
+
 static double dropout_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_dropout = {
@@ -60,4 +90,6 @@ const tsr_layer_kind_t tsr_kind_dropout = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .flops = dropout_flops,
+    .gpu_forward = dropout_gpu_forward,
+    .gpu_backward = dropout_gpu_backward,
 };

@@ -37,9 +37,8 @@ static void embed_init(tsr_layer_t *l, tsr_rng_t *r)
     }
 }
 
-static int embed_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+int layer_embed_check(const tsr_layer_t *l, const float *x, size_t n)
 {
-    (void)run;
     size_t t = (size_t)l->in.c, d = (size_t)l->arg[1];
     double vocab = l->arg[0];
     for (size_t i = 0; i < n * t; i++) {
@@ -49,9 +48,32 @@ static int embed_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
                                  "embed(%g, %zu): input value %g (row %zu, position %zu) is not a token "
                                  "id in 0..%g",
                                  vocab, d, (double)id, i / t, i % t, vocab - 1);
-        memcpy(y + i * d, l->params + (size_t)id * d, d * sizeof *y);
     }
     return TSR_OK;
+}
+
+static int embed_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    size_t t = (size_t)l->in.c, d = (size_t)l->arg[1];
+    int rc = layer_embed_check(l, x, n);
+    for (size_t i = 0; !rc && i < n * t; i++)
+        memcpy(y + i * d, l->params + (size_t)x[i] * d, d * sizeof *y);
+    return rc;
+}
+
+/* On a GPU the model checks the ids on the host before the upload. */
+static int embed_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    return tsr_gpu_embed(gpu, x, l->params, n * (size_t)l->in.c, (size_t)l->arg[1], y);
+}
+
+static int embed_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                              float *dy, float *dx, size_t n)
+{
+    (void)run, (void)y, (void)dx;
+    return tsr_gpu_embed_backward(gpu, x, dy, n * (size_t)l->in.c, (size_t)l->arg[1], (size_t)l->arg[0], l->grads);
 }
 
 static int embed_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy,
@@ -81,4 +103,6 @@ const tsr_layer_kind_t tsr_kind_embed = {
     .forward = embed_forward,
     .backward = embed_backward,
     .flops = embed_flops,
+    .gpu_forward = embed_gpu_forward,
+    .gpu_backward = embed_gpu_backward,
 };

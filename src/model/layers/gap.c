@@ -47,6 +47,19 @@ static int gap_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
+static int gap_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    return tsr_gpu_gap(gpu, x, n, (size_t)l->in.h * (size_t)l->in.w, (size_t)l->in.c, y);
+}
+
+static int gap_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                            float *dy, float *dx, size_t n)
+{
+    (void)run, (void)x, (void)y;
+    return dx ? tsr_gpu_gap_backward(gpu, dy, n, (size_t)l->in.h * (size_t)l->in.w, (size_t)l->in.c, dx) : TSR_OK;
+}
+
 static double gap_flops(const tsr_layer_t *l) { return (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_gap = {
@@ -56,4 +69,6 @@ const tsr_layer_kind_t tsr_kind_gap = {
     .forward = gap_forward,
     .backward = gap_backward,
     .flops = gap_flops,
+    .gpu_forward = gap_gpu_forward,
+    .gpu_backward = gap_gpu_backward,
 };

@@ -5,6 +5,7 @@
 #include "tessera/layer.h"
 #include "tessera/compute.h"
 #include "tessera/error.h"
+#include "compute/gpu_layers.h"
 
 extern const tsr_layer_kind_t tsr_kind_dense, tsr_kind_conv, tsr_kind_maxpool, tsr_kind_avgpool, tsr_kind_gap,
     tsr_kind_flatten, tsr_kind_bn, tsr_kind_ln, tsr_kind_dropout, tsr_kind_embed, tsr_kind_res, tsr_kind_res_end,
@@ -26,6 +27,24 @@ void layer_bn_running_update(float *rmean, float *rvar, float mom, const float *
 int layer_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n);
 int layer_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
                    size_t n);
+/* On a GPU (model_gpu_graph.c) a layer's gpu_forward and gpu_backward get
+ * a view of it: params, grads, state and the run's ws in device memory,
+ * buffers in host memory (saved as they are). The built-in kinds reach
+ * the host layer (batch norm's statistics) and a host workspace of the
+ * layer's ws_floats through it; plugins see a plain tsr_layer_t. */
+typedef struct layer_gpu_view {
+    tsr_layer_t dev;
+    tsr_layer_t *host;
+    float *host_ws;
+} layer_gpu_view_t;
+static inline layer_gpu_view_t *layer_view(tsr_layer_t *l) { return (layer_gpu_view_t *)(void *)l; }
+/* Device workspace floats a layer needs on the GPU (conv lowers bigger
+ * chunks there than on the CPU). */
+size_t layer_gpu_ws_floats(const tsr_layer_t *l);
+/* embed's token-id check on the host batch (the GPU runs it before the upload). */
+int layer_embed_check(const tsr_layer_t *l, const float *x, size_t n);
+/* The file a plugin kind came from ("built-in" for tessera's). */
+const char *layer_kind_origin(const tsr_layer_kind_t *k);
 /* "3x28x28" */
 const char *layer_shape_text(tsr_shape_t s, char *buf, size_t len);
 

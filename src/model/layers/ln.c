@@ -86,6 +86,21 @@ static int ln_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     return TSR_OK;
 }
 
+static int ln_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    size_t f = shape_size(l->in);
+    return tsr_gpu_ln_forward(gpu, x, n, f, l->arg[0], l->params, l->params + f, l->state, l->state + l->max_batch, y);
+}
+
+static int ln_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                           float *dy, float *dx, size_t n)
+{
+    (void)run, (void)y;
+    return tsr_gpu_ln_backward(gpu, x, dy, n, shape_size(l->in), l->params, l->state, l->state + l->max_batch, l->grads,
+                               dx);
+}
+
 static double ln_flops(const tsr_layer_t *l) { return 5.0 * (double)shape_size(l->in); }
 
 const tsr_layer_kind_t tsr_kind_ln = {
@@ -98,4 +113,6 @@ const tsr_layer_kind_t tsr_kind_ln = {
     .forward = ln_forward,
     .backward = ln_backward,
     .flops = ln_flops,
+    .gpu_forward = ln_gpu_forward,
+    .gpu_backward = ln_gpu_backward,
 };

@@ -67,6 +67,36 @@ static int avg_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     return TSR_OK;
 }
 
+static int max_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    tsr_conv_geom_t g = geom(l);
+    return tsr_gpu_maxpool(gpu, x, n, &g, y, (int32_t *)(void *)l->state);
+}
+
+static int max_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                            float *dy, float *dx, size_t n)
+{
+    (void)run, (void)x, (void)y;
+    tsr_conv_geom_t g = geom(l);
+    return dx ? tsr_gpu_maxpool_backward(gpu, dy, (const int32_t *)(const void *)l->state, n, &g, dx) : TSR_OK;
+}
+
+static int avg_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
+{
+    (void)run;
+    tsr_conv_geom_t g = geom(l);
+    return tsr_gpu_avgpool(gpu, x, n, &g, y);
+}
+
+static int avg_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
+                            float *dy, float *dx, size_t n)
+{
+    (void)run, (void)x, (void)y;
+    tsr_conv_geom_t g = geom(l);
+    return dx ? tsr_gpu_avgpool_backward(gpu, dy, n, &g, dx) : TSR_OK;
+}
+
 static double pool_flops(const tsr_layer_t *l) { return l->arg[0] * l->arg[0] * (double)shape_size(l->out); }
 
 const tsr_layer_kind_t tsr_kind_maxpool = {
@@ -77,6 +107,8 @@ const tsr_layer_kind_t tsr_kind_maxpool = {
     .forward = max_forward,
     .backward = max_backward,
     .flops = pool_flops,
+    .gpu_forward = max_gpu_forward,
+    .gpu_backward = max_gpu_backward,
 };
 
 const tsr_layer_kind_t tsr_kind_avgpool = {
@@ -87,4 +119,6 @@ const tsr_layer_kind_t tsr_kind_avgpool = {
     .forward = avg_forward,
     .backward = avg_backward,
     .flops = pool_flops,
+    .gpu_forward = avg_gpu_forward,
+    .gpu_backward = avg_gpu_backward,
 };
