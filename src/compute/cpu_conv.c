@@ -72,20 +72,21 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                 int32_t *restrict ao = argmax + o;
                 size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
                 const float *restrict x0 = xs + first;
-                EACH8(c, C, {
+                for (size_t c = 0; c < C; c++) {
                     yo[c] = x0[c];
                     ao[c] = (int32_t)(first + c);
-                });
+                }
                 for (int kh = 0; kh < g->k; kh++)
                     for (int kw = 0; kw < g->k; kw++) {
                         size_t off = ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
                         const float *restrict xr = xs + off;
-                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises. */
-                        EACH8(c, C, {
+                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises
+                         * (a plain loop: at -O3 EACH8's 8-loop is unrolled first and stays scalar). */
+                        for (size_t c = 0; c < C; c++) {
                             int gt = xr[c] > yo[c];
                             yo[c] = gt ? xr[c] : yo[c];
                             ao[c] = gt ? (int32_t)(off + c) : ao[c];
-                        });
+                        }
                     }
             }
     }
@@ -110,7 +111,8 @@ TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax
                         for (int kw = 0; kw < g->k; kw++) {
                             size_t off = ((size_t)(oh * g->k + kh) * (size_t)g->w + (size_t)(ow * g->k + kw)) * C;
                             float *restrict xr = xs + off;
-                            EACH8(c, C, xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f);
+                            for (size_t c = 0; c < C; c++)
+                                xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f;
                         }
                 }
         }
