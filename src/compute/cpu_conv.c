@@ -7,15 +7,47 @@
 
 #include <string.h>
 
+/* The kernel columns [*lo, *hi) of output column ow that fall inside the
+ * input (dilation 1): their input pixels are consecutive. */
+static inline void tap_span(const tsr_conv_geom_t *g, int ow, int *lo, int *hi)
+{
+    int iw0 = ow * g->stride - g->pad;
+    *lo = iw0 >= 0 ? 0 : -iw0 < g->k ? -iw0 : g->k;
+    *hi = g->w - iw0 < g->k ? g->w - iw0 : g->k;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 TSR_HOT void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col)
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    /* Every channel and dilation 1: a kernel row's taps inside the input
+     * are one contiguous run of k * c floats, copied at once. */
+    const int runs = g->dil == 1 && cg == g->c;
+    const size_t C = (size_t)g->c;
     for (size_t s = 0; s < n; s++) {
         const float *xs = x + s * in_sample;
         for (int oh = 0; oh < g->oh; oh++)
             for (int ow = 0; ow < g->ow; ow++) {
                 float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                if (runs) {
+                    int lo, hi;
+                    tap_span(g, ow, &lo, &hi);
+                    const int iw0 = ow * g->stride - g->pad;
+                    for (int kh = 0; kh < g->k; kh++, row += (size_t)g->k * C) {
+                        int ih = oh * g->stride - g->pad + kh;
+                        if (ih < 0 || ih >= g->h) {
+                            memset(row, 0, (size_t)g->k * C * sizeof *row);
+                            continue;
+                        }
+                        memset(row, 0, (size_t)lo * C * sizeof *row);
+                        memcpy(row + (size_t)lo * C, xs + ((size_t)ih * (size_t)g->w + (size_t)(iw0 + lo)) * C,
+                               (size_t)(hi - lo) * C * sizeof *row);
+                        memset(row + (size_t)hi * C, 0, (size_t)(g->k - hi) * C * sizeof *row);
+                    }
+                    continue;
+                }
                 for (int kh = 0; kh < g->k; kh++) {
                     int ih = oh * g->stride - g->pad + kh * g->dil;
                     for (int kw = 0; kw < g->k; kw++, row += cg) {
@@ -39,11 +71,28 @@ TSR_HOT void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    const int runs = g->dil == 1 && cg == g->c;
+    const size_t C = (size_t)g->c;
     for (size_t s = 0; s < n; s++) {
         float *xs = dx + s * in_sample;
         for (int oh = 0; oh < g->oh; oh++)
             for (int ow = 0; ow < g->ow; ow++) {
                 const float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                if (runs) { /* as im2col: one run of taps per kernel row */
+                    int lo, hi;
+                    tap_span(g, ow, &lo, &hi);
+                    const int iw0 = ow * g->stride - g->pad;
+                    for (int kh = 0; kh < g->k; kh++, row += (size_t)g->k * C) {
+                        int ih = oh * g->stride - g->pad + kh;
+                        if (ih < 0 || ih >= g->h)
+                            continue;
+                        float *restrict dst = xs + ((size_t)ih * (size_t)g->w + (size_t)(iw0 + lo)) * C;
+                        const float *restrict r = row + (size_t)lo * C;
+                        for (size_t i = 0, len = (size_t)(hi - lo) * C; i < len; i++)
+                            dst[i] += r[i];
+                    }
+                    continue;
+                }
                 for (int kh = 0; kh < g->k; kh++) {
                     int ih = oh * g->stride - g->pad + kh * g->dil;
                     for (int kw = 0; kw < g->k; kw++, row += cg) {

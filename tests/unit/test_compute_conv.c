@@ -63,6 +63,10 @@ static size_t out_at(const tsr_conv_geom_t *g, size_t s, int oh, int ow, size_t 
 static const int convs[][8] = {
     {5, 5, 1, 3, 1, 0, 1, 1}, {6, 7, 3, 3, 1, 1, 1, 1}, {7, 6, 4, 3, 2, 1, 1, 2},  {9, 9, 2, 3, 1, 2, 2, 1},
     {8, 5, 6, 1, 1, 0, 1, 3}, {4, 4, 9, 4, 3, 2, 1, 1}, {11, 3, 5, 2, 2, 0, 1, 1},
+    /* One group, dilation 1 (im2col's contiguous-run path): channels not a
+     * multiple of 8, stride 2, padding as wide as or wider than the kernel. */
+    {9, 8, 13, 3, 1, 1, 1, 1}, {10, 10, 12, 3, 2, 1, 1, 1}, {4, 5, 3, 1, 1, 2, 1, 1}, {5, 6, 3, 3, 2, 3, 1, 1},
+    {6, 6, 1, 5, 1, 2, 1, 1},
 };
 
 static void test_conv_im2col(void **state)
