@@ -77,6 +77,13 @@ TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
  * inference form and its training apply, with scale = gamma*invstd). */
 TSR_API void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
                                      const float *shift, float *y);
+/* Batch-norm backward over x[rows, n] and dy: per column the sums of dy
+ * and of dy * (x - mean) in double, rows in order; then
+ * dx = a * (dy - b - (x - mean) * k) per column. */
+TSR_API void tsr_compute_bn_grad_sums(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                      double *sdy, double *sdx);
+TSR_API void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                       const float *a, const float *b, const float *k, float *dx);
 
 TSR_API const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */

@@ -218,6 +218,9 @@ TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_c
     }
 }
 
+/* Plain loops below, not EACH8: these files build at -O3, where EACH8's
+ * 8-loop is unrolled before the vectoriser sees it. Each column still sums
+ * its rows in order, so results do not depend on the vector width. */
 TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum,
                                  double *sumsq)
 {
@@ -226,15 +229,17 @@ TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
         memset(sumsq, 0, n * sizeof *sumsq);
     for (size_t r = 0; r < rows; r++) {
         const float *restrict xr = x + r * n;
-        EACH8(j, n, sum[j] += (double)xr[j]);
+        for (size_t j = 0; j < n; j++)
+            sum[j] += (double)xr[j];
         if (sumsq) {
             if (center)
-                EACH8(j, n, {
+                for (size_t j = 0; j < n; j++) {
                     double d = (double)xr[j] - center[j];
                     sumsq[j] += d * d;
-                });
+                }
             else
-                EACH8(j, n, sumsq[j] += (double)xr[j] * (double)xr[j]);
+                for (size_t j = 0; j < n; j++)
+                    sumsq[j] += (double)xr[j] * (double)xr[j];
         }
     }
 }
@@ -245,6 +250,32 @@ TSR_HOT void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, cons
     for (size_t r = 0; r < rows; r++) {
         const float *restrict xr = x + r * n;
         float *restrict yr = y + r * n;
-        EACH8(j, n, yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j]);
+        for (size_t j = 0; j < n; j++)
+            yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j];
+    }
+}
+
+TSR_HOT void tsr_compute_bn_grad_sums(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                      double *restrict sdy, double *restrict sdx)
+{
+    memset(sdy, 0, n * sizeof *sdy);
+    memset(sdx, 0, n * sizeof *sdx);
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n, *restrict dr = dy + r * n;
+        for (size_t j = 0; j < n; j++) {
+            sdy[j] += (double)dr[j];
+            sdx[j] += (double)dr[j] * ((double)xr[j] - (double)mean[j]);
+        }
+    }
+}
+
+TSR_HOT void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                       const float *a, const float *b, const float *k, float *dx)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n, *dr = dy + r * n;
+        float *o = dx + r * n;
+        for (size_t j = 0; j < n; j++)
+            o[j] = a[j] * (dr[j] - b[j] - (xr[j] - mean[j]) * k[j]);
     }
 }
