@@ -16,19 +16,20 @@
 # run in (a); for (b) the median of (a)'s tessera runs) over the net's FLOPs
 # per sample (forward, weight and input gradients, from bench_cnn).
 #
-# Usage: tests/bench/run_cnn_bench.sh [BUILD_DIR] [--rounds N] [--seconds S] [--epochs E]
+# Usage: tests/bench/run_cnn_bench.sh [BUILD_DIR] [--rounds N] [--seconds S] [--epochs E] [--steps N]
 #                                     [--only cnn|resnet] [--skip lib|train]
 # Environment: PYTHON (default /usr/bin/python3, which has python3-torch).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
-build=build rounds=3 seconds=2 epochs=1 only= skip=
+build=build rounds=3 seconds=2 epochs=1 steps=0 only= skip=
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --skip) skip=$2; shift 2 ;;
     -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -77,11 +78,11 @@ train() { # train NET: rounds of tessera train and torch_cnn.py --data
     echo "(b) $net round $r/$rounds" >&2
     (cd "$tmp" && "$tessera" train "$ini" --set data.path="$tmp/fashion.h5" --set train.output="$tmp/m.h5" \
       --set train.epochs="$epochs" --set train.batch_size=128 --set train.eval=false --set train.register=false \
-      --set checkpoint.final=false --set runtime.blas_threads=1 --set data.prefetch=false \
+      --set train.max_steps="$steps" --set checkpoint.final=false --set runtime.blas_threads=1 --set data.prefetch=false \
       --set runtime.progress=none >"$tmp/train.log" 2>&1) || { cat "$tmp/train.log" >&2; exit 1; }
     grep 'done:' "$tmp/train.log" | sed -n 's/.*wall \([0-9.]*\) s | \([0-9]*\) samples\/s.*/{"wall": \1, "samples_per_s": \2}/p' \
       >>"$tmp/train.$net.tsr"
-    "$python" "$here/torch_cnn.py" --net "$net" --data "$tmp/fashion.h5" --epochs "$epochs" --json \
+    "$python" "$here/torch_cnn.py" --net "$net" --data "$tmp/fashion.h5" --epochs "$epochs" --steps "$steps" --json \
       >>"$tmp/train.$net.torch"
   done
 }

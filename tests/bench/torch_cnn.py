@@ -74,9 +74,13 @@ def train_epochs(args):
     model.train()
     t0 = time.perf_counter()
     total = 0.0
+    steps = 0
     for _ in range(args.epochs):
         perm = torch.randperm(x.shape[0], generator=g)
         for i in range(0, n, args.batch):
+            if args.steps and steps == args.steps:
+                break
+            steps += 1
             idx = perm[i:i + args.batch]
             opt.zero_grad()
             loss = loss_fn(model(x[idx]), y[idx])
@@ -85,8 +89,7 @@ def train_epochs(args):
             total += float(loss)
     dt = time.perf_counter() - t0
     out = {"bench": "torch_cnn_train", "net": args.net, "torch": torch.__version__, "batch": args.batch,
-           "epochs": args.epochs, "seconds": dt, "samples_per_s": n * args.epochs / dt,
-           "mean_loss": total / (n // args.batch * args.epochs)}
+           "steps": steps, "seconds": dt, "samples_per_s": steps * args.batch / dt, "mean_loss": total / steps}
     print(json.dumps(out) if args.json else out)
 
 
@@ -100,6 +103,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--data", help="tessera HDF5 file: train over it (--epochs) instead of the synthetic loop")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="with --data: stop after this many steps (0: the epochs)")
     ap.add_argument("--dropout", type=float, default=0.25, help="with --data: the .ini files' dropout (default 0.25)")
     args = ap.parse_args()
     torch.set_num_threads(1)
