@@ -28,6 +28,26 @@ static int direct(const tsr_layer_t *l)
     return l->arg[A_K] == 1 && l->arg[A_STRIDE] == 1 && l->arg[A_PAD] == 0 && l->arg[A_GROUPS] == 1;
 }
 
+/* A window of few values, one group: the direct kernels (cpu_conv_direct.c)
+ * beat im2col + GEMM there (the first layer of an image net). */
+static int small(const tsr_layer_t *l)
+{
+    size_t kk = (size_t)l->arg[A_K] * (size_t)l->arg[A_K] * (size_t)l->in.c;
+    return l->arg[A_GROUPS] == 1 && kk <= TSR_CONV_DIRECT_MAX && !direct(l);
+}
+
+/* Weights [M, kk] into [kk, M]; back: a [kk, M] gradient into [M, kk]. */
+static void transpose(const float *src, size_t M, size_t kk, float *dst, int back)
+{
+    for (size_t o = 0; o < M; o++)
+        for (size_t j = 0; j < kk; j++) {
+            if (back)
+                dst[o * kk + j] = src[j * M + o];
+            else
+                dst[j * M + o] = src[o * kk + j];
+        }
+}
+
 /* Samples per im2col chunk. */
 static size_t chunk(const tsr_layer_t *l)
 {
@@ -64,6 +84,8 @@ static int conv_shape(tsr_layer_t *l)
     size_t kk = (size_t)k * (size_t)k * (size_t)(l->in.c / g);
     l->nparams = (size_t)out * kk + (size_t)out;
     l->ws_floats = (direct(l) ? 0 : 2 * chunk(l) * (size_t)l->out.h * (size_t)l->out.w * kk) + (size_t)out + 16;
+    if (l->ws_floats < kk * (size_t)out + 16)
+        l->ws_floats = kk * (size_t)out + 16; /* the direct kernels' transposed weights */
     return TSR_OK;
 }
 
@@ -83,6 +105,11 @@ static int conv_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     if (direct(l)) {
         tsr_compute_gemm(0, 1, n * opix, M, kk, 1.0f, x, w, 0.0f, y);
         tsr_compute_bias_act(y, b, n * opix, M, (tsr_act_t)l->fused_act);
+        return TSR_OK;
+    }
+    if (small(l)) {
+        transpose(w, M, kk, run->ws, 0);
+        tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, y);
         return TSR_OK;
     }
     size_t ns = chunk(l);
@@ -112,6 +139,12 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
         tsr_compute_gemm(1, 0, M, kk, n * opix, 1.0f, dy, x, 0.0f, gw);
         if (dx)
             tsr_compute_gemm(0, 0, n * opix, kk, M, 1.0f, dy, l->params, 0.0f, dx);
+        return TSR_OK;
+    }
+    if (small(l) && !dx) { /* the input gradient, when wanted, takes col2im's way below */
+        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n * opix, M, gb);
+        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws);
+        transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
     }
     size_t ns = chunk(l);
