@@ -121,6 +121,23 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                 int32_t *restrict ao = argmax + o;
                 size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
                 const float *restrict x0 = xs + first;
+                if (g->k == 2) { /* the common 2x2 window in one pass, its maximum in registers */
+                    const size_t o1 = first + C, o2 = first + (size_t)g->w * C, o3 = o2 + C;
+                    const float *restrict x1 = xs + o1, *restrict x2 = xs + o2, *restrict x3 = xs + o3;
+                    for (size_t c = 0; c < C; c++) {
+                        float b = x0[c];
+                        int32_t a = (int32_t)(first + c);
+                        a = x1[c] > b ? (int32_t)(o1 + c) : a;
+                        b = x1[c] > b ? x1[c] : b;
+                        a = x2[c] > b ? (int32_t)(o2 + c) : a;
+                        b = x2[c] > b ? x2[c] : b;
+                        a = x3[c] > b ? (int32_t)(o3 + c) : a;
+                        b = x3[c] > b ? x3[c] : b;
+                        yo[c] = b;
+                        ao[c] = a;
+                    }
+                    continue;
+                }
                 for (size_t c = 0; c < C; c++) {
                     yo[c] = x0[c];
                     ao[c] = (int32_t)(first + c);
