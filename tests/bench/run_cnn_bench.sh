@@ -17,13 +17,15 @@
 # per sample (forward, weight and input gradients, from bench_cnn).
 #
 # Usage: tests/bench/run_cnn_bench.sh [BUILD_DIR] [--rounds N] [--seconds S] [--epochs E] [--steps N]
-#                                     [--only cnn|resnet] [--skip lib|train]
+#                                     [--only cnn|resnet] [--skip lib|train] [--cpu-time]
+#   --cpu-time  (a) timed with each process's CPU clock, not the wall clock: on an
+#               oversubscribed machine it leaves out the time others held the core
 # Environment: PYTHON (default /usr/bin/python3, which has python3-torch).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
-build=build rounds=3 seconds=2 epochs=1 steps=0 only= skip=
+build=build rounds=3 seconds=2 epochs=1 steps=0 only= skip= clock=()
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --skip) skip=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cpu-time) clock=(--cpu-time); shift ;;
+    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_cnn_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -64,10 +67,10 @@ lib() { # lib NET: rounds of bench_cnn and torch_cnn.py, JSON lines into $tmp/li
   [ "$net" = cnn ] && layers=$cnn_layers || layers=$resnet_layers
   for r in $(seq 1 "$rounds"); do
     echo "(a) $net round $r/$rounds" >&2
-    "$bench" --layers "$layers" --seconds "$seconds" --reps 3 --json | tee -a "$tmp/lib.$net.tsr" >/dev/null
+    "$bench" --layers "$layers" --seconds "$seconds" --reps 3 "${clock[@]}" --json | tee -a "$tmp/lib.$net.tsr" >/dev/null
     local fps
     fps=$(tail -1 "$tmp/lib.$net.tsr" | sed -n 's/.*"flops_per_sample":\([0-9.]*\).*/\1/p')
-    "$python" "$here/torch_cnn.py" --net "$net" --seconds "$seconds" --reps 3 --flops "$fps" --json \
+    "$python" "$here/torch_cnn.py" --net "$net" --seconds "$seconds" --reps 3 --flops "$fps" "${clock[@]}" --json \
       >>"$tmp/lib.$net.torch"
   done
 }
