@@ -59,6 +59,17 @@ typedef struct tsr_conv_geom {
 TSR_API void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col);
 /* The adjoint: adds col's values back into dx (which the caller zeroes). */
 TSR_API void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *dx);
+/* Direct convolution over all channels (one group) for a window of at
+ * most TSR_CONV_DIRECT_MAX values (k*k*c): y[n*oh*ow, M] = act(bias +
+ * sum over taps of x * wt), wt being the weights transposed to [k*k*c, M]
+ * ((kh, kw, c) order). wgrad: gwt[k*k*c, M] = sum over output pixels of
+ * x's tap times dy (overwritten; each element sums samples, rows, columns
+ * in order). */
+#define TSR_CONV_DIRECT_MAX 32
+TSR_API void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
+                                     const float *bias, size_t M, tsr_act_t act, float *y);
+TSR_API void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
+                                           size_t M, float *gwt);
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
@@ -77,6 +88,13 @@ TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
  * inference form and its training apply, with scale = gamma*invstd). */
 TSR_API void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
                                      const float *shift, float *y);
+/* Batch-norm backward over x[rows, n] and dy: per column the sums of dy
+ * and of dy * (x - mean) in double, rows in order; then
+ * dx = a * (dy - b - (x - mean) * k) per column. */
+TSR_API void tsr_compute_bn_grad_sums(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                      double *sdy, double *sdx);
+TSR_API void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                       const float *a, const float *b, const float *k, float *dx);
 
 TSR_API const char *tsr_act_name(tsr_act_t act);
 /* Returns -1 for an unknown name. */

@@ -7,15 +7,47 @@
 
 #include <string.h>
 
+/* The kernel columns [*lo, *hi) of output column ow that fall inside the
+ * input (dilation 1): their input pixels are consecutive. */
+static inline void tap_span(const tsr_conv_geom_t *g, int ow, int *lo, int *hi)
+{
+    int iw0 = ow * g->stride - g->pad;
+    *lo = iw0 >= 0 ? 0 : -iw0 < g->k ? -iw0 : g->k;
+    *hi = g->w - iw0 < g->k ? g->w - iw0 : g->k;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 TSR_HOT void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t *g, int c0, int cg, float *col)
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    /* Every channel and dilation 1: a kernel row's taps inside the input
+     * are one contiguous run of k * c floats, copied at once. */
+    const int runs = g->dil == 1 && cg == g->c;
+    const size_t C = (size_t)g->c;
     for (size_t s = 0; s < n; s++) {
         const float *xs = x + s * in_sample;
         for (int oh = 0; oh < g->oh; oh++)
             for (int ow = 0; ow < g->ow; ow++) {
                 float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                if (runs) {
+                    int lo, hi;
+                    tap_span(g, ow, &lo, &hi);
+                    const int iw0 = ow * g->stride - g->pad;
+                    for (int kh = 0; kh < g->k; kh++, row += (size_t)g->k * C) {
+                        int ih = oh * g->stride - g->pad + kh;
+                        if (ih < 0 || ih >= g->h) {
+                            memset(row, 0, (size_t)g->k * C * sizeof *row);
+                            continue;
+                        }
+                        memset(row, 0, (size_t)lo * C * sizeof *row);
+                        memcpy(row + (size_t)lo * C, xs + ((size_t)ih * (size_t)g->w + (size_t)(iw0 + lo)) * C,
+                               (size_t)(hi - lo) * C * sizeof *row);
+                        memset(row + (size_t)hi * C, 0, (size_t)(g->k - hi) * C * sizeof *row);
+                    }
+                    continue;
+                }
                 for (int kh = 0; kh < g->k; kh++) {
                     int ih = oh * g->stride - g->pad + kh * g->dil;
                     for (int kw = 0; kw < g->k; kw++, row += cg) {
@@ -39,11 +71,28 @@ TSR_HOT void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_
 {
     const size_t kk = (size_t)g->k * (size_t)g->k * (size_t)cg;
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    const int runs = g->dil == 1 && cg == g->c;
+    const size_t C = (size_t)g->c;
     for (size_t s = 0; s < n; s++) {
         float *xs = dx + s * in_sample;
         for (int oh = 0; oh < g->oh; oh++)
             for (int ow = 0; ow < g->ow; ow++) {
                 const float *row = col + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * kk;
+                if (runs) { /* as im2col: one run of taps per kernel row */
+                    int lo, hi;
+                    tap_span(g, ow, &lo, &hi);
+                    const int iw0 = ow * g->stride - g->pad;
+                    for (int kh = 0; kh < g->k; kh++, row += (size_t)g->k * C) {
+                        int ih = oh * g->stride - g->pad + kh;
+                        if (ih < 0 || ih >= g->h)
+                            continue;
+                        float *restrict dst = xs + ((size_t)ih * (size_t)g->w + (size_t)(iw0 + lo)) * C;
+                        const float *restrict r = row + (size_t)lo * C;
+                        for (size_t i = 0, len = (size_t)(hi - lo) * C; i < len; i++)
+                            dst[i] += r[i];
+                    }
+                    continue;
+                }
                 for (int kh = 0; kh < g->k; kh++) {
                     int ih = oh * g->stride - g->pad + kh * g->dil;
                     for (int kw = 0; kw < g->k; kw++, row += cg) {
@@ -72,20 +121,38 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                 int32_t *restrict ao = argmax + o;
                 size_t first = ((size_t)(oh * g->stride) * (size_t)g->w + (size_t)(ow * g->stride)) * C;
                 const float *restrict x0 = xs + first;
-                EACH8(c, C, {
+                if (g->k == 2) { /* the common 2x2 window in one pass, its maximum in registers */
+                    const size_t o1 = first + C, o2 = first + (size_t)g->w * C, o3 = o2 + C;
+                    const float *restrict x1 = xs + o1, *restrict x2 = xs + o2, *restrict x3 = xs + o3;
+                    for (size_t c = 0; c < C; c++) {
+                        float b = x0[c];
+                        int32_t a = (int32_t)(first + c);
+                        a = x1[c] > b ? (int32_t)(o1 + c) : a;
+                        b = x1[c] > b ? x1[c] : b;
+                        a = x2[c] > b ? (int32_t)(o2 + c) : a;
+                        b = x2[c] > b ? x2[c] : b;
+                        a = x3[c] > b ? (int32_t)(o3 + c) : a;
+                        b = x3[c] > b ? x3[c] : b;
+                        yo[c] = b;
+                        ao[c] = a;
+                    }
+                    continue;
+                }
+                for (size_t c = 0; c < C; c++) {
                     yo[c] = x0[c];
                     ao[c] = (int32_t)(first + c);
-                });
+                }
                 for (int kh = 0; kh < g->k; kh++)
                     for (int kw = 0; kw < g->k; kw++) {
                         size_t off = ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
                         const float *restrict xr = xs + off;
-                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises. */
-                        EACH8(c, C, {
+                        /* The first maximum wins, as in PyTorch; selects, not branches, so it vectorises
+                         * (a plain loop: at -O3 EACH8's 8-loop is unrolled first and stays scalar). */
+                        for (size_t c = 0; c < C; c++) {
                             int gt = xr[c] > yo[c];
                             yo[c] = gt ? xr[c] : yo[c];
                             ao[c] = gt ? (int32_t)(off + c) : ao[c];
-                        });
+                        }
                     }
             }
     }
@@ -110,7 +177,8 @@ TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax
                         for (int kw = 0; kw < g->k; kw++) {
                             size_t off = ((size_t)(oh * g->k + kh) * (size_t)g->w + (size_t)(ow * g->k + kw)) * C;
                             float *restrict xr = xs + off;
-                            EACH8(c, C, xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f);
+                            for (size_t c = 0; c < C; c++)
+                                xr[c] = a[c] == (int32_t)(off + c) ? d[c] : 0.0f;
                         }
                 }
         }
@@ -167,6 +235,9 @@ TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_c
     }
 }
 
+/* Plain loops below, not EACH8: these files build at -O3, where EACH8's
+ * 8-loop is unrolled before the vectoriser sees it. Each column still sums
+ * its rows in order, so results do not depend on the vector width. */
 TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const double *center, double *sum,
                                  double *sumsq)
 {
@@ -175,15 +246,17 @@ TSR_HOT void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
         memset(sumsq, 0, n * sizeof *sumsq);
     for (size_t r = 0; r < rows; r++) {
         const float *restrict xr = x + r * n;
-        EACH8(j, n, sum[j] += (double)xr[j]);
+        for (size_t j = 0; j < n; j++)
+            sum[j] += (double)xr[j];
         if (sumsq) {
             if (center)
-                EACH8(j, n, {
+                for (size_t j = 0; j < n; j++) {
                     double d = (double)xr[j] - center[j];
                     sumsq[j] += d * d;
-                });
+                }
             else
-                EACH8(j, n, sumsq[j] += (double)xr[j] * (double)xr[j]);
+                for (size_t j = 0; j < n; j++)
+                    sumsq[j] += (double)xr[j] * (double)xr[j];
         }
     }
 }
@@ -194,6 +267,32 @@ TSR_HOT void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, cons
     for (size_t r = 0; r < rows; r++) {
         const float *restrict xr = x + r * n;
         float *restrict yr = y + r * n;
-        EACH8(j, n, yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j]);
+        for (size_t j = 0; j < n; j++)
+            yr[j] = (xr[j] - mean[j]) * scale[j] + shift[j];
+    }
+}
+
+TSR_HOT void tsr_compute_bn_grad_sums(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                      double *restrict sdy, double *restrict sdx)
+{
+    memset(sdy, 0, n * sizeof *sdy);
+    memset(sdx, 0, n * sizeof *sdx);
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict xr = x + r * n, *restrict dr = dy + r * n;
+        for (size_t j = 0; j < n; j++) {
+            sdy[j] += (double)dr[j];
+            sdx[j] += (double)dr[j] * ((double)xr[j] - (double)mean[j]);
+        }
+    }
+}
+
+TSR_HOT void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
+                                       const float *a, const float *b, const float *k, float *dx)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n, *dr = dy + r * n;
+        float *o = dx + r * n;
+        for (size_t j = 0; j < n; j++)
+            o[j] = a[j] * (dr[j] - b[j] - (xr[j] - mean[j]) * k[j]);
     }
 }

@@ -15,13 +15,16 @@
 # for its prefetch thread, which is the comparison against the best
 # single-rank run rather than weak scaling).
 #
+# --config picks another tests/bench .ini, e.g. --config fashion_cnn.ini for
+# the CNN of issue 16 (same target; fewer --steps keep it affordable).
+#
 # Usage: tests/bench/run_scaling_bench.sh [BUILD_DIR] [--np N] [--reps N] [--steps S] [--batch B] [--per-rank-cores 1|0]
-#                                         [-- extra tessera train options]
+#                                         [--config INI] [-- extra tessera train options]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/fashion_h5.sh"
 root=$(cd "$here/../.." && pwd)
-build=build np=2 reps=5 steps=600 batch=128 extra=() fixed=1
+build=build np=2 reps=5 steps=600 batch=128 extra=() fixed=1 config=fashion.ini
 while [ $# -gt 0 ]; do
   case $1 in
     --np) np=$2; shift 2 ;;
@@ -29,8 +32,9 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --per-rank-cores) fixed=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_scaling_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -48,7 +52,7 @@ trap 'rm -rf "$tmp"' EXIT
 fashion_h5 "$tessera" "$tmp/fashion.h5" || exit 1
 cd "$tmp"
 run() { # run NP: prints samples/s, saves the log
-  "$mpirun" "${flags[@]}" -n "$1" "$tessera" train "$here/fashion.ini" --set data.path="$tmp/fashion.h5" \
+  "$mpirun" "${flags[@]}" -n "$1" "$tessera" train "$here/$config" --set data.path="$tmp/fashion.h5" \
     --set train.output="$tmp/m.h5" --set train.batch_size="$batch" --set train.epochs=100 \
     --set train.max_steps="$steps" --set train.eval=false --set train.register=false \
     --set checkpoint.final=false --set runtime.progress=none "${extra[@]}" >"$tmp/log.$1.$2" 2>&1
@@ -61,11 +65,12 @@ for r in $(seq 1 "$reps"); do
   sn+=("$(run "$np" "$r")")
   echo "round $r: 1 rank ${s1[-1]} samples/s, $np ranks ${sn[-1]} samples/s" >&2
 done
-python3 - "$np" "${s1[*]}" "${sn[*]}" "$batch" <<'PY'
+python3 - "$np" "${s1[*]}" "${sn[*]}" "$batch" "$config" <<'PY'
 import statistics, sys
 np_ = int(sys.argv[1]); s1 = [float(v) for v in sys.argv[2].split()]; sn = [float(v) for v in sys.argv[3].split()]
 m1, mn = statistics.median(s1), statistics.median(sn)
-print(f"weak scaling, MLP 784-256-256-10, batch {sys.argv[4]} per rank: 1 rank {m1:.0f} samples/s, "
+net = "MLP 784-256-256-10" if sys.argv[5] == "fashion.ini" else sys.argv[5]
+print(f"weak scaling, {net}, batch {sys.argv[4]} per rank: 1 rank {m1:.0f} samples/s, "
       f"{np_} ranks {mn:.0f} samples/s: efficiency {mn / (np_ * m1):.2f} (target >= 0.90); per round: "
       + ", ".join(f"{b / (np_ * a):.2f}" for a, b in zip(s1, sn)))
 PY

@@ -11,6 +11,13 @@ fraction of the SGEMM bound for the net's FLOPs (given by bench_cnn).
 torch.cuda.synchronize, so the time is the steps'), against bench_cnn --gpu
 in run_gpu_bench.sh.
 
+With --data FILE.h5 (tessera's HDF5: /X uint8 rows with a 'scale'
+attribute, /y labels) it instead trains --epochs epochs over that data as
+the tessera program does (shuffled batches each epoch, the nets with the
+dropout of tests/bench/fashion_cnn.ini and fashion_resnet.ini, SGD momentum
+0.9, weight decay 5e-4) and reports samples/s over the training loop only
+(data loaded and scaled beforehand), the peer of `tessera train`'s done line.
+
 Run with Debian's /usr/bin/python3 (python3-torch) and OMP_NUM_THREADS=1,
 OPENBLAS_NUM_THREADS=1, as run_cnn_bench.sh does."""
 import argparse
@@ -33,9 +40,13 @@ class Res(nn.Module):
         return x + self.body(x)
 
 
-def cnn():
+def drop(p):
+    return [nn.Dropout(p)] if p > 0 else []
+
+
+def cnn(p=0.0):
     return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), *drop(p),
                          nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
@@ -44,11 +55,45 @@ def block(c):
                              nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)))
 
 
-def resnet():
-    # tests/bench/fashion_resnet.ini without its dropout (bench_cnn runs it the same way)
+def resnet(p=0.0):
+    # tests/bench/fashion_resnet.ini (bench_cnn runs it without the dropout)
     return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
                          block(32), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-                         nn.MaxPool2d(2), block(64), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+                         nn.MaxPool2d(2), block(64), nn.ReLU(), nn.Flatten(), *drop(p), nn.Linear(64 * 7 * 7, 10))
+
+
+def train_epochs(args):
+    """--data: the training loop of `tessera train` over the HDF5 file."""
+    import h5py
+    with h5py.File(args.data, "r") as f:
+        x = torch.from_numpy(f["X"][...]).float() * float(f["X"].attrs.get("scale", 1.0))
+        y = torch.from_numpy(f["y"][...]).long()
+    x = x.reshape(-1, 1, 28, 28)
+    model = (cnn if args.net == "cnn" else resnet)(args.dropout)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(1)
+    n = x.shape[0] // args.batch * args.batch
+    model.train()
+    t0 = time.perf_counter()
+    total = 0.0
+    steps = 0
+    for _ in range(args.epochs):
+        perm = torch.randperm(x.shape[0], generator=g)
+        for i in range(0, n, args.batch):
+            if args.steps and steps == args.steps:
+                break
+            steps += 1
+            idx = perm[i:i + args.batch]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss)
+    dt = time.perf_counter() - t0
+    out = {"bench": "torch_cnn_train", "net": args.net, "torch": torch.__version__, "batch": args.batch,
+           "steps": steps, "seconds": dt, "samples_per_s": steps * args.batch / dt, "mean_loss": total / steps}
+    print(json.dumps(out) if args.json else out)
 
 
 def main():
@@ -60,6 +105,11 @@ def main():
     ap.add_argument("--flops", type=float, default=0, help="FLOPs per sample (bench_cnn's) for the fraction")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true", help="time with the process's CPU clock (as bench_cnn's)")
+    ap.add_argument("--data", help="tessera HDF5 file: train over it (--epochs) instead of the synthetic loop")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=0, help="with --data: stop after this many steps (0: the epochs)")
+    ap.add_argument("--dropout", type=float, default=0.25, help="with --data: the .ini files' dropout (default 0.25)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(1234)
@@ -67,6 +117,9 @@ def main():
     if dev.type == "cuda" and not torch.cuda.is_available():
         print("SKIP: PyTorch sees no CUDA device")
         raise SystemExit(77)
+    if args.data:
+        train_epochs(args)
+        return
     model = (cnn() if args.net == "cnn" else resnet()).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
@@ -82,6 +135,7 @@ def main():
         loss.backward()
         opt.step()
 
+    clock = time.process_time if args.cpu_time else time.perf_counter
     n = 1024
     a, bm, c = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev), torch.empty(n, n, device=dev)
 
@@ -97,14 +151,14 @@ def main():
         ts = tq = 0.0
         ns = nq = 0
         while ts < args.seconds:
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(4):
                 step()
             sync()
-            t1 = time.perf_counter()
+            t1 = clock()
             torch.mm(a, bm, out=c)
             sync()
-            tq += time.perf_counter() - t1
+            tq += clock() - t1
             ts += t1 - t0
             ns += 4
             nq += 1
@@ -112,7 +166,8 @@ def main():
         sq.append(tq / nq)
         fracs.append(args.flops * args.batch / (ts / ns) / (2.0 * n ** 3 / (tq / nq)) if args.flops else 0.0)
     sps = args.batch / statistics.median(steps)
-    out = {"bench": "torch_cnn", "device": args.device, "net": args.net, "torch": torch.__version__, "batch": args.batch,
+    out = {"bench": "torch_cnn", "device": args.device, "clock": "cpu" if args.cpu_time else "wall", "net": args.net,
+           "torch": torch.__version__, "batch": args.batch,
            "samples_per_s": sps, "square_gflops": 2.0 * n ** 3 / statistics.median(sq) * 1e-9,
            "frac_sgemm_bound": statistics.median(fracs)}
     print(json.dumps(out) if args.json else out)

@@ -5,7 +5,7 @@
  * channel groups), col2im is im2col's adjoint (<im2col x, c> = <x,
  * col2im c>), max pooling gives the first maximum and its offset and
  * routes gradients there (tiling and overlapping windows), average pooling
- * and its adjoint. */
+ * and its adjoint; the direct kernels for small windows against sums. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,6 +63,10 @@ static size_t out_at(const tsr_conv_geom_t *g, size_t s, int oh, int ow, size_t 
 static const int convs[][8] = {
     {5, 5, 1, 3, 1, 0, 1, 1}, {6, 7, 3, 3, 1, 1, 1, 1}, {7, 6, 4, 3, 2, 1, 1, 2},  {9, 9, 2, 3, 1, 2, 2, 1},
     {8, 5, 6, 1, 1, 0, 1, 3}, {4, 4, 9, 4, 3, 2, 1, 1}, {11, 3, 5, 2, 2, 0, 1, 1},
+    /* One group, dilation 1 (im2col's contiguous-run path): channels not a
+     * multiple of 8, stride 2, padding as wide as or wider than the kernel. */
+    {9, 8, 13, 3, 1, 1, 1, 1}, {10, 10, 12, 3, 2, 1, 1, 1}, {4, 5, 3, 1, 1, 2, 1, 1}, {5, 6, 3, 3, 2, 3, 1, 1},
+    {6, 6, 1, 5, 1, 2, 1, 1},
 };
 
 static void test_conv_im2col(void **state)
@@ -112,6 +116,68 @@ static void test_conv_im2col(void **state)
         }
         free(x), free(wt), free(col), free(y), free(c2), free(dx);
     }
+}
+
+/* Input value of tap (kh, kw, c) of output pixel (s, oh, ow); 0 in the padding. */
+static float tap_value(const float *x, const tsr_conv_geom_t *g, size_t s, int oh, int ow, size_t j)
+{
+    int c = (int)(j % (size_t)g->c), kw = (int)(j / (size_t)g->c) % g->k, kh = (int)(j / (size_t)g->c) / g->k;
+    int ih = oh * g->stride - g->pad + kh * g->dil, iw = ow * g->stride - g->pad + kw * g->dil;
+    if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+        return 0.0f;
+    return x[nhwc(g, s, ih, iw, c)];
+}
+
+/* The direct kernels (one group, small windows) against sums over the
+ * taps: forward with bias and with a fused ReLU, and the weight gradient;
+ * 11 outputs (not a multiple of the vector width). */
+static void test_conv_direct(void **state)
+{
+    (void)state;
+    const size_t n = 3, M = 11;
+    int tested = 0;
+    for (size_t t = 0; t < sizeof convs / sizeof convs[0]; t++) {
+        const int *v = convs[t];
+        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+        size_t kk = (size_t)g.k * (size_t)g.k * (size_t)g.c, pix = n * (size_t)g.oh * (size_t)g.ow;
+        if (v[7] != 1 || kk > TSR_CONV_DIRECT_MAX)
+            continue;
+        tested++;
+        float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 200 + t), *wt = randv(kk * M, 220 + t);
+        float *bias = randv(M, 240 + t), *dy = randv(pix * M, 260 + t), *y = malloc(pix * M * sizeof *y);
+        float *gwt = malloc(kk * M * sizeof *gwt);
+        for (int relu = 0; relu < 2; relu++) {
+            tsr_compute_conv_direct(x, n, &g, wt, bias, M, relu ? TSR_ACT_RELU : TSR_ACT_NONE, y);
+            for (size_t s = 0; s < n; s++)
+                for (int oh = 0; oh < g.oh; oh++)
+                    for (int ow = 0; ow < g.ow; ow++)
+                        for (size_t o = 0; o < M; o++) {
+                            double acc = bias[o];
+                            for (size_t j = 0; j < kk; j++)
+                                acc += (double)tap_value(x, &g, s, oh, ow, j) * wt[j * M + o];
+                            if (relu && acc < 0)
+                                acc = 0;
+                            size_t at = out_at(&g, s, oh, ow, o, M);
+                            if (fabs(y[at] - acc) > 1e-5 * fmax(1, fabs(acc)))
+                                fail_msg("direct conv case %zu relu %d: y[%zu] = %.9g, want %.9g", t, relu, at,
+                                         (double)y[at], acc);
+                        }
+        }
+        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, gwt);
+        for (size_t j = 0; j < kk; j++)
+            for (size_t o = 0; o < M; o++) {
+                double acc = 0;
+                for (size_t s = 0; s < n; s++)
+                    for (int oh = 0; oh < g.oh; oh++)
+                        for (int ow = 0; ow < g.ow; ow++)
+                            acc += (double)tap_value(x, &g, s, oh, ow, j) * dy[out_at(&g, s, oh, ow, o, M)];
+                if (fabs(gwt[j * M + o] - acc) > 1e-4 * fmax(1, fabs(acc)))
+                    fail_msg("direct conv wgrad case %zu: gwt[%zu][%zu] = %.9g, want %.9g", t, j, o,
+                             (double)gwt[j * M + o], acc);
+            }
+        free(x), free(wt), free(bias), free(dy), free(y), free(gwt);
+    }
+    assert_true(tested >= 5);
 }
 
 /* Pooling shapes: h, w, c, k, stride (no padding). stride == k tiles the
@@ -198,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_im2col),
+        cmocka_unit_test(test_conv_direct),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_avgpool),
     };

@@ -124,14 +124,7 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
     double *sdy = (double *)(void *)run->ws, *sdx = sdy + C; /* sums of dy and dy*(x-mean) */
     const float *mean = l->state, *invstd = l->state + C, *gamma = l->params;
-    memset(sdy, 0, 2 * C * sizeof *sdy);
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C, *dr = dy + r * C;
-        for (size_t c = 0; c < C; c++) {
-            sdy[c] += (double)dr[c];
-            sdx[c] += (double)dr[c] * ((double)xr[c] - (double)mean[c]);
-        }
-    }
+    tsr_compute_bn_grad_sums(x, dy, rows, C, mean, sdy, sdx);
     for (size_t c = 0; c < C; c++) {
         l->grads[c] = (float)(sdx[c] * invstd[c]); /* dgamma */
         l->grads[C + c] = (float)sdy[c];           /* dbeta */
@@ -154,12 +147,7 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
         b[c] = (float)(sdy[c] / N);
         k[c] = (float)(sdx[c] / N * is * is);
     }
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C, *dr = dy + r * C;
-        float *o = dx + r * C;
-        for (size_t c = 0; c < C; c++)
-            o[c] = a[c] * (dr[c] - b[c] - (xr[c] - mean[c]) * k[c]);
-    }
+    tsr_compute_bn_grad_input(x, dy, rows, C, mean, a, b, k, dx);
     return TSR_OK;
 }
 
