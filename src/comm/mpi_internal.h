@@ -77,6 +77,7 @@ typedef struct mpi_state {
     size_t bdone;                /* buckets [0, bdone) are done */
     size_t a2a_next;             /* alltoall pieces start phase 2 in piece order */
     double sum_seconds_per_byte; /* SimGrid: modelled cost of a sum, per output byte */
+    int sums_charged_only;       /* SimGrid, TSR_SIM_SKIP_SUMS=1: charge sums, do not add */
     const comm_idle_t *idle;     /* called while wait polls (backend.h) */
 } mpi_state_t;
 
@@ -92,7 +93,8 @@ int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run);
 int tsr_mpi_fail(const mpi_state_t *s, int err, const char *call, size_t piece);
 
 /* x[i] = t[i] + x[i] (t_first) or x[i] + t[i], i < n; in a SimGrid build
- * the simulated host is charged the modelled time of the sum. */
+ * the simulated host is charged the modelled time of the sum (and with
+ * TSR_SIM_SKIP_SUMS=1 only charged: see backend_mpi.c). */
 void tsr_mpi_sum_into(const mpi_state_t *s, float *x, const float *t, size_t n, int t_first);
 /* Charges the modelled time of summing `floats` outputs (SimGrid only). */
 void tsr_mpi_charge(const mpi_state_t *s, size_t floats);

@@ -6,7 +6,7 @@ did not fit, and used to predict to 4,096 ranks and to predict the
 weak-scaling efficiency of data-parallel training. Prints Markdown.
 
 Model of one bucket of M bytes on P ranks, cut into k pieces in flight
-(k = min(8, max(1, M / 128 KiB)), as src/comm/alg_select.c cuts them):
+(k = min(16, max(1, M / 128 KiB)), as src/comm/alg_select.c cuts them):
 
     T = a R + b V + c X + g W / k
 
@@ -23,7 +23,7 @@ W: bytes each rank sums: ring (P-1)/P M, rabenseifner (P'-1)/P' M + fM,
 (P' = largest power of two <= P, f = 1 when P is not one.) a, b, c, g are
 fitted per platform by least squares on relative error.
 
-Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms MS]
+Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms mlp=MS,cnn=MS]
 """
 import math
 import os
@@ -32,7 +32,7 @@ import sys
 import numpy as np
 
 LEAF = 16
-MIN_PIECE, MAX_PIECES = 128 << 10, 8
+MIN_PIECE, MAX_PIECES = 128 << 10, 16
 
 
 def pieces(m):
@@ -73,7 +73,9 @@ def load(out):
                 continue
             c = line.rstrip("\n").split("\t")
             rows.append(dict(plat=c[0], size=int(c[1]), method=c[2], p=int(c[3]), t=float(c[5]),
-                             busbw=float(c[7]), alg=c[9], wall=float(c[10]), pss=int(c[11])))
+                             busbw=float(c[7]), alg=c[9], wall=float(c[10]), pss=int(c[11]),
+                             cpu=float(c[12]) if len(c) > 12 and c[12] else float("nan"),
+                             load=c[13] if len(c) > 13 else "-"))
     return rows
 
 
@@ -108,8 +110,8 @@ def main():
     step_ms = None
     if "--fit-ranks" in args:
         fit_ranks = {int(x) for x in args[args.index("--fit-ranks") + 1].split(",")}
-    if "--step-ms" in args:
-        step_ms = float(args[args.index("--step-ms") + 1])
+    if "--step-ms" in args:  # mlp=2.4,cnn=40
+        step_ms = {k: float(v) for k, v in (x.split("=") for x in args[args.index("--step-ms") + 1].split(","))}
     rows = load(out)
     plats = sorted({r["plat"] for r in rows})
 
@@ -191,31 +193,41 @@ def main():
         print()
 
     if step_ms and coefs:
+        print("## Weak scaling of training, predicted\n")
         train_table(coefs, step_ms)
 
 
-def train_table(coefs, step_ms):
-    """Weak scaling of the MLP: its gradients as the engine cuts them, each
-    bucket's allreduce from the model; the bucket holding the first layer is
-    ready only when backward ends, so only the other buckets can overlap."""
-    dims = [784, 256, 256, 10]
-    n = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
-    bucket = (1 << 20) // 4
-    lens = [min(bucket, n - b * bucket) for b in range((n + bucket - 1) // bucket)]
-    print(f"## Training step model: the MLP {'-'.join(map(str, dims))} ({n} parameters, buckets of "
-          f"{', '.join(str(x * 4) for x in lens)} bytes), {step_ms:.2f} ms of compute per step\n")
-    print("| nodes | " + " | ".join(f"{p} allreduce ms | {p} efficiency" for p in coefs) + " | CNN |")
-    print("|---|" + "---|---|" * len(coefs) + "---|")
-    for p in [2, 4, 16, 64, 256, 1024]:
-        cells = []
-        for plat, coef in coefs.items():
-            ft = plat == "fattree"
-            t = 0.0
-            for m in lens:
-                t += min(predict(coef, a, p, m * 4, ft) for a in ("ring", "rabenseifner", "tree"))
-            cells.append(f"{t * 1e3:.3f} | {step_ms / (step_ms + t * 1e3):.3f}")
-        print(f"| {p} | " + " | ".join(cells) + " | pending the CNN |")
-    print()
+# Parameters of the two benchmark models (tests/bench/fashion.ini, the
+# 784-256-256-10 MLP; fashion_cnn.ini, conv(32,3) conv(64,3) dense(128)
+# dense(10) on 1x28x28), counted as the layers declare them.
+MODELS = {
+    "mlp": 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10,
+    "cnn": (9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 7 * 7 * 128 + 128) + (128 * 10 + 10),
+}
+BUCKET = 1 << 20  # runtime.bucket_kb's default
+
+
+def train_table(coefs, steps):
+    """Weak scaling of data-parallel training: per step, the measured compute
+    time (steps: model -> ms, one rank) plus every gradient bucket's
+    allreduce from the model, none of it hidden behind backward (a
+    conservative bound: the engine starts buckets as backward produces them).
+    efficiency = compute / (compute + allreduce)."""
+    for name, step_ms in steps.items():
+        n = MODELS[name] * 4
+        lens = [min(BUCKET, n - b * BUCKET) for b in range((n + BUCKET - 1) // BUCKET)]
+        print(f"### {name}: {MODELS[name]} parameters (buckets of {', '.join(str(x) for x in lens)} bytes), "
+              f"{step_ms:.2f} ms of compute per step\n")
+        print("| nodes | " + " | ".join(f"{p}: allreduce ms | {p}: efficiency" for p in coefs) + " |")
+        print("|---|" + "---|---|" * len(coefs))
+        for p in [2, 4, 16, 64, 256, 1024]:
+            cells = []
+            for plat, coef in coefs.items():
+                ft = plat == "fattree"
+                t = sum(min(predict(coef, a, p, m, ft) for a in ("ring", "rabenseifner", "tree")) for m in lens)
+                cells.append(f"{t * 1e3:.3f} | {step_ms / (step_ms + t * 1e3):.3f}")
+            print(f"| {p} | " + " | ".join(cells) + " |")
+        print()
 
 
 if __name__ == "__main__":
