@@ -6,12 +6,17 @@ did not fit, and used to predict to 4,096 ranks and to predict the
 weak-scaling efficiency of data-parallel training. Prints Markdown.
 
 Model of one bucket of M bytes on P ranks, cut into k pieces in flight
-(k = min(16, max(1, M / 128 KiB)), as src/comm/alg_select.c cuts them):
+(k = min(16, max(1, M / 128 KiB)), at most 4 for the ring, as
+src/comm/alg_select.c cuts them):
 
-    T = a R + b V + c X + g W / k
+    T = max(b V, R a + b V / k) + c X + g W / k
 
-R: rounds one piece goes through (pieces overlap, so latency counts once):
-   ring 2(P-1), rabenseifner 2 log2 P' + 2f, tree log2 P' + 2f;
+The pieces share the link, so the bucket takes at least its bytes' time
+(b V); but each piece goes through its R rounds one after another, each a
+latency a plus its own bytes (R a + b V / k): the ring's small slices on
+many ranks are bound by that chain, not by the link.
+R: rounds one piece goes through: ring 2(P-1), rabenseifner 2 log2 P' + 2f,
+   tree log2 P' + 2f;
 V: bytes each rank sends: ring 2(P-1)/P M, rabenseifner 2(P'-1)/P' M + 2fM,
    tree (log2 P' + 2f) M;
 X: bytes each rank sends across leaf switches in rounds where all ranks of
@@ -20,8 +25,9 @@ X: bytes each rank sends across leaf switches in rounds where all ranks of
 W: bytes each rank sums: ring (P-1)/P M, rabenseifner (P'-1)/P' M + fM,
    tree (log2 P' + f) M; one piece's share (W/k) is not hidden behind the
    other pieces' transfers.
-(P' = largest power of two <= P, f = 1 when P is not one.) a, b, c, g are
-fitted per platform by least squares on relative error.
+(P' = largest power of two <= P, f = 1 when P is not one.) b is the
+platform's link (1 / 3.125 GB/s), not fitted; a (grid search) and c, g
+(least squares on relative error) are fitted per platform.
 
 Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms mlp=MS,cnn=MS]
 """
@@ -32,11 +38,12 @@ import sys
 import numpy as np
 
 LEAF = 16
-MIN_PIECE, MAX_PIECES = 128 << 10, 16
+LINK = 3.125  # GB/s: the simulated 25 Gb/s links
+MIN_PIECE, MAX_PIECES, RING_PIECES = 128 << 10, 16, 4
 
 
-def pieces(m):
-    return min(MAX_PIECES, max(1, m // MIN_PIECE))
+def pieces(m, alg):
+    return min(RING_PIECES if alg == "ring" else MAX_PIECES, max(1, m // MIN_PIECE))
 
 
 def shape(p):
@@ -62,7 +69,17 @@ def terms(alg, p, m, fattree):
 
 def row(alg, p, m, fattree):
     r, v, x, w = terms(alg, p, m, fattree)
-    return np.array([r, v, x, w / pieces(m)])
+    k = pieces(m, alg)
+    return r, v, x, w / k, k
+
+
+B = 1 / (LINK * 1e9)
+
+
+def base(a, alg, p, m, fattree):
+    """max(b V, R a + b V / k): the part of T that a decides."""
+    r, v, _, _, k = row(alg, p, m, fattree)
+    return max(B * v, r * a + B * v / k)
 
 
 def load(out):
@@ -80,17 +97,24 @@ def load(out):
 
 
 def fit(rows, fattree):
-    a = np.array([row(r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
-    if not fattree:
-        a = a[:, [0, 1, 3]]
-    coef, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
-    if not fattree:
-        coef = np.array([coef[0], coef[1], 0.0, coef[2]])
-    return coef
+    """(a, c, g): a by grid search (0-20 us), c and g by least squares on
+    relative error for each a; the a with the least squared error."""
+    best = None
+    for a in np.arange(0, 20e-6, 0.02e-6):
+        cols = [2, 3] if fattree else [3]
+        mat = np.array([[row(r["alg"], r["p"], r["size"], fattree)[c] / r["t"] for c in cols] for r in rows])
+        rhs = np.array([1 - base(a, r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
+        got, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
+        err = float(np.sum((mat @ got - rhs) ** 2))
+        if best is None or err < best[0]:
+            best = (err, a, got[0] if fattree else 0.0, got[-1])
+    return best[1:]
 
 
 def predict(coef, alg, p, m, fattree):
-    return float(row(alg, p, m, fattree) @ coef)
+    a, c, g = coef
+    r, v, x, wk, k = row(alg, p, m, fattree)
+    return base(a, alg, p, m, fattree) + c * x + g * wk
 
 
 def mib(m):
@@ -133,6 +157,15 @@ def main():
                   f"{ratio(ao)} | {au['wall']:.0f} | {au['pss'] / 1024:.0f} |")
         print()
 
+    print("## Every simulation: its cost on this machine\n")
+    print("| platform | ranks | size | method | ran | simulated ms | busbw | of link | wall s | CPU s | load | Pss MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["plat"], r["p"], r["size"], r["method"])):
+        print(f"| {r['plat']} | {r['p']} | {mib(r['size'])} | {r['method']} | {r['alg']} | {r['t'] * 1e3:.3f} | "
+              f"{r['busbw']:.3f} | {r['busbw'] / LINK:.3f} | {r['wall']:.0f} | {r['cpu']:.1f} | {r['load']} | "
+              f"{r['pss'] / 1024:.0f} |")
+    print()
+
     print("## Cost model: fit and check\n")
     coefs = {}
     for plat in plats:
@@ -147,9 +180,9 @@ def main():
         coefs[plat] = coef
         err = lambda rs: [abs(predict(coef, r["alg"], r["p"], r["size"], ft) / r["t"] - 1) for r in rs]
         e_tr, e_te = err(train), err(test)
-        print(f"**{plat}**: a = {coef[0] * 1e6:.3f} us/round, b = {1 / coef[1] / 1e9:.3f} GB/s (1/b), "
-              + (f"c = {coef[2] / coef[1]:.2f} b per crossing byte, " if ft else "")
-              + f"g = {1 / coef[3] / 1e9 if coef[3] > 0 else float('inf'):.2f} GB/s (1/g, exposed sums). "
+        print(f"**{plat}**: a = {coef[0] * 1e6:.2f} us/round, b = 1/{LINK} GB/s (the link), "
+              + (f"c = {coef[1] / B:.2f} b per crossing byte, " if ft else "")
+              + f"g = 1/{1 / coef[2] / 1e9 if coef[2] > 0 else float('inf'):.2f} GB/s (exposed sums). "
               f"Fitted on {len(train)} simulations (ranks {sorted(fit_ranks)}): median |error| "
               f"{100 * np.median(e_tr):.1f}%, max {100 * max(e_tr):.1f}%. Checked on {len(test)} it did not fit "
               f"(ranks {sorted({r['p'] for r in test})}): median {100 * np.median(e_te) if e_te else 0:.1f}%, "
