@@ -156,6 +156,9 @@ int main(int argc, char **argv)
                     run_case(alg, sizes[i], buckets[j], 0);
     for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_ALLTOALL; alg++)
         run_case(alg, 40000, 0, 16); /* 10 pieces of 4096 floats */
+    /* 800 KB: 6 pieces of 128 KiB and more, but at most 4 for the ring */
+    run_case(TSR_ALG_RING, 200000, 0, 0);
+    run_case(TSR_ALG_RABENSEIFNER, 200000, 0, 0);
 
     for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_COUNT; alg++) {
         double t = sim_time(alg, (size_t)1 << 20);
