@@ -117,6 +117,14 @@ def predict(coef, alg, p, m, fattree):
     return base(a, alg, p, m, fattree) + c * x + g * wk
 
 
+def auto_alg(p, m):
+    """What tsr_alg_choose picks for big buckets: the ring when its slices
+    are 16 KiB or more (4 KiB when P is not a power of two)."""
+    _, _, f = shape(p)
+    slice_ = m / pieces(m, "ring") / p
+    return "ring" if slice_ >= (4 << 10 if f else 16 << 10) else "rabenseifner"
+
+
 def mib(m):
     return f"{m >> 20} MiB" if m >= 1 << 20 else f"{m >> 10} KiB"
 
@@ -143,8 +151,8 @@ def main():
     for plat in plats:
         print(f"### {plat}\n")
         print("| ranks | size | auto runs | auto busbw | MPI_Allreduce | auto / MPI | MPI_Allreduce, sums charged "
-              "| auto / charged | wall s (auto) | Pss MiB (auto) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| auto / charged | wall s (auto) | CPU s (auto) | Pss MiB (auto) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         keys = sorted({(r["p"], r["size"]) for r in rows if r["plat"] == plat})
         for p, m in keys:
             get = {r["method"]: r for r in rows if r["plat"] == plat and r["p"] == p and r["size"] == m}
@@ -152,9 +160,9 @@ def main():
             if not au:
                 continue
             cell = lambda x: f"{x['busbw']:.3f}" if x else "not run"
-            ratio = lambda x: f"{au['busbw'] / x['busbw']:.2f}" if x else "-"
+            ratio = lambda x: f"{au['busbw'] / x['busbw']:.3f}" if x else "-"
             print(f"| {p} | {mib(m)} | {au['alg']} | {au['busbw']:.3f} | {cell(ar)} | {ratio(ar)} | {cell(ao)} | "
-                  f"{ratio(ao)} | {au['wall']:.0f} | {au['pss'] / 1024:.0f} |")
+                  f"{ratio(ao)} | {au['wall']:.0f} | {au['cpu']:.1f} | {au['pss'] / 1024:.0f} |")
         print()
 
     print("## Every simulation: its cost on this machine\n")
@@ -199,14 +207,14 @@ def main():
     sizes = [1 << 20, 16 << 20, 64 << 20, 256 << 20]
     for plat, coef in coefs.items():
         ft = plat == "fattree"
-        print(f"### {plat} (best of ring and rabenseifner by the model)\n")
+        print(f"### {plat} (the algorithm auto picks, alg_select.c's rule)\n")
         print("| ranks | " + " | ".join(mib(m) for m in sizes) + " |")
         print("|---|" + "---|" * len(sizes))
         for p in [256, 512, 1024, 2048, 4096]:
             cells = []
             for m in sizes:
-                best = min(("ring", "rabenseifner"), key=lambda a: predict(coef, a, p, m, ft))
-                cells.append(f"{busbw(m, p, predict(coef, best, p, m, ft)):.2f} ({best[:4]})")
+                alg = auto_alg(p, m)
+                cells.append(f"{busbw(m, p, predict(coef, alg, p, m, ft)):.3f} ({alg})")
             print(f"| {p} | " + " | ".join(cells) + " |")
         print()
 
