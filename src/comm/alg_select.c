@@ -30,19 +30,27 @@
  *     rabenseifner (a few KiB): L (a + s b) + L s g against
  *     2L a + 2(P'-1)/P' s b + (P'-1)/P' s g (L = log2 P', P' the largest
  *     power of two <= P, plus a fold's two rounds of s when P is not one);
- *   ring, on up to RING_MAX_RANKS ranks when its slices s/P are
- *     RING_SLICE or more (a quarter of that when P is not a power of two,
- *     where rabenseifner's fold moves whole pieces twice more): then the
- *     pieces' transfers fill the link and hide the ring's 2(P-1) round
- *     latencies, and each round sums only a slice, so little of the sums
- *     shows at the end;
- *   rabenseifner otherwise: latency-bound slices, and big worlds, where a
- *     piece's 2(P-1) rounds in series (each waiting for the slowest
- *     neighbour) cost more than its own transfer and the ring's gain over
- *     2 log2 P rounds is under 1% even on a noise-free simulated network.
+ *   ring, when its slices (a piece over P, the ring's pieces being at
+ *     most RING_PIECES) are RING_SLICE or more (a quarter of that when P is
+ *     not a power of two, where rabenseifner's fold moves whole pieces
+ *     twice more): then the transfers fill the link and hide the ring's
+ *     2(P-1) round latencies, and each round sums only a slice, so little
+ *     of the sums shows at the end; on a tapered fat-tree with block
+ *     placement the ring also sends one flow per leaf boundary, where
+ *     rabenseifner's long-distance rounds send every rank of a leaf across
+ *     its uplinks at once;
+ *   rabenseifner otherwise: latency-bound slices.
+ * The ring runs at most RING_PIECES pieces: it pipelines a piece by its
+ * slices already, and four in flight hide its sums while the link stays
+ * busy (a sum per byte costs a third of a 25 Gb/s link's time); more
+ * pieces only multiply its messages, 2(P-1) per piece and rank, which made
+ * 256-rank rings impossible to simulate (the simulator's cost grows with
+ * messages times flows in flight: 16 pieces cost 6x the CPU of 4 at 16
+ * ranks, for 0.2% of busbw).
  * The thresholds come from SimGrid simulations on 16 to 256 ranks
  * (docs/SCALING.md): at 8 KiB slices rabenseifner was up to 8% faster, at
- * 16 KiB and more the ring was 0.3-1% faster. */
+ * 16 KiB and more the ring was 0.3-1% faster on a flat network and up to
+ * 19% on a 4:1 tapered fat-tree. */
 #include "comm/mpi_internal.h"
 
 #include <errno.h>
@@ -72,12 +80,13 @@ int tsr_alg_parse(const char *name)
 /* Hockney's constants for tree against rabenseifner: per round (s), per
  * byte moved (s), per byte summed (s): a 100 Gb/s interconnect. */
 static const double ALPHA = 2e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 10e9;
-enum { RING_SLICE = 16 << 10, RING_MAX_RANKS = 128 };
+enum { RING_SLICE = 16 << 10 };
 
 int tsr_alg_choose(int size, size_t bucket_floats)
 {
+    size_t env = tsr_alg_piece_env();
     double m = (double)bucket_floats * sizeof(float);
-    double s = m / (double)tsr_alg_pieces(bucket_floats, tsr_alg_piece_env());
+    double s = m / (double)tsr_alg_pieces(bucket_floats, env, TSR_ALG_RABENSEIFNER);
     int L = 0;
     while ((2 << L) <= size)
         L++;
@@ -86,8 +95,8 @@ int tsr_alg_choose(int size, size_t bucket_floats)
     double rab = 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * s * BETA + ((P2 - 1) / P2 + f) * s * GAMMA;
     if (tree < rab)
         return TSR_ALG_TREE;
-    double slice = s / size;
-    if (size <= RING_MAX_RANKS && (slice >= RING_SLICE || (f && slice >= RING_SLICE / 4)))
+    double slice = m / (double)tsr_alg_pieces(bucket_floats, env, TSR_ALG_RING) / size;
+    if (slice >= RING_SLICE || (f && slice >= RING_SLICE / 4))
         return TSR_ALG_RING;
     return TSR_ALG_RABENSEIFNER;
 }
@@ -109,15 +118,17 @@ size_t tsr_alg_piece_env(void)
  * flight together, one piece's sums overlap the others' transfers, so a
  * bucket costs its transfers plus about one piece's sums. Smaller pieces
  * would add rounds whose latency no longer hides. */
-enum { MIN_PIECE = 128 << 10, MAX_PIECES = WINDOW };
+enum { MIN_PIECE = 128 << 10, MAX_PIECES = WINDOW, RING_PIECES = 4 };
 
-size_t tsr_alg_pieces(size_t len, size_t piece_env)
+size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg)
 {
     size_t bytes = len * sizeof(float);
+    if (alg == TSR_ALG_ALLTOALL)
+        return 1;
     if (piece_env)
         return bytes <= piece_env ? 1 : (bytes + piece_env - 1) / piece_env;
-    size_t k = bytes / MIN_PIECE;
-    return k < 1 ? 1 : k > MAX_PIECES ? MAX_PIECES : k;
+    size_t k = bytes / MIN_PIECE, most = alg == TSR_ALG_RING ? RING_PIECES : MAX_PIECES;
+    return k < 1 ? 1 : k > most ? most : k;
 }
 
 size_t tsr_alg_scratch(int alg, size_t m, int size)

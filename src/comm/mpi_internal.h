@@ -34,9 +34,10 @@ int tsr_alg_parse(const char *name);
 int tsr_alg_choose(int size, size_t bucket_floats);
 /* TSR_COMM_PIECE_KB in bytes (a test and tuning hook), 0 when unset. */
 size_t tsr_alg_piece_env(void);
-/* How many pieces a bucket of len floats is cut into (alltoall: always 1);
- * piece_env: tsr_alg_piece_env() (when set, pieces of at most that size). */
-size_t tsr_alg_pieces(size_t len, size_t piece_env);
+/* How many pieces a bucket of len floats is cut into under alg (alltoall:
+ * always 1; ring: at most 4); piece_env: tsr_alg_piece_env() (when set,
+ * pieces of at most that size, for every algorithm but alltoall). */
+size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg);
 /* Scratch floats one piece of m floats needs under alg. */
 size_t tsr_alg_scratch(int alg, size_t m, int size);
 
@@ -77,6 +78,7 @@ typedef struct mpi_state {
     size_t bdone;                /* buckets [0, bdone) are done */
     size_t a2a_next;             /* alltoall pieces start phase 2 in piece order */
     double sum_seconds_per_byte; /* SimGrid: modelled cost of a sum, per output byte */
+    int sums_charged_only;       /* SimGrid, TSR_SIM_SKIP_SUMS=1: charge sums, do not add */
     const comm_idle_t *idle;     /* called while wait polls (backend.h) */
 } mpi_state_t;
 
@@ -92,7 +94,8 @@ int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run);
 int tsr_mpi_fail(const mpi_state_t *s, int err, const char *call, size_t piece);
 
 /* x[i] = t[i] + x[i] (t_first) or x[i] + t[i], i < n; in a SimGrid build
- * the simulated host is charged the modelled time of the sum. */
+ * the simulated host is charged the modelled time of the sum (and with
+ * TSR_SIM_SKIP_SUMS=1 only charged: see backend_mpi.c). */
 void tsr_mpi_sum_into(const mpi_state_t *s, float *x, const float *t, size_t n, int t_first);
 /* Charges the modelled time of summing `floats` outputs (SimGrid only). */
 void tsr_mpi_charge(const mpi_state_t *s, size_t floats);

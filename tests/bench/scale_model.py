@@ -6,12 +6,17 @@ did not fit, and used to predict to 4,096 ranks and to predict the
 weak-scaling efficiency of data-parallel training. Prints Markdown.
 
 Model of one bucket of M bytes on P ranks, cut into k pieces in flight
-(k = min(8, max(1, M / 128 KiB)), as src/comm/alg_select.c cuts them):
+(k = min(16, max(1, M / 128 KiB)), at most 4 for the ring, as
+src/comm/alg_select.c cuts them):
 
-    T = a R + b V + c X + g W / k
+    T = max(b V, R a + b V / k) + c X + g W / k
 
-R: rounds one piece goes through (pieces overlap, so latency counts once):
-   ring 2(P-1), rabenseifner 2 log2 P' + 2f, tree log2 P' + 2f;
+The pieces share the link, so the bucket takes at least its bytes' time
+(b V); but each piece goes through its R rounds one after another, each a
+latency a plus its own bytes (R a + b V / k): the ring's small slices on
+many ranks are bound by that chain, not by the link.
+R: rounds one piece goes through: ring 2(P-1), rabenseifner 2 log2 P' + 2f,
+   tree log2 P' + 2f;
 V: bytes each rank sends: ring 2(P-1)/P M, rabenseifner 2(P'-1)/P' M + 2fM,
    tree (log2 P' + 2f) M;
 X: bytes each rank sends across leaf switches in rounds where all ranks of
@@ -20,10 +25,11 @@ X: bytes each rank sends across leaf switches in rounds where all ranks of
 W: bytes each rank sums: ring (P-1)/P M, rabenseifner (P'-1)/P' M + fM,
    tree (log2 P' + f) M; one piece's share (W/k) is not hidden behind the
    other pieces' transfers.
-(P' = largest power of two <= P, f = 1 when P is not one.) a, b, c, g are
-fitted per platform by least squares on relative error.
+(P' = largest power of two <= P, f = 1 when P is not one.) b is the
+platform's link (1 / 3.125 GB/s), not fitted; a (grid search) and c, g
+(least squares on relative error) are fitted per platform.
 
-Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms MS]
+Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms mlp=MS,cnn=MS]
 """
 import math
 import os
@@ -32,11 +38,12 @@ import sys
 import numpy as np
 
 LEAF = 16
-MIN_PIECE, MAX_PIECES = 128 << 10, 8
+LINK = 3.125  # GB/s: the simulated 25 Gb/s links
+MIN_PIECE, MAX_PIECES, RING_PIECES = 128 << 10, 16, 4
 
 
-def pieces(m):
-    return min(MAX_PIECES, max(1, m // MIN_PIECE))
+def pieces(m, alg):
+    return min(RING_PIECES if alg == "ring" else MAX_PIECES, max(1, m // MIN_PIECE))
 
 
 def shape(p):
@@ -62,7 +69,17 @@ def terms(alg, p, m, fattree):
 
 def row(alg, p, m, fattree):
     r, v, x, w = terms(alg, p, m, fattree)
-    return np.array([r, v, x, w / pieces(m)])
+    k = pieces(m, alg)
+    return r, v, x, w / k, k
+
+
+B = 1 / (LINK * 1e9)
+
+
+def base(a, alg, p, m, fattree):
+    """max(b V, R a + b V / k): the part of T that a decides."""
+    r, v, _, _, k = row(alg, p, m, fattree)
+    return max(B * v, r * a + B * v / k)
 
 
 def load(out):
@@ -73,22 +90,39 @@ def load(out):
                 continue
             c = line.rstrip("\n").split("\t")
             rows.append(dict(plat=c[0], size=int(c[1]), method=c[2], p=int(c[3]), t=float(c[5]),
-                             busbw=float(c[7]), alg=c[9], wall=float(c[10]), pss=int(c[11])))
+                             busbw=float(c[7]), alg=c[9], wall=float(c[10]), pss=int(c[11]),
+                             cpu=float(c[12]) if len(c) > 12 and c[12] else float("nan"),
+                             load=c[13] if len(c) > 13 else "-"))
     return rows
 
 
 def fit(rows, fattree):
-    a = np.array([row(r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
-    if not fattree:
-        a = a[:, [0, 1, 3]]
-    coef, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
-    if not fattree:
-        coef = np.array([coef[0], coef[1], 0.0, coef[2]])
-    return coef
+    """(a, c, g): a by grid search (0-20 us), c and g by least squares on
+    relative error for each a; the a with the least squared error."""
+    best = None
+    for a in np.arange(0, 20e-6, 0.02e-6):
+        cols = [2, 3] if fattree else [3]
+        mat = np.array([[row(r["alg"], r["p"], r["size"], fattree)[c] / r["t"] for c in cols] for r in rows])
+        rhs = np.array([1 - base(a, r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
+        got, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
+        err = float(np.sum((mat @ got - rhs) ** 2))
+        if best is None or err < best[0]:
+            best = (err, a, got[0] if fattree else 0.0, got[-1])
+    return best[1:]
 
 
 def predict(coef, alg, p, m, fattree):
-    return float(row(alg, p, m, fattree) @ coef)
+    a, c, g = coef
+    r, v, x, wk, k = row(alg, p, m, fattree)
+    return base(a, alg, p, m, fattree) + c * x + g * wk
+
+
+def auto_alg(p, m):
+    """What tsr_alg_choose picks for big buckets: the ring when its slices
+    are 16 KiB or more (4 KiB when P is not a power of two)."""
+    _, _, f = shape(p)
+    slice_ = m / pieces(m, "ring") / p
+    return "ring" if slice_ >= (4 << 10 if f else 16 << 10) else "rabenseifner"
 
 
 def mib(m):
@@ -108,8 +142,8 @@ def main():
     step_ms = None
     if "--fit-ranks" in args:
         fit_ranks = {int(x) for x in args[args.index("--fit-ranks") + 1].split(",")}
-    if "--step-ms" in args:
-        step_ms = float(args[args.index("--step-ms") + 1])
+    if "--step-ms" in args:  # mlp=2.4,cnn=40
+        step_ms = {k: float(v) for k, v in (x.split("=") for x in args[args.index("--step-ms") + 1].split(","))}
     rows = load(out)
     plats = sorted({r["plat"] for r in rows})
 
@@ -117,8 +151,8 @@ def main():
     for plat in plats:
         print(f"### {plat}\n")
         print("| ranks | size | auto runs | auto busbw | MPI_Allreduce | auto / MPI | MPI_Allreduce, sums charged "
-              "| auto / charged | wall s (auto) | Pss MiB (auto) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| auto / charged | wall s (auto) | CPU s (auto) | Pss MiB (auto) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         keys = sorted({(r["p"], r["size"]) for r in rows if r["plat"] == plat})
         for p, m in keys:
             get = {r["method"]: r for r in rows if r["plat"] == plat and r["p"] == p and r["size"] == m}
@@ -126,10 +160,19 @@ def main():
             if not au:
                 continue
             cell = lambda x: f"{x['busbw']:.3f}" if x else "not run"
-            ratio = lambda x: f"{au['busbw'] / x['busbw']:.2f}" if x else "-"
+            ratio = lambda x: f"{au['busbw'] / x['busbw']:.3f}" if x else "-"
             print(f"| {p} | {mib(m)} | {au['alg']} | {au['busbw']:.3f} | {cell(ar)} | {ratio(ar)} | {cell(ao)} | "
-                  f"{ratio(ao)} | {au['wall']:.0f} | {au['pss'] / 1024:.0f} |")
+                  f"{ratio(ao)} | {au['wall']:.0f} | {au['cpu']:.1f} | {au['pss'] / 1024:.0f} |")
         print()
+
+    print("## Every simulation: its cost on this machine\n")
+    print("| platform | ranks | size | method | ran | simulated ms | busbw | of link | wall s | CPU s | load | Pss MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["plat"], r["p"], r["size"], r["method"])):
+        print(f"| {r['plat']} | {r['p']} | {mib(r['size'])} | {r['method']} | {r['alg']} | {r['t'] * 1e3:.3f} | "
+              f"{r['busbw']:.3f} | {r['busbw'] / LINK:.3f} | {r['wall']:.0f} | {r['cpu']:.1f} | {r['load']} | "
+              f"{r['pss'] / 1024:.0f} |")
+    print()
 
     print("## Cost model: fit and check\n")
     coefs = {}
@@ -145,9 +188,9 @@ def main():
         coefs[plat] = coef
         err = lambda rs: [abs(predict(coef, r["alg"], r["p"], r["size"], ft) / r["t"] - 1) for r in rs]
         e_tr, e_te = err(train), err(test)
-        print(f"**{plat}**: a = {coef[0] * 1e6:.3f} us/round, b = {1 / coef[1] / 1e9:.3f} GB/s (1/b), "
-              + (f"c = {coef[2] / coef[1]:.2f} b per crossing byte, " if ft else "")
-              + f"g = {1 / coef[3] / 1e9 if coef[3] > 0 else float('inf'):.2f} GB/s (1/g, exposed sums). "
+        print(f"**{plat}**: a = {coef[0] * 1e6:.2f} us/round, b = 1/{LINK} GB/s (the link), "
+              + (f"c = {coef[1] / B:.2f} b per crossing byte, " if ft else "")
+              + f"g = 1/{1 / coef[2] / 1e9 if coef[2] > 0 else float('inf'):.2f} GB/s (exposed sums). "
               f"Fitted on {len(train)} simulations (ranks {sorted(fit_ranks)}): median |error| "
               f"{100 * np.median(e_tr):.1f}%, max {100 * max(e_tr):.1f}%. Checked on {len(test)} it did not fit "
               f"(ranks {sorted({r['p'] for r in test})}): median {100 * np.median(e_te) if e_te else 0:.1f}%, "
@@ -164,14 +207,14 @@ def main():
     sizes = [1 << 20, 16 << 20, 64 << 20, 256 << 20]
     for plat, coef in coefs.items():
         ft = plat == "fattree"
-        print(f"### {plat} (best of ring and rabenseifner by the model)\n")
+        print(f"### {plat} (the algorithm auto picks, alg_select.c's rule)\n")
         print("| ranks | " + " | ".join(mib(m) for m in sizes) + " |")
         print("|---|" + "---|" * len(sizes))
         for p in [256, 512, 1024, 2048, 4096]:
             cells = []
             for m in sizes:
-                best = min(("ring", "rabenseifner"), key=lambda a: predict(coef, a, p, m, ft))
-                cells.append(f"{busbw(m, p, predict(coef, best, p, m, ft)):.2f} ({best[:4]})")
+                alg = auto_alg(p, m)
+                cells.append(f"{busbw(m, p, predict(coef, alg, p, m, ft)):.3f} ({alg})")
             print(f"| {p} | " + " | ".join(cells) + " |")
         print()
 
@@ -191,31 +234,41 @@ def main():
         print()
 
     if step_ms and coefs:
+        print("## Weak scaling of training, predicted\n")
         train_table(coefs, step_ms)
 
 
-def train_table(coefs, step_ms):
-    """Weak scaling of the MLP: its gradients as the engine cuts them, each
-    bucket's allreduce from the model; the bucket holding the first layer is
-    ready only when backward ends, so only the other buckets can overlap."""
-    dims = [784, 256, 256, 10]
-    n = sum(dims[i] * dims[i + 1] + dims[i + 1] for i in range(len(dims) - 1))
-    bucket = (1 << 20) // 4
-    lens = [min(bucket, n - b * bucket) for b in range((n + bucket - 1) // bucket)]
-    print(f"## Training step model: the MLP {'-'.join(map(str, dims))} ({n} parameters, buckets of "
-          f"{', '.join(str(x * 4) for x in lens)} bytes), {step_ms:.2f} ms of compute per step\n")
-    print("| nodes | " + " | ".join(f"{p} allreduce ms | {p} efficiency" for p in coefs) + " | CNN |")
-    print("|---|" + "---|---|" * len(coefs) + "---|")
-    for p in [2, 4, 16, 64, 256, 1024]:
-        cells = []
-        for plat, coef in coefs.items():
-            ft = plat == "fattree"
-            t = 0.0
-            for m in lens:
-                t += min(predict(coef, a, p, m * 4, ft) for a in ("ring", "rabenseifner", "tree"))
-            cells.append(f"{t * 1e3:.3f} | {step_ms / (step_ms + t * 1e3):.3f}")
-        print(f"| {p} | " + " | ".join(cells) + " | pending the CNN |")
-    print()
+# Parameters of the two benchmark models (tests/bench/fashion.ini, the
+# 784-256-256-10 MLP; fashion_cnn.ini, conv(32,3) conv(64,3) dense(128)
+# dense(10) on 1x28x28), counted as the layers declare them.
+MODELS = {
+    "mlp": 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10,
+    "cnn": (9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 7 * 7 * 128 + 128) + (128 * 10 + 10),
+}
+BUCKET = 1 << 20  # runtime.bucket_kb's default
+
+
+def train_table(coefs, steps):
+    """Weak scaling of data-parallel training: per step, the measured compute
+    time (steps: model -> ms, one rank) plus every gradient bucket's
+    allreduce from the model, none of it hidden behind backward (a
+    conservative bound: the engine starts buckets as backward produces them).
+    efficiency = compute / (compute + allreduce)."""
+    for name, step_ms in steps.items():
+        n = MODELS[name] * 4
+        lens = [min(BUCKET, n - b * BUCKET) for b in range((n + BUCKET - 1) // BUCKET)]
+        print(f"### {name}: {MODELS[name]} parameters (buckets of {', '.join(str(x) for x in lens)} bytes), "
+              f"{step_ms:.2f} ms of compute per step\n")
+        print("| nodes | " + " | ".join(f"{p}: allreduce ms | {p}: efficiency" for p in coefs) + " |")
+        print("|---|" + "---|---|" * len(coefs))
+        for p in [2, 4, 16, 64, 256, 1024]:
+            cells = []
+            for plat, coef in coefs.items():
+                ft = plat == "fattree"
+                t = sum(min(predict(coef, a, p, m, ft) for a in ("ring", "rabenseifner", "tree")) for m in lens)
+                cells.append(f"{t * 1e3:.3f} | {step_ms / (step_ms + t * 1e3):.3f}")
+            print(f"| {p} | " + " | ".join(cells) + " |")
+        print()
 
 
 if __name__ == "__main__":

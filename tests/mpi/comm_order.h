@@ -61,14 +61,17 @@ static inline float order_sum(int alg, const float *v, int P, size_t off, size_t
 
 /* Element i of a buffer of n floats cut from the end into units of `unit`
  * floats (the engine's buckets, or shm's chunks), each unit cut into the
- * library's number of equal pieces for alg (tsr_alg_pieces; alltoall: not
- * cut): its piece's length *m, its offset *off in the piece and the
- * length of its unit *ulen. */
-static inline void order_piece_at(size_t n, size_t unit, int alg, size_t i, size_t *off, size_t *m, size_t *ulen)
+ * library's number of equal pieces for the algorithm it runs on P ranks
+ * under configured alg (tsr_alg_pieces; alltoall: not cut): its piece's
+ * length *m, its offset *off in the piece and the length of its unit *ulen. */
+static inline void order_piece_at(size_t n, size_t unit, int alg, int P, size_t i, size_t *off, size_t *m,
+                                  size_t *ulen)
 {
     size_t b = (n - 1 - i) / unit;
     size_t end = n - b * unit, start = end > unit ? end - unit : 0;
-    size_t len = end - start, k = alg == TSR_ALG_ALLTOALL ? 1 : tsr_alg_pieces(len, tsr_alg_piece_env());
+    size_t len = end - start;
+    int ran = alg == TSR_ALG_AUTO ? tsr_alg_choose(P, len) : alg;
+    size_t k = tsr_alg_pieces(len, tsr_alg_piece_env(), ran);
     size_t q = (i - start) * k / len;
     while (q > 0 && q * len / k > i - start)
         q--;

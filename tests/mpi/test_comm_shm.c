@@ -77,7 +77,7 @@ static float ordered_sum(uint64_t seed, size_t i, const int *node, int p, int al
     }
     size_t off, m, ulen;
     alg = tsr_alg_resolve(alg, nn);
-    order_piece_at(n, cf, alg, i, &off, &m, &ulen);
+    order_piece_at(n, cf, alg, nn, i, &off, &m, &ulen);
     return order_sum(order_alg(alg, nn, ulen), part, nn, off, m);
 }
 

@@ -86,7 +86,7 @@ static void run_case(int alg, size_t n, size_t bucket_bytes, int piece_kb)
         size_t bad = 0, at = 0;
         for (size_t i = 0; i < n; i++) {
             size_t off, m, ulen;
-            order_piece_at(n, unit, ran, i, &off, &m, &ulen);
+            order_piece_at(n, unit, ran, size, i, &off, &m, &ulen);
             for (int r = 0; r < size; r++)
                 v[r] = value(seed, r, i);
             float want = order_sum(order_alg(ran, size, ulen), v, size, off, m);
@@ -145,12 +145,20 @@ int main(int argc, char **argv)
 
     static const size_t sizes[] = {1, 7, 1000, 4099, 40000};
     static const size_t buckets[] = {0, 1024};
+    /* Many buckets are checked at 4099 floats (17 of 1 KiB); 40000 floats
+     * in 1 KiB buckets (157) added nothing more and took most of the
+     * test's time: SMPI matches messages by scanning its queues, which
+     * that many buckets in flight make long. */
     for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_COUNT; alg++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
-                run_case(alg, sizes[i], buckets[j], 0);
+                if (!buckets[j] || sizes[i] < 5000)
+                    run_case(alg, sizes[i], buckets[j], 0);
     for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_ALLTOALL; alg++)
         run_case(alg, 40000, 0, 16); /* 10 pieces of 4096 floats */
+    /* 800 KB: 6 pieces of 128 KiB and more, but at most 4 for the ring */
+    run_case(TSR_ALG_RING, 200000, 0, 0);
+    run_case(TSR_ALG_RABENSEIFNER, 200000, 0, 0);
 
     for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_COUNT; alg++) {
         double t = sim_time(alg, (size_t)1 << 20);
