@@ -7,7 +7,12 @@
 # (samples / frequency / steps). CPU time, not wall time: another job's
 # load on a shared machine stretches the wall clock, not these figures.
 # Start-up (reading and checking the dataset, loading libraries) lands in
-# its own rows; the prefetch thread's gather runs beside the step.
+# its own rows; the prefetch thread's gather runs beside the step. The
+# step's CPU is the sum of the per-step rows (kernel time and start-up
+# left out; "the rest" counted in full, an upper bound); its GEMM share
+# is the SGEMM-bound fraction by CPU time. PyTorch's epoch over the same
+# data (torch_epoch.py, its process CPU time per step) is the peer, run
+# after tessera in the same invocation.
 #
 # Usage: tests/bench/run_step_profile.sh [BUILD_DIR] [--epochs E] [--freq HZ] [--set KEY=VALUE]...
 #   defaults: build, 2 epochs, 4000 Hz
@@ -30,6 +35,7 @@ case $build in /*) ;; *) build=$root/$build ;; esac
 bin=$build/tessera
 [ -x "$bin" ] || { echo "run_step_profile.sh: $bin not found; build first" >&2; exit 1; }
 command -v perf >/dev/null || { echo "run_step_profile.sh: perf not found (apt-get install linux-perf)" >&2; exit 1; }
+python=${PYTHON:-/usr/bin/python3}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-stepprof.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -66,6 +72,8 @@ def kind(tid, comm, priv, sym):
         return "prefetch thread: batch gather" if sym in ("__memmove_avx512_unaligned_erms", "tsr_dataset_gather") else "other threads"
     if sym.startswith("sgemm") or sym == "cblas_sgemm" or sym.startswith("__memset"):
         return "GEMMs (OpenBLAS, with its beta = 0 zeroing)"
+    if sym.startswith(("tsr_accum", "add_into", "copy_into")):
+        return "gradient accumulation (the micro-batches' sums)"
     if sym.startswith("sgd") or "optim" in sym:
         return "optimizer (SGD, momentum, weight decay, finiteness)"
     if "bias_act" in sym:
@@ -84,6 +92,20 @@ for n, tid, comm, priv, sym in rows:
     cls[kind(tid, comm, priv, sym)] += n
 print(f"tessera train, Fashion-MNIST MLP, batch 128, 1 rank, 1 BLAS thread: CPU per step over {steps} steps "
       f"({hz:.0f} Hz cpu-clock samples)")
-for k, n in cls.most_common():
-    print(f"  {n / hz / steps * 1e6:9.1f} us  {k}")
+us = {k: n / hz / steps * 1e6 for k, n in cls.items()}
+for k, v in sorted(us.items(), key=lambda kv: -kv[1]):
+    print(f"  {v:9.1f} us  {k}")
+step = sum(v for k, v in us.items() if not k.startswith(("start-up", "mpirun", "kernel", "other threads")))
+gemm = us.get("GEMMs (OpenBLAS, with its beta = 0 zeroing)", 0)
+print(f"  step CPU {step:.1f} us (GEMMs {gemm:.1f} us): SGEMM-bound fraction by CPU time {gemm / step:.3f}")
+open("step_us.txt", "w").write(f"{step} {gemm}\n")
+PY
+"$python" "$here/torch_epoch.py" --data "$data" --epochs 2 --batch 128 >torch.json
+"$python" - torch.json step_us.txt <<'PY'
+import json, statistics as st, sys
+t = json.load(open(sys.argv[1]))
+step, gemm = map(float, open(sys.argv[2]).read().split())
+p = st.median(c / t["steps"] * 1e6 for c in t["epoch_cpu_s"])
+print(f"PyTorch {t['torch']} epoch over the same data: CPU {p:.1f} us per step (median of {len(t['epoch_cpu_s'])} epochs); "
+      f"tessera / PyTorch by CPU time per step {p / step:.2f}x; PyTorch's GEMM share against tessera's GEMMs {gemm / p:.3f}")
 PY
