@@ -64,6 +64,9 @@ for n, tid, comm, _, _ in rows:
     if comm == "tessera":
         per_tid[tid] += n
 main = per_tid.most_common(1)[0][0]
+PER_STEP = ("tsr_train", "tsr_loader", "tsr_comm", "tsr_runtime", "tsr_perf", "tsr_trace", "tsr_counter", "tsr_model_",
+            "dense_", "layer_", "clock_gettime", "pthread_", "__futex", "__GI___lll", "PMPI_", "ompi_", "opal_", "mca_",
+            "MPI_", "grads_ready", "mpi_")
 STARTUP = ("tsr_dataset_read", "H5", "_dl_", "do_lookup_x", "clear_page", "_copy_to_iter", "tsr_dataset_check")
 def kind(tid, comm, priv, sym):
     if comm != "tessera":
@@ -86,7 +89,9 @@ def kind(tid, comm, priv, sym):
         return "start-up: reading and checking the dataset"
     if priv == "k":
         return "kernel (preemption by other jobs, page faults, I/O)"
-    return "the rest: loop bookkeeping, comm, MPI, timers, libc"
+    if sym.startswith(PER_STEP):
+        return "loop bookkeeping (loader hand-off, comm engine, MPI agreement, timers, counters)"
+    return "the rest (mostly start-up: libraries, configuration, the model file)"
 cls = collections.Counter()
 for n, tid, comm, priv, sym in rows:
     cls[kind(tid, comm, priv, sym)] += n
@@ -95,7 +100,7 @@ print(f"tessera train, Fashion-MNIST MLP, batch 128, 1 rank, 1 BLAS thread: CPU 
 us = {k: n / hz / steps * 1e6 for k, n in cls.items()}
 for k, v in sorted(us.items(), key=lambda kv: -kv[1]):
     print(f"  {v:9.1f} us  {k}")
-step = sum(v for k, v in us.items() if not k.startswith(("start-up", "mpirun", "kernel", "other threads")))
+step = sum(v for k, v in us.items() if not k.startswith(("start-up", "mpirun", "kernel", "other threads", "the rest")))
 gemm = us.get("GEMMs (OpenBLAS, with its beta = 0 zeroing)", 0)
 print(f"  step CPU {step:.1f} us (GEMMs {gemm:.1f} us): SGEMM-bound fraction by CPU time {gemm / step:.3f}")
 open("step_us.txt", "w").write(f"{step} {gemm}\n")
