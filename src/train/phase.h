@@ -24,11 +24,11 @@ _Static_assert(TSR_PHASE_FORWARD - TSR_PHASE_DATA == TSR_TRACE_FORWARD - TSR_TRA
                "tsr_phase_t's step phases and the timeline's must line up");
 
 typedef struct tsr_train_phases {
-    tsr_trace_t *trace;      /* NULL: no timeline */
-    struct tsr_perf *perf;   /* NULL: [monitor] perf off */
-    int cur;                 /* TSR_TRACE_NONE or the timeline's phase under way */
-    double since;            /* when it began */
-    double step_t0;          /* when the step began */
+    tsr_trace_t *trace;    /* NULL: no timeline */
+    struct tsr_perf *perf; /* NULL: [monitor] perf off */
+    int cur;               /* TSR_TRACE_NONE or the timeline's phase under way */
+    double since;          /* when it began */
+    double step_t0;        /* when the step began */
     /* the whole run on this rank, and the window since the last publish */
     double sum[TSR_TRACE_NPHASES], step_s, win[TSR_TRACE_NPHASES], win_step_s;
     long steps, win_steps;

@@ -215,7 +215,7 @@ static void test_fused(void **state)
         tsr_compute_act_backward(acts[t], a, db_, rows * n);
         tsr_compute_bias_grad(db_, rows, n, gb);
         assert_memory_equal(da, db_, sizeof da);
-        assert_memory_equal(ga, gb, sizeof ga); /* the same sums in the same order */
+        assert_memory_equal(ga, gb, sizeof ga);                   /* the same sums in the same order */
         tsr_compute_act_bias_grad(acts[t], a, da, rows, n, NULL); /* no bias gradient asked */
     }
     free(x), free(bias), free(dy);
@@ -317,10 +317,11 @@ static void test_act_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),           cmocka_unit_test(test_gemm_ld),   cmocka_unit_test(test_bias),
-        cmocka_unit_test(test_activations),    cmocka_unit_test(test_fused),
-        cmocka_unit_test(test_relu_backward_select),     cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_colsums_affine), cmocka_unit_test(test_act_names),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_ld),
+        cmocka_unit_test(test_bias),      cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_fused),     cmocka_unit_test(test_relu_backward_select),
+        cmocka_unit_test(test_softmax),   cmocka_unit_test(test_colsums_affine),
+        cmocka_unit_test(test_act_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,8 +229,8 @@ int main(void)
 {
     tsr_log_set_level(TSR_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_phases),     cmocka_unit_test(test_phase_at),     cmocka_unit_test(test_counters),        cmocka_unit_test(test_derive),
-        cmocka_unit_test(test_resources),
+        cmocka_unit_test(test_phases),     cmocka_unit_test(test_phase_at),        cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_derive),     cmocka_unit_test(test_resources),
 #ifdef TSR_HAVE_PAPI
         cmocka_unit_test(test_sde_events), cmocka_unit_test(test_hardware_events), cmocka_unit_test(test_bad_lists),
 #endif
