@@ -52,6 +52,11 @@ TSR_API void tsr_perf_destroy(tsr_perf_t *p);
  * it) and begins next. No allocation, no lock, no system call beyond the
  * clock and the counters' read. Accepts NULL (does nothing). */
 TSR_API void tsr_perf_phase(tsr_perf_t *p, tsr_phase_t next);
+/* tsr_perf_phase at `now`, a tsr_time_now() the caller read already (one
+ * clock read shared with its own timers: the training loop's phase hook).
+ * The first call moves p from the TSC to that clock for good, so later
+ * tsr_perf_phase calls read the same clock. */
+TSR_API void tsr_perf_phase_at(tsr_perf_t *p, tsr_phase_t next, double now);
 /* The phase under way. */
 TSR_API tsr_phase_t tsr_perf_current(const tsr_perf_t *p);
 

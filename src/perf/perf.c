@@ -181,11 +181,20 @@ void tsr_perf_destroy(tsr_perf_t *p)
     free(p);
 }
 
-void tsr_perf_phase(tsr_perf_t *p, tsr_phase_t next)
+/* From the TSC to the caller's clock for good: the ticks so far become
+ * seconds at the rate measured since create. */
+static void to_wall_clock(tsr_perf_t *p)
 {
-    if (!p || (unsigned)next >= TSR_PHASE_COUNT)
-        return;
-    double now = ticks_now(p);
+    double tk = ticks_now(p), wall = tsr_time_now(), scale = tk > p->t0 ? (wall - p->wall0) / (tk - p->t0) : 0;
+    for (int k = 0; k < TSR_PHASE_COUNT; k++)
+        p->ticks[k] *= scale;
+    p->t = p->wall0 + (p->t - p->t0) * scale;
+    p->t0 = p->wall0;
+    p->tsc = 0;
+}
+
+static void charge(tsr_perf_t *p, tsr_phase_t next, double now)
+{
     p->ticks[p->cur] += now - p->t;
     p->t = now;
 #ifdef TSR_HAVE_PAPI
@@ -197,6 +206,21 @@ void tsr_perf_phase(tsr_perf_t *p, tsr_phase_t next)
 #endif
     p->tot.entries[next] += 1;
     p->cur = next;
+}
+
+void tsr_perf_phase(tsr_perf_t *p, tsr_phase_t next)
+{
+    if (p && (unsigned)next < TSR_PHASE_COUNT)
+        charge(p, next, ticks_now(p));
+}
+
+void tsr_perf_phase_at(tsr_perf_t *p, tsr_phase_t next, double now)
+{
+    if (!p || (unsigned)next >= TSR_PHASE_COUNT)
+        return;
+    if (p->tsc)
+        to_wall_clock(p);
+    charge(p, next, now);
 }
 
 tsr_phase_t tsr_perf_current(const tsr_perf_t *p) { return p ? p->cur : TSR_PHASE_OTHER; }

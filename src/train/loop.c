@@ -154,7 +154,6 @@ static void compute(loop_t *l, size_t *rows, int *status)
      * full ring): watched like every other wait. */
     tsr_runtime_watch_begin(ctx->rt, "the gradient exchange during backward", l->step + 1);
     *rows = 0;
-    tsr_perf_phase(ctx->perf, TSR_PHASE_DATA);
     if (tsr_loader_next(ctx->data.loader, &b) != TSR_OK) {
         *status |= TSR_STEP_ERROR;
         l->rc = l->rc ? l->rc : TSR_EIO;
@@ -176,13 +175,11 @@ static void compute(loop_t *l, size_t *rows, int *status)
                 tsr_model_set_step(ctx->net.model, (uint64_t)l->step);
             }
             double tc = tsr_time_now();                              /* TSR_FAULT_SLOW stretches this rank's compute */
-            tsr_train_phase_at(&ctx->phases, TSR_TRACE_FORWARD, tc); /* phase: forward */
-            tsr_perf_phase(ctx->perf, TSR_PHASE_FORWARD);
+            tsr_train_phase_at(&ctx->phases, TSR_PHASE_FORWARD, tc); /* phase: forward */
             tsr_model_forward(ctx->net.model, b.x + i * m * d, m);
             if (l->stats)
                 tsr_model_stats_take(ctx->net.model, l->stats + ((size_t)ctx->rank * k + i) * l->stats_n);
-            tsr_train_phase(&ctx->phases, TSR_TRACE_BACKWARD); /* phase: backward */
-            tsr_perf_phase(ctx->perf, TSR_PHASE_BACKWARD);
+            tsr_train_phase(&ctx->phases, TSR_PHASE_BACKWARD); /* phase: backward */
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
             tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
@@ -208,8 +205,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
         }
     }
     tsr_runtime_watch_end(ctx->rt);
-    tsr_train_phase(&ctx->phases, TSR_TRACE_REDUCE); /* phase: the agreement and the gradient sums */
-    tsr_perf_phase(ctx->perf, TSR_PHASE_REDUCE);
+    tsr_train_phase(&ctx->phases, TSR_PHASE_REDUCE); /* phase: the agreement and the gradient sums */
     /* The engine fails inside backward's callbacks, which cannot return an
      * error: its sticky status tells. */
     int rc = tsr_comm_status(ctx->comm.engine);
@@ -265,8 +261,7 @@ static int step(loop_t *l, size_t *rows, int *agreed)
         return l->rc ? l->rc : another_failed(ctx);
     if (l->stats && (rc = apply_stats(l)))
         return rc;
-    tsr_train_phase(&ctx->phases, TSR_TRACE_OPTIM); /* phase: optimizer */
-    tsr_perf_phase(ctx->perf, TSR_PHASE_OPTIMIZER);
+    tsr_train_phase(&ctx->phases, TSR_PHASE_OPTIMIZER); /* phase: optimizer */
     int apply = 1;
     rc = tsr_train_amp_unscale(ctx, l->grads, l->nparams, &apply);
     if (!rc && apply)
@@ -428,9 +423,10 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
             int agreed = 0;
             tsr_train_step_begin(&ctx->phases, l.step + 1); /* phase: data (a step begins) */
             rc = step(&l, &rows, &agreed);
-            tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
-            if (rc)
+            if (rc) {
+                tsr_train_phase(&ctx->phases, TSR_PHASE_OTHER); /* phase: none (a failed step) */
                 return rc;
+            }
             tsr_counter_add(TSR_COUNTER_STEPS, 1);
             tsr_counter_add(TSR_COUNTER_SAMPLES, (int64_t)rows);
             tsr_train_monitor_step(ctx, tsr_time_now() - ts, tsr_comm_last_exposed_seconds(ctx->comm.engine),
@@ -446,15 +442,13 @@ static int run(loop_t *lp, const tsr_train_pos_t *start)
                 return tsr_train_ckpt_stop(ctx, l.step, &l.next);
             }
             /* A failed checkpoint stops everyone at the next step's agreement. */
-            tsr_train_phase(&ctx->phases, TSR_TRACE_CKPT); /* phase: checkpoint */
-            tsr_perf_phase(ctx->perf, TSR_PHASE_CHECKPOINT);
+            tsr_train_phase(&ctx->phases, TSR_PHASE_CHECKPOINT); /* phase: checkpoint */
             rc = tsr_train_ckpt_step(ctx, l.step, &l.next);
-            tsr_perf_phase(ctx->perf, TSR_PHASE_OTHER);
+            tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
             if (rc) {
                 sc->pending_status |= TSR_STEP_ERROR;
                 l.rc = l.rc ? l.rc : rc;
             }
-            tsr_train_step_end(&ctx->phases); /* phase: none (the step ends) */
             tsr_fault_step(&ctx->faults, ctx->rank, l.step);
             if (ctx->opt->hooks.step)
                 ctx->opt->hooks.step(ctx->opt->hooks.arg, l.step);

@@ -41,6 +41,7 @@ int tsr_train_perf_setup(tsr_train_ctx_t *ctx, int *failed_rank)
         ctx->gpu_busid[0] = 0;
     if ((rc = tsr_runtime_agree(ctx->rt, rc, failed_rank)))
         return rc;
+    ctx->phases.perf = ctx->perf; /* the step's phase hook feeds it (phase.h) */
     const char *note = tsr_perf_note(ctx->perf);
     if (ctx->rank == 0 && note)
         tsr_log(TSR_LOG_WARN, "monitor: %s; training goes on without them", note);
@@ -51,7 +52,7 @@ void tsr_train_perf_destroy(tsr_train_ctx_t *ctx)
 {
     tsr_perf_destroy(ctx->perf);
     free(ctx->perf_all);
-    ctx->perf = NULL;
+    ctx->perf = ctx->phases.perf = NULL;
     ctx->perf_all = NULL;
 }
 

@@ -13,18 +13,24 @@
 # runs, and each variant's ratio to "off" from the same round (median and
 # quartiles). bench_perf measures the same costs per call.
 #
-# Usage: tests/bench/run_perf_bench.sh [BUILD_DIR] [--rounds R] [--epochs E] [--ranks N]
-#   defaults: build, 15 rounds, 120 epochs (5280 steps), 2 ranks
+# --fashion: the Fashion-MNIST MLP instead (tests/bench/fashion.ini, batch
+# 128 per rank, one BLAS thread, coordinator off as users run it; the
+# converted dataset from fashion_h5.sh, or FASHION_H5), with a fourth
+# variant "all": perf on and the timeline ([monitor] trace) too.
+#
+# Usage: tests/bench/run_perf_bench.sh [BUILD_DIR] [--rounds R] [--epochs E] [--ranks N] [--fashion]
+#   defaults: build, 15 rounds, 120 epochs (5280 steps), 2 ranks; --fashion: 3 epochs
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=build rounds=15 epochs=120 ranks=2
+build=build rounds=15 epochs= ranks=2 fashion=0
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --fashion) fashion=1; shift ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_perf_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -37,27 +43,41 @@ export OPENBLAS_NUM_THREADS=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/tessera-perfbench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-cp "$root/examples/digits.ini" . && mkdir -p data && cp "$root/examples/data/digits.h5" data/
-common=(--set "train.epochs=$epochs" --set runtime.progress=lines --set serve.enabled=true
-        --set train.register=false --set checkpoint.final=false --set checkpoint.every_seconds=0)
+variants=(off on papi)
 declare -A extra=([off]="--set monitor.perf=false" [on]="--set monitor.perf=true"
                   [papi]="--set monitor.perf=true --set monitor.papi_events=sde:::tessera::steps")
+if ((fashion)); then
+  # shellcheck source=fashion_h5.sh
+  . "$here/fashion_h5.sh"
+  data=${FASHION_H5:-$work/fashion.h5}
+  [ -f "$data" ] || fashion_h5 "$bin" "$data" || exit 1
+  conf=$root/tests/bench/fashion.ini batch=128 epochs=${epochs:-3}
+  common=(--set "data.path=$data" --set train.batch_size=128 --set runtime.blas_threads=1)
+  extra[all]="--set monitor.perf=true --set monitor.trace=$work/trace.json"
+  variants+=(all)
+else
+  cp "$root/examples/digits.ini" . && mkdir -p data && cp "$root/examples/data/digits.h5" data/
+  conf=digits.ini batch=16 epochs=${epochs:-120} # digits.ini: batch_size 16 per rank
+  common=(--set serve.enabled=true)
+fi
+common+=(--set "train.epochs=$epochs" --set runtime.progress=lines --set train.register=false
+         --set checkpoint.final=false --set checkpoint.every_seconds=0 --set "train.output=$work/model.h5")
 out=results.txt
 : >"$out"
 for ((r = 1; r <= rounds; r++)); do
-  for v in off on papi; do
+  for v in "${variants[@]}"; do
     # shellcheck disable=SC2086
-    rate=$(mpiexec --bind-to none -n "$ranks" "$bin" train digits.ini "${common[@]}" ${extra[$v]} 2>&1 |
+    rate=$(mpiexec --bind-to none -n "$ranks" "$bin" train "$conf" "${common[@]}" ${extra[$v]} 2>&1 |
       sed -nE 's/.*epoch [0-9]+\/[0-9]+ train loss .* ([0-9.]+) samples\/s$/\1/p' | sort -n |
       awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
     echo "$r $v $rate" >>"$out"
     echo "round $r/$rounds $v: median epoch $rate samples/s" >&2
   done
 done
-/usr/bin/python3 - "$out" "$ranks" <<'PY'
+/usr/bin/python3 - "$out" "$ranks" "$batch" "$(((fashion)) && echo Fashion-MNIST MLP || echo digits)" <<'PY'
 import statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1])]
-batch = 16 * int(sys.argv[2])  # digits.ini: batch_size 16 per rank
+batch = int(sys.argv[3]) * int(sys.argv[2])
 step = {}  # variant -> {round: step time in us}
 for r, v, rate in rows:
     step.setdefault(v, {})[int(r)] = batch / float(rate) * 1e6
@@ -65,7 +85,7 @@ def q(xs):
     qs = st.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
     return qs[0], qs[2]
 print(f"{'variant':8} {'median step':>12} {'min':>8} {'max':>8}   ratio to off, same round: median [q1, q3]")
-for v in ("off", "on", "papi"):
+for v in [v for v in ("off", "on", "papi", "all") if v in step]:
     xs = list(step[v].values())
     line = f"{v:8} {st.median(xs):9.1f} us {min(xs):8.1f} {max(xs):8.1f}"
     if v != "off":
@@ -73,5 +93,5 @@ for v in ("off", "on", "papi"):
         lo, hi = q(ratios)
         line += f"   {st.median(ratios):.4f} [{lo:.4f}, {hi:.4f}]  ({(st.median(ratios) - 1) * 100:+.2f}%)"
     print(line)
-print(f"{len(step['off'])} rounds; each run: the median epoch's step time; the digits run, {sys.argv[2]} ranks")
+print(f"{len(step['off'])} rounds; each run: the median epoch's step time; the {sys.argv[4]} run, {sys.argv[2]} ranks")
 PY

@@ -215,11 +215,36 @@ static void test_fused(void **state)
         tsr_compute_act_backward(acts[t], a, db_, rows * n);
         tsr_compute_bias_grad(db_, rows, n, gb);
         assert_memory_equal(da, db_, sizeof da);
-        for (size_t j = 0; j < n; j++)
-            near("act_bias_grad", j, ga[j], gb[j], 1e-6);
+        assert_memory_equal(ga, gb, sizeof ga);                   /* the same sums in the same order */
         tsr_compute_act_bias_grad(acts[t], a, da, rows, n, NULL); /* no bias gradient asked */
     }
     free(x), free(bias), free(dy);
+}
+
+/* ReLU's backward as a select: y > 0 keeps dy bit for bit (NaN, Inf and
+ * -0 gradients too), y <= 0, -0 or NaN gives +0, in the 8-wide blocks and
+ * the remainder, alone and fused with the bias gradient. */
+static void test_relu_backward_select(void **state)
+{
+    (void)state;
+    enum { N = 19 };
+    const float inf = INFINITY, nan = NAN;
+    const float y[N] = {1, -1, 0, -0.0f, nan, inf, -inf, 1e-38f, -1e-38f, 2, 3, -3, 0, 5, nan, 1, -0.0f, 7, 1e-45f};
+    const float g[N] = {nan, 2, 3, 4, 5, -0.0f, 6, inf, 7, -inf, -0.0f, 8, 9, 0.5f, 1, -2, 3, nan, -4};
+    float d[N], e[N], db[N];
+    memcpy(d, g, sizeof d);
+    tsr_compute_act_backward(TSR_ACT_RELU, y, d, N);
+    for (size_t i = 0; i < N; i++) {
+        float want = y[i] > 0.0f ? g[i] : 0.0f;
+        assert_memory_equal(&d[i], &want, sizeof want);
+    }
+    memcpy(e, g, sizeof e);
+    tsr_compute_act_bias_grad(TSR_ACT_RELU, y, e, 1, N, db);
+    assert_memory_equal(e, d, sizeof e);
+    for (size_t i = 0; i < N; i++) {
+        float want = 0.0f + d[i];
+        assert_memory_equal(&db[i], &want, sizeof want);
+    }
 }
 
 static void test_softmax(void **state)
@@ -292,9 +317,11 @@ static void test_act_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),           cmocka_unit_test(test_gemm_ld),   cmocka_unit_test(test_bias),
-        cmocka_unit_test(test_activations),    cmocka_unit_test(test_fused),     cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_colsums_affine), cmocka_unit_test(test_act_names),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_ld),
+        cmocka_unit_test(test_bias),      cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_fused),     cmocka_unit_test(test_relu_backward_select),
+        cmocka_unit_test(test_softmax),   cmocka_unit_test(test_colsums_affine),
+        cmocka_unit_test(test_act_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,38 @@ static void test_phases(void **state)
     assert_null(tsr_phase_name(TSR_PHASE_COUNT));
 }
 
+/* The caller's clock reading (the training loop's one phase hook): the
+ * TSC's seconds so far carried over, then exactly the caller's intervals,
+ * and plain switches after it on the same clock. */
+static void test_phase_at(void **state)
+{
+    (void)state;
+    tsr_perf_t *p = NULL;
+    double t0 = tsr_time_now();
+    assert_int_equal(tsr_perf_create(NULL, &p), TSR_OK);
+    tsr_perf_phase(p, TSR_PHASE_DATA);
+    spin(0.002);
+    double t = tsr_time_now();
+    tsr_perf_phase_at(p, TSR_PHASE_FORWARD, t);
+    tsr_perf_phase_at(p, TSR_PHASE_BACKWARD, t + 0.25);
+    tsr_perf_phase_at(p, TSR_PHASE_FORWARD, t + 0.75);
+    tsr_perf_phase_at(p, TSR_PHASE_COUNT, t + 1); /* out of range: ignored */
+    tsr_perf_phase_at(NULL, TSR_PHASE_DATA, t);   /* NULL: monitoring off */
+    tsr_perf_phase_at(p, TSR_PHASE_OTHER, t + 1);
+    spin(0.001);
+    tsr_perf_phase(p, TSR_PHASE_EVAL);
+    spin(0.001);
+    tsr_perf_totals_t tt;
+    tsr_perf_totals(p, &tt);
+    assert_float_equal(tt.seconds[TSR_PHASE_FORWARD], 0.5, 1e-9);
+    assert_float_equal(tt.seconds[TSR_PHASE_BACKWARD], 0.5, 1e-9);
+    double data = tt.seconds[TSR_PHASE_DATA];
+    assert_true(data >= 0.0015 && data <= t - t0 + 1e-6);
+    assert_true(tt.seconds[TSR_PHASE_EVAL] > 0);
+    assert_true(tt.entries[TSR_PHASE_FORWARD] == 2 && tt.entries[TSR_PHASE_EVAL] == 1);
+    tsr_perf_destroy(p);
+}
+
 static void test_counters(void **state)
 {
     (void)state;
@@ -197,8 +229,8 @@ int main(void)
 {
     tsr_log_set_level(TSR_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_phases),     cmocka_unit_test(test_counters),        cmocka_unit_test(test_derive),
-        cmocka_unit_test(test_resources),
+        cmocka_unit_test(test_phases),     cmocka_unit_test(test_phase_at),        cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_derive),     cmocka_unit_test(test_resources),
 #ifdef TSR_HAVE_PAPI
         cmocka_unit_test(test_sde_events), cmocka_unit_test(test_hardware_events), cmocka_unit_test(test_bad_lists),
 #endif
