@@ -64,8 +64,7 @@ static inline float order_sum(int alg, const float *v, int P, size_t off, size_t
  * library's number of equal pieces for the algorithm it runs on P ranks
  * under configured alg (tsr_alg_pieces; alltoall: not cut): its piece's
  * length *m, its offset *off in the piece and the length of its unit *ulen. */
-static inline void order_piece_at(size_t n, size_t unit, int alg, int P, size_t i, size_t *off, size_t *m,
-                                  size_t *ulen)
+static inline void order_piece_at(size_t n, size_t unit, int alg, int P, size_t i, size_t *off, size_t *m, size_t *ulen)
 {
     size_t b = (n - 1 - i) / unit;
     size_t end = n - b * unit, start = end > unit ? end - unit : 0;
