@@ -134,7 +134,8 @@ int apply_saved_tick(apply_saved_t *s);
 /* Collective, after the result was written: removes the saved files. */
 void apply_saved_finish(apply_saved_t *s, MPI_Comm comm);
 /* TSR_FAULT_KILL="RANK:N" (tests): that rank SIGKILLs itself once it has
- * finished (and saved) N partitions. */
+ * finished (and saved) N partitions; RANK -1: any rank that gets there (on
+ * P ranks, more than P (N - 1) partitions make sure one does). */
 void apply_fault_tick(MPI_Comm comm, size_t *count);
 
 /* What makes a reduction resumable: its result's path (NULL: not

@@ -265,6 +265,6 @@ void apply_fault_tick(MPI_Comm comm, size_t *count)
     if (!v || sscanf(v, "%d:%lu", &want, &n) != 2)
         return;
     MPI_Comm_rank(comm, &rank);
-    if (rank == want && ++*count >= n)
+    if ((want < 0 || rank == want) && ++*count >= n)
         raise(SIGKILL);
 }
