@@ -77,7 +77,7 @@ grep ',done,' s4/trials.csv >before.txt
 mpi 2 "${A[@]}" >s4b.log 2>&1 && grep -q "resuming from s4/trials.json: $(wc -l <before.txt) of 6 trials finished" s4b.log \
   && ok "resumed with $(wc -l <before.txt) trials finished" || { bad "resume"; cat s4b.log; }
 grep -cx -F -f before.txt s4/trials.csv | grep -qx "$(wc -l <before.txt)" && ok "finished trials kept as they were (not rerun)" \
-  || bad "finished trials changed on resume"
+  || { bad "finished trials changed on resume"; echo "before:"; cat before.txt; echo "after:"; cat s4/trials.csv; }
 [ "$(grep -c ',done,' s4/trials.csv)" -eq 6 ] && ok "every trial done after the resume" || { bad "trials missing"; cat s4/trials.csv; }
 
 # 5. SIGKILL of a rank in its trial: the job dies; the rerun finishes every trial.
