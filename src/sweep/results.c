@@ -117,7 +117,9 @@ char *sweep_results_json(const tsr_sweep_plan_t *p, const sweep_trial_t *t, cons
     json_object_set_new(root, "best_trial", best >= 0 ? json_integer(best) : json_null());
     json_object_set_new(root, "registry_id", best_id && best_id[0] ? json_string(best_id) : json_null());
     json_object_set_new(root, "trials", trials);
-    char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(8));
+    /* 17 digits: a resumed sweep reads these back, and with fewer a
+     * finished trial's figures could print differently in trials.csv. */
+    char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
     json_decref(root);
     return text;
 }
