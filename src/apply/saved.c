@@ -156,11 +156,25 @@ static uint32_t gen_of(const apply_saved_t *s, const char *path)
     return ok ? h.gen : 0;
 }
 
+/* The glob pattern of every rank's file: the prefix with glob's special
+ * characters escaped (a result named "r[1].json" must match only itself). */
+static void rank_glob(const apply_saved_t *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *c = s->prefix; *c && k + 3 < n; c++) {
+        if (strchr("*?[\\", *c))
+            out[k++] = '\\';
+        out[k++] = *c;
+    }
+    out[k++] = '*';
+    out[k] = '\0';
+}
+
 /* Rank 0: loads the newest generation, then removes what it replaced. */
 static int resume0(apply_saved_t *s, const char *result, uint8_t *done)
 {
-    char pattern[sizeof s->prefix + 8];
-    snprintf(pattern, sizeof pattern, "%s*", s->prefix);
+    char pattern[2 * sizeof s->prefix + 2];
+    rank_glob(s, pattern, sizeof pattern);
     glob_t g;
     int grc = glob(pattern, GLOB_NOSORT, NULL, &g);
     size_t plen = strlen(s->prefix), nres = 0;
@@ -243,8 +257,8 @@ void apply_saved_finish(apply_saved_t *s, MPI_Comm comm)
         return;
     MPI_Barrier(comm); /* nobody saves any more */
     if (s->rank == 0) {
-        char pattern[sizeof s->prefix + 8];
-        snprintf(pattern, sizeof pattern, "%s*", s->prefix);
+        char pattern[2 * sizeof s->prefix + 2];
+        rank_glob(s, pattern, sizeof pattern);
         glob_t g;
         if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
             struct stat sb;

@@ -59,6 +59,15 @@ mpi 2 "${S[@]}" -o dmg.json >d2.txt 2>&1 || bad "damaged rerun: $(tail -3 d2.txt
 [ -f d1.txt ] && ! grep -q resuming d2.txt && cmp -s ref.json dmg.json && [ "$(saved dmg.json)" = 0 ] \
   && ok "a damaged saved file is not used (nothing resumed), removed; same bytes" || { bad "damaged saved file"; cat d2.txt; }
 
+# a result named with glob characters: its own saved files, and only those,
+# are resumed and removed (another run's ".r1.json..." files stay)
+TSR_FAULT_KILL=0:4 mpi 1 "${S[@]}" -o 'r[1]*.json' --save-every 0 >g1.txt 2>&1
+TSR_FAULT_KILL=0:3 mpi 1 "${S[@]}" -o r1x.json --save-every 0 >g2.txt 2>&1
+mpi 2 "${S[@]}" -o 'r[1]*.json' >g3.txt 2>&1 || bad "glob-named rerun: $(tail -3 g3.txt)"
+grep -q "resuming r\[1\]\*.json: 4 of 101" g3.txt && cmp -s ref.json 'r[1]*.json' && [ "$(saved 'r\[1\]\*.json')" = 0 ] \
+  && [ "$(saved r1x.json)" = 1 ] && ok "a result named r[1]*.json: its 4 partitions resumed, another run's saved file left alone" \
+  || { bad "glob-named result"; cat g3.txt; ls -a; }
+
 # a plugin's reduction (examples/apply/colsum.c)
 cc -shared -fPIC -O2 -I"$TSR_SRC/include" "$TSR_SRC/examples/apply/colsum.c" -o libcolsum.so || bad "cc colsum.c"
 R=(apply ./libcolsum.so --input d.h5 --partition-rows 250 --quiet)
