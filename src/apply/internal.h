@@ -84,7 +84,10 @@ typedef struct apply_stats {
     apply_col_t *part;  /* [nparts * d]: each partition's own (only this rank's filled) */
     uint8_t *mine;      /* [nparts]: which partitions this rank did */
     apply_col_t *total; /* [d] after apply_stats_reduce (rank 0, or every rank with all) */
-    double *scratch;    /* a partition's sums, squares, NaN counts and extremes */
+    double *scratch;    /* a block's and a partition's sums, squares, NaN counts and extremes */
+    size_t block_elems; /* values per block (whole rows) */
+    uint32_t *idx;      /* [block_elems]: a block's bucket indices */
+    uint32_t *base;     /* [d]: column c's first bucket, c << bits */
 } apply_stats_t;
 
 int apply_stats_create(apply_stats_t *st, size_t d, size_t nparts, int histogram);

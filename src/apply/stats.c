@@ -2,8 +2,8 @@
 /* Column statistics that do not depend on the number of ranks.
  *
  * Count, mean and the sum of squared deviations are formed per partition
- * (two passes over the partition in memory) and merged with Chan et al.'s
- * formula in partition order on rank 0, whichever rank did which
+ * (two passes over each block of it in cache, the blocks merged in order)
+ * and merged with Chan et al.'s formula in partition order on rank 0, whichever rank did which
  * partition, so the result is the same bytes for any N.
  *
  * Quantiles and the histogram come from a fixed-bucket sketch: each value
@@ -15,6 +15,7 @@
  * to the column's min and max. */
 #include "apply/internal.h"
 
+#include "common/vec.h"
 #include "tessera/error.h"
 
 #include <math.h>
@@ -23,6 +24,8 @@
 
 /* The histogram of every column together stays under this many bytes. */
 #define HIST_BUDGET ((size_t)128 << 20)
+/* Values per block of apply_stats_add: 64 KiB of them and as many indices. */
+#define BLOCK_ELEMS ((size_t)1 << 14)
 
 static inline uint32_t okey(float v)
 {
@@ -52,11 +55,17 @@ int apply_stats_create(apply_stats_t *st, size_t d, size_t nparts, int histogram
     st->total = calloc(d, sizeof *st->total);
     st->hist = st->bits ? calloc((d << st->bits) + 1, sizeof *st->hist) : NULL;
     st->hot = st->bits ? calloc((d << st->bits) + 1, sizeof *st->hot) : NULL;
-    st->scratch = malloc(d * (3 * sizeof(double) + 2 * sizeof(float)));
-    if (!st->part || !st->mine || !st->total || (st->bits && (!st->hist || !st->hot)) || !st->scratch) {
+    st->scratch = malloc(d * (6 * sizeof(double) + 2 * sizeof(float)));
+    st->block_elems = BLOCK_ELEMS > d ? BLOCK_ELEMS / d * d : d;
+    st->idx = st->bits ? malloc(st->block_elems * sizeof *st->idx) : NULL;
+    st->base = st->bits ? malloc(d * sizeof *st->base) : NULL;
+    if (!st->part || !st->mine || !st->total || (st->bits && (!st->hist || !st->hot || !st->idx || !st->base)) ||
+        !st->scratch) {
         apply_stats_destroy(st);
         return tsr_error_set(TSR_ENOMEM, "apply stats: out of memory for %zu columns and %zu partitions", d, nparts);
     }
+    for (size_t c = 0; st->base && c < d; c++)
+        st->base[c] = (uint32_t)(c << st->bits);
     return TSR_OK;
 }
 
@@ -68,6 +77,8 @@ void apply_stats_destroy(apply_stats_t *st)
     free(st->hist);
     free(st->hot);
     free(st->scratch);
+    free(st->idx);
+    free(st->base);
     memset(st, 0, sizeof *st);
 }
 
@@ -83,22 +94,11 @@ static void apply_stats_flush(apply_stats_t *st)
     st->hot_rows = 0;
 }
 
-/* Per partition: the sums, extremes and NaN counts in one pass with every
- * column in a row's registers (branch-free, so it vectorises across the
- * columns), the histogram in a second (a scatter: NaNs land in a spare
- * slot past the end), the squared deviations from the partition's mean in
- * a third. The partition is in cache by then. */
-void apply_stats_add(apply_stats_t *st, size_t part, const float *x, size_t rows)
+/* A block's sums, NaN counts and extremes, every column of a row in
+ * registers (branch-free, so it vectorises across the columns). */
+static TSR_HOT void block_sums(const float *restrict x, size_t rows, size_t d, double *restrict sum,
+                               double *restrict nan, float *restrict mn, float *restrict mx)
 {
-    size_t d = st->d;
-    apply_col_t *pc = st->part + part * d;
-    double *restrict sum = st->scratch, *restrict m2 = sum + d, *restrict nan = m2 + d;
-    float *restrict mn = (float *)(nan + d), *restrict mx = mn + d;
-    for (size_t c = 0; c < d; c++) {
-        sum[c] = m2[c] = nan[c] = 0;
-        mn[c] = INFINITY;
-        mx[c] = -INFINITY;
-    }
     for (size_t r = 0; r < rows; r++) {
         const float *restrict row = x + r * d;
         for (size_t c = 0; c < d; c++) {
@@ -110,51 +110,102 @@ void apply_stats_add(apply_stats_t *st, size_t part, const float *x, size_t rows
             mx[c] = v > mx[c] ? v : mx[c];
         }
     }
-    if (st->hist) {
-        int shift = 32 - st->bits;
-        size_t junk = d << st->bits;
-        if (st->hot_rows + rows > UINT32_MAX)
-            apply_stats_flush(st);
-        st->hot_rows += rows;
-        uint32_t *h = st->hot;
-        for (size_t r = 0; r < rows; r++) {
-            const float *row = x + r * d;
-            for (size_t c = 0; c < d; c++) {
-                float v = row[c];
-                size_t i = (c << st->bits) | (okey(v) >> shift);
-                h[v == v ? i : junk]++;
-            }
+}
+
+/* The bucket of each value (NaNs: the spare slot past the end), computed
+ * vector-wide into idx; the scatter that follows is then a load and an
+ * increment per value. */
+static TSR_HOT void block_keys(const float *restrict x, size_t n, size_t d, const uint32_t *restrict base, int shift,
+                               uint32_t junk, uint32_t *restrict idx)
+{
+    for (size_t i = 0; i < n; i += d)
+        for (size_t c = 0; c < d; c++) {
+            float v = x[i + c];
+            uint32_t k = okey(v) >> shift;
+            idx[i + c] = v == v ? base[c] | k : junk;
         }
-    }
-    for (size_t c = 0; c < d; c++) {
-        double n = (double)rows - nan[c];
-        pc[c].n = n;
-        pc[c].nans = nan[c];
-        pc[c].mean = n > 0 ? sum[c] / n : 0;
-        pc[c].min = mn[c];
-        pc[c].max = mx[c];
-        sum[c] = pc[c].mean; /* the mean, for the deviations */
-    }
+}
+
+static TSR_HOT void block_squares(const float *restrict x, size_t rows, size_t d, const double *restrict mean,
+                                  double *restrict m2)
+{
     for (size_t r = 0; r < rows; r++) {
         const float *restrict row = x + r * d;
         for (size_t c = 0; c < d; c++) {
-            double dv = (double)row[c] - sum[c];
+            double dv = (double)row[c] - mean[c];
             m2[c] += dv == dv ? dv * dv : 0.0;
         }
     }
-    for (size_t c = 0; c < d; c++)
-        pc[c].m2 = m2[c];
+}
+
+/* Chan et al.: (n, mean, m2) of b's rows after a's. */
+static void chan(double *an, double *amean, double *am2, double bn, double bmean, double bm2)
+{
+    if (bn <= 0)
+        return;
+    double n = *an + bn, delta = bmean - *amean;
+    *amean = *an > 0 ? *amean + delta * (bn / n) : bmean;
+    *am2 = *am2 + bm2 + delta * delta * (*an * bn / n);
+    *an = n;
+}
+
+/* Per partition, block by block (a block's values and bucket indices stay
+ * in L2 across its three passes): the sums, extremes and NaN counts, the
+ * histogram, then the squared deviations from the block's own mean; the
+ * blocks' moments are merged in row order. The blocks are fixed by the
+ * partition, so the result still does not depend on the number of ranks. */
+void apply_stats_add(apply_stats_t *st, size_t part, const float *x, size_t rows)
+{
+    size_t d = st->d, brows = st->block_elems / d ? st->block_elems / d : 1;
+    apply_col_t *pc = st->part + part * d;
+    double *sum = st->scratch, *m2 = sum + d, *nan = m2 + d, *pn = nan + d, *pmean = pn + d, *pm2 = pmean + d;
+    float *mn = (float *)(pm2 + d), *mx = mn + d;
+    for (size_t c = 0; c < d; c++) {
+        pn[c] = pmean[c] = pm2[c] = 0;
+        pc[c].nans = 0;
+        mn[c] = INFINITY;
+        mx[c] = -INFINITY;
+    }
+    if (st->hist && st->hot_rows + rows > UINT32_MAX)
+        apply_stats_flush(st);
+    st->hot_rows += rows;
+    for (size_t r0 = 0; r0 < rows; r0 += brows) {
+        size_t br = rows - r0 < brows ? rows - r0 : brows;
+        const float *b = x + r0 * d;
+        for (size_t c = 0; c < d; c++)
+            sum[c] = m2[c] = nan[c] = 0;
+        block_sums(b, br, d, sum, nan, mn, mx);
+        if (st->hist) {
+            uint32_t *h = st->hot, *idx = st->idx;
+            block_keys(b, br * d, d, st->base, 32 - st->bits, (uint32_t)(d << st->bits), idx);
+            for (size_t i = 0; i < br * d; i++)
+                h[idx[i]]++;
+        }
+        for (size_t c = 0; c < d; c++) {
+            double n = (double)br - nan[c];
+            pc[c].nans += nan[c];
+            nan[c] = n;
+            sum[c] = n > 0 ? sum[c] / n : 0; /* the block's mean, for the deviations */
+        }
+        block_squares(b, br, d, sum, m2);
+        for (size_t c = 0; c < d; c++)
+            chan(&pn[c], &pmean[c], &pm2[c], nan[c], sum[c], m2[c]);
+    }
+    for (size_t c = 0; c < d; c++) {
+        pc[c].n = pn[c];
+        pc[c].mean = pmean[c];
+        pc[c].m2 = pm2[c];
+        pc[c].min = mn[c];
+        pc[c].max = mx[c];
+    }
     st->mine[part] = 1;
 }
 
-/* Chan et al.: b's rows after a's. */
+/* b's rows after a's. */
 static void merge(apply_col_t *a, const apply_col_t *b)
 {
     if (b->n > 0) {
-        double n = a->n + b->n, delta = b->mean - a->mean;
-        a->mean = a->n > 0 ? a->mean + delta * (b->n / n) : b->mean;
-        a->m2 = a->m2 + b->m2 + delta * delta * (a->n * b->n / n);
-        a->n = n;
+        chan(&a->n, &a->mean, &a->m2, b->n, b->mean, b->m2);
         a->min = b->min < a->min ? b->min : a->min;
         a->max = b->max > a->max ? b->max : a->max;
     }

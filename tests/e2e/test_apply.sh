@@ -37,24 +37,28 @@ done
 cmp -s s1.json s2.json && cmp -s s1.json s3.json && ok "stats: the same bytes on 1, 2 and 3 ranks" || bad "stats differ by rank count"
 grep -q '^column .*count .*mean' st1.txt && [ "$(grep -c '^[0-5] ' st1.txt)" = 6 ] && ok "stats: a table of 6 columns" \
   || { bad "stats table"; cat st1.txt; }
-$PY - <<'PY' && ok "stats: count, mean, var, min, max exact; quantiles and histogram within a bucket of numpy" || bad "stats vs numpy"
+# Partitions of 6000 rows span several of the statistics' cache blocks
+# (2730 rows of 6 columns), the last one partial, a NaN in the first.
+mpi 2 apply stats --input d.h5 --partition-rows 6000 --quiet -o sbig.json >stb.txt 2>&1 || bad "stats, big partitions: $(tail -3 stb.txt)"
+$PY - <<'PY' && ok "stats: count, mean, var, min, max exact; quantiles and histogram within a bucket of numpy (partitions of 777 and 6000 rows)" || bad "stats vs numpy"
 import h5py, json, numpy as np, sys
 X = h5py.File("d.h5")["X"][()]
-cols = json.load(open("s1.json"))["columns"]
-assert len(cols) == 6
-for j, c in enumerate(cols):
-    v = X[:, j].astype(np.float64); v = v[~np.isnan(v)]
-    assert c["count"] == len(v) and c["nans"] == len(X) - len(v), (j, c["count"])
-    assert abs(c["mean"] - v.mean()) <= 1e-12 * max(1, abs(v.mean())), (j, c["mean"], v.mean())
-    assert abs(c["var"] - v.var()) <= 1e-10 * v.var(), (j, c["var"], v.var())
-    assert c["min"] == v.min() and c["max"] == v.max()
-    span = v.max() - v.min()
-    for q, got in c["quantiles"].items():
-        want = np.quantile(v, float(q))
-        assert abs(got - want) <= 0.01 * max(abs(want), 1e-3) + 1e-3 * span, (j, q, got, want)
-    h = c["histogram"]; want, _ = np.histogram(v, bins=np.array(h["edges"]))
-    assert sum(h["counts"]) == len(v), (j, sum(h["counts"]))
-    assert np.abs(np.array(h["counts"]) - want).sum() <= 0.01 * len(v), (j, h["counts"], want.tolist())
+for f in ("s1.json", "sbig.json"):
+  cols = json.load(open(f))["columns"]
+  assert len(cols) == 6
+  for j, c in enumerate(cols):
+      v = X[:, j].astype(np.float64); v = v[~np.isnan(v)]
+      assert c["count"] == len(v) and c["nans"] == len(X) - len(v), (j, c["count"])
+      assert abs(c["mean"] - v.mean()) <= 1e-12 * max(1, abs(v.mean())), (j, c["mean"], v.mean())
+      assert abs(c["var"] - v.var()) <= 1e-10 * v.var(), (j, c["var"], v.var())
+      assert c["min"] == v.min() and c["max"] == v.max()
+      span = v.max() - v.min()
+      for q, got in c["quantiles"].items():
+          want = np.quantile(v, float(q))
+          assert abs(got - want) <= 0.01 * max(abs(want), 1e-3) + 1e-3 * span, (j, q, got, want)
+      h = c["histogram"]; want, _ = np.histogram(v, bins=np.array(h["edges"]))
+      assert sum(h["counts"]) == len(v), (j, sum(h["counts"]))
+      assert np.abs(np.array(h["counts"]) - want).sum() <= 0.01 * len(v), (j, h["counts"], want.tolist())
 PY
 mpi 2 apply stats --input d.h5:/g/u8 --columns 2,0 --quiet -o u8.json >u8.txt 2>&1 || bad "stats of /g/u8: $(tail -2 u8.txt)"
 $PY - <<'PY' && ok "stats: a uint8 dataset in a group, scaled, two columns in the order asked" || bad "stats /g/u8"
