@@ -45,6 +45,8 @@ TSR_API int tsr_place_gpu_pick(hwloc_topology_t topo, hwloc_const_bitmap_t cpuse
                                int local_rank);
 /* Sets the BLAS library's thread count (OpenBLAS). */
 TSR_API void tsr_place_set_blas_threads(int n);
+/* The kernel set OpenBLAS runs ("Haswell", "SkylakeX", ...). */
+TSR_API const char *tsr_place_blas_core(void);
 
 #ifdef __cplusplus
 }

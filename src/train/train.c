@@ -2,6 +2,7 @@
 /* A training run: set-up, resume, the loop, the model file, teardown. */
 #include "train/setup.h"
 #include "tessera/error.h"
+#include "tessera/place.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -77,11 +78,11 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
                  sc->batch * (size_t)ctx->world);
     tsr_log(TSR_LOG_INFO,
             "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu%s, "
-            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank",
+            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank (OpenBLAS %s kernels)",
             ctx->data.path, tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world,
             sc->batch, acc, sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c),
             tsr_comm_staged(c) ? ", GPU gradients staged through host memory" : "", sc->blas_threads,
-            sc->blas_threads == 1 ? "" : "s");
+            sc->blas_threads == 1 ? "" : "s", tsr_place_blas_core());
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(ctx->rt), sc->placement);
 }
 
