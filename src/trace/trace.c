@@ -113,6 +113,11 @@ static ring_t *claim(tsr_trace_t *t)
     ring_t *r = slot < t->nrings ? &t->rings[slot] : NULL;
     if (r && pthread_getname_np(pthread_self(), r->name, sizeof r->name) != 0)
         r->name[0] = '\0';
+    /* The ring's pages now, at this thread's first event: left to be
+     * touched as events land, a page faulted in every few steps, on the
+     * step's path (in a VM a fault costs microseconds). */
+    if (r)
+        memset(r->ev, 0, (t->cap + 1) * sizeof *r->ev);
     mine.id = t->id;
     mine.ring = r;
     return r;
