@@ -68,8 +68,8 @@ int tsr_trace_create(const char *path, int rank, size_t events, int threads, tsr
     t->nrings = threads;
     t->cap = events;
     /* One slot more than kept: the slot a writer may be filling while the
-     * file is written is never one of those kept. malloc, not calloc: pages
-     * are touched only as events land in them. */
+     * file is written is never one of those kept. malloc, not calloc: a
+     * ring's pages are touched only when a thread claims it (claim). */
     for (int i = 0; i < threads; i++)
         if (!(t->rings[i].ev = malloc((events + 1) * sizeof(ev_t))))
             goto oom;

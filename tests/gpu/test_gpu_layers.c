@@ -7,6 +7,7 @@
  * agree to float tolerance; the ready callback hears of every layer with
  * parameters, last first. Prints each graph's largest relative error.
  * Exits 77 (skip) without a GPU. */
+#include "gpu_test.h"
 #include "tessera/compute.h"
 #include "tessera/layer.h"
 #include "tessera/error.h"
@@ -248,15 +249,8 @@ static void run(tsr_gpu_t *g, const gcase_t *c)
 
 int main(void)
 {
-    if (tsr_gpu_count() == 0) {
-        tsr_gpu_t *probe = NULL;
-        const char *why = tsr_gpu_create(0, &probe) == TSR_OK ? "" : tsr_last_error();
-        tsr_gpu_destroy(probe);
-        printf("SKIP: no CUDA device (tsr_gpu_count() = 0)%s%s\n", why[0] ? ": " : "", why);
-        return 77;
-    }
-    tsr_gpu_t *g = NULL;
-    CHECK(tsr_gpu_create(0, &g) == TSR_OK, "gpu create");
+    gpu_test_start(); /* G on device 0, or exit 77 */
+    tsr_gpu_t *g = G;
     const tsr_loss_t X = TSR_LOSS_XENT;
     const gcase_t cases[] = {
         {"conv(4,3,pad=1) relu flatten dense(5)", "2x6x6", X, 0, 0, 0, 0},
