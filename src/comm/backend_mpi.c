@@ -144,7 +144,7 @@ static int plan(mpi_state_t *s, const comm_setup_t *setup, size_t piece_env)
 {
     size_t nb = setup->nbuckets, np = 0;
     for (size_t b = 0; b < nb; b++)
-        np += tsr_alg_pieces(setup->buckets[b].len, piece_env, bucket_alg(s, setup->buckets[b].len));
+        np += tsr_alg_pieces(setup->buckets[b].len, piece_env, bucket_alg(s, setup->buckets[b].len), s->size);
     s->npieces = np;
     s->pc = calloc(np ? np : 1, sizeof *s->pc);
     s->first = calloc(nb + 1, sizeof *s->first);
@@ -155,7 +155,7 @@ static int plan(mpi_state_t *s, const comm_setup_t *setup, size_t piece_env)
     for (size_t b = 0; b < nb; b++) {
         size_t len = setup->buckets[b].len;
         int alg = bucket_alg(s, len);
-        size_t k = tsr_alg_pieces(len, piece_env, alg);
+        size_t k = tsr_alg_pieces(len, piece_env, alg, s->size);
         s->first[b] = p;
         for (size_t i = 0; i < k; i++, p++) {
             size_t lo = i * len / k, hi = (i + 1) * len / k;

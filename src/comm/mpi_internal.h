@@ -37,7 +37,7 @@ size_t tsr_alg_piece_env(void);
 /* How many pieces a bucket of len floats is cut into under alg (alltoall:
  * always 1; ring: at most 4); piece_env: tsr_alg_piece_env() (when set,
  * pieces of at most that size, for every algorithm but alltoall). */
-size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg);
+size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg, int size);
 /* Scratch floats one piece of m floats needs under alg. */
 size_t tsr_alg_scratch(int alg, size_t m, int size);
 

@@ -80,7 +80,11 @@ SMPI_CFG=(--cfg=smpi/host-speed:1Gf --cfg=smpi/simulate-computation:no --cfg=smp
           --cfg=smpi/lat-factor:0:1 --cfg=network/crosstraffic:0 --cfg=smpi/test:0 --cfg=smpi/coll-selector:ompi
           --cfg=smpi/shared-malloc:local --cfg=smpi/auto-shared-malloc-thresh:1048576 --log=root.thres:critical)
 
-# platform NAME HOSTS BW LAT: writes OUT/NAME.xml.
+# platform NAME HOSTS BW LAT: writes OUT/NAME.xml and OUT/NAME.hosts, the
+# hostfile that puts rank i on host ni. Without one, SMPI places ranks in its
+# own host order, which sorts names as strings (n0, n1, n10, ..., n100, ...):
+# on the fat-tree, ring neighbours then sat on different leaves and every
+# method lost a third of the link at 64 ranks to the 4:1 uplinks.
 #   flat: every host on its own full-duplex link to one non-blocking switch
 #     (a crossbar: a shared backbone link, even FATPIPE, ties every flow
 #     into one constraint and made SimGrid's solver 20x slower at 256 ranks);
@@ -116,6 +120,7 @@ platform() {
     fi
     echo '</platform>'
   } > "$f"
+  for ((i = 0; i < hosts; i++)); do echo "n$i"; done > "$out/$name.hosts"
 }
 
 # Proportional memory (Pss: shared pages divided among their sharers, so
@@ -149,7 +154,7 @@ one() {
   fi
   t0=$(date +%s.%N)
   nice -n "${TSR_SIM_NICE:-5}" /usr/bin/time -f '%U %S' -o "$out/cpu.txt" \
-    smpirun -np "$p" -platform "$plat" "${SMPI_CFG[@]}" "$sim" --min-bytes "$size" --max-bytes "$size" \
+    smpirun -np "$p" -hostfile "${plat%.xml}.hosts" -platform "$plat" "${SMPI_CFG[@]}" "$sim" --min-bytes "$size" --max-bytes "$size" \
     --methods "$method" --iters 1 --warmup 0 --no-check --tsv > "$res" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
@@ -224,7 +229,7 @@ if [ "$validate" = 1 ]; then
     # --stat min: the fastest iteration, the steadier figure on a loaded machine
     mpirun -n "$p" "$real" --min-bytes 256K --max-bytes 64M --methods "$vm" --iters-scale 0.5 --stat min --tsv \
       > "$out/real-$p.tsv"
-    TSR_SIM_REDUCE_GBPS=$red smpirun -np "$p" -platform "$out/machine.xml" "${SMPI_CFG[@]}" "$sim" \
+    TSR_SIM_REDUCE_GBPS=$red smpirun -np "$p" -hostfile "$out/machine.hosts" -platform "$out/machine.xml" "${SMPI_CFG[@]}" "$sim" \
       --min-bytes 256K --max-bytes 64M --methods "$vm" --iters 1 --warmup 0 --no-check --tsv > "$out/sim-$p.tsv" 2>/dev/null
     join -t $'\t' <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/real-$p.tsv" | sort) \
                   <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/sim-$p.tsv" | sort) |

@@ -70,7 +70,7 @@ static inline void order_piece_at(size_t n, size_t unit, int alg, int P, size_t 
     size_t end = n - b * unit, start = end > unit ? end - unit : 0;
     size_t len = end - start;
     int ran = alg == TSR_ALG_AUTO ? tsr_alg_choose(P, len) : alg;
-    size_t k = tsr_alg_pieces(len, tsr_alg_piece_env(), ran);
+    size_t k = tsr_alg_pieces(len, tsr_alg_piece_env(), ran, P);
     size_t q = (i - start) * k / len;
     while (q > 0 && q * len / k > i - start)
         q--;
