@@ -6,7 +6,8 @@ did not fit, and used to predict to 4,096 ranks and to predict the
 weak-scaling efficiency of data-parallel training. Prints Markdown.
 
 Model of one bucket of M bytes on P ranks, cut into k pieces in flight
-(k = min(16, max(1, M / 128 KiB)), at most 4 for the ring, as
+(k = min(16, max(1, M / 128 KiB)); for the ring at most 4, or up to 16 on
+32 ranks or fewer and 8 on 64 while its slices stay 16 KiB, as
 src/comm/alg_select.c cuts them):
 
     T = max(b V, R a + b V / k) + c X + g W / k
@@ -42,8 +43,14 @@ LINK = 3.125  # GB/s: the simulated 25 Gb/s links
 MIN_PIECE, MAX_PIECES, RING_PIECES = 128 << 10, 16, 4
 
 
-def pieces(m, alg):
-    return min(RING_PIECES if alg == "ring" else MAX_PIECES, max(1, m // MIN_PIECE))
+def pieces(m, alg, p=None):
+    """Pieces of a bucket of m bytes (tsr_alg_pieces); p None: the ring's
+    count as auto judges it (at most 4)."""
+    k = min(RING_PIECES if alg == "ring" else MAX_PIECES, max(1, m // MIN_PIECE))
+    if alg == "ring" and p is not None:
+        most = 16 if p <= 32 else 8 if p <= 64 else RING_PIECES
+        k = max(k, min(most, m // (p * (16 << 10))))
+    return k
 
 
 def shape(p):
@@ -69,7 +76,7 @@ def terms(alg, p, m, fattree):
 
 def row(alg, p, m, fattree):
     r, v, x, w = terms(alg, p, m, fattree)
-    k = pieces(m, alg)
+    k = pieces(m, alg, p)
     return r, v, x, w / k, k
 
 
