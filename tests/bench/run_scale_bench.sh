@@ -20,7 +20,10 @@
 #
 # --validate: the same bench with real Open MPI on 2 and 3 ranks here,
 # against SMPI on a platform calibrated to this machine by bench_calibrate
-# (latency, exchange bandwidth, the sum's rate), error per size.
+# at each size (latency, exchange bandwidth, the sum's rate): one host of 2
+# cores whose memory every message crosses, error per size. Run it on an
+# idle machine: real and calibration runs minutes apart under different
+# loads say nothing.
 #
 # The sweep: METHODS (default tessera's auto, SMPI's MPI_Allreduce with free
 # and with charged sums) on every platform, rank count and size; the
@@ -217,24 +220,46 @@ if [ "$validate" = 1 ]; then
   . "$root/scripts/env.sh"
   real=$build/tests/bench/bench_allreduce cal=$build/tests/bench/bench_calibrate
   vm=mpi:auto:0,mpi:ring:0,mpi:rabenseifner:0,mpi:alltoall:0
-  mpirun -n 2 "$cal" --bytes $((16 << 20)) > "$out/calibrate.txt"
-  cat "$out/calibrate.txt"
-  lat=$(awk '/^latency/ {print $2}' "$out/calibrate.txt")
-  bw=$(awk '/^exchange/ {print $2}' "$out/calibrate.txt")
-  red=$(awk '/^reduce/ {printf "%.4f", $2 / 1e9}' "$out/calibrate.txt")
-  # a message crosses two host links: each gets half the one-way latency
-  platform machine 3 "${bw}Bps" "$(awk -v l="$lat" 'BEGIN {printf "%.9fs", l / 2}')"
   printf '#ranks\tsize\tmethod\treal_s\tsim_s\n' > "$out/validate.tsv"
+  : > "$out/calibrate.txt"
   for p in 2 3; do
-    # --stat min: the fastest iteration, the steadier figure on a loaded machine
-    mpirun -n "$p" "$real" --min-bytes 256K --max-bytes 64M --methods "$vm" --iters-scale 0.5 --stat min --tsv \
-      > "$out/real-$p.tsv"
-    TSR_SIM_REDUCE_GBPS=$red smpirun -np "$p" -hostfile "$out/machine.hosts" -platform "$out/machine.xml" "${SMPI_CFG[@]}" "$sim" \
-      --min-bytes 256K --max-bytes 64M --methods "$vm" --iters 1 --warmup 0 --no-check --tsv > "$out/sim-$p.tsv" 2>/dev/null
-    join -t $'\t' <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/real-$p.tsv" | sort) \
-                  <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/sim-$p.tsv" | sort) |
-      awk -F'\t' -v p="$p" '{split($1, k, ":"); printf "%s\t%s\t%s:%s:%s\t%s\t%s\n", p, k[1], k[2], k[3], k[4], $2, $3}' \
-      >> "$out/validate.tsv"
+    mpirun --oversubscribe -n "$p" "$real" --min-bytes 256K --max-bytes 64M --methods "$vm" --tsv > "$out/real-$p.tsv"
+  done
+  # Per size M, a platform from bench_calibrate at M/2 bytes (the bytes each
+  # of 2 ranks sends in a round): this machine is one host with 2 cores, so
+  # all ranks run on host n0 and every message goes over its memory: a
+  # FATPIPE of the exchange rate X (one core copying) and a SHARED bus of 2X
+  # (both cores copying at once), latency the ping-pong's; sums charged at
+  # the measured rate on the host's cores, which 3 ranks share.
+  for size in 256K 1M 4M 16M 64M; do
+    bytes=$(numfmt --from=iec "$size")
+    mpirun -n 2 "$cal" --bytes $((bytes / 2)) > "$out/cal.txt"
+    sed "s/^/$size /" "$out/cal.txt" >> "$out/calibrate.txt"
+    lat=$(awk '/^latency/ {print $2}' "$out/cal.txt")
+    bw=$(awk '/^exchange/ {print $2}' "$out/cal.txt")
+    red=$(awk '/^reduce/ {printf "%.4f", $2 / 1e9}' "$out/cal.txt")
+    {
+      echo "<?xml version='1.0'?>"
+      echo '<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">'
+      echo '<platform version="4.1">'
+      echo '  <zone id="machine" routing="Full">'
+      echo '    <host id="n0" speed="1Gf" core="2"/>'
+      echo "    <link id=\"bus\" bandwidth=\"$(awk -v x="$bw" 'BEGIN {printf "%.0f", 2 * x}')Bps\" latency=\"${lat}s\" sharing_policy=\"SHARED\"/>"
+      echo "    <link id=\"copy\" bandwidth=\"${bw}Bps\" latency=\"0s\" sharing_policy=\"FATPIPE\"/>"
+      echo '    <route src="n0" dst="n0"><link_ctn id="bus"/><link_ctn id="copy"/></route>'
+      echo '  </zone>'
+      echo '</platform>'
+    } > "$out/machine.xml"
+    for p in 2 3; do
+      for ((i = 0; i < p; i++)); do echo n0; done > "$out/machine.hosts"
+      TSR_SIM_REDUCE_GBPS=$red smpirun -np "$p" -hostfile "$out/machine.hosts" -platform "$out/machine.xml" "${SMPI_CFG[@]}" \
+        "$sim" --min-bytes "$size" --max-bytes "$size" --methods "$vm" --iters 1 --warmup 0 --no-check --tsv \
+        > "$out/sim.txt" 2>/dev/null
+      join -t $'\t' <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/real-$p.tsv" | sort) \
+                    <(awk -F'\t' '!/^#/ {print $1 ":" $2 "\t" $5}' "$out/sim.txt" | sort) |
+        awk -F'\t' -v p="$p" '{split($1, k, ":"); printf "%s\t%s\t%s:%s:%s\t%s\t%s\n", p, k[1], k[2], k[3], k[4], $2, $3}' \
+        >> "$out/validate.tsv"
+    done
   done
 fi
 $PY "$here/scale_model.py" "$out"
