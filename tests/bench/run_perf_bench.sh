@@ -18,19 +18,27 @@
 # converted dataset from fashion_h5.sh, or FASHION_H5). Both runs have a
 # fourth variant "all": perf on and the timeline ([monitor] trace) too.
 #
+# --variants off,all runs only those (the target's pair, so more rounds fit
+# in the same time). Within a round the order alternates (off first in odd
+# rounds, last in even ones), so a drift of the machine's speed over a round
+# does not land on one variant; the ratio's median comes with a 95%
+# bootstrap interval over rounds.
+#
 # Usage: tests/bench/run_perf_bench.sh [BUILD_DIR] [--rounds R] [--epochs E] [--ranks N] [--fashion]
-#   defaults: build, 15 rounds, 120 epochs (5280 steps), 2 ranks; --fashion: 3 epochs
+#          [--variants off,on,papi,all]
+#   defaults: build, 15 rounds, 120 epochs (5280 steps), 2 ranks, all four variants; --fashion: 3 epochs
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=build rounds=15 epochs= ranks=2 fashion=0
+build=build rounds=15 epochs= ranks=2 fashion=0 only=off,on,papi,all
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --fashion) fashion=1; shift ;;
-    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --variants) only=$2; shift 2 ;;
+    -h|--help) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_perf_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -61,12 +69,24 @@ fi
 # "all": perf on and the timeline too, everything issue 17's 1% covers.
 extra[all]="--set monitor.perf=true --set monitor.trace=$work/trace.json"
 variants+=(all)
+picked=()
+for v in ${only//,/ }; do
+  [ -n "${extra[$v]:-}" ] || { echo "run_perf_bench.sh: --variants: unknown variant $v (off, on, papi, all)" >&2; exit 2; }
+  picked+=("$v")
+done
+[[ " ${picked[*]} " == *" off "* ]] || { echo "run_perf_bench.sh: --variants must include off" >&2; exit 2; }
+variants=("${picked[@]}")
 common+=(--set "train.epochs=$epochs" --set runtime.progress=lines --set train.register=false
          --set checkpoint.final=false --set checkpoint.every_seconds=0 --set "train.output=$work/model.h5")
 out=results.txt
 : >"$out"
 for ((r = 1; r <= rounds; r++)); do
-  for v in "${variants[@]}"; do
+  order=("${variants[@]}")
+  if ((r % 2 == 0)); then
+    order=()
+    for ((i = ${#variants[@]} - 1; i >= 0; i--)); do order+=("${variants[i]}"); done
+  fi
+  for v in "${order[@]}"; do
     # shellcheck disable=SC2086
     rate=$(mpiexec --bind-to none -n "$ranks" "$bin" train "$conf" "${common[@]}" ${extra[$v]} 2>&1 |
       sed -nE 's/.*epoch [0-9]+\/[0-9]+ train loss .* ([0-9.]+) samples\/s$/\1/p' | sort -n |
@@ -76,7 +96,7 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 /usr/bin/python3 - "$out" "$ranks" "$batch" "$(((fashion)) && echo Fashion-MNIST MLP || echo digits)" <<'PY'
-import statistics as st, sys
+import random, statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1])]
 batch = int(sys.argv[3]) * int(sys.argv[2])
 step = {}  # variant -> {round: step time in us}
@@ -92,7 +112,10 @@ for v in [v for v in ("off", "on", "papi", "all") if v in step]:
     if v != "off":
         ratios = [step[v][r] / step["off"][r] for r in step[v] if r in step["off"]]
         lo, hi = q(ratios)
-        line += f"   {st.median(ratios):.4f} [{lo:.4f}, {hi:.4f}]  ({(st.median(ratios) - 1) * 100:+.2f}%)"
+        rng = random.Random(1)
+        boot = sorted(st.median(rng.choices(ratios, k=len(ratios))) for _ in range(2000))
+        line += (f"   {st.median(ratios):.4f} [{lo:.4f}, {hi:.4f}]  ({(st.median(ratios) - 1) * 100:+.2f}%;"
+                 f" 95% CI {(boot[50] - 1) * 100:+.2f}%..{(boot[1949] - 1) * 100:+.2f}%)")
     print(line)
 print(f"{len(step['off'])} rounds; each run: the median epoch's step time; the {sys.argv[4]} run, {sys.argv[2]} ranks")
 PY

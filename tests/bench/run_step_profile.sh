@@ -14,19 +14,27 @@
 # data (torch_epoch.py, its process CPU time per step) is the peer, run
 # after tessera in the same invocation.
 #
+# --detail: also each function of the loop's bookkeeping, in microseconds
+# per step (where monitoring's own cost shows: run once with
+# --set monitor.perf=false and once with it and a trace on). --no-torch:
+# skip the PyTorch peer.
+#
 # Usage: tests/bench/run_step_profile.sh [BUILD_DIR] [--epochs E] [--freq HZ] [--set KEY=VALUE]...
+#          [--detail] [--no-torch]
 #   defaults: build, 2 epochs, 4000 Hz
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=build epochs=2 freq=4000
+build=build epochs=2 freq=4000 detail=0 torch=1
 sets=()
 while [ $# -gt 0 ]; do
   case $1 in
     --epochs) epochs=$2; shift 2 ;;
     --freq) freq=$2; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --detail) detail=1; shift ;;
+    --no-torch) torch=0; shift ;;
+    -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run_step_profile.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -51,9 +59,9 @@ perf record -q -e cpu-clock -F "$freq" -o perf.data "$bin" train "$root/tests/be
 steps=$(sed -nE 's/.*done: .* ([0-9]+) steps, .*/\1/p' train.log)
 [ -n "$steps" ] || { echo "run_step_profile.sh: tessera train failed:" >&2; tail -5 train.log >&2; exit 1; }
 perf report -i perf.data --no-children --sort pid,sym -F sample,pid,sym 2>/dev/null | grep -E '^ +[0-9]' >samples.txt
-/usr/bin/python3 - samples.txt "$steps" "$freq" <<'PY'
+/usr/bin/python3 - samples.txt "$steps" "$freq" "$detail" <<'PY'
 import collections, re, sys
-steps, hz = int(sys.argv[2]), float(sys.argv[3])
+steps, hz, detail = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 rows = []
 for line in open(sys.argv[1]):
     m = re.match(r"\s+(\d+)\s+(\d+):(\S+)\s+\[(.)\]\s+(\S+)", line)
@@ -100,11 +108,20 @@ print(f"tessera train, Fashion-MNIST MLP, batch 128, 1 rank, 1 BLAS thread: CPU 
 us = {k: n / hz / steps * 1e6 for k, n in cls.items()}
 for k, v in sorted(us.items(), key=lambda kv: -kv[1]):
     print(f"  {v:9.1f} us  {k}")
+if detail:
+    book = collections.Counter()
+    for n, tid, comm, priv, sym in rows:
+        if kind(tid, comm, priv, sym).startswith("loop bookkeeping"):
+            book[sym] += n
+    print("  loop bookkeeping by function:")
+    for sym, n in book.most_common(25):
+        print(f"    {n / hz / steps * 1e6:9.2f} us  {sym}")
 step = sum(v for k, v in us.items() if not k.startswith(("start-up", "mpirun", "kernel", "other threads", "the rest")))
 gemm = us.get("GEMMs (OpenBLAS, with its beta = 0 zeroing)", 0)
 print(f"  step CPU {step:.1f} us (GEMMs {gemm:.1f} us): SGEMM-bound fraction by CPU time {gemm / step:.3f}")
 open("step_us.txt", "w").write(f"{step} {gemm}\n")
 PY
+((torch)) || exit 0
 "$python" "$here/torch_epoch.py" --data "$data" --epochs 2 --batch 128 >torch.json
 "$python" - torch.json step_us.txt <<'PY'
 import json, statistics as st, sys
