@@ -236,7 +236,7 @@ if [ "$validate" = 1 ]; then
     mpirun -n 2 "$cal" --bytes $((bytes / 2)) > "$out/cal.txt"
     sed "s/^/$size /" "$out/cal.txt" >> "$out/calibrate.txt"
     lat=$(awk '/^latency/ {print $2}' "$out/cal.txt")
-    bw=$(awk '/^exchange/ {print $2}' "$out/cal.txt")
+    bw=$(awk '/^iexchange/ {print $2}' "$out/cal.txt")
     red=$(awk '/^reduce/ {printf "%.4f", $2 / 1e9}' "$out/cal.txt")
     {
       echo "<?xml version='1.0'?>"
