@@ -4,6 +4,6 @@
 d=$(dirname "$0")
 {
   cat "$d/head.md"
-  /usr/bin/python3 "$d/../../tests/bench/scale_model.py" "$d" --fit-ranks 16,64 --step-ms mlp=2.38,cnn=40.3
+  /usr/bin/python3 "$d/../../tests/bench/scale_model.py" "$d" --fit-ranks 16,32,64 --step-ms mlp=2.01,cnn=24.5
   cat "$d/tail.md"
 } > "$d/../SCALING.md"

@@ -10,12 +10,14 @@ Model of one bucket of M bytes on P ranks, cut into k pieces in flight
 32 ranks or fewer and 8 on 64 while its slices stay 16 KiB, as
 src/comm/alg_select.c cuts them):
 
-    T = max(b V, R a + b V / k) + c X + g W / k
+    T = max(b V, R a + w b V / k) + c X + g W / k
 
 The pieces share the link, so the bucket takes at least its bytes' time
 (b V); but each piece goes through its R rounds one after another, each a
-latency a plus its own bytes (R a + b V / k): the ring's small slices on
-many ranks are bound by that chain, not by the link.
+latency a plus its own bytes at a share of the link (R a + w b V / k, w
+between 1, pieces staggered so each round has the link to itself, and k,
+pieces in lock step sharing it; min(w, k) is used): the ring's small
+slices on many ranks are bound by that chain, not by the link.
 R: rounds one piece goes through: ring 2(P-1), rabenseifner 2 log2 P' + 2f,
    tree log2 P' + 2f;
 V: bytes each rank sends: ring 2(P-1)/P M, rabenseifner 2(P'-1)/P' M + 2fM,
@@ -27,8 +29,8 @@ W: bytes each rank sums: ring (P-1)/P M, rabenseifner (P'-1)/P' M + fM,
    tree (log2 P' + f) M; one piece's share (W/k) is not hidden behind the
    other pieces' transfers.
 (P' = largest power of two <= P, f = 1 when P is not one.) b is the
-platform's link (1 / 3.125 GB/s), not fitted; a (grid search) and c, g
-(least squares on relative error) are fitted per platform.
+platform's link (1 / 3.125 GB/s), not fitted; a and w (grid search) and
+c, g (least squares on relative error) are fitted per platform.
 
 Usage: scale_model.py OUT_DIR [--fit-ranks 16,64,256] [--step-ms mlp=MS,cnn=MS]
 """
@@ -83,10 +85,10 @@ def row(alg, p, m, fattree):
 B = 1 / (LINK * 1e9)
 
 
-def base(a, alg, p, m, fattree):
-    """max(b V, R a + b V / k): the part of T that a decides."""
+def base(a, alg, p, m, fattree, w=1.0):
+    """max(b V, R a + w b V / k): the part of T that a and w decide."""
     r, v, _, _, k = row(alg, p, m, fattree)
-    return max(B * v, r * a + B * v / k)
+    return max(B * v, r * a + min(w, k) * B * v / k)
 
 
 def load(out):
@@ -104,24 +106,26 @@ def load(out):
 
 
 def fit(rows, fattree):
-    """(a, c, g): a by grid search (0-20 us), c and g by least squares on
-    relative error for each a; the a with the least squared error."""
+    """(a, c, g, w): a (0-20 us) and w (1-4) by grid search, c and g by
+    least squares on relative error for each; the pair with the least
+    squared error."""
     best = None
-    for a in np.arange(0, 20e-6, 0.02e-6):
-        cols = [2, 3] if fattree else [3]
-        mat = np.array([[row(r["alg"], r["p"], r["size"], fattree)[c] / r["t"] for c in cols] for r in rows])
-        rhs = np.array([1 - base(a, r["alg"], r["p"], r["size"], fattree) / r["t"] for r in rows])
-        got, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
-        err = float(np.sum((mat @ got - rhs) ** 2))
-        if best is None or err < best[0]:
-            best = (err, a, got[0] if fattree else 0.0, got[-1])
+    for w in np.arange(1.0, 4.01, 0.25):
+        for a in np.arange(0, 20e-6, 0.05e-6):
+            cols = [2, 3] if fattree else [3]
+            mat = np.array([[row(r["alg"], r["p"], r["size"], fattree)[c] / r["t"] for c in cols] for r in rows])
+            rhs = np.array([1 - base(a, r["alg"], r["p"], r["size"], fattree, w) / r["t"] for r in rows])
+            got, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
+            err = float(np.sum((mat @ got - rhs) ** 2))
+            if best is None or err < best[0]:
+                best = (err, a, got[0] if fattree else 0.0, got[-1], w)
     return best[1:]
 
 
 def predict(coef, alg, p, m, fattree):
-    a, c, g = coef
+    a, c, g, w = coef
     r, v, x, wk, k = row(alg, p, m, fattree)
-    return base(a, alg, p, m, fattree) + c * x + g * wk
+    return base(a, alg, p, m, fattree, w) + c * x + g * wk
 
 
 def auto_alg(p, m):
@@ -185,7 +189,12 @@ def main():
     coefs = {}
     for plat in plats:
         ft = plat == "fattree"
-        mine = [r for r in rows if r["plat"] == plat and r["method"].startswith("mpi:") and r["alg"] != "-"]
+        seen, mine = set(), []
+        for r in rows:  # auto and the algorithm by name are one simulation twice
+            key = (r["p"], r["size"], r["alg"])
+            if r["plat"] == plat and r["method"].startswith("mpi:") and r["alg"] != "-" and key not in seen:
+                seen.add(key)
+                mine.append(r)
         train = [r for r in mine if r["p"] in fit_ranks]
         test = [r for r in mine if r["p"] not in fit_ranks]
         if len(train) < 4:
@@ -195,7 +204,7 @@ def main():
         coefs[plat] = coef
         err = lambda rs: [abs(predict(coef, r["alg"], r["p"], r["size"], ft) / r["t"] - 1) for r in rs]
         e_tr, e_te = err(train), err(test)
-        print(f"**{plat}**: a = {coef[0] * 1e6:.2f} us/round, b = 1/{LINK} GB/s (the link), "
+        print(f"**{plat}**: a = {coef[0] * 1e6:.2f} us/round, w = {coef[3]:.2f}, b = 1/{LINK} GB/s (the link), "
               + (f"c = {coef[1] / B:.2f} b per crossing byte, " if ft else "")
               + f"g = 1/{1 / coef[2] / 1e9 if coef[2] > 0 else float('inf'):.2f} GB/s (exposed sums). "
               f"Fitted on {len(train)} simulations (ranks {sorted(fit_ranks)}): median |error| "
