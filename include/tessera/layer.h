@@ -72,12 +72,18 @@ typedef struct tsr_layer_run {
      * every micro-batch's later, in the global batch's order
      * (train.reproducible = world). Appended: older plugins never read it. */
     int defer_stats;
+    /* Gradient accumulation: backward adds its parameter gradients into
+     * l->grads instead of overwriting them. Read only by kinds with
+     * TSR_LAYER_ACCUMULATES; for the others the model runs backward into
+     * scratch and adds. Appended: older plugins never read it. */
+    int accumulate;
 } tsr_layer_run_t;
 
 enum {
-    TSR_LAYER_NEEDS_Y = 1, /* backward reads its own output y */
-    TSR_LAYER_ALIAS = 2,   /* forward leaves the data as it is: y is x (flatten) */
-    TSR_LAYER_NEEDS_X = 4, /* backward reads its input x (most layers) */
+    TSR_LAYER_NEEDS_Y = 1,     /* backward reads its own output y */
+    TSR_LAYER_ALIAS = 2,       /* forward leaves the data as it is: y is x (flatten) */
+    TSR_LAYER_NEEDS_X = 4,     /* backward reads its input x (most layers) */
+    TSR_LAYER_ACCUMULATES = 8, /* backward honours run->accumulate (CPU) */
 };
 
 struct tsr_layer_kind {

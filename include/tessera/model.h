@@ -131,6 +131,13 @@ TSR_API void tsr_model_stats_apply(tsr_model_t *m, const float *stats, size_t co
 /* Sums n doubles over every rank (synchronised batch norm); NULL: one rank. */
 TSR_API void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int n, void *arg), void *arg);
 
+/* on = 1: the following backward calls add their parameter gradients into
+ * the gradient buffer instead of overwriting it (the micro-batches of
+ * gradient accumulation after the first: no separate sum of the whole
+ * buffer per micro-batch); on = 0: overwrite again. CPU models only:
+ * TSR_EINVAL on a GPU model, TSR_ENOMEM if the scratch for kinds without
+ * TSR_LAYER_ACCUMULATES cannot be had. */
+TSR_API int tsr_model_set_accumulate(tsr_model_t *m, int on);
 /* Forward pass of rows <= max_batch samples; keeps activations for backward. */
 TSR_API int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
 /* Output of the last forward: logits (cross-entropy) or predictions (MSE). */

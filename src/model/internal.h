@@ -66,6 +66,8 @@ struct tsr_model {
     uint64_t seed, step;
     int rank;
     int defer_stats; /* tsr_model_defer_stats */
+    int accumulate;  /* tsr_model_set_accumulate */
+    float *acc_ws;   /* its scratch for kinds that overwrite their gradients */
     int (*allreduce)(double *buf, int n, void *arg);
     void *allreduce_arg;
     int cpu_rc;       /* the last training forward's or backward's error */

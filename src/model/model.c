@@ -235,6 +235,7 @@ void tsr_model_destroy(tsr_model_t *m)
     free(m->buffers);
     free(m->state);
     free(m->ws);
+    free(m->acc_ws);
     free(m->xin);
     for (int i = 0; i <= m->nl; i++)
         if (m->own[i])
@@ -399,6 +400,44 @@ static double failed_step(tsr_model_t *m, tsr_grad_ready_fn ready, void *arg)
     return NAN;
 }
 
+int tsr_model_set_accumulate(tsr_model_t *m, int on)
+{
+    if (m->dev)
+        return tsr_error_set(TSR_EINVAL, "model: adding into the gradients is for CPU models (a GPU model sums "
+                                         "micro-batches in the training loop)");
+    if (on && !m->acc_ws) {
+        size_t most = 0;
+        for (int i = 0; i < m->nl; i++)
+            if (!(m->layer[i].kind->flags & TSR_LAYER_ACCUMULATES) && m->layer[i].nparams > most)
+                most = m->layer[i].nparams;
+        if (most && !(m->acc_ws = malloc(most * sizeof *m->acc_ws)))
+            return tsr_error_set(TSR_ENOMEM, "model: out of memory for %zu floats of gradient scratch", most);
+    }
+    m->accumulate = on != 0;
+    return TSR_OK;
+}
+
+/* layer_backward, adding into l->grads when run->accumulate: kinds that
+ * cannot (TSR_LAYER_ACCUMULATES unset) overwrite a scratch copy, added
+ * after. */
+static int backward_of(tsr_model_t *m, tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y,
+                       float *dy, float *dx, size_t n)
+{
+    if (!run->accumulate || !l->nparams || (l->kind->flags & TSR_LAYER_ACCUMULATES))
+        return layer_backward(l, run, x, y, dy, dx, n);
+    tsr_layer_run_t once = *run;
+    once.accumulate = 0;
+    float *g = l->grads;
+    l->grads = m->acc_ws;
+    int rc = layer_backward(l, &once, x, y, dy, dx, n);
+    l->grads = g;
+    if (!rc) {
+        const float *s = m->acc_ws;
+        EACH8(j, l->nparams, g[j] += s[j]);
+    }
+    return rc;
+}
+
 double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *targets, size_t rows, float scale,
                           tsr_grad_ready_fn ready, void *arg)
 {
@@ -408,6 +447,7 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
     /* The masks of dropout are those of the forward just run. */
     tsr_layer_run_t run = model_run_of(m, 1);
     run.step = m->step - 1;
+    run.accumulate = m->accumulate;
     size_t n = m->rows;
     if (m->cpu_rc)
         return failed_step(m, ready, arg);
@@ -421,13 +461,13 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         case ROLE_NORMAL:
             if (!l->nparams && !m->needs_dx[i])
                 break;
-            rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL, n);
+            rc = backward_of(m, l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL, n);
             if (m->needs_dx[i])
                 cur ^= 1;
             break;
         case ROLE_INPLACE:
             if (m->needs_dx[i])
-                rc = layer_backward(l, &run, m->act[i], m->act[i + 1], dy, dy, n);
+                rc = backward_of(m, l, &run, m->act[i], m->act[i + 1], dy, dy, n);
             break;
         case ROLE_RES_END:
             if (m->skip[m->block[i]])

@@ -25,6 +25,10 @@ typedef struct loop {
      * micro-batches, added into the last one's gradients as backward
      * finishes each layer. */
     tsr_accum_t acc;
+    /* Sequential accumulation on the CPU: the micro-batches after the
+     * first add into the gradients inside backward (dense layers by their
+     * GEMM's beta), so no pass over the whole buffer per micro-batch. */
+    int add;
     size_t nparams;
     /* reproducible = world with batch norm: every micro-batch's statistics
      * of the step, at its place in the global batch (stats_n floats each). */
@@ -182,16 +186,19 @@ static void compute(loop_t *l, size_t *rows, int *status)
             tsr_train_phase(&ctx->phases, TSR_PHASE_BACKWARD); /* phase: backward */
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
-            tsr_grad_ready_fn ready = !last ? NULL : k > 1 ? acc_ready : grads_ready;
-            void *arg = !last ? NULL : k > 1 ? (void *)l : (void *)ctx->comm.engine;
-            int rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
+            int summed = k > 1 && !l->add; /* the micro-batches' sums kept apart (tsr_accum) */
+            tsr_grad_ready_fn ready = !last ? NULL : summed ? acc_ready : grads_ready;
+            void *arg = !last ? NULL : summed ? (void *)l : (void *)ctx->comm.engine;
+            int rc = l->add ? tsr_model_set_accumulate(ctx->net.model, i > 0) : TSR_OK;
+            if (!rc)
+                rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m,
                                                l->scale * tsr_train_amp_loss_scale(ctx), ready, arg);
             if (ctx->faults.slow_rank == ctx->rank)
                 tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
-            if (!rc && !last && tsr_accum_push(&l->acc, l->grads))
+            if (!rc && !last && summed && tsr_accum_push(&l->acc, l->grads))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
-            if (!rc && last && l->rc && k > 1) /* acc_ready could not add on the GPU */
+            if (!rc && last && l->rc && summed) /* acc_ready could not add on the GPU */
                 rc = l->rc;
             if (rc) {
                 l->rc = l->rc ? l->rc : tsr_error_prefix(rc, "rank %d, step %ld: ", ctx->rank, l->step + 1);
@@ -493,7 +500,8 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
         .step = start->step,
         .next = *start,
     };
-    int rc = tsr_accum_init(&l.acc, ctx->net.gpu, l.nparams, sc->accum, sc->world_repro, ctx->rank);
+    l.add = sc->accum > 1 && !sc->world_repro && !ctx->net.gpu;
+    int rc = tsr_accum_init(&l.acc, ctx->net.gpu, l.nparams, l.add ? 1 : sc->accum, sc->world_repro, ctx->rank);
     if (rc)
         return rc;
     l.stats_n = sc->world_repro ? tsr_model_stats_floats(ctx->net.model) : 0;
@@ -507,6 +515,8 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
     if (!rc)
         rc = run(&l, start);
     tsr_model_defer_stats(ctx->net.model, 0);
+    if (l.add)
+        tsr_model_set_accumulate(ctx->net.model, 0);
     free(l.stats);
     tsr_accum_free(&l.acc);
     return rc;

@@ -346,15 +346,72 @@ static void test_graph_file_roundtrip(void **state)
     tsr_model_destroy(m);
 }
 
+/* tsr_model_set_accumulate: backward of batch B added into the gradients
+ * of batch A equals the two gradients summed apart, to rounding, through
+ * dense (its GEMM's beta) and through kinds that overwrite (conv, batch
+ * norm: the model's scratch); off again, backward overwrites. */
+static void test_accumulate_into_grads(void **state)
+{
+    (void)state;
+    const char *layers = "conv(3,3,pad=1) bn relu flatten dense(6) relu dense(3)";
+    tsr_model_t *m = build(layers, IMG, TSR_LOSS_XENT, ROWS);
+    batch_t a, b;
+    make_batch(m, &a, 0);
+    make_batch(m, &b, 0);
+    for (size_t i = 0; i < ROWS * tsr_model_input_size(m); i++)
+        b.x[i] = 0.5f - b.x[i];
+    size_t np = tsr_model_nparams(m);
+    float *ga = malloc(np * sizeof *ga), *gb = malloc(np * sizeof *gb);
+    assert_non_null(ga);
+    assert_non_null(gb);
+    tsr_model_forward(m, a.x, ROWS);
+    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    memcpy(ga, tsr_model_grads(m), np * sizeof *ga);
+    tsr_model_forward(m, b.x, ROWS);
+    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    memcpy(gb, tsr_model_grads(m), np * sizeof *gb);
+    tsr_model_forward(m, a.x, ROWS);
+    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    assert_int_equal(tsr_model_set_accumulate(m, 1), TSR_OK);
+    tsr_model_forward(m, b.x, ROWS);
+    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    const float *g = tsr_model_grads(m);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < np; i++) {
+        double d = fabs((double)g[i] - ((double)ga[i] + (double)gb[i]));
+        worst = d > worst ? d : worst;
+        scale = fabs((double)ga[i] + gb[i]) > scale ? fabs((double)ga[i] + gb[i]) : scale;
+    }
+    assert_true(scale > 0);
+    if (worst > 1e-5 * scale)
+        fail_msg("accumulated gradients differ from the sum by %g (largest %g)", worst, scale);
+    assert_int_equal(tsr_model_set_accumulate(m, 0), TSR_OK);
+    tsr_model_forward(m, b.x, ROWS);
+    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    assert_memory_equal(tsr_model_grads(m), gb, np * sizeof *gb);
+    free(ga);
+    free(gb);
+    free_batch(&a);
+    free_batch(&b);
+    tsr_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grad_dense_acts),  cmocka_unit_test(test_grad_conv),
-        cmocka_unit_test(test_grad_pool),        cmocka_unit_test(test_grad_norm),
-        cmocka_unit_test(test_grad_res_dropout), cmocka_unit_test(test_grad_embed),
-        cmocka_unit_test(test_grad_losses),      cmocka_unit_test(test_dropout_masks),
-        cmocka_unit_test(test_bn_running_stats), cmocka_unit_test(test_grammar_errors),
-        cmocka_unit_test(test_text_and_diff),    cmocka_unit_test(test_graph_file_roundtrip),
+        cmocka_unit_test(test_grad_dense_acts),
+        cmocka_unit_test(test_grad_conv),
+        cmocka_unit_test(test_grad_pool),
+        cmocka_unit_test(test_grad_norm),
+        cmocka_unit_test(test_grad_res_dropout),
+        cmocka_unit_test(test_grad_embed),
+        cmocka_unit_test(test_grad_losses),
+        cmocka_unit_test(test_dropout_masks),
+        cmocka_unit_test(test_bn_running_stats),
+        cmocka_unit_test(test_grammar_errors),
+        cmocka_unit_test(test_text_and_diff),
+        cmocka_unit_test(test_graph_file_roundtrip),
+        cmocka_unit_test(test_accumulate_into_grads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

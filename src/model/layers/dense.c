@@ -3,6 +3,7 @@
  * [out] in the flat buffer; the activation after it, when it can run in
  * place, is applied in the same pass as the bias (fused_act). */
 #include "model/layers/layers.h"
+#include "common/vec.h"
 
 #include <math.h>
 
@@ -36,11 +37,19 @@ static int dense_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
 static int dense_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy,
                           float *dx, size_t n)
 {
-    (void)run;
     size_t in = shape_size(l->in), out = (size_t)l->out.c;
-    /* dy *= act'(y) and db = column sums of dy, in one pass */
-    tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, l->grads + in * out);
-    tsr_compute_gemm(1, 0, out, in, n, 1.0f, dy, x, 0.0f, l->grads); /* dW = dy^T x */
+    float *gb = l->grads + in * out;
+    if (run->accumulate) { /* dy *= act'(y), then db += column sums of dy */
+        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, NULL);
+        for (size_t r = 0; r < n; r++) {
+            const float *d = dy + r * out;
+            EACH8(j, out, gb[j] += d[j]);
+        }
+    } else { /* dy *= act'(y) and db = column sums of dy, in one pass */
+        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, gb);
+    }
+    /* dW = dy^T x (+ dW) */
+    tsr_compute_gemm(1, 0, out, in, n, 1.0f, dy, x, run->accumulate ? 1.0f : 0.0f, l->grads);
     if (dx)
         tsr_compute_gemm(0, 0, n, in, out, 1.0f, dy, l->params, 0.0f, dx); /* dx = dy W */
     return TSR_OK;
@@ -79,7 +88,7 @@ const tsr_layer_kind_t tsr_kind_dense = {
     .abi = TSR_LAYER_ABI,
     .name = "dense",
     .args = "out",
-    .flags = TSR_LAYER_NEEDS_X,
+    .flags = TSR_LAYER_NEEDS_X | TSR_LAYER_ACCUMULATES,
     .shape = dense_shape,
     .init = dense_init,
     .forward = dense_forward,
