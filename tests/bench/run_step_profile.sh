@@ -59,9 +59,11 @@ perf record -q -e cpu-clock -F "$freq" -o perf.data "$bin" train "$root/tests/be
 steps=$(sed -nE 's/.*done: .* ([0-9]+) steps, .*/\1/p' train.log)
 [ -n "$steps" ] || { echo "run_step_profile.sh: tessera train failed:" >&2; tail -5 train.log >&2; exit 1; }
 perf report -i perf.data --no-children --sort pid,sym -F sample,pid,sym 2>/dev/null | grep -E '^ +[0-9]' >samples.txt
-/usr/bin/python3 - samples.txt "$steps" "$freq" "$detail" <<'PY'
+# the batch as run: the log's "batch N" (and its micro-batches, if any)
+shape=$(grep -m1 -oE 'x batch [0-9]+[^,]*' train.log | sed 's/^x //' || true)
+/usr/bin/python3 - samples.txt "$steps" "$freq" "$detail" "${shape:-batch 128}" <<'PY'
 import collections, re, sys
-steps, hz, detail = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+steps, hz, detail, shape = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 rows = []
 for line in open(sys.argv[1]):
     m = re.match(r"\s+(\d+)\s+(\d+):(\S+)\s+\[(.)\]\s+(\S+)", line)
@@ -103,7 +105,7 @@ def kind(tid, comm, priv, sym):
 cls = collections.Counter()
 for n, tid, comm, priv, sym in rows:
     cls[kind(tid, comm, priv, sym)] += n
-print(f"tessera train, Fashion-MNIST MLP, batch 128, 1 rank, 1 BLAS thread: CPU per step over {steps} steps "
+print(f"tessera train, Fashion-MNIST MLP, {shape}, 1 rank, 1 BLAS thread: CPU per step over {steps} steps "
       f"({hz:.0f} Hz cpu-clock samples)")
 us = {k: n / hz / steps * 1e6 for k, n in cls.items()}
 for k, v in sorted(us.items(), key=lambda kv: -kv[1]):
