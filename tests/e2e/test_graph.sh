@@ -62,6 +62,24 @@ SW=$TSR_BUILD/examples/libtessera_swish.so
 mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=sw.h5 --set checkpoint.dir=cksw --set model.plugins="$SW" \
   --set "model.layers=flatten dense(32) swish dense(10)" >sw.txt 2>&1 && grep -q 'test accuracy' sw.txt \
   && ok "the swish plugin trains" || { bad "swish plugin"; cat sw.txt; }
+# Accumulated on the CPU, a plugin's kind (no TSR_LAYER_ACCUMULATES) writes
+# its gradients into the model's scratch, which the model adds: 4 x 16
+# trains the same weights as batch 64, to rounding.
+swl=(--set model.plugins="$SW" --set "model.layers=flatten dense(32) swish dense(10)" --set model.sync_bn=false)
+mpi 1 train digits_cnn.ini "${common[@]}" "${swl[@]}" --set train.batch_size=64 --set train.output=sw64.h5 \
+  --set checkpoint.dir=cksw64 >sw64.txt 2>&1 \
+  && mpi 1 train digits_cnn.ini "${common[@]}" "${swl[@]}" --set train.batch_size=16 --set train.accumulate_steps=4 \
+    --set train.output=sw4x16.h5 --set checkpoint.dir=cksw4 >sw4.txt 2>&1 \
+  && d=$($PY -c "
+import sys, h5py, numpy as np
+def w(p):
+    out = []
+    h5py.File(p, 'r')['model'].visititems(lambda n, o: out.append(o[()].ravel()) if isinstance(o, h5py.Dataset) else None)
+    return np.concatenate(out)
+print('%.3g' % np.abs(w('sw64.h5') - w('sw4x16.h5')).max())") \
+  && awk -v d="$d" 'BEGIN{exit !(d + 0 <= 1e-5)}' \
+  && ok "the plugin accumulated (4 x 16) trains batch 64's weights (max difference $d)" \
+  || { bad "plugin with accumulation: '${d:-}'"; cat sw64.txt sw4.txt; }
 mpi 2 train digits_cnn.ini "${common[@]}" --set train.output=sw0.h5 --set checkpoint.dir=cksw0 --set model.plugins="$SW" \
   --set "model.layers=flatten swish(beta0=0) dense(10)" >sw0.txt 2>&1
 rc=$?
