@@ -79,11 +79,26 @@ int tsr_alg_parse(const char *name)
     return -1;
 }
 
+/* Up to MAX_PIECES (the window) pieces of at least MIN_PIECE bytes: in
+ * flight together, one piece's sums overlap the others' transfers, so a
+ * bucket costs its transfers plus about one piece's sums. Smaller pieces
+ * would add rounds whose latency no longer hides. */
+enum { MIN_PIECE = 128 << 10, MAX_PIECES = WINDOW, RING_PIECES = 4 };
+
+/* Pieces of at least MIN_PIECE bytes, at most `most`; with piece_env set,
+ * pieces of at most piece_env bytes instead. */
+static size_t cut(size_t bytes, size_t piece_env, size_t most)
+{
+    if (piece_env)
+        return bytes <= piece_env ? 1 : (bytes + piece_env - 1) / piece_env;
+    size_t k = bytes / MIN_PIECE;
+    return k < 1 ? 1 : k > most ? most : k;
+}
+
 /* Hockney's constants for tree against rabenseifner: per round (s), per
  * byte moved (s), per byte summed (s): a 100 Gb/s interconnect. */
 static const double ALPHA = 2e-6, BETA = 1.0 / 12.5e9, GAMMA = 1.0 / 10e9;
 enum { RING_SLICE = 16 << 10 };
-static size_t ring_base_pieces(size_t bytes, size_t piece_env);
 
 int tsr_alg_choose(int size, size_t bucket_floats)
 {
@@ -98,7 +113,7 @@ int tsr_alg_choose(int size, size_t bucket_floats)
     double rab = 2 * (L + f) * ALPHA + (2 * (P2 - 1) / P2 + 2 * f) * s * BETA + ((P2 - 1) / P2 + f) * s * GAMMA;
     if (tree < rab)
         return TSR_ALG_TREE;
-    double slice = m / (double)ring_base_pieces(bucket_floats * sizeof(float), env) / size;
+    double slice = m / (double)cut(bucket_floats * sizeof(float), env, RING_PIECES) / size; /* as auto judges it */
     if (slice >= RING_SLICE || (f && slice >= RING_SLICE / 4))
         return TSR_ALG_RING;
     return TSR_ALG_RABENSEIFNER;
@@ -117,21 +132,6 @@ size_t tsr_alg_piece_env(void)
     return 0;
 }
 
-/* Up to MAX_PIECES (the window) pieces of at least MIN_PIECE bytes: in
- * flight together, one piece's sums overlap the others' transfers, so a
- * bucket costs its transfers plus about one piece's sums. Smaller pieces
- * would add rounds whose latency no longer hides. */
-enum { MIN_PIECE = 128 << 10, MAX_PIECES = WINDOW, RING_PIECES = 4 };
-
-/* The ring's pieces as auto judges it: up to RING_PIECES. */
-static size_t ring_base_pieces(size_t bytes, size_t piece_env)
-{
-    if (piece_env)
-        return bytes <= piece_env ? 1 : (bytes + piece_env - 1) / piece_env;
-    size_t k = bytes / MIN_PIECE;
-    return k < 1 ? 1 : k > RING_PIECES ? RING_PIECES : k;
-}
-
 size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg, int size)
 {
     size_t bytes = len * sizeof(float);
@@ -143,16 +143,13 @@ size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg, int size)
          * smaller piece shows less (16 ranks x 16 MiB: 0.9970 of the link
          * with 4 pieces, 0.9987 with 16, simulated), for messages that are
          * still few there. */
-        size_t k = ring_base_pieces(bytes, piece_env);
+        size_t k = cut(bytes, piece_env, RING_PIECES);
         size_t most = size <= 32 ? 16 : size <= 64 ? 8 : RING_PIECES;
         size_t by_slice = size > 0 ? bytes / ((size_t)size * RING_SLICE) : 0;
         size_t more = by_slice < most ? by_slice : most;
         return piece_env || more <= k ? k : more;
     }
-    if (piece_env)
-        return bytes <= piece_env ? 1 : (bytes + piece_env - 1) / piece_env;
-    size_t k = bytes / MIN_PIECE;
-    return k < 1 ? 1 : k > MAX_PIECES ? MAX_PIECES : k;
+    return cut(bytes, piece_env, MAX_PIECES);
 }
 
 size_t tsr_alg_scratch(int alg, size_t m, int size)

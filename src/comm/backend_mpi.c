@@ -7,7 +7,8 @@
  *
  * Pieces. Each bucket is cut into k pieces of equal size (piece i =
  * [i*len/k, (i+1)*len/k) of the bucket; tsr_alg_pieces gives k: up to 16,
- * of 128 KiB and more, up to 4 for the ring), alltoall buckets into one. A piece is
+ * of 128 KiB and more, for the ring up to 4 or on small worlds up to 16),
+ * alltoall buckets into one. A piece is
  * the unit of work: pieces start in order, bucket by bucket, as the engine
  * starts buckets, at most WINDOW of them in flight; the rest wait and
  * start, still in order, as earlier ones finish. Several pieces in flight

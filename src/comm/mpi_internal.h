@@ -34,8 +34,9 @@ int tsr_alg_parse(const char *name);
 int tsr_alg_choose(int size, size_t bucket_floats);
 /* TSR_COMM_PIECE_KB in bytes (a test and tuning hook), 0 when unset. */
 size_t tsr_alg_piece_env(void);
-/* How many pieces a bucket of len floats is cut into under alg (alltoall:
- * always 1; ring: at most 4); piece_env: tsr_alg_piece_env() (when set,
+/* How many pieces a bucket of len floats is cut into under alg on size
+ * ranks (alltoall: always 1; ring: 4, or up to 16 on small worlds while
+ * its slices stay 16 KiB; alg_select.c); piece_env: tsr_alg_piece_env() (when set,
  * pieces of at most that size, for every algorithm but alltoall). */
 size_t tsr_alg_pieces(size_t len, size_t piece_env, int alg, int size);
 /* Scratch floats one piece of m floats needs under alg. */

@@ -39,7 +39,7 @@ static int dense_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
 {
     size_t in = shape_size(l->in), out = (size_t)l->out.c;
     float *gb = l->grads + in * out;
-    if (run->accumulate) { /* dy *= act'(y), then db += column sums of dy */
+    if (run->accumulate) { /* dy *= act'(y), then db += column sums of dy (tsr_compute_bias_grad's sums, added) */
         tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, NULL);
         for (size_t r = 0; r < n; r++) {
             const float *d = dy + r * out;
