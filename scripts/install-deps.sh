@@ -8,7 +8,7 @@ pkgs=(
   openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools
   libhwloc-dev hwloc
-  libopenblas-dev
+  libopenblas-dev libdnnl-dev
   libinih-dev libcmocka-dev zlib1g-dev clang-format
   libmicrohttpd-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
   slurm-wlm slurm-client munge libslurm-dev lmod

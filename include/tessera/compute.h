@@ -20,6 +20,22 @@ typedef enum { TSR_ACT_NONE = 0, TSR_ACT_RELU, TSR_ACT_TANH, TSR_ACT_SIGMOID, TS
  * activations (weights and optimizer state stay fp32). */
 typedef enum { TSR_PRECISION_FP32 = 0, TSR_PRECISION_BF16, TSR_PRECISION_FP16 } tsr_precision_t;
 
+/* runtime.gemm: which library runs the CPU's GEMMs. auto = oneDNN where
+ * tessera was built with it (TESSERA_WITH_ONEDNN), else OpenBLAS. The
+ * choice is the calling thread's; a thread that makes none runs OpenBLAS,
+ * whose result for a row does not depend on the batch it is in (oneDNN's
+ * does, in the last bits), as inference wants. Training sets it on its
+ * thread. */
+typedef enum { TSR_GEMM_AUTO = 0, TSR_GEMM_ONEDNN, TSR_GEMM_OPENBLAS } tsr_gemm_t;
+/* TSR_ENOTSUP (message set) for a library this build lacks. */
+TSR_API int tsr_compute_set_gemm(tsr_gemm_t g);
+TSR_API tsr_gemm_t tsr_compute_get_gemm(void);
+TSR_API int tsr_compute_gemm_available(tsr_gemm_t g);
+TSR_API const char *tsr_compute_gemm_name(tsr_gemm_t g);
+/* The GEMM in use and its kernels, e.g. "oneDNN 2.6.3 avx512_core kernels" or
+ * "OpenBLAS Haswell kernels", for the training line. */
+TSR_API void tsr_compute_gemm_describe(char *buf, size_t len);
+
 /* C[M,N] = alpha * op(A) * op(B) + beta * C, op = transpose when trans != 0. */
 TSR_API void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
                               const float *b, float beta, float *c);

@@ -74,6 +74,7 @@ typedef struct tsr_runtime_options {
     size_t bucket_bytes;
     int comm_fp32; /* runtime.comm_precision = fp32: half-precision runs reduce fp32 gradients */
     int bind, blas_threads, verbose;
+    tsr_gemm_t gemm; /* the CPU's GEMM library (compute.h) */
     tsr_progress_mode_t progress;
     double watchdog_seconds, walltime_margin_seconds;
 } tsr_runtime_options_t;

@@ -1,28 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* CPU kernels: GEMM through OpenBLAS's CBLAS, element-wise loops the
- * compiler vectorises. */
+/* CPU kernels: element-wise loops the compiler vectorises (GEMM: gemm.c). */
 #include "tessera/compute.h"
 #include "common/vec.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
-
-void tsr_compute_gemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
-                      const float *b, float beta, float *c)
-{
-    int lda = trans_a ? (int)m : (int)k;
-    int ldb = trans_b ? (int)k : (int)n;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
-                (int)k, alpha, a, lda, b, ldb, beta, c, (int)n);
-}
-
-void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,
-                         size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
-{
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
-                (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
 
 TSR_HOT void tsr_compute_add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t n)
 {

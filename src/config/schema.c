@@ -14,6 +14,7 @@ static const char *const early_choices[] = {"loss", "accuracy", NULL};
 static const char *const repro_choices[] = {"ranks", "world", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
 static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", NULL};
+static const char *const gemm_choices[] = {"auto", "onednn", "openblas", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
 static const char *const progress_choices[] = {"auto", "bar", "lines", "none", NULL};
@@ -117,6 +118,8 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "bucket_kb", TSR_T_INT, "1024", 1, 1L << 30, NULL, "gradient bucket size in KiB"},
     {"runtime", "bind", TSR_T_BOOL, "true", 0, 0, NULL, "bind ranks to cores with hwloc"},
     {"runtime", "blas_threads", TSR_T_INT, "0", 0, 4096, NULL, "BLAS threads per rank (0: cores owned)"},
+    {"runtime", "gemm", TSR_T_ENUM, "auto", 0, 0, gemm_choices,
+     "CPU GEMM library: auto (oneDNN where built with it), onednn, openblas"},
     {"runtime", "progress", TSR_T_ENUM, "auto", 0, 0, progress_choices, "bar on a terminal, lines in a log"},
     {"runtime", "verbose", TSR_T_BOOL, "false", 0, 0, NULL, "log from every rank"},
     {"runtime", "watchdog_seconds", TSR_T_DOUBLE, "600", 0, 0, NULL,

@@ -269,6 +269,9 @@ static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
     o->bucket_bytes = (size_t)tsr_config_get_long(c, "runtime", "bucket_kb") << 10;
     o->bind = tsr_config_get_bool(c, "runtime", "bind");
     o->blas_threads = (int)tsr_config_get_long(c, "runtime", "blas_threads");
+    o->gemm = is(c, "runtime", "gemm", "onednn")     ? TSR_GEMM_ONEDNN
+              : is(c, "runtime", "gemm", "openblas") ? TSR_GEMM_OPENBLAS
+                                                     : TSR_GEMM_AUTO;
     o->verbose = tsr_config_get_bool(c, "runtime", "verbose");
     o->progress = is(c, "runtime", "progress", "bar")     ? TSR_PROGRESS_BAR
                   : is(c, "runtime", "progress", "lines") ? TSR_PROGRESS_LINES

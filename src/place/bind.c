@@ -28,4 +28,17 @@ int tsr_place_bind(hwloc_topology_t topo, const tsr_place_plan_t *plan, int loca
     return TSR_OK;
 }
 
-void tsr_place_set_blas_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+/* oneDNN's Debian build threads with OpenMP: its GEMMs take the calling
+ * thread's OpenMP thread count, so the thread that sets it is the one that
+ * trains. */
+#ifdef TSR_HAVE_ONEDNN
+void omp_set_num_threads(int);
+#endif
+
+void tsr_place_set_blas_threads(int n)
+{
+    openblas_set_num_threads(n < 1 ? 1 : n);
+#ifdef TSR_HAVE_ONEDNN
+    omp_set_num_threads(n < 1 ? 1 : n);
+#endif
+}

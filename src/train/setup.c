@@ -45,6 +45,16 @@ out:
         hwloc_topology_destroy(topo);
 }
 
+/* runtime.gemm: a library this build lacks is an error on every rank
+ * alike (the builds are one). */
+static int select_gemm(tsr_train_ctx_t *ctx)
+{
+    int rc = tsr_compute_set_gemm(ctx->opt->runtime.gemm);
+    if (rc)
+        return tsr_error_prefix(rc, "[runtime] gemm (%s): ", tsr_config_origin(ctx->opt->config, "runtime", "gemm"));
+    return TSR_OK;
+}
+
 /* The model's tensors as the optimizer's segments (LAMB and LARS adapt per
  * tensor); 1-d ones (biases, norm weights) excluded if so configured. */
 static int set_optim_segments(tsr_train_ctx_t *ctx, int exclude_1d)
@@ -275,7 +285,9 @@ int tsr_train_setup(tsr_train_ctx_t *ctx, tsr_runtime_t *rt, const tsr_train_opt
     if ((rc = tsr_runtime_agree(rt, rc, failed_rank)))
         goto out;
     place_rank(ctx);
-    rc = build(ctx, spec, outputs);
+    rc = select_gemm(ctx);
+    if (!rc)
+        rc = build(ctx, spec, outputs);
     rc = tsr_runtime_agree(rt, rc, failed_rank);
 out:
     free(spec);

@@ -19,6 +19,7 @@
 #include "tessera/optim.h"
 #include "tessera/place.h"
 #include "tessera/rng.h"
+#include "bench_gemm.h"
 #include "bench_util.h"
 
 #include <stdint.h>
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
     double seconds = 3.0;
     int reps = 5, json = 0, gpu = 0;
     size_t batch = 128;
+    const char *gemm_name = "auto"; /* as tessera train runs */
     const char *layers = default_layers, *input = "1x28x28";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--gemm") && i + 1 < argc)
+            gemm_name = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
             layers = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc)
@@ -93,13 +97,15 @@ int main(int argc, char **argv)
             cpu_clock = 1;
         else {
             fprintf(stderr, "usage: bench_cnn [--layers L] [--input CxHxW] [--seconds S] [--reps N] [--batch B] "
-                            "[--gpu] [--cpu-time] [--json]\n");
+                            "[--gemm onednn|openblas] [--gpu] [--cpu-time] [--json]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
     if (!(seconds > 0) || reps < 1 || reps > 64 || batch < 1 || batch > 65536)
         return 2;
     tsr_place_set_blas_threads(1);
+    if (bench_set_gemm("bench_cnn", gemm_name))
+        return 2;
     tsr_model_spec_t *spec = calloc(1, sizeof *spec);
     step_ctx_t st = {.batch = batch};
     if (!spec || tsr_shape_parse(input, &spec->input) || tsr_model_parse(layers, spec) ||
@@ -170,18 +176,21 @@ int main(int argc, char **argv)
     double t_step = bench_median(v_step, reps), t_sq = bench_median(v_sq, reps);
     double frac = bench_median(v_frac, reps), sps = (double)batch / t_step;
     double sq_gflops = 2.0 * (double)n * n * n / t_sq * 1e-9;
+    char gemm[96];
+    tsr_compute_gemm_describe(gemm, sizeof gemm);
     if (json)
-        printf("{\"bench\":\"cnn\",\"device\":\"%s\",\"clock\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,"
-               "\"samples_per_s\":%.1f,\"step_ms\":%.3f,"
-               "\"flops_per_sample\":%.0f,\"gflops\":%.3f,\"square_gflops\":%.3f,\"sgemm_bound_samples_per_s\":%.1f,"
-               "\"frac_sgemm_bound\":%.4f,\"loss_checksum\":%.6g}\n",
-               gpu ? "cuda" : "cpu", cpu_clock ? "cpu" : "wall", batch, reps, seconds, sps, 1e3 * t_step, fps,
-               fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac, st.loss);
+        printf(
+            "{\"bench\":\"cnn\",\"gemm\":\"%s\",\"device\":\"%s\",\"clock\":\"%s\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,"
+            "\"samples_per_s\":%.1f,\"step_ms\":%.3f,"
+            "\"flops_per_sample\":%.0f,\"gflops\":%.3f,\"square_gflops\":%.3f,\"sgemm_bound_samples_per_s\":%.1f,"
+            "\"frac_sgemm_bound\":%.4f,\"loss_checksum\":%.6g}\n",
+            gemm, gpu ? "cuda" : "cpu", cpu_clock ? "cpu" : "wall", batch, reps, seconds, sps, 1e3 * t_step, fps,
+            fps * sps * 1e-9, sq_gflops, sq_gflops * 1e9 / fps, frac, st.loss);
     else
         printf("%s over %s, batch %zu, %s: %.0f samples/s (%.2f ms/step), %.3g FLOPs/sample, %.2f "
-               "GFLOP/s; SGEMM 1024^3 %.2f GFLOP/s = %.0f samples/s bound; fraction %.3f\n",
+               "GFLOP/s; SGEMM 1024^3 %.2f GFLOP/s = %.0f samples/s bound; fraction %.3f (%s)\n",
                layers, input, batch, gpu ? tsr_gpu_name(g) : "1 BLAS thread", sps, 1e3 * t_step, fps, fps * sps * 1e-9,
-               sq_gflops, sq_gflops * 1e9 / fps, frac);
+               sq_gflops, sq_gflops * 1e9 / fps, frac, gemm);
     tsr_model_destroy(st.model);
     tsr_optim_destroy(st.optim);
     tsr_gpu_destroy(g);

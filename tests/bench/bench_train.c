@@ -12,6 +12,7 @@
 #include "tessera/optim.h"
 #include "tessera/place.h"
 #include "tessera/rng.h"
+#include "bench_gemm.h"
 #include "bench_util.h"
 
 #include <stdint.h>
@@ -122,7 +123,7 @@ static void square_gemm(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_train [--seconds S] [--reps N] [--batch B] [--json]\n"
+    fprintf(f, "usage: bench_train [--seconds S] [--reps N] [--batch B] [--gemm onednn|openblas] [--json]\n"
                "  Times the MLP 784-256-256-10 training step (median of N runs of S seconds)\n"
                "  against the same step's SGEMMs alone and a 1024^3 SGEMM, one BLAS thread.\n");
 }
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
     double seconds = 3.0;
     int reps = 5, json = 0;
     size_t batch = 128;
+    const char *gemm_name = "auto"; /* as tessera train runs */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
@@ -139,6 +141,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--gemm") && i + 1 < argc)
+            gemm_name = argv[++i];
         else if (!strcmp(argv[i], "--json"))
             json = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -155,6 +159,8 @@ int main(int argc, char **argv)
     }
     double warm = seconds < 1.0 ? seconds : 1.0;
     tsr_place_set_blas_threads(1);
+    if (bench_set_gemm("bench_train", gemm_name))
+        return 2;
 
     tsr_rng_t rng;
     tsr_rng_seed(&rng, 1234, 0);
@@ -264,16 +270,20 @@ int main(int argc, char **argv)
     double frac_gemm = bench_median(v_fg, reps); /* achieved / SGEMM-at-step-shapes (time ratio) */
     double frac_peak = bench_median(v_fp, reps); /* executed FLOP rate / square peak */
 
+    char gemm[96];
+    tsr_compute_gemm_describe(gemm, sizeof gemm);
     if (json) {
-        printf("{\"bench\":\"train\",\"model\":\"784-256-256-10 relu\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,"
-               "\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"flops_per_sample\":%.0f,\"gemm_flops_per_sample\":%.0f,"
-               "\"gflops\":%.3f,\"gflops_executed\":%.3f,\"gemm_step_ms\":%.4f,\"gemm_samples_per_s\":%.1f,"
-               "\"gemm_gflops\":%.3f,\"square_gflops\":%.3f,\"frac_sgemm_bound\":%.4f,\"frac_square_peak\":%.4f,"
-               "\"loss_checksum\":%.6g}\n",
-               batch, reps, seconds, sps, 1e3 * t_step, fps, gfps, gflops_nominal, gflops_exec, 1e3 * t_gemm, sps_gemm,
-               gflops_gemm, gflops_sq, frac_gemm, frac_peak, st.loss);
+        printf(
+            "{\"bench\":\"train\",\"gemm\":\"%s\",\"model\":\"784-256-256-10 relu\",\"batch\":%zu,\"reps\":%d,\"seconds\":%g,"
+            "\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"flops_per_sample\":%.0f,\"gemm_flops_per_sample\":%.0f,"
+            "\"gflops\":%.3f,\"gflops_executed\":%.3f,\"gemm_step_ms\":%.4f,\"gemm_samples_per_s\":%.1f,"
+            "\"gemm_gflops\":%.3f,\"square_gflops\":%.3f,\"frac_sgemm_bound\":%.4f,\"frac_square_peak\":%.4f,"
+            "\"loss_checksum\":%.6g}\n",
+            gemm, batch, reps, seconds, sps, 1e3 * t_step, fps, gfps, gflops_nominal, gflops_exec, 1e3 * t_gemm,
+            sps_gemm, gflops_gemm, gflops_sq, frac_gemm, frac_peak, st.loss);
     } else {
-        printf("tessera training step, MLP 784-256-256-10 relu, batch %zu, SGD momentum, 1 BLAS thread\n", batch);
+        printf("tessera training step, MLP 784-256-256-10 relu, batch %zu, SGD momentum, 1 BLAS thread, %s\n", batch,
+               gemm);
         printf("  median of %d runs of %.1f s\n", reps, seconds);
         printf("  step                       %8.3f ms   %10.0f samples/s\n", 1e3 * t_step, sps);
         printf("  model FLOPs/sample         %10.0f (nominal 6*in*out per layer; GEMMs execute %.0f)\n", fps, gfps);

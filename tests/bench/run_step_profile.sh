@@ -78,13 +78,15 @@ PER_STEP = ("tsr_train", "tsr_loader", "tsr_comm", "tsr_runtime", "tsr_perf", "t
             "dense_", "layer_", "clock_gettime", "pthread_", "__futex", "__GI___lll", "PMPI_", "ompi_", "opal_", "mca_",
             "MPI_", "grads_ready", "mpi_")
 STARTUP = ("tsr_dataset_read", "H5", "_dl_", "do_lookup_x", "clear_page", "_copy_to_iter", "tsr_dataset_check")
+GEMM = "GEMMs (oneDNN's JIT or OpenBLAS, with beta = 0 zeroing)"
 def kind(tid, comm, priv, sym):
     if comm != "tessera":
         return "mpirun's daemon (start-up)"
     if tid != main:
         return "prefetch thread: batch gather" if sym in ("__memmove_avx512_unaligned_erms", "tsr_dataset_gather") else "other threads"
-    if sym.startswith("sgemm") or sym == "cblas_sgemm" or sym.startswith("__memset"):
-        return "GEMMs (OpenBLAS, with its beta = 0 zeroing)"
+    # oneDNN's JIT kernels have no symbols: perf names them by address
+    if sym.startswith(("sgemm", "cblas_sgemm", "__memset", "0x")) or "dnnl" in sym or "gemm_driver" in sym:
+        return GEMM
     if sym.startswith(("tsr_accum", "add_into", "copy_into")):
         return "gradient accumulation (the micro-batches' sums)"
     if sym.startswith("sgd") or "optim" in sym:
@@ -119,7 +121,7 @@ if detail:
     for sym, n in book.most_common(25):
         print(f"    {n / hz / steps * 1e6:9.2f} us  {sym}")
 step = sum(v for k, v in us.items() if not k.startswith(("start-up", "mpirun", "kernel", "other threads", "the rest")))
-gemm = us.get("GEMMs (OpenBLAS, with its beta = 0 zeroing)", 0)
+gemm = us.get(GEMM, 0)
 print(f"  step CPU {step:.1f} us (GEMMs {gemm:.1f} us): SGEMM-bound fraction by CPU time {gemm / step:.3f}")
 open("step_us.txt", "w").write(f"{step} {gemm}\n")
 PY

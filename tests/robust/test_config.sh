@@ -68,4 +68,6 @@ printable "a config path with a newline and escapes"
 long=$(head -c 20000 /dev/zero | tr '\0' 'x')
 printf '[train]\nepochs = %s\n' "$long" > long.ini
 hostile "a 20000-byte value" 2 "long.ini" "$T" train long.ini
+hostile "an unknown GEMM library" 2 "\[runtime\] gemm = 'mkl': expected one of auto|onednn|openblas" \
+  "$T" train small.ini --set runtime.gemm=mkl
 robust_finish

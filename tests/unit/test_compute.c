@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the CPU compute kernels (src/compute/cpu.c) against
  * reference loops and formulas in double precision: GEMM (every transpose,
- * alpha and beta, leading dimensions) against the naive triple loop; bias
+ * alpha and beta, leading dimensions, empty products; through each library
+ * of runtime.gemm this build has) against the naive triple loop; bias
  * and its gradient; each activation, its derivative from the output and
  * from the input (against the formula and central differences), the fused
  * bias+activation passes against the unfused ones; softmax; column sums
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "tessera/compute.h"
+#include "tessera/error.h"
 #include "tessera/rng.h"
 
 #include <math.h>
@@ -48,10 +50,10 @@ static double at(const float *x, int trans, size_t ld, size_t r, size_t c)
     return trans ? x[c * ld + r] : x[r * ld + c];
 }
 
-static void test_gemm(void **state)
+static void check_gemm(void)
 {
-    (void)state;
-    static const size_t dims[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {64, 31, 1}, {1, 40, 65}, {33, 33, 33}};
+    static const size_t dims[][3] = {{1, 1, 1},   {3, 5, 7},    {17, 9, 33}, {64, 31, 1},
+                                     {1, 40, 65}, {33, 33, 33}, {4, 3, 0},   {0, 3, 2}};
     static const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
         for (int ta = 0; ta < 2; ta++)
@@ -82,9 +84,8 @@ static void test_gemm(void **state)
 }
 
 /* A block of bigger matrices: only the m x n block of C changes. */
-static void test_gemm_ld(void **state)
+static void check_gemm_ld(void)
 {
-    (void)state;
     const size_t m = 5, n = 7, k = 6, lda = 11, ldb = 9, ldc = 13;
     float *a = randv(m * lda, 4, -1, 1), *b = randv(k * ldb, 5, -1, 1), *c = randv(m * ldc, 6, -1, 1);
     float *c0 = malloc(m * ldc * sizeof *c0);
@@ -102,6 +103,48 @@ static void test_gemm_ld(void **state)
             near("gemm_ld", i * ldc + j, c[i * ldc + j], acc + 0.5 * c0[i * ldc + j], 1e-5);
         }
     free(a), free(b), free(c), free(c0);
+}
+
+/* Every library this build has (OpenBLAS always); auto is oneDNN where it
+ * is built in. Each is bit-reproducible: the same product twice is equal. */
+static void each_gemm(void (*check)(void))
+{
+    tsr_gemm_t was = tsr_compute_get_gemm();
+    assert_true(tsr_compute_gemm_available(TSR_GEMM_OPENBLAS));
+    for (int g = TSR_GEMM_ONEDNN; g <= TSR_GEMM_OPENBLAS; g++) {
+        if (!tsr_compute_gemm_available((tsr_gemm_t)g)) {
+            assert_int_equal(tsr_compute_set_gemm((tsr_gemm_t)g), TSR_ENOTSUP);
+            continue;
+        }
+        assert_int_equal(tsr_compute_set_gemm((tsr_gemm_t)g), 0);
+        check();
+        size_t m = 40, n = 70, k = 300;
+        float *a = randv(m * k, 7, -1, 1), *b = randv(k * n, 8, -1, 1);
+        float *c1 = calloc(m * n, sizeof *c1), *c2 = calloc(m * n, sizeof *c2);
+        tsr_compute_gemm(0, 1, m, n, k, 1.0f, a, b, 0.0f, c1);
+        tsr_compute_gemm(0, 1, m, n, k, 1.0f, a, b, 0.0f, c2);
+        assert_memory_equal(c1, c2, m * n * sizeof *c1);
+        free(a), free(b), free(c1), free(c2);
+    }
+    assert_int_equal(tsr_compute_set_gemm(TSR_GEMM_AUTO), 0);
+    assert_int_equal(tsr_compute_get_gemm(),
+                     tsr_compute_gemm_available(TSR_GEMM_ONEDNN) ? TSR_GEMM_ONEDNN : TSR_GEMM_OPENBLAS);
+    char what[96];
+    tsr_compute_gemm_describe(what, sizeof what);
+    assert_non_null(strstr(what, tsr_compute_get_gemm() == TSR_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS"));
+    assert_int_equal(tsr_compute_set_gemm(was), 0);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    each_gemm(check_gemm);
+}
+
+static void test_gemm_ld(void **state)
+{
+    (void)state;
+    each_gemm(check_gemm_ld);
 }
 
 /* ---- bias and activations ---- */

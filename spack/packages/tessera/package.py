@@ -33,6 +33,7 @@ class Tessera(CMakePackage, CudaPackage):
     variant("nccl", default=False, description="Reduce gradients on GPUs with NCCL")
     variant("papi", default=False, description="Count hardware events with PAPI")
     variant("slurm", default=True, description="Job facts, walltime and tessera submit through libslurm")
+    variant("onednn", default=True, description="Run the CPU GEMMs with oneDNN's JIT SGEMM (AVX-512 where the CPU has it)")
 
     depends_on("c", type="build")
     depends_on("cmake@3.18:", type="build")
@@ -52,6 +53,8 @@ class Tessera(CMakePackage, CudaPackage):
 
     depends_on("slurm", when="+slurm")
     depends_on("papi", when="+papi")
+    # OpenMP threading: tessera sets the thread count per rank.
+    depends_on("onednn cpu_runtime=omp", when="+onednn")
     depends_on("nccl", when="+nccl")
     requires("+cuda", when="+nccl", msg="NCCL reduces on GPUs: build with +cuda")
 
@@ -59,6 +62,7 @@ class Tessera(CMakePackage, CudaPackage):
     conflicts("+cuda", when="@:0.1.0", msg="the CUDA back-end is not in tessera 0.1.0")
     conflicts("+nccl", when="@:0.1.0", msg="the NCCL back-end is not in tessera 0.1.0")
     conflicts("+papi", when="@:0.1.0", msg="PAPI counters are not in tessera 0.1.0")
+    conflicts("+onednn", when="@:0.1.0", msg="the oneDNN GEMM is not in tessera 0.1.0")
 
     def cmake_args(self):
         args = [
@@ -66,6 +70,7 @@ class Tessera(CMakePackage, CudaPackage):
             self.define_from_variant("TESSERA_WITH_NCCL", "nccl"),
             self.define_from_variant("TESSERA_WITH_PAPI", "papi"),
             self.define_from_variant("TESSERA_WITH_SLURM", "slurm"),
+            self.define_from_variant("TESSERA_WITH_ONEDNN", "onednn"),
             # Release builds must not fail on a newer compiler's new warnings.
             self.define("TESSERA_WERROR", False),
             self.define("TESSERA_SANITIZE_TESTS", False),
@@ -76,6 +81,8 @@ class Tessera(CMakePackage, CudaPackage):
         ]
         if self.spec.satisfies("+slurm"):
             args.append(self.define("SLURM_ROOT", self.spec["slurm"].prefix))
+        if self.spec.satisfies("+onednn"):
+            args.append(self.define("DNNL_ROOT", self.spec["onednn"].prefix))
         if self.spec.satisfies("+nccl"):
             args.append(self.define("NCCL_ROOT", self.spec["nccl"].prefix))
         if self.spec.satisfies("+cuda"):
