@@ -89,6 +89,11 @@ TSR_API void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
+/* The same after a ReLU: argmax is -1 where the window's maximum is not
+ * positive, so backward passes no gradient there and the ReLU's own mask
+ * is already applied (the layer before may skip it). */
+TSR_API void tsr_compute_maxpool_relu(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
+/* dx = dy scattered to each maximum (argmax < 0: nowhere). */
 TSR_API void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
                                           float *dx);
 /* Average pooling (no padding: every window is whole). */

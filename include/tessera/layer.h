@@ -57,6 +57,12 @@ typedef struct tsr_layer {
      * pass as the bias (0: none; the values of tsr_act_t). */
     int fused_act;
     int sync; /* batch norm: statistics over all ranks */
+    /* Set by the model for a conv with a fused ReLU whose output only a
+     * maxpool reads (CPU kernels; the GPU's ignore both): the maxpool
+     * passes no gradient where its maximum was not positive (mask_relu),
+     * so the conv's backward skips the ReLU's mask (grad_masked), one pass
+     * over its output fewer. Appended: older plugins never read them. */
+    int grad_masked, mask_relu;
 } tsr_layer_t;
 
 /* What a forward or backward call may use besides its tensors. */

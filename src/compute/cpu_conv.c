@@ -109,7 +109,10 @@ TSR_HOT void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_
     }
 }
 
-TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
+/* relu: a ReLU came before, so a window whose maximum is not positive
+ * passes no gradient (argmax -1); inlined into both entry points. */
+static inline __attribute__((always_inline)) void maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y,
+                                                          int32_t *argmax, int relu)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     for (size_t s = 0; s < n; s++) {
@@ -134,7 +137,7 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                         a = x3[c] > b ? (int32_t)(o3 + c) : a;
                         b = x3[c] > b ? x3[c] : b;
                         yo[c] = b;
-                        ao[c] = a;
+                        ao[c] = relu && !(b > 0.0f) ? -1 : a;
                     }
                     continue;
                 }
@@ -154,8 +157,21 @@ TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t
                             ao[c] = gt ? (int32_t)(off + c) : ao[c];
                         }
                     }
+                if (relu)
+                    for (size_t c = 0; c < C; c++)
+                        ao[c] = yo[c] > 0.0f ? ao[c] : -1;
             }
     }
+}
+
+TSR_HOT void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
+{
+    maxpool(x, n, g, y, argmax, 0);
+}
+
+TSR_HOT void tsr_compute_maxpool_relu(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax)
+{
+    maxpool(x, n, g, y, argmax, 1);
 }
 
 TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax, size_t n, const tsr_conv_geom_t *g,
@@ -190,7 +206,8 @@ TSR_HOT void tsr_compute_maxpool_backward(const float *dy, const int32_t *argmax
         const float *ds = dy + s * out_sample;
         const int32_t *as = argmax + s * out_sample;
         for (size_t i = 0; i < out_sample; i++)
-            xs[as[i]] += ds[i];
+            if (as[i] >= 0)
+                xs[as[i]] += ds[i];
     }
 }
 

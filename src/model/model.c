@@ -130,6 +130,15 @@ static void plan_roles(tsr_model_t *m, int *fresh)
         if (m->role[i] != ROLE_ALIAS)
             writer[bufid[i + 1]] = m->role[i] == ROLE_FUSED ? i - 1 : i;
     }
+    /* A conv with its ReLU fused, then a maxpool, the only reader of their
+     * output (no residual block opens between them): the maxpool applies
+     * the ReLU's mask in its backward and the conv skips it (layer.h). */
+    for (int i = 2; i < m->nl; i++)
+        if (is_kind(&m->layer[i], &tsr_kind_maxpool) && m->role[i] == ROLE_NORMAL && m->role[i - 1] == ROLE_FUSED &&
+            is_kind(&m->layer[i - 2], &tsr_kind_conv) && m->layer[i - 2].fused_act == TSR_ACT_RELU) {
+            m->layer[i - 2].grad_masked = 1;
+            m->layer[i].mask_relu = 1;
+        }
 }
 
 /* Only dense layers with relu, tanh or sigmoid fused into them run on a GPU (model_gpu.c). */

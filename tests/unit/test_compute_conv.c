@@ -5,7 +5,9 @@
  * channel groups), col2im is im2col's adjoint (<im2col x, c> = <x,
  * col2im c>), max pooling gives the first maximum and its offset and
  * routes gradients there (tiling and overlapping windows), average pooling
- * and its adjoint; the direct kernels for small windows against sums. */
+ * and its adjoint; max pooling after a ReLU against max pooling then the
+ * ReLU's mask, bit for bit; the direct kernels for small windows against
+ * sums. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,14 +194,24 @@ static void test_conv_direct(void **state)
  * input (the backward pass's fast path); stride < k overlaps. */
 static const int pools[][5] = {{4, 4, 3, 2, 2}, {6, 9, 5, 3, 3}, {5, 5, 2, 3, 1}, {7, 6, 17, 2, 1}, {5, 7, 1, 3, 2}};
 
+/* Pooling case t over n samples: its geometry and the input and output
+ * lengths. */
+static tsr_conv_geom_t pool_geom(size_t t, size_t n, size_t *in, size_t *out)
+{
+    const int *v = pools[t];
+    tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], 0, 1);
+    *in = n * (size_t)g.h * (size_t)g.w * (size_t)g.c;
+    *out = n * (size_t)g.oh * (size_t)g.ow * (size_t)g.c;
+    return g;
+}
+
 static void test_maxpool(void **state)
 {
     (void)state;
     const size_t n = 2;
     for (size_t t = 0; t < sizeof pools / sizeof pools[0]; t++) {
-        const int *v = pools[t];
-        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], 0, 1);
-        size_t in = n * (size_t)g.h * (size_t)g.w * (size_t)g.c, out = n * (size_t)g.oh * (size_t)g.ow * (size_t)g.c;
+        size_t in, out;
+        tsr_conv_geom_t g = pool_geom(t, n, &in, &out);
         float *x = randv(in, 80 + t), *y = malloc(out * sizeof *y), *dy = randv(out, 90 + t);
         float *dx = malloc(in * sizeof *dx);
         double *want_dx = calloc(in, sizeof *want_dx);
@@ -235,14 +247,50 @@ static void test_maxpool(void **state)
     }
 }
 
+/* After a ReLU: the same maxima, argmax -1 where the maximum is not
+ * positive, and backward's dx equal, bit for bit, to plain maxpool's
+ * backward followed by the ReLU's mask (what the conv then skips). */
+static void test_maxpool_relu(void **state)
+{
+    (void)state;
+    const size_t n = 2;
+    for (size_t t = 0; t < sizeof pools / sizeof pools[0]; t++) {
+        size_t in, out;
+        tsr_conv_geom_t g = pool_geom(t, n, &in, &out);
+        float *x = randv(in, 180 + t), *dy = randv(out, 190 + t);
+        float *y1 = malloc(out * sizeof *y1), *y2 = malloc(out * sizeof *y2);
+        float *dx1 = malloc(in * sizeof *dx1), *dx2 = malloc(in * sizeof *dx2);
+        int32_t *a1 = malloc(out * sizeof *a1), *a2 = malloc(out * sizeof *a2);
+        for (size_t i = 0; i < in; i++)
+            x[i] = x[i] > 0.0f && i % 3 == 0 ? x[i] : 0.0f;                /* a ReLU's output, sparse */
+        memset(x, 0, (size_t)g.k * (size_t)g.w * (size_t)g.c * sizeof *x); /* whole windows of zeros */
+        tsr_compute_maxpool(x, n, &g, y1, a1);
+        tsr_compute_maxpool_relu(x, n, &g, y2, a2);
+        assert_memory_equal(y1, y2, out * sizeof *y1);
+        size_t masked = 0;
+        for (size_t o = 0; o < out; o++) {
+            assert_int_equal(a2[o], y1[o] > 0.0f ? a1[o] : -1);
+            masked += a2[o] < 0;
+        }
+        assert_true(masked > 0);
+        tsr_compute_maxpool_backward(dy, a1, n, &g, dx1);
+        for (size_t i = 0; i < in; i++)
+            dx1[i] = x[i] > 0.0f ? dx1[i] : 0.0f;
+        memset(dx2, 0x7f, in * sizeof *dx2); /* every element is written */
+        tsr_compute_maxpool_backward(dy, a2, n, &g, dx2);
+        if (memcmp(dx1, dx2, in * sizeof *dx1))
+            fail_msg("maxpool after a ReLU, case %zu: backward differs from maxpool's then the mask", t);
+        free(x), free(dy), free(y1), free(y2), free(dx1), free(dx2), free(a1), free(a2);
+    }
+}
+
 static void test_avgpool(void **state)
 {
     (void)state;
     const size_t n = 2;
     for (size_t t = 0; t < sizeof pools / sizeof pools[0]; t++) {
-        const int *v = pools[t];
-        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], 0, 1);
-        size_t in = n * (size_t)g.h * (size_t)g.w * (size_t)g.c, out = n * (size_t)g.oh * (size_t)g.ow * (size_t)g.c;
+        size_t in, out;
+        tsr_conv_geom_t g = pool_geom(t, n, &in, &out);
         float *x = randv(in, 100 + t), *y = malloc(out * sizeof *y), *dy = randv(out, 110 + t);
         float *dx = malloc(in * sizeof *dx);
         tsr_compute_avgpool(x, n, &g, y);
@@ -271,10 +319,8 @@ static void test_avgpool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_im2col),
-        cmocka_unit_test(test_conv_direct),
-        cmocka_unit_test(test_maxpool),
-        cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_conv_im2col),  cmocka_unit_test(test_conv_direct), cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_maxpool_relu), cmocka_unit_test(test_avgpool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,12 +396,44 @@ static void test_accumulate_into_grads(void **state)
     tsr_model_destroy(m);
 }
 
+/* conv + ReLU + maxpool: the maxpool applies the ReLU's mask and the conv
+ * skips it (layer.h); loss and gradients equal, bit for bit, those of the
+ * same net with dropout(0) between, where nothing fuses across. Tiling and
+ * overlapping windows. */
+static void test_relu_mask_in_maxpool(void **state)
+{
+    (void)state;
+    tsr_model_t *a = build("conv(4,3,pad=1) relu maxpool(2) conv(3,3,pad=1) relu maxpool(2,stride=1) flatten dense(3)",
+                           IMG, TSR_LOSS_XENT, ROWS);
+    tsr_model_t *b = build("conv(4,3,pad=1) relu dropout(0) maxpool(2) conv(3,3,pad=1) relu dropout(0) "
+                           "maxpool(2,stride=1) flatten dense(3)",
+                           IMG, TSR_LOSS_XENT, ROWS);
+    assert_true(tsr_model_layer(a, 0)->grad_masked && tsr_model_layer(a, 2)->mask_relu);
+    assert_true(tsr_model_layer(a, 3)->grad_masked && tsr_model_layer(a, 5)->mask_relu);
+    assert_false(tsr_model_layer(b, 0)->grad_masked || tsr_model_layer(b, 3)->mask_relu);
+    size_t np = tsr_model_nparams(a);
+    assert_int_equal(np, tsr_model_nparams(b));
+    memcpy(tsr_model_params(b), tsr_model_params(a), np * sizeof(float));
+    batch_t x;
+    make_batch(a, &x, 0);
+    tsr_model_forward(a, x.x, ROWS);
+    tsr_model_forward(b, x.x, ROWS);
+    double la = tsr_model_backward(a, x.y, NULL, ROWS, 1.0f, NULL, NULL);
+    double lb = tsr_model_backward(b, x.y, NULL, ROWS, 1.0f, NULL, NULL);
+    assert_true(la == lb);
+    assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), np * sizeof(float));
+    free_batch(&x);
+    tsr_model_destroy(a);
+    tsr_model_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_dense_acts),
         cmocka_unit_test(test_grad_conv),
         cmocka_unit_test(test_grad_pool),
+        cmocka_unit_test(test_relu_mask_in_maxpool),
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_grad_res_dropout),
         cmocka_unit_test(test_grad_embed),

@@ -137,15 +137,17 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
     size_t M = (size_t)l->out.c, mg = M / (size_t)groups, kk = (size_t)g.k * (size_t)g.k * (size_t)cg;
     size_t opix = (size_t)g.oh * (size_t)g.ow, in_sample = (size_t)g.h * (size_t)g.w * (size_t)g.c;
     float *gw = l->grads, *gb = gw + M * kk;
+    /* The maxpool after a fused ReLU has applied its mask (layer.h). */
+    tsr_act_t act = l->grad_masked ? TSR_ACT_NONE : (tsr_act_t)l->fused_act;
     if (direct(l)) {
-        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n * opix, M, gb);
+        tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
         tsr_compute_gemm(1, 0, M, kk, n * opix, 1.0f, dy, x, 0.0f, gw);
         if (dx)
             tsr_compute_gemm(0, 0, n * opix, kk, M, 1.0f, dy, l->params, 0.0f, dx);
         return TSR_OK;
     }
     if (small(l) && !dx) { /* the input gradient, when wanted, takes col2im's way below */
-        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n * opix, M, gb);
+        tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
         tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws);
         transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
@@ -160,7 +162,7 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
         float *dyc = dy + s0 * opix * M;
         /* The activation's derivative and the bias gradient chunk by chunk,
          * so the chunk of dy is still in cache for the GEMMs below. */
-        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y + s0 * opix * M, dyc, rows, M, db);
+        tsr_compute_act_bias_grad(act, y + s0 * opix * M, dyc, rows, M, db);
         for (size_t j = 0; j < M; j++)
             gb[j] += db[j];
         for (int gi = 0; gi < groups; gi++) {

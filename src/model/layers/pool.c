@@ -35,7 +35,7 @@ static int max_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
 {
     (void)run;
     tsr_conv_geom_t g = geom(l);
-    tsr_compute_maxpool(x, n, &g, y, (int32_t *)(void *)l->state);
+    (l->mask_relu ? tsr_compute_maxpool_relu : tsr_compute_maxpool)(x, n, &g, y, (int32_t *)(void *)l->state);
     return TSR_OK;
 }
 
