@@ -138,6 +138,12 @@ TSR_API void tsr_model_set_allreduce(tsr_model_t *m, int (*fn)(double *buf, int 
  * TSR_EINVAL on a GPU model, TSR_ENOMEM if the scratch for kinds without
  * TSR_LAYER_ACCUMULATES cannot be had. */
 TSR_API int tsr_model_set_accumulate(tsr_model_t *m, int on);
+/* The following backward calls write their parameter gradients into buf
+ * (nparams floats, tsr_model_grads' layout) instead of the model's own
+ * buffer; NULL: the model's own again. A loop that keeps micro-batches'
+ * gradients apart (train.reproducible = world) has them written where it
+ * sums them, without a copy. CPU models only (TSR_EINVAL on a GPU model). */
+TSR_API int tsr_model_set_grads_target(tsr_model_t *m, float *buf);
 /* Forward pass of rows <= max_batch samples; keeps activations for backward. */
 TSR_API int tsr_model_forward(tsr_model_t *m, const float *x, size_t rows);
 /* Output of the last forward: logits (cross-entropy) or predictions (MSE). */

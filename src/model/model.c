@@ -426,6 +426,15 @@ int tsr_model_set_accumulate(tsr_model_t *m, int on)
     return TSR_OK;
 }
 
+int tsr_model_set_grads_target(tsr_model_t *m, float *buf)
+{
+    if (m->dev)
+        return tsr_error_set(TSR_EINVAL, "model: a gradient target is for CPU models");
+    for (int i = 0; i < m->nl; i++)
+        m->layer[i].grads = (buf ? buf : m->grads) + m->off[i];
+    return TSR_OK;
+}
+
 /* layer_backward, adding into l->grads when run->accumulate: kinds that
  * cannot (TSR_LAYER_ACCUMULATES unset) overwrite a scratch copy, added
  * after. */

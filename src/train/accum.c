@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Gradient accumulation (accum.h): sequential or as a fixed binary tree. */
 #include "train/accum.h"
-#include "common/vec.h"
 #include "tessera/error.h"
 
 #include <stdlib.h>
@@ -13,7 +12,7 @@ static int add_into(tsr_gpu_t *gpu, float *y, const float *x, size_t n)
 {
     if (gpu)
         return tsr_gpu_add_bias(gpu, y, x, 1, n);
-    EACH8(j, n, y[j] += x[j]); /* vectorised: a plain loop stays scalar at -O2 */
+    tsr_compute_add_bias(y, x, 1, n); /* one row: y += x, the -O3 AVX2 kernel */
     return TSR_OK;
 }
 
@@ -71,6 +70,33 @@ void tsr_accum_begin(tsr_accum_t *a)
     a->hi = a->n;
 }
 
+/* Equal-sized neighbours among the top t blocks merge (lower + upper). */
+static int merge(tsr_accum_t *a, int t)
+{
+    int rc;
+    while (t > 1 && a->size[t - 2] == a->size[t - 1]) {
+        if ((rc = add_into(a->gpu, a->buf[t - 2], a->buf[t - 1], a->n)))
+            return rc;
+        a->size[t - 2] *= 2;
+        t--;
+    }
+    a->used = t;
+    return TSR_OK;
+}
+
+float *tsr_accum_slot(const tsr_accum_t *a)
+{
+    return !a->gpu && a->tree && a->used < a->depth ? a->buf[a->used] : NULL;
+}
+
+/* The slot is a new single on top: joining the single below it first is
+ * push's add of g into that single, then the same merges. */
+void tsr_accum_push_slot(tsr_accum_t *a)
+{
+    a->size[a->used] = 1;
+    (void)merge(a, a->used + 1); /* host adds cannot fail */
+}
+
 int tsr_accum_push(tsr_accum_t *a, const float *g)
 {
     if (!a->tree) {
@@ -85,14 +111,7 @@ int tsr_accum_push(tsr_accum_t *a, const float *g)
         if ((rc = add_into(a->gpu, a->buf[t - 1], g, a->n)))
             return rc;
         a->size[t - 1] = 2;
-        while (t > 1 && a->size[t - 2] == a->size[t - 1]) {
-            if ((rc = add_into(a->gpu, a->buf[t - 2], a->buf[t - 1], a->n)))
-                return rc;
-            a->size[t - 2] *= 2;
-            t--;
-        }
-        a->used = t;
-        return TSR_OK;
+        return merge(a, t);
     }
     if (t >= a->depth)
         return tsr_error_set(TSR_EINVAL, "gradient accumulation: more micro-batches than the tree was sized for");
@@ -104,7 +123,14 @@ int tsr_accum_push(tsr_accum_t *a, const float *g)
 int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset)
 {
     int rc = TSR_OK;
-    if (offset < a->hi)
+    if (offset < a->hi && !a->gpu)
+        /* The same sums block by block, each block of g in L1 while every held sum adds in. */
+        for (size_t j0 = offset; j0 < a->hi; j0 += 2048) {
+            size_t len = a->hi - j0 < 2048 ? a->hi - j0 : 2048;
+            for (int i = a->used - 1; i >= 0; i--)
+                tsr_compute_add_bias(g + j0, a->buf[i] + j0, 1, len);
+        }
+    else if (offset < a->hi)
         /* Smallest block first: g pairs with the single before it, then the pair with the pair below... */
         for (int i = a->used - 1; i >= 0 && !rc; i--)
             rc = add_into(a->gpu, g + offset, a->buf[i] + offset, a->hi - offset);

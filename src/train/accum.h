@@ -28,6 +28,13 @@ void tsr_accum_free(tsr_accum_t *a);
 void tsr_accum_begin(tsr_accum_t *a);
 /* After an earlier (not the last) micro-batch's backward: takes g in. */
 int tsr_accum_push(tsr_accum_t *a, const float *g);
+/* A host tree's free buffer, where the next earlier micro-batch's backward
+ * may write its gradients (tsr_model_set_grads_target) instead of copying
+ * them in; NULL where there is none (a GPU, a sequential sum). */
+float *tsr_accum_slot(const tsr_accum_t *a);
+/* After that backward: the slot joins the counter, as tsr_accum_push would
+ * have taken its copy (the same sums in the same order). */
+void tsr_accum_push_slot(tsr_accum_t *a);
 /* Inside the last micro-batch's backward: g[offset, hi) += the held sums. */
 int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset);
 #endif

@@ -190,13 +190,21 @@ static void compute(loop_t *l, size_t *rows, int *status)
             tsr_grad_ready_fn ready = !last ? NULL : summed ? acc_ready : grads_ready;
             void *arg = !last ? NULL : summed ? (void *)l : (void *)ctx->comm.engine;
             int rc = l->add ? tsr_model_set_accumulate(ctx->net.model, i > 0) : TSR_OK;
+            /* A host tree: an earlier micro-batch's gradients go straight to its free buffer. */
+            float *slot = !last && summed ? tsr_accum_slot(&l->acc) : NULL;
+            if (!rc && slot)
+                rc = tsr_model_set_grads_target(ctx->net.model, slot);
             if (!rc)
                 rc = tsr_model_backward_queued(ctx->net.model, b.labels ? b.labels + i * m : NULL,
                                                b.targets ? b.targets + i * m * kt : NULL, m,
                                                l->scale * tsr_train_amp_loss_scale(ctx), ready, arg);
+            if (slot)
+                tsr_model_set_grads_target(ctx->net.model, NULL);
+            if (!rc && slot)
+                tsr_accum_push_slot(&l->acc);
             if (ctx->faults.slow_rank == ctx->rank)
                 tsr_fault_slow(&ctx->faults, ctx->rank, tsr_time_now() - tc);
-            if (!rc && !last && summed && tsr_accum_push(&l->acc, l->grads))
+            if (!rc && !last && summed && !slot && tsr_accum_push(&l->acc, l->grads))
                 rc = tsr_error_prefix(TSR_EIO, "summing accumulated gradients on the GPU: ");
             if (!rc && last && l->rc && summed) /* acc_ready could not add on the GPU */
                 rc = l->rc;

@@ -396,6 +396,38 @@ static void test_accumulate_into_grads(void **state)
     tsr_model_destroy(m);
 }
 
+/* tsr_model_set_grads_target: backward writes the same gradients into the
+ * target and leaves the model's own buffer alone; NULL restores it. */
+static void test_grads_target(void **state)
+{
+    (void)state;
+    tsr_model_t *m = build("conv(3,3,pad=1) bn relu flatten dense(6) relu dense(3)", IMG, TSR_LOSS_XENT, ROWS);
+    batch_t a;
+    make_batch(m, &a, 0);
+    size_t np = tsr_model_nparams(m);
+    float *want = malloc(np * sizeof *want), *buf = malloc(np * sizeof *buf);
+    assert_non_null(want);
+    assert_non_null(buf);
+    tsr_model_forward(m, a.x, ROWS);
+    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    memcpy(want, tsr_model_grads(m), np * sizeof *want);
+    memset(tsr_model_grads(m), 0, np * sizeof(float));
+    assert_int_equal(tsr_model_set_grads_target(m, buf), TSR_OK);
+    tsr_model_forward(m, a.x, ROWS);
+    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    assert_memory_equal(buf, want, np * sizeof *buf);
+    for (size_t i = 0; i < np; i++)
+        assert_true(tsr_model_grads(m)[i] == 0.0f);
+    assert_int_equal(tsr_model_set_grads_target(m, NULL), TSR_OK);
+    tsr_model_forward(m, a.x, ROWS);
+    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    assert_memory_equal(tsr_model_grads(m), want, np * sizeof *want);
+    free(want);
+    free(buf);
+    free_batch(&a);
+    tsr_model_destroy(m);
+}
+
 /* conv + ReLU + maxpool: the maxpool applies the ReLU's mask and the conv
  * skips it (layer.h); loss and gradients equal, bit for bit, those of the
  * same net with dropout(0) between, where nothing fuses across. Tiling and
@@ -434,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_grad_conv),
         cmocka_unit_test(test_grad_pool),
         cmocka_unit_test(test_relu_mask_in_maxpool),
+        cmocka_unit_test(test_grads_target),
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_grad_res_dropout),
         cmocka_unit_test(test_grad_embed),
