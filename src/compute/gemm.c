@@ -42,8 +42,10 @@ int tsr_compute_set_gemm(tsr_gemm_t g)
     if (g == TSR_GEMM_AUTO)
         g = tsr_compute_gemm_available(TSR_GEMM_ONEDNN) ? TSR_GEMM_ONEDNN : TSR_GEMM_OPENBLAS;
     if (!tsr_compute_gemm_available(g))
-        return tsr_error_set(TSR_ENOTSUP, "compute: GEMM '%s' is not in this build (built with: %s)",
-                             tsr_compute_gemm_name(g), tsr_compute_gemm_name(gemm_impl));
+        return tsr_error_set(TSR_ENOTSUP,
+                             "compute: GEMM '%s' is not in this build, which has OpenBLAS only (configure with "
+                             "TESSERA_WITH_ONEDNN=ON and libdnnl-dev installed)",
+                             tsr_compute_gemm_name(g));
     gemm_impl = g;
     return TSR_OK;
 }
