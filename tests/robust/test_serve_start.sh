@@ -19,10 +19,14 @@ mkdir -p reg-empty
 hostile "tessera serve REGISTRY_DIR on the same port" 4 "address in use: 127.0.0.1:$PORT" \
   "$TSR_BIN" serve reg-empty --port "$PORT" --run-dir run2
 # Training with [serve] on the busy port: every rank stops at set-up with exit 4.
+# Each wrapper records its rank's exit, then waits a moment before passing a
+# failure on: mpirun kills the other ranks at the first failed exit, which
+# under load could land between the other rank's own exit and its record.
 rm -f ranks.txt
 hostile "training with [serve] on a busy port (2 ranks)" 4 "address in use: 127.0.0.1:$PORT" \
   timeout 120 "$TSR_MPIEXEC" --oversubscribe --bind-to none -n 2 sh -c \
-  '"$0" "$@"; rc=$?; echo "exit $rc" >>ranks.txt; exit $rc' "$TSR_BIN" train digits.ini --set train.epochs=1 \
+  '"$0" "$@"; rc=$?; echo "exit $rc" >>ranks.txt; [ $rc = 0 ] || sleep 3; exit $rc' "$TSR_BIN" train digits.ini \
+  --set train.epochs=1 \
   --set runtime.progress=none --set serve.enabled=true --set serve.port="$PORT" --set train.output=busy.h5
 [ "$(grep -c '^exit 4$' ranks.txt 2>/dev/null)" = 2 ] && [ ! -e busy.h5 ] && ok "both ranks exited 4, no model written" \
   || bad "ranks: $(cat ranks.txt 2>/dev/null) $(ls busy.h5 2>/dev/null)"
