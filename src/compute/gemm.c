@@ -14,6 +14,7 @@
  * predictions of a row are the same bits whatever batch it came in. */
 #include "tessera/compute.h"
 #include "tessera/error.h"
+#include "tessera/place.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -22,9 +23,6 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #endif
-
-/* libopenblas's own (as place/blas.c declares it). */
-char *openblas_get_corename(void);
 
 static _Thread_local tsr_gemm_t gemm_impl = TSR_GEMM_OPENBLAS;
 
@@ -74,8 +72,7 @@ void tsr_compute_gemm_describe(char *buf, size_t len)
         return;
     }
 #endif
-    const char *core = openblas_get_corename();
-    snprintf(buf, len, "OpenBLAS %s kernels", core ? core : "unknown");
+    snprintf(buf, len, "OpenBLAS %s kernels", tsr_place_blas_core());
 }
 
 void tsr_compute_gemm_ld(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a,

@@ -123,14 +123,7 @@ int tsr_accum_push(tsr_accum_t *a, const float *g)
 int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset)
 {
     int rc = TSR_OK;
-    if (offset < a->hi && !a->gpu)
-        /* The same sums block by block, each block of g in L1 while every held sum adds in. */
-        for (size_t j0 = offset; j0 < a->hi; j0 += 2048) {
-            size_t len = a->hi - j0 < 2048 ? a->hi - j0 : 2048;
-            for (int i = a->used - 1; i >= 0; i--)
-                tsr_compute_add_bias(g + j0, a->buf[i] + j0, 1, len);
-        }
-    else if (offset < a->hi)
+    if (offset < a->hi)
         /* Smallest block first: g pairs with the single before it, then the pair with the pair below... */
         for (int i = a->used - 1; i >= 0 && !rc; i--)
             rc = add_into(a->gpu, g + offset, a->buf[i] + offset, a->hi - offset);

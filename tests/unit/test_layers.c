@@ -350,6 +350,13 @@ static void test_graph_file_roundtrip(void **state)
  * of batch A equals the two gradients summed apart, to rounding, through
  * dense (its GEMM's beta) and through kinds that overwrite (conv, batch
  * norm: the model's scratch); off again, backward overwrites. */
+/* One forward and backward of batch b (scale 1). */
+static void step(tsr_model_t *m, const batch_t *b)
+{
+    tsr_model_forward(m, b->x, ROWS);
+    tsr_model_backward(m, b->y, NULL, ROWS, 1.0f, NULL, NULL);
+}
+
 static void test_accumulate_into_grads(void **state)
 {
     (void)state;
@@ -364,17 +371,13 @@ static void test_accumulate_into_grads(void **state)
     float *ga = malloc(np * sizeof *ga), *gb = malloc(np * sizeof *gb);
     assert_non_null(ga);
     assert_non_null(gb);
-    tsr_model_forward(m, a.x, ROWS);
-    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &a);
     memcpy(ga, tsr_model_grads(m), np * sizeof *ga);
-    tsr_model_forward(m, b.x, ROWS);
-    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &b);
     memcpy(gb, tsr_model_grads(m), np * sizeof *gb);
-    tsr_model_forward(m, a.x, ROWS);
-    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &a);
     assert_int_equal(tsr_model_set_accumulate(m, 1), TSR_OK);
-    tsr_model_forward(m, b.x, ROWS);
-    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &b);
     const float *g = tsr_model_grads(m);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < np; i++) {
@@ -386,8 +389,7 @@ static void test_accumulate_into_grads(void **state)
     if (worst > 1e-5 * scale)
         fail_msg("accumulated gradients differ from the sum by %g (largest %g)", worst, scale);
     assert_int_equal(tsr_model_set_accumulate(m, 0), TSR_OK);
-    tsr_model_forward(m, b.x, ROWS);
-    tsr_model_backward(m, b.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &b);
     assert_memory_equal(tsr_model_grads(m), gb, np * sizeof *gb);
     free(ga);
     free(gb);
@@ -408,19 +410,16 @@ static void test_grads_target(void **state)
     float *want = malloc(np * sizeof *want), *buf = malloc(np * sizeof *buf);
     assert_non_null(want);
     assert_non_null(buf);
-    tsr_model_forward(m, a.x, ROWS);
-    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &a);
     memcpy(want, tsr_model_grads(m), np * sizeof *want);
     memset(tsr_model_grads(m), 0, np * sizeof(float));
     assert_int_equal(tsr_model_set_grads_target(m, buf), TSR_OK);
-    tsr_model_forward(m, a.x, ROWS);
-    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &a);
     assert_memory_equal(buf, want, np * sizeof *buf);
     for (size_t i = 0; i < np; i++)
         assert_true(tsr_model_grads(m)[i] == 0.0f);
     assert_int_equal(tsr_model_set_grads_target(m, NULL), TSR_OK);
-    tsr_model_forward(m, a.x, ROWS);
-    tsr_model_backward(m, a.y, NULL, ROWS, 1.0f, NULL, NULL);
+    step(m, &a);
     assert_memory_equal(tsr_model_grads(m), want, np * sizeof *want);
     free(want);
     free(buf);
