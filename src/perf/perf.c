@@ -88,11 +88,15 @@ void perf_append(char *buf, size_t len, const char *fmt, ...)
 }
 
 #ifdef TSR_HAVE_PAPI
-/* Adds the resolved events one by one: those the hardware cannot count
- * together with the ones before are dropped and named. */
+/* Adds the resolved events one by one. Those the hardware cannot count
+ * together with the ones before (PAPI_ECNFLCT) are dropped as too many;
+ * those it cannot count at all are dropped as not counted here: PAPI may
+ * list a preset whose native events the kernel then refuses, as in a
+ * virtual machine without a virtual PMU. */
 static int start_events(tsr_perf_t *p)
 {
-    char dropped[PERF_NOTE_LEN] = "";
+    char conflict[PERF_NOTE_LEN] = "", refused[PERF_NOTE_LEN] = "";
+    const char *why = NULL;
     perf_events_t kept = {0};
     p->es = PAPI_NULL;
     int rc = PAPI_create_eventset(&p->es);
@@ -103,13 +107,30 @@ static int start_events(tsr_perf_t *p)
         if (rc == PAPI_OK) {
             kept.code[kept.n] = p->ev.code[i];
             memcpy(kept.name[kept.n++], p->ev.name[i], sizeof kept.name[0]);
+        } else if (rc == PAPI_ECNFLCT) {
+            perf_append(conflict, sizeof conflict, "%s%s", *conflict ? ", " : "", p->ev.name[i]);
         } else {
-            perf_append(dropped, sizeof dropped, "%s%s (%s)", *dropped ? ", " : "", p->ev.name[i], PAPI_strerror(rc));
+            perf_append(refused, sizeof refused, "%s%s", *refused ? ", " : "", p->ev.name[i]);
+            why = why ? why : PAPI_strerror(rc);
+        }
+        /* A failed first add leaves the set bound to that event's component,
+         * which would refuse the next component's events: start afresh. */
+        if (rc != PAPI_OK && !kept.n) {
+            PAPI_cleanup_eventset(p->es);
+            PAPI_destroy_eventset(&p->es);
+            p->es = PAPI_NULL;
+            if ((rc = PAPI_create_eventset(&p->es)) != PAPI_OK)
+                return tsr_error_set(TSR_ENOTSUP, "PAPI_create_eventset: %s", PAPI_strerror(rc));
         }
     }
-    if (*dropped) {
+    if (*refused)
+        perf_append(p->note, sizeof p->note,
+                    "%sPAPI events not counted on this machine: %s: PAPI lists them but cannot add them (%s); the "
+                    "kernel does not count them here (a virtual machine without a virtual PMU?)",
+                    *p->note ? "; " : "", refused, why ? why : "?");
+    if (*conflict) {
         perf_append(p->note, sizeof p->note, "%sdropped PAPI events %s: more than this machine counts at once",
-                    *p->note ? "; " : "", dropped);
+                    *p->note ? "; " : "", conflict);
         if (kept.n) {
             perf_append(p->note, sizeof p->note, " (counting ");
             for (int i = 0; i < kept.n; i++)
