@@ -7,6 +7,7 @@
 #include "tessera/model.h"
 #include "model/internal.h"
 #include "model/layers/layers.h"
+#include "common/bigbuf.h"
 #include "common/vec.h"
 #include "tessera/error.h"
 #include "tessera/rng.h"
@@ -18,14 +19,9 @@
 
 #define MAX_VALUES ((size_t)1 << 28) /* per sample, per layer */
 
-static float *falloc(size_t n)
-{
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p)
-        memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
+/* Zeroed, page-aligned (tsr_bigbuf_alloc): the optimizer streams the
+ * weights and gradients beside its state, the layers their activations. */
+static float *falloc(size_t n) { return tsr_bigbuf_alloc(n * sizeof(float), 1); }
 
 static int is_kind(const tsr_layer_t *l, const tsr_layer_kind_t *k) { return l->kind == k; }
 

@@ -3,6 +3,7 @@
  * policy around the update (rules.c, layerwise.c), the GPU path. */
 #include "optim/optim_internal.h"
 #include "tessera/error.h"
+#include "common/bigbuf.h"
 #include "common/vec.h"
 #include "compute/gpu_train.h"
 
@@ -66,7 +67,7 @@ int tsr_optim_create(const tsr_optim_config_t *cfg, size_t n, tsr_optim_t **out)
     o->nstate = o->nopt + (cfg->schedule == TSR_SCHED_PLATEAU ? PL_N : 0);
     o->seg = malloc(sizeof *o->seg);
     if (o->nstate)
-        o->state = calloc(o->nstate, sizeof(float));
+        o->state = tsr_bigbuf_alloc(o->nstate * sizeof(float), 1);
     if (!o->seg || (o->nstate && !o->state)) {
         size_t ns = o->nstate;
         tsr_optim_destroy(o);

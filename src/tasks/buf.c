@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The byte buffer and cursor of buf.h. */
 #include "tasks/buf.h"
+#include "common/bigbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -149,17 +150,9 @@ char *tcur_strdup(tcur_t *c)
 
 static void *big(size_t bytes, int zero)
 {
-    enum { HUGE = 2 << 20 };
-    if (bytes < HUGE)
+    if (bytes < ((size_t)2 << 20))
         return zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
-    size_t size = (bytes + HUGE - 1) / HUGE * HUGE;
-    void *p = aligned_alloc(HUGE, size);
-    if (p) {
-        madvise(p, size, MADV_HUGEPAGE);
-        if (zero)
-            memset(p, 0, size);
-    }
-    return p;
+    return tsr_bigbuf_alloc(bytes, zero);
 }
 
 void *tbig_zalloc(size_t bytes) { return big(bytes, 1); }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Gradient accumulation (accum.h): sequential or as a fixed binary tree. */
 #include "train/accum.h"
+#include "common/bigbuf.h"
+#include "common/vec.h"
 #include "tessera/error.h"
 
 #include <stdlib.h>
@@ -34,14 +36,19 @@ int tsr_accum_init(tsr_accum_t *a, tsr_gpu_t *gpu, size_t n, size_t k, int tree,
     a->tree = tree;
     if (k < 2)
         return TSR_OK;
-    /* A tree over k holds at most one partial sum per bit of k - 1. */
+    /* A tree over k holds at most one partial sum per bit of k - 1; a flat
+     * one all k - 1 earlier gradients. */
+    size_t bytes = (n ? n : 1) * sizeof(float);
     int levels = 1;
     if (tree)
         for (levels = 0; ((size_t)1 << levels) < k; levels++)
             ;
-    size_t bytes = (n ? n : 1) * sizeof(float);
+    a->flat = tree && !gpu && k - 1 <= TSR_ACCUM_LEVELS && (k - 1) * bytes <= TSR_ACCUM_FLAT_BYTES;
+    if (a->flat)
+        levels = (int)(k - 1);
     for (int i = 0; i < levels; i++) {
-        if (gpu ? tsr_gpu_alloc(gpu, bytes, (void **)&a->buf[i]) != TSR_OK : !(a->buf[i] = malloc(bytes))) {
+        if (gpu ? tsr_gpu_alloc(gpu, bytes, (void **)&a->buf[i]) != TSR_OK
+                : !(a->buf[i] = tsr_bigbuf_alloc(bytes, 0))) {
             a->buf[i] = NULL;
             tsr_accum_free(a);
             return tsr_error_set(TSR_ENOMEM, "rank %d: out of memory for the accumulated gradients (%d x %zu bytes)",
@@ -94,11 +101,21 @@ float *tsr_accum_slot(const tsr_accum_t *a)
 void tsr_accum_push_slot(tsr_accum_t *a)
 {
     a->size[a->used] = 1;
-    (void)merge(a, a->used + 1); /* host adds cannot fail */
+    if (a->flat)
+        a->used++;
+    else
+        (void)merge(a, a->used + 1); /* host adds cannot fail */
 }
 
 int tsr_accum_push(tsr_accum_t *a, const float *g)
 {
+    if (a->flat) {
+        if (a->used >= a->depth)
+            return tsr_error_set(TSR_EINVAL, "gradient accumulation: more micro-batches than the tree was sized for");
+        memcpy(a->buf[a->used], g, a->n * sizeof(float));
+        a->size[a->used++] = 1;
+        return TSR_OK;
+    }
     if (!a->tree) {
         int rc = a->used ? add_into(a->gpu, a->buf[0], g, a->n) : copy_into(a->gpu, a->buf[0], g, a->n);
         a->used = 1;
@@ -120,10 +137,55 @@ int tsr_accum_push(tsr_accum_t *a, const float *g)
     return copy_into(a->gpu, a->buf[t], g, a->n);
 }
 
+/* d = x + y (d may be x). */
+TSR_HOT static void add3(float *d, const float *x, const float *y, size_t n) { EACH8(i, n, d[i] = x[i] + y[i]); }
+
+#define FLAT_BLOCK 1024 /* floats: the tree's partial sums stay in L1 */
+
+/* g[0, len) = the tree over leaf[0..nleaf) and g, the binary counter of
+ * merge() and then finish's sums from the smallest block up, run on one
+ * cache block at a time: partial sums live in tmp, leaves are read once. */
+static void flat_block(float *const *leaf, int nleaf, float *g, size_t len, float (*tmp)[FLAT_BLOCK])
+{
+    const float *p[TSR_ACCUM_LEVELS + 1];
+    size_t sz[TSR_ACCUM_LEVELS + 1];
+    int t = 0;
+    for (int j = 0; j < nleaf; j++) {
+        p[t] = leaf[j];
+        sz[t++] = 1;
+        for (; t > 1 && sz[t - 2] == sz[t - 1]; t--) { /* lower + upper, as merge() */
+            add3(tmp[t - 2], p[t - 2], p[t - 1], len);
+            p[t - 2] = tmp[t - 2];
+            sz[t - 2] *= 2;
+        }
+    }
+    /* g joins the smallest block, and the sum each next one up (finish's order). */
+    const float *acc = g;
+    for (int i = t - 1; i >= 0; i--) {
+        float *out = i ? tmp[i] : g; /* p[i] may be tmp[i]: read and written element by element */
+        add3(out, acc, p[i], len);
+        acc = out;
+    }
+}
+
+static void flat_finish(const tsr_accum_t *a, float *g, size_t lo, size_t hi)
+{
+    float tmp[TSR_ACCUM_LEVELS][FLAT_BLOCK];
+    float *leaf[TSR_ACCUM_LEVELS];
+    for (size_t b = lo; b < hi; b += FLAT_BLOCK) {
+        size_t len = hi - b < FLAT_BLOCK ? hi - b : FLAT_BLOCK;
+        for (int i = 0; i < a->used; i++)
+            leaf[i] = a->buf[i] + b;
+        flat_block(leaf, a->used, g + b, len, tmp);
+    }
+}
+
 int tsr_accum_finish_from(tsr_accum_t *a, float *g, size_t offset)
 {
     int rc = TSR_OK;
-    if (offset < a->hi)
+    if (a->flat && offset < a->hi)
+        flat_finish(a, g, offset, a->hi);
+    else if (offset < a->hi)
         /* Smallest block first: g pairs with the single before it, then the pair with the pair below... */
         for (int i = a->used - 1; i >= 0 && !rc; i--)
             rc = add_into(a->gpu, g + offset, a->buf[i] + offset, a->hi - offset);
