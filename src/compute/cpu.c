@@ -10,7 +10,9 @@ TSR_HOT void tsr_compute_add_bias(float *restrict y, const float *restrict bias,
 {
     for (size_t r = 0; r < rows; r++) {
         float *restrict row = y + r * n;
-        EACH8(j, n, row[j] += bias[j]);
+        for (size_t j = 0; j < n; j++) {
+            row[j] += bias[j];
+        }
     }
 }
 
@@ -19,14 +21,20 @@ TSR_HOT void tsr_compute_bias_grad(const float *restrict dy, size_t rows, size_t
     memset(db, 0, n * sizeof *db);
     for (size_t r = 0; r < rows; r++) {
         const float *restrict row = dy + r * n;
-        EACH8(j, n, db[j] += row[j]);
+        for (size_t j = 0; j < n; j++) {
+            db[j] += row[j];
+        }
     }
 }
 
 TSR_HOT void tsr_compute_act(tsr_act_t act, float *y, size_t len)
 {
     switch (act) {
-    case TSR_ACT_RELU: EACH8(i, len, y[i] = y[i] > 0.0f ? y[i] : 0.0f); break;
+    case TSR_ACT_RELU:
+        for (size_t i = 0; i < len; i++) {
+            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        }
+        break;
     case TSR_ACT_TANH:
         for (size_t i = 0; i < len; i++)
             y[i] = tanhf(y[i]);
@@ -59,8 +67,16 @@ TSR_HOT void tsr_compute_act_backward(tsr_act_t act, const float *restrict y, fl
             dy[i] = y[i] > 0.0f ? d : 0.0f;
         }
         break;
-    case TSR_ACT_TANH: EACH8(i, len, dy[i] *= 1.0f - y[i] * y[i]); break;
-    case TSR_ACT_SIGMOID: EACH8(i, len, dy[i] *= y[i] * (1.0f - y[i])); break;
+    case TSR_ACT_TANH:
+        for (size_t i = 0; i < len; i++) {
+            dy[i] *= 1.0f - y[i] * y[i];
+        }
+        break;
+    case TSR_ACT_SIGMOID:
+        for (size_t i = 0; i < len; i++) {
+            dy[i] *= y[i] * (1.0f - y[i]);
+        }
+        break;
     default: /* gelu and silu take their derivative from x: tsr_compute_act_x_backward */ break;
     }
 }
@@ -72,15 +88,21 @@ TSR_HOT void tsr_compute_bias_act(float *restrict y, const float *restrict bias,
         if (bias) {
             switch (act) {
             case TSR_ACT_RELU: {
-                EACH8(j, n, {
+                for (size_t j = 0; j < n; j++) {
                     float v = row[j] + bias[j];
                     row[j] = v > 0.0f ? v : 0.0f;
-                });
+                }
                 break;
             }
-            case TSR_ACT_NONE: EACH8(j, n, row[j] += bias[j]); break;
+            case TSR_ACT_NONE:
+                for (size_t j = 0; j < n; j++) {
+                    row[j] += bias[j];
+                }
+                break;
             default:
-                EACH8(j, n, row[j] += bias[j]);
+                for (size_t j = 0; j < n; j++) {
+                    row[j] += bias[j];
+                }
                 tsr_compute_act(act, row, n);
                 break;
             }
@@ -99,12 +121,19 @@ TSR_HOT void tsr_compute_act_bias_grad(tsr_act_t act, const float *restrict y, f
         float *restrict d = dy + r * n;
         const float *restrict yr = y + r * n;
         if (act == TSR_ACT_RELU && db) { /* the mask and the column sum in one pass, the same sums */
-            EACH8(j, n, float v = d[j]; float g = yr[j] > 0.0f ? v : 0.0f; d[j] = g; db[j] += g);
+            for (size_t j = 0; j < n; j++) {
+                float v = d[j];
+                float g = yr[j] > 0.0f ? v : 0.0f;
+                d[j] = g;
+                db[j] += g;
+            }
             continue;
         }
         tsr_compute_act_backward(act, yr, d, n);
         if (db)
-            EACH8(j, n, db[j] += d[j]);
+            for (size_t j = 0; j < n; j++) {
+                db[j] += d[j];
+            }
     }
 }
 
@@ -143,7 +172,11 @@ void tsr_compute_act_x_backward(tsr_act_t act, const float *restrict x, const fl
             dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
         }
         break;
-    case TSR_ACT_RELU: EACH8(i, len, dx[i] = x[i] > 0.0f ? dy[i] : 0.0f); break;
+    case TSR_ACT_RELU:
+        for (size_t i = 0; i < len; i++) {
+            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        }
+        break;
     case TSR_ACT_TANH:
         for (size_t i = 0; i < len; i++) {
             float t = tanhf(x[i]);

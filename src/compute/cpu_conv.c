@@ -59,7 +59,9 @@ TSR_HOT void tsr_compute_im2col(const float *x, size_t n, const tsr_conv_geom_t 
                             if (cg == 1)
                                 *row = *src;
                             else
-                                EACH8(c, (size_t)cg, row[c] = src[c]);
+                                for (size_t c = 0; c < (size_t)cg; c++) {
+                                    row[c] = src[c];
+                                }
                         }
                     }
                 }
@@ -225,9 +227,13 @@ TSR_HOT void tsr_compute_avgpool(const float *x, size_t n, const tsr_conv_geom_t
                     for (int kw = 0; kw < g->k; kw++) {
                         const float *restrict xr =
                             xs + ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
-                        EACH8(c, C, yo[c] += xr[c]);
+                        for (size_t c = 0; c < C; c++) {
+                            yo[c] += xr[c];
+                        }
                     }
-                EACH8(c, C, yo[c] *= inv);
+                for (size_t c = 0; c < C; c++) {
+                    yo[c] *= inv;
+                }
             }
     }
 }
@@ -246,7 +252,9 @@ TSR_HOT void tsr_compute_avgpool_backward(const float *dy, size_t n, const tsr_c
                     for (int kw = 0; kw < g->k; kw++) {
                         float *restrict xr =
                             xs + ((size_t)(oh * g->stride + kh) * (size_t)g->w + (size_t)(ow * g->stride + kw)) * C;
-                        EACH8(c, C, xr[c] += d[c] * inv);
+                        for (size_t c = 0; c < C; c++) {
+                            xr[c] += d[c] * inv;
+                        }
                     }
             }
     }
