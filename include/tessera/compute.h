@@ -60,6 +60,9 @@ TSR_API void tsr_compute_bias_act(float *y, const float *bias, size_t rows, size
 /* One pass: dy *= act'(y) (act as above), and db[n] = column sums of the
  * result unless db is NULL. */
 TSR_API void tsr_compute_act_bias_grad(tsr_act_t act, const float *y, float *dy, size_t rows, size_t n, float *db);
+/* The same, adding the column sums into db (gradient accumulation): db[j]
+ * += each row's value in row order. */
+TSR_API void tsr_compute_act_bias_grad_add(tsr_act_t act, const float *y, float *dy, size_t rows, size_t n, float *db);
 /* y = act(x) for any activation, out of place; and dx = dy * act'(x). */
 TSR_API void tsr_compute_act_x(tsr_act_t act, const float *x, float *y, size_t len);
 TSR_API void tsr_compute_act_x_backward(tsr_act_t act, const float *x, const float *dy, float *dx, size_t len);

@@ -95,6 +95,16 @@ TSR_API double tsr_optim_lr(const tsr_optim_t *o, long step);
 /* One update of params from grads (grads may be scaled by clipping).
  * *grad_norm (may be NULL) gets the global L2 norm before clipping. */
 TSR_API int tsr_optim_step(tsr_optim_t *o, float *params, float *grads, double *grad_norm);
+/* The same step in parts, for an update fused into backward: each part of
+ * the weights updated as soon as its gradients are final, while they are
+ * still in cache. Possible (1) where the step needs nothing of the whole
+ * buffer: a CPU optimizer with an element-wise rule (not LARS/LAMB), no
+ * clipping and on_nonfinite not skip. The parts cover [0, n) once each,
+ * in any order; tsr_optim_step_close then ends the step. The weights and
+ * state are bit for bit tsr_optim_step's. */
+TSR_API int tsr_optim_splittable(const tsr_optim_t *o);
+TSR_API void tsr_optim_step_part(tsr_optim_t *o, float *params, const float *grads, size_t offset, size_t count);
+TSR_API void tsr_optim_step_close(tsr_optim_t *o);
 TSR_API long tsr_optim_steps_taken(const tsr_optim_t *o);
 /* The first update (1-based) after which a weight was NaN or Inf (NaN or
  * Inf gradients, or an update that overflowed), or 0. Checked as part of

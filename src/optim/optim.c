@@ -181,6 +181,24 @@ int tsr_optim_step(tsr_optim_t *o, float *restrict p, float *restrict g, double 
     return TSR_OK;
 }
 
+int tsr_optim_splittable(const tsr_optim_t *o)
+{
+    const tsr_optim_config_t *c = &o->cfg;
+    return !o->gpu && tsr_optim_is_elementwise(c->kind) && !(c->clip_norm > 0) && c->on_nonfinite != TSR_NONFINITE_SKIP;
+}
+
+void tsr_optim_step_part(tsr_optim_t *o, float *params, const float *grads, size_t offset, size_t count)
+{
+    if (offset >= o->n)
+        return;
+    count = count < o->n - offset ? count : o->n - offset;
+    float lr = (float)tsr_optim_lr(o, o->step);
+    if (NF_BAD(tsr_optim_update_span(o, params, grads, lr, offset, count)) && !o->nonfinite)
+        o->nonfinite = o->step + 1;
+}
+
+void tsr_optim_step_close(tsr_optim_t *o) { o->step++; }
+
 /* On a GPU the device keeps the notes: [0] first bad update, [1] skips. */
 static int read_notes(tsr_optim_t *o)
 {

@@ -44,6 +44,11 @@ enum { PL_BEST, PL_BAD, PL_COOL, PL_LR, PL_N };
  * layerwise.c: LAMB and LARS over the segments. Each returns the
  * OR-reduced non-finite bits of the new weights. */
 uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
+/* The element-wise rule over p[off, off + n), g[off, off + n) and the
+ * state's same elements; 0 for LARS/LAMB, which are not element-wise. */
+uint32_t tsr_optim_update_span(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off,
+                               size_t n);
+int tsr_optim_is_elementwise(tsr_optim_kind_t kind);
 uint32_t tsr_optim_update_layerwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr);
 /* gpu.c: tsr_optim_step's update with the GPU kernels. */
 int tsr_optim_step_gpu(tsr_optim_t *o, float *p, float *g, double *grad_norm, float lr);

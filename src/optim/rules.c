@@ -9,13 +9,12 @@
 
 /* 8-wide where the CPU allows (TSR_HOT): the update streams every weight,
  * gradient and momentum once a step (5% of an MLP step at 4-wide). */
-TSR_HOT static uint32_t sgd(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+TSR_HOT static uint32_t sgd(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off, size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
     uint32_t nf = 0;
     float wd = (float)c->weight_decay, mu = (float)c->momentum;
-    float *restrict v = o->state;
+    float *restrict v = o->state + off;
     if (!o->nopt) {
         EACH8(i, n, {
             p[i] -= lr * (g[i] + wd * p[i]);
@@ -48,17 +47,17 @@ TSR_HOT static uint32_t sgd(tsr_optim_t *o, float *restrict p, const float *rest
 }
 
 /* AdamW decays the weights (decoupled); Adam adds wd * p to the gradient. */
-static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, int coupled)
+static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, int coupled, size_t off,
+                     size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
     uint32_t nf = 0;
     float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps, wd = (float)c->weight_decay;
     double t = (double)(o->step + 1);
     float bc1 = (float)(1.0 - pow(c->beta1, t));
     float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
     float step = lr / bc1, decay = coupled ? 1.0f : 1.0f - lr * wd, l2 = coupled ? wd : 0.0f;
-    float *restrict m = o->state, *restrict v = o->state + n;
+    float *restrict m = o->state + off, *restrict v = o->state + o->n + off;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + l2 * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
@@ -71,13 +70,13 @@ static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g,
 
 /* c = b1 m + (1 - b1) g; p = p (1 - lr wd) - lr sign(c); m = b2 m + (1 - b2) g.
  * sign(0) = 0 as torch.sign; a NaN c stays NaN so the check sees it. */
-static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off, size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
     uint32_t nf = 0;
     float b1 = (float)c->beta1, b2 = (float)c->beta2, decay = 1.0f - lr * (float)c->weight_decay;
-    float *restrict m = o->state;
-    EACH8(i, o->n, {
+    float *restrict m = o->state + off;
+    EACH8(i, n, {
         float u = b1 * m[i] + (1.0f - b1) * g[i];
         float s = u > 0.0f ? 1.0f : u < 0.0f ? -1.0f : u;
         p[i] = p[i] * decay - lr * s;
@@ -90,14 +89,14 @@ static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g,
 /* torch.optim.RMSprop: g += wd p; a = alpha a + (1 - alpha) g^2; centered:
  * mean = alpha mean + (1 - alpha) g, a - mean^2 under the root; then
  * d = g / (sqrt(.) + eps), through a momentum buffer if momentum > 0. */
-static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
+static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off, size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
-    size_t n = o->n;
+    size_t all = o->n;
     uint32_t nf = 0;
     float al = (float)c->alpha, eps = (float)c->eps, wd = (float)c->weight_decay, mu = (float)c->momentum;
-    float *restrict sq = o->state, *restrict mean = c->centered ? o->state + n : NULL;
-    float *restrict buf = mu > 0 ? o->state + (c->centered ? 2 : 1) * n : NULL;
+    float *restrict sq = o->state + off, *restrict mean = c->centered ? o->state + all + off : NULL;
+    float *restrict buf = mu > 0 ? o->state + (c->centered ? 2 : 1) * all + off : NULL;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * p[i];
         sq[i] = al * sq[i] + (1.0f - al) * gi * gi;
@@ -119,14 +118,25 @@ static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict
     return nf;
 }
 
+int tsr_optim_is_elementwise(tsr_optim_kind_t kind) { return kind != TSR_OPTIM_LAMB && kind != TSR_OPTIM_LARS; }
+
+uint32_t tsr_optim_update_span(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off,
+                               size_t n)
+{
+    p += off, g += off;
+    switch (o->cfg.kind) {
+    case TSR_OPTIM_SGD: return sgd(o, p, g, lr, off, n);
+    case TSR_OPTIM_ADAMW: return adam(o, p, g, lr, 0, off, n);
+    case TSR_OPTIM_ADAM: return adam(o, p, g, lr, 1, off, n);
+    case TSR_OPTIM_LION: return lion(o, p, g, lr, off, n);
+    case TSR_OPTIM_RMSPROP: return rmsprop(o, p, g, lr, off, n);
+    default: return 0;
+    }
+}
+
 uint32_t tsr_optim_update_elementwise(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr)
 {
-    switch (o->cfg.kind) {
-    case TSR_OPTIM_SGD: return sgd(o, p, g, lr);
-    case TSR_OPTIM_ADAMW: return adam(o, p, g, lr, 0);
-    case TSR_OPTIM_ADAM: return adam(o, p, g, lr, 1);
-    case TSR_OPTIM_LION: return lion(o, p, g, lr);
-    case TSR_OPTIM_RMSPROP: return rmsprop(o, p, g, lr);
-    default: return tsr_optim_update_layerwise(o, p, g, lr);
-    }
+    if (!tsr_optim_is_elementwise(o->cfg.kind))
+        return tsr_optim_update_layerwise(o, p, g, lr);
+    return tsr_optim_update_span(o, p, g, lr, 0, o->n);
 }

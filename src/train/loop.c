@@ -29,6 +29,12 @@ typedef struct loop {
      * first add into the gradients inside backward (dense layers by their
      * GEMM's beta), so no pass over the whole buffer per micro-batch. */
     int add;
+    /* One rank on the CPU with an optimizer whose step splits (tsr_optim_
+     * splittable): backward updates each layer's weights as it hands them
+     * over, while they and their gradients are in cache; [0, fuse_hi) is
+     * what this step has not updated yet. */
+    int fuse;
+    size_t fuse_hi;
     size_t nparams;
     /* reproducible = world with batch norm: every micro-batch's statistics
      * of the step, at its place in the global batch (stats_n floats each). */
@@ -59,6 +65,21 @@ static void acc_ready(size_t offset, void *arg)
     if (tsr_accum_finish_from(&l->acc, l->grads, offset) && !l->rc)
         l->rc = tsr_error_prefix(TSR_EIO, "rank %d: summing accumulated gradients on the GPU: ", l->ctx->rank);
     tsr_comm_ready_from(l->ctx->comm.engine, offset);
+}
+
+/* The fused update (loop_t.fuse) of what backward just finished, after
+ * the accumulated sums were added (summed) and the engine told. */
+static void fused_ready(size_t offset, void *arg)
+{
+    loop_t *l = arg;
+    if (l->acc.depth && !l->add)
+        acc_ready(offset, l);
+    else
+        tsr_comm_ready_from(l->ctx->comm.engine, offset);
+    if (offset < l->fuse_hi) {
+        tsr_optim_step_part(l->ctx->net.optim, l->params, l->grads, offset, l->fuse_hi - offset);
+        l->fuse_hi = offset;
+    }
 }
 
 int tsr_train_evaluate(tsr_train_ctx_t *ctx, double *loss, double *acc, long step)
@@ -171,6 +192,7 @@ static void compute(loop_t *l, size_t *rows, int *status)
         size_t kt = b.targets ? tsr_dataset_target_dim(ctx->data.train) : 0;
         *rows = b.rows;
         tsr_accum_begin(&l->acc);
+        l->fuse_hi = l->nparams;
         for (size_t i = 0; i < k; i++) {
             int last = i + 1 == k;
             if (ctx->sched.world_repro) {
@@ -187,8 +209,8 @@ static void compute(loop_t *l, size_t *rows, int *status)
             /* The loss is fetched only when shown: on a GPU the host then need
              * not wait for every step's kernels. A GPU error is sticky. */
             int summed = k > 1 && !l->add; /* the micro-batches' sums kept apart (tsr_accum) */
-            tsr_grad_ready_fn ready = !last ? NULL : summed ? acc_ready : grads_ready;
-            void *arg = !last ? NULL : summed ? (void *)l : (void *)ctx->comm.engine;
+            tsr_grad_ready_fn ready = !last ? NULL : l->fuse ? fused_ready : summed ? acc_ready : grads_ready;
+            void *arg = !last ? NULL : summed || l->fuse ? (void *)l : (void *)ctx->comm.engine;
             int rc = l->add ? tsr_model_set_accumulate(ctx->net.model, i > 0) : TSR_OK;
             /* A host tree: an earlier micro-batch's gradients go straight to its free buffer. */
             float *slot = !last && summed ? tsr_accum_slot(&l->acc) : NULL;
@@ -279,9 +301,12 @@ static int step(loop_t *l, size_t *rows, int *agreed)
     tsr_train_phase(&ctx->phases, TSR_PHASE_OPTIMIZER); /* phase: optimizer */
     int apply = 1;
     rc = tsr_train_amp_unscale(ctx, l->grads, l->nparams, &apply);
-    if (!rc && apply)
+    if (!rc && apply && l->fuse) { /* backward updated [fuse_hi, n) */
+        tsr_optim_step_part(ctx->net.optim, l->params, l->grads, 0, l->fuse_hi);
+        tsr_optim_step_close(ctx->net.optim);
+    } else if (!rc && apply) {
         rc = tsr_optim_step(ctx->net.optim, l->params, l->grads, NULL);
-    else if (!rc) /* fp16 overflow: no update, but the step counts (the schedule goes on) */
+    } else if (!rc) /* fp16 overflow: no update, but the step counts (the schedule goes on) */
         tsr_optim_set_steps_taken(ctx->net.optim, tsr_optim_steps_taken(ctx->net.optim) + 1);
     if (rc) { /* only a GPU fails here; everyone stops at the next agreement */
         l->rc = tsr_error_prefix(rc, "rank %d, step %ld: optimizer: ", ctx->rank, l->step + 1);
@@ -509,6 +534,7 @@ int tsr_train_loop(tsr_train_ctx_t *ctx, const tsr_train_pos_t *start, tsr_train
         .next = *start,
     };
     l.add = sc->accum > 1 && !sc->world_repro && !ctx->net.gpu;
+    l.fuse = ctx->world == 1 && !ctx->net.gpu && tsr_optim_splittable(ctx->net.optim);
     int rc = tsr_accum_init(&l.acc, ctx->net.gpu, l.nparams, l.add ? 1 : sc->accum, sc->world_repro, ctx->rank);
     if (rc)
         return rc;

@@ -3,7 +3,6 @@
  * [out] in the flat buffer; the activation after it, when it can run in
  * place, is applied in the same pass as the bias (fused_act). */
 #include "model/layers/layers.h"
-#include "common/vec.h"
 
 #include <math.h>
 
@@ -39,15 +38,11 @@ static int dense_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const floa
 {
     size_t in = shape_size(l->in), out = (size_t)l->out.c;
     float *gb = l->grads + in * out;
-    if (run->accumulate) { /* dy *= act'(y), then db += column sums of dy (tsr_compute_bias_grad's sums, added) */
-        tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, NULL);
-        for (size_t r = 0; r < n; r++) {
-            const float *d = dy + r * out;
-            EACH8(j, out, gb[j] += d[j]);
-        }
-    } else { /* dy *= act'(y) and db = column sums of dy, in one pass */
+    /* dy *= act'(y) and db = (or +=, accumulating) the column sums of dy, in one pass */
+    if (run->accumulate)
+        tsr_compute_act_bias_grad_add((tsr_act_t)l->fused_act, y, dy, n, out, gb);
+    else
         tsr_compute_act_bias_grad((tsr_act_t)l->fused_act, y, dy, n, out, gb);
-    }
     /* dW = dy^T x (+ dW) */
     tsr_compute_gemm(1, 0, out, in, n, 1.0f, dy, x, run->accumulate ? 1.0f : 0.0f, l->grads);
     if (dx)
