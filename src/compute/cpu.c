@@ -2,6 +2,7 @@
 /* CPU kernels: element-wise loops the compiler vectorises (GEMM: gemm.c). */
 #include "tessera/compute.h"
 #include "common/vec.h"
+#include "tessera/rng.h"
 
 #include <math.h>
 #include <string.h>
@@ -147,6 +148,19 @@ TSR_HOT void tsr_compute_act_bias_grad_add(tsr_act_t act, const float *restrict 
                                            size_t n, float *restrict db)
 {
     act_bias_grad(act, y, dy, rows, n, db);
+}
+
+TSR_HOT void tsr_compute_dropout(uint64_t key, uint32_t thr, float scale, const float *restrict in, float *restrict out,
+                                 size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint32_t keep = -(uint32_t)((uint32_t)(tsr_rng_counter(key, i) >> 32) >= thr);
+        float v = in[i] * scale;
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        u &= keep; /* dropped: +0, whatever in[i] was (NaN too) */
+        memcpy(&out[i], &u, sizeof u);
+    }
 }
 
 void tsr_compute_act_x(tsr_act_t act, const float *restrict x, float *restrict y, size_t len)

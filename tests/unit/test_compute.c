@@ -357,14 +357,63 @@ static void test_act_names(void **state)
     assert_int_equal(tsr_act_parse(""), -1);
 }
 
+/* Dropout's branch-free mask gives the bits of the rule it replaced (and
+ * of the GPU kernel): in * scale where kept, +0 where dropped, NaN and
+ * negative inputs included; the accumulation and act_bias_grad_add's sums
+ * likewise match their plain loops. */
+static void test_dropout_bits(void **state)
+{
+    (void)state;
+    enum { N = 1031 };
+    float in[N], got[N], want[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i % 97 == 0 ? NAN : (float)(i % 13) - 6.5f;
+    uint32_t thrs[] = {0u, 1073741824u, 3221225472u, 4294967295u};
+    for (int t = 0; t < 4; t++) {
+        uint64_t key = tsr_rng_key(7, (uint64_t)t, 3, 0x5001);
+        float scale = 1.0f / 0.75f;
+        for (int i = 0; i < N; i++)
+            want[i] = (uint32_t)(tsr_rng_counter(key, (uint64_t)i) >> 32) >= thrs[t] ? in[i] * scale : 0.0f;
+        tsr_compute_dropout(key, thrs[t], scale, in, got, N);
+        assert_memory_equal(got, want, sizeof got);
+    }
+}
+
+static void test_act_bias_grad_add(void **state)
+{
+    (void)state;
+    enum { R = 5, C = 19 };
+    float y[R * C], dy[R * C], dy2[R * C], db[C], want[C];
+    for (int i = 0; i < R * C; i++) {
+        y[i] = (float)((i * 7) % 11) - 5.0f;
+        dy[i] = dy2[i] = (float)((i * 5) % 13) * 0.37f - 2.0f;
+    }
+    for (int j = 0; j < C; j++)
+        db[j] = want[j] = 0.25f * (float)j;
+    tsr_compute_act_bias_grad_add(TSR_ACT_RELU, y, dy, R, C, db);
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < C; j++) {
+            float g = y[r * C + j] > 0.0f ? dy2[r * C + j] : 0.0f;
+            assert_true(dy[r * C + j] == g);
+            want[j] += g;
+        }
+    assert_memory_equal(db, want, sizeof db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_ld),
-        cmocka_unit_test(test_bias),      cmocka_unit_test(test_activations),
-        cmocka_unit_test(test_fused),     cmocka_unit_test(test_relu_backward_select),
-        cmocka_unit_test(test_softmax),   cmocka_unit_test(test_colsums_affine),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_ld),
+        cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_fused),
+        cmocka_unit_test(test_relu_backward_select),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_colsums_affine),
         cmocka_unit_test(test_act_names),
+        cmocka_unit_test(test_dropout_bits),
+        cmocka_unit_test(test_act_bias_grad_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,11 +26,7 @@ static float scale_of(const tsr_layer_t *l) { return (float)(1.0 / (1.0 - l->arg
 /* keep when the top 32 bits are at or above p * 2^32 */
 static void apply(const tsr_layer_t *l, const tsr_layer_run_t *run, const float *in, float *out, size_t len)
 {
-    uint64_t key = key_of(l, run);
-    uint32_t thr = thr_of(l);
-    float scale = scale_of(l);
-    for (size_t i = 0; i < len; i++)
-        out[i] = (uint32_t)(tsr_rng_counter(key, i) >> 32) >= thr ? in[i] * scale : 0.0f;
+    tsr_compute_dropout(key_of(l, run), thr_of(l), scale_of(l), in, out, len);
 }
 
 static int dropout_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
