@@ -8,6 +8,7 @@
 #include "tessera/compute.h"
 #include "common/vec.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* The taps of output pixel (oh, ow) that fall inside the input, as
@@ -34,47 +35,70 @@ static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, size_t *xoff
  * taps (2 AVX registers), instead of a load and store per tap. */
 #define OB 16
 
+/* One output pixel of one sample: its M outputs from its nt taps. */
+static inline void pixel(const float *xs, size_t C, const float *wt, const float *bias, size_t M, tsr_act_t act,
+                         size_t nt, const size_t *xoff, const size_t *woff, float *restrict yr)
+{
+    size_t o0 = 0;
+    for (; o0 + OB <= M; o0 += OB) {
+        float acc[OB];
+        for (size_t o = 0; o < OB; o++)
+            acc[o] = bias ? bias[o0 + o] : 0.0f;
+        for (size_t t = 0; t < nt; t++)
+            for (size_t c = 0; c < C; c++) {
+                const float xv = xs[xoff[t] + c];
+                const float *restrict wr = wt + (woff[t] + c) * M + o0;
+                for (size_t o = 0; o < OB; o++)
+                    acc[o] += xv * wr[o];
+            }
+        for (size_t o = 0; o < OB; o++)
+            yr[o0 + o] = acc[o];
+    }
+    for (size_t o = o0; o < M; o++)
+        yr[o] = bias ? bias[o] : 0.0f;
+    for (size_t t = 0; t < nt && o0 < M; t++)
+        for (size_t c = 0; c < C; c++) {
+            const float xv = xs[xoff[t] + c];
+            const float *restrict wr = wt + (woff[t] + c) * M;
+            for (size_t o = o0; o < M; o++)
+                yr[o] += xv * wr[o];
+        }
+    if (act == TSR_ACT_RELU)
+        for (size_t o = 0; o < M; o++)
+            yr[o] = yr[o] > 0.0f ? yr[o] : 0.0f;
+    else if (act != TSR_ACT_NONE)
+        tsr_compute_act(act, yr, M);
+}
+
 TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
                                      const float *bias, size_t M, tsr_act_t act, float *y)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
+    const size_t npix = (size_t)g->oh * (size_t)g->ow, kk = (size_t)g->k * (size_t)g->k;
+    /* Every pixel's taps once, then sample by sample: each sample's input
+     * stays in L1 and its outputs are written in order (pixels outermost,
+     * samples inside, wrote n streams a sample's output apart: 3x slower
+     * at batch 128). Each output's sums are the same either way. */
+    size_t *tab = malloc(npix * (2 * kk + 1) * sizeof *tab);
+    if (tab) {
+        size_t *nts = tab + 2 * kk * npix;
+        for (int oh = 0, p = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++, p++)
+                nts[p] = taps(g, oh, ow, tab + (size_t)p * 2 * kk, tab + (size_t)p * 2 * kk + kk);
+        for (size_t s = 0; s < n; s++)
+            for (size_t p = 0; p < npix; p++)
+                pixel(x + s * in_sample, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
+                      y + (s * npix + p) * M);
+        free(tab);
+        return;
+    }
     size_t xoff[TSR_CONV_DIRECT_MAX], woff[TSR_CONV_DIRECT_MAX];
     for (int oh = 0; oh < g->oh; oh++)
         for (int ow = 0; ow < g->ow; ow++) {
             size_t nt = taps(g, oh, ow, xoff, woff);
-            for (size_t s = 0; s < n; s++) {
-                const float *xs = x + s * in_sample;
-                float *restrict yr = y + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * M;
-                size_t o0 = 0;
-                for (; o0 + OB <= M; o0 += OB) {
-                    float acc[OB];
-                    for (size_t o = 0; o < OB; o++)
-                        acc[o] = bias ? bias[o0 + o] : 0.0f;
-                    for (size_t t = 0; t < nt; t++)
-                        for (size_t c = 0; c < C; c++) {
-                            const float xv = xs[xoff[t] + c];
-                            const float *restrict wr = wt + (woff[t] + c) * M + o0;
-                            for (size_t o = 0; o < OB; o++)
-                                acc[o] += xv * wr[o];
-                        }
-                    for (size_t o = 0; o < OB; o++)
-                        yr[o0 + o] = acc[o];
-                }
-                for (size_t o = o0; o < M; o++)
-                    yr[o] = bias ? bias[o] : 0.0f;
-                for (size_t t = 0; t < nt && o0 < M; t++)
-                    for (size_t c = 0; c < C; c++) {
-                        const float xv = xs[xoff[t] + c];
-                        const float *restrict wr = wt + (woff[t] + c) * M;
-                        for (size_t o = o0; o < M; o++)
-                            yr[o] += xv * wr[o];
-                    }
-                if (act == TSR_ACT_RELU)
-                    for (size_t o = 0; o < M; o++)
-                        yr[o] = yr[o] > 0.0f ? yr[o] : 0.0f;
-                else if (act != TSR_ACT_NONE)
-                    tsr_compute_act(act, yr, M);
-            }
+            for (size_t s = 0; s < n; s++)
+                pixel(x + s * in_sample, C, wt, bias, M, act, nt, xoff, woff,
+                      y + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * M);
         }
 }
 
