@@ -8,12 +8,11 @@
 #include "tessera/compute.h"
 #include "common/vec.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* The taps of output pixel (oh, ow) that fall inside the input, as
  * offsets of their input pixel in the sample and of their weight row. */
-static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, size_t *xoff, size_t *woff)
+static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, uint32_t *xoff, uint32_t *woff)
 {
     size_t nt = 0, C = (size_t)g->c;
     for (int kh = 0; kh < g->k; kh++) {
@@ -24,8 +23,8 @@ static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, size_t *xoff
             int iw = ow * g->stride - g->pad + kw * g->dil;
             if (iw < 0 || iw >= g->w)
                 continue;
-            xoff[nt] = ((size_t)ih * (size_t)g->w + (size_t)iw) * C;
-            woff[nt++] = ((size_t)kh * (size_t)g->k + (size_t)kw) * C;
+            xoff[nt] = (uint32_t)(((size_t)ih * (size_t)g->w + (size_t)iw) * C);
+            woff[nt++] = (uint32_t)(((size_t)kh * (size_t)g->k + (size_t)kw) * C);
         }
     }
     return nt;
@@ -37,7 +36,7 @@ static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, size_t *xoff
 
 /* One output pixel of one sample: its M outputs from its nt taps. */
 static inline void pixel(const float *xs, size_t C, const float *wt, const float *bias, size_t M, tsr_act_t act,
-                         size_t nt, const size_t *xoff, const size_t *woff, float *restrict yr)
+                         size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
 {
     size_t o0 = 0;
     for (; o0 + OB <= M; o0 += OB) {
@@ -70,36 +69,38 @@ static inline void pixel(const float *xs, size_t C, const float *wt, const float
         tsr_compute_act(act, yr, M);
 }
 
+size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g)
+{
+    return (size_t)g->oh * (size_t)g->ow * (2 * (size_t)g->k * (size_t)g->k + 1);
+}
+
 TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
-                                     const float *bias, size_t M, tsr_act_t act, float *y)
+                                     const float *bias, size_t M, tsr_act_t act, uint32_t *tab, float *y)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     const size_t npix = (size_t)g->oh * (size_t)g->ow, kk = (size_t)g->k * (size_t)g->k;
-    /* Every pixel's taps once, then sample by sample: each sample's input
-     * stays in L1 and its outputs are written in order (pixels outermost,
-     * samples inside, wrote n streams a sample's output apart: 3x slower
-     * at batch 128). Each output's sums are the same either way. */
-    size_t *tab = malloc(npix * (2 * kk + 1) * sizeof *tab);
-    if (tab) {
-        size_t *nts = tab + 2 * kk * npix;
-        for (int oh = 0, p = 0; oh < g->oh; oh++)
-            for (int ow = 0; ow < g->ow; ow++, p++)
-                nts[p] = taps(g, oh, ow, tab + (size_t)p * 2 * kk, tab + (size_t)p * 2 * kk + kk);
-        for (size_t s = 0; s < n; s++)
-            for (size_t p = 0; p < npix; p++)
-                pixel(x + s * in_sample, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
-                      y + (s * npix + p) * M);
-        free(tab);
+    if (!tab) {
+        uint32_t xoff[TSR_CONV_DIRECT_MAX], woff[TSR_CONV_DIRECT_MAX];
+        for (int oh = 0; oh < g->oh; oh++)
+            for (int ow = 0; ow < g->ow; ow++) {
+                size_t nt = taps(g, oh, ow, xoff, woff);
+                for (size_t s = 0; s < n; s++)
+                    pixel(x + s * in_sample, C, wt, bias, M, act, nt, xoff, woff,
+                          y + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * M);
+            }
         return;
     }
-    size_t xoff[TSR_CONV_DIRECT_MAX], woff[TSR_CONV_DIRECT_MAX];
-    for (int oh = 0; oh < g->oh; oh++)
-        for (int ow = 0; ow < g->ow; ow++) {
-            size_t nt = taps(g, oh, ow, xoff, woff);
-            for (size_t s = 0; s < n; s++)
-                pixel(x + s * in_sample, C, wt, bias, M, act, nt, xoff, woff,
-                      y + ((s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow + (size_t)ow) * M);
-        }
+    /* Every pixel's taps once (offsets in a sample, below 2^28 values),
+     * then sample by sample: each sample's input stays in L1 and its
+     * outputs are written in order. Each output's sums are the same. */
+    uint32_t *nts = tab + 2 * kk * npix;
+    for (int oh = 0, p = 0; oh < g->oh; oh++)
+        for (int ow = 0; ow < g->ow; ow++, p++)
+            nts[p] = (uint32_t)taps(g, oh, ow, tab + (size_t)p * 2 * kk, tab + (size_t)p * 2 * kk + kk);
+    for (size_t s = 0; s < n; s++)
+        for (size_t p = 0; p < npix; p++)
+            pixel(x + s * in_sample, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
+                  y + (s * npix + p) * M);
 }
 
 TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,

@@ -156,8 +156,17 @@ static void test_conv_direct(void **state)
         float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 200 + t), *wt = randv(kk * M, 220 + t);
         float *bias = randv(M, 240 + t), *dy = randv(pix * M, 260 + t), *y = malloc(pix * M * sizeof *y);
         float *gwt = malloc(kk * M * sizeof *gwt);
-        for (int relu = 0; relu < 2; relu++) {
-            tsr_compute_conv_direct(x, n, &g, wt, bias, M, relu ? TSR_ACT_RELU : TSR_ACT_NONE, y);
+        uint32_t *tab = malloc(tsr_compute_conv_direct_taps(&g) * sizeof *tab);
+        float *plain[2] = {malloc(pix * M * sizeof(float)), malloc(pix * M * sizeof(float))};
+        /* mode bit 0: fused ReLU; bit 1: the taps workspace, whose sums are the same bits */
+        for (int mode = 0; mode < 4; mode++) {
+            int relu = mode & 1;
+            tsr_compute_conv_direct(x, n, &g, wt, bias, M, relu ? TSR_ACT_RELU : TSR_ACT_NONE, mode & 2 ? tab : NULL,
+                                    y);
+            if (mode & 2)
+                assert_memory_equal(y, plain[relu], pix * M * sizeof *y);
+            else
+                memcpy(plain[relu], y, pix * M * sizeof *y);
             for (size_t s = 0; s < n; s++)
                 for (int oh = 0; oh < g.oh; oh++)
                     for (int ow = 0; ow < g.ow; ow++)
@@ -185,7 +194,7 @@ static void test_conv_direct(void **state)
                     fail_msg("direct conv wgrad case %zu: gwt[%zu][%zu] = %.9g, want %.9g", t, j, o,
                              (double)gwt[j * M + o], acc);
             }
-        free(x), free(wt), free(bias), free(dy), free(y), free(gwt);
+        free(x), free(wt), free(bias), free(dy), free(y), free(gwt), free(tab), free(plain[0]), free(plain[1]);
     }
     assert_true(tested >= 5);
 }

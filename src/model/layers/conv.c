@@ -87,8 +87,11 @@ static int conv_shape(tsr_layer_t *l)
     size_t kk = (size_t)k * (size_t)k * (size_t)(l->in.c / g);
     l->nparams = (size_t)out * kk + (size_t)out;
     l->ws_floats = (direct(l) ? 0 : 2 * chunk(l) * (size_t)l->out.h * (size_t)l->out.w * kk) + (size_t)out + 16;
-    if (l->ws_floats < kk * (size_t)out + 16)
-        l->ws_floats = kk * (size_t)out + 16; /* the direct kernels' transposed weights */
+    if (small(l)) { /* the direct kernels' transposed weights, then the forward's taps */
+        tsr_conv_geom_t cg = geom(l);
+        size_t need = kk * (size_t)out + tsr_compute_conv_direct_taps(&cg) + 16;
+        l->ws_floats = l->ws_floats > need ? l->ws_floats : need;
+    }
     return TSR_OK;
 }
 
@@ -112,7 +115,7 @@ static int conv_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     }
     if (small(l)) {
         transpose(w, M, kk, run->ws, 0);
-        tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, y);
+        tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, (uint32_t *)(run->ws + M * kk), y);
         return TSR_OK;
     }
     size_t ns = chunk(l);
