@@ -37,7 +37,7 @@ void tsr_faults_read(tsr_faults_t *f)
     const char *v = getenv("TSR_FAULT_SLOW");
     f->slow_rank = -1;
     if (v &&
-        (sscanf(v, "%d:%lf", &f->slow_rank, &f->slow_factor) != 2 || !(f->slow_factor > 1) || f->slow_factor > 1000))
+        (sscanf(v, "%d:%lf", &f->slow_rank, &f->slow_factor) != 2 || !(f->slow_factor > 1) || f->slow_factor > 1e6))
         f->slow_rank = -1;
 }
 

@@ -9,7 +9,7 @@
  * (before an evaluation's sum), end (before the end-of-training
  * agreement). KILL makes that rank SIGKILL itself there, STALL makes it
  * hang (sleep forever), as a dead node or a stuck file system would.
- * TSR_FAULT_SLOW="RANK:FACTOR" (FACTOR > 1) makes that rank's compute take
+ * TSR_FAULT_SLOW="RANK:FACTOR" (1 < FACTOR <= 1e6) makes that rank's compute take
  * FACTOR times as long (it sleeps inside backward), as a slow or busy node
  * would: the bottleneck report must name it. */
 #ifndef TSR_TRAIN_FAULT_H
