@@ -69,6 +69,53 @@ static inline void pixel(const float *xs, size_t C, const float *wt, const float
         tsr_compute_act(act, yr, M);
 }
 
+/* Pixels per block of the interior: PB x OB sums (8 AVX registers) over
+ * the taps, each weight row loaded once for the PB pixels. Written with
+ * vector types: as plain loops GCC vectorises across the pixels instead
+ * and shuffles (4x slower than pixel by pixel). */
+#define PB 4
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4))); /* unaligned loads and stores */
+typedef int v8i __attribute__((vector_size(32)));
+
+/* PB consecutive output pixels of one row that share their taps (pixel j
+ * reads tap t at xoff[t] + j*step): the same sums, in the same order, as
+ * pixel() for each; M a multiple of OB. */
+static inline void pixels(const float *xs, size_t C, size_t step, const float *wt, const float *bias, size_t M,
+                          tsr_act_t act, size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
+{
+    for (size_t o0 = 0; o0 < M; o0 += OB) {
+        v8f b0 = {0}, b1 = {0};
+        if (bias)
+            b0 = *(const v8u *)(bias + o0), b1 = *(const v8u *)(bias + o0 + 8);
+        v8f a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
+        for (size_t t = 0; t < nt; t++)
+            for (size_t c = 0; c < C; c++) {
+                const float *xp = xs + xoff[t] + c;
+                const float *wr = wt + (woff[t] + c) * M + o0;
+                const v8f w0 = *(const v8u *)wr, w1 = *(const v8u *)(wr + 8);
+                const float x0 = xp[0], x1 = xp[step], x2 = xp[2 * step], x3 = xp[3 * step];
+                a00 += x0 * w0, a01 += x0 * w1;
+                a10 += x1 * w0, a11 += x1 * w1;
+                a20 += x2 * w0, a21 += x2 * w1;
+                a30 += x3 * w0, a31 += x3 * w1;
+            }
+        if (act == TSR_ACT_RELU) { /* a > 0 ? a : 0, NaN to 0, as pixel() */
+            const v8f z = {0};
+            a00 = (v8f)((v8i)a00 & (a00 > z)), a01 = (v8f)((v8i)a01 & (a01 > z));
+            a10 = (v8f)((v8i)a10 & (a10 > z)), a11 = (v8f)((v8i)a11 & (a11 > z));
+            a20 = (v8f)((v8i)a20 & (a20 > z)), a21 = (v8f)((v8i)a21 & (a21 > z));
+            a30 = (v8f)((v8i)a30 & (a30 > z)), a31 = (v8f)((v8i)a31 & (a31 > z));
+        }
+        *(v8u *)(yr + o0) = a00, *(v8u *)(yr + o0 + 8) = a01;
+        *(v8u *)(yr + M + o0) = a10, *(v8u *)(yr + M + o0 + 8) = a11;
+        *(v8u *)(yr + 2 * M + o0) = a20, *(v8u *)(yr + 2 * M + o0 + 8) = a21;
+        *(v8u *)(yr + 3 * M + o0) = a30, *(v8u *)(yr + 3 * M + o0 + 8) = a31;
+    }
+    if (act != TSR_ACT_NONE && act != TSR_ACT_RELU)
+        tsr_compute_act(act, yr, PB * M);
+}
+
 size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g)
 {
     return (size_t)g->oh * (size_t)g->ow * (2 * (size_t)g->k * (size_t)g->k + 1);
@@ -97,10 +144,85 @@ TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
     for (int oh = 0, p = 0; oh < g->oh; oh++)
         for (int ow = 0; ow < g->ow; ow++, p++)
             nts[p] = (uint32_t)taps(g, oh, ow, tab + (size_t)p * 2 * kk, tab + (size_t)p * 2 * kk + kk);
-    for (size_t s = 0; s < n; s++)
-        for (size_t p = 0; p < npix; p++)
-            pixel(x + s * in_sample, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
-                  y + (s * npix + p) * M);
+    /* A row's columns whose every kw tap is inside the input share one tap
+     * set, shifted by stride*C per column: PB of them run at once. */
+    int clo = 0, chi = g->ow;
+    while (clo < chi && clo * g->stride - g->pad < 0)
+        clo++;
+    while (chi > clo && (chi - 1) * g->stride - g->pad + (g->k - 1) * g->dil >= g->w)
+        chi--;
+    if (M % OB)
+        clo = chi = 0; /* the blocks need whole runs of OB outputs */
+    const size_t step = (size_t)g->stride * C;
+    for (size_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_sample;
+        for (size_t oh = 0, p = 0; oh < (size_t)g->oh; oh++) {
+            size_t row_end = p + (size_t)g->ow, lo = p + (size_t)clo, hi = p + (size_t)chi;
+            for (; p < lo; p++)
+                pixel(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
+            for (; p + PB <= hi; p += PB)
+                pixels(xs, C, step, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
+                       y + (s * npix + p) * M);
+            for (; p < row_end; p++)
+                pixel(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
+        }
+    }
+}
+
+/* One output row's share of the weight gradient for one (kh, c) and the
+ * K = k taps along the row at once (K x WB sums in registers: the chains
+ * of one element's sums, each a latency-bound run of FMAs, then overlap).
+ * Each element still adds the row's columns in order, so its sums are
+ * those of one tap at a time. */
+static inline __attribute__((always_inline)) void wgrad_row(const int K, const size_t WB, const tsr_conv_geom_t *g,
+                                                            const float *xrow, size_t C, size_t c, const float *drow,
+                                                            size_t M, float *gr0)
+{
+    int lo[4], hi[4], off[4], all_lo = g->ow, all_hi = 0, in_lo = 0, in_hi = g->ow;
+    for (int kw = 0; kw < K; kw++) {
+        off[kw] = kw * g->dil - g->pad, lo[kw] = 0, hi[kw] = g->ow;
+        while (lo[kw] < hi[kw] && lo[kw] * g->stride + off[kw] < 0)
+            lo[kw]++;
+        while (hi[kw] > lo[kw] && (hi[kw] - 1) * g->stride + off[kw] >= g->w)
+            hi[kw]--;
+        all_lo = lo[kw] < all_lo ? lo[kw] : all_lo, all_hi = hi[kw] > all_hi ? hi[kw] : all_hi;
+        in_lo = lo[kw] > in_lo ? lo[kw] : in_lo, in_hi = hi[kw] < in_hi ? hi[kw] : in_hi;
+    }
+    if (in_hi < in_lo)
+        in_hi = in_lo;
+    const size_t kstride = C * M; /* from tap kw to kw + 1 in gwt */
+    for (size_t o0 = 0; o0 < M; o0 += WB) {
+        float acc[4][32];
+        for (int kw = 0; kw < K; kw++)
+            for (size_t o = 0; o < WB; o++)
+                acc[kw][o] = gr0[(size_t)kw * kstride + o0 + o];
+        int ow = all_lo;
+        for (; ow < in_lo; ow++) /* the left edge: some taps outside */
+            for (int kw = 0; kw < K; kw++)
+                if (ow >= lo[kw] && ow < hi[kw]) {
+                    const float xv = xrow[(size_t)(ow * g->stride + off[kw]) * C + c];
+                    for (size_t o = 0; o < WB; o++)
+                        acc[kw][o] += xv * drow[(size_t)ow * M + o0 + o];
+                }
+        for (; ow < in_hi; ow++) {
+            const float *restrict dr = drow + (size_t)ow * M + o0;
+            for (int kw = 0; kw < K; kw++) {
+                const float xv = xrow[(size_t)(ow * g->stride + off[kw]) * C + c];
+                for (size_t o = 0; o < WB; o++)
+                    acc[kw][o] += xv * dr[o];
+            }
+        }
+        for (; ow < all_hi; ow++) /* the right edge */
+            for (int kw = 0; kw < K; kw++)
+                if (ow >= lo[kw] && ow < hi[kw]) {
+                    const float xv = xrow[(size_t)(ow * g->stride + off[kw]) * C + c];
+                    for (size_t o = 0; o < WB; o++)
+                        acc[kw][o] += xv * drow[(size_t)ow * M + o0 + o];
+                }
+        for (int kw = 0; kw < K; kw++)
+            for (size_t o = 0; o < WB; o++)
+                gr0[(size_t)kw * kstride + o0 + o] = acc[kw][o];
+    }
 }
 
 TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
@@ -108,6 +230,29 @@ TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     memset(gwt, 0, (size_t)g->k * (size_t)g->k * C * M * sizeof *gwt);
+    /* 3-wide windows with whole runs of outputs: a row's three taps at once. */
+    if (g->k == 3 && M % OB == 0) {
+        for (size_t s = 0; s < n; s++) {
+            const float *xs = x + s * in_sample;
+            for (int oh = 0; oh < g->oh; oh++) {
+                const float *drow = dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M;
+                for (int kh = 0; kh < 3; kh++) {
+                    int ih = oh * g->stride - g->pad + kh * g->dil;
+                    if (ih < 0 || ih >= g->h)
+                        continue;
+                    const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
+                    for (size_t c = 0; c < C; c++) {
+                        float *gr0 = gwt + ((size_t)kh * 3 * C + c) * M;
+                        if (M % 32 == 0)
+                            wgrad_row(3, 32, g, xrow, C, c, drow, M, gr0);
+                        else
+                            wgrad_row(3, OB, g, xrow, C, c, drow, M, gr0);
+                    }
+                }
+            }
+        }
+        return;
+    }
     /* One output row at a time (its dy stays in L1), each gradient element
      * summing that row's pixels in order; over the rows, samples then rows:
      * a fixed order, whatever the batch. */

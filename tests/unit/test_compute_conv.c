@@ -77,6 +77,9 @@ static const int convs[][8] = {
     {4, 5, 3, 1, 1, 2, 1, 1},
     {5, 6, 3, 3, 2, 3, 1, 1},
     {6, 6, 1, 5, 1, 2, 1, 1},
+    /* A first layer's shape: one channel, 3x3, padding 1, rows wider than
+     * a block of interior pixels. */
+    {12, 14, 1, 3, 1, 1, 1, 1},
 };
 
 static void test_conv_im2col(void **state)
@@ -140,63 +143,67 @@ static float tap_value(const float *x, const tsr_conv_geom_t *g, size_t s, int o
 
 /* The direct kernels (one group, small windows) against sums over the
  * taps: forward with bias and with a fused ReLU, and the weight gradient;
- * 11 outputs (not a multiple of the vector width). */
+ * 11 outputs (not a multiple of the vector width: pixel by pixel) and 32
+ * (the interior's blocks of pixels, and 3-wide windows' taps at once in
+ * the weight gradient), whose sums must be the same bits either way. */
 static void test_conv_direct(void **state)
 {
     (void)state;
-    const size_t n = 3, M = 11;
+    const size_t n = 3;
     int tested = 0;
-    for (size_t t = 0; t < sizeof convs / sizeof convs[0]; t++) {
-        const int *v = convs[t];
-        tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
-        size_t kk = (size_t)g.k * (size_t)g.k * (size_t)g.c, pix = n * (size_t)g.oh * (size_t)g.ow;
-        if (v[7] != 1 || kk > TSR_CONV_DIRECT_MAX)
-            continue;
-        tested++;
-        float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 200 + t), *wt = randv(kk * M, 220 + t);
-        float *bias = randv(M, 240 + t), *dy = randv(pix * M, 260 + t), *y = malloc(pix * M * sizeof *y);
-        float *gwt = malloc(kk * M * sizeof *gwt);
-        uint32_t *tab = malloc(tsr_compute_conv_direct_taps(&g) * sizeof *tab);
-        float *plain[2] = {malloc(pix * M * sizeof(float)), malloc(pix * M * sizeof(float))};
-        /* mode bit 0: fused ReLU; bit 1: the taps workspace, whose sums are the same bits */
-        for (int mode = 0; mode < 4; mode++) {
-            int relu = mode & 1;
-            tsr_compute_conv_direct(x, n, &g, wt, bias, M, relu ? TSR_ACT_RELU : TSR_ACT_NONE, mode & 2 ? tab : NULL,
-                                    y);
-            if (mode & 2)
-                assert_memory_equal(y, plain[relu], pix * M * sizeof *y);
-            else
-                memcpy(plain[relu], y, pix * M * sizeof *y);
-            for (size_t s = 0; s < n; s++)
-                for (int oh = 0; oh < g.oh; oh++)
-                    for (int ow = 0; ow < g.ow; ow++)
-                        for (size_t o = 0; o < M; o++) {
-                            double acc = bias[o];
-                            for (size_t j = 0; j < kk; j++)
-                                acc += (double)tap_value(x, &g, s, oh, ow, j) * wt[j * M + o];
-                            if (relu && acc < 0)
-                                acc = 0;
-                            size_t at = out_at(&g, s, oh, ow, o, M);
-                            if (fabs(y[at] - acc) > 1e-5 * fmax(1, fabs(acc)))
-                                fail_msg("direct conv case %zu relu %d: y[%zu] = %.9g, want %.9g", t, relu, at,
-                                         (double)y[at], acc);
-                        }
-        }
-        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, gwt);
-        for (size_t j = 0; j < kk; j++)
-            for (size_t o = 0; o < M; o++) {
-                double acc = 0;
+    for (size_t mi = 0; mi < 2; mi++)
+        for (size_t t = 0; t < sizeof convs / sizeof convs[0]; t++) {
+            const size_t M = mi ? 32 : 11;
+            const int *v = convs[t];
+            tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+            size_t kk = (size_t)g.k * (size_t)g.k * (size_t)g.c, pix = n * (size_t)g.oh * (size_t)g.ow;
+            if (v[7] != 1 || kk > TSR_CONV_DIRECT_MAX)
+                continue;
+            tested++;
+            float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 200 + t), *wt = randv(kk * M, 220 + t);
+            float *bias = randv(M, 240 + t), *dy = randv(pix * M, 260 + t), *y = malloc(pix * M * sizeof *y);
+            float *gwt = malloc(kk * M * sizeof *gwt);
+            uint32_t *tab = malloc(tsr_compute_conv_direct_taps(&g) * sizeof *tab);
+            float *plain[2] = {malloc(pix * M * sizeof(float)), malloc(pix * M * sizeof(float))};
+            /* mode bit 0: fused ReLU; bit 1: the taps workspace, whose sums are the same bits */
+            for (int mode = 0; mode < 4; mode++) {
+                int relu = mode & 1;
+                tsr_compute_conv_direct(x, n, &g, wt, bias, M, relu ? TSR_ACT_RELU : TSR_ACT_NONE,
+                                        mode & 2 ? tab : NULL, y);
+                if (mode & 2)
+                    assert_memory_equal(y, plain[relu], pix * M * sizeof *y);
+                else
+                    memcpy(plain[relu], y, pix * M * sizeof *y);
                 for (size_t s = 0; s < n; s++)
                     for (int oh = 0; oh < g.oh; oh++)
                         for (int ow = 0; ow < g.ow; ow++)
-                            acc += (double)tap_value(x, &g, s, oh, ow, j) * dy[out_at(&g, s, oh, ow, o, M)];
-                if (fabs(gwt[j * M + o] - acc) > 1e-4 * fmax(1, fabs(acc)))
-                    fail_msg("direct conv wgrad case %zu: gwt[%zu][%zu] = %.9g, want %.9g", t, j, o,
-                             (double)gwt[j * M + o], acc);
+                            for (size_t o = 0; o < M; o++) {
+                                double acc = bias[o];
+                                for (size_t j = 0; j < kk; j++)
+                                    acc += (double)tap_value(x, &g, s, oh, ow, j) * wt[j * M + o];
+                                if (relu && acc < 0)
+                                    acc = 0;
+                                size_t at = out_at(&g, s, oh, ow, o, M);
+                                if (fabs(y[at] - acc) > 1e-5 * fmax(1, fabs(acc)))
+                                    fail_msg("direct conv case %zu relu %d: y[%zu] = %.9g, want %.9g", t, relu, at,
+                                             (double)y[at], acc);
+                            }
             }
-        free(x), free(wt), free(bias), free(dy), free(y), free(gwt), free(tab), free(plain[0]), free(plain[1]);
-    }
-    assert_true(tested >= 5);
+            tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, gwt);
+            for (size_t j = 0; j < kk; j++)
+                for (size_t o = 0; o < M; o++) {
+                    double acc = 0;
+                    for (size_t s = 0; s < n; s++)
+                        for (int oh = 0; oh < g.oh; oh++)
+                            for (int ow = 0; ow < g.ow; ow++)
+                                acc += (double)tap_value(x, &g, s, oh, ow, j) * dy[out_at(&g, s, oh, ow, o, M)];
+                    if (fabs(gwt[j * M + o] - acc) > 1e-4 * fmax(1, fabs(acc)))
+                        fail_msg("direct conv wgrad case %zu: gwt[%zu][%zu] = %.9g, want %.9g", t, j, o,
+                                 (double)gwt[j * M + o], acc);
+                }
+            free(x), free(wt), free(bias), free(dy), free(y), free(gwt), free(tab), free(plain[0]), free(plain[1]);
+        }
+    assert_true(tested >= 10);
 }
 
 /* Pooling shapes: h, w, c, k, stride (no padding). stride == k tiles the
