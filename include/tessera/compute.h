@@ -88,7 +88,8 @@ TSR_API void tsr_compute_col2im(const float *col, size_t n, const tsr_conv_geom_
  * sum over taps of x * wt), wt being the weights transposed to [k*k*c, M]
  * ((kh, kw, c) order). wgrad: gwt[k*k*c, M] = sum over output pixels of
  * x's tap times dy (overwritten; each element sums samples, rows, columns
- * in order). */
+ * in order), and, where gb is not NULL, the bias gradient gb[M] (dy's sum
+ * over pixels in order, as tsr_compute_act_bias_grad's, in the same pass). */
 #define TSR_CONV_DIRECT_MAX 32
 TSR_API void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
                                      const float *bias, size_t M, tsr_act_t act, uint32_t *taps, float *y);
@@ -98,7 +99,7 @@ TSR_API void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
  * the batch, writing n output streams at once (3x slower at batch 128). */
 TSR_API size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g);
 TSR_API void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
-                                           size_t M, float *gwt);
+                                           size_t M, float *gwt, float *gb);
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);

@@ -21,11 +21,12 @@
         }                                                                                                              \
     } while (0)
 
-/* Hot element-wise kernels: compiled twice, for AVX2 and for the baseline,
- * the loader picking one by the CPU (ifunc), so a portable build still
- * runs 8-wide where it can. Results are the same: no FMA contraction. */
+/* Hot element-wise kernels: compiled three times, for AVX-512, AVX2 and the
+ * baseline, the loader picking one by the CPU (ifunc), so a portable build
+ * still runs 16- or 8-wide where it can. Results are the same: no FMA
+ * contraction (-ffp-contract=off for the library, src/CMakeLists.txt). */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
-#define TSR_HOT __attribute__((target_clones("avx2", "default")))
+#define TSR_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TSR_HOT
 #endif

@@ -78,42 +78,50 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4))); /* unaligned loads and stores */
 typedef int v8i __attribute__((vector_size(32)));
 
-/* PB consecutive output pixels of one row that share their taps (pixel j
- * reads tap t at xoff[t] + j*step): the same sums, in the same order, as
- * pixel() for each; M a multiple of OB. */
-static inline void pixels(const float *xs, size_t C, size_t step, const float *wt, const float *bias, size_t M,
-                          tsr_act_t act, size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
+/* np (1 or PB) consecutive output pixels of one row that share their taps
+ * (pixel j reads tap t at xoff[t] + j*step): the same sums, in the same
+ * order, as pixel() for each; M a multiple of OB. */
+static inline __attribute__((always_inline)) void pixels(const int np, const float *xs, size_t C, size_t step,
+                                                         const float *wt, const float *bias, size_t M, tsr_act_t act,
+                                                         size_t nt, const uint32_t *xoff, const uint32_t *woff,
+                                                         float *restrict yr)
 {
     for (size_t o0 = 0; o0 < M; o0 += OB) {
-        v8f b0 = {0}, b1 = {0};
+        v8f b0 = {0}, b1 = {0}, a[PB][2];
         if (bias)
             b0 = *(const v8u *)(bias + o0), b1 = *(const v8u *)(bias + o0 + 8);
-        v8f a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
+        for (int j = 0; j < np; j++)
+            a[j][0] = b0, a[j][1] = b1;
         for (size_t t = 0; t < nt; t++)
             for (size_t c = 0; c < C; c++) {
                 const float *xp = xs + xoff[t] + c;
                 const float *wr = wt + (woff[t] + c) * M + o0;
                 const v8f w0 = *(const v8u *)wr, w1 = *(const v8u *)(wr + 8);
-                const float x0 = xp[0], x1 = xp[step], x2 = xp[2 * step], x3 = xp[3 * step];
-                a00 += x0 * w0, a01 += x0 * w1;
-                a10 += x1 * w0, a11 += x1 * w1;
-                a20 += x2 * w0, a21 += x2 * w1;
-                a30 += x3 * w0, a31 += x3 * w1;
+                for (int j = 0; j < np; j++) {
+                    const float xv = xp[(size_t)j * step];
+                    a[j][0] += xv * w0, a[j][1] += xv * w1;
+                }
             }
-        if (act == TSR_ACT_RELU) { /* a > 0 ? a : 0, NaN to 0, as pixel() */
-            const v8f z = {0};
-            a00 = (v8f)((v8i)a00 & (a00 > z)), a01 = (v8f)((v8i)a01 & (a01 > z));
-            a10 = (v8f)((v8i)a10 & (a10 > z)), a11 = (v8f)((v8i)a11 & (a11 > z));
-            a20 = (v8f)((v8i)a20 & (a20 > z)), a21 = (v8f)((v8i)a21 & (a21 > z));
-            a30 = (v8f)((v8i)a30 & (a30 > z)), a31 = (v8f)((v8i)a31 & (a31 > z));
-        }
-        *(v8u *)(yr + o0) = a00, *(v8u *)(yr + o0 + 8) = a01;
-        *(v8u *)(yr + M + o0) = a10, *(v8u *)(yr + M + o0 + 8) = a11;
-        *(v8u *)(yr + 2 * M + o0) = a20, *(v8u *)(yr + 2 * M + o0 + 8) = a21;
-        *(v8u *)(yr + 3 * M + o0) = a30, *(v8u *)(yr + 3 * M + o0 + 8) = a31;
+        for (int j = 0; j < np; j++)
+            for (int h = 0; h < 2; h++) {
+                v8f v = a[j][h];
+                if (act == TSR_ACT_RELU) /* v > 0 ? v : 0, NaN to 0, as pixel() */
+                    v = (v8f)((v8i)v & (v > (v8f){0}));
+                *(v8u *)(yr + (size_t)j * M + o0 + 8 * (size_t)h) = v;
+            }
     }
     if (act != TSR_ACT_NONE && act != TSR_ACT_RELU)
-        tsr_compute_act(act, yr, PB * M);
+        tsr_compute_act(act, yr, (size_t)np * M);
+}
+
+/* One pixel with its own taps: in vectors where M allows. */
+static inline void one(const float *xs, size_t C, const float *wt, const float *bias, size_t M, tsr_act_t act,
+                       size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
+{
+    if (M % OB == 0)
+        pixels(1, xs, C, 0, wt, bias, M, act, nt, xoff, woff, yr);
+    else
+        pixel(xs, C, wt, bias, M, act, nt, xoff, woff, yr);
 }
 
 size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g)
@@ -159,12 +167,12 @@ TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
         for (size_t oh = 0, p = 0; oh < (size_t)g->oh; oh++) {
             size_t row_end = p + (size_t)g->ow, lo = p + (size_t)clo, hi = p + (size_t)chi;
             for (; p < lo; p++)
-                pixel(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
+                one(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
             for (; p + PB <= hi; p += PB)
-                pixels(xs, C, step, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
+                pixels(PB, xs, C, step, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
                        y + (s * npix + p) * M);
             for (; p < row_end; p++)
-                pixel(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
+                one(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
         }
     }
 }
@@ -225,17 +233,30 @@ static inline __attribute__((always_inline)) void wgrad_row(const int K, const s
     }
 }
 
+/* The bias gradient's share of one output row: its pixels in order, as
+ * tsr_compute_act_bias_grad sums them (while the row is in L1). */
+static inline void bias_row(const float *restrict drow, size_t ow, size_t M, float *restrict gb)
+{
+    for (size_t p = 0; p < ow; p++)
+        for (size_t o = 0; o < M; o++)
+            gb[o] += drow[p * M + o];
+}
+
 TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
-                                           size_t M, float *gwt)
+                                           size_t M, float *gwt, float *gb)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
     memset(gwt, 0, (size_t)g->k * (size_t)g->k * C * M * sizeof *gwt);
+    if (gb)
+        memset(gb, 0, M * sizeof *gb);
     /* 3-wide windows with whole runs of outputs: a row's three taps at once. */
     if (g->k == 3 && M % OB == 0) {
         for (size_t s = 0; s < n; s++) {
             const float *xs = x + s * in_sample;
             for (int oh = 0; oh < g->oh; oh++) {
                 const float *drow = dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M;
+                if (gb)
+                    bias_row(drow, (size_t)g->ow, M, gb);
                 for (int kh = 0; kh < 3; kh++) {
                     int ih = oh * g->stride - g->pad + kh * g->dil;
                     if (ih < 0 || ih >= g->h)
@@ -260,6 +281,8 @@ TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size
         const float *xs = x + s * in_sample;
         for (int oh = 0; oh < g->oh; oh++) {
             const float *drow = dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M;
+            if (gb)
+                bias_row(drow, (size_t)g->ow, M, gb);
             for (int kh = 0; kh < g->k; kh++) {
                 int ih = oh * g->stride - g->pad + kh * g->dil;
                 if (ih < 0 || ih >= g->h)

@@ -162,7 +162,7 @@ static void test_conv_direct(void **state)
             tested++;
             float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 200 + t), *wt = randv(kk * M, 220 + t);
             float *bias = randv(M, 240 + t), *dy = randv(pix * M, 260 + t), *y = malloc(pix * M * sizeof *y);
-            float *gwt = malloc(kk * M * sizeof *gwt);
+            float *gwt = malloc(kk * M * sizeof *gwt), *gb = malloc(M * sizeof *gb);
             uint32_t *tab = malloc(tsr_compute_conv_direct_taps(&g) * sizeof *tab);
             float *plain[2] = {malloc(pix * M * sizeof(float)), malloc(pix * M * sizeof(float))};
             /* mode bit 0: fused ReLU; bit 1: the taps workspace, whose sums are the same bits */
@@ -189,7 +189,13 @@ static void test_conv_direct(void **state)
                                              (double)y[at], acc);
                             }
             }
-            tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, gwt);
+            tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, gwt, gb);
+            /* the bias gradient: the same bits as tsr_compute_act_bias_grad's */
+            float *dyc = malloc(pix * M * sizeof *dyc), *gb2 = malloc(M * sizeof *gb2);
+            memcpy(dyc, dy, pix * M * sizeof *dyc);
+            tsr_compute_act_bias_grad(TSR_ACT_NONE, y, dyc, pix, M, gb2);
+            assert_memory_equal(gb, gb2, M * sizeof *gb);
+            free(dyc), free(gb2);
             for (size_t j = 0; j < kk; j++)
                 for (size_t o = 0; o < M; o++) {
                     double acc = 0;
@@ -201,7 +207,8 @@ static void test_conv_direct(void **state)
                         fail_msg("direct conv wgrad case %zu: gwt[%zu][%zu] = %.9g, want %.9g", t, j, o,
                                  (double)gwt[j * M + o], acc);
                 }
-            free(x), free(wt), free(bias), free(dy), free(y), free(gwt), free(tab), free(plain[0]), free(plain[1]);
+            free(x), free(wt), free(bias), free(dy), free(y), free(gwt), free(gb), free(tab), free(plain[0]),
+                free(plain[1]);
         }
     assert_true(tested >= 10);
 }

@@ -150,8 +150,11 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
         return TSR_OK;
     }
     if (small(l) && !dx) { /* the input gradient, when wanted, takes col2im's way below */
-        tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
-        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws);
+        /* No activation left to undo: the bias gradient rides on the weight
+         * gradient's pass over dy (the same sums), not a pass of its own. */
+        if (act != TSR_ACT_NONE)
+            tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
+        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws, act == TSR_ACT_NONE ? gb : NULL);
         transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
     }
