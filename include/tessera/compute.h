@@ -100,6 +100,21 @@ TSR_API void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
 TSR_API size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g);
 TSR_API void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
                                            size_t M, float *gwt, float *gb);
+/* The direct convolution with its ReLU and a k x k max pool of stride k
+ * whose windows tile the conv's output (oh and ow multiples of k), in one
+ * pass: y[n*(oh/k)*(ow/k), M] and argmax as tsr_compute_maxpool_relu
+ * writes them from the conv's output, which is never stored (rows: k*ow*M+1
+ * floats of scratch, taps as for tsr_compute_conv_direct, not NULL). The
+ * same bits as the two calls. */
+TSR_API void tsr_compute_conv_direct_pool(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
+                                          const float *bias, size_t M, int k, uint32_t *taps, float *rows, float *y,
+                                          int32_t *argmax);
+/* Its weight and bias gradients from the pooled gradient dy[n*(oh/k)*(ow/k),
+ * M] and that argmax: the same bits as tsr_compute_maxpool_backward then
+ * tsr_compute_conv_direct_wgrad, without the conv-sized gradient. */
+TSR_API void tsr_compute_conv_direct_wgrad_pool(const float *x, const float *dy, const int32_t *argmax, size_t n,
+                                                const tsr_conv_geom_t *g, size_t M, int k, float *rows, float *gwt,
+                                                float *gb);
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);

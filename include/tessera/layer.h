@@ -63,6 +63,12 @@ typedef struct tsr_layer {
      * so the conv's backward skips the ReLU's mask (grad_masked), one pass
      * over its output fewer. Appended: older plugins never read them. */
     int grad_masked, mask_relu;
+    /* Set by the model (CPU) for such a conv whose input gradient is not
+     * wanted, when its kernels can pool as they go: the maxpool layer whose
+     * output (the y the conv's forward is then given) and argmax (its
+     * state) the conv writes itself; the maxpool's forward and backward are
+     * skipped and the conv's backward gets the pooled gradient. Appended. */
+    struct tsr_layer *pool;
 } tsr_layer_t;
 
 /* What a forward or backward call may use besides its tensors. */

@@ -35,8 +35,9 @@ static inline size_t taps(const tsr_conv_geom_t *g, int oh, int ow, uint32_t *xo
 #define OB 16
 
 /* One output pixel of one sample: its M outputs from its nt taps. */
-static inline void pixel(const float *xs, size_t C, const float *wt, const float *bias, size_t M, tsr_act_t act,
-                         size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
+static inline __attribute__((always_inline)) void pixel(const float *xs, size_t C, const float *wt, const float *bias,
+                                                        size_t M, tsr_act_t act, size_t nt, const uint32_t *xoff,
+                                                        const uint32_t *woff, float *restrict yr)
 {
     size_t o0 = 0;
     for (; o0 + OB <= M; o0 += OB) {
@@ -115,8 +116,9 @@ static inline __attribute__((always_inline)) void pixels(const int np, const flo
 }
 
 /* One pixel with its own taps: in vectors where M allows. */
-static inline void one(const float *xs, size_t C, const float *wt, const float *bias, size_t M, tsr_act_t act,
-                       size_t nt, const uint32_t *xoff, const uint32_t *woff, float *restrict yr)
+static inline __attribute__((always_inline)) void one(const float *xs, size_t C, const float *wt, const float *bias,
+                                                      size_t M, tsr_act_t act, size_t nt, const uint32_t *xoff,
+                                                      const uint32_t *woff, float *restrict yr)
 {
     if (M % OB == 0)
         pixels(1, xs, C, 0, wt, bias, M, act, nt, xoff, woff, yr);
@@ -129,11 +131,55 @@ size_t tsr_compute_conv_direct_taps(const tsr_conv_geom_t *g)
     return (size_t)g->oh * (size_t)g->ow * (2 * (size_t)g->k * (size_t)g->k + 1);
 }
 
+/* What the output rows of one call share: every pixel's taps, and the
+ * columns whose every kw tap is inside the input (they share one tap set,
+ * shifted by stride*C per column: PB of them run at once). */
+typedef struct rows {
+    const tsr_conv_geom_t *g;
+    size_t C, M, kk, step; /* kk: taps per pixel at most (k*k) */
+    const uint32_t *tab, *nts;
+    int clo, chi;
+} rows_t;
+
+static rows_t rows_of(const tsr_conv_geom_t *g, size_t M, uint32_t *tab)
+{
+    rows_t r = {g, (size_t)g->c, M, (size_t)g->k * (size_t)g->k, (size_t)g->stride * (size_t)g->c, tab, NULL, 0, g->ow};
+    size_t npix = (size_t)g->oh * (size_t)g->ow;
+    uint32_t *nts = tab + 2 * r.kk * npix;
+    for (int oh = 0, p = 0; oh < g->oh; oh++)
+        for (int ow = 0; ow < g->ow; ow++, p++)
+            nts[p] = (uint32_t)taps(g, oh, ow, tab + (size_t)p * 2 * r.kk, tab + (size_t)p * 2 * r.kk + r.kk);
+    r.nts = nts;
+    while (r.clo < r.chi && r.clo * g->stride - g->pad < 0)
+        r.clo++;
+    while (r.chi > r.clo && (r.chi - 1) * g->stride - g->pad + (g->k - 1) * g->dil >= g->w)
+        r.chi--;
+    if (M % OB)
+        r.clo = r.chi = 0; /* the blocks need whole runs of OB outputs */
+    return r;
+}
+
+/* Output row oh of one sample (xs) into yrow[ow * M]. */
+static inline __attribute__((always_inline)) void out_row(const rows_t *r, const float *xs, const float *wt,
+                                                          const float *bias, tsr_act_t act, int oh, float *yrow)
+{
+    const size_t M = r->M, kk2 = 2 * r->kk, p0 = (size_t)oh * (size_t)r->g->ow;
+    const uint32_t *tab = r->tab, *nts = r->nts;
+    size_t p = p0, row_end = p0 + (size_t)r->g->ow, lo = p0 + (size_t)r->clo, hi = p0 + (size_t)r->chi;
+    for (; p < lo; p++)
+        one(xs, r->C, wt, bias, M, act, nts[p], tab + p * kk2, tab + p * kk2 + r->kk, yrow + (p - p0) * M);
+    for (; p + PB <= hi; p += PB)
+        pixels(PB, xs, r->C, r->step, wt, bias, M, act, nts[p], tab + p * kk2, tab + p * kk2 + r->kk,
+               yrow + (p - p0) * M);
+    for (; p < row_end; p++)
+        one(xs, r->C, wt, bias, M, act, nts[p], tab + p * kk2, tab + p * kk2 + r->kk, yrow + (p - p0) * M);
+}
+
 TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
                                      const float *bias, size_t M, tsr_act_t act, uint32_t *tab, float *y)
 {
     const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
-    const size_t npix = (size_t)g->oh * (size_t)g->ow, kk = (size_t)g->k * (size_t)g->k;
+    const size_t npix = (size_t)g->oh * (size_t)g->ow;
     if (!tab) {
         uint32_t xoff[TSR_CONV_DIRECT_MAX], woff[TSR_CONV_DIRECT_MAX];
         for (int oh = 0; oh < g->oh; oh++)
@@ -148,33 +194,10 @@ TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
     /* Every pixel's taps once (offsets in a sample, below 2^28 values),
      * then sample by sample: each sample's input stays in L1 and its
      * outputs are written in order. Each output's sums are the same. */
-    uint32_t *nts = tab + 2 * kk * npix;
-    for (int oh = 0, p = 0; oh < g->oh; oh++)
-        for (int ow = 0; ow < g->ow; ow++, p++)
-            nts[p] = (uint32_t)taps(g, oh, ow, tab + (size_t)p * 2 * kk, tab + (size_t)p * 2 * kk + kk);
-    /* A row's columns whose every kw tap is inside the input share one tap
-     * set, shifted by stride*C per column: PB of them run at once. */
-    int clo = 0, chi = g->ow;
-    while (clo < chi && clo * g->stride - g->pad < 0)
-        clo++;
-    while (chi > clo && (chi - 1) * g->stride - g->pad + (g->k - 1) * g->dil >= g->w)
-        chi--;
-    if (M % OB)
-        clo = chi = 0; /* the blocks need whole runs of OB outputs */
-    const size_t step = (size_t)g->stride * C;
-    for (size_t s = 0; s < n; s++) {
-        const float *xs = x + s * in_sample;
-        for (size_t oh = 0, p = 0; oh < (size_t)g->oh; oh++) {
-            size_t row_end = p + (size_t)g->ow, lo = p + (size_t)clo, hi = p + (size_t)chi;
-            for (; p < lo; p++)
-                one(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
-            for (; p + PB <= hi; p += PB)
-                pixels(PB, xs, C, step, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk,
-                       y + (s * npix + p) * M);
-            for (; p < row_end; p++)
-                one(xs, C, wt, bias, M, act, nts[p], tab + p * 2 * kk, tab + p * 2 * kk + kk, y + (s * npix + p) * M);
-        }
-    }
+    rows_t r = rows_of(g, M, tab);
+    for (size_t s = 0; s < n; s++)
+        for (int oh = 0; oh < g->oh; oh++)
+            out_row(&r, x + s * in_sample, wt, bias, act, oh, y + (s * npix + (size_t)oh * (size_t)g->ow) * M);
 }
 
 /* One output row's share of the weight gradient for one (kh, c) and the
@@ -235,91 +258,178 @@ static inline __attribute__((always_inline)) void wgrad_row(const int K, const s
 
 /* The bias gradient's share of one output row: its pixels in order, as
  * tsr_compute_act_bias_grad sums them (while the row is in L1). */
-static inline void bias_row(const float *restrict drow, size_t ow, size_t M, float *restrict gb)
+static inline __attribute__((always_inline)) void bias_row(const float *restrict drow, size_t ow, size_t M,
+                                                           float *restrict gb)
 {
     for (size_t p = 0; p < ow; p++)
         for (size_t o = 0; o < M; o++)
             gb[o] += drow[p * M + o];
 }
 
-TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
-                                           size_t M, float *gwt, float *gb)
+/* Output row oh of one sample: its share of the weight gradient (and of
+ * the bias gradient where gb is not NULL), from its dy row drow[ow * M]. */
+static inline __attribute__((always_inline)) void wgrad_out_row(const tsr_conv_geom_t *g, const float *xs,
+                                                                const float *drow, int oh, size_t M, float *gwt,
+                                                                float *gb)
 {
-    const size_t C = (size_t)g->c, in_sample = (size_t)g->h * (size_t)g->w * C;
-    memset(gwt, 0, (size_t)g->k * (size_t)g->k * C * M * sizeof *gwt);
+    const size_t C = (size_t)g->c;
     if (gb)
-        memset(gb, 0, M * sizeof *gb);
+        bias_row(drow, (size_t)g->ow, M, gb);
     /* 3-wide windows with whole runs of outputs: a row's three taps at once. */
     if (g->k == 3 && M % OB == 0) {
-        for (size_t s = 0; s < n; s++) {
-            const float *xs = x + s * in_sample;
-            for (int oh = 0; oh < g->oh; oh++) {
-                const float *drow = dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M;
-                if (gb)
-                    bias_row(drow, (size_t)g->ow, M, gb);
-                for (int kh = 0; kh < 3; kh++) {
-                    int ih = oh * g->stride - g->pad + kh * g->dil;
-                    if (ih < 0 || ih >= g->h)
-                        continue;
-                    const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
-                    for (size_t c = 0; c < C; c++) {
-                        float *gr0 = gwt + ((size_t)kh * 3 * C + c) * M;
-                        if (M % 32 == 0)
-                            wgrad_row(3, 32, g, xrow, C, c, drow, M, gr0);
-                        else
-                            wgrad_row(3, OB, g, xrow, C, c, drow, M, gr0);
-                    }
-                }
+        for (int kh = 0; kh < 3; kh++) {
+            int ih = oh * g->stride - g->pad + kh * g->dil;
+            if (ih < 0 || ih >= g->h)
+                continue;
+            const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
+            for (size_t c = 0; c < C; c++) {
+                float *gr0 = gwt + ((size_t)kh * 3 * C + c) * M;
+                if (M % 32 == 0)
+                    wgrad_row(3, 32, g, xrow, C, c, drow, M, gr0);
+                else
+                    wgrad_row(3, OB, g, xrow, C, c, drow, M, gr0);
             }
         }
         return;
     }
-    /* One output row at a time (its dy stays in L1), each gradient element
-     * summing that row's pixels in order; over the rows, samples then rows:
-     * a fixed order, whatever the batch. */
-    for (size_t s = 0; s < n; s++) {
-        const float *xs = x + s * in_sample;
-        for (int oh = 0; oh < g->oh; oh++) {
-            const float *drow = dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M;
-            if (gb)
-                bias_row(drow, (size_t)g->ow, M, gb);
-            for (int kh = 0; kh < g->k; kh++) {
-                int ih = oh * g->stride - g->pad + kh * g->dil;
-                if (ih < 0 || ih >= g->h)
-                    continue;
-                for (int kw = 0; kw < g->k; kw++) {
-                    /* the output columns whose tap kw is inside the input */
-                    int off = kw * g->dil - g->pad, lo = 0, hi = g->ow;
-                    while (lo < hi && lo * g->stride + off < 0)
-                        lo++;
-                    while (hi > lo && (hi - 1) * g->stride + off >= g->w)
-                        hi--;
-                    const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
-                    for (size_t c = 0; c < C; c++) {
-                        float *gr = gwt + (((size_t)kh * (size_t)g->k + (size_t)kw) * C + c) * M;
-                        size_t o0 = 0;
-                        for (; o0 + OB <= M; o0 += OB) {
-                            float acc[OB];
-                            for (size_t o = 0; o < OB; o++)
-                                acc[o] = gr[o0 + o];
-                            for (int ow = lo; ow < hi; ow++) {
-                                const float xv = xrow[(size_t)(ow * g->stride + off) * C + c];
-                                const float *restrict dr = drow + (size_t)ow * M + o0;
-                                for (size_t o = 0; o < OB; o++)
-                                    acc[o] += xv * dr[o];
-                            }
-                            for (size_t o = 0; o < OB; o++)
-                                gr[o0 + o] = acc[o];
-                        }
-                        for (int ow = lo; ow < hi && o0 < M; ow++) {
-                            const float xv = xrow[(size_t)(ow * g->stride + off) * C + c];
-                            const float *restrict dr = drow + (size_t)ow * M;
-                            for (size_t o = o0; o < M; o++)
-                                gr[o] += xv * dr[o];
-                        }
+    for (int kh = 0; kh < g->k; kh++) {
+        int ih = oh * g->stride - g->pad + kh * g->dil;
+        if (ih < 0 || ih >= g->h)
+            continue;
+        for (int kw = 0; kw < g->k; kw++) {
+            /* the output columns whose tap kw is inside the input */
+            int off = kw * g->dil - g->pad, lo = 0, hi = g->ow;
+            while (lo < hi && lo * g->stride + off < 0)
+                lo++;
+            while (hi > lo && (hi - 1) * g->stride + off >= g->w)
+                hi--;
+            const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
+            for (size_t c = 0; c < C; c++) {
+                float *gr = gwt + (((size_t)kh * (size_t)g->k + (size_t)kw) * C + c) * M;
+                size_t o0 = 0;
+                for (; o0 + OB <= M; o0 += OB) {
+                    float acc[OB];
+                    for (size_t o = 0; o < OB; o++)
+                        acc[o] = gr[o0 + o];
+                    for (int ow = lo; ow < hi; ow++) {
+                        const float xv = xrow[(size_t)(ow * g->stride + off) * C + c];
+                        const float *restrict dr = drow + (size_t)ow * M + o0;
+                        for (size_t o = 0; o < OB; o++)
+                            acc[o] += xv * dr[o];
                     }
+                    for (size_t o = 0; o < OB; o++)
+                        gr[o0 + o] = acc[o];
+                }
+                for (int ow = lo; ow < hi && o0 < M; ow++) {
+                    const float xv = xrow[(size_t)(ow * g->stride + off) * C + c];
+                    const float *restrict dr = drow + (size_t)ow * M;
+                    for (size_t o = o0; o < M; o++)
+                        gr[o] += xv * dr[o];
                 }
             }
         }
     }
+}
+
+TSR_HOT void tsr_compute_conv_direct_wgrad(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
+                                           size_t M, float *gwt, float *gb)
+{
+    const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c;
+    memset(gwt, 0, (size_t)g->k * (size_t)g->k * (size_t)g->c * M * sizeof *gwt);
+    if (gb)
+        memset(gb, 0, M * sizeof *gb);
+    /* One output row at a time (its dy stays in L1), each gradient element
+     * summing that row's pixels in order; over the rows, samples then rows:
+     * a fixed order, whatever the batch. */
+    for (size_t s = 0; s < n; s++)
+        for (int oh = 0; oh < g->oh; oh++)
+            wgrad_out_row(g, x + s * in_sample, dy + (s * (size_t)g->oh + (size_t)oh) * (size_t)g->ow * M, oh, M, gwt,
+                          gb);
+}
+
+/* ---- With the ReLU and a k x k max pool of stride k that tiles the output ---- */
+
+TSR_HOT void tsr_compute_conv_direct_pool(const float *x, size_t n, const tsr_conv_geom_t *g, const float *wt,
+                                          const float *bias, size_t M, int k, uint32_t *tab, float *rows, float *y,
+                                          int32_t *argmax)
+{
+    const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c, OW = (size_t)g->ow;
+    const int ph = g->oh / k, pw = g->ow / k;
+    rows_t r = rows_of(g, M, tab);
+    for (size_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_sample;
+        for (int py = 0; py < ph; py++) {
+            /* the window's k rows, in L1, then pooled as tsr_compute_maxpool_relu
+             * pools: the first maximum wins, offsets in the conv's output sample */
+            for (int kh = 0; kh < k; kh++)
+                out_row(&r, xs, wt, bias, TSR_ACT_RELU, py * k + kh, rows + (size_t)kh * OW * M);
+            size_t o = (s * (size_t)ph + (size_t)py) * (size_t)pw * M;
+            for (int px = 0; px < pw; px++, o += M) {
+                float *restrict yo = y + o;
+                int32_t *restrict ao = argmax + o;
+                size_t first = ((size_t)(py * k) * OW + (size_t)(px * k)) * M;
+                const float *restrict r0 = rows + (size_t)(px * k) * M;
+                if (k == 2) { /* the common 2x2 window, its maximum in registers */
+                    const float *restrict r1 = r0 + M, *restrict r2 = r0 + OW * M, *restrict r3 = r2 + M;
+                    const int32_t f0 = (int32_t)first, f1 = f0 + (int32_t)M, f2 = f0 + (int32_t)(OW * M),
+                                  f3 = f2 + (int32_t)M;
+                    for (size_t c = 0; c < M; c++) {
+                        float b = r0[c];
+                        int32_t a = f0 + (int32_t)c;
+                        a = r1[c] > b ? f1 + (int32_t)c : a;
+                        b = r1[c] > b ? r1[c] : b;
+                        a = r2[c] > b ? f2 + (int32_t)c : a;
+                        b = r2[c] > b ? r2[c] : b;
+                        a = r3[c] > b ? f3 + (int32_t)c : a;
+                        b = r3[c] > b ? r3[c] : b;
+                        yo[c] = b;
+                        ao[c] = !(b > 0.0f) ? -1 : a;
+                    }
+                    continue;
+                }
+                for (size_t c = 0; c < M; c++) {
+                    yo[c] = r0[c];
+                    ao[c] = (int32_t)(first + c);
+                }
+                for (int kh = 0; kh < k; kh++)
+                    for (int kw = 0; kw < k; kw++) {
+                        const float *restrict xr = rows + ((size_t)kh * OW + (size_t)(px * k + kw)) * M;
+                        const int32_t off = (int32_t)(((size_t)(py * k + kh) * OW + (size_t)(px * k + kw)) * M);
+                        for (size_t c = 0; c < M; c++) {
+                            int gt = xr[c] > yo[c];
+                            yo[c] = gt ? xr[c] : yo[c];
+                            ao[c] = gt ? off + (int32_t)c : ao[c];
+                        }
+                    }
+                for (size_t c = 0; c < M; c++)
+                    ao[c] = yo[c] > 0.0f ? ao[c] : -1;
+            }
+        }
+    }
+}
+
+TSR_HOT void tsr_compute_conv_direct_wgrad_pool(const float *x, const float *dy, const int32_t *argmax, size_t n,
+                                                const tsr_conv_geom_t *g, size_t M, int k, float *rows, float *gwt,
+                                                float *gb)
+{
+    const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c, OW = (size_t)g->ow;
+    const int ph = g->oh / k, pw = g->ow / k;
+    const size_t band = (size_t)k * OW * M; /* the k output rows of one row of windows */
+    memset(gwt, 0, (size_t)g->k * (size_t)g->k * (size_t)g->c * M * sizeof *gwt);
+    if (gb)
+        memset(gb, 0, M * sizeof *gb);
+    for (size_t s = 0; s < n; s++)
+        for (int py = 0; py < ph; py++) {
+            /* tsr_compute_maxpool_backward's values for these k rows (each
+             * element its window's gradient or 0), then the rows in order:
+             * the sums of the unfused pair, bit for bit */
+            memset(rows, 0, band * sizeof *rows);
+            size_t o = (s * (size_t)ph + (size_t)py) * (size_t)pw * M, base = (size_t)(py * k) * OW * M;
+            /* branch-free (the ReLU's mask is a coin flip): a window that
+             * passes nothing writes the slot after the rows */
+            for (size_t j = 0; j < (size_t)pw * M; j++)
+                rows[argmax[o + j] >= 0 ? (size_t)argmax[o + j] - base : band] = dy[o + j];
+            for (int kh = 0; kh < k; kh++)
+                wgrad_out_row(g, x + s * in_sample, rows + (size_t)kh * OW * M, py * k + kh, M, gwt, gb);
+        }
 }

@@ -134,6 +134,12 @@ static void plan_roles(tsr_model_t *m, int *fresh)
             is_kind(&m->layer[i - 2], &tsr_kind_conv) && m->layer[i - 2].fused_act == TSR_ACT_RELU) {
             m->layer[i - 2].grad_masked = 1;
             m->layer[i].mask_relu = 1;
+            /* The first conv of an image net: it pools as it goes, so its
+             * conv-sized output and gradient are never written (CPU). */
+            if (layer_conv_can_pool(&m->layer[i - 2], &m->layer[i], m->needs_dx[i - 2])) {
+                m->layer[i - 2].pool = &m->layer[i];
+                m->pooled[i] = 1;
+            }
         }
 }
 
@@ -345,7 +351,10 @@ int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
         float *xi = m->act[i];
         int rc = TSR_OK;
         switch (m->role[i]) {
-        case ROLE_NORMAL: rc = layer_forward(l, &run, xi, m->act[i + 1], rows); break;
+        case ROLE_NORMAL: /* a pooled maxpool's output is the conv's (plan_roles) */
+            if (!m->pooled[i])
+                rc = layer_forward(l, &run, xi, m->act[(l->pool ? l->pool->index : i) + 1], rows);
+            break;
         case ROLE_INPLACE:
             m->act[i + 1] = xi;
             rc = layer_forward(l, &run, xi, xi, rows);
@@ -472,8 +481,8 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         float *dy = m->delta[cur];
         int rc = TSR_OK;
         switch (m->role[i]) {
-        case ROLE_NORMAL:
-            if (!l->nparams && !m->needs_dx[i])
+        case ROLE_NORMAL: /* a pooled maxpool's gradient goes to the conv as it is */
+            if ((!l->nparams && !m->needs_dx[i]) || m->pooled[i])
                 break;
             rc = backward_of(m, l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL, n);
             if (m->needs_dx[i])

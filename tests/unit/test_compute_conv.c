@@ -228,6 +228,50 @@ static tsr_conv_geom_t pool_geom(size_t t, size_t n, size_t *in, size_t *out)
     return g;
 }
 
+/* The direct conv pooling as it goes (a first layer's conv, ReLU, k x k
+ * max pool of stride k) against the three calls it replaces, forward and
+ * backward: the same bits, argmax included. */
+static void test_conv_direct_pool(void **state)
+{
+    (void)state;
+    /* h, w, c, kernel, stride, pad, dilation, pool k */
+    static const int cases[][8] = {{12, 14, 1, 3, 1, 1, 1, 2}, {8, 8, 3, 3, 1, 1, 1, 2},  {9, 9, 2, 3, 1, 1, 1, 3},
+                                   {10, 6, 1, 5, 1, 2, 1, 2},  {7, 11, 2, 3, 2, 1, 1, 2}, {8, 12, 1, 3, 1, 2, 2, 4}};
+    const size_t n = 3;
+    for (size_t mi = 0; mi < 2; mi++)
+        for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            const int *v = cases[t], k = v[7];
+            const size_t M = mi ? 32 : 11;
+            tsr_conv_geom_t g = geom(v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+            tsr_conv_geom_t pg = {g.oh, g.ow, (int)M, k, k, 0, 1, g.oh / k, g.ow / k};
+            if (g.oh % k || g.ow % k)
+                fail_msg("case %zu: the pool does not tile %dx%d", t, g.oh, g.ow);
+            size_t kk = (size_t)g.k * (size_t)g.k * (size_t)g.c, pix = n * (size_t)g.oh * (size_t)g.ow;
+            size_t ppix = n * (size_t)pg.oh * (size_t)pg.ow;
+            float *x = randv(n * (size_t)g.h * (size_t)g.w * (size_t)g.c, 300 + t), *wt = randv(kk * M, 320 + t);
+            float *bias = randv(M, 340 + t), *dyp = randv(ppix * M, 360 + t);
+            float *yc = malloc(pix * M * sizeof *yc), *y1 = malloc(ppix * M * sizeof *y1);
+            float *y2 = malloc(ppix * M * sizeof *y2), *dfull = malloc(pix * M * sizeof *dfull);
+            float *rows = malloc(((size_t)k * (size_t)g.ow * M + 1) * sizeof *rows);
+            float *g1 = malloc(kk * M * sizeof *g1), *g2 = malloc(kk * M * sizeof *g2);
+            float *b1 = malloc(M * sizeof *b1), *b2 = malloc(M * sizeof *b2);
+            int32_t *a1 = malloc(ppix * M * sizeof *a1), *a2 = malloc(ppix * M * sizeof *a2);
+            uint32_t *tab = malloc(tsr_compute_conv_direct_taps(&g) * sizeof *tab);
+            tsr_compute_conv_direct(x, n, &g, wt, bias, M, TSR_ACT_RELU, tab, yc);
+            tsr_compute_maxpool_relu(yc, n, &pg, y1, a1);
+            tsr_compute_conv_direct_pool(x, n, &g, wt, bias, M, k, tab, rows, y2, a2);
+            assert_memory_equal(y1, y2, ppix * M * sizeof *y1);
+            assert_memory_equal(a1, a2, ppix * M * sizeof *a1);
+            tsr_compute_maxpool_backward(dyp, a1, n, &pg, dfull);
+            tsr_compute_conv_direct_wgrad(x, dfull, n, &g, M, g1, b1);
+            tsr_compute_conv_direct_wgrad_pool(x, dyp, a2, n, &g, M, k, rows, g2, b2);
+            assert_memory_equal(g1, g2, kk * M * sizeof *g1);
+            assert_memory_equal(b1, b2, M * sizeof *b1);
+            free(x), free(wt), free(bias), free(dyp), free(yc), free(y1), free(y2), free(dfull), free(rows);
+            free(g1), free(g2), free(b1), free(b2), free(a1), free(a2), free(tab);
+        }
+}
+
 static void test_maxpool(void **state)
 {
     (void)state;
@@ -342,8 +386,9 @@ static void test_avgpool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv_im2col),  cmocka_unit_test(test_conv_direct), cmocka_unit_test(test_maxpool),
-        cmocka_unit_test(test_maxpool_relu), cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_conv_im2col),      cmocka_unit_test(test_conv_direct),
+        cmocka_unit_test(test_conv_direct_pool), cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_maxpool_relu),     cmocka_unit_test(test_avgpool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,6 +38,16 @@ static int small(const tsr_layer_t *l)
     return l->arg[A_GROUPS] == 1 && kk <= TSR_CONV_DIRECT_MAX && !direct(l);
 }
 
+/* The widest max pool a small conv pools into as it goes. */
+#define POOL_MAX_K 4
+
+int layer_conv_can_pool(const tsr_layer_t *l, const tsr_layer_t *p, int needs_dx)
+{
+    int k = (int)p->arg[0], st = p->arg[1] > 0 ? (int)p->arg[1] : k;
+    return small(l) && !needs_dx && l->fused_act == TSR_ACT_RELU && k == st && k >= 1 && k <= POOL_MAX_K &&
+           l->out.h % k == 0 && l->out.w % k == 0 && p->in.c == l->out.c;
+}
+
 /* Weights [M, kk] into [kk, M]; back: a [kk, M] gradient into [M, kk]. */
 static void transpose(const float *src, size_t M, size_t kk, float *dst, int back)
 {
@@ -87,9 +97,10 @@ static int conv_shape(tsr_layer_t *l)
     size_t kk = (size_t)k * (size_t)k * (size_t)(l->in.c / g);
     l->nparams = (size_t)out * kk + (size_t)out;
     l->ws_floats = (direct(l) ? 0 : 2 * chunk(l) * (size_t)l->out.h * (size_t)l->out.w * kk) + (size_t)out + 16;
-    if (small(l)) { /* the direct kernels' transposed weights, then the forward's taps */
+    if (small(l)) { /* the direct kernels' transposed weights, the forward's taps, a pool's rows */
         tsr_conv_geom_t cg = geom(l);
-        size_t need = kk * (size_t)out + tsr_compute_conv_direct_taps(&cg) + 16;
+        size_t need =
+            kk * (size_t)out + tsr_compute_conv_direct_taps(&cg) + POOL_MAX_K * (size_t)l->out.w * (size_t)out + 16;
         l->ws_floats = l->ws_floats > need ? l->ws_floats : need;
     }
     return TSR_OK;
@@ -115,7 +126,13 @@ static int conv_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
     }
     if (small(l)) {
         transpose(w, M, kk, run->ws, 0);
-        tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, (uint32_t *)(run->ws + M * kk), y);
+        uint32_t *taps = (uint32_t *)(run->ws + M * kk);
+        if (l->pool) /* y is the maxpool's output */
+            tsr_compute_conv_direct_pool(x, n, &g, run->ws, b, M, (int)l->pool->arg[0], taps,
+                                         run->ws + M * kk + tsr_compute_conv_direct_taps(&g), y,
+                                         (int32_t *)(void *)l->pool->state);
+        else
+            tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, taps, y);
         return TSR_OK;
     }
     size_t ns = chunk(l);
@@ -152,9 +169,14 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
     if (small(l) && !dx) { /* the input gradient, when wanted, takes col2im's way below */
         /* No activation left to undo: the bias gradient rides on the weight
          * gradient's pass over dy (the same sums), not a pass of its own. */
-        if (act != TSR_ACT_NONE)
-            tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
-        tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws, act == TSR_ACT_NONE ? gb : NULL);
+        if (l->pool) /* dy is the maxpool's gradient */
+            tsr_compute_conv_direct_wgrad_pool(x, dy, (const int32_t *)(const void *)l->pool->state, n, &g, M,
+                                               (int)l->pool->arg[0], run->ws + M * kk, run->ws, gb);
+        else {
+            if (act != TSR_ACT_NONE)
+                tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
+            tsr_compute_conv_direct_wgrad(x, dy, n, &g, M, run->ws, act == TSR_ACT_NONE ? gb : NULL);
+        }
         transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
     }
