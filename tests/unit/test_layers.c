@@ -132,6 +132,8 @@ static void test_grad_pool(void **s)
 {
     (void)s;
     gradcheck("conv(3,3,pad=1) maxpool(2) flatten dense(3)", IMG, TSR_LOSS_XENT);
+    /* the first conv's ReLU and pool fused into it (tsr_layer_t.pool) */
+    gradcheck("conv(3,3,pad=1) relu maxpool(2) flatten dense(3)", (tsr_shape_t){2, 6, 6}, TSR_LOSS_XENT);
     gradcheck("conv(3,3,pad=1) avgpool(2,stride=1) gap dense(3)", IMG, TSR_LOSS_XENT);
 }
 
