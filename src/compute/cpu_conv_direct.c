@@ -200,6 +200,17 @@ TSR_HOT void tsr_compute_conv_direct(const float *x, size_t n, const tsr_conv_ge
             out_row(&r, x + s * in_sample, wt, bias, act, oh, y + (s * npix + (size_t)oh * (size_t)g->ow) * M);
 }
 
+/* The output columns [lo, hi) whose tap at column offset off (kw*dil - pad)
+ * falls inside the input. */
+static inline void tap_cols(const tsr_conv_geom_t *g, int off, int *lo, int *hi)
+{
+    *lo = 0, *hi = g->ow;
+    while (*lo < *hi && *lo * g->stride + off < 0)
+        (*lo)++;
+    while (*hi > *lo && (*hi - 1) * g->stride + off >= g->w)
+        (*hi)--;
+}
+
 /* One output row's share of the weight gradient for one (kh, c) and the
  * K = k taps along the row at once (K x WB sums in registers: the chains
  * of one element's sums, each a latency-bound run of FMAs, then overlap).
@@ -211,11 +222,8 @@ static inline __attribute__((always_inline)) void wgrad_row(const int K, const s
 {
     int lo[4], hi[4], off[4], all_lo = g->ow, all_hi = 0, in_lo = 0, in_hi = g->ow;
     for (int kw = 0; kw < K; kw++) {
-        off[kw] = kw * g->dil - g->pad, lo[kw] = 0, hi[kw] = g->ow;
-        while (lo[kw] < hi[kw] && lo[kw] * g->stride + off[kw] < 0)
-            lo[kw]++;
-        while (hi[kw] > lo[kw] && (hi[kw] - 1) * g->stride + off[kw] >= g->w)
-            hi[kw]--;
+        off[kw] = kw * g->dil - g->pad;
+        tap_cols(g, off[kw], &lo[kw], &hi[kw]);
         all_lo = lo[kw] < all_lo ? lo[kw] : all_lo, all_hi = hi[kw] > all_hi ? hi[kw] : all_hi;
         in_lo = lo[kw] > in_lo ? lo[kw] : in_lo, in_hi = hi[kw] < in_hi ? hi[kw] : in_hi;
     }
@@ -297,12 +305,8 @@ static inline __attribute__((always_inline)) void wgrad_out_row(const tsr_conv_g
         if (ih < 0 || ih >= g->h)
             continue;
         for (int kw = 0; kw < g->k; kw++) {
-            /* the output columns whose tap kw is inside the input */
-            int off = kw * g->dil - g->pad, lo = 0, hi = g->ow;
-            while (lo < hi && lo * g->stride + off < 0)
-                lo++;
-            while (hi > lo && (hi - 1) * g->stride + off >= g->w)
-                hi--;
+            int off = kw * g->dil - g->pad, lo, hi;
+            tap_cols(g, off, &lo, &hi);
             const float *xrow = xs + (size_t)ih * (size_t)g->w * C;
             for (size_t c = 0; c < C; c++) {
                 float *gr = gwt + (((size_t)kh * (size_t)g->k + (size_t)kw) * C + c) * M;
@@ -355,55 +359,22 @@ TSR_HOT void tsr_compute_conv_direct_pool(const float *x, size_t n, const tsr_co
 {
     const size_t in_sample = (size_t)g->h * (size_t)g->w * (size_t)g->c, OW = (size_t)g->ow;
     const int ph = g->oh / k, pw = g->ow / k;
+    /* a row of windows' k conv rows, pooled as one k-row image of M channels */
+    const tsr_conv_geom_t band = {k, g->ow, (int)M, k, k, 0, 1, 1, pw};
     rows_t r = rows_of(g, M, tab);
     for (size_t s = 0; s < n; s++) {
         const float *xs = x + s * in_sample;
         for (int py = 0; py < ph; py++) {
-            /* the window's k rows, in L1, then pooled as tsr_compute_maxpool_relu
-             * pools: the first maximum wins, offsets in the conv's output sample */
+            /* the window's k rows, in L1, then pooled by the maxpool's own kernel */
             for (int kh = 0; kh < k; kh++)
                 out_row(&r, xs, wt, bias, TSR_ACT_RELU, py * k + kh, rows + (size_t)kh * OW * M);
             size_t o = (s * (size_t)ph + (size_t)py) * (size_t)pw * M;
-            for (int px = 0; px < pw; px++, o += M) {
-                float *restrict yo = y + o;
-                int32_t *restrict ao = argmax + o;
-                size_t first = ((size_t)(py * k) * OW + (size_t)(px * k)) * M;
-                const float *restrict r0 = rows + (size_t)(px * k) * M;
-                if (k == 2) { /* the common 2x2 window, its maximum in registers */
-                    const float *restrict r1 = r0 + M, *restrict r2 = r0 + OW * M, *restrict r3 = r2 + M;
-                    const int32_t f0 = (int32_t)first, f1 = f0 + (int32_t)M, f2 = f0 + (int32_t)(OW * M),
-                                  f3 = f2 + (int32_t)M;
-                    for (size_t c = 0; c < M; c++) {
-                        float b = r0[c];
-                        int32_t a = f0 + (int32_t)c;
-                        a = r1[c] > b ? f1 + (int32_t)c : a;
-                        b = r1[c] > b ? r1[c] : b;
-                        a = r2[c] > b ? f2 + (int32_t)c : a;
-                        b = r2[c] > b ? r2[c] : b;
-                        a = r3[c] > b ? f3 + (int32_t)c : a;
-                        b = r3[c] > b ? r3[c] : b;
-                        yo[c] = b;
-                        ao[c] = !(b > 0.0f) ? -1 : a;
-                    }
-                    continue;
-                }
-                for (size_t c = 0; c < M; c++) {
-                    yo[c] = r0[c];
-                    ao[c] = (int32_t)(first + c);
-                }
-                for (int kh = 0; kh < k; kh++)
-                    for (int kw = 0; kw < k; kw++) {
-                        const float *restrict xr = rows + ((size_t)kh * OW + (size_t)(px * k + kw)) * M;
-                        const int32_t off = (int32_t)(((size_t)(py * k + kh) * OW + (size_t)(px * k + kw)) * M);
-                        for (size_t c = 0; c < M; c++) {
-                            int gt = xr[c] > yo[c];
-                            yo[c] = gt ? xr[c] : yo[c];
-                            ao[c] = gt ? off + (int32_t)c : ao[c];
-                        }
-                    }
-                for (size_t c = 0; c < M; c++)
-                    ao[c] = yo[c] > 0.0f ? ao[c] : -1;
-            }
+            int32_t *ao = argmax + o;
+            tsr_compute_maxpool_relu(rows, 1, &band, y + o, ao);
+            /* the band's offsets into the conv's output sample; -1 stays */
+            const int32_t base = (int32_t)((size_t)(py * k) * OW * M);
+            for (size_t j = 0; j < (size_t)pw * M; j++)
+                ao[j] += ao[j] >= 0 ? base : 0;
         }
     }
 }

@@ -45,7 +45,7 @@ int layer_conv_can_pool(const tsr_layer_t *l, const tsr_layer_t *p, int needs_dx
 {
     int k = (int)p->arg[0], st = p->arg[1] > 0 ? (int)p->arg[1] : k;
     return small(l) && !needs_dx && l->fused_act == TSR_ACT_RELU && k == st && k >= 1 && k <= POOL_MAX_K &&
-           l->out.h % k == 0 && l->out.w % k == 0 && p->in.c == l->out.c;
+           l->out.h % k == 0 && l->out.w % k == 0;
 }
 
 /* Weights [M, kk] into [kk, M]; back: a [kk, M] gradient into [M, kk]. */

@@ -41,11 +41,11 @@ static inline layer_gpu_view_t *layer_view(tsr_layer_t *l) { return (layer_gpu_v
 /* Device workspace floats a layer needs on the GPU (conv lowers bigger
  * chunks there than on the CPU). */
 size_t layer_gpu_ws_floats(const tsr_layer_t *l);
-/* embed's token-id check on the host batch (the GPU runs it before the upload). */
 /* Whether conv (a conv with its ReLU fused) can pool into maxpool pool as it
  * goes (tsr_layer_t.pool; conv.c): the direct kernels' shapes, a window of
  * stride k that tiles the conv's output, no input gradient wanted. */
 int layer_conv_can_pool(const tsr_layer_t *conv, const tsr_layer_t *pool, int needs_dx);
+/* embed's token-id check on the host batch (the GPU runs it before the upload). */
 int layer_embed_check(const tsr_layer_t *l, const float *x, size_t n);
 /* The file a plugin kind came from ("built-in" for tessera's). */
 const char *layer_kind_origin(const tsr_layer_kind_t *k);
