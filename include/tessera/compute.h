@@ -115,6 +115,20 @@ TSR_API void tsr_compute_conv_direct_pool(const float *x, size_t n, const tsr_co
 TSR_API void tsr_compute_conv_direct_wgrad_pool(const float *x, const float *dy, const int32_t *argmax, size_t n,
                                                 const tsr_conv_geom_t *g, size_t M, int k, float *rows, float *gwt,
                                                 float *gb);
+/* A convolution by oneDNN's direct kernels (conv_dnnl.c), where oneDNN is
+ * the calling thread's GEMM (tsr_compute_set_gemm): x [n, h, w, c], groups
+ * as im2col's, weights w [M, k, k, c/groups] and bias b [M] as the conv
+ * layer keeps them; y [n, oh, ow, M] = act(conv + b) for act NONE or RELU.
+ * Backward from dy (the activation's derivative already applied): gw
+ * and, unless dx is NULL, dx (both overwritten; the bias gradient is the
+ * caller's); act names the forward's, whose primitives backward shares. Each returns 0 when
+ * done, 1 when it declines (not this thread's GEMM, no oneDNN in this
+ * build, another activation, or only oneDNN's slow reference kernels for
+ * the shape: lower to im2col then), or an error code. */
+TSR_API int tsr_compute_conv_dnnl(const float *x, size_t n, const tsr_conv_geom_t *g, int groups, size_t M,
+                                  const float *w, const float *b, tsr_act_t act, float *y);
+TSR_API int tsr_compute_conv_dnnl_backward(const float *x, const float *dy, size_t n, const tsr_conv_geom_t *g,
+                                           int groups, size_t M, tsr_act_t act, const float *w, float *gw, float *dx);
 /* Max pooling (no padding); argmax[n*oh*ow*c] records each maximum's
  * offset in its sample for the backward pass. */
 TSR_API void tsr_compute_maxpool(const float *x, size_t n, const tsr_conv_geom_t *g, float *y, int32_t *argmax);
@@ -138,11 +152,19 @@ TSR_API void tsr_compute_colsums(const float *x, size_t rows, size_t n, const do
  * inference form and its training apply, with scale = gamma*invstd). */
 TSR_API void tsr_compute_affine_cols(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
                                      const float *shift, float *y);
+/* The same with a ReLU after it: y = max(0, ...) (batch norm with its
+ * ReLU fused). */
+TSR_API void tsr_compute_affine_cols_relu(const float *x, size_t rows, size_t n, const float *mean, const float *scale,
+                                          const float *shift, float *y);
 /* Batch-norm backward over x[rows, n] and dy: per column the sums of dy
  * and of dy * (x - mean) in double, rows in order; then
  * dx = a * (dy - b - (x - mean) * k) per column. */
 TSR_API void tsr_compute_bn_grad_sums(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
                                       double *sdy, double *sdx);
+/* The sums after a fused ReLU: dy becomes dy where y (the ReLU's output)
+ * is positive, else 0, in place, and the sums are taken of that. */
+TSR_API void tsr_compute_bn_grad_sums_relu(const float *x, float *dy, const float *y, size_t rows, size_t n,
+                                           const float *mean, double *sdy, double *sdx);
 TSR_API void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
                                        const float *a, const float *b, const float *k, float *dx);
 

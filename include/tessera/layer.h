@@ -54,14 +54,15 @@ typedef struct tsr_layer {
     size_t ws_floats;    /* workspace used during one call only (shared) */
     float *params, *grads, *buffers, *state;
     /* Set by the model for built-in kinds: an activation applied in the same
-     * pass as the bias (0: none; the values of tsr_act_t). */
+     * pass as the bias, or (batch norm: ReLU only) as the normalisation
+     * (0: none; the values of tsr_act_t). */
     int fused_act;
     int sync; /* batch norm: statistics over all ranks */
-    /* Set by the model for a conv with a fused ReLU whose output only a
-     * maxpool reads (CPU kernels; the GPU's ignore both): the maxpool
-     * passes no gradient where its maximum was not positive (mask_relu),
-     * so the conv's backward skips the ReLU's mask (grad_masked), one pass
-     * over its output fewer. Appended: older plugins never read them. */
+    /* Set by the model for a conv or batch norm with a fused ReLU whose
+     * output only a maxpool reads (CPU kernels; the GPU's ignore both): the
+     * maxpool passes no gradient where its maximum was not positive
+     * (mask_relu), so the layer's backward skips the ReLU's mask
+     * (grad_masked). Appended: older plugins never read them. */
     int grad_masked, mask_relu;
     /* Set by the model (CPU) for such a conv whose input gradient is not
      * wanted, when its kernels can pool as they go: the maxpool layer whose

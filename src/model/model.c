@@ -110,7 +110,8 @@ static void plan_roles(tsr_model_t *m, int *fresh)
                 pinned |= bufid[open[j]] == bufid[i];
             if (needs_y[i] && act != TSR_ACT_NONE && w >= 0 && !needs_y[w] && !pinned) {
                 m->role[i] = ROLE_INPLACE;
-                if (w == i - 1 && (is_kind(&m->layer[w], &tsr_kind_dense) || is_kind(&m->layer[w], &tsr_kind_conv))) {
+                if (w == i - 1 && (is_kind(&m->layer[w], &tsr_kind_dense) || is_kind(&m->layer[w], &tsr_kind_conv) ||
+                                   (is_kind(&m->layer[w], &tsr_kind_bn) && act == TSR_ACT_RELU))) {
                     m->role[i] = ROLE_FUSED;
                     m->layer[w].fused_act = act;
                     needs_y[w] = 1;
@@ -126,17 +127,20 @@ static void plan_roles(tsr_model_t *m, int *fresh)
         if (m->role[i] != ROLE_ALIAS)
             writer[bufid[i + 1]] = m->role[i] == ROLE_FUSED ? i - 1 : i;
     }
-    /* A conv with its ReLU fused, then a maxpool, the only reader of their
-     * output (no residual block opens between them): the maxpool applies
-     * the ReLU's mask in its backward and the conv skips it (layer.h). */
+    /* A conv or batch norm with its ReLU fused, then a maxpool, the only
+     * reader of their output (no residual block opens between them): the
+     * maxpool applies the ReLU's mask in its backward and the layer skips
+     * it (layer.h). */
     for (int i = 2; i < m->nl; i++)
         if (is_kind(&m->layer[i], &tsr_kind_maxpool) && m->role[i] == ROLE_NORMAL && m->role[i - 1] == ROLE_FUSED &&
-            is_kind(&m->layer[i - 2], &tsr_kind_conv) && m->layer[i - 2].fused_act == TSR_ACT_RELU) {
+            (is_kind(&m->layer[i - 2], &tsr_kind_conv) || is_kind(&m->layer[i - 2], &tsr_kind_bn)) &&
+            m->layer[i - 2].fused_act == TSR_ACT_RELU) {
             m->layer[i - 2].grad_masked = 1;
             m->layer[i].mask_relu = 1;
             /* The first conv of an image net: it pools as it goes, so its
              * conv-sized output and gradient are never written (CPU). */
-            if (layer_conv_can_pool(&m->layer[i - 2], &m->layer[i], m->needs_dx[i - 2])) {
+            if (is_kind(&m->layer[i - 2], &tsr_kind_conv) &&
+                layer_conv_can_pool(&m->layer[i - 2], &m->layer[i], m->needs_dx[i - 2])) {
                 m->layer[i - 2].pool = &m->layer[i];
                 m->pooled[i] = 1;
             }

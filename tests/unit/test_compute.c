@@ -338,10 +338,51 @@ static void test_colsums_affine(void **state)
             near("colsums sumsq", j, sumsq[j], q, 1e-12);
         }
     }
+    /* 16, 32 and 64 columns take the kernel that holds the sums in
+     * registers: the same bits as row-by-row sums. */
+    for (size_t w = 16; w <= 64; w *= 2) {
+        const size_t R = 37;
+        float *xw = randv(R * w, 19, -3, 3);
+        double s2[64], q2[64], cw[64];
+        for (size_t j = 0; j < w; j++)
+            cw[j] = 0.1 * (double)j - 1;
+        for (int centred = 0; centred < 2; centred++) {
+            tsr_compute_colsums(xw, R, w, centred ? cw : NULL, s2, q2);
+            for (size_t j = 0; j < w; j++) {
+                double s = 0, q = 0, c = centred ? cw[j] : 0;
+                for (size_t r = 0; r < R; r++) {
+                    double v = xw[r * w + j], d = centred ? v - c : v;
+                    s += v;
+                    q += d * d;
+                }
+                if (s2[j] != s || q2[j] != q)
+                    fail_msg("colsums of %zu columns (centred %d), column %zu: %.17g %.17g, want %.17g %.17g", w,
+                             centred, j, s2[j], q2[j], s, q);
+            }
+        }
+        free(xw);
+    }
     tsr_compute_colsums(x, rows, n, NULL, sum, NULL);
     tsr_compute_affine_cols(x, rows, n, mean, scale, shift, y);
     for (size_t i = 0; i < rows * n; i++)
         near("affine_cols", i, y[i], ((double)x[i] - mean[i % n]) * scale[i % n] + shift[i % n], 1e-6);
+    /* With the ReLU fused: the same values, clamped; and the gradient sums
+     * after it equal the plain sums of the ReLU-masked dy, bit for bit. */
+    float yr[9 * 13], dy[9 * 13], dm[9 * 13];
+    tsr_compute_affine_cols_relu(x, rows, n, mean, scale, shift, yr);
+    for (size_t i = 0; i < rows * n; i++)
+        if (yr[i] != (y[i] > 0 ? y[i] : 0.0f))
+            fail_msg("affine_cols_relu[%zu] = %.9g, want max(0, %.9g)", i, (double)yr[i], (double)y[i]);
+    for (size_t i = 0; i < rows * n; i++)
+        dy[i] = dm[i] = (float)(i % 7) - 3.0f;
+    for (size_t i = 0; i < rows * n; i++)
+        dm[i] = yr[i] > 0 ? dm[i] : 0.0f;
+    double sdy[13], sdx[13], wdy[13], wdx[13];
+    tsr_compute_bn_grad_sums_relu(x, dy, yr, rows, n, mean, sdy, sdx);
+    tsr_compute_bn_grad_sums(x, dm, rows, n, mean, wdy, wdx);
+    assert_memory_equal(dy, dm, sizeof dy);
+    assert_memory_equal(sdy, wdy, sizeof sdy);
+    assert_memory_equal(sdx, wdx, sizeof sdx);
     free(x), free(mean), free(scale), free(shift);
 }
 

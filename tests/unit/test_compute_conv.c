@@ -15,23 +15,11 @@
 
 #include <cmocka.h>
 
-#include "tessera/compute.h"
-#include "tessera/rng.h"
+#include "conv_test_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static float *randv(size_t n, uint64_t seed)
-{
-    float *v = malloc((n ? n : 1) * sizeof *v);
-    assert_non_null(v);
-    tsr_rng_t r;
-    tsr_rng_seed(&r, seed, 0);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)(2 * tsr_rng_uniform(&r) - 1);
-    return v;
-}
 
 static double dot(const float *a, const float *b, size_t n)
 {
@@ -39,14 +27,6 @@ static double dot(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         s += (double)a[i] * b[i];
     return s;
-}
-
-static tsr_conv_geom_t geom(int h, int w, int c, int k, int stride, int pad, int dil)
-{
-    tsr_conv_geom_t g = {h, w, c, k, stride, pad, dil, 0, 0};
-    g.oh = (h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
-    g.ow = (w + 2 * pad - dil * (k - 1) - 1) / stride + 1;
-    return g;
 }
 
 /* Element (s, h, w, c) of an NHWC tensor. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera/compute.h"
 #include "tessera/error.h"
 #include "tessera/model.h"
 #include "tessera/rng.h"
@@ -144,6 +145,30 @@ static void test_grad_norm(void **s)
     gradcheck("dense(6) bn tanh dense(3)", FLAT, TSR_LOSS_XENT);
     gradcheck("conv(3,3,pad=1) bn relu flatten dense(3)", IMG, TSR_LOSS_XENT);
     gradcheck("conv(3,3,pad=1) ln flatten dense(5) ln dense(3)", IMG, TSR_LOSS_XENT);
+    /* batch norm's fused ReLU masked by the maxpool after it (grad_masked) */
+    gradcheck("conv(3,3,pad=1) bn relu maxpool(2) flatten dense(3)", (tsr_shape_t){2, 6, 6}, TSR_LOSS_XENT);
+}
+
+/* The convs on oneDNN's direct kernels (training's GEMM): with the ReLU as
+ * a post-op and an input gradient, and strided without one. */
+static void test_grad_onednn(void **s)
+{
+    (void)s;
+    if (!tsr_compute_gemm_available(TSR_GEMM_ONEDNN))
+        skip();
+    assert_int_equal(tsr_compute_set_gemm(TSR_GEMM_ONEDNN), TSR_OK);
+    /* Those convs are oneDNN's, not declined to im2col. */
+    tsr_conv_geom_t g1 = {3, 3, 16, 3, 1, 1, 1, 3, 3}, g2 = {6, 6, 8, 3, 1, 1, 1, 6, 6},
+                    g3 = {6, 6, 8, 3, 2, 1, 1, 3, 3};
+    float x[ROWS * 6 * 6 * 16], w[16 * 9 * 16], b[16], y[ROWS * 6 * 6 * 16];
+    memset(x, 0, sizeof x), memset(w, 0, sizeof w), memset(b, 0, sizeof b);
+    assert_int_equal(tsr_compute_conv_dnnl(x, ROWS, &g1, 1, 16, w, b, TSR_ACT_RELU, y), 0);
+    assert_int_equal(tsr_compute_conv_dnnl(x, ROWS, &g2, 1, 8, w, b, TSR_ACT_NONE, y), 0);
+    assert_int_equal(tsr_compute_conv_dnnl(x, ROWS, &g3, 1, 16, w, b, TSR_ACT_NONE, y), 0);
+    gradcheck("conv(16,3,pad=1) bn relu maxpool(2) conv(16,3,pad=1) relu flatten dense(3)", (tsr_shape_t){2, 6, 6},
+              TSR_LOSS_XENT);
+    gradcheck("conv(8,3,pad=1) conv(16,3,stride=2,pad=1) bn flatten dense(3)", (tsr_shape_t){8, 6, 6}, TSR_LOSS_XENT);
+    assert_int_equal(tsr_compute_set_gemm(TSR_GEMM_OPENBLAS), TSR_OK);
 }
 
 static void test_grad_res_dropout(void **s)
@@ -469,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_relu_mask_in_maxpool),
         cmocka_unit_test(test_grads_target),
         cmocka_unit_test(test_grad_norm),
+        cmocka_unit_test(test_grad_onednn),
         cmocka_unit_test(test_grad_res_dropout),
         cmocka_unit_test(test_grad_embed),
         cmocka_unit_test(test_grad_losses),

@@ -5,7 +5,9 @@
  * variance kept as buffers and used in evaluation. Parameters gamma [c],
  * beta [c]; buffers running_mean [c], running_var [c]; state: the batch's
  * mean and 1/std for backward, and the unbiased variance the running one
- * takes (tsr_model_stats_take reads mean and that). */
+ * takes (tsr_model_stats_take reads mean and that). A ReLU after it is
+ * fused (fused_act): applied in the normalising pass, its mask in the
+ * gradient sums' pass. */
 #include "model/layers/layers.h"
 
 #include <math.h>
@@ -68,16 +70,19 @@ static int batch_mean(const tsr_layer_t *l, const tsr_layer_run_t *run, double *
     return TSR_OK;
 }
 
-/* From the centred sums of squares: state's mean, 1/std and unbiased
- * variance, and the running statistics unless deferred. */
-static int batch_stats(tsr_layer_t *l, const tsr_layer_run_t *run, const double *center, double *sq, size_t C, double N)
+/* From the sums of squares about shift (NULL: about the batch mean
+ * center): state's mean, 1/std and unbiased variance, and the running
+ * statistics unless deferred. */
+static int batch_stats(tsr_layer_t *l, const tsr_layer_run_t *run, const double *center, const double *shift,
+                       double *sq, size_t C, double N)
 {
     int rc = reduce(l, run, sq, (int)C);
     if (rc)
         return rc;
     float *mean = l->state, *invstd = l->state + C;
     for (size_t c = 0; c < C; c++) {
-        double var = sq[c] / N;
+        double d = shift ? center[c] - shift[c] : 0.0, var = (sq[c] - N * d * d) / N;
+        var = var > 0.0 ? var : 0.0;
         mean[c] = (float)center[c];
         invstd[c] = (float)(1.0 / sqrt(var + l->arg[1]));
         l->state[2 * C + c] = (float)(N > 1 ? var * N / (N - 1) : var);
@@ -90,41 +95,50 @@ static int batch_stats(tsr_layer_t *l, const tsr_layer_run_t *run, const double 
 static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
-    double *sum = (double *)(void *)run->ws, *sq = sum + C + 1, *tmp = sq + C;
-    float *scale = (float *)(void *)(tmp + C), *shift = scale + C;
+    double *sum = (double *)(void *)run->ws, *sq = sum + C + 1, *K = sq + C;
+    float *scale = (float *)(void *)(K + C), *shift = scale + C;
     const float *gamma = l->params, *beta = l->params + C;
+    void (*apply)(const float *, size_t, size_t, const float *, const float *, const float *, float *) =
+        l->fused_act == TSR_ACT_RELU ? tsr_compute_affine_cols_relu : tsr_compute_affine_cols;
     if (!run->train) {
         for (size_t c = 0; c < C; c++) {
             scale[c] = gamma[c] / sqrtf(l->buffers[C + c] + (float)l->arg[1]);
             shift[c] = beta[c];
         }
-        tsr_compute_affine_cols(x, rows, C, l->buffers, scale, shift, y);
+        apply(x, rows, C, l->buffers, scale, shift, y);
         return TSR_OK;
     }
+    /* One pass for both sums: the squares about the running mean K (the
+     * same on every rank with sync_bn), which sits near the batch's mean,
+     * so the shift back to it below loses nothing in double. */
     double N;
-    tsr_compute_colsums(x, rows, C, NULL, sum, NULL);
+    for (size_t c = 0; c < C; c++)
+        K[c] = (double)l->buffers[c];
+    tsr_compute_colsums(x, rows, C, K, sum, sq);
     int rc = batch_mean(l, run, sum, C, rows, &N);
     if (rc)
         return rc;
-    tsr_compute_colsums(x, rows, C, sum, tmp, sq);
-    if ((rc = batch_stats(l, run, sum, sq, C, N)))
+    if ((rc = batch_stats(l, run, sum, K, sq, C, N)))
         return rc;
     for (size_t c = 0; c < C; c++) {
         scale[c] = gamma[c] * l->state[C + c];
         shift[c] = beta[c];
     }
-    tsr_compute_affine_cols(x, rows, C, l->state, scale, shift, y);
+    apply(x, rows, C, l->state, scale, shift, y);
     return TSR_OK;
 }
 
 static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, const float *y, float *dy, float *dx,
                        size_t n)
 {
-    (void)y;
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
     double *sdy = (double *)(void *)run->ws, *sdx = sdy + C; /* sums of dy and dy*(x-mean) */
     const float *mean = l->state, *invstd = l->state + C, *gamma = l->params;
-    tsr_compute_bn_grad_sums(x, dy, rows, C, mean, sdy, sdx);
+    /* A fused ReLU's mask in the same pass, unless a maxpool applied it. */
+    if (l->fused_act == TSR_ACT_RELU && !l->grad_masked)
+        tsr_compute_bn_grad_sums_relu(x, dy, y, rows, C, mean, sdy, sdx);
+    else
+        tsr_compute_bn_grad_sums(x, dy, rows, C, mean, sdy, sdx);
     for (size_t c = 0; c < C; c++) {
         l->grads[c] = (float)(sdx[c] * invstd[c]); /* dgamma */
         l->grads[C + c] = (float)sdy[c];           /* dbeta */
@@ -164,7 +178,9 @@ static int bn_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run,
     float eps = (float)l->arg[1];
     if (!run->train) {
         int rc = tsr_gpu_upload(gpu, run->ws, h->buffers, 2 * C * sizeof(float));
-        return rc ? rc : tsr_gpu_bn_apply(gpu, x, rows, C, run->ws, NULL, run->ws + C, eps, gamma, beta, y);
+        if (!rc)
+            rc = tsr_gpu_bn_apply(gpu, x, rows, C, run->ws, NULL, run->ws + C, eps, gamma, beta, y);
+        return rc || !l->fused_act ? rc : tsr_gpu_act(gpu, (tsr_act_t)l->fused_act, y, rows * C);
     }
     double *dsum = (double *)(void *)run->ws, *dsq = dsum + C + 1, *sum = (double *)(void *)v->host_ws,
            *sq = sum + C + 1;
@@ -181,20 +197,24 @@ static int bn_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run,
     if (!rc)
         rc = tsr_gpu_download(gpu, sq, dsq, C * sizeof *sq);
     if (!rc)
-        rc = batch_stats(h, run, sum, sq, C, N);
+        rc = batch_stats(h, run, sum, NULL, sq, C, N);
     if (!rc)
         rc = tsr_gpu_upload(gpu, l->state, h->state, 2 * C * sizeof(float));
-    return rc ? rc : tsr_gpu_bn_apply(gpu, x, rows, C, l->state, l->state + C, NULL, eps, gamma, beta, y);
+    if (!rc)
+        rc = tsr_gpu_bn_apply(gpu, x, rows, C, l->state, l->state + C, NULL, eps, gamma, beta, y);
+    return rc || !l->fused_act ? rc : tsr_gpu_act(gpu, (tsr_act_t)l->fused_act, y, rows * C);
 }
 
 static int bn_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, const float *y,
                            float *dy, float *dx, size_t n)
 {
-    (void)y;
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
     double *dsums = (double *)(void *)run->ws, N = (double)rows;
     const float *mean = l->state, *invstd = l->state + C;
-    int rc = tsr_gpu_colsums_dot(gpu, dy, x, mean, rows, C, dsums, dsums + C);
+    /* The fused activation's derivative (the GPU's maxpool applies no mask). */
+    int rc = l->fused_act ? tsr_gpu_act_backward(gpu, (tsr_act_t)l->fused_act, y, dy, rows * C) : TSR_OK;
+    if (!rc)
+        rc = tsr_gpu_colsums_dot(gpu, dy, x, mean, rows, C, dsums, dsums + C);
     if (!rc)
         rc = tsr_gpu_bn_grads(gpu, dsums, invstd, C, l->grads);
     if (rc || !dx)

@@ -135,6 +135,9 @@ static int conv_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
             tsr_compute_conv_direct(x, n, &g, run->ws, b, M, (tsr_act_t)l->fused_act, taps, y);
         return TSR_OK;
     }
+    int rc = tsr_compute_conv_dnnl(x, n, &g, groups, M, w, b, (tsr_act_t)l->fused_act, y);
+    if (rc <= 0) /* done by oneDNN's direct kernels, or failed */
+        return rc;
     size_t ns = chunk(l);
     for (size_t s0 = 0; s0 < n; s0 += ns) {
         size_t cnt = n - s0 < ns ? n - s0 : ns, rows = cnt * opix;
@@ -179,6 +182,15 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
         }
         transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
+    }
+    if (act == TSR_ACT_NONE || act == TSR_ACT_RELU) {
+        /* oneDNN: the activation's derivative and the bias gradient first
+         * (our pass sums the bias faster than oneDNN's own, in SSE). */
+        tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
+        int rc = tsr_compute_conv_dnnl_backward(x, dy, n, &g, groups, M, (tsr_act_t)l->fused_act, l->params, gw, dx);
+        if (rc <= 0)
+            return rc;
+        act = TSR_ACT_NONE; /* declined: dy already holds the derivative */
     }
     size_t ns = chunk(l);
     float *col = run->ws, *dcol = run->ws + ns * opix * kk, *db = dcol + ns * opix * kk;
