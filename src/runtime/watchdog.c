@@ -193,8 +193,10 @@ static void stall(tsr_runtime_t *rt, int expired)
                     "with exit code 76",
                     waited, rt->wd_limit, mine.what, elsewhere);
     } else {
-        /* The reporter's abort ends this process; only if it does not. */
-        nap(grace + 3);
+        /* The reporter's abort ends this process; only if it does not.
+         * Ten seconds for MPI_Abort to reach us: 3 were too few under a
+         * loaded CI machine, and a second line then named this rank too. */
+        nap(grace + 10);
         tsr_log(TSR_LOG_ERROR,
                 "watchdog: rank %d waited %.0f s at %s and the rank that should have reported the "
                 "missing ranks did not end the job; aborting with exit code 76",

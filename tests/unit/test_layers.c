@@ -485,6 +485,48 @@ static void test_relu_mask_in_maxpool(void **state)
     tsr_model_destroy(b);
 }
 
+/* Batch norm + ReLU + maxpool: the maxpool masks for the ReLU fused into
+ * the batch norm (tiling and overlapping windows); loss, gradients,
+ * running statistics and predictions equal, bit for bit, those of the
+ * same net with dropout(0) before each pool, where nothing fuses across. */
+static void test_bn_relu_mask_in_maxpool(void **state)
+{
+    (void)state;
+    const tsr_shape_t in = {2, 8, 8};
+    tsr_model_t *a = build("conv(4,3,pad=1) bn relu maxpool(2) conv(3,3,pad=1) bn relu maxpool(2,stride=1) flatten "
+                           "dense(3)",
+                           in, TSR_LOSS_XENT, ROWS);
+    tsr_model_t *b = build("conv(4,3,pad=1) bn relu dropout(0) maxpool(2) conv(3,3,pad=1) bn relu dropout(0) "
+                           "maxpool(2,stride=1) flatten dense(3)",
+                           in, TSR_LOSS_XENT, ROWS);
+    assert_true(tsr_model_layer(a, 1)->grad_masked && tsr_model_layer(a, 3)->mask_relu);
+    assert_true(tsr_model_layer(a, 5)->grad_masked && tsr_model_layer(a, 7)->mask_relu);
+    assert_true(!tsr_model_layer(b, 1)->pool && !tsr_model_layer(b, 1)->grad_masked);
+    size_t np = tsr_model_nparams(a), nb, nb2;
+    assert_int_equal(np, tsr_model_nparams(b));
+    memcpy(tsr_model_params(b), tsr_model_params(a), np * sizeof(float));
+    batch_t x;
+    make_batch(a, &x, 0);
+    for (int step = 0; step < 2; step++) {
+        tsr_model_forward(a, x.x, ROWS);
+        tsr_model_forward(b, x.x, ROWS);
+        double la = tsr_model_backward(a, x.y, NULL, ROWS, 1.0f, NULL, NULL);
+        double lb = tsr_model_backward(b, x.y, NULL, ROWS, 1.0f, NULL, NULL);
+        assert_true(la == lb);
+        assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), np * sizeof(float));
+    }
+    float *ba = tsr_model_buffers(a, &nb), *bb = tsr_model_buffers(b, &nb2);
+    assert_int_equal(nb, nb2);
+    assert_memory_equal(ba, bb, nb * sizeof(float));
+    float pa[ROWS * 3], pb[ROWS * 3]; /* evaluation: the running statistics */
+    assert_int_equal(tsr_model_predict(a, x.x, ROWS, pa), TSR_OK);
+    assert_int_equal(tsr_model_predict(b, x.x, ROWS, pb), TSR_OK);
+    assert_memory_equal(pa, pb, sizeof pa);
+    free_batch(&x);
+    tsr_model_destroy(a);
+    tsr_model_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_grad_conv),
         cmocka_unit_test(test_grad_pool),
         cmocka_unit_test(test_relu_mask_in_maxpool),
+        cmocka_unit_test(test_bn_relu_mask_in_maxpool),
         cmocka_unit_test(test_grads_target),
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_grad_onednn),
