@@ -183,9 +183,11 @@ static int conv_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float
         transpose(run->ws, M, kk, gw, 1);
         return TSR_OK;
     }
-    if (act == TSR_ACT_NONE || act == TSR_ACT_RELU) {
+    if (tsr_compute_get_gemm() == TSR_GEMM_ONEDNN && (act == TSR_ACT_NONE || act == TSR_ACT_RELU)) {
         /* oneDNN: the activation's derivative and the bias gradient first
-         * (our pass sums the bias faster than oneDNN's own, in SSE). */
+         * (our pass sums the bias faster than oneDNN's own, in SSE). Only
+         * on its threads: elsewhere the chunks below sum the bias, and this
+         * pass would be a second one over dy. */
         tsr_compute_act_bias_grad(act, y, dy, n * opix, M, gb);
         int rc = tsr_compute_conv_dnnl_backward(x, dy, n, &g, groups, M, (tsr_act_t)l->fused_act, l->params, gw, dx);
         if (rc <= 0)
