@@ -454,6 +454,23 @@ static void test_grads_target(void **state)
     tsr_model_destroy(m);
 }
 
+/* b given a's parameters; then each of steps training steps on one batch
+ * gives both the same loss and gradients, bit for bit. */
+static void same_steps(tsr_model_t *a, tsr_model_t *b, const batch_t *x, int steps)
+{
+    size_t np = tsr_model_nparams(a);
+    assert_int_equal(np, tsr_model_nparams(b));
+    memcpy(tsr_model_params(b), tsr_model_params(a), np * sizeof(float));
+    for (int step = 0; step < steps; step++) {
+        tsr_model_forward(a, x->x, ROWS);
+        tsr_model_forward(b, x->x, ROWS);
+        double la = tsr_model_backward(a, x->y, NULL, ROWS, 1.0f, NULL, NULL);
+        double lb = tsr_model_backward(b, x->y, NULL, ROWS, 1.0f, NULL, NULL);
+        assert_true(la == lb);
+        assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), np * sizeof(float));
+    }
+}
+
 /* conv + ReLU + maxpool: the maxpool applies the ReLU's mask and the conv
  * skips it (layer.h); loss and gradients equal, bit for bit, those of the
  * same net with dropout(0) between, where nothing fuses across. Tiling and
@@ -469,17 +486,9 @@ static void test_relu_mask_in_maxpool(void **state)
     assert_true(tsr_model_layer(a, 0)->grad_masked && tsr_model_layer(a, 2)->mask_relu);
     assert_true(tsr_model_layer(a, 3)->grad_masked && tsr_model_layer(a, 5)->mask_relu);
     assert_false(tsr_model_layer(b, 0)->grad_masked || tsr_model_layer(b, 3)->mask_relu);
-    size_t np = tsr_model_nparams(a);
-    assert_int_equal(np, tsr_model_nparams(b));
-    memcpy(tsr_model_params(b), tsr_model_params(a), np * sizeof(float));
     batch_t x;
     make_batch(a, &x, 0);
-    tsr_model_forward(a, x.x, ROWS);
-    tsr_model_forward(b, x.x, ROWS);
-    double la = tsr_model_backward(a, x.y, NULL, ROWS, 1.0f, NULL, NULL);
-    double lb = tsr_model_backward(b, x.y, NULL, ROWS, 1.0f, NULL, NULL);
-    assert_true(la == lb);
-    assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), np * sizeof(float));
+    same_steps(a, b, &x, 1);
     free_batch(&x);
     tsr_model_destroy(a);
     tsr_model_destroy(b);
@@ -501,20 +510,11 @@ static void test_bn_relu_mask_in_maxpool(void **state)
                            in, TSR_LOSS_XENT, ROWS);
     assert_true(tsr_model_layer(a, 1)->grad_masked && tsr_model_layer(a, 3)->mask_relu);
     assert_true(tsr_model_layer(a, 5)->grad_masked && tsr_model_layer(a, 7)->mask_relu);
-    assert_true(!tsr_model_layer(b, 1)->pool && !tsr_model_layer(b, 1)->grad_masked);
-    size_t np = tsr_model_nparams(a), nb, nb2;
-    assert_int_equal(np, tsr_model_nparams(b));
-    memcpy(tsr_model_params(b), tsr_model_params(a), np * sizeof(float));
+    assert_false(tsr_model_layer(b, 1)->grad_masked || tsr_model_layer(b, 3)->mask_relu);
+    size_t nb, nb2;
     batch_t x;
     make_batch(a, &x, 0);
-    for (int step = 0; step < 2; step++) {
-        tsr_model_forward(a, x.x, ROWS);
-        tsr_model_forward(b, x.x, ROWS);
-        double la = tsr_model_backward(a, x.y, NULL, ROWS, 1.0f, NULL, NULL);
-        double lb = tsr_model_backward(b, x.y, NULL, ROWS, 1.0f, NULL, NULL);
-        assert_true(la == lb);
-        assert_memory_equal(tsr_model_grads(a), tsr_model_grads(b), np * sizeof(float));
-    }
+    same_steps(a, b, &x, 2);
     float *ba = tsr_model_buffers(a, &nb), *bb = tsr_model_buffers(b, &nb2);
     assert_int_equal(nb, nb2);
     assert_memory_equal(ba, bb, nb * sizeof(float));
