@@ -62,8 +62,15 @@ typedef struct tsr_comm_options {
     const char *backend;   /* NULL or "auto", "mpi", "shm", "nccl" */
     const char *algorithm; /* the allreduce between ranks ("mpi") or node
                             * leaders ("shm"): NULL or "auto", "ring",
-                            * "rabenseifner", "tree", "alltoall"; "nccl"
-                            * ignores it (NCCL picks its own) */
+                            * "rabenseifner", "tree", "alltoall", "hier"
+                            * (ring within each switch's ranks, across
+                            * switches, within again: needs a topology);
+                            * "nccl" ignores it (NCCL picks its own) */
+    const char *topology;  /* which ranks share a leaf switch, for "hier" and
+                            * "auto": NULL or "auto" (SLURM_TOPOLOGY_ADDR,
+                            * set under SLURM's topology/tree plugin), "none",
+                            * "node" (ranks grouped by host), or the path of
+                            * a SLURM topology.conf */
     size_t bucket_bytes;   /* 0: one bucket */
     tsr_gpu_t *gpu;        /* non-NULL: buf is device memory on this GPU */
     int fixed_tree;        /* every element summed over ranks as a perfect binary

@@ -71,6 +71,7 @@ typedef struct tsr_runtime_options {
     tsr_device_choice_t device;
     const char *comm;                /* back-end name or "auto" */
     const char *allreduce_algorithm; /* between ranks or node leaders: "auto" or a name (comm.h) */
+    const char *topology;            /* runtime.topology: auto, none, node or a topology.conf (comm.h) */
     size_t bucket_bytes;
     int comm_fp32; /* runtime.comm_precision = fp32: half-precision runs reduce fp32 gradients */
     int bind, blas_threads, verbose;

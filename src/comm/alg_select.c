@@ -60,7 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const names[TSR_ALG_COUNT] = {"auto", "ring", "rabenseifner", "tree", "alltoall"};
+static const char *const names[TSR_ALG_COUNT] = {"auto", "ring", "rabenseifner", "tree", "alltoall", "hier"};
 
 const char *tsr_alg_name(int alg) { return alg >= 0 && alg < TSR_ALG_COUNT ? names[alg] : "?"; }
 
@@ -161,6 +161,7 @@ size_t tsr_alg_scratch(int alg, size_t m, int size)
     case TSR_ALG_RABENSEIFNER: return pow2 ? (m + 1) / 2 : m; /* a folding rank receives the whole piece */
     case TSR_ALG_TREE: return m;
     case TSR_ALG_ALLTOALL: return (P - 1) * ((m + P - 1) / P);
+    case TSR_ALG_HIER: return m / 2 + 1; /* a slice of the group's ring (groups of 2 or more) */
     default: return 0;
     }
 }

@@ -21,7 +21,7 @@ typedef struct comm_bucket {
 
 /* Allreduce algorithms of the "mpi" back-end (and of "shm" between node
  * leaders); see mpi_internal.h and alg_select.c. */
-enum { TSR_ALG_AUTO, TSR_ALG_RING, TSR_ALG_RABENSEIFNER, TSR_ALG_TREE, TSR_ALG_ALLTOALL, TSR_ALG_COUNT };
+enum { TSR_ALG_AUTO, TSR_ALG_RING, TSR_ALG_RABENSEIFNER, TSR_ALG_TREE, TSR_ALG_ALLTOALL, TSR_ALG_HIER, TSR_ALG_COUNT };
 
 /* What a back-end calls in every loop that waits for other ranks (the
  * engine's owner watches the wait there: tsr_comm_set_idle). */
@@ -50,6 +50,7 @@ typedef struct comm_setup {
     tsr_precision_t half;    /* bf16/fp16: "nccl" sums a half copy (the staged host back-ends: fp32) */
     int algorithm;           /* TSR_ALG_*: the allreduce between ranks (or node leaders) */
     int fixed_tree;          /* sum as a perfect binary tree over ranks (tsr_comm_options_t) */
+    const char *topology;    /* which ranks share a switch (tsr_comm_options_t, topology.h) */
     const comm_idle_t *idle; /* call comm_idle(idle) while waiting */
 } comm_setup_t;
 

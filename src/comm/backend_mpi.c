@@ -132,6 +132,7 @@ static void mpi_destroy(void *state)
     free(s->reqs);
     free(s->indices);
     free(s->runs);
+    tsr_topo_destroy(&s->topo);
     free(s);
 }
 
@@ -236,6 +237,17 @@ static int mpi_create(const comm_setup_t *setup, void **state)
         goto fail;
     }
     MPI_Comm_set_errhandler(s->comm1, MPI_ERRORS_RETURN);
+    /* The switches, for hier (collective: every rank gets the same groups
+     * or the same error). auto never picks hier (alg_select.c). */
+    if (s->alg == TSR_ALG_HIER && (rc = tsr_topo_create(s->comm1, setup->topology, &s->topo)))
+        goto fail;
+    if (s->alg == TSR_ALG_HIER && s->topo.G == 0) {
+        rc = tsr_error_set(TSR_EINVAL,
+                           "comm: allreduce algorithm hier needs ranks grouped by leaf switch or node, and "
+                           "runtime.topology = %s gives none usable: %s",
+                           setup->topology ? setup->topology : "auto", s->topo.why);
+        goto fail;
+    }
     if (s->alg == TSR_ALG_ALLTOALL) {
         err = MPI_Comm_dup(setup->comm, &s->comm2);
         if (err != MPI_SUCCESS) {
@@ -281,6 +293,7 @@ static int step_of(mpi_state_t *s, mrun_t *run)
     case TSR_ALG_RING: return tsr_alg_ring_step(s, run);
     case TSR_ALG_RABENSEIFNER: return tsr_alg_rhd_step(s, run);
     case TSR_ALG_TREE: return tsr_alg_tree_step(s, run);
+    case TSR_ALG_HIER: return tsr_alg_hier_step(s, run);
     default: return tsr_alg_alltoall_step(s, run);
     }
 }

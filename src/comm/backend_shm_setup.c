@@ -178,6 +178,7 @@ int tsr_shm_create(const comm_setup_t *setup, void **state)
             .buckets = s->chunks,
             .nbuckets = s->nch,
             .algorithm = setup->algorithm,
+            .topology = setup->topology,
             .idle = s->idle,
         };
         MPI_Comm_rank(s->leaders, &in.rank);

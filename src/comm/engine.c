@@ -168,8 +168,8 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
     int alg = tsr_alg_parse(opts->algorithm);
     if (alg < 0)
         return tsr_error_set(TSR_EINVAL,
-                             "comm: unknown allreduce algorithm '%s'; expected auto, ring, rabenseifner, tree or "
-                             "alltoall",
+                             "comm: unknown allreduce algorithm '%s'; expected auto, ring, rabenseifner, tree, "
+                             "alltoall or hier",
                              opts->algorithm);
     int rank = 0, size = 1;
     if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
@@ -242,6 +242,7 @@ int tsr_comm_create_opts(MPI_Comm comm, const tsr_comm_options_t *opts, float *b
         .half = gpu ? opts->half : TSR_PRECISION_FP32,
         .algorithm = alg,
         .fixed_tree = tree,
+        .topology = opts->topology,
         .idle = &c->idle,
     };
     if (!c->alone && (rc = be->create(&setup, &c->state)) == TSR_ENOTSUP && tree && !strcmp(backend, "auto") &&

@@ -12,6 +12,7 @@
 #ifndef TSR_COMM_MPI_INTERNAL_H
 #define TSR_COMM_MPI_INTERNAL_H
 #include "comm/backend.h"
+#include "comm/topology.h"
 
 #include <mpi.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@ enum {
     AUTO_ALLTOALL_MAX = 4, /* "auto" is alltoall up to this many ranks */
 };
 
-/* TSR_ALG_* (backend.h) names: "auto", "ring", "rabenseifner", "tree", "alltoall". */
+/* TSR_ALG_* (backend.h) names: "auto", "ring", "rabenseifner", "tree", "alltoall", "hier". */
 const char *tsr_alg_name(int alg);
 /* What a configured algorithm runs as on `size` ranks: "auto" is
  * alltoall on small worlds (alg_select.c), else unchanged. */
@@ -59,6 +60,14 @@ typedef struct mrun {
     int *ints;        /* this slot's alltoall counts (5 * size) */
 } mrun_t;
 
+/* A ring of n ranks over x[0, m): this rank is number `me` in it, left and
+ * right are its neighbours' ranks in comm1 (alg_ring.c). */
+typedef struct ring {
+    float *x;
+    size_t m;
+    int n, me, left, right;
+} ring_t;
+
 typedef struct mpi_state {
     MPI_Comm comm1, comm2; /* p2p and alltoall phase 1; alltoall phase 2 */
     int rank, size;
@@ -81,6 +90,7 @@ typedef struct mpi_state {
     double sum_seconds_per_byte; /* SimGrid: modelled cost of a sum, per output byte */
     int sums_charged_only;       /* SimGrid, TSR_SIM_SKIP_SUMS=1: charge sums, do not add */
     const comm_idle_t *idle;     /* called while wait polls (backend.h) */
+    tsr_topo_t topo;             /* groups of ranks by switch or node (topology.h); G = 0: none */
 } mpi_state_t;
 
 /* What a step function reports. */
@@ -90,6 +100,14 @@ int tsr_alg_ring_step(mpi_state_t *s, mrun_t *run);
 int tsr_alg_rhd_step(mpi_state_t *s, mrun_t *run);  /* rabenseifner */
 int tsr_alg_tree_step(mpi_state_t *s, mrun_t *run); /* recursive doubling */
 int tsr_alg_alltoall_step(mpi_state_t *s, mrun_t *run);
+int tsr_alg_hier_step(mpi_state_t *s, mrun_t *run); /* ring within groups, across, within */
+
+/* Slice j of m floats cut into P: its first float. */
+size_t tsr_ring_slice_lo(size_t m, int P, int j);
+/* Ring round k: its sum, once its transfers are done (reduce-scatter
+ * rounds k < n-1; others add nothing), and posting its transfers. */
+void tsr_ring_finish(const mpi_state_t *s, const mrun_t *run, const ring_t *g, int k);
+int tsr_ring_post(const mpi_state_t *s, mrun_t *run, const ring_t *g, int k);
 
 /* A failed MPI call of piece p as a TSR_EMPI message. */
 int tsr_mpi_fail(const mpi_state_t *s, int err, const char *call, size_t piece);

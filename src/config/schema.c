@@ -13,7 +13,7 @@ static const char *const exclude_choices[] = {"bias_and_norm", "none", NULL};
 static const char *const early_choices[] = {"loss", "accuracy", NULL};
 static const char *const repro_choices[] = {"ranks", "world", NULL};
 static const char *const comm_choices[] = {"auto", "mpi", "shm", "nccl", NULL};
-static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", NULL};
+static const char *const allreduce_choices[] = {"auto", "ring", "rabenseifner", "tree", "alltoall", "hier", NULL};
 static const char *const gemm_choices[] = {"auto", "onednn", "openblas", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const onerr_choices[] = {"continue", "stop", NULL};
@@ -114,7 +114,10 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "comm_precision", TSR_T_ENUM, "compute", 0, 0, comm_prec_choices,
      "gradients reduced in the compute precision (train.precision; nccl) or fp32"},
     {"runtime", "allreduce_algorithm", TSR_T_ENUM, "auto", 0, 0, allreduce_choices,
-     "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size and world"},
+     "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size, world and topology"},
+    {"runtime", "topology", TSR_T_STR, "auto", 0, 0, NULL,
+     "which ranks share a leaf switch, for hier: auto (SLURM_TOPOLOGY_ADDR), none, node, or a SLURM topology.conf "
+     "(relative to the config file)"},
     {"runtime", "bucket_kb", TSR_T_INT, "1024", 1, 1L << 30, NULL, "gradient bucket size in KiB"},
     {"runtime", "bind", TSR_T_BOOL, "true", 0, 0, NULL, "bind ranks to cores with hwloc"},
     {"runtime", "blas_threads", TSR_T_INT, "0", 0, 4096, NULL, "BLAS threads per rank (0: cores owned)"},

@@ -265,6 +265,7 @@ static void runtime_options(const tsr_config_t *c, tsr_runtime_options_t *o)
                                                      : TSR_DEVICE_CPU;
     o->comm = get(c, "runtime", "comm");
     o->allreduce_algorithm = get(c, "runtime", "allreduce_algorithm");
+    o->topology = get(c, "runtime", "topology");
     o->comm_fp32 = is(c, "runtime", "comm_precision", "fp32");
     o->bucket_bytes = (size_t)tsr_config_get_long(c, "runtime", "bucket_kb") << 10;
     o->bind = tsr_config_get_bool(c, "runtime", "bind");

@@ -3,6 +3,7 @@
 #include "train/setup.h"
 #include "tessera/error.h"
 #include "tessera/place.h"
+#include "common/fileutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,9 +235,20 @@ static int build(tsr_train_ctx_t *ctx, const tsr_model_spec_t *spec, size_t outp
 static int build_engine(tsr_train_ctx_t *ctx)
 {
     const tsr_runtime_options_t *ro = &ctx->opt->runtime;
+    const char *topo = ro->topology;
+    char topo_path[4096];
+    /* runtime.topology: a name, or a topology.conf relative to the config file */
+    if (topo && strcmp(topo, "auto") && strcmp(topo, "none") && strcmp(topo, "node")) {
+        int rc = tsr_path_join(tsr_config_dir(ctx->opt->config), topo, topo_path, sizeof topo_path);
+        if (rc)
+            return tsr_error_prefix(rc, "[runtime] topology = %s (%s): ", topo,
+                                    tsr_config_origin(ctx->opt->config, "runtime", "topology"));
+        topo = topo_path;
+    }
     tsr_comm_options_t co = {
         .backend = ro->comm,
         .algorithm = ro->allreduce_algorithm,
+        .topology = topo,
         .fixed_tree = ctx->sched.world_repro,
         .bucket_bytes = ro->bucket_bytes,
         .gpu = ctx->net.gpu,
@@ -244,6 +256,9 @@ static int build_engine(tsr_train_ctx_t *ctx)
     };
     int rc = tsr_comm_create_opts(tsr_runtime_world(ctx->rt), &co, tsr_model_work_grads(ctx->net.model),
                                   tsr_model_nparams(ctx->net.model), &ctx->comm.engine);
+    if (rc && strstr(tsr_last_error(), "runtime.topology"))
+        return tsr_error_prefix(
+            rc, "[runtime] topology (%s): ", tsr_config_origin(ctx->opt->config, "runtime", "topology"));
     if (rc == TSR_ENOTSUP || rc == TSR_EINVAL)
         return tsr_error_prefix(rc, "[runtime] comm = %s (%s): ", ro->comm,
                                 tsr_config_origin(ctx->opt->config, "runtime", "comm"));

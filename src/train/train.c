@@ -72,16 +72,19 @@ static void say_what(const tsr_train_ctx_t *ctx, size_t nparams)
 {
     const tsr_train_sched_t *sc = &ctx->sched;
     const tsr_comm_t *c = ctx->comm.engine;
-    char acc[80] = "", gemm[96];
+    char acc[80] = "", gemm[96], alg[48] = "";
     tsr_compute_gemm_describe(gemm, sizeof gemm);
+    const char *a = c && tsr_comm_nbuckets(c) ? tsr_comm_algorithm(c, 0) : NULL;
+    if (a) /* the first bucket's; auto may pick others for smaller ones */
+        snprintf(alg, sizeof alg, ", %s", a);
     if (sc->accum > 1)
         snprintf(acc, sizeof acc, " (%zu micro-batches of %zu: global batch %zu)", sc->accum, sc->micro,
                  sc->batch * (size_t)ctx->world);
     tsr_log(TSR_LOG_INFO,
             "training %s: %zu samples x %zu features, model %zu parameters, %d ranks x batch %zu%s, "
-            "%zu steps/epoch, comm %s (%zu buckets%s), %d BLAS thread%s per rank (GEMM: %s)",
+            "%zu steps/epoch, comm %s (%zu buckets%s%s), %d BLAS thread%s per rank (GEMM: %s)",
             ctx->data.path, tsr_dataset_rows(ctx->data.train), tsr_dataset_dim(ctx->data.train), nparams, ctx->world,
-            sc->batch, acc, sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c),
+            sc->batch, acc, sc->steps_per_epoch, tsr_comm_backend(c), tsr_comm_nbuckets(c), alg,
             tsr_comm_staged(c) ? ", GPU gradients staged through host memory" : "", sc->blas_threads,
             sc->blas_threads == 1 ? "" : "s", gemm);
     tsr_log(TSR_LOG_DEBUG, "%s: %s", tsr_runtime_hostname(ctx->rt), sc->placement);

@@ -4,7 +4,7 @@
  * and against single-core memcpy of the same number of bytes, all in the
  * same run. Methods (--methods, comma-separated; the default list below):
  *   mpi:ALG:BUCKET    the "mpi" back-end with allreduce algorithm ALG (auto,
- *                     ring, rabenseifner, tree, alltoall) and BUCKET-byte
+ *                     ring, rabenseifner, tree, alltoall, hier) and BUCKET-byte
  *                     buckets (0: one bucket; K, M, G suffixes);
  *   shm:ALG:BUCKET    the "shm" back-end (ALG: between node leaders, which
  *                     on one machine means TSR_COMM_FAKE_NODES is set);
@@ -29,8 +29,10 @@
  *
  *   mpiexec -n 2 bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]
  *                                [--methods LIST] [--iters N] [--warmup N] [--no-check] [--tsv]
- *                                [--stat median|min]
+ *                                [--stat median|min] [--topology SPEC]
  *
+ * --topology: the engines' runtime.topology (auto, none, node or a SLURM
+ * topology.conf), which hier needs and auto consults.
  * --gpu (one CUDA device per rank, local rank = device): the "nccl"
  * back-end on device buffers, one bucket and 25 MiB buckets, each call
  * waited for (the engine's wait syncs its stream), beside MPI_Allreduce of
@@ -332,6 +334,8 @@ static void run_gpu(size_t min_bytes, size_t max_bytes, double iters_scale, floa
     tsr_gpu_destroy(g);
 }
 
+static const char *topology; /* --topology */
+
 static tsr_comm_t *make_engine(const method_t *m, float *buf, size_t n)
 {
     if (m->kind != K_ENGINE)
@@ -339,7 +343,10 @@ static tsr_comm_t *make_engine(const method_t *m, float *buf, size_t n)
     tsr_comm_t *c = NULL;
     if (m->barrier)
         setenv("TSR_COMM_SHM_SYNC", "barrier", 1);
-    tsr_comm_options_t o = {.backend = m->backend, .algorithm = m->alg, .bucket_bytes = m->bucket};
+    tsr_comm_options_t o = {.backend = m->backend,
+                            .algorithm = m->alg,
+                            .bucket_bytes = m->bucket,
+                            .topology = topology};
     int rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c);
     if (m->barrier)
         unsetenv("TSR_COMM_SHM_SYNC");
@@ -417,6 +424,8 @@ int main(int argc, char **argv)
             bad = (fixed_warmup = atoi(argv[++i])) < 0;
         else if (strcmp(argv[i], "--methods") == 0 && i + 1 < argc)
             methods = argv[++i];
+        else if (strcmp(argv[i], "--topology") == 0 && i + 1 < argc)
+            topology = argv[++i];
         else
             bad = 1;
         if (bad || iters_scale <= 0 || min_bytes < sizeof(float) || max_bytes / sizeof(float) > INT_MAX) {
@@ -424,7 +433,7 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "usage: bench_allreduce [--min-bytes N] [--max-bytes N] [--iters-scale F] [--gpu]\n"
                         "                       [--methods LIST] [--iters N] [--warmup N] [--no-check] [--tsv]\n"
-                        "                       [--stat median|min]\n"
+                        "                       [--stat median|min] [--topology SPEC]\n"
                         "  N in bytes, with K, M or G for powers of 1024 (defaults 4K and 64M)\n"
                         "  LIST: comma-separated mpi:ALG:BUCKET, shm:ALG:BUCKET, shmbar:ALG:BUCKET,\n"
                         "        allreduce, allreduce-op (default %s)\n",

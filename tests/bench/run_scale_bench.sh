@@ -124,6 +124,18 @@ platform() {
     echo '</platform>'
   } > "$f"
   for ((i = 0; i < hosts; i++)); do echo "n$i"; done > "$out/$name.hosts"
+  # The SLURM topology.conf the engines read (runtime.topology): the
+  # fat-tree's leaves of 16 hosts; the flat cluster's one switch (one
+  # leaf: auto runs flat there, hier is refused).
+  {
+    echo "# $name: written by run_scale_bench.sh"
+    if [ "$name" = fattree ]; then
+      for ((i = 0; i < hosts / 16; i++)); do echo "SwitchName=sw$i Nodes=n[$((i * 16))-$((i * 16 + 15))]"; done
+      echo "SwitchName=spine Switches=sw[0-$((hosts / 16 - 1))]"
+    else
+      echo "SwitchName=sw0 Nodes=n[0-$((hosts - 1))]"
+    fi
+  } > "$out/$name.topology.conf"
 }
 
 # Proportional memory (Pss: shared pages divided among their sharers, so
@@ -158,7 +170,7 @@ one() {
   t0=$(date +%s.%N)
   nice -n "${TSR_SIM_NICE:-5}" /usr/bin/time -f '%U %S' -o "$out/cpu.txt" \
     smpirun -np "$p" -hostfile "${plat%.xml}.hosts" -platform "$plat" "${SMPI_CFG[@]}" "$sim" --min-bytes "$size" --max-bytes "$size" \
-    --methods "$method" --iters 1 --warmup 0 --no-check --tsv > "$res" 2>&1 &
+    --methods "$method" --iters 1 --warmup 0 --no-check --tsv --topology "${plat%.xml}.topology.conf" > "$res" 2>&1 &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     now=$(pss_kb "$pid")

@@ -3,7 +3,7 @@
  * again from their description in src/comm/alg_select.c, so tests can
  * compute every sum the engine must produce, bit for bit. Which algorithm
  * "auto" runs on a piece and how big pieces are come from the library
- * (tsr_alg_choose, tsr_alg_piece_bytes): the orders do not. */
+ * (tsr_alg_choose, tsr_alg_pieces): the orders do not. */
 #ifndef TSR_TEST_COMM_ORDER_H
 #define TSR_TEST_COMM_ORDER_H
 #include "comm/mpi_internal.h"
@@ -11,6 +11,10 @@
 #include <stddef.h>
 
 enum { ORDER_MAXP = 1024 };
+
+/* The topology hier runs on (test_comm_topo.c): order_groups groups of
+ * order_L ranks, order_member[g * order_L + i] the i-th rank of group g. */
+static int order_groups, order_L, order_member[ORDER_MAXP];
 
 /* The slice of a piece of m floats that offset off falls in (P slices,
  * slice j = [j*m/P, (j+1)*m/P)). */
@@ -30,6 +34,15 @@ static inline float order_pairwise(const float *leaf, int lo, int hi)
         return leaf[lo];
     int mid = (lo + hi) / 2;
     return order_pairwise(leaf, lo, mid) + order_pairwise(leaf, mid, hi);
+}
+
+/* Slice c summed around the ring of a group's L ranks mem[], from its c+1st. */
+static inline float order_group_sum(const float *v, const int *mem, int L, int c)
+{
+    float a = v[mem[(c + 1) % L]];
+    for (int k = 2; k <= L; k++)
+        a = a + v[mem[(c + k) % L]];
+    return a;
 }
 
 /* v[0..P-1] summed as algorithm alg sums the element at offset off of a
@@ -52,6 +65,16 @@ static inline float order_sum(int alg, const float *v, int P, size_t off, size_t
         for (int w = 0; w < P2; w++)
             leaf[w] = w < rem ? v[2 * w] + v[2 * w + 1] : v[w + rem];
         return order_pairwise(leaf, 0, P2);
+    }
+    if (alg == TSR_ALG_HIER) { /* a ring within each group, then across them */
+        const int L = order_L, G = order_groups;
+        int c = order_slice(off, m, L);
+        size_t lo = (size_t)c * m / (size_t)L, mc = (size_t)(c + 1) * m / (size_t)L - lo;
+        int d = order_slice(off - lo, mc, G);
+        float acc = order_group_sum(v, order_member + ((d + 1) % G) * L, L, c);
+        for (int k = 2; k <= G; k++)
+            acc = acc + order_group_sum(v, order_member + ((d + k) % G) * L, L, c);
+        return acc;
     }
     float acc = v[0]; /* alltoall: rank order */
     for (int r = 1; r < P; r++)

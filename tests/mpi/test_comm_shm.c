@@ -400,7 +400,7 @@ int main(int argc, char **argv)
         configs[nconf++] = (config_t){fake, 256, 0, TSR_ALG_AUTO};
     }
     /* Every leaders' algorithm, every rank its own node. */
-    for (int alg = TSR_ALG_RING; alg < TSR_ALG_COUNT && size > 1; alg++)
+    for (int alg = TSR_ALG_RING; alg < TSR_ALG_HIER && size > 1; alg++) /* hier: test_comm_topo.c */
         configs[nconf++] = (config_t){size, 256, 0, alg};
     for (int ci = 0; ci < nconf; ci++) {
         const config_t *k = &configs[ci];

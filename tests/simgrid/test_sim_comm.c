@@ -5,7 +5,10 @@
  * algorithm sums, bit for bit, in its documented order (comm_order.h) on
  * the simulated ranks, for several buffer, bucket and piece sizes, twice
  * with identical bits. It also prints the simulated time of one 1 MiB
- * allreduce per algorithm, which nothing checks (tests never judge time). */
+ * allreduce per algorithm, which nothing checks (tests never judge time).
+ * With a SLURM topology.conf as argv[1] (topology.conf here: leaves of 4
+ * hosts), hier and auto run on its leaves where they are equal (8 ranks)
+ * and hier is refused where they are not (6 ranks: leaves of 4 and 2). */
 #include "tessera/comm.h"
 #include "tessera/error.h"
 #include "tessera/runtime.h"
@@ -19,6 +22,7 @@
 
 static int rank, size;
 static long checks, failures;
+static const char *topology; /* runtime.topology of the cases run (NULL: auto) */
 
 #define CHECK(cond, ...)                                                                                               \
     do {                                                                                                               \
@@ -68,7 +72,7 @@ static void run_case(int alg, size_t n, size_t bucket_bytes, int piece_kb)
     snprintf(kb, sizeof kb, "%d", piece_kb);
     if (piece_kb)
         setenv("TSR_COMM_PIECE_KB", kb, 1);
-    tsr_comm_options_t o = {.algorithm = tsr_alg_name(alg), .bucket_bytes = bucket_bytes};
+    tsr_comm_options_t o = {.algorithm = tsr_alg_name(alg), .bucket_bytes = bucket_bytes, .topology = topology};
     tsr_comm_t *c = NULL;
     int rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c);
     CHECK(rc == TSR_OK, "create %s n=%zu: %s", o.algorithm, n, tsr_last_error());
@@ -109,7 +113,7 @@ static double sim_time(int alg, size_t bytes)
 {
     size_t n = bytes / sizeof(float);
     float *buf = calloc(n, sizeof *buf);
-    tsr_comm_options_t o = {.algorithm = tsr_alg_name(alg)};
+    tsr_comm_options_t o = {.algorithm = tsr_alg_name(alg), .topology = topology};
     tsr_comm_t *c = NULL;
     double t = -1;
     if (buf && tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c) == TSR_OK) {
@@ -149,7 +153,7 @@ int main(int argc, char **argv)
      * in 1 KiB buckets (157) added nothing more and took most of the
      * test's time: SMPI matches messages by scanning its queues, which
      * that many buckets in flight make long. */
-    for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_COUNT; alg++)
+    for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_HIER; alg++)
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
                 if (!buckets[j] || sizes[i] < 5000)
@@ -160,7 +164,26 @@ int main(int argc, char **argv)
     run_case(TSR_ALG_RING, 200000, 0, 0);
     run_case(TSR_ALG_RABENSEIFNER, 200000, 0, 0);
 
-    for (int alg = TSR_ALG_AUTO; alg < TSR_ALG_COUNT; alg++) {
+    if (argc > 1 && size == 8) { /* leaves n[0-3] and n[4-7] */
+        topology = argv[1];
+        order_groups = 2;
+        order_L = 4;
+        for (int r = 0; r < size; r++)
+            order_member[r] = r;
+        for (int alg = TSR_ALG_AUTO; alg <= TSR_ALG_HIER; alg += TSR_ALG_HIER)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+                for (size_t j = 0; j < sizeof buckets / sizeof buckets[0]; j++)
+                    if (!buckets[j] || sizes[i] < 5000)
+                        run_case(alg, sizes[i], buckets[j], 0);
+        run_case(TSR_ALG_HIER, 200000, 0, 0);
+    } else if (argc > 1) {
+        tsr_comm_options_t o = {.algorithm = "hier", .topology = argv[1]};
+        rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, x, 4, &c);
+        CHECK(rc == TSR_EINVAL && strstr(tsr_last_error(), "differ in size"), "hier on leaves of 4 and 2: %s",
+              tsr_last_error());
+    }
+
+    for (int alg = TSR_ALG_AUTO; alg < (topology ? TSR_ALG_COUNT : TSR_ALG_HIER); alg++) {
         double t = sim_time(alg, (size_t)1 << 20);
         CHECK(t > 0, "timing %s failed", tsr_alg_name(alg));
         if (rank == 0)
