@@ -5,7 +5,8 @@
  * and for leaves of interleaved ones; sums must equal, bit for bit, the
  * order comm_order.h writes down (a ring within each leaf, then across
  * them), over sizes, buckets and pieces, all at once and staged as
- * backward marks them; auto beside it must go on running its flat choice
+ * backward marks them, and as the node leaders' algorithm under "shm"
+ * (every rank its own fake node); auto beside it must go on running its flat choice
  * (it never picks hier: alg_select.c). Worlds that cannot form equal
  * leaves of two or more (5 ranks) must refuse hier on every rank with one
  * line, and auto must run there. */
@@ -77,6 +78,46 @@ static void run(int alg, size_t n, size_t bucket_bytes, int piece_kb)
     free(ref);
 }
 
+/* "shm" with every rank its own (fake) node, so the node leaders are all
+ * the ranks and run hier between them: the leaders see the topology too.
+ * 256-byte chunks (64 floats) are the leaders' buckets. */
+static void run_shm(size_t n)
+{
+    enum { CHUNK_FLOATS = 64 };
+    char nodes[16];
+    snprintf(nodes, sizeof nodes, "%d", size);
+    setenv("TSR_COMM_FAKE_NODES", nodes, 1);
+    setenv("TSR_COMM_SHM_CHUNK", "256", 1);
+    float *buf = malloc(n * sizeof *buf), *ref = malloc(n * sizeof *ref);
+    float v[ORDER_MAXP];
+    tsr_comm_options_t o = {.backend = "shm", .algorithm = "hier"};
+    tsr_comm_t *c = NULL;
+    int rc = tsr_comm_create_opts(MPI_COMM_WORLD, &o, buf, n, &c);
+    CHECK(rc == TSR_OK, "shm, leaders on hier, n=%zu: %s", n, tsr_last_error());
+    if (!rc) {
+        const char *got = tsr_comm_algorithm(c, 0);
+        CHECK(got && strcmp(got, "hier") == 0, "shm's leaders run %s, want hier", got ? got : "none");
+        fill(buf, n, 4242 + n, rank);
+        for (size_t i = 0; i < n; i++) {
+            size_t off, m, ulen;
+            order_piece_at(n, CHUNK_FLOATS, TSR_ALG_HIER, size, i, &off, &m, &ulen);
+            for (int r = 0; r < size; r++)
+                v[r] = value(4242 + n, r, i);
+            ref[i] = order_sum(TSR_ALG_HIER, v, size, off, m);
+        }
+        rc = tsr_comm_allreduce(c);
+        size_t bad = 0;
+        for (size_t i = 0; !rc && i < n; i++)
+            bad += bits(buf[i]) != bits(ref[i]);
+        CHECK(rc == TSR_OK && bad == 0, "shm, leaders on hier, n=%zu: rc %d, %zu elements differ", n, rc, bad);
+    }
+    tsr_comm_destroy(c);
+    unsetenv("TSR_COMM_FAKE_NODES");
+    unsetenv("TSR_COMM_SHM_CHUNK");
+    free(buf);
+    free(ref);
+}
+
 static void cases(void)
 {
     static const size_t sizes[] = {1, 5, 1000, 4096 + 3, 100003};
@@ -89,6 +130,8 @@ static void cases(void)
             run(TSR_ALG_AUTO, sizes[i], buckets[j], 0);
         }
     run(TSR_ALG_HIER, 100003, 0, 1); /* 1 KiB pieces: many schedules in flight */
+    run_shm(1000);
+    run_shm(4096 + 3);
 }
 
 /* What must be refused, on every rank alike. */
