@@ -141,6 +141,15 @@ void tsr_topo_destroy(tsr_topo_t *t)
     t->G = t->L = 0;
 }
 
+/* qsort_r's comparison of ranks by their keys (keys[r * KEY]), then by rank. */
+static int by_key(const void *a, const void *b, void *keys)
+{
+    const char *k = keys;
+    int x = *(const int *)a, y = *(const int *)b;
+    int c = strcmp(k + (size_t)x * KEY, k + (size_t)y * KEY);
+    return c ? c : (x > y) - (x < y);
+}
+
 /* Groups from everyone's keys (all[r * KEY]); G = 0 with why when unusable. */
 static int group(tsr_topo_t *t, const char *all, int size, int rank)
 {
@@ -150,16 +159,31 @@ static int group(tsr_topo_t *t, const char *all, int size, int rank)
         rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory for the topology of %d ranks", size);
         goto done;
     }
-    int G = 0;
-    for (int r = 0; r < size; r++) {
-        gid[r] = -1;
-        for (int q = 0; q < r && gid[r] < 0; q++)
-            if (strcmp(all + (size_t)r * KEY, all + (size_t)q * KEY) == 0)
-                gid[r] = gid[q];
-        if (gid[r] < 0)
-            gid[r] = G++;
-        count[gid[r]]++;
+    /* Ranks sorted by key (then rank): each run of equal keys is a group,
+     * numbered in the order of its lowest rank. O(P log P) for big jobs. */
+    int *order = malloc((size_t)size * sizeof *order), *first = malloc((size_t)size * sizeof *first), G = 0;
+    if (!order || !first) {
+        free(order);
+        free(first);
+        rc = tsr_error_set(TSR_ENOMEM, "comm: out of memory for the topology of %d ranks", size);
+        goto done;
     }
+    for (int r = 0; r < size; r++)
+        order[r] = r;
+    qsort_r(order, (size_t)size, sizeof *order, by_key, (void *)all);
+    for (int i = 0; i < size; i++) { /* gid = the lowest rank of the run for now */
+        int head = i > 0 && strcmp(all + (size_t)order[i] * KEY, all + (size_t)order[i - 1] * KEY) == 0
+                       ? gid[order[i - 1]]
+                       : order[i];
+        gid[order[i]] = head;
+    }
+    for (int r = 0; r < size; r++) /* heads in rank order get 0, 1, 2, ... */
+        if (gid[r] == r)
+            first[r] = G++;
+    for (int r = 0; r < size; r++)
+        count[gid[r] = first[gid[r]]]++;
+    free(order);
+    free(first);
     int L = count[0];
     for (int g = 1; g < G; g++)
         if (count[g] != L) {
