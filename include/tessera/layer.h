@@ -65,10 +65,13 @@ typedef struct tsr_layer {
      * (grad_masked). Appended: older plugins never read them. */
     int grad_masked, mask_relu;
     /* Set by the model (CPU) for such a conv whose input gradient is not
-     * wanted, when its kernels can pool as they go: the maxpool layer whose
-     * output (the y the conv's forward is then given) and argmax (its
-     * state) the conv writes itself; the maxpool's forward and backward are
-     * skipped and the conv's backward gets the pooled gradient. Appended. */
+     * wanted, when its kernels can pool as they go, and for such a batch
+     * norm whose maxpool's windows tile its output: the maxpool layer whose
+     * output (the y the layer's forward is then given) and argmax (its
+     * state) the layer writes itself; the maxpool's forward and backward
+     * are skipped and the layer's backward gets the pooled gradient (a
+     * batch norm reads each position's gradient from it and the argmax as
+     * it goes, so no full-size output or gradient is written). Appended. */
     struct tsr_layer *pool;
 } tsr_layer_t;
 

@@ -48,9 +48,10 @@ struct tsr_model {
     int nl;
     tsr_layer_t layer[TSR_MODEL_MAX_LAYERS];
     int role[TSR_MODEL_MAX_LAYERS];
-    int block[TSR_MODEL_MAX_LAYERS];            /* res / res_end: the res layer's index */
-    int needs_dx[TSR_MODEL_MAX_LAYERS];         /* some layer before has parameters */
-    unsigned char pooled[TSR_MODEL_MAX_LAYERS]; /* a maxpool the conv before pools into (tsr_layer_t.pool) */
+    int block[TSR_MODEL_MAX_LAYERS];    /* res / res_end: the res layer's index */
+    int needs_dx[TSR_MODEL_MAX_LAYERS]; /* some layer before has parameters */
+    unsigned char
+        pooled[TSR_MODEL_MAX_LAYERS]; /* a maxpool the conv or batch norm before pools into (tsr_layer_t.pool) */
     size_t max_batch, nparams, nbuffers, widest;
     size_t off[TSR_MODEL_MAX_LAYERS + 1];  /* parameter offsets; off[nl] = nparams */
     size_t boff[TSR_MODEL_MAX_LAYERS + 1]; /* buffer offsets */

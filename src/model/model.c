@@ -144,6 +144,14 @@ static void plan_roles(tsr_model_t *m, int *fresh)
                 m->layer[i - 2].pool = &m->layer[i];
                 m->pooled[i] = 1;
             }
+            /* A batch norm pools as it normalises and reads the pooled
+             * gradient itself (CPU): neither its full-size output nor the
+             * maxpool's full-size gradient is written. */
+            if (is_kind(&m->layer[i - 2], &tsr_kind_bn) && layer_pool_tiles(&m->layer[i]) &&
+                m->layer[i - 2].in.c <= TSR_BN_POOLED_MAX_C) {
+                m->layer[i - 2].pool = &m->layer[i];
+                m->pooled[i] = 1;
+            }
         }
 }
 
@@ -355,7 +363,7 @@ int model_forward(tsr_model_t *m, const float *x, size_t rows, int train)
         float *xi = m->act[i];
         int rc = TSR_OK;
         switch (m->role[i]) {
-        case ROLE_NORMAL: /* a pooled maxpool's output is the conv's (plan_roles) */
+        case ROLE_NORMAL: /* a pooled maxpool's output is the conv's or batch norm's (plan_roles) */
             if (!m->pooled[i])
                 rc = layer_forward(l, &run, xi, m->act[(l->pool ? l->pool->index : i) + 1], rows);
             break;
@@ -485,7 +493,7 @@ double tsr_model_backward(tsr_model_t *m, const int32_t *labels, const float *ta
         float *dy = m->delta[cur];
         int rc = TSR_OK;
         switch (m->role[i]) {
-        case ROLE_NORMAL: /* a pooled maxpool's gradient goes to the conv as it is */
+        case ROLE_NORMAL: /* a pooled maxpool's gradient goes to the conv (batch norm) as it is */
             if ((!l->nparams && !m->needs_dx[i]) || m->pooled[i])
                 break;
             rc = backward_of(m, l, &run, m->act[i], m->act[i + 1], dy, m->needs_dx[i] ? m->delta[cur ^ 1] : NULL, n);

@@ -317,6 +317,67 @@ static void test_softmax(void **state)
 
 /* ---- normalisation helpers ---- */
 
+/* Batch norm's backward sums (16, 32 and 64 columns in registers, others
+ * by rows) and the same after a tiling maxpool, read from the pooled
+ * gradient (tsr_compute_bn_grad_*_pooled): the bits of plain row-by-row
+ * double sums over the maxpool's full-size gradient, and dx the bits of
+ * tsr_compute_bn_grad_input on it. */
+static void test_bn_grad_sums_bits(void **state)
+{
+    (void)state;
+    static const size_t widths[] = {13, 16, 32, 64};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const size_t C = widths[wi], S = 3, H = 6, W = 4, R = S * H * W;
+        const tsr_conv_geom_t g = {(int)H, (int)W, (int)C, 2, 2, 0, 1, (int)H / 2, (int)W / 2};
+        float *x = randv(R * C, 21 + (unsigned)wi, -3, 3), *mean = randv(C, 22, -1, 1);
+        float *y = randv(R * C, 23, -1, 1), *pooled = malloc(R / 4 * C * sizeof(float));
+        float *dz = malloc(R * C * sizeof(float)), *dx1 = malloc(R * C * sizeof(float));
+        float *dx2 = malloc(R * C * sizeof(float)), *a = randv(C, 24, 0.5, 2), *b = randv(C, 25, -1, 1);
+        float *k = randv(C, 26, -1, 1);
+        int32_t *arg = malloc(R / 4 * C * sizeof(int32_t));
+        double s1[64], q1[64];
+        assert_non_null(pooled && dz && dx1 && dx2 && arg);
+        tsr_compute_maxpool_relu(y, S, &g, pooled, arg); /* some windows pass nothing (argmax -1) */
+        float *pdy = randv(R / 4 * C, 27, -2, 2);
+        tsr_compute_maxpool_backward(pdy, arg, S, &g, dz);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0)
+                tsr_compute_bn_grad_sums(x, dz, R, C, mean, s1, q1);
+            else
+                tsr_compute_bn_grad_sums_pooled(x, pdy, arg, S, &g, mean, s1, q1);
+            for (size_t j = 0; j < C; j++) {
+                double s = 0, q = 0;
+                for (size_t r = 0; r < R; r++) {
+                    s += (double)dz[r * C + j];
+                    q += (double)dz[r * C + j] * ((double)x[r * C + j] - (double)mean[j]);
+                }
+                if (s1[j] != s || q1[j] != q)
+                    fail_msg("bn grad sums (%s), %zu columns, column %zu: %.17g %.17g, want %.17g %.17g",
+                             pass ? "pooled" : "full", C, j, s1[j], q1[j], s, q);
+            }
+        }
+        tsr_compute_bn_grad_input(x, dz, R, C, mean, a, b, k, dx1);
+        tsr_compute_bn_grad_input_pooled(x, pdy, arg, S, &g, mean, a, b, k, dx2);
+        assert_memory_equal(dx1, dx2, R * C * sizeof(float));
+        /* the ReLU's mask in place, then the same sums */
+        float *dm = malloc(R * C * sizeof(float));
+        memcpy(dm, dz, R * C * sizeof(float));
+        tsr_compute_bn_grad_sums_relu(x, dm, y, R, C, mean, s1, q1);
+        for (size_t j = 0; j < C; j++) {
+            double s = 0, q = 0;
+            for (size_t r = 0; r < R; r++) {
+                double d = y[r * C + j] > 0.0f ? (double)dz[r * C + j] : 0.0;
+                s += d;
+                q += d * ((double)x[r * C + j] - (double)mean[j]);
+            }
+            if (s1[j] != s || q1[j] != q)
+                fail_msg("bn grad sums (relu), %zu columns, column %zu", C, j);
+        }
+        free(x), free(mean), free(y), free(pooled), free(dz), free(dx1), free(dx2), free(a), free(b), free(k);
+        free(arg), free(pdy), free(dm);
+    }
+}
+
 static void test_colsums_affine(void **state)
 {
     (void)state;
@@ -452,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_relu_backward_select),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_colsums_affine),
+        cmocka_unit_test(test_bn_grad_sums_bits),
         cmocka_unit_test(test_act_names),
         cmocka_unit_test(test_dropout_bits),
         cmocka_unit_test(test_act_bias_grad_add),

@@ -495,7 +495,8 @@ static void test_relu_mask_in_maxpool(void **state)
 }
 
 /* Batch norm + ReLU + maxpool: the maxpool masks for the ReLU fused into
- * the batch norm (tiling and overlapping windows); loss, gradients,
+ * the batch norm (tiling and overlapping windows), and a tiling pool is
+ * done by the batch norm forward and backward (pool); loss, gradients,
  * running statistics and predictions equal, bit for bit, those of the
  * same net with dropout(0) before each pool, where nothing fuses across. */
 static void test_bn_relu_mask_in_maxpool(void **state)
@@ -511,6 +512,8 @@ static void test_bn_relu_mask_in_maxpool(void **state)
     assert_true(tsr_model_layer(a, 1)->grad_masked && tsr_model_layer(a, 3)->mask_relu);
     assert_true(tsr_model_layer(a, 5)->grad_masked && tsr_model_layer(a, 7)->mask_relu);
     assert_false(tsr_model_layer(b, 1)->grad_masked || tsr_model_layer(b, 3)->mask_relu);
+    /* the tiling pool done by the batch norm itself, not the other */
+    assert_true(tsr_model_layer(a, 1)->pool == tsr_model_layer(a, 3) && !tsr_model_layer(a, 5)->pool);
     size_t nb, nb2;
     batch_t x;
     make_batch(a, &x, 0);

@@ -100,12 +100,19 @@ static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
     const float *gamma = l->params, *beta = l->params + C;
     void (*apply)(const float *, size_t, size_t, const float *, const float *, const float *, float *) =
         l->fused_act == TSR_ACT_RELU ? tsr_compute_affine_cols_relu : tsr_compute_affine_cols;
+    /* A tiling maxpool after the ReLU pools as the batch norm normalises:
+     * y is the maxpool's output, its argmax the maxpool's state (layer.h). */
+    tsr_conv_geom_t pg = l->pool ? layer_pool_geom(l->pool) : (tsr_conv_geom_t){0};
+    int32_t *argmax = l->pool ? (int32_t *)(void *)l->pool->state : NULL;
     if (!run->train) {
         for (size_t c = 0; c < C; c++) {
             scale[c] = gamma[c] / sqrtf(l->buffers[C + c] + (float)l->arg[1]);
             shift[c] = beta[c];
         }
-        apply(x, rows, C, l->buffers, scale, shift, y);
+        if (argmax)
+            tsr_compute_affine_relu_maxpool(x, n, &pg, l->buffers, scale, shift, y, argmax);
+        else
+            apply(x, rows, C, l->buffers, scale, shift, y);
         return TSR_OK;
     }
     /* One pass for both sums: the squares about the running mean K (the
@@ -124,7 +131,10 @@ static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
         scale[c] = gamma[c] * l->state[C + c];
         shift[c] = beta[c];
     }
-    apply(x, rows, C, l->state, scale, shift, y);
+    if (argmax)
+        tsr_compute_affine_relu_maxpool(x, n, &pg, l->state, scale, shift, y, argmax);
+    else
+        apply(x, rows, C, l->state, scale, shift, y);
     return TSR_OK;
 }
 
@@ -134,8 +144,13 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
     double *sdy = (double *)(void *)run->ws, *sdx = sdy + C; /* sums of dy and dy*(x-mean) */
     const float *mean = l->state, *invstd = l->state + C, *gamma = l->params;
-    /* A fused ReLU's mask in the same pass, unless a maxpool applied it. */
-    if (l->fused_act == TSR_ACT_RELU && !l->grad_masked)
+    /* A fused ReLU's mask in the same pass, unless a maxpool applied it;
+     * after a tiling maxpool, dy is its pooled gradient (layer.h). */
+    tsr_conv_geom_t pg = l->pool ? layer_pool_geom(l->pool) : (tsr_conv_geom_t){0};
+    const int32_t *argmax = l->pool ? (const int32_t *)(const void *)l->pool->state : NULL;
+    if (argmax)
+        tsr_compute_bn_grad_sums_pooled(x, dy, argmax, n, &pg, mean, sdy, sdx);
+    else if (l->fused_act == TSR_ACT_RELU && !l->grad_masked)
         tsr_compute_bn_grad_sums_relu(x, dy, y, rows, C, mean, sdy, sdx);
     else
         tsr_compute_bn_grad_sums(x, dy, rows, C, mean, sdy, sdx);
@@ -161,7 +176,10 @@ static int bn_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *
         b[c] = (float)(sdy[c] / N);
         k[c] = (float)(sdx[c] / N * is * is);
     }
-    tsr_compute_bn_grad_input(x, dy, rows, C, mean, a, b, k, dx);
+    if (argmax)
+        tsr_compute_bn_grad_input_pooled(x, dy, argmax, n, &pg, mean, a, b, k, dx);
+    else
+        tsr_compute_bn_grad_input(x, dy, rows, C, mean, a, b, k, dx);
     return TSR_OK;
 }
 

@@ -45,6 +45,10 @@ size_t layer_gpu_ws_floats(const tsr_layer_t *l);
  * goes (tsr_layer_t.pool; conv.c): the direct kernels' shapes, a window of
  * stride k that tiles the conv's output, no input gradient wanted. */
 int layer_conv_can_pool(const tsr_layer_t *conv, const tsr_layer_t *pool, int needs_dx);
+/* A pooling layer's windows as a geometry (pool.c). */
+tsr_conv_geom_t layer_pool_geom(const tsr_layer_t *pool);
+/* 1 when the pool's windows tile its input: each position in one window. */
+int layer_pool_tiles(const tsr_layer_t *pool);
 /* embed's token-id check on the host batch (the GPU runs it before the upload). */
 int layer_embed_check(const tsr_layer_t *l, const float *x, size_t n);
 /* The file a plugin kind came from ("built-in" for tessera's). */

@@ -7,12 +7,20 @@
 #include <math.h>
 #include <stdint.h>
 
-static tsr_conv_geom_t geom(const tsr_layer_t *l)
+tsr_conv_geom_t layer_pool_geom(const tsr_layer_t *l)
 {
     int k = (int)l->arg[0];
     return (tsr_conv_geom_t){l->in.h, l->in.w, l->in.c,  k,       l->arg[1] > 0 ? (int)l->arg[1] : k,
                              0,       1,       l->out.h, l->out.w};
 }
+
+int layer_pool_tiles(const tsr_layer_t *l)
+{
+    tsr_conv_geom_t g = layer_pool_geom(l);
+    return g.stride == g.k && g.oh * g.k == g.h && g.ow * g.k == g.w;
+}
+
+static tsr_conv_geom_t geom(const tsr_layer_t *l) { return layer_pool_geom(l); }
 
 static int pool_shape(tsr_layer_t *l)
 {
