@@ -66,8 +66,8 @@ typedef struct tsr_comm_options {
                             * (ring within each switch's ranks, across
                             * switches, within again: needs a topology);
                             * "nccl" ignores it (NCCL picks its own) */
-    const char *topology;  /* which ranks share a leaf switch, for "hier" and
-                            * "auto": NULL or "auto" (SLURM_TOPOLOGY_ADDR,
+    const char *topology;  /* which ranks share a leaf switch, for "hier"
+                            * (auto never picks it): NULL or "auto" (SLURM_TOPOLOGY_ADDR,
                             * set under SLURM's topology/tree plugin), "none",
                             * "node" (ranks grouped by host), or the path of
                             * a SLURM topology.conf */

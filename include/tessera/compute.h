@@ -167,21 +167,21 @@ TSR_API void tsr_compute_bn_grad_sums_relu(const float *x, float *dy, const floa
                                            const float *mean, double *sdy, double *sdx);
 TSR_API void tsr_compute_bn_grad_input(const float *x, const float *dy, size_t rows, size_t n, const float *mean,
                                        const float *a, const float *b, const float *k, float *dx);
-/* The same two passes where a maxpool of geometry g (at most
- * TSR_BN_POOLED_MAX_C columns) (windows that tile x,
- * g->c = n columns) follows: dy is the pooled gradient with the maxpool's
- * argmax, and each position's gradient (the window's where the argmax
- * points at it, else 0) is read from them in x's row order, so the sums
- * and dx have the bits of tsr_compute_maxpool_backward followed by the
- * calls above. samples: x holds samples x g->h x g->w rows. */
+/* The most columns (g->c) the pooled kernels below take. */
 #define TSR_BN_POOLED_MAX_C 1024
 /* Batch norm's normalisation with a ReLU, then a maxpool of geometry g
- * whose windows tile x, in one pass: y and argmax as
- * tsr_compute_affine_cols_relu followed by tsr_compute_maxpool_relu give
- * them, bit for bit, without the full-size output. */
+ * whose windows tile x (samples x g->h x g->w rows of g->c columns), in
+ * one pass: y and argmax as tsr_compute_affine_cols_relu followed by
+ * tsr_compute_maxpool_relu give them, bit for bit, without the full-size
+ * output. */
 TSR_API void tsr_compute_affine_relu_maxpool(const float *x, size_t samples, const tsr_conv_geom_t *g,
                                              const float *mean, const float *scale, const float *shift, float *y,
                                              int32_t *argmax);
+/* The backward's two passes after such a maxpool: dy is its pooled
+ * gradient, and each position's gradient (the window's where the argmax
+ * points at it, else 0) is read from dy and argmax in x's row order, so
+ * the sums and dx have the bits of tsr_compute_maxpool_backward followed
+ * by tsr_compute_bn_grad_sums and tsr_compute_bn_grad_input. */
 TSR_API void tsr_compute_bn_grad_sums_pooled(const float *x, const float *dy, const int32_t *argmax, size_t samples,
                                              const tsr_conv_geom_t *g, const float *mean, double *sdy, double *sdx);
 TSR_API void tsr_compute_bn_grad_input_pooled(const float *x, const float *dy, const int32_t *argmax, size_t samples,

@@ -4,6 +4,7 @@
  * builds the same groups from them, or fails with the same line. */
 #include "comm/topology.h"
 #include "tessera/error.h"
+#include "common/fileutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,53 +41,69 @@ static int parse_line(char *line, const char *path, int lineno, char **name, cha
     return TSR_OK;
 }
 
+/* The next line of f into line[0..LINE] (its newline dropped): 1, or 0 at
+ * the end, or TSR_EINVAL for a NUL byte or a line past LINE bytes. Read a
+ * byte at a time so a hostile file costs no more memory than LINE. */
+static int next_line(FILE *f, char *line, const char *path, int lineno)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+        if (c == '\0')
+            return tsr_error_set(TSR_EINVAL, "%s:%d: a NUL byte; expected a text file", path, lineno);
+        if (n == LINE)
+            return tsr_error_set(TSR_EINVAL, "%s:%d: line longer than %d bytes", path, lineno, LINE);
+        line[n++] = (char)c;
+    }
+    line[n] = '\0';
+    return c == EOF && n == 0 ? 0 : 1;
+}
+
 /* The leaf of host in the file (found = 0 when none), strict about syntax. */
 static int find_leaf(FILE *f, const char *path, const char *host, char *leaf, size_t len, int *found)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int lineno = 0, at = 0, rc = TSR_OK;
+    char line[LINE + 1];
+    int lineno = 0, at = 0, rc = TSR_OK, more = 0;
     *found = 0;
     errno = 0;
-    while (!rc && (n = getline(&line, &cap, f)) >= 0) {
+    while (!rc && (more = next_line(f, line, path, lineno + 1)) == 1) {
         lineno++;
         char *name, *nodes;
-        if (n > LINE)
-            rc = tsr_error_set(TSR_EINVAL, "%s:%d: line longer than %d bytes", path, lineno, LINE);
-        else if (memchr(line, '\0', (size_t)n))
-            rc = tsr_error_set(TSR_EINVAL, "%s:%d: a NUL byte; expected a text file", path, lineno);
-        else if ((rc = parse_line(line, path, lineno, &name, &nodes)) || !nodes)
+        if ((rc = parse_line(line, path, lineno, &name, &nodes)) || !nodes)
             continue;
-        else {
-            int hit = tsr_topo_hostlist_match(nodes, host);
-            if (hit < 0)
-                rc = tsr_error_prefix(hit, "%s:%d: Nodes=: ", path, lineno);
-            else if (hit && *found)
-                rc = tsr_error_set(TSR_EINVAL,
-                                   "%s:%d: host '%s' is in switch %s here and in %s (line %d); a host has one leaf",
-                                   path, lineno, host, name, leaf, at);
-            else if (hit && strlen(name) >= len)
-                rc = tsr_error_set(TSR_EINVAL, "%s:%d: switch name longer than %zu bytes", path, lineno, len - 1);
-            else if (hit) {
-                strcpy(leaf, name);
-                *found = 1;
-                at = lineno;
-            }
+        int hit = tsr_topo_hostlist_match(nodes, host);
+        if (hit < 0)
+            rc = tsr_error_prefix(hit, "%s:%d: Nodes=: ", path, lineno);
+        else if (hit && *found)
+            rc = tsr_error_set(TSR_EINVAL,
+                               "%s:%d: host '%s' is in switch %s here and in %s (line %d); a host has one leaf", path,
+                               lineno, host, name, leaf, at);
+        else if (hit && strlen(name) >= len)
+            rc = tsr_error_set(TSR_EINVAL, "%s:%d: switch name longer than %zu bytes", path, lineno, len - 1);
+        else if (hit) {
+            strcpy(leaf, name);
+            *found = 1;
+            at = lineno;
         }
     }
+    if (!rc && more < 0)
+        rc = more;
     if (!rc && ferror(f))
         rc = tsr_error_set(TSR_EIO, "%s: read failed: %s", path, strerror(errno ? errno : EIO));
-    free(line);
     return rc;
 }
 
 int tsr_topo_file_leaf(const char *path, const char *host, char *leaf, size_t len)
 {
+    /* a regular file only: a FIFO would block every rank, a device never end */
+    int rc = tsr_file_check_input(path, "a SLURM topology.conf");
+    if (rc)
+        return rc;
     FILE *f = fopen(path, "r");
     if (!f)
         return tsr_error_set(TSR_EIO, "cannot read topology file %s: %s", path, strerror(errno));
-    int found = 0, rc = find_leaf(f, path, host, leaf, len, &found);
+    int found = 0;
+    rc = find_leaf(f, path, host, leaf, len, &found);
     char shorter[KEY];
     const char *dot = strchr(host, '.');
     if (!rc && !found && dot && (size_t)(dot - host) < sizeof shorter) {

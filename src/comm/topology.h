@@ -27,7 +27,7 @@ typedef struct tsr_topo {
 } tsr_topo_t;
 
 /* Collective over comm; every rank gets the same groups or the same error
- * (TSR_EINVAL or TSR_EIO, naming the rank, host, file and line). */
+ * (TSR_EINVAL, TSR_EDATA or TSR_EIO, naming the rank, host, file and line). */
 int tsr_topo_create(MPI_Comm comm, const char *spec, tsr_topo_t *t);
 void tsr_topo_destroy(tsr_topo_t *t); /* accepts a zeroed struct */
 
@@ -35,8 +35,9 @@ void tsr_topo_destroy(tsr_topo_t *t); /* accepts a zeroed struct */
  * 0 when not, TSR_EINVAL (message set) when expr is malformed. */
 int tsr_topo_hostlist_match(const char *expr, const char *host);
 /* The leaf switch (a line with Nodes=) of host in the topology.conf at
- * path, copied to leaf (len bytes). TSR_OK; TSR_EIO when it cannot be
- * read; TSR_EINVAL (file:line named) when malformed, when host is in two
+ * path, copied to leaf (len bytes). TSR_OK; TSR_EDATA when it is missing
+ * or not a regular file (a FIFO, a device, a directory: checked before it
+ * is opened); TSR_EIO when it cannot be read; TSR_EINVAL (file:line named) when malformed, when host is in two
  * leaves or in none. A host not found as given is looked up again without
  * its domain (the part from the first '.'). */
 int tsr_topo_file_leaf(const char *path, const char *host, char *leaf, size_t len);

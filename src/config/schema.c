@@ -114,7 +114,7 @@ const tsr_key_t tsr_schema[] = {
     {"runtime", "comm_precision", TSR_T_ENUM, "compute", 0, 0, comm_prec_choices,
      "gradients reduced in the compute precision (train.precision; nccl) or fp32"},
     {"runtime", "allreduce_algorithm", TSR_T_ENUM, "auto", 0, 0, allreduce_choices,
-     "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size, world and topology"},
+     "allreduce between ranks (mpi) or node leaders (shm): auto picks per bucket size and world"},
     {"runtime", "topology", TSR_T_STR, "auto", 0, 0, NULL,
      "which ranks share a leaf switch, for hier: auto (SLURM_TOPOLOGY_ADDR), none, node, or a SLURM topology.conf "
      "(relative to the config file)"},

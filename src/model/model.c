@@ -137,19 +137,14 @@ static void plan_roles(tsr_model_t *m, int *fresh)
             m->layer[i - 2].fused_act == TSR_ACT_RELU) {
             m->layer[i - 2].grad_masked = 1;
             m->layer[i].mask_relu = 1;
-            /* The first conv of an image net: it pools as it goes, so its
-             * conv-sized output and gradient are never written (CPU). */
-            if (is_kind(&m->layer[i - 2], &tsr_kind_conv) &&
-                layer_conv_can_pool(&m->layer[i - 2], &m->layer[i], m->needs_dx[i - 2])) {
-                m->layer[i - 2].pool = &m->layer[i];
-                m->pooled[i] = 1;
-            }
-            /* A batch norm pools as it normalises and reads the pooled
-             * gradient itself (CPU): neither its full-size output nor the
-             * maxpool's full-size gradient is written. */
-            if (is_kind(&m->layer[i - 2], &tsr_kind_bn) && layer_pool_tiles(&m->layer[i]) &&
-                m->layer[i - 2].in.c <= TSR_BN_POOLED_MAX_C) {
-                m->layer[i - 2].pool = &m->layer[i];
+            /* The first conv of an image net pools as it goes, and a batch
+             * norm whose pool tiles its output pools as it normalises and
+             * reads the pooled gradient itself (CPU): neither's full-size
+             * output and gradient are written. */
+            tsr_layer_t *f = &m->layer[i - 2], *p = &m->layer[i];
+            if (is_kind(f, &tsr_kind_conv) ? layer_conv_can_pool(f, p, m->needs_dx[i - 2])
+                                           : layer_pool_tiles(p) && f->in.c <= TSR_BN_POOLED_MAX_C) {
+                f->pool = p;
                 m->pooled[i] = 1;
             }
         }

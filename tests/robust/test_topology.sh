@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # runtime.topology (a SLURM topology.conf, read by every rank when the
 # gradient engine starts with allreduce_algorithm = hier) against hostile
-# files, on 2 real ranks: missing, a directory, malformed hostlists, a host
+# files, on 2 real ranks: missing, a directory, a FIFO, a device, malformed hostlists, a host
 # in two leaves or in none, binary garbage, a NUL byte, an 8 KiB line; and
 # hier where the topology gives nothing usable. Each case: its exit code,
 # one error line naming the file (and line), nothing written, no hang.
@@ -15,9 +15,15 @@ M=("$TSR_MPIEXEC" --oversubscribe --bind-to none -n 2 "$TSR_BIN" train small.ini
    --set runtime.allreduce_algorithm=hier)
 remember small.h5 small.ini
 
-hostile "missing topology file" 4 "cannot read topology file missing.conf: No such file" "${M[@]}" --set runtime.topology=missing.conf
+hostile "missing topology file" 3 "missing.conf: no such file (expected a SLURM topology.conf)" "${M[@]}" \
+  --set runtime.topology=missing.conf
 mkdir -p adir
-hostile "a directory as topology file" 4 "adir: read failed" "${M[@]}" --set runtime.topology=adir
+hostile "a directory as topology file" 3 "adir is a directory, not a regular file" "${M[@]}" --set runtime.topology=adir
+mkfifo fifo.conf
+hostile "a FIFO as topology file (no writer: must not block)" 3 "fifo.conf is a FIFO, not a regular file" "${M[@]}" \
+  --set runtime.topology=fifo.conf
+hostile "a device as topology file" 3 "/dev/zero is a character device, not a regular file" "${M[@]}" \
+  --set runtime.topology=/dev/zero
 printf 'SwitchName=s0 Nodes=other[0-3]\n' > none.conf
 hostile "this host in no leaf" 2 "none.conf: host '$H' is in no switch's Nodes=" "${M[@]}" --set runtime.topology=none.conf
 printf 'SwitchName=s0 Nodes=%s\nSwitchName=s1 Nodes=x[3-1]\n' "$H" > range.conf

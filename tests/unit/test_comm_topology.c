@@ -107,8 +107,11 @@ static void test_file(void **state)
     assert_int_equal(tsr_topo_file_leaf(path, "n1", leaf, 2), TSR_EINVAL); /* "s0" does not fit 2 bytes */
     assert_non_null(strstr(tsr_last_error(), "switch name longer than 1 bytes"));
     remove(path);
-    assert_int_equal(tsr_topo_file_leaf(path, "n2", leaf, sizeof leaf), TSR_EIO);
-    assert_non_null(strstr(tsr_last_error(), "cannot read topology file"));
+    assert_int_equal(tsr_topo_file_leaf(path, "n2", leaf, sizeof leaf), TSR_EDATA);
+    assert_non_null(strstr(tsr_last_error(), "no such file (expected a SLURM topology.conf)"));
+    /* not a regular file: refused before anything opens it (a FIFO would block) */
+    assert_int_equal(tsr_topo_file_leaf("/dev/zero", "n2", leaf, sizeof leaf), TSR_EDATA);
+    assert_non_null(strstr(tsr_last_error(), "/dev/zero is a character device, not a regular file"));
 }
 
 static const struct {

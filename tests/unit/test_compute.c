@@ -378,6 +378,31 @@ static void test_bn_grad_sums_bits(void **state)
     }
 }
 
+/* Batch norm's normalisation, ReLU and a tiling maxpool in one pass: the
+ * bits of tsr_compute_affine_cols_relu then tsr_compute_maxpool_relu, y
+ * and argmax, for the 2x2 path and the general one (3x3), 13 and 32
+ * columns. */
+static void test_affine_relu_maxpool_bits(void **state)
+{
+    (void)state;
+    for (int k = 2; k <= 3; k++)
+        for (size_t C = 13; C <= 32; C += 19) {
+            const size_t S = 2, H = (size_t)(2 * k), W = (size_t)(3 * k), R = S * H * W, P = S * 2 * 3 * C;
+            const tsr_conv_geom_t g = {(int)H, (int)W, (int)C, k, k, 0, 1, 2, 3};
+            float *x = randv(R * C, 31 + (unsigned)k, -3, 3), *mean = randv(C, 32, -1, 1);
+            float *scale = randv(C, 33, 0.5, 2), *shift = randv(C, 34, -1, 1);
+            float *z = malloc(R * C * sizeof(float)), *y1 = malloc(P * sizeof(float)), *y2 = malloc(P * sizeof(float));
+            int32_t *a1 = malloc(P * sizeof(int32_t)), *a2 = malloc(P * sizeof(int32_t));
+            assert_non_null(z && y1 && y2 && a1 && a2);
+            tsr_compute_affine_cols_relu(x, R, C, mean, scale, shift, z);
+            tsr_compute_maxpool_relu(z, S, &g, y1, a1);
+            tsr_compute_affine_relu_maxpool(x, S, &g, mean, scale, shift, y2, a2);
+            assert_memory_equal(y1, y2, P * sizeof(float));
+            assert_memory_equal(a1, a2, P * sizeof(int32_t));
+            free(x), free(mean), free(scale), free(shift), free(z), free(y1), free(y2), free(a1), free(a2);
+        }
+}
+
 static void test_colsums_affine(void **state)
 {
     (void)state;
@@ -514,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_colsums_affine),
         cmocka_unit_test(test_bn_grad_sums_bits),
+        cmocka_unit_test(test_affine_relu_maxpool_bits),
         cmocka_unit_test(test_act_names),
         cmocka_unit_test(test_dropout_bits),
         cmocka_unit_test(test_act_bias_grad_add),

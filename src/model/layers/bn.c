@@ -92,27 +92,34 @@ static int batch_stats(tsr_layer_t *l, const tsr_layer_run_t *run, const double 
     return TSR_OK;
 }
 
+/* y = (x - mean) * scale + shift, with the fused ReLU; after a tiling
+ * maxpool (l->pool) pooled in the same pass: y is then the maxpool's
+ * output and its argmax the maxpool's state (layer.h). */
+static void normalise(const tsr_layer_t *l, const float *x, size_t n, const float *mean, const float *scale,
+                      const float *shift, float *y)
+{
+    size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
+    if (l->pool) {
+        tsr_conv_geom_t g = layer_pool_geom(l->pool);
+        tsr_compute_affine_relu_maxpool(x, n, &g, mean, scale, shift, y, (int32_t *)(void *)l->pool->state);
+    } else if (l->fused_act == TSR_ACT_RELU)
+        tsr_compute_affine_cols_relu(x, rows, C, mean, scale, shift, y);
+    else
+        tsr_compute_affine_cols(x, rows, C, mean, scale, shift, y);
+}
+
 static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     size_t C = (size_t)l->in.c, rows = n * (size_t)l->in.h * (size_t)l->in.w;
     double *sum = (double *)(void *)run->ws, *sq = sum + C + 1, *K = sq + C;
     float *scale = (float *)(void *)(K + C), *shift = scale + C;
     const float *gamma = l->params, *beta = l->params + C;
-    void (*apply)(const float *, size_t, size_t, const float *, const float *, const float *, float *) =
-        l->fused_act == TSR_ACT_RELU ? tsr_compute_affine_cols_relu : tsr_compute_affine_cols;
-    /* A tiling maxpool after the ReLU pools as the batch norm normalises:
-     * y is the maxpool's output, its argmax the maxpool's state (layer.h). */
-    tsr_conv_geom_t pg = l->pool ? layer_pool_geom(l->pool) : (tsr_conv_geom_t){0};
-    int32_t *argmax = l->pool ? (int32_t *)(void *)l->pool->state : NULL;
     if (!run->train) {
         for (size_t c = 0; c < C; c++) {
             scale[c] = gamma[c] / sqrtf(l->buffers[C + c] + (float)l->arg[1]);
             shift[c] = beta[c];
         }
-        if (argmax)
-            tsr_compute_affine_relu_maxpool(x, n, &pg, l->buffers, scale, shift, y, argmax);
-        else
-            apply(x, rows, C, l->buffers, scale, shift, y);
+        normalise(l, x, n, l->buffers, scale, shift, y);
         return TSR_OK;
     }
     /* One pass for both sums: the squares about the running mean K (the
@@ -131,10 +138,7 @@ static int bn_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x
         scale[c] = gamma[c] * l->state[C + c];
         shift[c] = beta[c];
     }
-    if (argmax)
-        tsr_compute_affine_relu_maxpool(x, n, &pg, l->state, scale, shift, y, argmax);
-    else
-        apply(x, rows, C, l->state, scale, shift, y);
+    normalise(l, x, n, l->state, scale, shift, y);
     return TSR_OK;
 }
 

@@ -20,8 +20,6 @@ int layer_pool_tiles(const tsr_layer_t *l)
     return g.stride == g.k && g.oh * g.k == g.h && g.ow * g.k == g.w;
 }
 
-static tsr_conv_geom_t geom(const tsr_layer_t *l) { return layer_pool_geom(l); }
-
 static int pool_shape(tsr_layer_t *l)
 {
     double k = l->arg[0], st = l->arg[1];
@@ -42,7 +40,7 @@ static int pool_shape(tsr_layer_t *l)
 static int max_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     (void)run;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     (l->mask_relu ? tsr_compute_maxpool_relu : tsr_compute_maxpool)(x, n, &g, y, (int32_t *)(void *)l->state);
     return TSR_OK;
 }
@@ -51,7 +49,7 @@ static int max_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
                         float *dx, size_t n)
 {
     (void)run, (void)x, (void)y;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     if (dx)
         tsr_compute_maxpool_backward(dy, (const int32_t *)(const void *)l->state, n, &g, dx);
     return TSR_OK;
@@ -60,7 +58,7 @@ static int max_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
 static int avg_forward(tsr_layer_t *l, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     (void)run;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     tsr_compute_avgpool(x, n, &g, y);
     return TSR_OK;
 }
@@ -69,7 +67,7 @@ static int avg_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
                         float *dx, size_t n)
 {
     (void)run, (void)x, (void)y;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     if (dx)
         tsr_compute_avgpool_backward(dy, n, &g, dx);
     return TSR_OK;
@@ -78,7 +76,7 @@ static int avg_backward(tsr_layer_t *l, const tsr_layer_run_t *run, const float 
 static int max_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     (void)run;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     return tsr_gpu_maxpool(gpu, x, n, &g, y, (int32_t *)(void *)l->state);
 }
 
@@ -86,14 +84,14 @@ static int max_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *ru
                             float *dy, float *dx, size_t n)
 {
     (void)run, (void)x, (void)y;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     return dx ? tsr_gpu_maxpool_backward(gpu, dy, (const int32_t *)(const void *)l->state, n, &g, dx) : TSR_OK;
 }
 
 static int avg_gpu_forward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *run, const float *x, float *y, size_t n)
 {
     (void)run;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     return tsr_gpu_avgpool(gpu, x, n, &g, y);
 }
 
@@ -101,7 +99,7 @@ static int avg_gpu_backward(tsr_layer_t *l, void *gpu, const tsr_layer_run_t *ru
                             float *dy, float *dx, size_t n)
 {
     (void)run, (void)x, (void)y;
-    tsr_conv_geom_t g = geom(l);
+    tsr_conv_geom_t g = layer_pool_geom(l);
     return dx ? tsr_gpu_avgpool_backward(gpu, dy, n, &g, dx) : TSR_OK;
 }
 
