@@ -91,7 +91,8 @@ typedef struct tsr_loader tsr_loader_t;
  * (the same permutation on every rank). Step s of the epoch covers global
  * positions [s*B*world, (s+1)*B*world) of it, and rank r takes
  * [s*B*world + r*B, +B). The last incomplete global batch is dropped.
- * With prefetch, a helper thread fills the next batch while this one is used.
+ * With prefetch, a helper thread fills the next batches (up to 8, in 32 MiB)
+ * while this one is used.
  * Fails (TSR_EINVAL) if batch*world exceeds the rows, naming both. */
 TSR_API int tsr_loader_create(tsr_dataset_t *ds, int rank, int world, size_t batch, uint64_t seed, int prefetch,
                               tsr_loader_t **out);

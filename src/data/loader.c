@@ -3,10 +3,17 @@
  * slice of every global batch, and (optionally) a prefetch thread that
  * fills the next batch while the caller uses this one.
  *
- * Buffers: with prefetch there are two batch slots (double buffer); the
- * producer (the helper thread, or the caller itself without prefetch) owns
- * the permutation and the gather work area. Everything is allocated in
- * tsr_loader_create; tsr_loader_next allocates nothing. */
+ * Buffers: with prefetch there are 2 to LOADER_SLOTS batch slots, as many
+ * as LOADER_BUDGET bytes hold; the producer (the helper thread, or the
+ * caller itself without prefetch) owns the permutation and the gather work
+ * area. Everything is allocated in tsr_loader_create; tsr_loader_next
+ * allocates nothing.
+ *
+ * Waking the helper is a system call that costs the step tens of
+ * microseconds on a virtual machine (28 us of a 1 ms MLP step measured,
+ * an inter-processor interrupt to its idle core). With more than two
+ * slots, the caller wakes it only when one batch is left queued, so it
+ * refills several slots per wake: once every nslots - 2 steps. */
 #include "tessera/data.h"
 
 #include "tessera/error.h"
@@ -20,6 +27,11 @@
 #include <string.h>
 
 enum { SLOT_EMPTY, SLOT_FILLING, SLOT_READY, SLOT_INUSE };
+
+/* Up to 8 slots in 32 MiB: an MLP's 128 x 784 floats take 8 (3.2 MB);
+ * a batch of 32 MiB or more, whose step outlasts a wake by far, takes 2. */
+enum { LOADER_SLOTS = 8 };
+#define LOADER_BUDGET ((size_t)32 << 20)
 
 typedef struct slot {
     float *x;
@@ -44,7 +56,7 @@ struct tsr_loader {
     int perm_valid;
     void *work;
 
-    slot_t slots[2];
+    slot_t slots[LOADER_SLOTS];
     int nslots;
 
     /* Guarded by mu (with prefetch). */
@@ -137,7 +149,7 @@ static void *producer(void *arg)
 
 static void free_slots(tsr_loader_t *ld)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < LOADER_SLOTS; i++) {
         free(ld->slots[i].x);
         free(ld->slots[i].labels);
         free(ld->slots[i].targets);
@@ -194,10 +206,11 @@ int tsr_loader_create(tsr_dataset_t *ds, int rank, int world, size_t batch, uint
     ld->seed = seed;
     ld->prefetch = prefetch != 0;
     ld->inuse = -1;
-    ld->nslots = ld->prefetch ? 2 : 1;
-
     size_t d = tsr_dataset_dim(ds), k = tsr_dataset_target_dim(ds);
     int labels = tsr_dataset_is_labels(ds);
+    size_t slot_bytes = batch * (d * sizeof(float) + (labels ? sizeof(int32_t) : k * sizeof(float)));
+    size_t fit = slot_bytes ? LOADER_BUDGET / slot_bytes : LOADER_SLOTS;
+    ld->nslots = !ld->prefetch ? 1 : fit < 2 ? 2 : fit > LOADER_SLOTS ? LOADER_SLOTS : (int)fit;
     int ok = (ld->perm = malloc(n * sizeof(uint32_t))) != NULL;
     size_t wsz = tsr_dataset_gather_work_size(ds, batch);
     if (ok && wsz > 0)
@@ -305,7 +318,6 @@ int tsr_loader_next(tsr_loader_t *ld, tsr_batch_t *batch)
     if (ld->inuse >= 0) {
         ld->slots[ld->inuse].state = SLOT_EMPTY;
         ld->inuse = -1;
-        pthread_cond_broadcast(&ld->cv_prod);
     }
     slot_t *s = NULL;
     for (;;) {
@@ -316,10 +328,20 @@ int tsr_loader_next(tsr_loader_t *ld, tsr_batch_t *batch)
             }
         if (s)
             break;
+        pthread_cond_broadcast(&ld->cv_prod); /* it may sleep on slots freed without a wake */
         pthread_cond_wait(&ld->cv_cons, &ld->mu);
     }
     s->state = SLOT_INUSE;
     ld->cons_seq++;
+    int queued = 0, empty = 0;
+    for (int i = 0; i < ld->nslots; i++) {
+        queued += ld->slots[i].state == SLOT_READY || ld->slots[i].state == SLOT_FILLING;
+        empty += ld->slots[i].state == SLOT_EMPTY;
+    }
     pthread_mutex_unlock(&ld->mu);
+    /* After the unlock: woken under it, the producer would find the lock
+     * held and sleep again, and its second wake would cost the step too. */
+    if (empty && queued <= (ld->nslots > 2))
+        pthread_cond_broadcast(&ld->cv_prod);
     return hand_out(s, batch, ld->batch);
 }

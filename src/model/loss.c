@@ -23,9 +23,16 @@ static double xent_row(const tsr_model_spec_t *s, const float *z, size_t k, int3
     float mx = z[0];
     for (size_t j = 1; j < k; j++)
         mx = z[j] > mx ? z[j] : mx;
+    /* Each exponential once, in float (the gradient's precision), kept in
+     * d for the gradient; summed in double for the loss. */
     double sum = 0;
-    for (size_t j = 0; j < k; j++)
-        sum += exp((double)(z[j] - mx));
+    if (d) {
+        for (size_t j = 0; j < k; j++)
+            sum += d[j] = expf(z[j] - mx);
+    } else {
+        for (size_t j = 0; j < k; j++)
+            sum += expf(z[j] - mx);
+    }
     double lse = log(sum);
     double eps = s->label_smoothing, loss = 0, wq = 0;
     int simple = eps == 0 && !s->nclass_weights;
@@ -41,7 +48,7 @@ static double xent_row(const tsr_model_spec_t *s, const float *z, size_t k, int3
     if (d) {
         float inv = (float)(1.0 / sum);
         for (size_t j = 0; j < k; j++) {
-            float p = expf(z[j] - mx) * inv;
+            float p = d[j] * inv;
             if (simple) {
                 d[j] = (p - ((int32_t)j == y ? 1.0f : 0.0f)) * scale;
             } else {

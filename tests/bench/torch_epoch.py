@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--accum", type=int, default=1,
+                    help="micro-batches of --batch rows per optimizer step (each backward of loss / accum)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(1)
@@ -36,7 +38,8 @@ def main():
         scale = float(f["X"].attrs.get("scale", 1.0))
         y = torch.from_numpy(f["y"][...].astype("int64"))
     n = X.shape[0]
-    steps = n // args.batch
+    k = max(args.accum, 1)
+    steps = n // (args.batch * k)
     layers = []
     for i in range(len(SIZES) - 1):
         layers.append(nn.Linear(SIZES[i], SIZES[i + 1]))
@@ -51,18 +54,20 @@ def main():
         perm = torch.randperm(n)
         total = torch.zeros(())
         for s in range(steps):
-            idx = perm[s * args.batch:(s + 1) * args.batch]
-            xb = X[idx].float().mul_(scale)
             opt.zero_grad()
-            loss = loss_fn(model(xb), y[idx])
-            loss.backward()
+            for i in range(k):
+                lo = (s * k + i) * args.batch
+                idx = perm[lo:lo + args.batch]
+                xb = X[idx].float().mul_(scale)
+                loss = loss_fn(model(xb), y[idx])
+                (loss / k if k > 1 else loss).backward()
+                total += loss.detach() / k
             opt.step()
-            total += loss.detach()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         losses.append(float(total) / steps)
-    print(json.dumps({"bench": "torch_epoch", "torch": torch.__version__, "batch": args.batch, "steps": steps,
-                      "samples": steps * args.batch, "epoch_s": [round(t, 4) for t in times], "epoch_cpu_s": [round(t, 4) for t in cpu],
+    print(json.dumps({"bench": "torch_epoch", "torch": torch.__version__, "batch": args.batch, "accum": k, "steps": steps,
+                      "samples": steps * args.batch * k, "epoch_s": [round(t, 4) for t in times], "epoch_cpu_s": [round(t, 4) for t in cpu],
                       "loss": [round(v, 4) for v in losses]}))
     return 0
 
