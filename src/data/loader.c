@@ -11,9 +11,9 @@
  *
  * Waking the helper is a system call that costs the step tens of
  * microseconds on a virtual machine (28 us of a 1 ms MLP step measured,
- * an inter-processor interrupt to its idle core). With more than two
- * slots, the caller wakes it only when one batch is left queued, so it
- * refills several slots per wake: once every nslots - 2 steps. */
+ * an inter-processor interrupt to its idle core). With more than three
+ * slots, the caller wakes it once every nslots - 2 batches, and it
+ * refills every free slot per wake. */
 #include "tessera/data.h"
 
 #include "tessera/error.h"
@@ -338,10 +338,15 @@ int tsr_loader_next(tsr_loader_t *ld, tsr_batch_t *batch)
         queued += ld->slots[i].state == SLOT_READY || ld->slots[i].state == SLOT_FILLING;
         empty += ld->slots[i].state == SLOT_EMPTY;
     }
+    /* Every nslots - 2 batches, by count, so that every rank's helper
+     * refills in the same step: ranks that share cores with their helpers
+     * then lose that time together, not each in a step of its own that
+     * the others wait for at the next sum. */
+    int wake = empty && (queued == 0 || ld->nslots <= 3 || ld->cons_seq % (uint64_t)(ld->nslots - 2) == 0);
     pthread_mutex_unlock(&ld->mu);
     /* After the unlock: woken under it, the producer would find the lock
      * held and sleep again, and its second wake would cost the step too. */
-    if (empty && queued <= (ld->nslots > 2))
+    if (wake)
         pthread_cond_broadcast(&ld->cv_prod);
     return hand_out(s, batch, ld->batch);
 }
