@@ -28,7 +28,7 @@ char *tsr_model_summary(const tsr_model_t *m)
         tsr_layer_spec_text(&m->spec.layer[i], text, sizeof text);
         if (l->kind == &tsr_kind_res_end)
             snprintf(text, sizeof text, "} + input of layer %d", m->block[i]);
-        char full[128];
+        char full[192]; /* indent, spec text and mark: never cut */
         snprintf(full, sizeof full, "%s%s%s", ind, text, m->role[i] == ROLE_FUSED ? " (fused)" : "");
         PUT("%-5d %-32s %-14s %12zu %14.0f\n", i, full, layer_shape_text(l->out, shape, sizeof shape),
             l->nparams + l->nbuffers, f);
