@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     *) build=$1; shift ;;
   esac
 done
+case $micro in '' | *[!0-9]* | 0) echo "run_accum_bench.sh: --micro $micro: expected a positive whole number of rows" >&2; exit 2 ;; esac
 case $build in /*) ;; *) build=$root/$build ;; esac
 bin=$build/tessera bench=$build/tests/bench/bench_train
 for f in "$bin" "$bench"; do
