@@ -75,18 +75,18 @@ static uint32_t lars(tsr_optim_t *o, float *restrict p, const float *restrict g,
         float *restrict pp = p + a;
         const float *restrict gg = g + a;
         if (!o->nopt) {
-            EACH8(i, len, {
+            NF_EACH16(i, len, nf, {
                 pp[i] -= lr * ((gg[i] + wd * pp[i]) * tr);
-                NF_ACC(nf, pp[i]);
+                NF_LANE(pp[i]);
             });
             continue;
         }
         float *restrict v = o->state + a;
-        EACH8(i, len, {
+        NF_EACH16(i, len, nf, {
             float d = (gg[i] + wd * pp[i]) * tr;
             v[i] = first ? d : mu * v[i] + d;
             pp[i] -= lr * v[i];
-            NF_ACC(nf, pp[i]);
+            NF_LANE(pp[i]);
         });
     }
     return nf;

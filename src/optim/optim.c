@@ -15,7 +15,7 @@
 static int any_nonfinite(const float *x, size_t n)
 {
     uint32_t acc = 0;
-    EACH8(i, n, NF_ACC(acc, x[i]));
+    NF_EACH16(i, n, acc, NF_LANE(x[i]));
     return NF_BAD(acc);
 }
 

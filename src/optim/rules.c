@@ -16,33 +16,55 @@ TSR_HOT static uint32_t sgd(tsr_optim_t *o, float *restrict p, const float *rest
     float wd = (float)c->weight_decay, mu = (float)c->momentum;
     float *restrict v = o->state + off;
     if (!o->nopt) {
-        EACH8(i, n, {
+        NF_EACH16(i, n, nf, {
             p[i] -= lr * (g[i] + wd * p[i]);
-            NF_ACC(nf, p[i]);
+            NF_LANE(p[i]);
         });
     } else if (c->nesterov) {
-        EACH8(i, n, {
+        NF_EACH16(i, n, nf, {
             float gi = g[i] + wd * p[i];
             v[i] = mu * v[i] + gi;
             p[i] -= lr * (gi + mu * v[i]);
-            NF_ACC(nf, p[i]);
+            NF_LANE(p[i]);
         });
     } else if (o->step == 0) {
         /* PyTorch starts the buffer at the first gradient. */
-        EACH8(i, n, {
+        NF_EACH16(i, n, nf, {
             float gi = g[i] + wd * p[i];
             v[i] = gi;
             p[i] -= lr * gi;
-            NF_ACC(nf, p[i]);
+            NF_LANE(p[i]);
         });
     } else {
-        EACH8(i, n, {
+        NF_EACH16(i, n, nf, {
             float gi = g[i] + wd * p[i];
             v[i] = mu * v[i] + gi;
             p[i] -= lr * v[i];
-            NF_ACC(nf, p[i]);
+            NF_LANE(p[i]);
         });
     }
+    return nf;
+}
+
+/* Adam's arrays as parameters: GCC trusts restrict there, and on two
+ * locals from one buffer would check their overlap at run time, which
+ * -O2's vectoriser declines to do. */
+struct adam_k {
+    float b1, b2, eps, bc2s, step, decay, l2;
+};
+
+TSR_HOT static uint32_t adam_span(const struct adam_k *k, float *restrict p, const float *restrict g, float *restrict m,
+                                  float *restrict v, size_t n)
+{
+    uint32_t nf = 0;
+    float b1 = k->b1, b2 = k->b2, eps = k->eps, bc2s = k->bc2s, step = k->step, decay = k->decay, l2 = k->l2;
+    NF_EACH16(i, n, nf, {
+        float gi = g[i] + l2 * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
+        NF_LANE(p[i]);
+    });
     return nf;
 }
 
@@ -51,37 +73,32 @@ static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g,
                      size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
-    uint32_t nf = 0;
-    float b1 = (float)c->beta1, b2 = (float)c->beta2, eps = (float)c->eps, wd = (float)c->weight_decay;
+    float wd = (float)c->weight_decay;
     double t = (double)(o->step + 1);
     float bc1 = (float)(1.0 - pow(c->beta1, t));
-    float bc2s = (float)sqrt(1.0 - pow(c->beta2, t));
-    float step = lr / bc1, decay = coupled ? 1.0f : 1.0f - lr * wd, l2 = coupled ? wd : 0.0f;
-    float *restrict m = o->state + off, *restrict v = o->state + o->n + off;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + l2 * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) / bc2s + eps);
-        NF_ACC(nf, p[i]);
-    }
-    return nf;
+    struct adam_k k = {(float)c->beta1,    (float)c->beta2,
+                       (float)c->eps,      (float)sqrt(1.0 - pow(c->beta2, t)),
+                       lr / bc1,           coupled ? 1.0f : 1.0f - lr * wd,
+                       coupled ? wd : 0.0f};
+    return adam_span(&k, p, g, o->state + off, o->state + o->n + off, n);
 }
 
 /* c = b1 m + (1 - b1) g; p = p (1 - lr wd) - lr sign(c); m = b2 m + (1 - b2) g.
- * sign(0) = 0 as torch.sign; a NaN c stays NaN so the check sees it. */
-static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off, size_t n)
+ * sign(0) = 0 as torch.sign; a NaN c stays NaN so the check sees it, and
+ * an infinite gradient, whose sign is finite, is seen in m. */
+TSR_HOT static uint32_t lion(tsr_optim_t *o, float *restrict p, const float *restrict g, float lr, size_t off, size_t n)
 {
     const tsr_optim_config_t *c = &o->cfg;
     uint32_t nf = 0;
     float b1 = (float)c->beta1, b2 = (float)c->beta2, decay = 1.0f - lr * (float)c->weight_decay;
     float *restrict m = o->state + off;
-    EACH8(i, n, {
+    NF_EACH16(i, n, nf, {
         float u = b1 * m[i] + (1.0f - b1) * g[i];
         float s = u > 0.0f ? 1.0f : u < 0.0f ? -1.0f : u;
         p[i] = p[i] * decay - lr * s;
         m[i] = b2 * m[i] + (1.0f - b2) * g[i];
-        NF_ACC(nf, p[i]);
+        NF_LANE(p[i]);
+        NF_LANE(m[i]);
     });
     return nf;
 }
@@ -97,7 +114,7 @@ static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict
     float al = (float)c->alpha, eps = (float)c->eps, wd = (float)c->weight_decay, mu = (float)c->momentum;
     float *restrict sq = o->state + off, *restrict mean = c->centered ? o->state + all + off : NULL;
     float *restrict buf = mu > 0 ? o->state + (c->centered ? 2 : 1) * all + off : NULL;
-    for (size_t i = 0; i < n; i++) {
+    NF_EACH16(i, n, nf, {
         float gi = g[i] + wd * p[i];
         sq[i] = al * sq[i] + (1.0f - al) * gi * gi;
         float avg;
@@ -113,8 +130,8 @@ static uint32_t rmsprop(tsr_optim_t *o, float *restrict p, const float *restrict
         } else {
             p[i] -= lr * (gi / avg);
         }
-        NF_ACC(nf, p[i]);
-    }
+        NF_LANE(p[i]);
+    });
     return nf;
 }
 

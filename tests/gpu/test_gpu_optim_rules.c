@@ -3,7 +3,7 @@
  * the same optimizer on the CPU: the weights and the state after each of a
  * few steps, over tensors (segments) with an excluded one; a skipped
  * update (NaN gradients, on_nonfinite = skip) counted once however many
- * launches make it, and the non-finite note. Exits 77 without a GPU. */
+ * launches make it, and the non-finite note (NaN or infinite gradients). Exits 77 without a GPU. */
 #include "gpu_test.h"
 #include "tessera/optim.h"
 
@@ -24,8 +24,9 @@ static tsr_optim_config_t config(tsr_optim_kind_t kind)
     return c;
 }
 
-/* Runs c on both sides; grads[STEPS][N] from the same seed. */
-static void compare(const char *name, tsr_optim_config_t c, int nan_at)
+/* Runs c on both sides; grads[STEPS][N] from the same seed, one of them
+ * made bad (NaN or Inf) at step nan_at. */
+static void compare_bad(const char *name, tsr_optim_config_t c, int nan_at, float bad)
 {
     tsr_optim_t *cpu = NULL, *gpu = NULL;
     CK(tsr_optim_create(&c, N, &cpu));
@@ -38,7 +39,7 @@ static void compare(const char *name, tsr_optim_config_t c, int nan_at)
     for (int s = 0; s < STEPS; s++) {
         float *g = hrand(N, -0.5f, 0.5f);
         if (s == nan_at)
-            g[2500] = NAN;
+            g[2500] = bad;
         CK(tsr_gpu_upload(G, dg, g, N * 4));
         CK(tsr_optim_step(cpu, p, g, NULL));
         CK(tsr_optim_step(gpu, dp, dg, NULL));
@@ -71,6 +72,8 @@ static void compare(const char *name, tsr_optim_config_t c, int nan_at)
     tsr_optim_destroy(cpu), tsr_optim_destroy(gpu);
 }
 
+static void compare(const char *name, tsr_optim_config_t c, int nan_at) { compare_bad(name, c, nan_at, NAN); }
+
 int main(void)
 {
     gpu_test_start();
@@ -95,6 +98,8 @@ int main(void)
         c.on_nonfinite = TSR_NONFINITE_STOP;
         snprintf(name, sizeof name, "%s, NaN gradients noted", tsr_optim_kind_name(kinds[k]));
         compare(name, c, 2);
+        snprintf(name, sizeof name, "%s, infinite gradients noted", tsr_optim_kind_name(kinds[k]));
+        compare_bad(name, c, 2, INFINITY);
     }
     return gpu_test_end();
 }

@@ -190,6 +190,42 @@ static void test_nonfinite_noted(void **state)
     }
 }
 
+/* The check folds one word per lane of 16 and the scalar tail: a bad
+ * value in any lane, block or the tail is noted, by every rule, and
+ * on_nonfinite = skip finds it there too (leaving the weights alone). */
+static void test_nonfinite_every_lane(void **state)
+{
+    (void)state;
+    enum { N = 37 };
+    const size_t at[] = {0, 5, 15, 16, 27, 31, 32, 36};
+    tsr_optim_kind_t kinds[] = {TSR_OPTIM_SGD,  TSR_OPTIM_ADAMW, TSR_OPTIM_ADAM,   TSR_OPTIM_LION,
+                                TSR_OPTIM_LAMB, TSR_OPTIM_LARS,  TSR_OPTIM_RMSPROP};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        for (size_t a = 0; a < sizeof at / sizeof *at; a++)
+            for (int skip = 0; skip < 2; skip++) {
+                tsr_optim_config_t c = base(kinds[k]);
+                c.momentum = kinds[k] == TSR_OPTIM_SGD && a % 2 ? 0.0 : 0.9;
+                c.on_nonfinite = skip ? TSR_NONFINITE_SKIP : c.on_nonfinite;
+                tsr_optim_t *o = make(&c, N);
+                float p[N], g[N], was[N];
+                for (int i = 0; i < N; i++)
+                    p[i] = 1.0f + 0.01f * (float)i, g[i] = 0.1f - 0.003f * (float)i;
+                tsr_optim_step(o, p, g, NULL);
+                assert_int_equal(tsr_optim_nonfinite_step(o), 0);
+                g[at[a]] = a % 2 ? INFINITY : NAN;
+                memcpy(was, p, sizeof p);
+                tsr_optim_step(o, p, g, NULL);
+                if (skip) {
+                    assert_int_equal(tsr_optim_skipped_steps(o), 1);
+                    assert_memory_equal(p, was, sizeof p);
+                } else {
+                    if (tsr_optim_nonfinite_step(o) != 2)
+                        fail_msg("kind %d at %zu", (int)kinds[k], at[a]);
+                }
+                tsr_optim_destroy(o);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_lamb),
         cmocka_unit_test(test_segments_must_tile),
         cmocka_unit_test(test_nonfinite_noted),
+        cmocka_unit_test(test_nonfinite_every_lane),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

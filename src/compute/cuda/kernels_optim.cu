@@ -19,6 +19,7 @@ __global__ void lion_k(float *p, const float *gr, float *m, size_t n, float lr, 
         p[i] = p[i] * decay - lr * s;
         m[i] = b2 * m[i] + (1.0f - b2) * gr[i];
         guard_note(gd, p[i]);
+        guard_note(gd, m[i]); /* an infinite gradient's sign is finite */
     }
 }
 
