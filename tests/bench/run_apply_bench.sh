@@ -28,6 +28,18 @@ set -u
 BUILD=${1:-build}
 shift || true
 PARTS=${*:-dd torch dask}
+for p in $BUILD $PARTS; do
+  case $p in
+    -*) echo "run_apply_bench.sh: unknown option $p (usage: [BUILD_DIR] [dd] [torch] [dask])" >&2; exit 2 ;;
+  esac
+done
+for p in $PARTS; do
+  case $p in
+    dd | torch | dask) ;;
+    *) echo "run_apply_bench.sh: unknown part '$p': expected dd, torch or dask" >&2; exit 2 ;;
+  esac
+done
+[ -x "$BUILD/tessera" ] || { echo "run_apply_bench.sh: $BUILD/tessera not found; build first" >&2; exit 1; }
 B=$(realpath "$BUILD")/tessera
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PYTHON:-/usr/bin/python3}

@@ -30,7 +30,10 @@ while [ $# -gt 0 ]; do
     --max-bytes) maxb=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -*) echo "run_comm_regress.sh: unknown option $1" >&2; exit 2 ;;
-    *) if [ -z "$base" ]; then base=$(cd "$1" && pwd); else build=$(cd "$1" && pwd); fi; shift ;;
+    *)
+      [ -d "$1" ] || { echo "run_comm_regress.sh: build directory $1 not found" >&2; exit 1; }
+      if [ -z "$base" ]; then base=$(cd "$1" && pwd); else build=$(cd "$1" && pwd); fi
+      shift ;;
   esac
 done
 [ -n "$base" ] || { echo "usage: run_comm_regress.sh BASE_BUILD [BUILD] [--rounds N]" >&2; exit 2; }

@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --np) np=$2; shift 2 ;;
     -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run_largebatch_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
 done

@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
     --repeats) reps=$2; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
     -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "run_repro_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
 done

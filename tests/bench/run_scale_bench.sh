@@ -57,7 +57,9 @@ while [ $# -gt 0 ]; do
     --no-sweep) sweep=0; shift ;;
     --model-only) model_only=1; shift ;;
     -*) echo "run_scale_bench.sh: unknown option $1" >&2; exit 2 ;;
-    *) build=$(cd "$1" && pwd); shift ;;
+    *)
+      [ -d "$1" ] || { echo "run_scale_bench.sh: build directory $1 not found" >&2; exit 1; }
+      build=$(cd "$1" && pwd); shift ;;
   esac
 done
 out=${out:-$build/scale-bench}

@@ -40,10 +40,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $build in /*) ;; *) build=$root/$build ;; esac
+# --config: a path as given, else a name under tests/bench
+if [ -f "$config" ]; then config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
+elif [ -f "$here/$config" ]; then config=$here/$config
+else echo "run_scaling_bench.sh: --config $config: no such file (as given or under $here)" >&2; exit 2; fi
 [ "$fixed" = 1 ] && extra=(--set runtime.blas_threads=1 --set data.prefetch=false "${extra[@]}")
-echo "per rank: ${extra[*]:-the defaults (a lone rank may use idle cores)}"
 tessera=$build/tessera
 [ -x "$tessera" ] || { echo "run_scaling_bench.sh: $tessera not found; build first" >&2; exit 1; }
+echo "per rank: ${extra[*]:-the defaults (a lone rank may use idle cores)}"
 mpirun=$(command -v mpirun || command -v mpiexec)
 flags=(--oversubscribe --bind-to none)
 [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
@@ -52,10 +56,14 @@ trap 'rm -rf "$tmp"' EXIT
 fashion_h5 "$tessera" "$tmp/fashion.h5" || exit 1
 cd "$tmp"
 run() { # run NP: prints samples/s, saves the log
-  "$mpirun" "${flags[@]}" -n "$1" "$tessera" train "$here/$config" --set data.path="$tmp/fashion.h5" \
+  "$mpirun" "${flags[@]}" -n "$1" "$tessera" train "$config" --set data.path="$tmp/fashion.h5" \
     --set train.output="$tmp/m.h5" --set train.batch_size="$batch" --set train.epochs=100 \
     --set train.max_steps="$steps" --set train.eval=false --set train.register=false \
-    --set checkpoint.final=false --set runtime.progress=none "${extra[@]}" >"$tmp/log.$1.$2" 2>&1
+    --set checkpoint.final=false --set runtime.progress=none "${extra[@]}" >"$tmp/log.$1.$2" 2>&1 || {
+    echo "run_scaling_bench.sh: tessera train on $1 rank(s) failed; its log ends:" >&2
+    tail -5 "$tmp/log.$1.$2" >&2
+    exit 1
+  }
   sed -n 's/.*| \([0-9]*\) samples\/s.*/\1/p' "$tmp/log.$1.$2"
 }
 s1=() sn=()
@@ -66,10 +74,11 @@ for r in $(seq 1 "$reps"); do
   echo "round $r: 1 rank ${s1[-1]} samples/s, $np ranks ${sn[-1]} samples/s" >&2
 done
 python3 - "$np" "${s1[*]}" "${sn[*]}" "$batch" "$config" <<'PY'
-import statistics, sys
+import os, statistics, sys
 np_ = int(sys.argv[1]); s1 = [float(v) for v in sys.argv[2].split()]; sn = [float(v) for v in sys.argv[3].split()]
 m1, mn = statistics.median(s1), statistics.median(sn)
-net = "MLP 784-256-256-10" if sys.argv[5] == "fashion.ini" else sys.argv[5]
+name = os.path.basename(sys.argv[5])
+net = "MLP 784-256-256-10" if name == "fashion.ini" else name
 print(f"weak scaling, {net}, batch {sys.argv[4]} per rank: 1 rank {m1:.0f} samples/s, "
       f"{np_} ranks {mn:.0f} samples/s: efficiency {mn / (np_ * m1):.2f} (target >= 0.90); per round: "
       + ", ".join(f"{b / (np_ * a):.2f}" for a, b in zip(s1, sn)))

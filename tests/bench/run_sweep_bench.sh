@@ -26,18 +26,20 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --epochs) EPOCHS=$2; shift ;;
     --set) EXTRA+=(--set "$2"); shift ;;
+    -*) echo "run_sweep_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) BUILD=$1 ;;
   esac
   shift
 done
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
+[ -x "$BUILD/tessera" ] || { echo "run_sweep_bench.sh: $BUILD/tessera not found; build first" >&2; exit 1; }
 BUILD=$(cd "$BUILD" && pwd)
 T=$BUILD/tessera
 PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 W=$(mktemp -d "${TMPDIR:-/tmp}/tessera-sweep-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-cd "$W"
+cd "$W" || exit 1
 cp "$SRC/examples/digits.ini" . && mkdir -p data && cp "$SRC/examples/data/digits.h5" data/
 LRS=(0.003 0.01 0.03 0.1)
 BATCHES=(8 16 32 64)

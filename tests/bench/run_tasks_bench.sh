@@ -25,11 +25,13 @@ while [ $# -gt 0 ]; do
   case $1 in
     --rounds) ROUNDS=$2; shift ;;
     --only) ONLY=$2; shift ;;
+    -*) echo "run_tasks_bench.sh: unknown option $1" >&2; exit 2 ;;
     *) BUILD=$1 ;;
   esac
   shift
 done
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
+[ -x "$BUILD/tessera" ] || { echo "run_tasks_bench.sh: $BUILD/tessera not found; build first" >&2; exit 1; }
 BUILD=$(cd "$BUILD" && pwd)
 T=$BUILD/tessera
 PY=/usr/bin/python3
@@ -37,7 +39,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 command -v parallel >/dev/null || { echo "GNU parallel is missing: TESSERA_DEPS_BENCH=1 scripts/install-deps.sh"; exit 1; }
 W=$(mktemp -d "${TMPDIR:-/tmp}/tessera-tasks-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-cd "$W"
+cd "$W" || exit 1
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 secs() { local t0=$EPOCHREALTIME; "$@" >/dev/null 2>&1; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
 # stats V...: "median min max" of the values
