@@ -150,8 +150,8 @@ TSR_HOT void tsr_compute_act_bias_grad_add(tsr_act_t act, const float *restrict 
     act_bias_grad(act, y, dy, rows, n, db);
 }
 
-TSR_HOT void tsr_compute_dropout(uint64_t key, uint32_t thr, float scale, const float *restrict in, float *restrict out,
-                                 size_t len)
+TSR_HOT_I64 void tsr_compute_dropout(uint64_t key, uint32_t thr, float scale, const float *restrict in,
+                                     float *restrict out, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         uint32_t keep = -(uint32_t)((uint32_t)(tsr_rng_counter(key, i) >> 32) >= thr);
