@@ -76,10 +76,13 @@ static uint32_t adam(tsr_optim_t *o, float *restrict p, const float *restrict g,
     float wd = (float)c->weight_decay;
     double t = (double)(o->step + 1);
     float bc1 = (float)(1.0 - pow(c->beta1, t));
-    struct adam_k k = {(float)c->beta1,    (float)c->beta2,
-                       (float)c->eps,      (float)sqrt(1.0 - pow(c->beta2, t)),
-                       lr / bc1,           coupled ? 1.0f : 1.0f - lr * wd,
-                       coupled ? wd : 0.0f};
+    struct adam_k k = {.b1 = (float)c->beta1,
+                       .b2 = (float)c->beta2,
+                       .eps = (float)c->eps,
+                       .bc2s = (float)sqrt(1.0 - pow(c->beta2, t)),
+                       .step = lr / bc1,
+                       .decay = coupled ? 1.0f : 1.0f - lr * wd,
+                       .l2 = coupled ? wd : 0.0f};
     return adam_span(&k, p, g, o->state + off, o->state + o->n + off, n);
 }
 
